@@ -1,0 +1,167 @@
+"""Webhook intake throughput: the gateway (SQLite store, durable before the 2xx) vs a bare aiohttp handler that only
+checks the Shopify HMAC, in the same run, each server in its own process, load from this process.
+
+    .venv/bin/python bench/bench_push_intake.py [--requests 4000] [--concurrency 32]
+
+Prints acks/s and p50/p99 time to acknowledge for both, and the ratio (target ≥ 0.5, p99 ≤ 20 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway import signing  # noqa: E402
+from tests.fixtures_push import SHOP_DOMAIN, WEBHOOK_SECRET, free_port, rest_order  # noqa: E402
+
+
+def serve_bare(port: int) -> None:
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        if not signing.verify(request.headers.get(signing.SHOPIFY_HEADER), body, [WEBHOOK_SECRET]):
+            return web.Response(status=401)
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app.router.add_post("/webhooks/shopify", handle)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def serve_gateway(port: int, db: str) -> None:
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from gateway.settings import parse_settings
+
+    settings = parse_settings(
+        {
+            "server": {"sync_webhooks_on_start": False, "reconcile_interval_seconds": 0},
+            "storage": {"backend": "sqlite", "sqlite_path": db},
+            "shops": {
+                "demo": {
+                    "domain": SHOP_DOMAIN,
+                    "auth": {"mode": "token", "access_token": "x"},
+                    "webhook_secret": WEBHOOK_SECRET,
+                    "secrets": ["q"],
+                }
+            },
+        },
+        env={},
+    )
+    web.run_app(create_app(settings), host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+async def wait_up(url: str) -> None:
+    async with aiohttp.ClientSession() as s:
+        for _ in range(200):
+            try:
+                async with s.get(url + "/healthz") as r:
+                    if r.status in (200, 404):
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+async def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
+    for i, b in enumerate(bodies):
+        queue.put_nowait((i, b))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while not queue.empty():
+                i, body = queue.get_nowait()
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Shopify-Topic": "orders/paid",
+                    "X-Shopify-Shop-Domain": SHOP_DOMAIN,
+                    "X-Shopify-Hmac-Sha256": signing.sign_base64(WEBHOOK_SECRET, body),
+                    "X-Shopify-Event-Id": f"bench-{os.getpid()}-{i}",
+                    "X-Shopify-Webhook-Id": f"bench-w-{i}",
+                }
+                t = time.perf_counter()
+                async with session.post(url + "/webhooks/shopify", data=body, headers=headers) as r:
+                    await r.read()
+                    if r.status != 200:
+                        raise RuntimeError(f"HTTP {r.status}")
+                latencies.append(time.perf_counter() - t)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started, latencies
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+async def run_one(mode: str, bodies: list[bytes], concurrency: int, db: str) -> tuple[float, float, float]:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--serve",
+        mode,
+        "--port",
+        str(port),
+        "--db",
+        db,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_up(url)
+        await load(url, bodies[:200], concurrency)  # warm-up
+        elapsed, lat = await load(url, bodies[200:], concurrency)
+        return (len(bodies) - 200) / elapsed, statistics.median(lat) * 1000, pct(lat, 0.99) * 1000
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 10)
+
+
+async def main(args: argparse.Namespace) -> None:
+    bodies = [json.dumps(rest_order(10_000_000 + i, name=f"#{10000 + i}")).encode() for i in range(args.requests + 200)]
+    with tempfile.TemporaryDirectory() as tmp:
+        bare = await run_one("bare", bodies, args.concurrency, "")
+        gw = await run_one("gateway", bodies, args.concurrency, str(Path(tmp) / "bench.sqlite3"))
+    print(f"webhook intake, {args.requests} orders/paid webhooks (~{len(bodies[0])} B), {args.concurrency} concurrent")
+    print(f"  bare HMAC handler : {bare[0]:8.0f} acks/s  p50 {bare[1]:6.2f} ms  p99 {bare[2]:6.2f} ms")
+    print(f"  gateway (SQLite)  : {gw[0]:8.0f} acks/s  p50 {gw[1]:6.2f} ms  p99 {gw[2]:6.2f} ms")
+    print(f"  ratio             : {gw[0] / bare[0]:.2f}  (target >= 0.5, p99 <= 20 ms)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--serve", choices=["bare", "gateway"])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--db", default="")
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    a = parser.parse_args()
+    if a.serve == "bare":
+        serve_bare(a.port)
+    elif a.serve == "gateway":
+        serve_gateway(a.port, a.db)
+    else:
+        asyncio.run(main(a))

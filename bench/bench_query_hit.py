@@ -1,0 +1,210 @@
+"""Cache-hit `orders` lookups per second (joinchat v1, limit 3) versus a bare aiohttp handler, same run, same machine.
+
+    .venv/bin/python bench/bench_query_hit.py [--seconds 5] [--connections 32] [--rounds 2]
+
+Each server runs alone in its own process (the gateway with the local store in-process, then a bare aiohttp app that
+only verifies the X-Joinchat-Signature and echoes the JSON body); load comes from `wrk` (apt-get install wrk) in another
+process, one thread. The gateway's cache is warmed first, so every measured request is a cache hit. Prints lookups/s
+of both and the ratio (target ≥ 0.7). The best of `--rounds` alternating rounds is kept for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aiohttp import web  # noqa: E402
+
+from gateway import signing  # noqa: E402
+from gateway.settings import Settings, parse_settings  # noqa: E402
+
+SECRET = "bench-joinchat-secret"
+TOKEN = "shpat_bench"
+DOMAIN = "bench.myshopify.com"
+HIT_BODY = json.dumps(
+    {"method": "orders", "params": {"order_number": "1001"}, "pagination": {"page": 1, "limit": 3}}
+).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_settings(store_url: str, dialect: str = "joinchat", ttl: float = 3600) -> Settings:
+    return parse_settings({
+        "server": {"sync_webhooks_on_start": False, "reconcile_interval_seconds": 0, "log_level": "WARNING"},
+        "storage": {"backend": "sqlite", "sqlite_path": ":memory:"},
+        "shops": {"bench": {
+            "domain": DOMAIN, "admin_api_base": store_url, "auth": {"mode": "token", "access_token": TOKEN},
+            "dialect": dialect, "secrets": [SECRET], "deadline_seconds": 10,
+            "cache": {"orders": ttl, "packages": ttl, "products": ttl, "property": ttl, "customer": ttl,
+                      "openapi": ttl},
+        }},
+    }, env={})
+
+
+async def serve_store(port: int, latency: float = 0.0, orders: int = 200) -> None:
+    """The local store in its own process, so the gateway's process holds only the gateway."""
+    from gateway.sandbox import SandboxServer, SandboxShop
+    from gateway.sandbox.cost import Bucket
+
+    shop = SandboxShop.seeded(domain=DOMAIN, seed=42, orders=orders, products=60, access_token=TOKEN)
+    # A bucket that never runs dry: these benchmarks measure the gateway, not Shopify's throttling (tested elsewhere).
+    shop.bucket = Bucket(size=10**9, restore_rate=10**9, available=10**9)
+    # The response cache answers a repeated GraphQL request from memory: the store's own execution time stays out
+    # of the gateway's figures.
+    store = SandboxServer([shop], host="127.0.0.1", port=port, response_cache_size=100_000)
+    store.faults.latency = latency
+    await store.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def serve_gateway(port: int, store_port: int, ttl: float = 3600) -> None:
+    from gateway.app import create_app
+
+    runner = web.AppRunner(create_app(bench_settings(f"http://127.0.0.1:{store_port}", ttl=ttl)), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def bare_handler(request: web.Request) -> web.Response:
+    body = await request.read()
+    if not signing.verify(request.headers.get(signing.JOINCHAT_HEADER), body, (SECRET,)):
+        return web.json_response({"success": False}, status=401)
+    return web.Response(body=json.dumps(json.loads(body)).encode(), content_type="application/json")
+
+
+async def serve_bare(port: int) -> None:
+    app = web.Application()
+    app.router.add_post("/bot/{shop}", bare_handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+def start_server(*args: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        raise RuntimeError(f"server did not start: {line!r}")
+    return proc
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+def wrk(url: str, body: bytes, headers: dict[str, str], seconds: int, connections: int) -> float:
+    lua = "wrk.method = 'POST'\nwrk.body = [==[" + body.decode() + "]==]\n" + "".join(
+        f"wrk.headers['{k}'] = '{v}'\n" for k, v in headers.items())
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(lua)
+        script = fh.name
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script, url],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"non-2xx answers during the run:\n{out}")
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m is None:
+        raise RuntimeError(out)
+    return float(m.group(1))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--serve", choices=["gateway", "bare", "store"], help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--store-port", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--latency", type=float, default=0.0, help=argparse.SUPPRESS)
+    ap.add_argument("--orders", type=int, default=200, help=argparse.SUPPRESS)
+    ap.add_argument("--ttl", type=float, default=3600, help=argparse.SUPPRESS)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    if args.serve == "gateway":
+        asyncio.run(serve_gateway(args.port, args.store_port, args.ttl))
+        return 0
+    if args.serve == "store":
+        asyncio.run(serve_store(args.port, args.latency, args.orders))
+        return 0
+    if args.serve == "bare":
+        asyncio.run(serve_bare(args.port))
+        return 0
+    if shutil.which("wrk") is None:
+        print("bench_query_hit: needs wrk (apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    headers = {"Content-Type": "application/json", signing.JOINCHAT_HEADER: signing.sign_base64(SECRET, HIT_BODY)}
+    best = {"gateway": 0.0, "bare": 0.0}
+    store_port = free_port()
+    store = start_server("--serve", "store", "--port", str(store_port))
+    try:
+        for _ in range(args.rounds):
+            for kind in ("gateway", "bare"):
+                best[kind] = max(best[kind], measure(kind, store_port, headers, args.seconds, args.connections))
+    finally:
+        stop_server(store)
+    ratio = best["gateway"] / best["bare"]
+    print(f"cache-hit orders lookups/s (joinchat v1, limit 3): gateway {best['gateway']:.0f}/s, "
+          f"bare verify+echo handler {best['bare']:.0f}/s, ratio {ratio:.2f} (target >= 0.7)")
+    print(f"  wrk -t1 -c{args.connections} -d{args.seconds}s, best of {args.rounds} rounds, {os.cpu_count()} cores")
+    return 0
+
+
+def measure(kind: str, store_port: int, headers: dict[str, str], seconds: int, connections: int) -> float:
+    port = free_port()
+    extra = ["--store-port", str(store_port)] if kind == "gateway" else []
+    proc = start_server("--serve", kind, "--port", str(port), *extra)
+    try:
+        url = f"http://127.0.0.1:{port}/bot/bench"
+        status, reply = post(url, HIT_BODY, headers)  # warm the cache (and check the answer)
+        assert status == 200, reply
+        if kind == "gateway":
+            assert reply["orders"][0]["order_number"] == "1001", reply
+        time.sleep(0.2)
+        return wrk(url, HIT_BODY, headers, seconds, connections)
+    finally:
+        stop_server(proc)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

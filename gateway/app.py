@@ -1,0 +1,25 @@
+"""The application factory: one aiohttp app serving the query flow, the push flow and the operator endpoints."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import ops
+from gateway.errors import error_middleware
+from gateway.keys import SETTINGS
+from gateway.push.setup import setup_push
+from gateway.query import setup_query
+from gateway.settings import Settings
+from gateway.shopify.client import setup_shopify
+
+
+def create_app(settings: Settings) -> web.Application:
+    # The largest body we ever accept is a Shopify webhook; bot queries are capped lower in their handlers
+    # (PROTOCOL §2: 64 KiB → 413 in the caller's dialect).
+    app = web.Application(client_max_size=2 * 1024 * 1024, middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    setup_shopify(app)  # one ClientSession (keep-alive) shared by every shop's ShopifyAdminClient
+    setup_query(app)  # /bot/{shop}, /api/openapi/v1/orders/{order_id}, the lookup cache
+    setup_push(app)  # /webhooks/shopify, the outbox, its sender, reconciliation
+    ops.setup_ops(app)  # /healthz, /readyz, /metrics
+    return app

@@ -1,0 +1,496 @@
+"""The lookup cache: per-entry TTL, bounded LRU (cachetools), single-flight, stale-if-error, tag invalidation.
+
+One `LookupCache` serves every shop of the app (`app[LOOKUP_CACHE]`). Keys are tuples whose first element is the
+shop key, e.g. `(shop_key, OrdersByNumber(...))`; each shop gets its own bounded partition so one busy shop cannot
+evict another's entries.
+
+    result = await cache.get_or_load((shop_key, query), load, ttl=shop.cache.orders, tags=order_tags(name="#1001"))
+
+- A hit is a dict lookup plus an expiry check: no await, no copy. Callers must treat cached values as read-only.
+- Concurrent identical misses share one loader call (single-flight); the load runs in its own task, so a caller that
+  goes away (client disconnect) does not cancel it for the others.
+- If the loader raises `ShopifyUnavailable` (incl. `ShopifyThrottled`) and an expired value younger than the shop's
+  `stale_if_error` exists, that value is served (`CacheStatus.STALE`). Errors are never cached.
+- `ttl == 0`: nothing is stored, but concurrent identical lookups are still shared.
+- Invalidation (`invalidate(shop_key, tags)`, `invalidate_shop(shop_key, kind)`) removes entries outright: an entry
+  the webhooks say is outdated is not served even as stale (and a compliance purge really purges). A load that was in
+  flight when its shop was invalidated answers its callers but is not stored, so it cannot resurrect old data.
+- `on_invalidate` callbacks see every local invalidation (the Redis backend publishes them to other replicas, which
+  call `apply_remote_invalidation`, which does not call the callbacks again).
+
+Tag scheme (scoped per shop; emails and phones are hashed so invalidations can travel through Redis without PII):
+`order:<name without #, lower case>`, `order_id:<numeric id>`, `customer:<numeric id>`, `email:<hash>`,
+`phone:<hash>`, `product:<numeric id>`, `products` (every product search / property list), plus `kind:<kind>` added
+automatically when `get_or_load(..., kind=...)` is given. Build them with `order_tags()` / `product_tags()`; tags
+written by hand are canonicalised (`canonical_tag`: raw emails/phones hashed, `order:#1001` → `order:1001`), and
+`invalidate(shop_key, ["*"])` evicts the whole shop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+
+from aiohttp import web
+from cachetools import Cache, LRUCache
+
+from gateway.keys import SETTINGS
+from gateway.ops import Metrics, get_metrics
+from gateway.shopify.errors import ShopifyUnavailable
+
+log = logging.getLogger(__name__)
+
+V = TypeVar("V")
+Loader = Callable[[], Awaitable[V]]
+
+DEFAULT_MAX_ENTRIES = 10_000
+DEFAULT_STALE_IF_ERROR = 3600.0
+
+
+class CacheStatus(Enum):
+    HIT = "hit"  # fresh entry
+    MISS = "miss"  # this caller ran the loader
+    SHARED = "shared"  # joined a load another caller had started
+    STALE = "stale"  # the loader failed with ShopifyUnavailable; an expired entry answered
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: Any
+    fresh_until: float
+    stale_until: float
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Invalidation:
+    """What was invalidated: `tags` None means the whole shop (restricted to `kind` when given)."""
+
+    shop_key: str
+    tags: tuple[str, ...] | None = None
+    kind: str | None = None
+
+
+InvalidationHook = Callable[[Invalidation], Awaitable[None] | None]
+
+
+# --- tag scheme ----------------------------------------------------------------------------------------------------
+
+
+def _pii_digest(value: str) -> str:
+    # Not a secret-keeping hash, just a way to keep raw emails/phones out of tags that travel between replicas.
+    return hashlib.blake2b(value.encode("utf-8"), digest_size=12).hexdigest()
+
+
+def order_name_tag(name: str) -> str:
+    return "order:" + name.strip().lstrip("#").lower()
+
+
+def email_tag(email: str) -> str:
+    return "email:" + _pii_digest(email.strip().lower())
+
+
+def phone_tag(phone: str) -> str:
+    return "phone:" + _pii_digest(phone.strip())
+
+
+def order_tags(
+    name: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    customer_id: int | str | None = None,
+    order_id: int | str | None = None,
+) -> tuple[str, ...]:
+    """Tags of every lookup that may contain this order (by number, by account, by id).
+
+    The lookup side tags an entry with what it searched for; the webhook side calls this with what the order
+    carries, and invalidating with the result evicts every lookup that could have shown the order."""
+    tags: list[str] = []
+    if name:
+        tags.append(order_name_tag(name))
+    if email:
+        tags.append(email_tag(email))
+    if phone:
+        tags.append(phone_tag(phone))
+    if customer_id is not None and str(customer_id):
+        tags.append(f"customer:{_numeric_id(customer_id)}")
+    if order_id is not None and str(order_id):
+        tags.append(f"order_id:{_numeric_id(order_id)}")
+    return tuple(tags)
+
+
+def product_tags(product_id: int | str | None = None) -> tuple[str, ...]:
+    """A product change can alter any product search or property list, so `products` always comes along."""
+    if product_id is None:
+        return ("products",)
+    return ("products", f"product:{_numeric_id(product_id)}")
+
+
+def kind_tag(kind: str) -> str:
+    return "kind:" + kind
+
+
+#: `invalidate(shop_key, [ALL_TAG])` is `invalidate_shop(shop_key)`.
+ALL_TAG = "*"
+
+
+def canonical_tag(tag: str) -> str:
+    """Tags built by hand mean the same as the helpers' output: `email:Ann@x.com` is hashed like `email_tag`,
+    `phone:+1613...` like `phone_tag`, `order:#1001` becomes `order:1001`."""
+    if tag.startswith("email:") and "@" in tag:
+        return email_tag(tag[6:])
+    if tag.startswith("phone:") and tag[6:7] == "+":
+        return phone_tag(tag[6:])
+    if tag.startswith("order:"):
+        return order_name_tag(tag[6:])
+    return tag
+
+
+def _numeric_id(value: int | str) -> str:
+    """`gid://shopify/Order/123` and `123` name the same thing."""
+    return str(value).rsplit("/", 1)[-1]
+
+
+# --- the cache -----------------------------------------------------------------------------------------------------
+
+
+class _Partition(LRUCache[Hashable, _Entry]):
+    """One shop's bounded LRU; keeps the tag index in step when cachetools evicts."""
+
+    def __init__(self, maxsize: int, stale_if_error: float, on_evict: Callable[[Hashable, _Entry], None]) -> None:
+        super().__init__(maxsize)
+        self.stale_if_error = stale_if_error
+        self._on_evict = on_evict
+
+    def popitem(self) -> tuple[Hashable, _Entry]:
+        key, entry = super().popitem()
+        self._on_evict(key, entry)
+        return key, entry
+
+    def peek(self, key: Hashable) -> _Entry | None:
+        """The entry without refreshing its LRU position."""
+        try:
+            return Cache.__getitem__(self, key)  # type: ignore[no-any-return]
+        except KeyError:
+            return None
+
+    def remove(self, key: Hashable) -> _Entry | None:
+        """Delete without counting as an eviction; the removed entry, or None."""
+        entry = self.peek(key)
+        if entry is not None:
+            del self[key]
+        return entry
+
+
+class LookupCache:
+    def __init__(
+        self,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        *,
+        stale_if_error: float = DEFAULT_STALE_IF_ERROR,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
+    ) -> None:
+        """`max_entries` / `stale_if_error` apply to shops not set up with `configure_shop`. `clock` is injectable
+        so tests can move time without sleeping."""
+        self.default_max_entries = max_entries
+        self.default_stale_if_error = stale_if_error
+        self._clock = clock
+        self._metrics = metrics
+        self._partitions: dict[str, _Partition] = {}
+        # (shop_key, tag) -> keys registered with that tag
+        self._tag_index: dict[tuple[str, str], set[Hashable]] = {}
+        self._inflight: dict[Hashable, asyncio.Task[Any]] = {}
+        # bumped by every invalidation of a shop; a load that saw it change does not store its result
+        self._generation: dict[str, int] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+        self.on_invalidate: list[InvalidationHook] = []
+        # plain ints: cheaper than Metrics on the hit path; exported as counters by setup_cache
+        self.hits = 0
+        self.misses = 0
+        self.shared = 0
+        self.stale_served = 0
+        self.loader_calls = 0
+        self.evictions = 0
+
+    # --- configuration ---------------------------------------------------------------------------------------------
+
+    def configure_shop(self, shop_key: str, *, max_entries: int, stale_if_error: float) -> None:
+        part = self._partitions.get(shop_key)
+        if part is not None and part.maxsize == max_entries:
+            part.stale_if_error = stale_if_error
+            return
+        if part is not None:
+            for key, entry in list(part.items()):
+                self._unindex(key, entry)
+        self._partitions[shop_key] = _Partition(max_entries, stale_if_error, self._evicted)
+
+    def _partition(self, shop_key: str) -> _Partition:
+        part = self._partitions.get(shop_key)
+        if part is None:
+            part = self._partitions[shop_key] = _Partition(
+                self.default_max_entries, self.default_stale_if_error, self._evicted
+            )
+        return part
+
+    # --- reading ---------------------------------------------------------------------------------------------------
+
+    async def get_or_load(
+        self,
+        key: tuple[Any, ...],
+        loader: Loader[V],
+        *,
+        ttl: float,
+        tags: Iterable[str] = (),
+        kind: str | None = None,
+    ) -> V:
+        """The cached value for `key` (a tuple starting with the shop key), else `await loader()`.
+
+        Raises whatever the loader raises when no stale value can stand in."""
+        # Hot path: a fresh hit costs two dict lookups and a clock read.
+        part = self._partitions.get(key[0])
+        if part is not None and key in part:
+            entry = part[key]  # refreshes the LRU position
+            if entry.fresh_until > self._clock():
+                self.hits += 1
+                return entry.value  # type: ignore[no-any-return]
+        value, _ = await self._load(key, loader, ttl, tags, kind)
+        return value
+
+    async def get_or_load_status(
+        self,
+        key: tuple[Any, ...],
+        loader: Loader[V],
+        *,
+        ttl: float,
+        tags: Iterable[str] = (),
+        kind: str | None = None,
+    ) -> tuple[V, CacheStatus]:
+        """Like `get_or_load`, and says where the value came from (e.g. to report a stale answer)."""
+        part = self._partitions.get(key[0])
+        if part is not None and key in part:
+            entry = part[key]  # refreshes the LRU position
+            if entry.fresh_until > self._clock():
+                self.hits += 1
+                return entry.value, CacheStatus.HIT
+        return await self._load(key, loader, ttl, tags, kind)
+
+    def peek(self, key: tuple[Any, ...]) -> Any | None:
+        """The fresh cached value or None, without loading (and without touching LRU order)."""
+        part = self._partitions.get(key[0])
+        if part is None:
+            return None
+        entry = part.peek(key)
+        if entry is None or entry.fresh_until <= self._clock():
+            return None
+        return entry.value
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._partitions.values())
+
+    def __contains__(self, key: tuple[Any, ...]) -> bool:
+        return self.peek(key) is not None
+
+    async def _load(
+        self, key: tuple[Any, ...], loader: Loader[V], ttl: float, tags: Iterable[str], kind: str | None
+    ) -> tuple[V, CacheStatus]:
+        task = self._inflight.get(key)
+        status = CacheStatus.SHARED
+        if task is None:
+            status = CacheStatus.MISS
+            # the shop's invalidation generation as of now: if it moves before the load ends, the result is not stored
+            generation = self._generation.get(key[0], 0)
+            task = asyncio.ensure_future(self._run_loader(key, loader, ttl, tags, kind, generation))
+            self._inflight[key] = task
+            task.add_done_callback(functools.partial(self._load_done, key))
+            self.misses += 1
+        else:
+            self.shared += 1
+        try:
+            # shield: a caller cancelled mid-wait (client gone) must not cancel the load the others wait for
+            return await asyncio.shield(task), status
+        except ShopifyUnavailable:
+            stale = self._stale_value(key)
+            if stale is _NOTHING:
+                raise
+            self.stale_served += 1
+            if self._metrics is not None:
+                self._metrics.inc("lookup_cache_stale_served_total", shop=str(key[0]))
+            return stale, CacheStatus.STALE  # type: ignore[return-value]
+
+    def _load_done(self, key: Hashable, task: asyncio.Task[Any]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # mark retrieved: nobody may be left awaiting a shared failure
+
+    async def _run_loader(
+        self,
+        key: tuple[Any, ...],
+        loader: Loader[V],
+        ttl: float,
+        tags: Iterable[str],
+        kind: str | None,
+        generation: int,
+    ) -> V:
+        shop_key = key[0]
+        self.loader_calls += 1
+        value = await loader()
+        if ttl > 0 and self._generation.get(shop_key, 0) == generation:
+            # tags are materialised only now: a lazy iterable (hashing an email) costs nothing on hits
+            stored_tags = tuple(canonical_tag(t) for t in tags)
+            if kind is not None:
+                stored_tags = (*stored_tags, kind_tag(kind))
+            self._store(key, value, ttl, stored_tags)
+        return value
+
+    def _store(self, key: tuple[Any, ...], value: Any, ttl: float, tags: tuple[str, ...]) -> None:
+        shop_key = key[0]
+        part = self._partition(shop_key)
+        old = part.remove(key)
+        if old is not None:
+            self._unindex(key, old)
+        now = self._clock()
+        fresh_until = now + ttl
+        part[key] = _Entry(value, fresh_until, max(fresh_until, now + part.stale_if_error), tags)
+        for tag in tags:
+            self._tag_index.setdefault((shop_key, tag), set()).add(key)
+
+    def _stale_value(self, key: tuple[Any, ...]) -> Any:
+        part = self._partitions.get(key[0])
+        entry = part.peek(key) if part is not None else None
+        if entry is None or entry.stale_until <= self._clock():
+            return _NOTHING
+        return entry.value
+
+    # --- invalidation ----------------------------------------------------------------------------------------------
+
+    def invalidate(self, shop_key: str, tags: Iterable[str]) -> int:
+        """Evict the shop's entries registered with any of `tags` (`"*"`: all of them); tell the `on_invalidate` hooks.
+        Returns how many entries went."""
+        wanted = tuple(canonical_tag(t) for t in tags)
+        event = Invalidation(shop_key, None if ALL_TAG in wanted else wanted)
+        removed = self._apply(event)
+        self._notify(event)
+        return removed
+
+    def invalidate_shop(self, shop_key: str, kind: str | None = None) -> int:
+        """Evict every entry of the shop, or only those stored with `kind=kind`."""
+        event = Invalidation(shop_key, None, kind)
+        removed = self._apply(event)
+        self._notify(event)
+        return removed
+
+    def apply_remote_invalidation(self, event: Invalidation) -> int:
+        """An invalidation another replica made: apply it here without broadcasting it again."""
+        return self._apply(event)
+
+    def _apply(self, event: Invalidation) -> int:
+        shop_key = event.shop_key
+        self._generation[shop_key] = self._generation.get(shop_key, 0) + 1
+        part = self._partitions.get(shop_key)
+        if part is None:
+            return 0
+        if event.tags is None and event.kind is None:
+            removed = len(part)
+            for key, entry in list(part.items()):
+                self._unindex(key, entry)
+            part.clear()
+            return removed
+        tags = tuple(canonical_tag(t) for t in event.tags) if event.tags is not None else (kind_tag(event.kind or ""),)
+        keys: set[Hashable] = set()
+        for tag in tags:
+            keys |= self._tag_index.get((shop_key, tag), set())
+        removed = 0
+        for key in keys:
+            gone = part.remove(key)
+            if gone is not None:
+                self._unindex(key, gone)
+                removed += 1
+        return removed
+
+    def _notify(self, event: Invalidation) -> None:
+        for hook in self.on_invalidate:
+            try:
+                result = hook(event)
+                if inspect.isawaitable(result):
+                    fut = asyncio.ensure_future(result)
+                    self._background.add(fut)
+                    fut.add_done_callback(self._hook_done)
+            except Exception:  # one broken hook must not stop local invalidation or the others
+                log.exception("cache invalidation hook failed")
+
+    def _hook_done(self, fut: asyncio.Future[Any]) -> None:
+        self._background.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("cache invalidation hook failed: %r", fut.exception())
+
+    # --- bookkeeping -----------------------------------------------------------------------------------------------
+
+    def _evicted(self, key: Hashable, entry: _Entry) -> None:
+        self.evictions += 1
+        self._unindex(key, entry)
+
+    def _unindex(self, key: Hashable, entry: _Entry) -> None:
+        shop_key = key[0]  # type: ignore[index]
+        for tag in entry.tags:
+            keys = self._tag_index.get((shop_key, tag))
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._tag_index[(shop_key, tag)]
+
+    async def close(self) -> None:
+        """Wait for hook tasks still running (e.g. a Redis publish)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+_NOTHING: Any = object()
+
+
+# --- app wiring ----------------------------------------------------------------------------------------------------
+
+LOOKUP_CACHE = web.AppKey("lookup_cache", LookupCache)
+
+
+def build_cache(shops: Mapping[str, Any], *, metrics: Metrics | None = None) -> LookupCache:
+    """A cache with one partition per configured shop (`ShopSettings.cache.max_entries` / `.stale_if_error`)."""
+    cache = LookupCache(metrics=metrics)
+    for shop_key, shop in shops.items():
+        cache.configure_shop(shop_key, max_entries=shop.cache.max_entries, stale_if_error=shop.cache.stale_if_error)
+    return cache
+
+
+def setup_cache(app: web.Application) -> LookupCache:
+    """Create `app[LOOKUP_CACHE]` (idempotent) and export its counters in /metrics."""
+    if LOOKUP_CACHE in app:
+        return app[LOOKUP_CACHE]
+    metrics = get_metrics(app)
+    cache = build_cache(app[SETTINGS].shops, metrics=metrics)
+    app[LOOKUP_CACHE] = cache
+    counters: tuple[tuple[str, Callable[[], float], str], ...] = (
+        ("lookup_cache_hits_total", lambda: cache.hits, "Lookups answered from a fresh cache entry."),
+        ("lookup_cache_misses_total", lambda: cache.misses, "Lookups that started a load."),
+        ("lookup_cache_shared_total", lambda: cache.shared, "Lookups that joined a load already in flight."),
+        ("lookup_cache_loads_total", lambda: cache.loader_calls, "Loader calls (upstream lookups)."),
+        ("lookup_cache_evictions_total", lambda: cache.evictions, "Entries evicted by the size bound."),
+    )
+    for name, read, help_text in counters:
+        metrics.gauge(name, read)
+        metrics.describe(name, help_text, "counter")
+    metrics.gauge("lookup_cache_entries", lambda: len(cache), "Entries currently cached (all shops).")
+
+    async def close_cache(app: web.Application) -> None:
+        await cache.close()
+
+    app.on_cleanup.append(close_cache)
+    return cache

@@ -1,0 +1,125 @@
+"""The `gateway` command: serve | check-config | ask | sign | sandbox | webhooks ... | outbox ... | replay.
+
+Each flow registers its own subcommands (`register(subparsers)`); this module only wires them and runs `serve`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+from aiohttp import web
+
+from gateway.settings import ConfigError, Settings, load_settings
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def add_config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="path to config.yaml (default: %(default)s)")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Load the config or exit with the message that names the bad field."""
+    try:
+        return load_settings(args.config)
+    except ConfigError as err:
+        print(f"gateway: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    from gateway.app import create_app
+
+    sandbox = None
+    if settings.sandbox.enabled:
+        # The demo: the local Shopify store runs in the same process, seeded, answering the shops configured for it.
+        from gateway.sandbox.server import SandboxServer
+
+        sandbox = SandboxServer.for_settings(settings)
+        await sandbox.start()
+        logging.getLogger("gateway").info("local Shopify store (sandbox) at %s", sandbox.base_url)
+
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    logging.getLogger("gateway").info(
+        "gateway listening on http://%s:%s (shops: %s)", host, port, ", ".join(settings.shops)
+    )
+    print(f"gateway: serving on http://{host}:{port}  shops: {', '.join(settings.shops)}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        if sandbox is not None:
+            await sandbox.stop()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    logging.basicConfig(
+        level=settings.server.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    host = args.host or settings.server.host
+    port = settings.server.port if args.port is None else args.port
+    asyncio.run(_serve(settings, host, port))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    for key, shop in settings.shops.items():
+        extras = []
+        if shop.openapi:
+            extras.append("openapi")
+        if shop.push and shop.push.enabled:
+            extras.append("push → " + ", ".join(shop.push.topics))
+        dialect = f"joinchat v{shop.joinchat_version}" if shop.dialect == "joinchat" else shop.dialect
+        print(f"{key}: {shop.domain} via {shop.admin_base_url} (API {shop.api_version}, {shop.auth.mode}), "
+              f"{dialect}" + (f"; {'; '.join(extras)}" if extras else ""))
+    print(f"config OK: {len(settings.shops)} shop(s), storage {settings.storage.backend}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway (and the demo store when the config enables it)")
+    add_config_arg(p)
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("check-config", help="validate config.yaml and summarise it")
+    add_config_arg(p)
+    p.set_defaults(func=cmd_check_config)
+
+    registrars: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
+    from gateway import query_cli
+    from gateway.push import cli as push_cli
+    from gateway.sandbox import cli as sandbox_cli
+
+    registrars += [query_cli.register, sandbox_cli.register, push_cli.register]
+    for register in registrars:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""What a lookup needs about one shop: its settings, its Shopify client, the lookup cache and the push side's state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gateway.cache import LOOKUP_CACHE, LookupCache
+from gateway.keys import PUSH_STATE, SETTINGS
+from gateway.lookups.types import PushStateReader, StoreUnavailable
+from gateway.settings import ShopSettings
+from gateway.shopify.client import (
+    SHOPIFY_CLIENTS,
+    ShopifyAdminClient,
+    ShopifyAuthError,
+    ShopifyError,
+    ShopifyQueryError,
+    ShopifyUnavailable,
+)
+from gateway.shopify.queries import load_query
+
+log = logging.getLogger(__name__)
+
+#: The deadline (absolute loop time) of the lookup being run: every Shopify request of one lookup (a phone lookup's
+#: two, a cursor walk and its page) shares it, so the lookup as a whole answers within the shop's deadline_seconds.
+#: A context variable because cache loads run in their own tasks, which inherit the caller's context.
+LOOKUP_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("lookup_deadline", default=None)
+
+#: Shop facts change rarely (time zone, currency, domain); webhooks don't cover them, so a plain hour.
+SHOP_INFO_TTL = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShopInfo:
+    name: str
+    myshopify_domain: str
+    currency: str
+    timezone: str
+    #: The storefront host (primary domain) used in buy/detail links.
+    storefront_host: str
+
+
+@dataclass(slots=True)
+class ShopContext:
+    key: str
+    settings: ShopSettings
+    client: ShopifyAdminClient
+    cache: LookupCache
+    push_state: PushStateReader | None = None
+
+    @classmethod
+    def from_app(cls, app: web.Application, shop_key: str) -> ShopContext:
+        """The context of a configured shop; KeyError when `shop_key` is not configured (the codec answers 404)."""
+        return cls(
+            key=shop_key,
+            settings=app[SETTINGS].shops[shop_key],
+            client=app[SHOPIFY_CLIENTS][shop_key],
+            cache=app[LOOKUP_CACHE],
+            push_state=app.get(PUSH_STATE),
+        )
+
+    async def execute(self, document_name: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """Run one of our GraphQL documents. Unavailability propagates as `ShopifyUnavailable` (so the cache may serve a
+        stale answer); the other Shopify failures become `StoreUnavailable` here, logged without variables (PII)."""
+        try:
+            return await self.client.execute(load_query(document_name), variables, deadline=LOOKUP_DEADLINE.get())
+        except ShopifyUnavailable:
+            raise
+        except ShopifyAuthError as err:
+            log.error("shop %s: Shopify refused our credentials for %s: %s", self.key, document_name, err)
+            raise StoreUnavailable() from err
+        except ShopifyQueryError as err:
+            # codes only: a GraphQL error message may echo a variable's value (an email, a phone)
+            codes = sorted({str((e.get("extensions") or {}).get("code", "")) for e in err.errors})
+            log.error("shop %s: Shopify rejected %s (error codes %s)", self.key, document_name, codes)
+            raise StoreUnavailable() from err
+        except ShopifyError as err:
+            log.error("shop %s: Shopify failed on %s: %s", self.key, document_name, err)
+            raise StoreUnavailable() from err
+
+    def start_deadline(self) -> contextvars.Token[float | None]:
+        """Start the lookup's deadline (now + the shop's deadline_seconds); reset it with the returned token."""
+        return LOOKUP_DEADLINE.set(asyncio.get_running_loop().time() + self.settings.deadline_seconds)
+
+    async def shop_info(self) -> ShopInfo:
+        """Name, currency, time zone and storefront host, fetched once and cached."""
+        return await self.cache.get_or_load((self.key, "shop_info"), self._load_shop_info, ttl=SHOP_INFO_TTL)
+
+    async def _load_shop_info(self) -> ShopInfo:
+        shop = (await self.execute("shop_info", {}))["shop"]
+        primary = shop.get("primaryDomain") or {}
+        return ShopInfo(
+            name=shop.get("name") or "",
+            myshopify_domain=shop.get("myshopifyDomain") or self.settings.domain,
+            currency=shop.get("currencyCode") or "",
+            timezone=shop.get("ianaTimezone") or "UTC",
+            storefront_host=primary.get("host") or shop.get("myshopifyDomain") or self.settings.domain,
+        )

@@ -1,0 +1,83 @@
+"""`run_lookup`: dispatch a dialect-neutral query to its lookup (see the package docstring).
+
+    ctx = ShopContext.from_app(request.app, shop_key)
+    result = await run_lookup(ctx, query)   # OrdersResult | PackagesResult | ProductsResult | PropertyResult | OpenApiOrderResult
+
+Raises the failures of `gateway.lookups.types`: InvalidRequest, NotFound("user" | "order"), StoreUnavailable (Shopify
+unavailable and nothing cached to serve, or Shopify refused the query / our credentials). `TestQuery` is answered by
+the dialect codec, never here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, overload
+
+from gateway.lookups.context import LOOKUP_DEADLINE, ShopContext
+from gateway.lookups.open_api import find_open_api_order
+from gateway.lookups.orders import orders_by_account, orders_by_number
+from gateway.lookups.packages import find_packages
+from gateway.lookups.products import find_products
+from gateway.lookups.properties import find_property
+from gateway.lookups.types import (
+    OpenApiOrderQuery,
+    OpenApiOrderResult,
+    OrdersByAccount,
+    OrdersByNumber,
+    OrdersResult,
+    PackagesQuery,
+    PackagesResult,
+    ProductsQuery,
+    ProductsResult,
+    PropertyQuery,
+    PropertyResult,
+    Query,
+    StoreUnavailable,
+)
+from gateway.shopify.client import ShopifyError
+
+log = logging.getLogger(__name__)
+
+LookupResult = OrdersResult | PackagesResult | ProductsResult | PropertyResult | OpenApiOrderResult
+
+_HANDLERS: dict[type, Callable[[ShopContext, Any], Awaitable[LookupResult]]] = {
+    OrdersByNumber: orders_by_number,
+    OrdersByAccount: orders_by_account,
+    PackagesQuery: find_packages,
+    ProductsQuery: find_products,
+    PropertyQuery: find_property,
+    OpenApiOrderQuery: find_open_api_order,
+}
+
+
+@overload
+async def run_lookup(ctx: ShopContext, query: OrdersByNumber | OrdersByAccount) -> OrdersResult: ...
+@overload
+async def run_lookup(ctx: ShopContext, query: PackagesQuery) -> PackagesResult: ...
+@overload
+async def run_lookup(ctx: ShopContext, query: ProductsQuery) -> ProductsResult: ...
+@overload
+async def run_lookup(ctx: ShopContext, query: PropertyQuery) -> PropertyResult: ...
+@overload
+async def run_lookup(ctx: ShopContext, query: OpenApiOrderQuery) -> OpenApiOrderResult: ...
+@overload
+async def run_lookup(ctx: ShopContext, query: Query) -> LookupResult: ...
+
+
+async def run_lookup(ctx: ShopContext, query: Query) -> LookupResult:
+    handler = _HANDLERS.get(type(query))
+    if handler is None:
+        raise TypeError(f"no lookup for {type(query).__name__} (TestQuery is answered by the codec)")
+    deadline = ctx.start_deadline()
+    try:
+        return await handler(ctx, query)
+    except ShopifyError as err:
+        # ShopifyUnavailable that no stale cache entry could cover (other Shopify errors are mapped in ctx.execute)
+        log.warning("shop %s: %s lookup failed: %s", ctx.key, type(query).__name__, type(err).__name__)
+        raise StoreUnavailable() from err
+    finally:
+        LOOKUP_DEADLINE.reset(deadline)
+
+
+__all__ = ["LookupResult", "ShopContext", "run_lookup"]

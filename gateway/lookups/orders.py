@@ -1,0 +1,296 @@
+"""`orders` lookups (PROTOCOL §5): by order number, by email, by phone (through the customer).
+
+One Shopify request per lookup (`orders_search`: the page, the total via `ordersCount`, and for email lookups whether
+a customer has that email, all aliased into one document); phone lookups first resolve the customer
+(`customers_by_phone`, cached on its own), so two requests on a cold cache.
+
+"User not found" (NotFound "user"): no customer has that phone; for an email, no customer has it AND no order carries
+it (guest checkouts have orders but no customer, and they are the shopper's orders all the same). A customer with no
+orders gets an empty list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from gateway.cache import email_tag, order_name_tag, phone_tag
+from gateway.lookups.context import ShopContext
+from gateway.lookups.paging import CursorSpec, corrected_total, remember_cursor, start_cursor
+from gateway.lookups.search import both, order_filter_terms, search_term
+from gateway.lookups.types import (
+    InvalidRequest,
+    NotFound,
+    OrderFilter,
+    OrdersByAccount,
+    OrdersByNumber,
+    OrdersResult,
+    Page,
+    Sort,
+    SortField,
+)
+from mappings.nodes import Node, dig, nodes, strip_hash
+from mappings.phone import normalize_phone
+from mappings.receipt import order_status, order_to_receipt
+
+# --- query cost ------------------------------------------------------------------------------------------------------
+# Shopify prices a query before running it (every object 1, a connection 2 + first × one item) and runs it only when
+# the shop's bucket holds that requested cost (2000 points on standard plans, refilling 100/s; the unused part is
+# refunded afterwards). A query must stay ≤ 1000, but near-1000 queries would also let only two lookups run at once,
+# so the gateway aims lower: QUERY_COST_BUDGET per lookup. The costs below are our documents' pieces, measured with
+# the local store's model of Shopify's rules (gateway/sandbox/cost.py); tests/test_lookups_sandbox.py checks them.
+MAX_QUERY_COST = 1000
+QUERY_COST_BUDGET = 400
+QUERY_OVERHEAD = 8  # the orders connection, ordersCount, the customers alias (6), plus a margin
+ORDER_BASE_COST = 31  # GatewayOrder without its line items (incl. the lineItems connection's 2)
+LINE_ITEM_COST = 10  # one line item of GatewayOrder
+FULFILLMENTS_COST = 75  # GatewayFulfillments
+MAX_LINE_ITEMS = 100  # PROTOCOL §5: at most 100 elements
+#: Even a page of max_limit receipts lists this many line items per order (then the budget is exceeded, not 1000).
+MIN_LINE_ITEMS = 3
+
+_SORT_KEYS = {
+    SortField.CREATED_AT: "CREATED_AT",
+    SortField.UPDATED_AT: "UPDATED_AT",
+    SortField.PROCESSED_AT: "PROCESSED_AT",
+}
+DEFAULT_SORT = Sort(SortField.CREATED_AT, True)
+
+
+def line_items_per_order(orders_per_request: int, *, with_fulfillments: bool = False) -> int:
+    """The line-item page that keeps `orders_per_request` orders within QUERY_COST_BUDGET (at least MIN_LINE_ITEMS,
+    at most 100). A receipt on a page of several orders may therefore list fewer than all its line items: 36 for a
+    single order, 9 each at limit 3, 3 each at limit 10 (requested cost 616 there)."""
+    per_order = (QUERY_COST_BUDGET - QUERY_OVERHEAD) // max(1, orders_per_request)
+    fixed = ORDER_BASE_COST + (FULFILLMENTS_COST if with_fulfillments else 0)
+    return max(MIN_LINE_ITEMS, min(MAX_LINE_ITEMS, (per_order - fixed) // LINE_ITEM_COST))
+
+
+def sort_variables(sort: Sort) -> dict[str, Any]:
+    key = _SORT_KEYS.get(sort.field)
+    if key is None:
+        raise InvalidRequest(f"orders cannot be sorted by {sort.field.value}")
+    return {"sortKey": key, "reverse": sort.descending}
+
+
+def name_matches(node: Node, order_number: str) -> bool:
+    """PROTOCOL §5: Order.name equals the number with or without '#', case-insensitive."""
+    return strip_hash(node.get("name")).lower() == strip_hash(order_number).lower()
+
+
+def matches_filter(node: Node, order_filter: OrderFilter) -> bool:
+    status = order_status(node)
+    if order_filter is OrderFilter.OPEN:
+        return status in ("open", "unpaid")
+    if order_filter is OrderFilter.UNPAID:
+        return status == "unpaid"
+    if order_filter is OrderFilter.CLOSED:
+        return status in ("closed", "cancelled")
+    return True
+
+
+class LazyTags:
+    """Cache tags computed only when an entry is stored (hits never pay for hashing an email)."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], Iterable[str]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(self._make()))
+
+
+# --- the shared search ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class SearchPage:
+    nodes: list[Node]
+    has_next_page: bool
+    total: int
+    customer_found: bool
+
+
+async def search_orders(
+    ctx: ShopContext,
+    *,
+    base: Any,
+    query: str,
+    sort: Sort,
+    page: Page,
+    keep: Callable[[Node], bool],
+    ttl: float,
+    tags: Iterable[str],
+    customer_query: str | None = None,
+) -> SearchPage:
+    """One page of an order search, each result re-checked with `keep` (Shopify's search is a superset at best)."""
+    sorting = sort_variables(sort)
+    after, past_end = await start_cursor(
+        ctx, base, page, CursorSpec("orders_cursor", "orders", {"query": query, **sorting})
+    )
+    variables: dict[str, Any] = {
+        "query": query,
+        "first": page.limit,
+        "after": after,
+        **sorting,
+        "lineItems": line_items_per_order(page.limit),
+    }
+    if customer_query is not None:
+        variables["customerQuery"] = customer_query
+        variables["withCustomer"] = True
+    data = await ctx.execute("orders_search", variables)
+    connection = data["orders"]
+    total = int(dig(data, "ordersCount", "count") or 0)
+    customer_found = bool(nodes(data.get("customers")))
+    if past_end:
+        return SearchPage([], False, total, customer_found)
+    found = nodes(connection)
+    kept = [n for n in found if keep(n)]
+    info = connection.get("pageInfo") or {}
+    await remember_cursor(ctx, base, page, info.get("endCursor"), ttl=ttl, tags=tags)
+    total = corrected_total(total, page, len(found), len(kept))
+    return SearchPage(kept, bool(info.get("hasNextPage")), total, customer_found)
+
+
+async def orders_named(ctx: ShopContext, name: str, *, first: int, line_items: int) -> list[Node]:
+    """The orders whose name is `name` (with or without '#', case-insensitive), with their fulfillments; newest first.
+    For packages and the open API's name fallback: no page, no count."""
+    variables = {"query": search_term("name", name), "first": first, "lineItems": line_items}
+    data = await ctx.execute("orders_by_name", variables)
+    return [node for node in nodes(data["orders"]) if name_matches(node, name)]
+
+
+def _first_page_key(query: Any) -> Any:
+    """The query with page 1: the identity of a search across its pages (cursor keys)."""
+    return dataclasses.replace(query, page=Page(1, query.page.limit))
+
+
+# --- by order number -----------------------------------------------------------------------------------------------
+
+
+async def orders_by_number(ctx: ShopContext, query: OrdersByNumber) -> OrdersResult:
+    number = strip_hash(query.order_number)
+    if not number:
+        raise InvalidRequest("order_number is empty")
+    tags = (order_name_tag(number),)
+
+    async def load() -> OrdersResult:
+        found = await search_orders(
+            ctx,
+            base=_first_page_key(query),
+            query=search_term("name", number),
+            sort=DEFAULT_SORT,
+            page=query.page,
+            keep=lambda node: name_matches(node, number),
+            ttl=ctx.settings.cache.orders,
+            tags=tags,
+        )
+        if found.total == 0:
+            raise NotFound("order")
+        receipts = [order_to_receipt(node) for node in found.nodes]
+        return OrdersResult(receipts, found.has_next_page, found.total)
+
+    return await ctx.cache.get_or_load((ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders")
+
+
+# --- by account ----------------------------------------------------------------------------------------------------
+
+
+async def orders_by_account(ctx: ShopContext, query: OrdersByAccount) -> OrdersResult:
+    if bool(query.email) == bool(query.phone):
+        raise InvalidRequest("exactly one of email or phone")
+    if query.email:
+        return await _orders_by_email(ctx, query, query.email.strip().lower())
+    phone = normalize_phone(query.phone or "")
+    if phone is None:
+        raise InvalidRequest("user_account is not a phone number")
+    return await _orders_by_phone(ctx, query, phone)
+
+
+def _account_keep(order_filter: OrderFilter, belongs: Callable[[Node], bool]) -> Callable[[Node], bool]:
+    return lambda node: belongs(node) and matches_filter(node, order_filter)
+
+
+async def _orders_by_email(ctx: ShopContext, query: OrdersByAccount, email: str) -> OrdersResult:
+    tags = LazyTags(lambda: (email_tag(email),))
+    mask = ctx.settings.privacy.mask_account_lookups
+
+    async def load() -> OrdersResult:
+        found = await search_orders(
+            ctx,
+            base=_first_page_key(query),
+            query=both(search_term("email", email), order_filter_terms(query.filter)),
+            sort=query.sort,
+            page=query.page,
+            keep=_account_keep(query.filter, lambda node: (node.get("email") or "").strip().lower() == email),
+            ttl=ctx.settings.cache.orders,
+            tags=tags,
+            customer_query=search_term("email", email),
+        )
+        if not found.customer_found and found.total == 0 and not await _email_has_orders(ctx, query, email):
+            raise NotFound("user")
+        receipts = [order_to_receipt(node, mask_personal=mask) for node in found.nodes]
+        return OrdersResult(receipts, found.has_next_page, found.total)
+
+    return await ctx.cache.get_or_load((ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders")
+
+
+async def _email_has_orders(ctx: ShopContext, query: OrdersByAccount, email: str) -> bool:
+    """A guest (no customer record) with orders outside the current filter is still a known user. Only asked when the
+    filtered search found nothing and no customer exists, so the usual lookup stays one request."""
+    if query.filter is OrderFilter.ALL:
+        return False
+    data = await ctx.execute(
+        "orders_cursor",
+        {"query": search_term("email", email), "first": 1, "after": None, "sortKey": "ID", "reverse": False},
+    )
+    return bool(data["orders"]["pageInfo"].get("endCursor"))
+
+
+async def customers_with_phone(ctx: ShopContext, phone: str) -> tuple[str, ...]:
+    """Numeric ids of the customers whose default phone is `phone` (E.164), re-checked after Shopify's search."""
+
+    async def load() -> tuple[str, ...]:
+        data = await ctx.execute("customers_by_phone", {"query": search_term("phone", phone)})
+        return tuple(
+            str(node["legacyResourceId"])
+            for node in nodes(data["customers"])
+            if normalize_phone(dig(node, "defaultPhoneNumber", "phoneNumber") or "") == phone
+        )
+
+    return await ctx.cache.get_or_load(
+        (ctx.key, "customers_by_phone", phone),
+        load,
+        ttl=ctx.settings.cache.customer,
+        tags=LazyTags(lambda: (phone_tag(phone),)),
+        kind="customers",
+    )
+
+
+async def _orders_by_phone(ctx: ShopContext, query: OrdersByAccount, phone: str) -> OrdersResult:
+    customer_ids = await customers_with_phone(ctx, phone)
+    if not customer_ids:
+        raise NotFound("user")
+    ids = set(customer_ids)
+    tags = LazyTags(lambda: (phone_tag(phone), *(f"customer:{cid}" for cid in customer_ids)))
+    mask = ctx.settings.privacy.mask_account_lookups
+    # ids come from Shopify and are digits only; they go into the search string as they are
+    by_customer = " OR ".join(f"customer_id:{int(cid)}" for cid in customer_ids)
+
+    async def load() -> OrdersResult:
+        found = await search_orders(
+            ctx,
+            base=_first_page_key(query),
+            query=both(f"({by_customer})", order_filter_terms(query.filter)),
+            sort=query.sort,
+            page=query.page,
+            keep=_account_keep(query.filter, lambda node: str(dig(node, "customer", "legacyResourceId")) in ids),
+            ttl=ctx.settings.cache.orders,
+            tags=tags,
+        )
+        receipts = [order_to_receipt(node, mask_personal=mask) for node in found.nodes]
+        return OrdersResult(receipts, found.has_next_page, found.total)
+
+    return await ctx.cache.get_or_load((ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders")

@@ -1,0 +1,78 @@
+"""`packages` lookups (PROTOCOL §6): by order number, or by package number = a fulfillment name ("1001.1") or a
+tracking number (through the push side's tracking index: Shopify cannot search by tracking number).
+
+The packages of an order are fetched once (`orders_search` by name, with fulfillments) and cached as a list; every
+page and every package-number lookup of that order reads the same entry.
+"""
+
+from __future__ import annotations
+
+import re
+
+from gateway.cache import order_name_tag
+from gateway.lookups.context import ShopContext
+from gateway.lookups.orders import orders_named
+from gateway.lookups.types import InvalidRequest, NotFound, PackagesQuery, PackagesResult, Page
+from mappings.models import Package
+from mappings.nodes import strip_hash
+from mappings.package import order_to_packages
+
+#: Orders sharing one name (names are not unique) fetched for a package lookup.
+MAX_ORDERS_PER_NAME = 3
+
+_FULFILLMENT_NAME = re.compile(r"(?P<order>.+)\.(?P<index>\d+)")
+
+
+async def packages_of_order(ctx: ShopContext, order_number: str) -> list[Package] | None:
+    """Every package of the order(s) named `order_number`; None when no order has that name."""
+    number = strip_hash(order_number)
+    tags = (order_name_tag(number),)
+
+    async def load() -> list[Package] | None:
+        # packages read fulfillments only: one line item keeps the query cheap
+        found = await orders_named(ctx, number, first=MAX_ORDERS_PER_NAME, line_items=1)
+        if not found:
+            return None
+        packages: list[Package] = []
+        for node in found:
+            packages.extend(order_to_packages(node, ctx.settings.label_for))
+        return packages
+
+    return await ctx.cache.get_or_load(
+        (ctx.key, "packages_of", number.lower()), load, ttl=ctx.settings.cache.packages, tags=tags, kind="packages"
+    )
+
+
+def _page(packages: list[Package], page: Page) -> PackagesResult:
+    start = (page.page - 1) * page.limit
+    return PackagesResult(packages[start : start + page.limit], start + page.limit < len(packages), len(packages))
+
+
+async def find_packages(ctx: ShopContext, query: PackagesQuery) -> PackagesResult:
+    if bool(query.order_number) == bool(query.package_number):
+        raise InvalidRequest("exactly one of order_number or package_number")
+    if query.order_number:
+        packages = await packages_of_order(ctx, query.order_number)
+        if packages is None:
+            raise NotFound("order")
+        return _page(packages, query.page)
+
+    wanted = strip_hash(query.package_number or "")
+    if not wanted:
+        raise InvalidRequest("package_number is empty")
+    # 1. a fulfillment name: "<order name>.<n>"
+    match = _FULFILLMENT_NAME.fullmatch(wanted)
+    if match:
+        packages = await packages_of_order(ctx, match.group("order"))
+        chosen = [p for p in packages or [] if p.package_number.lower() == wanted.lower()]
+        if chosen:
+            return _page(chosen, query.page)
+    # 2. a tracking number, through the tracking index the push side keeps
+    if ctx.push_state is not None:
+        order_name = await ctx.push_state.order_name_for_tracking(ctx.key, wanted)
+        if order_name:
+            packages = await packages_of_order(ctx, order_name)
+            chosen = [p for p in packages or [] if p.tracking_number == wanted]
+            if chosen:
+                return _page(chosen, query.page)
+    raise NotFound("order")

@@ -1,0 +1,195 @@
+"""Dialect-neutral queries and results: the contract between dialect codecs and lookups.
+
+A codec turns a raw, verified request into one of the `*Query` objects (or raises `InvalidRequest`); a lookup turns the
+query into a `*Result` (or raises `NotFound` / `StoreUnavailable`); the codec renders either in its documented JSON.
+Queries are frozen and hashable so they double as cache keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from mappings.models import OpenApiOrder, Package, Product, Receipt
+
+
+class OrderFilter(StrEnum):
+    ALL = "all"
+    OPEN = "open"  # not closed and not cancelled
+    UNPAID = "unpaid"  # open and pending / authorized / partially paid
+    CLOSED = "closed"  # closed or cancelled (meetbot says "past")
+
+
+class SortField(StrEnum):
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+    PROCESSED_AT = "processed_at"
+    TITLE = "title"
+    RELEVANCE = "relevance"
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    field: SortField
+    descending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    page: int = 1  # ≥ 1
+    limit: int = 3  # 1 … the shop's max_limit
+
+
+# --- queries -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TestQuery:
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersByNumber:
+    order_number: str  # spaces and one leading '#' already stripped
+    page: Page = Page()
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersByAccount:
+    """Exactly one of email / phone. Email lower-cased; phone in E.164 (+16135550135)."""
+
+    email: str | None = None
+    phone: str | None = None
+    filter: OrderFilter = OrderFilter.ALL
+    sort: Sort = Sort(SortField.CREATED_AT, True)
+    page: Page = Page()
+
+
+@dataclass(frozen=True, slots=True)
+class PackagesQuery:
+    """Exactly one of order_number / package_number (a fulfillment name without '#', or a tracking number)."""
+
+    order_number: str | None = None
+    package_number: str | None = None
+    page: Page = Page()
+
+
+@dataclass(frozen=True, slots=True)
+class ProductsQuery:
+    """At least one of title / product_type / vendor, combined with OR. sort None = relevance when title else title asc."""
+
+    title: str | None = None
+    product_type: str | None = None
+    vendor: str | None = None
+    sort: Sort | None = None
+    page: Page = Page()
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyQuery:
+    search_type: str  # "product_type" | "vendor"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenApiOrderQuery:
+    order_id: str  # numeric Shopify order id, or (fallback) an order name
+
+
+Query = (
+    TestQuery | OrdersByNumber | OrdersByAccount | PackagesQuery | ProductsQuery | PropertyQuery | OpenApiOrderQuery
+)
+
+# --- results -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersResult:
+    orders: list[Receipt]
+    has_next_page: bool
+    total: int  # all matching orders, not just this page
+
+
+@dataclass(frozen=True, slots=True)
+class PackagesResult:
+    packages: list[Package]
+    has_next_page: bool
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProductsResult:
+    products: list[Product]
+    has_next_page: bool
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyResult:
+    values: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenApiOrderResult:
+    order: OpenApiOrder
+    #: The order's createdAt as Unix seconds, for the codec's max_order_age_days check (40005); None when unknown.
+    created_at: float | None = None
+
+
+# --- failures (each codec renders these in its dialect) ------------------------------------------------------------
+
+
+class LookupFailure(Exception):
+    """Base of the business failures a lookup or codec reports."""
+
+
+@dataclass
+class InvalidRequest(LookupFailure):
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class UnsupportedMethod(LookupFailure):
+    method: str
+
+    def __str__(self) -> str:
+        return f"unsupported method: {self.method}"
+
+
+@dataclass
+class NotFound(LookupFailure):
+    """kind "user": no customer with that email/phone (meetbot 10001); "order": order or package not found (11001)."""
+
+    kind: str
+    message: str = field(default="")
+
+    def __str__(self) -> str:
+        return self.message or ("User not found" if self.kind == "user" else "Order not found")
+
+
+@dataclass
+class StoreUnavailable(LookupFailure):
+    """Shopify could not answer within the deadline and nothing cached could serve (HTTP 503)."""
+
+    message: str = "store unavailable, try again later"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- what the query side reads from the push side ------------------------------------------------------------------
+
+
+class PushStateReader(Protocol):
+    """Implemented by the push pipeline's store; the query side only reads it (PROTOCOL §6 and §10)."""
+
+    async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
+        """The order name (without '#') a tracking number belongs to, from fulfillment webhooks and reconciliation."""
+        ...
+
+    async def delivered_package_pushes(self, shop_key: str, order_id: int) -> dict[str, int]:
+        """Delivered `package/update` pushes of one order (numeric id), per fulfillment numeric id (as str) → count."""
+        ...

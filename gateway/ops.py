@@ -1,0 +1,107 @@
+"""Operator endpoints: liveness, readiness and Prometheus metrics.
+
+Each flow registers its readiness probes (`add_readiness_check`) and counts what it does in the app's `Metrics`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+ReadinessCheck = Callable[[], Awaitable[str | None]]  # returns None when fine, else a short reason
+
+
+class Metrics:
+    """Counters and gauges rendered in Prometheus text format. Cheap enough for the hot path (a dict add)."""
+
+    def __init__(self) -> None:
+        self._counters: defaultdict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+        self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], Callable[[], float]] = {}
+        self._help: dict[str, tuple[str, str]] = {}
+
+    def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
+        self._counters[(name, tuple(sorted(labels.items())))] += value
+
+    def gauge(self, name: str, read: Callable[[], float], help_text: str = "", **labels: str) -> None:
+        self._gauges[(name, tuple(sorted(labels.items())))] = read
+        if help_text:
+            self._help[name] = ("gauge", help_text)
+
+    def describe(self, name: str, help_text: str, kind: str = "counter") -> None:
+        self._help[name] = (kind, help_text)
+
+    def value(self, name: str, **labels: str) -> float:
+        return self._counters.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def render(self) -> str:
+        lines: list[str] = []
+        seen: set[str] = set()
+        samples: list[tuple[str, tuple[tuple[str, str], ...], float]] = [
+            (n, lbl, v) for (n, lbl), v in self._counters.items()
+        ]
+        for (n, lbl), read in self._gauges.items():
+            try:
+                samples.append((n, lbl, float(read())))
+            except Exception:  # a broken gauge must not break the scrape
+                continue
+        for name, labels, val in sorted(samples, key=lambda s: (s[0], s[1])):
+            if name not in seen:
+                seen.add(name)
+                kind, help_text = self._help.get(name, ("counter", ""))
+                if help_text:
+                    lines.append(f"# HELP {name} {help_text}")
+                lines.append(f"# TYPE {name} {kind}")
+            lbl = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            lines.append(f"{name}{{{lbl}}} {val:g}" if lbl else f"{name} {val:g}")
+        return "\n".join(lines) + "\n"
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+METRICS = web.AppKey("metrics", Metrics)
+READINESS = web.AppKey("readiness_checks", list[ReadinessCheck])
+
+
+def get_metrics(app: web.Application) -> Metrics:
+    if METRICS not in app:
+        app[METRICS] = Metrics()
+    return app[METRICS]
+
+
+def add_readiness_check(app: web.Application, check: ReadinessCheck) -> None:
+    if READINESS not in app:
+        app[READINESS] = []
+    app[READINESS].append(check)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    problems = {}
+    for check in request.app.get(READINESS, []):
+        try:
+            reason = await check()
+        except Exception as exc:  # a probe that raises is a failed probe, not a 500
+            reason = type(exc).__name__
+        if reason:
+            problems[getattr(check, "__name__", "check")] = reason
+    if problems:
+        return web.json_response({"status": "not ready", "problems": problems}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=get_metrics(request.app).render(), content_type="text/plain", charset="utf-8")
+
+
+def setup_ops(app: web.Application) -> None:
+    get_metrics(app)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,143 @@
+"""Reconciliation (PROTOCOL §9): webhooks are not guaranteed, so every `server.reconcile_interval_seconds` the
+gateway asks Shopify, per shop with pushes on, for the orders updated since its watermark and feeds them through the
+same rules as the webhooks. Dedupe keys make the overlap with webhooks harmless; the tracking index is fed too.
+
+The watermark is the newest `updatedAt` seen; each pass re-reads from `watermark - OVERLAP_SECONDS` so changes that
+share a second with the watermark are not skipped. The first pass starts `FIRST_LOOKBACK_SECONDS` back (not the whole
+history: the gateway must not announce old orders it was never told about).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from gateway.push.rules import Rules, StateBatch
+from gateway.push.store import EventOutcome, PushStore
+from gateway.settings import Settings
+from gateway.shopify.queries import load_query
+from mappings.push import order_facts_from_graphql
+
+log = logging.getLogger(__name__)
+
+OVERLAP_SECONDS = 2.0
+FIRST_LOOKBACK_SECONDS = 3600.0
+MAX_PAGES_PER_PASS = 100
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class PassReport:
+    shop_key: str
+    orders: int = 0
+    pushes: int = 0
+    watermark: str = ""
+
+
+async def reconcile_shop(
+    shop_key: str, settings: Settings, store: PushStore, rules: Rules, client: Any, *, now: float | None = None
+) -> PassReport:
+    """One pass for one shop. Raises ShopifyError when Shopify cannot answer (the caller logs and retries later)."""
+    shop = settings.shops[shop_key]
+    now = time.time() if now is None else now
+    report = PassReport(shop_key)
+    stored = await store.get_watermark(shop_key)
+    since = (_parse(stored) - OVERLAP_SECONDS) if stored else now - FIRST_LOOKBACK_SECONDS
+    newest = _parse(stored) if stored else since
+    psid_keys = shop.push.psid_attribute_keys if shop.push else []
+    after: str | None = None
+    for _ in range(MAX_PAGES_PER_PASS):
+        data = await client.execute(
+            load_query("push_orders_updated"), {"query": f"updated_at:>='{_iso(since)}'", "after": after}
+        )
+        conn = data.get("orders") or {}
+        facts = [f for f in (order_facts_from_graphql(n, psid_keys) for n in conn.get("nodes") or ()) if f]
+        if facts:
+            batch = StateBatch()
+            states = await store.load_order_states(shop_key, [f.order_id for f in facts])
+            fids = [ff.fulfillment_id for f in facts for ff in f.fulfillments]
+            fstates = await store.load_fulfillment_states(shop_key, fids)
+            batch.orders.update({(shop_key, k): v for k, v in states.items()})
+            batch.fulfillments.update({(shop_key, k): v for k, v in fstates.items()})
+            outcomes = []
+            for f in facts:
+                outcome = EventOutcome(order_id=f.order_id, customer_id=f.customer_id)
+                # An order first seen here and created long ago gets its state recorded, not announced.
+                fresh = shop.push is not None and now - f.created_at <= shop.push.max_age_seconds
+                known = (shop_key, f.order_id) in batch.orders
+                rules.apply_order(shop_key, shop, f, batch, outcome, created=False, now=now)
+                if not fresh and not known:
+                    outcome.pushes = [p for p in outcome.pushes if p.topic == "package/update"]
+                    outcome.unpaid_checks = []
+                outcomes.append(outcome)
+                report.pushes += len(outcome.pushes)
+                newest = max(newest, f.updated_at)
+            await store.commit(outcomes)
+            report.orders += len(facts)
+        page = conn.get("pageInfo") or {}
+        if not page.get("hasNextPage") or not page.get("endCursor"):
+            break
+        after = page["endCursor"]
+    report.watermark = _iso(newest)
+    await store.set_watermark(shop_key, report.watermark)
+    return report
+
+
+async def run_reconciler(app: web.Application, rules: Rules, store: PushStore) -> None:
+    from gateway.keys import SETTINGS
+    from gateway.shopify.client import SHOPIFY_CLIENTS
+
+    settings = app[SETTINGS]
+    interval = settings.server.reconcile_interval_seconds
+    while True:
+        await asyncio.sleep(interval)
+        for shop_key, shop in settings.shops.items():
+            if shop.push is None or not shop.push.enabled:
+                continue
+            client = app[SHOPIFY_CLIENTS].get(shop_key)
+            if client is None or not await store.shop_installed(shop_key):
+                continue
+            try:
+                report = await reconcile_shop(shop_key, settings, store, rules, client)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "reconciliation of %s failed (%s); next pass in %ss", shop_key, type(exc).__name__, interval
+                )
+                rules.metrics.inc("gateway_reconcile_errors_total", shop=shop_key)
+                continue
+            rules.metrics.inc("gateway_reconcile_orders_total", report.orders, shop=shop_key)
+            if report.pushes:
+                log.info(
+                    "reconciliation of %s: %d orders, %d pushes enqueued (dedupe drops repeats)",
+                    shop_key,
+                    report.orders,
+                    report.pushes,
+                )
+
+
+def start_reconciler(app: web.Application) -> asyncio.Task[None] | None:
+    from gateway.keys import SETTINGS
+    from gateway.push.setup import PUSH_RUNTIME
+
+    settings = app[SETTINGS]
+    runtime = app[PUSH_RUNTIME]
+    if settings.server.reconcile_interval_seconds <= 0 or runtime.rules is None:
+        return None
+    if not any(s.push is not None and s.push.enabled for s in settings.shops.values()):
+        return None
+    return asyncio.create_task(run_reconciler(app, runtime.rules, runtime.store), name="push-reconciler")

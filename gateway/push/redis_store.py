@@ -1,0 +1,1261 @@
+"""The push store on Redis, for several gateway replicas behind a load balancer (redis.asyncio, redis-py ≥ 5).
+
+Every replica opens a `RedisPushStore` on the same Redis and the same `storage.redis_prefix`; they then share the
+webhook dedupe, the stored events, the outbox and its leases, the order/fulfillment states, the tracking index, the
+reconciliation watermarks and the install flags. Every state change that must be atomic runs in a Lua script (or in
+one MULTI/EXEC of scripts, for `commit`), so two replicas can never both claim one event or one push.
+
+Key layout (P = the prefix; shop keys are `[A-Za-z0-9_-]+`, checked by the settings):
+
+    P:seq:ev, P:seq:push              counters: event seq, push id
+    P:ev:<seq>                        hash: one stored webhook (shop, eid, topic, ..., body, status, error, oid, cid)
+    P:evid:<event id>                 hash: shop → seq (the dedupe of X-Shopify-Event-Id, shared by every replica)
+    P:ev:ready                        zset: pending events not leased, score = seq (claimed oldest first)
+    P:ev:leased                       zset: pending events being processed, score = lease expiry
+    P:push:<id>                       hash: one outbox row
+    P:due                             zset: the head (oldest pending push) of each order, score = max(due, lease expiry)
+    P:pst:<status>                    zset: push ids by status (dead letters, backlog, listings), score = id
+    P:checks                          zset: open unpaid checks "<shop>\\n<order id>", score = max(due, lease expiry)
+    P:installed                       hash: shop → 0/1
+    P:s:<shop>:ev / :push             zsets: every event seq / push id of the shop (purges, listings)
+    P:s:<shop>:pk                     hash: dedupe key → push id (enqueueing is idempotent)
+    P:s:<shop>:ord:<oid>              hash: order state;  P:s:<shop>:ful:<fid>: fulfillment state
+    P:s:<shop>:trk:<tracking number>  hash: the tracking index (oid, name, cid)
+    P:s:<shop>:chk:<oid>              hash: the unpaid check of an order (kept when done: once per order)
+    P:s:<shop>:wm                     the reconciliation watermark
+    P:s:<shop>:o:<oid>:q              zset: the order's pending pushes by id (only the lowest is in P:due: ordering)
+    P:s:<shop>:o:<oid>:ev/:push/:ful/:trk   what is stored about the order (compliance purges)
+    P:s:<shop>:c:<cid>:o / :ev        sets: the customer's order ids / customer-only events (compliance purges)
+
+Leases: a claim sets the row's lease expiry and re-scores it in its queue (P:ev:leased, P:due, P:checks) to that
+expiry, so a replica that dies mid-delivery loses nothing: the row becomes claimable again, by any replica, once its
+lease expires. Per-order ordering: only an order's head is in P:due; delivering, dead-lettering or dropping it puts
+the next one there.
+
+Wake-ups and cache invalidation travel over Redis pub/sub: `P:work` (new work, so idle workers on other replicas wake
+at once) and `P:inval` (lookup-cache invalidations; each replica applies the others' to its own LookupCache with
+`apply_remote_invalidation`, which does not broadcast again). Tags carry no raw emails or phones (gateway.cache).
+
+Times are the replicas' `time.time()` (passed to the scripts), so replica clocks should be NTP-synchronised; a skew
+only shifts when a lease or a retry falls due.
+
+Durability: a webhook is acknowledged once Redis has applied the write. Whether it survives a Redis restart depends
+on the server's persistence: run Redis with `appendonly yes` and `appendfsync always` (or `everysec`, accepting up to
+a second of acknowledged webhooks lost on a power cut), and a replica (Sentinel) for failover. The Redis on the
+development machines keeps nothing on disk (no AOF/RDB), so durability across a Redis restart is not tested here.
+The scripts build key names themselves, so this backend needs a single Redis (or Sentinel), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.push.store import (
+    EventOutcome,
+    EventStatus,
+    FulfillmentState,
+    OrderState,
+    Push,
+    PushStatus,
+    RecordResult,
+    StoredCounts,
+    StoredEvent,
+    UnpaidCheck,
+    WebhookMeta,
+)
+
+if TYPE_CHECKING:
+    from gateway.cache import Invalidation, LookupCache
+
+log = logging.getLogger(__name__)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _shielded(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Run the store operation in its own task and shield it from the caller's cancellation.
+
+    redis-py (8.1 here; see redis/redis-py#2028 and #2551) sometimes swallows a cancellation that arrives while a
+    command is in flight; a worker cancelled at shutdown then runs on and the app never finishes stopping. Shielded,
+    the caller gets its CancelledError at once and the round trip completes (or fails) on its own, which is harmless:
+    every operation is one atomic script or MULTI/EXEC, or a read."""
+
+    @functools.wraps(method)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        task = asyncio.ensure_future(method(*args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_retrieve)
+            raise
+
+    return run
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("push store: an operation abandoned by its caller failed: %r", task.exception())
+
+
+class RedisUnavailable(OSError):
+    """Redis cannot be reached at open(): an OSError, like any other refused connection."""
+
+
+# --- Lua -----------------------------------------------------------------------------------------------------------
+
+# Shared by every script: ARGV[1] is always the key prefix.
+_PRELUDE = r"""
+local P = ARGV[1]
+local function S(shop) return P .. ':s:' .. shop end
+local function PK(id) return P .. ':push:' .. id end
+local function OQ(shop, oid) return S(shop) .. ':o:' .. oid .. ':q' end
+local function head_of(shop, oid) return redis.call('ZRANGE', OQ(shop, oid), 0, 0)[1] end
+-- Put the order's current head in P:due (scored by when it can next be claimed); drop the old head if it changed.
+local function refresh_head(shop, oid, old_head)
+  local head = head_of(shop, oid)
+  if old_head and old_head ~= head then redis.call('ZREM', P .. ':due', old_head) end
+  if head then
+    local t = redis.call('HMGET', PK(head), 'due', 'lease')
+    redis.call('ZADD', P .. ':due', math.max(tonumber(t[1]), tonumber(t[2])), head)
+  end
+end
+local function set_status(id, old, new)
+  if old then redis.call('ZREM', P .. ':pst:' .. old, id) end
+  redis.call('ZADD', P .. ':pst:' .. new, id, id)
+  redis.call('HSET', PK(id), 'status', new)
+end
+-- Leave the order's pending queue (delivered, dead, dropped), letting the next push of the order through.
+local function leave_queue(id, shop, oid)
+  local old = head_of(shop, oid)
+  redis.call('ZREM', OQ(shop, oid), id)
+  redis.call('ZREM', P .. ':due', id)
+  refresh_head(shop, oid, old)
+end
+local function remember_customer(shop, cid, oid)
+  if cid and cid ~= '' and oid and oid ~= '' then redis.call('SADD', S(shop) .. ':c:' .. cid .. ':o', oid) end
+end
+"""
+
+_PUSH_FIELDS = ("shop", "dkey", "ikey", "oid", "topic", "body", "status", "created", "due", "attempts", "err",
+                "delivered", "fid")  # fmt: skip
+_LUA_PUSH_FIELDS = ", ".join(f"'{f}'" for f in _PUSH_FIELDS)
+_EVENT_FIELDS = ("shop", "eid", "topic", "wid", "trig", "apiv", "body", "recv", "status", "error")
+_LUA_EVENT_FIELDS = ", ".join(f"'{f}'" for f in _EVENT_FIELDS)
+
+# ARGV: P, shop, event id, topic, webhook id, triggered at, api version, body, now → seq, or 0 for a duplicate.
+_RECORD_EVENT = r"""
+local idx = P .. ':evid:' .. ARGV[3]
+if redis.call('HEXISTS', idx, ARGV[2]) == 1 then return 0 end
+local seq = redis.call('INCR', P .. ':seq:ev')
+redis.call('HSET', idx, ARGV[2], seq)
+redis.call('HSET', P .. ':ev:' .. seq, 'shop', ARGV[2], 'eid', ARGV[3], 'topic', ARGV[4], 'wid', ARGV[5],
+  'trig', ARGV[6], 'apiv', ARGV[7], 'body', ARGV[8], 'recv', ARGV[9], 'status', 'pending', 'error', '')
+redis.call('ZADD', P .. ':ev:ready', seq, seq)
+redis.call('ZADD', S(ARGV[2]) .. ':ev', seq, seq)
+return seq
+"""
+
+# ARGV: P, now, lease expiry, limit → {{seq, fields...}, ...}
+_CLAIM_EVENTS = (
+    r"""
+local ready, leased = P .. ':ev:ready', P .. ':ev:leased'
+for _, seq in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', ARGV[2])) do
+  redis.call('ZREM', leased, seq)
+  redis.call('ZADD', ready, seq, seq)
+end
+local out = {}
+for _, seq in ipairs(redis.call('ZRANGE', ready, 0, tonumber(ARGV[4]) - 1)) do
+  redis.call('ZREM', ready, seq)
+  local f = redis.call('HMGET', P .. ':ev:' .. seq, """
+    + _LUA_EVENT_FIELDS
+    + r""")
+  if f[1] then
+    redis.call('ZADD', leased, ARGV[3], seq)
+    table.insert(f, 1, seq)
+    out[#out + 1] = f
+  end
+end
+return out
+"""
+)
+
+# ARGV: P, seq → 1 when requeued
+_REQUEUE_EVENT = r"""
+local k = P .. ':ev:' .. ARGV[2]
+if redis.call('EXISTS', k) == 0 then return 0 end
+redis.call('HSET', k, 'status', 'pending', 'error', '')
+redis.call('ZREM', P .. ':ev:leased', ARGV[2])
+redis.call('ZADD', P .. ':ev:ready', ARGV[2], ARGV[2])
+return 1
+"""
+
+# ARGV: P, shop, oid, name, updated, financial status, cancelled, cid, recipient json, recipient name, receipt
+_UPSERT_ORDER = r"""
+local shop, oid = ARGV[2], ARGV[3]
+local k = S(shop) .. ':ord:' .. oid
+local cur = redis.call('HMGET', k, 'updated', 'cid')
+if cur[1] and tonumber(cur[1]) > tonumber(ARGV[5]) then return 0 end
+if cur[2] and cur[2] ~= '' and cur[2] ~= ARGV[8] then redis.call('SREM', S(shop) .. ':c:' .. cur[2] .. ':o', oid) end
+redis.call('HSET', k, 'name', ARGV[4], 'updated', ARGV[5], 'fin', ARGV[6], 'cancelled', ARGV[7], 'cid', ARGV[8],
+  'recipient', ARGV[9], 'rname', ARGV[10], 'receipt', ARGV[11])
+remember_customer(shop, ARGV[8], oid)
+return 1
+"""
+
+# ARGV: P, shop, fid, oid, updated, status, name, tracking number, tracking url
+_UPSERT_FULFILLMENT = r"""
+local shop, fid, oid = ARGV[2], ARGV[3], ARGV[4]
+local k = S(shop) .. ':ful:' .. fid
+local cur = redis.call('HMGET', k, 'updated', 'oid')
+if cur[1] and tonumber(cur[1]) > tonumber(ARGV[5]) then return 0 end
+if cur[2] and cur[2] ~= oid then redis.call('SREM', S(shop) .. ':o:' .. cur[2] .. ':ful', fid) end
+redis.call('HSET', k, 'oid', oid, 'updated', ARGV[5], 'status', ARGV[6], 'name', ARGV[7], 'tn', ARGV[8],
+  'turl', ARGV[9])
+redis.call('SADD', S(shop) .. ':o:' .. oid .. ':ful', fid)
+return 1
+"""
+
+# ARGV: P, shop, dedupe key, idempotency key, oid, topic, body, status, now, due, reason, fid, cid
+#   → 1 when a new pending push was enqueued
+_ENQUEUE_PUSH = r"""
+local shop, oid, status = ARGV[2], ARGV[5], ARGV[8]
+if redis.call('HEXISTS', S(shop) .. ':pk', ARGV[3]) == 1 then return 0 end
+local id = tostring(redis.call('INCR', P .. ':seq:push'))
+redis.call('HSET', S(shop) .. ':pk', ARGV[3], id)
+redis.call('HSET', PK(id), 'shop', shop, 'dkey', ARGV[3], 'ikey', ARGV[4], 'oid', oid, 'topic', ARGV[6],
+  'body', ARGV[7], 'status', status, 'created', ARGV[9], 'due', ARGV[10], 'lease', '0', 'attempts', '0',
+  'err', ARGV[11], 'delivered', '', 'fid', ARGV[12], 'cid', ARGV[13])
+redis.call('ZADD', S(shop) .. ':push', id, id)
+redis.call('ZADD', S(shop) .. ':o:' .. oid .. ':push', id, id)
+redis.call('ZADD', P .. ':pst:' .. status, id, id)
+remember_customer(shop, ARGV[13], oid)
+if status ~= 'pending' then return 0 end
+local old = head_of(shop, oid)
+redis.call('ZADD', OQ(shop, oid), id, id)
+refresh_head(shop, oid, old)
+return 1
+"""
+
+# ARGV: P, shop, tracking number, oid, order name, cid
+_ADD_TRACKING = r"""
+local shop, tn, oid = ARGV[2], ARGV[3], ARGV[4]
+local k = S(shop) .. ':trk:' .. tn
+local old = redis.call('HGET', k, 'oid')
+if old and old ~= oid then redis.call('SREM', S(shop) .. ':o:' .. old .. ':trk', tn) end
+redis.call('HSET', k, 'oid', oid, 'name', ARGV[5], 'cid', ARGV[6])
+redis.call('SADD', S(shop) .. ':o:' .. oid .. ':trk', tn)
+remember_customer(shop, ARGV[6], oid)
+return 1
+"""
+
+# ARGV: P, shop, oid, due, cid → 1 when scheduled now (once per order, even after it was done)
+_SCHEDULE_CHECK = r"""
+local shop, oid = ARGV[2], ARGV[3]
+local k = S(shop) .. ':chk:' .. oid
+if redis.call('EXISTS', k) == 1 then return 0 end
+redis.call('HSET', k, 'due', ARGV[4], 'lease', '0', 'done', '0', 'cid', ARGV[5])
+redis.call('ZADD', P .. ':checks', ARGV[4], shop .. '\n' .. oid)
+remember_customer(shop, ARGV[5], oid)
+return 1
+"""
+
+# ARGV: P, shop, oid
+_DONE_CHECK = r"""
+local k = S(ARGV[2]) .. ':chk:' .. ARGV[3]
+if redis.call('EXISTS', k) == 0 then return 0 end
+redis.call('HSET', k, 'done', '1', 'lease', '0')
+redis.call('ZREM', P .. ':checks', ARGV[2] .. '\n' .. ARGV[3])
+return 1
+"""
+
+# ARGV: P, seq, error, oid, cid
+_FINISH_EVENT = r"""
+local seq = ARGV[2]
+local k = P .. ':ev:' .. seq
+local shop = redis.call('HGET', k, 'shop')
+redis.call('ZREM', P .. ':ev:ready', seq)
+redis.call('ZREM', P .. ':ev:leased', seq)
+if not shop then return 0 end  -- purged meanwhile (shop/redact purges its own event too)
+redis.call('HSET', k, 'status', ARGV[3] ~= '' and 'dead' or 'done', 'error', ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('HSET', k, 'oid', ARGV[4])
+  redis.call('ZADD', S(shop) .. ':o:' .. ARGV[4] .. ':ev', seq, seq)
+  remember_customer(shop, ARGV[5], ARGV[4])
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', k, 'cid', ARGV[5])
+  if ARGV[4] == '' then redis.call('SADD', S(shop) .. ':c:' .. ARGV[5] .. ':ev', seq) end
+end
+return 1
+"""
+
+# ARGV: P, now, lease expiry, limit → {{shop, oid, due, cid}, ...}
+_CLAIM_CHECKS = r"""
+local out = {}
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. ':checks', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))) do
+  local nl = string.find(m, '\n', 1, true)
+  local shop, oid = string.sub(m, 1, nl - 1), string.sub(m, nl + 1)
+  local k = S(shop) .. ':chk:' .. oid
+  local f = redis.call('HMGET', k, 'due', 'cid', 'done')
+  if f[1] and f[3] == '0' then
+    redis.call('HSET', k, 'lease', ARGV[3])
+    redis.call('ZADD', P .. ':checks', ARGV[3], m)
+    out[#out + 1] = {shop, oid, f[1], f[2]}
+  else
+    redis.call('ZREM', P .. ':checks', m)
+  end
+end
+return out
+"""
+
+# ARGV: P, now, lease expiry, limit → {{id, fields...}, ...}
+_CLAIM_PUSHES = (
+    r"""
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. ':due', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))) do
+  local f = redis.call('HMGET', PK(id), """
+    + _LUA_PUSH_FIELDS
+    + r""")
+  if f[7] == 'pending' then
+    redis.call('HSET', PK(id), 'lease', ARGV[3])
+    redis.call('ZADD', P .. ':due', ARGV[3], id)
+    table.insert(f, 1, id)
+    out[#out + 1] = f
+  else
+    redis.call('ZREM', P .. ':due', id)  -- purged or finished meanwhile
+  end
+end
+return out
+"""
+)
+
+# ARGV: P, id, now
+_MARK_DELIVERED = r"""
+local id = ARGV[2]
+local f = redis.call('HMGET', PK(id), 'shop', 'oid', 'status')
+if not f[1] then return 0 end
+redis.call('HSET', PK(id), 'delivered', ARGV[3], 'lease', '0', 'err', '')
+redis.call('HINCRBY', PK(id), 'attempts', 1)
+set_status(id, f[3], 'delivered')
+if f[3] == 'pending' then leave_queue(id, f[1], f[2]) end
+return 1
+"""
+
+# ARGV: P, id, due, error
+_SCHEDULE_RETRY = r"""
+local id = ARGV[2]
+local f = redis.call('HMGET', PK(id), 'shop', 'oid', 'status')
+if f[3] ~= 'pending' then return 0 end
+redis.call('HSET', PK(id), 'due', ARGV[3], 'err', ARGV[4], 'lease', '0')
+redis.call('HINCRBY', PK(id), 'attempts', 1)
+refresh_head(f[1], f[2], nil)
+return 1
+"""
+
+# ARGV: P, id, reason
+_DEAD_LETTER = r"""
+local id = ARGV[2]
+local f = redis.call('HMGET', PK(id), 'shop', 'oid', 'status')
+if not f[1] then return 0 end
+redis.call('HSET', PK(id), 'err', ARGV[3], 'lease', '0')
+redis.call('HINCRBY', PK(id), 'attempts', 1)
+set_status(id, f[3], 'dead')
+if f[3] == 'pending' then leave_queue(id, f[1], f[2]) end
+return 1
+"""
+
+# ARGV: P, id, now → 1 when the push is pending again
+_RETRY_PUSH = r"""
+local id = ARGV[2]
+local f = redis.call('HMGET', PK(id), 'shop', 'oid', 'status')
+if f[3] ~= 'dead' and f[3] ~= 'dropped' and f[3] ~= 'pending' then return 0 end
+redis.call('HSET', PK(id), 'due', ARGV[3], 'created', ARGV[3], 'attempts', '0', 'lease', '0')
+set_status(id, f[3], 'pending')
+local old = head_of(f[1], f[2])
+redis.call('ZADD', OQ(f[1], f[2]), id, id)
+refresh_head(f[1], f[2], old)
+return 1
+"""
+
+# ARGV: P, id → 1 when dropped
+_DROP_PUSH = r"""
+local id = ARGV[2]
+local f = redis.call('HMGET', PK(id), 'shop', 'oid', 'status')
+if f[3] ~= 'pending' and f[3] ~= 'dead' then return 0 end
+redis.call('HSET', PK(id), 'lease', '0')
+set_status(id, f[3], 'dropped')
+if f[3] == 'pending' then leave_queue(id, f[1], f[2]) end
+return 1
+"""
+
+# ARGV: P, shop, cid ('' when none), '1' to delete or '0' to count, order ids...
+#   → {events, orders, fulfillments, pushes, tracking numbers, unpaid checks}
+_CUSTOMER_DATA = r"""
+local shop, cid, del = ARGV[2], ARGV[3], ARGV[4] == '1'
+local base = S(shop)
+local n = {0, 0, 0, 0, 0, 0}
+local function drop_event(seq)
+  local k = P .. ':ev:' .. seq
+  local f = redis.call('HMGET', k, 'shop', 'eid')
+  if not f[1] then return end
+  n[1] = n[1] + 1
+  if del then
+    redis.call('HDEL', P .. ':evid:' .. f[2], f[1])
+    redis.call('DEL', k)
+    redis.call('ZREM', P .. ':ev:ready', seq)
+    redis.call('ZREM', P .. ':ev:leased', seq)
+    redis.call('ZREM', base .. ':ev', seq)
+  end
+end
+local ids = {}
+for i = 5, #ARGV do ids[ARGV[i]] = true end
+if cid ~= '' then
+  for _, oid in ipairs(redis.call('SMEMBERS', base .. ':c:' .. cid .. ':o')) do ids[oid] = true end
+end
+for oid, _ in pairs(ids) do
+  local ob = base .. ':o:' .. oid
+  for _, seq in ipairs(redis.call('ZRANGE', ob .. ':ev', 0, -1)) do drop_event(seq) end
+  if redis.call('EXISTS', base .. ':ord:' .. oid) == 1 then
+    n[2] = n[2] + 1
+    if del then redis.call('DEL', base .. ':ord:' .. oid) end
+  end
+  for _, fid in ipairs(redis.call('SMEMBERS', ob .. ':ful')) do
+    if redis.call('HGET', base .. ':ful:' .. fid, 'oid') == oid then
+      n[3] = n[3] + 1
+      if del then redis.call('DEL', base .. ':ful:' .. fid) end
+    end
+  end
+  for _, id in ipairs(redis.call('ZRANGE', ob .. ':push', 0, -1)) do
+    local f = redis.call('HMGET', PK(id), 'dkey', 'status')
+    if f[1] then
+      n[4] = n[4] + 1
+      if del then
+        redis.call('HDEL', base .. ':pk', f[1])
+        redis.call('ZREM', P .. ':pst:' .. f[2], id)
+        redis.call('ZREM', P .. ':due', id)
+        redis.call('ZREM', base .. ':push', id)
+        redis.call('DEL', PK(id))
+      end
+    end
+  end
+  for _, tn in ipairs(redis.call('SMEMBERS', ob .. ':trk')) do
+    if redis.call('HGET', base .. ':trk:' .. tn, 'oid') == oid then
+      n[5] = n[5] + 1
+      if del then redis.call('DEL', base .. ':trk:' .. tn) end
+    end
+  end
+  if redis.call('EXISTS', base .. ':chk:' .. oid) == 1 then
+    n[6] = n[6] + 1
+    if del then
+      redis.call('DEL', base .. ':chk:' .. oid)
+      redis.call('ZREM', P .. ':checks', shop .. '\n' .. oid)
+    end
+  end
+  if del then
+    redis.call('DEL', ob .. ':ev', ob .. ':ful', ob .. ':push', ob .. ':q', ob .. ':trk')
+  end
+end
+if cid ~= '' then
+  for _, seq in ipairs(redis.call('SMEMBERS', base .. ':c:' .. cid .. ':ev')) do drop_event(seq) end
+  if del then redis.call('DEL', base .. ':c:' .. cid .. ':ev', base .. ':c:' .. cid .. ':o') end
+end
+return n
+"""
+
+
+def _s(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _ints(values: Any) -> list[int]:
+    """Members of a sorted set (redis-py types them loosely) as ints."""
+    return [int(v) for v in values]
+
+
+def _opt_int(value: bytes | str | None) -> int | None:
+    return int(value) if value not in (None, b"", "") else None  # type: ignore[arg-type]
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
+
+
+def _opt(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _push(row: Sequence[Any]) -> Push:
+    (pid, shop, dkey, ikey, oid, topic, body, status, created, due, attempts, err, delivered, fid) = row
+    return Push(
+        id=int(pid),
+        shop_key=_s(shop),
+        dedupe_key=_s(dkey),
+        idempotency_key=_s(ikey),
+        order_id=int(oid),
+        topic=_s(topic),
+        body=bytes(body),
+        status=PushStatus(_s(status)),
+        created_at=float(created),
+        due_at=float(due),
+        attempts=int(attempts),
+        last_error=_s(err),
+        delivered_at=float(delivered) if delivered else None,
+        fulfillment_id=_opt_int(fid),
+    )
+
+
+def _event(row: Sequence[Any]) -> StoredEvent:
+    (seq, shop, eid, topic, wid, trig, apiv, body, recv, status, error) = row
+    return StoredEvent(
+        seq=int(seq),
+        shop_key=_s(shop),
+        event_id=_s(eid),
+        meta=WebhookMeta(topic=_s(topic), webhook_id=_s(wid), triggered_at=_s(trig), api_version=_s(apiv)),
+        body=bytes(body),
+        received_at=float(recv),
+        status=EventStatus(_s(status)),
+        error=_s(error),
+    )
+
+
+class RedisPushStore:
+    """`PushStore` on Redis, shared by every replica that uses the same URL and prefix."""
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "gw", max_connections: int = 64) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.max_connections = max_connections
+        #: Identifies this store's messages on the pub/sub channels, so it ignores its own.
+        self.replica_id = uuid.uuid4().hex[:16]
+        self._redis: aioredis.Redis | None = None
+        self._pubsub: PubSub | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._closing = False
+        self._work_channel = f"{prefix}:work"
+        self._inval_channel = f"{prefix}:inval"
+        self._work: asyncio.Event | None = None
+        self._generation = 0
+        self._seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
+        self._publish_pending = False
+        self._background: set[asyncio.Task[Any]] = set()
+        self._caches: list[LookupCache] = []
+        self._outgoing_invalidations: list[dict[str, Any]] = []
+        self._batch: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._batch_in_flight = False
+        self._scripts: dict[str, AsyncScript] = {}
+
+    # lifecycle ----------------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._redis is not None:
+            return
+        # A blocking pool: when every connection is busy (a burst of webhooks, 64 deliveries in flight) a command
+        # waits for one instead of failing with MaxConnectionsError. One connection stays with the pub/sub listener.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, max_connections=self.max_connections, timeout=30, health_check_interval=30
+        )
+        client = aioredis.Redis(connection_pool=pool, decode_responses=False)
+        try:
+            await client.ping()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            await client.aclose()
+            raise RedisUnavailable(f"push store: cannot reach Redis ({type(exc).__name__}: {exc})") from exc
+        self._redis = client
+        for name, body in _SCRIPTS.items():
+            self._scripts[name] = client.register_script(_PRELUDE + body)
+        await self._load_scripts()
+        self._pubsub = client.pubsub()
+        await self._pubsub.subscribe(self._work_channel, self._inval_channel)
+        # Wait for both confirmations: from here on no message published by another replica can be missed.
+        confirmed = 0
+        deadline = time.monotonic() + 5.0
+        while confirmed < 2 and time.monotonic() < deadline:
+            msg = await self._pubsub.get_message(timeout=1.0)
+            if msg is not None and msg.get("type") == "subscribe":
+                confirmed += 1
+        self._closing = False
+        self._listener = asyncio.create_task(self._listen(), name="push-redis-listener")
+
+    async def close(self) -> None:
+        if self._redis is None:
+            return
+        for cache in self._caches:
+            if self._publish_invalidation in cache.on_invalidate:
+                cache.on_invalidate.remove(self._publish_invalidation)
+        self._caches.clear()
+        if self._background:  # pending publishes
+            await asyncio.gather(*self._background, return_exceptions=True)
+        client, self._redis = self._redis, None
+        if self._listener is not None:
+            self._closing = True
+            self._listener.cancel()
+            await asyncio.wait([self._listener], timeout=2.0)
+            self._listener = None
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+            self._pubsub = None
+        await client.aclose()
+
+    @_shielded
+    async def ping(self) -> str | None:
+        if self._redis is None:
+            return "push store not open"
+        try:
+            await asyncio.wait_for(self._redis.ping(), 2.0)
+        except Exception as exc:  # readiness reports, never raises
+            return f"push store: Redis {type(exc).__name__}"
+        return None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise RuntimeError("push store is not open")
+        return self._redis
+
+    def _k(self, *parts: object) -> str:
+        return ":".join((self.prefix, *map(str, parts)))
+
+    def _shop(self, shop_key: str, *parts: object) -> str:
+        return self._k("s", shop_key, *parts)
+
+    async def _run(self, name: str, *args: Any) -> Any:
+        return await self._scripts[name](args=[self.prefix, *args], client=self.redis)
+
+    def _run_batched(self, name: str, *args: Any) -> asyncio.Future[Any]:
+        """Auto-pipelining for the hot single-row scripts (intake, delivery outcomes), like SQLite's group commit:
+        calls queue up while the previous pipeline is in flight and then go to Redis together, one round trip on
+        one connection. Each script stays atomic; the pipeline is not a transaction. The send runs in its own
+        task, so a caller's cancellation never interrupts a round trip (see `_shielded`)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.append((name, args, future))
+        if len(self._batch) == 1 and not self._batch_in_flight:
+            asyncio.get_running_loop().call_soon(self._flush_batch)
+        return future
+
+    def _flush_batch(self) -> None:
+        if self._batch_in_flight or not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        self._batch_in_flight = True
+        self._spawn(self._send_batch(batch))
+
+    async def _send_batch(self, batch: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._pipeline_scripts([(name, args) for name, args, _ in batch])
+        except Exception as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        finally:
+            self._batch_in_flight = False
+            if self._batch:
+                self._flush_batch()
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if future.done():  # the caller went away
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _pipeline_scripts(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """EVALSHA each call in one non-transactional pipeline. Scripts are loaded at open(); if Redis lost them
+        (restart, SCRIPT FLUSH) the calls that got NOSCRIPT did not run, so they are retried once after a reload."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, args in calls:
+                pipe.evalsha(self._scripts[name].sha, 0, self.prefix, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            await self._load_scripts()
+            retried = await self._pipeline_scripts([calls[i] for i in missing])
+            for i, result in zip(missing, retried, strict=True):
+                results[i] = result
+        return results
+
+    async def _load_scripts(self) -> None:
+        for script in self._scripts.values():
+            await self.redis.script_load(script.script)
+
+    # notifications (local and across replicas) ---------------------------------------------------------------------
+
+    def _wake_local(self) -> None:
+        self._generation += 1
+        if self._work is not None:
+            self._work.set()
+            self._work = None
+
+    def _notify(self) -> None:
+        """Wake local workers now, and other replicas' with one PUBLISH per burst of notifications."""
+        self._wake_local()
+        if self._publish_pending or self._redis is None:
+            return
+        self._publish_pending = True
+        self._spawn(self._publish_work())
+
+    async def _publish_work(self) -> None:
+        await asyncio.sleep(0)  # let a burst of commits in this loop iteration share one message
+        self._publish_pending = False
+        try:
+            await self.redis.publish(self._work_channel, self.replica_id)
+        except (RedisError, RuntimeError) as exc:  # other replicas still poll: a lost wake-up only delays them
+            log.warning("push store: work notification not published (%s)", type(exc).__name__)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def wait_for_work(self, max_wait_seconds: float) -> None:
+        task = asyncio.current_task()
+        seen = self._seen.get(task) if task is not None else None
+        if task is not None:
+            self._seen[task] = self._generation
+        if seen is not None and seen != self._generation:
+            return  # notified since this task last waited: its claim may have raced the notification
+        if self._work is None:
+            self._work = asyncio.Event()
+        event = self._work
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives just as the event
+        # is set, and a cancelled worker would then run on (an app that never finishes shutting down).
+        try:
+            async with asyncio.timeout(max_wait_seconds):
+                await event.wait()
+        except TimeoutError:
+            pass
+        if task is not None:
+            self._seen[task] = self._generation
+
+    async def _listen(self) -> None:
+        assert self._pubsub is not None
+        pubsub = self._pubsub
+        while not self._closing:  # a flag as well as cancel(): redis-py may swallow the cancellation
+            try:
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis went away: redis-py reconnects and resubscribes on the next read
+                log.warning("push store: pub/sub read failed (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(0.5)
+                continue
+            if msg is None or msg.get("type") != "message":
+                continue
+            channel, data = _s(msg["channel"]), msg["data"]
+            try:
+                if channel == self._work_channel:
+                    if _s(data) != self.replica_id:
+                        self._wake_local()
+                elif channel == self._inval_channel:
+                    self._apply_remote_invalidation(data)
+            except Exception:  # one bad message must not stop the listener
+                log.exception("push store: bad pub/sub message on %s", channel)
+
+    # cache-invalidation fan-out ------------------------------------------------------------------------------------
+
+    def attach_cache(self, cache: LookupCache) -> None:
+        """Publish this replica's cache invalidations to the others, and apply theirs to `cache`."""
+        if cache in self._caches:
+            return
+        self._caches.append(cache)
+        cache.on_invalidate.append(self._publish_invalidation)
+
+    def _publish_invalidation(self, event: Invalidation) -> None:
+        """LookupCache hook. Invalidations made in one loop iteration (a rules batch makes hundreds) travel as ONE
+        message, published by one task: no connection storm, and the order of invalidations is kept."""
+        self._outgoing_invalidations.append(
+            {"shop": event.shop_key, "tags": list(event.tags) if event.tags is not None else None, "kind": event.kind}
+        )
+        if len(self._outgoing_invalidations) == 1 and self._redis is not None:
+            self._spawn(self._flush_invalidations())
+
+    async def _flush_invalidations(self) -> None:
+        await asyncio.sleep(0)
+        items, self._outgoing_invalidations = self._outgoing_invalidations, []
+        if not items:
+            return
+        message = json.dumps({"origin": self.replica_id, "items": items})
+        try:
+            await self.redis.publish(self._inval_channel, message)
+        except (RedisError, RuntimeError) as exc:
+            # Other replicas keep their entries until the TTL ends: logged, never fatal to the push pipeline.
+            log.warning("push store: %d cache invalidations not published (%s)", len(items), type(exc).__name__)
+
+    def _apply_remote_invalidation(self, data: bytes) -> None:
+        from gateway.cache import Invalidation
+
+        message = json.loads(data)
+        if message.get("origin") == self.replica_id:
+            return
+        for item in message.get("items", ()):
+            tags = item.get("tags")
+            event = Invalidation(str(item["shop"]), tuple(tags) if tags is not None else None, item.get("kind"))
+            for cache in self._caches:
+                cache.apply_remote_invalidation(event)
+
+    # intake -------------------------------------------------------------------------------------------------------
+
+    async def record_event(self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes) -> RecordResult:
+        seq = await self._run_batched(
+            "record_event",
+            shop_key,
+            event_id,
+            meta.topic,
+            meta.webhook_id,
+            meta.triggered_at,
+            meta.api_version,
+            body,
+            _num(time.time()),
+        )
+        if int(seq) == 0:
+            return "duplicate"
+        self._notify()
+        return "new"
+
+    @_shielded
+    async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[StoredEvent]:
+        t = time.time() if now is None else now
+        rows = await self._run("claim_events", _num(t), _num(t + lease_seconds), limit)
+        return [_event(r) for r in rows]
+
+    @_shielded
+    async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:
+        index: dict[Any, Any] = await self.redis.hgetall(self._k("evid", event_id))
+        if shop_key is not None:
+            seqs = [index[shop_key.encode()]] if shop_key.encode() in index else []
+        else:
+            seqs = sorted(index.values(), key=int)[:1]
+        if not seqs:
+            return None
+        seq = int(seqs[0])
+        row = await self.redis.hmget(self._k("ev", seq), list(_EVENT_FIELDS))
+        return _event([seq, *row]) if row[0] is not None else None
+
+    @_shielded
+    async def requeue_event(self, seq: int) -> bool:
+        done = bool(await self._run("requeue_event", seq))
+        if done:
+            self._notify()
+        return done
+
+    # rules --------------------------------------------------------------------------------------------------------
+
+    @_shielded
+    async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, OrderState]:
+        ids = list(dict.fromkeys(order_ids))
+        if not ids:
+            return {}
+        fields = ["name", "updated", "fin", "cancelled", "cid", "recipient", "rname", "receipt"]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for oid in ids:
+                pipe.hmget(self._shop(shop_key, "ord", oid), fields)
+            rows = await pipe.execute()
+        out: dict[int, OrderState] = {}
+        for oid, (name, updated, fin, cancelled, cid, recipient, rname, receipt) in zip(ids, rows, strict=True):
+            if updated is None:
+                continue
+            out[oid] = OrderState(
+                shop_key=shop_key,
+                order_id=oid,
+                order_name=_s(name),
+                updated_at=float(updated),
+                financial_status=_s(fin),
+                cancelled=cancelled == b"1",
+                customer_id=_opt_int(cid),
+                recipient=json.loads(recipient) if recipient else None,
+                recipient_name=_s(rname),
+                receipt=bytes(receipt or b""),
+            )
+        return out
+
+    @_shielded
+    async def load_fulfillment_states(
+        self, shop_key: str, fulfillment_ids: Sequence[int]
+    ) -> dict[int, FulfillmentState]:
+        ids = list(dict.fromkeys(fulfillment_ids))
+        if not ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for fid in ids:
+                pipe.hmget(self._shop(shop_key, "ful", fid), ["oid", "updated", "status", "name", "tn", "turl"])
+            rows = await pipe.execute()
+        out: dict[int, FulfillmentState] = {}
+        for fid, (oid, updated, status, name, tn, turl) in zip(ids, rows, strict=True):
+            if updated is None:
+                continue
+            out[fid] = FulfillmentState(shop_key, fid, int(oid), float(updated), _s(status), _s(name), _s(tn), _s(turl))
+        return out
+
+    @_shielded
+    async def commit(self, outcomes: Sequence[EventOutcome]) -> None:
+        """One MULTI/EXEC of small scripts: Redis applies all of it or (connection lost before EXEC) none of it."""
+        if not outcomes:
+            return
+        now = _num(time.time())
+        calls: list[tuple[str, tuple[Any, ...]]] = []
+        for o in outcomes:
+            for s in o.order_states:
+                calls.append(
+                    (
+                        "upsert_order",
+                        (
+                            s.shop_key,
+                            s.order_id,
+                            s.order_name,
+                            _num(s.updated_at),
+                            s.financial_status,
+                            int(s.cancelled),
+                            _opt(s.customer_id),
+                            json.dumps(s.recipient) if s.recipient else "",
+                            s.recipient_name,
+                            s.receipt,
+                        ),
+                    )
+                )
+            for f in o.fulfillment_states:
+                calls.append(
+                    (
+                        "upsert_fulfillment",
+                        (
+                            f.shop_key,
+                            f.fulfillment_id,
+                            f.order_id,
+                            _num(f.updated_at),
+                            f.status,
+                            f.name,
+                            f.tracking_number,
+                            f.tracking_url,
+                        ),
+                    )
+                )
+            for p in o.pushes:
+                calls.append(
+                    (
+                        "enqueue_push",
+                        (
+                            p.shop_key,
+                            p.dedupe_key,
+                            p.idempotency_key,
+                            p.order_id,
+                            p.topic,
+                            p.body,
+                            str(p.status),
+                            now,
+                            _num(p.due_at),
+                            p.reason[:500],
+                            _opt(p.fulfillment_id),
+                            _opt(p.customer_id),
+                        ),
+                    )
+                )
+            for t in o.tracking:
+                calls.append(
+                    ("add_tracking", (t.shop_key, t.tracking_number, t.order_id, t.order_name, _opt(t.customer_id)))
+                )
+            for u in o.unpaid_checks:
+                calls.append(("schedule_check", (u.shop_key, u.order_id, _num(u.due_at), _opt(u.customer_id))))
+            for shop_key, order_id in o.done_checks:
+                calls.append(("done_check", (shop_key, order_id)))
+            if o.event_seq is not None:
+                calls.append(
+                    ("finish_event", (o.event_seq, o.event_error[:500], _opt(o.order_id), _opt(o.customer_id)))
+                )
+        if not calls:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for name, args in calls:
+                await self._scripts[name](args=[self.prefix, *args], client=pipe)
+            results = await pipe.execute()
+        if any(int(r) == 1 for (name, _), r in zip(calls, results, strict=True) if name in _WAKING):
+            self._notify()
+
+    @_shielded
+    async def claim_unpaid_checks(
+        self, limit: int, lease_seconds: float, now: float | None = None
+    ) -> list[UnpaidCheck]:
+        t = time.time() if now is None else now
+        rows = await self._run("claim_checks", _num(t), _num(t + lease_seconds), limit)
+        return [UnpaidCheck(_s(shop), int(oid), float(due), _opt_int(cid)) for shop, oid, due, cid in rows]
+
+    # delivery -----------------------------------------------------------------------------------------------------
+
+    @_shielded
+    async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[Push]:
+        t = time.time() if now is None else now
+        rows = await self._run("claim_pushes", _num(t), _num(t + lease_seconds), limit)
+        return [_push(r) for r in rows]
+
+    @_shielded
+    async def next_due(self) -> float | None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(self._k("due"), 0, 0, withscores=True)
+            pipe.zrange(self._k("checks"), 0, 0, withscores=True)
+            pushes, checks = await pipe.execute()
+        values = [score for _, score in (*pushes, *checks)]
+        return min(values) if values else None
+
+    @_shielded
+    async def backlog(self) -> dict[str, int]:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zcard(self._k("ev", "ready"))
+            pipe.zcard(self._k("ev", "leased"))
+            pipe.zcard(self._k("pst", PushStatus.PENDING))
+            pipe.zcard(self._k("pst", PushStatus.DEAD))
+            pipe.zcard(self._k("checks"))
+            ready, leased, pending, dead, checks = await pipe.execute()
+        return {"events": ready + leased, "pushes": pending, "dead": dead, "checks": checks}
+
+    async def mark_delivered(self, push_id: int, now: float | None = None) -> None:
+        t = time.time() if now is None else now
+        await self._run_batched("mark_delivered", push_id, _num(t))
+        self._notify()  # the order's next push (if any) is now claimable
+
+    async def schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
+        await self._run_batched("schedule_retry", push_id, _num(due_at), error[:500])
+        self._notify()
+
+    async def dead_letter(self, push_id: int, reason: str) -> None:
+        await self._run_batched("dead_letter", push_id, reason[:500])
+        self._notify()
+
+    # operator CLI -------------------------------------------------------------------------------------------------
+
+    async def _fetch_pushes(self, ids: Sequence[int]) -> list[Push]:
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for pid in ids:
+                pipe.hmget(self._k("push", pid), list(_PUSH_FIELDS))
+            rows = await pipe.execute()
+        return [_push([pid, *row]) for pid, row in zip(ids, rows, strict=True) if row[0] is not None]
+
+    @_shielded
+    async def list_pushes(
+        self, shop_key: str | None = None, statuses: Sequence[PushStatus] = (), limit: int = 50
+    ) -> list[Push]:
+        wanted = {PushStatus(s) for s in statuses} or set(PushStatus)
+        if shop_key is None:
+            # Newest first across the status sets: the newest `limit` of each, merged.
+            ids: set[int] = set()
+            for status in wanted:
+                ids.update(_ints(await self.redis.zrevrange(self._k("pst", status), 0, limit - 1)))
+            return await self._fetch_pushes(sorted(ids, reverse=True)[:limit])
+        out: list[Push] = []
+        page, start = max(limit, 100), 0
+        while len(out) < limit:
+            chunk = _ints(await self.redis.zrevrange(self._shop(shop_key, "push"), start, start + page - 1))
+            if not chunk:
+                break
+            out += [p for p in await self._fetch_pushes(chunk) if p.status in wanted]
+            start += page
+        return out[:limit]
+
+    @_shielded
+    async def get_push(self, push_id: int) -> Push | None:
+        found = await self._fetch_pushes([push_id])
+        return found[0] if found else None
+
+    @_shielded
+    async def retry_push(self, push_id: int, now: float | None = None) -> bool:
+        t = time.time() if now is None else now
+        done = bool(await self._run("retry_push", push_id, _num(t)))
+        if done:
+            self._notify()
+        return done
+
+    @_shielded
+    async def drop_push(self, push_id: int) -> bool:
+        done = bool(await self._run("drop_push", push_id))
+        if done:
+            self._notify()  # a dropped head frees the order's next push
+        return done
+
+    # PushStateReader ----------------------------------------------------------------------------------------------
+
+    @_shielded
+    async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
+        name = await self.redis.hget(self._shop(shop_key, "trk", tracking_number.strip()), "name")
+        return _s(name) if name is not None else None
+
+    @_shielded
+    async def delivered_package_pushes(self, shop_key: str, order_id: int) -> dict[str, int]:
+        ids = _ints(await self.redis.zrange(self._shop(shop_key, "o", order_id, "push"), 0, -1))
+        counts: dict[str, int] = {}
+        for p in await self._fetch_pushes(ids):
+            if p.topic == "package/update" and p.status == PushStatus.DELIVERED and p.fulfillment_id is not None:
+                counts[str(p.fulfillment_id)] = counts.get(str(p.fulfillment_id), 0) + 1
+        return counts
+
+    # reconciliation and shop lifecycle ----------------------------------------------------------------------------
+
+    @_shielded
+    async def get_watermark(self, shop_key: str) -> str | None:
+        value = await self.redis.get(self._shop(shop_key, "wm"))
+        return _s(value) if value is not None else None
+
+    @_shielded
+    async def set_watermark(self, shop_key: str, watermark: str) -> None:
+        await self.redis.set(self._shop(shop_key, "wm"), watermark)
+
+    @_shielded
+    async def set_shop_installed(self, shop_key: str, installed: bool) -> None:
+        await self.redis.hset(self._k("installed"), shop_key, "1" if installed else "0")
+
+    @_shielded
+    async def shop_installed(self, shop_key: str) -> bool:
+        return await self.redis.hget(self._k("installed"), shop_key) != b"0"
+
+    # compliance ---------------------------------------------------------------------------------------------------
+
+    async def _customer_data(
+        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
+    ) -> StoredCounts:
+        n = await self._run("customer_data", shop_key, _opt(customer_id), "1" if delete else "0", *order_ids)
+        events, orders, fulfillments, pushes, tracking, checks = (int(x) for x in n)
+        return StoredCounts(events, orders, fulfillments, pushes, tracking, checks)
+
+    @_shielded
+    async def purge_customer(self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]) -> StoredCounts:
+        """One script: the purge is atomic (no replica sees half of it)."""
+        return await self._customer_data(shop_key, customer_id, order_ids, delete=True)
+
+    @_shielded
+    async def count_customer_data(
+        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
+    ) -> StoredCounts:
+        return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
+
+    @_shielded
+    async def purge_shop(self, shop_key: str) -> StoredCounts:
+        """Not one script (a big shop would block Redis). Pushes leave the shared queues first, then every key under
+        `P:s:<shop>:` is unlinked (SCAN), and the shop's events go last: the shop/redact event being processed
+        right now stays in the backlog until the purge is complete. The install flag stays."""
+        r = self.redis
+        events = pushes = 0
+        event_batches = await self._batches(self._shop(shop_key, "ev"))
+        for ids in await self._batches(self._shop(shop_key, "push")):
+            async with r.pipeline(transaction=False) as pipe:
+                for pid in ids:
+                    pipe.hget(self._k("push", pid), "status")
+                found = await pipe.execute()
+            async with r.pipeline(transaction=True) as pipe:
+                for pid, status in zip(ids, found, strict=True):
+                    pipe.zrem(self._shop(shop_key, "push"), pid)
+                    if status is None:
+                        continue
+                    pushes += 1
+                    pipe.zrem(self._k("pst", _s(status)), pid)
+                    pipe.zrem(self._k("due"), pid)
+                    pipe.unlink(self._k("push", pid))
+                await pipe.execute()
+        counted = {"ord": 0, "ful": 0, "trk": 0, "chk": 0}
+        base = _glob_escape(self._shop(shop_key)) + ":"
+        check_members: list[str] = []
+        for kind in counted:
+            async for key in r.scan_iter(match=base + kind + ":*", count=500):
+                counted[kind] += 1
+                if kind == "chk":
+                    check_members.append(f"{shop_key}\n{_s(key).rsplit(':', 1)[1]}")
+        if check_members:
+            await r.zrem(self._k("checks"), *check_members)
+        batch: list[bytes] = []
+        async for key in r.scan_iter(match=base + "*", count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                await r.unlink(*batch)
+                batch.clear()
+        if batch:
+            await r.unlink(*batch)
+        for seqs in event_batches:
+            async with r.pipeline(transaction=False) as pipe:
+                for seq in seqs:
+                    pipe.hget(self._k("ev", seq), "eid")
+                eids = await pipe.execute()
+            async with r.pipeline(transaction=True) as pipe:
+                for seq, eid in zip(seqs, eids, strict=True):
+                    if eid is None:
+                        continue
+                    events += 1
+                    pipe.hdel(self._k("evid", _s(eid)), shop_key)
+                    pipe.unlink(self._k("ev", seq))
+                    pipe.zrem(self._k("ev", "ready"), seq)
+                    pipe.zrem(self._k("ev", "leased"), seq)
+                await pipe.execute()
+        return StoredCounts(
+            events=events,
+            orders=counted["ord"],
+            fulfillments=counted["ful"],
+            pushes=pushes,
+            tracking_numbers=counted["trk"],
+            unpaid_checks=counted["chk"],
+        )
+
+    async def _batches(self, zset_key: str, size: int = 500) -> list[list[int]]:
+        members = _ints(await self.redis.zrange(zset_key, 0, -1))
+        return [members[i : i + size] for i in range(0, len(members), size)]
+
+    # tests and benchmarks -----------------------------------------------------------------------------------------
+
+    @_shielded
+    async def purge_all_for_tests(self) -> int:
+        """Delete every key under this store's prefix (test runs use a unique prefix each). Returns the count."""
+        deleted = 0
+        batch: list[bytes] = []
+        async for key in self.redis.scan_iter(match=_glob_escape(self.prefix) + ":*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += await self.redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += await self.redis.unlink(*batch)
+        return deleted
+
+
+_SCRIPTS: dict[str, str] = {
+    "record_event": _RECORD_EVENT,
+    "claim_events": _CLAIM_EVENTS,
+    "requeue_event": _REQUEUE_EVENT,
+    "upsert_order": _UPSERT_ORDER,
+    "upsert_fulfillment": _UPSERT_FULFILLMENT,
+    "enqueue_push": _ENQUEUE_PUSH,
+    "add_tracking": _ADD_TRACKING,
+    "schedule_check": _SCHEDULE_CHECK,
+    "done_check": _DONE_CHECK,
+    "finish_event": _FINISH_EVENT,
+    "claim_checks": _CLAIM_CHECKS,
+    "claim_pushes": _CLAIM_PUSHES,
+    "mark_delivered": _MARK_DELIVERED,
+    "schedule_retry": _SCHEDULE_RETRY,
+    "dead_letter": _DEAD_LETTER,
+    "retry_push": _RETRY_PUSH,
+    "drop_push": _DROP_PUSH,
+    "customer_data": _CUSTOMER_DATA,
+}
+
+#: Commit steps whose result 1 means new work for some worker.
+_WAKING = frozenset({"enqueue_push", "schedule_check"})
+
+__all__ = ["RedisPushStore", "RedisUnavailable"]

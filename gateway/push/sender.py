@@ -1,0 +1,199 @@
+"""Delivers outbox pushes to the bot platform (PROTOCOL §8): signed, idempotent, retried, ordered per order.
+
+One dispatcher claims due pushes from the store and runs up to `concurrency` deliveries at once. Per-order ordering
+comes from the store: it only hands out the oldest pending push of each order, so a later push of an order waits while
+an earlier one is in flight or waiting for its retry; distinct orders go out in parallel.
+
+Outcomes:
+- 2xx, body not `{"success": false, ...}` → delivered.
+- `{"success": false}` (e.g. code 10010 "Recipient not found") with a 2xx or 4xx, or any 4xx other than 408/429 →
+  dead letter with the reason (retrying would not change the answer).
+- 5xx, 408, 429, timeouts and connection errors → retried with exponential backoff and jitter (full jitter between
+  half and all of `backoff_base_seconds * 2**attempts`, capped at `backoff_max_seconds`) until the push is older than
+  `push.max_age_seconds`, then dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from gateway import signing
+from gateway.ops import Metrics
+from gateway.push.store import Push, PushStore
+from gateway.settings import Settings, ShopSettings
+
+log = logging.getLogger(__name__)
+
+#: Minimum sleep of an idle dispatcher (it is woken at once by new work anyway).
+IDLE_FLOOR_SECONDS = 0.05
+IDLE_CEILING_SECONDS = 1.0
+
+
+def push_headers(shop: ShopSettings, body: bytes, idempotency_key: str) -> dict[str, str]:
+    """The headers of PROTOCOL §8, signed with the shop's first push secret."""
+    assert shop.push is not None
+    secret = shop.push.secrets[0].get_secret_value()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shop-Domain": shop.domain,
+        "Idempotency-Key": idempotency_key,
+    }
+    if shop.dialect == "meetbot":
+        headers[signing.MEETBOT_HEADER] = signing.sign_hub(secret, body)
+    else:
+        headers[signing.JOINCHAT_HEADER] = signing.sign_base64(secret, body)
+    return headers
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: str  # "delivered" | "retry" | "dead"
+    reason: str = ""
+
+
+def judge(status: int, body: bytes) -> Verdict:
+    """Classify the bot platform's answer."""
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        data = None
+    rejected = isinstance(data, dict) and data.get("success") is False
+    detail = ""
+    if rejected:
+        assert isinstance(data, dict)
+        err = data.get("errors") or data.get("error") or {}
+        if isinstance(err, dict):
+            code, msg = err.get("code"), err.get("msg") or err.get("message") or ""
+            detail = f"code {code} {msg}".strip() if code is not None else str(msg)
+        else:
+            detail = str(err)[:200]
+    if status >= 500 or status in (408, 429):
+        return Verdict("retry", f"HTTP {status}" + (f": {detail}" if detail else ""))
+    if 200 <= status < 300:
+        return Verdict("dead", f"rejected: {detail or 'success false'}") if rejected else Verdict("delivered")
+    return Verdict("dead", f"HTTP {status}" + (f": {detail}" if detail else ""))
+
+
+def backoff_delay(shop: ShopSettings, attempts: int) -> float:
+    assert shop.push is not None
+    ceiling = min(shop.push.backoff_max_seconds, shop.push.backoff_base_seconds * (2 ** min(attempts, 30)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+class PushSender:
+    def __init__(
+        self,
+        settings: Settings,
+        store: PushStore,
+        session: aiohttp.ClientSession,
+        metrics: Metrics | None = None,
+        *,
+        concurrency: int = 64,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.session = session
+        self.metrics = metrics or Metrics()
+        self.concurrency = concurrency
+        self._installed: dict[str, tuple[bool, float]] = {}
+
+    async def run(self) -> None:
+        """Dispatch forever (cancel to stop; in-flight deliveries are cancelled and their leases expire)."""
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                free = self.concurrency - len(inflight)
+                if free > 0:
+                    try:
+                        pushes = await self.store.claim_pushes(free, self._lease_seconds())
+                    except Exception:
+                        log.exception("push sender: claim failed")
+                        await asyncio.sleep(1)
+                        continue
+                    for push in pushes:
+                        task = asyncio.create_task(self._deliver(push))
+                        inflight.add(task)
+                        task.add_done_callback(inflight.discard)
+                    if pushes:
+                        continue
+                    due = await self.store.next_due()
+                    wait = IDLE_CEILING_SECONDS if due is None else due - time.time()
+                    await self.store.wait_for_work(min(max(wait, IDLE_FLOOR_SECONDS), IDLE_CEILING_SECONDS))
+                else:
+                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in inflight:
+                task.cancel()
+            if inflight:
+                await asyncio.gather(*inflight, return_exceptions=True)
+
+    def _lease_seconds(self) -> float:
+        longest = max((s.push.timeout_seconds for s in self.settings.shops.values() if s.push), default=10.0)
+        return longest + 30.0
+
+    async def _shop_installed(self, shop_key: str) -> bool:
+        cached = self._installed.get(shop_key)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        installed = await self.store.shop_installed(shop_key)
+        self._installed[shop_key] = (installed, now + 5.0)
+        return installed
+
+    async def _deliver(self, push: Push) -> None:
+        try:
+            await self._deliver_once(push)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never lose the dispatcher to one bad row; the lease brings it back
+            log.exception("push %s: delivery crashed", push.id)
+
+    async def _deliver_once(self, push: Push) -> None:
+        shop = self.settings.shops.get(push.shop_key)
+        if shop is None or shop.push is None:
+            await self._dead(push, "shop or its push settings are no longer configured")
+            return
+        if not shop.push.enabled:
+            await self._dead(push, "pushes are disabled for this shop")
+            return
+        if not await self._shop_installed(push.shop_key):
+            await self._dead(push, "app uninstalled")
+            return
+        headers = push_headers(shop, push.body, push.idempotency_key)
+        started = time.monotonic()
+        try:
+            async with self.session.post(
+                shop.push.url,
+                data=push.body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=shop.push.timeout_seconds),
+            ) as resp:
+                verdict = judge(resp.status, await resp.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            verdict = Verdict("retry", f"{type(exc).__name__}")
+        self.metrics.inc("gateway_push_attempts_total", shop=push.shop_key, outcome=verdict.outcome)
+        self.metrics.inc("gateway_push_attempt_seconds_total", time.monotonic() - started)
+        if verdict.outcome == "delivered":
+            await self.store.mark_delivered(push.id)
+            self.metrics.inc("gateway_pushes_delivered_total", shop=push.shop_key, topic=push.topic)
+        elif verdict.outcome == "retry":
+            delay = backoff_delay(shop, push.attempts)
+            if time.time() + delay - push.created_at > shop.push.max_age_seconds:
+                await self._dead(push, f"gave up after {push.attempts + 1} attempts: {verdict.reason}")
+            else:
+                await self.store.schedule_retry(push.id, time.time() + delay, verdict.reason)
+                self.metrics.inc("gateway_push_retries_total", shop=push.shop_key)
+        else:
+            await self._dead(push, verdict.reason)
+
+    async def _dead(self, push: Push, reason: str) -> None:
+        log.warning("push %s (%s, shop %s) dead-lettered: %s", push.id, push.topic, push.shop_key, reason)
+        await self.store.dead_letter(push.id, reason)
+        self.metrics.inc("gateway_pushes_dead_total", shop=push.shop_key, topic=push.topic)

@@ -1,0 +1,181 @@
+"""Push flow wiring: the webhook route, the store, and the background workers, all tied to the app's lifetime.
+
+Workers (one asyncio task each, started in cleanup_ctx, cancelled on shutdown):
+- processor: claims stored webhook events and runs the rules (gateway.push.rules) on them, in batches;
+- unpaid checker: re-reads orders whose Order/Unpaid delay elapsed (fresh Shopify read) and enqueues what is due;
+- sender: delivers the outbox (gateway.push.sender);
+- reconciler and webhook-subscription sync (gateway.push.reconcile / gateway.push.subscriptions), when configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway import ops
+from gateway.keys import PUSH_STATE, SETTINGS
+from gateway.push.intake import handle_webhook
+from gateway.push.rules import FreshOrder, Rules
+from gateway.push.sender import PushSender
+from gateway.push.store import PUSH_STORE, PushStore, make_store
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: How many stored events one rules pass takes (one store transaction for all of them).
+EVENT_BATCH = 256
+EVENT_LEASE_SECONDS = 30.0
+UNPAID_LEASE_SECONDS = 60.0
+IDLE_SECONDS = 1.0
+
+
+async def run_processor(rules: Rules, store: PushStore) -> None:
+    """Run the rules on stored events as they arrive; idle waits are woken by the intake's notifications."""
+    while True:
+        try:
+            events = await store.claim_events(EVENT_BATCH, EVENT_LEASE_SECONDS)
+            if events:
+                await rules.process(events)
+                continue
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("push processor failed; retrying")
+            await asyncio.sleep(IDLE_SECONDS)
+            continue
+        await store.wait_for_work(IDLE_SECONDS)
+
+
+FetchOrder = Callable[[str, int], Awaitable[FreshOrder | None]]
+
+
+async def run_unpaid_checker(rules: Rules, store: PushStore, fetch: FetchOrder, poll_seconds: float) -> None:
+    while True:
+        try:
+            checks = await store.claim_unpaid_checks(64, UNPAID_LEASE_SECONDS)
+            if checks:
+                await rules.run_unpaid_checks(checks, fetch)
+                continue
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unpaid checker failed; retrying")
+        await asyncio.sleep(poll_seconds)
+
+
+def shopify_fetch_order(app: web.Application) -> FetchOrder:
+    """A fresh read of one order's payment state through the shop's ShopifyAdminClient (push_order_status.graphql)."""
+    from gateway.shopify.client import SHOPIFY_CLIENTS
+    from gateway.shopify.queries import load_query
+
+    async def fetch(shop_key: str, order_id: int) -> FreshOrder | None:
+        client = app[SHOPIFY_CLIENTS][shop_key]
+        data = await client.execute(load_query("push_order_status"), {"id": f"gid://shopify/Order/{order_id}"})
+        node = data.get("order")
+        if not node:
+            return None
+        return FreshOrder(
+            financial_status=str(node.get("displayFinancialStatus") or "").lower(),
+            cancelled=bool(node.get("cancelledAt")),
+        )
+
+    return fetch
+
+
+def _lookup_cache(app: web.Application) -> Any | None:
+    """The query side's LookupCache (gateway.cache), when the app has one: webhooks evict what they make stale."""
+    try:
+        from gateway.cache import LOOKUP_CACHE
+    except ImportError:
+        return None
+    return app.get(LOOKUP_CACHE)
+
+
+def _attach_cache_fan_out(app: web.Application, store: PushStore) -> None:
+    """Redis backend: publish this replica's cache invalidations and apply the other replicas' (gateway.cache)."""
+    if app[SETTINGS].storage.backend != "redis":
+        return
+    from gateway.cache import LOOKUP_CACHE
+    from gateway.push.redis_store import RedisPushStore
+
+    cache = app.get(LOOKUP_CACHE)
+    if cache is not None and isinstance(store, RedisPushStore):
+        store.attach_cache(cache)
+
+
+class PushRuntime:
+    """The running push machinery of one app (kept in `app[PUSH_RUNTIME]`, mostly for tests and benchmarks)."""
+
+    def __init__(self, settings: Settings, store: PushStore, metrics: ops.Metrics) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.tasks: list[asyncio.Task[None]] = []
+        self.rules: Rules | None = None
+        self.sender: PushSender | None = None
+
+
+PUSH_RUNTIME = web.AppKey("push_runtime", PushRuntime)
+
+
+def setup_push(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    store = make_store(settings.storage, serving=True)
+    metrics = ops.get_metrics(app)
+    app[PUSH_STORE] = store
+    app[PUSH_STATE] = store
+    app[PUSH_RUNTIME] = PushRuntime(settings, store, metrics)
+    app.router.add_post("/webhooks/shopify", handle_webhook)
+
+    async def push_store_ready() -> str | None:
+        return await store.ping()
+
+    ops.add_readiness_check(app, push_store_ready)
+    app.cleanup_ctx.append(_push_ctx)
+
+
+async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[PUSH_RUNTIME]
+    settings, store = runtime.settings, runtime.store
+    await store.open()
+    _attach_cache_fan_out(app, store)
+    pushing = any(s.push is not None for s in settings.shops.values())
+    concurrency = 64
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), raise_for_status=False)
+    rules = Rules(settings, store, runtime.metrics, cache=_lookup_cache(app))
+    runtime.rules = rules
+    runtime.sender = PushSender(settings, store, session, runtime.metrics, concurrency=concurrency)
+    runtime.tasks.append(asyncio.create_task(run_processor(rules, store), name="push-processor"))
+    if pushing:
+        runtime.tasks.append(asyncio.create_task(runtime.sender.run(), name="push-sender"))
+        min_delay = min((s.push.unpaid_delay_seconds for s in settings.shops.values() if s.push), default=60.0)
+        poll = min(max(min_delay / 4, 0.05), 5.0)
+        runtime.tasks.append(
+            asyncio.create_task(
+                run_unpaid_checker(rules, store, shopify_fetch_order(app), poll), name="push-unpaid-checker"
+            )
+        )
+    from gateway.push.reconcile import start_reconciler
+    from gateway.push.subscriptions import start_sync_task
+
+    for starter in (start_sync_task, start_reconciler):
+        task = starter(app)
+        if task is not None:
+            runtime.tasks.append(task)
+    try:
+        yield
+    finally:
+        for task in runtime.tasks:
+            task.cancel()
+        for task in runtime.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        runtime.tasks.clear()
+        await session.close()
+        await store.close()

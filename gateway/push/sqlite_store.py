@@ -1,0 +1,891 @@
+"""The embedded push store: SQLite in WAL mode, written by one dedicated thread with group commit.
+
+Durability: `journal_mode=WAL` with `synchronous=FULL`. In WAL mode FULL fsyncs the log on every commit, so a webhook
+whose `record_event` returned survives a process crash *and* a power loss; NORMAL would only survive a process crash
+(commits since the last checkpoint can roll back when the machine loses power), which is not "stored before the 2xx".
+The price of FULL is one fsync per commit; group commit pays it once per batch instead of once per webhook.
+
+Group commit: every operation (reads included, so they see their own writes in order) is a small function queued to
+the writer thread. The thread takes everything queued, runs it in ONE transaction, commits, and only then resolves the
+callers' futures. If one operation raises, the batch is rolled back and its operations are redone one transaction
+each, so only the failing one reports an error.
+Requests that arrive while a commit is fsyncing form the next batch, so the batch size adapts to the load without a
+fixed delay. The event loop never blocks on SQLite.
+
+Schema changes are ordered migrations recorded in `schema_version`; add a new entry to `MIGRATIONS`, never edit one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.push.store import (
+    EventOutcome,
+    EventStatus,
+    FulfillmentState,
+    OrderState,
+    Push,
+    PushStatus,
+    RecordResult,
+    StoredCounts,
+    StoredEvent,
+    UnpaidCheck,
+    WebhookMeta,
+    idempotency_key,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Ordered schema migrations; entry i brings the schema from version i to i + 1.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            shop_key TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            webhook_id TEXT NOT NULL DEFAULT '',
+            triggered_at TEXT NOT NULL DEFAULT '',
+            api_version TEXT NOT NULL DEFAULT '',
+            body BLOB NOT NULL,
+            received_at REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            error TEXT NOT NULL DEFAULT '',
+            lease_until REAL NOT NULL DEFAULT 0,
+            order_id INTEGER,
+            customer_id INTEGER,
+            UNIQUE (shop_key, event_id)
+        )""",
+        "CREATE INDEX events_pending ON events (seq) WHERE status = 'pending'",
+        "CREATE INDEX events_order ON events (shop_key, order_id)",
+        """CREATE TABLE orders (
+            shop_key TEXT NOT NULL,
+            order_id INTEGER NOT NULL,
+            order_name TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            financial_status TEXT NOT NULL DEFAULT '',
+            cancelled INTEGER NOT NULL DEFAULT 0,
+            customer_id INTEGER,
+            recipient TEXT,
+            recipient_name TEXT NOT NULL DEFAULT '',
+            receipt BLOB NOT NULL DEFAULT x'',
+            PRIMARY KEY (shop_key, order_id)
+        )""",
+        "CREATE INDEX orders_customer ON orders (shop_key, customer_id)",
+        """CREATE TABLE fulfillments (
+            shop_key TEXT NOT NULL,
+            fulfillment_id INTEGER NOT NULL,
+            order_id INTEGER NOT NULL,
+            updated_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            tracking_number TEXT NOT NULL DEFAULT '',
+            tracking_url TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (shop_key, fulfillment_id)
+        )""",
+        "CREATE INDEX fulfillments_order ON fulfillments (shop_key, order_id)",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            shop_key TEXT NOT NULL,
+            dedupe_key TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            order_id INTEGER NOT NULL,
+            topic TEXT NOT NULL,
+            body BLOB NOT NULL,
+            status TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            due_at REAL NOT NULL,
+            lease_until REAL NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            delivered_at REAL,
+            fulfillment_id INTEGER,
+            customer_id INTEGER,
+            UNIQUE (shop_key, dedupe_key)
+        )""",
+        "CREATE INDEX outbox_pending ON outbox (due_at) WHERE status = 'pending'",
+        "CREATE INDEX outbox_order ON outbox (shop_key, order_id, id)",
+        """CREATE TABLE tracking (
+            shop_key TEXT NOT NULL,
+            tracking_number TEXT NOT NULL,
+            order_id INTEGER NOT NULL,
+            order_name TEXT NOT NULL,
+            customer_id INTEGER,
+            PRIMARY KEY (shop_key, tracking_number)
+        )""",
+        "CREATE INDEX tracking_order ON tracking (shop_key, order_id)",
+        """CREATE TABLE unpaid_checks (
+            shop_key TEXT NOT NULL,
+            order_id INTEGER NOT NULL,
+            due_at REAL NOT NULL,
+            lease_until REAL NOT NULL DEFAULT 0,
+            done INTEGER NOT NULL DEFAULT 0,
+            customer_id INTEGER,
+            PRIMARY KEY (shop_key, order_id)
+        )""",
+        "CREATE INDEX unpaid_due ON unpaid_checks (due_at) WHERE done = 0",
+        "CREATE TABLE watermarks (shop_key TEXT PRIMARY KEY, watermark TEXT NOT NULL)",
+        "CREATE TABLE shops (shop_key TEXT PRIMARY KEY, installed INTEGER NOT NULL)",
+    ],
+]
+
+#: How many queued operations one transaction may take (bounds the latency of the last one in a batch).
+MAX_BATCH = 1024
+
+_OUTBOX_COLUMNS = (
+    "id, shop_key, dedupe_key, idempotency_key, order_id, topic, body, status, created_at, due_at, attempts, "
+    "last_error, delivered_at, fulfillment_id"
+)
+
+
+class _Op:
+    __slots__ = ("fn", "future", "loop")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.future = future
+        self.loop = future.get_loop()
+
+
+_STOP = object()
+
+
+class SqlitePushStore:
+    """`PushStore` on one SQLite file. Safe to open from several processes (the CLI next to a running gateway)."""
+
+    def __init__(self, path: str | Path, *, reclaim_leases: bool = False) -> None:
+        self.path = str(path)
+        #: The serving gateway owns the file: leases left by a crashed predecessor are void at open.
+        self.reclaim_leases = reclaim_leases
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._work: asyncio.Event | None = None
+        self._generation = 0
+        self._seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
+        #: Commits and batch sizes, for the benchmark and /metrics.
+        self.commits = 0
+        self.batched_ops = 0
+
+    # lifecycle ----------------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._thread is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="push-sqlite-writer", daemon=True)
+        self._thread.start()
+        await ready
+
+    async def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(thread.join)
+
+    async def ping(self) -> str | None:
+        if self._thread is None or not self._thread.is_alive():
+            return "push store not open"
+        try:
+            await asyncio.wait_for(self._call(lambda c: c.execute("SELECT 1").fetchone()), 2.0)
+        except Exception as exc:  # readiness reports, never raises
+            return f"push store: {type(exc).__name__}"
+        return None
+
+    # the writer thread ---------------------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        self._migrate(conn)
+        if self.reclaim_leases:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE events SET lease_until = 0 WHERE status = 'pending' AND lease_until > 0")
+            conn.execute("UPDATE outbox SET lease_until = 0 WHERE status = 'pending' AND lease_until > 0")
+            conn.execute("UPDATE unpaid_checks SET lease_until = 0 WHERE done = 0 AND lease_until > 0")
+            conn.execute("COMMIT")
+        return conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+                version = 0
+            else:
+                version = int(row[0])
+            if version > len(MIGRATIONS):
+                raise RuntimeError(f"push store schema version {version} is newer than this gateway knows")
+            for i in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[i]:
+                    conn.execute(statement)
+                conn.execute("UPDATE schema_version SET version = ?", (i + 1,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _run(self, ready: asyncio.Future[None]) -> None:
+        loop = ready.get_loop()
+        try:
+            conn = self._connect()
+        except Exception as exc:
+            loop.call_soon_threadsafe(_settle, ready, None, exc)
+            return
+        loop.call_soon_threadsafe(_settle, ready, None, None)
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch: list[_Op] = [first]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        results = self._transaction(conn, batch)
+        if results is None and len(batch) > 1:
+            # One operation failed (rare: a constraint, a bug): redo each alone so only that one reports the error.
+            results = []
+            for op in batch:
+                results += self._transaction(conn, [op]) or []
+        # Resolve only after COMMIT: a caller that hears "stored" may rely on it surviving a crash.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+        for op, value, error in results:
+            by_loop.setdefault(op.loop, []).append((op.future, value, error))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, items)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[_Op]
+    ) -> list[tuple[_Op, Any, BaseException | None]] | None:
+        """Run the batch in one transaction. None when an operation raised and the batch had several (all rolled
+        back, to be retried one by one); otherwise the results (errors included) of every operation."""
+        results: list[tuple[_Op, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                results.append((op, op.fn(conn), None))
+            conn.execute("COMMIT")
+            self.commits += 1
+            self.batched_ops += len(batch)
+            return results
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if len(batch) > 1 and len(results) < len(batch):
+                return None
+            log.error("push store transaction failed: %s", type(exc).__name__)
+            return [(op, None, exc) for op in batch]
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._thread is None:
+            raise RuntimeError("push store is not open")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Op(fn, future))
+        return await future
+
+    # work notification ---------------------------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        self._generation += 1
+        if self._work is not None:
+            self._work.set()
+            self._work = None
+
+    async def wait_for_work(self, max_wait_seconds: float) -> None:
+        task = asyncio.current_task()
+        seen = self._seen.get(task) if task is not None else None
+        if task is not None:
+            self._seen[task] = self._generation
+        if seen is not None and seen != self._generation:
+            return  # notified since this task last waited: its claim may have raced the notification
+        if self._work is None:
+            self._work = asyncio.Event()
+        event = self._work
+        try:
+            await asyncio.wait_for(event.wait(), max_wait_seconds)
+        except TimeoutError:
+            pass
+        if task is not None:
+            self._seen[task] = self._generation
+
+    # intake -------------------------------------------------------------------------------------------------------
+
+    async def record_event(self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes) -> RecordResult:
+        now = time.time()
+
+        def op(c: sqlite3.Connection) -> RecordResult:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO events (shop_key, event_id, topic, webhook_id, triggered_at, api_version, body,"
+                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (shop_key, event_id, meta.topic, meta.webhook_id, meta.triggered_at, meta.api_version, body, now),
+            )
+            return "new" if cur.rowcount == 1 else "duplicate"
+
+        result = await self._call(op)
+        if result == "new":
+            self._notify()
+        return result
+
+    async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[StoredEvent]:
+        t = time.time() if now is None else now
+
+        def op(c: sqlite3.Connection) -> list[StoredEvent]:
+            rows = c.execute(
+                "SELECT seq, shop_key, event_id, topic, webhook_id, triggered_at, api_version, body, received_at,"
+                " status, error FROM events WHERE status = 'pending' AND lease_until <= ? ORDER BY seq LIMIT ?",
+                (t, limit),
+            ).fetchall()
+            if rows:
+                c.executemany(
+                    "UPDATE events SET lease_until = ? WHERE seq = ?", [(t + lease_seconds, r[0]) for r in rows]
+                )
+            return [_event(r) for r in rows]
+
+        return await self._call(op)
+
+    async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:
+        def op(c: sqlite3.Connection) -> StoredEvent | None:
+            sql = (
+                "SELECT seq, shop_key, event_id, topic, webhook_id, triggered_at, api_version, body, received_at,"
+                " status, error FROM events WHERE event_id = ?"
+            )
+            args: tuple[Any, ...] = (event_id,)
+            if shop_key is not None:
+                sql += " AND shop_key = ?"
+                args += (shop_key,)
+            row = c.execute(sql + " ORDER BY seq LIMIT 1", args).fetchone()
+            return _event(row) if row else None
+
+        return await self._call(op)
+
+    async def requeue_event(self, seq: int) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            cur = c.execute("UPDATE events SET status = 'pending', error = '', lease_until = 0 WHERE seq = ?", (seq,))
+            return cur.rowcount == 1
+
+        done = await self._call(op)
+        if done:
+            self._notify()
+        return done
+
+    # rules --------------------------------------------------------------------------------------------------------
+
+    async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, OrderState]:
+        ids = list(dict.fromkeys(order_ids))
+        if not ids:
+            return {}
+
+        def op(c: sqlite3.Connection) -> dict[int, OrderState]:
+            out: dict[int, OrderState] = {}
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                for r in c.execute(
+                    "SELECT order_id, order_name, updated_at, financial_status, cancelled, customer_id, recipient,"
+                    f" recipient_name, receipt FROM orders WHERE shop_key = ? AND order_id IN ({marks})",
+                    (shop_key, *chunk),
+                ):
+                    out[r[0]] = OrderState(
+                        shop_key=shop_key,
+                        order_id=r[0],
+                        order_name=r[1],
+                        updated_at=r[2],
+                        financial_status=r[3],
+                        cancelled=bool(r[4]),
+                        customer_id=r[5],
+                        recipient=json.loads(r[6]) if r[6] else None,
+                        recipient_name=r[7],
+                        receipt=bytes(r[8]),
+                    )
+            return out
+
+        return await self._call(op)
+
+    async def load_fulfillment_states(
+        self, shop_key: str, fulfillment_ids: Sequence[int]
+    ) -> dict[int, FulfillmentState]:
+        ids = list(dict.fromkeys(fulfillment_ids))
+        if not ids:
+            return {}
+
+        def op(c: sqlite3.Connection) -> dict[int, FulfillmentState]:
+            out: dict[int, FulfillmentState] = {}
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                for r in c.execute(
+                    "SELECT fulfillment_id, order_id, updated_at, status, name, tracking_number, tracking_url"
+                    f" FROM fulfillments WHERE shop_key = ? AND fulfillment_id IN ({marks})",
+                    (shop_key, *chunk),
+                ):
+                    out[r[0]] = FulfillmentState(shop_key, r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+            return out
+
+        return await self._call(op)
+
+    async def commit(self, outcomes: Sequence[EventOutcome]) -> None:
+        if not outcomes:
+            return
+        now = time.time()
+
+        def op(c: sqlite3.Connection) -> bool:
+            wake = False
+            for o in outcomes:
+                for s in o.order_states:
+                    c.execute(
+                        "INSERT INTO orders (shop_key, order_id, order_name, updated_at, financial_status, cancelled,"
+                        " customer_id, recipient, recipient_name, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT (shop_key, order_id) DO UPDATE SET order_name = excluded.order_name,"
+                        " updated_at = excluded.updated_at, financial_status = excluded.financial_status,"
+                        " cancelled = excluded.cancelled, customer_id = excluded.customer_id,"
+                        " recipient = excluded.recipient, recipient_name = excluded.recipient_name,"
+                        " receipt = excluded.receipt"
+                        " WHERE excluded.updated_at >= orders.updated_at",
+                        (
+                            s.shop_key,
+                            s.order_id,
+                            s.order_name,
+                            s.updated_at,
+                            s.financial_status,
+                            int(s.cancelled),
+                            s.customer_id,
+                            json.dumps(s.recipient) if s.recipient else None,
+                            s.recipient_name,
+                            s.receipt,
+                        ),
+                    )
+                for f in o.fulfillment_states:
+                    c.execute(
+                        "INSERT INTO fulfillments (shop_key, fulfillment_id, order_id, updated_at, status, name,"
+                        " tracking_number, tracking_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT (shop_key, fulfillment_id) DO UPDATE SET order_id = excluded.order_id,"
+                        " updated_at = excluded.updated_at, status = excluded.status, name = excluded.name,"
+                        " tracking_number = excluded.tracking_number, tracking_url = excluded.tracking_url"
+                        " WHERE excluded.updated_at >= fulfillments.updated_at",
+                        (
+                            f.shop_key,
+                            f.fulfillment_id,
+                            f.order_id,
+                            f.updated_at,
+                            f.status,
+                            f.name,
+                            f.tracking_number,
+                            f.tracking_url,
+                        ),
+                    )
+                for p in o.pushes:
+                    cur = c.execute(
+                        "INSERT OR IGNORE INTO outbox (shop_key, dedupe_key, idempotency_key, order_id, topic, body,"
+                        " status, created_at, due_at, last_error, fulfillment_id, customer_id)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            p.shop_key,
+                            p.dedupe_key,
+                            p.idempotency_key,
+                            p.order_id,
+                            p.topic,
+                            p.body,
+                            str(p.status),
+                            now,
+                            p.due_at,
+                            p.reason,
+                            p.fulfillment_id,
+                            p.customer_id,
+                        ),
+                    )
+                    wake |= cur.rowcount == 1 and p.status == PushStatus.PENDING
+                for t in o.tracking:
+                    c.execute(
+                        "INSERT INTO tracking (shop_key, tracking_number, order_id, order_name, customer_id)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (shop_key, tracking_number) DO UPDATE SET"
+                        " order_id = excluded.order_id, order_name = excluded.order_name,"
+                        " customer_id = excluded.customer_id",
+                        (t.shop_key, t.tracking_number, t.order_id, t.order_name, t.customer_id),
+                    )
+                for u in o.unpaid_checks:
+                    cur = c.execute(
+                        "INSERT OR IGNORE INTO unpaid_checks (shop_key, order_id, due_at, customer_id)"
+                        " VALUES (?, ?, ?, ?)",
+                        (u.shop_key, u.order_id, u.due_at, u.customer_id),
+                    )
+                    wake |= cur.rowcount == 1
+                for shop_key, order_id in o.done_checks:
+                    c.execute(
+                        "UPDATE unpaid_checks SET done = 1 WHERE shop_key = ? AND order_id = ?", (shop_key, order_id)
+                    )
+                if o.event_seq is not None:
+                    c.execute(
+                        "UPDATE events SET status = ?, error = ?, lease_until = 0,"
+                        " order_id = COALESCE(?, order_id), customer_id = COALESCE(?, customer_id) WHERE seq = ?",
+                        (
+                            str(EventStatus.DEAD if o.event_error else EventStatus.DONE),
+                            o.event_error,
+                            o.order_id,
+                            o.customer_id,
+                            o.event_seq,
+                        ),
+                    )
+            return wake
+
+        if await self._call(op):
+            self._notify()
+
+    async def claim_unpaid_checks(
+        self, limit: int, lease_seconds: float, now: float | None = None
+    ) -> list[UnpaidCheck]:
+        t = time.time() if now is None else now
+
+        def op(c: sqlite3.Connection) -> list[UnpaidCheck]:
+            rows = c.execute(
+                "SELECT shop_key, order_id, due_at, customer_id FROM unpaid_checks"
+                " WHERE done = 0 AND due_at <= ? AND lease_until <= ? ORDER BY due_at LIMIT ?",
+                (t, t, limit),
+            ).fetchall()
+            c.executemany(
+                "UPDATE unpaid_checks SET lease_until = ? WHERE shop_key = ? AND order_id = ?",
+                [(t + lease_seconds, r[0], r[1]) for r in rows],
+            )
+            return [UnpaidCheck(r[0], r[1], r[2], r[3]) for r in rows]
+
+        return await self._call(op)
+
+    # delivery -----------------------------------------------------------------------------------------------------
+
+    async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[Push]:
+        t = time.time() if now is None else now
+
+        def op(c: sqlite3.Connection) -> list[Push]:
+            # The head of each order's queue only: an earlier pending push (due later, being retried, or leased)
+            # holds back every later push of the same order.
+            rows = c.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox o WHERE o.status = 'pending' AND o.due_at <= ?"
+                " AND o.lease_until <= ? AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.shop_key = o.shop_key"
+                " AND e.order_id = o.order_id AND e.status = 'pending' AND e.id < o.id)"
+                " ORDER BY o.id LIMIT ?",
+                (t, t, limit),
+            ).fetchall()
+            c.executemany("UPDATE outbox SET lease_until = ? WHERE id = ?", [(t + lease_seconds, r[0]) for r in rows])
+            return [_push(r) for r in rows]
+
+        return await self._call(op)
+
+    async def next_due(self) -> float | None:
+        def op(c: sqlite3.Connection) -> float | None:
+            a = c.execute("SELECT MIN(MAX(due_at, lease_until)) FROM outbox WHERE status = 'pending'").fetchone()[0]
+            b = c.execute("SELECT MIN(MAX(due_at, lease_until)) FROM unpaid_checks WHERE done = 0").fetchone()[0]
+            values = [v for v in (a, b) if v is not None]
+            return min(values) if values else None
+
+        return await self._call(op)
+
+    async def backlog(self) -> dict[str, int]:
+        def op(c: sqlite3.Connection) -> dict[str, int]:
+            return {
+                "events": c.execute("SELECT COUNT(*) FROM events WHERE status = 'pending'").fetchone()[0],
+                "pushes": c.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0],
+                "dead": c.execute("SELECT COUNT(*) FROM outbox WHERE status = 'dead'").fetchone()[0],
+                "checks": c.execute("SELECT COUNT(*) FROM unpaid_checks WHERE done = 0").fetchone()[0],
+            }
+
+        return await self._call(op)
+
+    async def mark_delivered(self, push_id: int, now: float | None = None) -> None:
+        t = time.time() if now is None else now
+        await self._call(
+            lambda c: c.execute(
+                "UPDATE outbox SET status = 'delivered', delivered_at = ?, attempts = attempts + 1, lease_until = 0,"
+                " last_error = '' WHERE id = ?",
+                (t, push_id),
+            )
+        )
+        self._notify()  # the order's next push (if any) is now claimable
+
+    async def schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
+        await self._call(
+            lambda c: c.execute(
+                "UPDATE outbox SET due_at = ?, last_error = ?, attempts = attempts + 1, lease_until = 0"
+                " WHERE id = ? AND status = 'pending'",
+                (due_at, error[:500], push_id),
+            )
+        )
+        self._notify()
+
+    async def dead_letter(self, push_id: int, reason: str) -> None:
+        await self._call(
+            lambda c: c.execute(
+                "UPDATE outbox SET status = 'dead', last_error = ?, attempts = attempts + 1, lease_until = 0"
+                " WHERE id = ?",
+                (reason[:500], push_id),
+            )
+        )
+        self._notify()
+
+    # operator CLI -------------------------------------------------------------------------------------------------
+
+    async def list_pushes(
+        self, shop_key: str | None = None, statuses: Sequence[PushStatus] = (), limit: int = 50
+    ) -> list[Push]:
+        def op(c: sqlite3.Connection) -> list[Push]:
+            where, args = [], []
+            if shop_key is not None:
+                where.append("shop_key = ?")
+                args.append(shop_key)
+            if statuses:
+                where.append(f"status IN ({','.join('?' * len(statuses))})")
+                args += [str(s) for s in statuses]
+            sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            return [_push(r) for r in c.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))]
+
+        return await self._call(op)
+
+    async def get_push(self, push_id: int) -> Push | None:
+        def op(c: sqlite3.Connection) -> Push | None:
+            row = c.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (push_id,)).fetchone()
+            return _push(row) if row else None
+
+        return await self._call(op)
+
+    async def retry_push(self, push_id: int, now: float | None = None) -> bool:
+        t = time.time() if now is None else now
+
+        def op(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "UPDATE outbox SET status = 'pending', due_at = ?, created_at = ?, attempts = 0, lease_until = 0"
+                " WHERE id = ? AND status IN ('dead', 'dropped', 'pending')",
+                (t, t, push_id),
+            )
+            return cur.rowcount == 1
+
+        done = await self._call(op)
+        if done:
+            self._notify()
+        return done
+
+    async def drop_push(self, push_id: int) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "UPDATE outbox SET status = 'dropped', lease_until = 0 WHERE id = ? AND status IN ('pending', 'dead')",
+                (push_id,),
+            )
+            return cur.rowcount == 1
+
+        done = await self._call(op)
+        if done:
+            self._notify()  # a dropped head frees the order's next push
+        return done
+
+    # PushStateReader ----------------------------------------------------------------------------------------------
+
+    async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
+        def op(c: sqlite3.Connection) -> str | None:
+            row = c.execute(
+                "SELECT order_name FROM tracking WHERE shop_key = ? AND tracking_number = ?",
+                (shop_key, tracking_number.strip()),
+            ).fetchone()
+            return row[0] if row else None
+
+        return await self._call(op)
+
+    async def delivered_package_pushes(self, shop_key: str, order_id: int) -> dict[str, int]:
+        def op(c: sqlite3.Connection) -> dict[str, int]:
+            rows = c.execute(
+                "SELECT fulfillment_id, COUNT(*) FROM outbox WHERE shop_key = ? AND order_id = ?"
+                " AND topic = 'package/update' AND status = 'delivered' GROUP BY fulfillment_id",
+                (shop_key, order_id),
+            ).fetchall()
+            return {str(f): n for f, n in rows if f is not None}
+
+        return await self._call(op)
+
+    # reconciliation and shop lifecycle ----------------------------------------------------------------------------
+
+    async def get_watermark(self, shop_key: str) -> str | None:
+        def op(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT watermark FROM watermarks WHERE shop_key = ?", (shop_key,)).fetchone()
+            return row[0] if row else None
+
+        return await self._call(op)
+
+    async def set_watermark(self, shop_key: str, watermark: str) -> None:
+        await self._call(
+            lambda c: c.execute(
+                "INSERT INTO watermarks (shop_key, watermark) VALUES (?, ?)"
+                " ON CONFLICT (shop_key) DO UPDATE SET watermark = excluded.watermark",
+                (shop_key, watermark),
+            )
+        )
+
+    async def set_shop_installed(self, shop_key: str, installed: bool) -> None:
+        await self._call(
+            lambda c: c.execute(
+                "INSERT INTO shops (shop_key, installed) VALUES (?, ?)"
+                " ON CONFLICT (shop_key) DO UPDATE SET installed = excluded.installed",
+                (shop_key, int(installed)),
+            )
+        )
+
+    async def shop_installed(self, shop_key: str) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            row = c.execute("SELECT installed FROM shops WHERE shop_key = ?", (shop_key,)).fetchone()
+            return True if row is None else bool(row[0])
+
+        return await self._call(op)
+
+    # compliance ---------------------------------------------------------------------------------------------------
+
+    async def purge_customer(self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]) -> StoredCounts:
+        return await self._call(lambda c: _customer_rows(c, shop_key, customer_id, order_ids, delete=True))
+
+    async def count_customer_data(
+        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
+    ) -> StoredCounts:
+        return await self._call(lambda c: _customer_rows(c, shop_key, customer_id, order_ids, delete=False))
+
+    async def purge_shop(self, shop_key: str) -> StoredCounts:
+        def op(c: sqlite3.Connection) -> StoredCounts:
+            n = {
+                table: c.execute(f"DELETE FROM {table} WHERE shop_key = ?", (shop_key,)).rowcount
+                for table in ("events", "orders", "fulfillments", "outbox", "tracking", "unpaid_checks", "watermarks")
+            }
+            return StoredCounts(
+                events=n["events"],
+                orders=n["orders"],
+                fulfillments=n["fulfillments"],
+                pushes=n["outbox"],
+                tracking_numbers=n["tracking"],
+                unpaid_checks=n["unpaid_checks"],
+            )
+
+        return await self._call(op)
+
+
+def _customer_rows(
+    c: sqlite3.Connection, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
+) -> StoredCounts:
+    """Count (or delete) every row about the customer's orders: the given ids plus any order stored under the
+    customer id."""
+    ids = set(order_ids)
+    if customer_id is not None:
+        for table in ("orders", "events", "outbox", "tracking", "unpaid_checks"):
+            ids.update(
+                r[0]
+                for r in c.execute(
+                    f"SELECT DISTINCT order_id FROM {table} WHERE shop_key = ? AND customer_id = ?"
+                    " AND order_id IS NOT NULL",
+                    (shop_key, customer_id),
+                )
+            )
+    counts: dict[str, int] = {}
+    for table in ("events", "orders", "fulfillments", "outbox", "tracking", "unpaid_checks"):
+        total = 0
+        for chunk in _chunks(sorted(ids)):
+            marks = ",".join("?" * len(chunk))
+            verb = "DELETE" if delete else "SELECT COUNT(*)"
+            cur = c.execute(f"{verb} FROM {table} WHERE shop_key = ? AND order_id IN ({marks})", (shop_key, *chunk))
+            total += cur.rowcount if delete else cur.fetchone()[0]
+        if customer_id is not None and table in ("events", "orders", "outbox", "tracking", "unpaid_checks"):
+            verb = "DELETE" if delete else "SELECT COUNT(*)"
+            cur = c.execute(
+                f"{verb} FROM {table} WHERE shop_key = ? AND customer_id = ? AND order_id IS NULL",
+                (shop_key, customer_id),
+            )
+            total += cur.rowcount if delete else cur.fetchone()[0]
+        counts[table] = total
+    return StoredCounts(
+        events=counts["events"],
+        orders=counts["orders"],
+        fulfillments=counts["fulfillments"],
+        pushes=counts["outbox"],
+        tracking_numbers=counts["tracking"],
+        unpaid_checks=counts["unpaid_checks"],
+    )
+
+
+def _chunks(values: Sequence[int], size: int = 500) -> list[Sequence[int]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def _event(r: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(
+        seq=r[0],
+        shop_key=r[1],
+        event_id=r[2],
+        meta=WebhookMeta(topic=r[3], webhook_id=r[4], triggered_at=r[5], api_version=r[6]),
+        body=bytes(r[7]),
+        received_at=r[8],
+        status=EventStatus(r[9]),
+        error=r[10],
+    )
+
+
+def _push(r: Sequence[Any]) -> Push:
+    return Push(
+        id=r[0],
+        shop_key=r[1],
+        dedupe_key=r[2],
+        idempotency_key=r[3],
+        order_id=r[4],
+        topic=r[5],
+        body=bytes(r[6]),
+        status=PushStatus(r[7]),
+        created_at=r[8],
+        due_at=r[9],
+        attempts=r[10],
+        last_error=r[11],
+        delivered_at=r[12],
+        fulfillment_id=r[13],
+    )
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def _settle_all(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, error in items:
+        _settle(future, value, error)
+
+
+__all__ = ["SqlitePushStore", "MIGRATIONS", "idempotency_key"]

@@ -1,0 +1,162 @@
+"""Webhook subscriptions (PROTOCOL §9): the gateway creates and repairs its own, idempotently, and reports drift.
+
+`sync_shop` lists the shop's subscriptions and creates every topic the gateway needs that does not already point at
+`{server.public_url}/webhooks/shopify`. Subscriptions of those topics pointing elsewhere are reported as drift (they
+may belong to an old public URL); they are left alone. The compliance topics (customers/data_request,
+customers/redact, shop/redact) cannot be subscribed through the API: they are set in the app's configuration
+(Dev Dashboard / shopify.app.toml) to the same URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from gateway.settings import Settings
+from gateway.shopify.queries import load_query
+
+log = logging.getLogger(__name__)
+
+#: Topics the gateway subscribes to (GraphQL enum names); REST names are the lower-case slash form.
+TOPICS = (
+    "ORDERS_CREATE",
+    "ORDERS_PAID",
+    "ORDERS_UPDATED",
+    "ORDERS_CANCELLED",
+    "FULFILLMENTS_CREATE",
+    "FULFILLMENTS_UPDATE",
+    "FULFILLMENT_EVENTS_CREATE",
+    "PRODUCTS_CREATE",
+    "PRODUCTS_UPDATE",
+    "PRODUCTS_DELETE",
+    "APP_UNINSTALLED",
+)
+
+WEBHOOK_PATH = "/webhooks/shopify"
+
+
+def webhook_uri(settings: Settings) -> str:
+    return settings.server.public_url.rstrip("/") + WEBHOOK_PATH
+
+
+@dataclass
+class SyncReport:
+    shop_key: str
+    uri: str
+    present: list[str] = field(default_factory=list)  # topics already pointing at us
+    created: list[str] = field(default_factory=list)
+    drift: list[tuple[str, str]] = field(default_factory=list)  # (topic, uri) of ours pointing elsewhere
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        parts = [f"{self.shop_key}: {len(self.present)} present, {len(self.created)} created"]
+        if self.created:
+            parts.append("created " + ", ".join(self.created))
+        if self.drift:
+            parts.append("drift: " + ", ".join(f"{t} → {u}" for t, u in self.drift))
+        if self.errors:
+            parts.append("errors: " + "; ".join(self.errors))
+        return "; ".join(parts)
+
+
+async def list_subscriptions(client: Any) -> list[dict[str, Any]]:
+    """Every subscription of the shop (paginated)."""
+    found: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        data = await client.execute(load_query("push_webhook_subscriptions"), {"after": after})
+        conn = data.get("webhookSubscriptions") or {}
+        found += [n for n in conn.get("nodes") or () if isinstance(n, dict)]
+        page = conn.get("pageInfo") or {}
+        if not page.get("hasNextPage") or not page.get("endCursor"):
+            return found
+        after = page["endCursor"]
+
+
+async def sync_shop(shop_key: str, client: Any, uri: str, *, create: bool = True) -> SyncReport:
+    """Create the missing subscriptions (when `create`), report the rest. Never raises for Shopify errors."""
+    report = SyncReport(shop_key, uri)
+    try:
+        existing = await list_subscriptions(client)
+    except Exception as exc:
+        report.errors.append(f"listing failed: {type(exc).__name__}: {exc}")
+        return report
+    ours = {(s.get("topic"), s.get("uri")) for s in existing}
+    for topic in TOPICS:
+        if (topic, uri) in ours:
+            report.present.append(topic)
+            continue
+        report.drift += [(topic, str(u)) for t, u in sorted(ours, key=str) if t == topic]
+        if not create:
+            continue
+        try:
+            data = await client.execute(load_query("push_webhook_subscription_create"), {"topic": topic, "uri": uri})
+        except Exception as exc:
+            report.errors.append(f"{topic}: {type(exc).__name__}: {exc}")
+            continue
+        result = data.get("webhookSubscriptionCreate") or {}
+        errors = result.get("userErrors") or []
+        if errors:
+            report.errors.append(f"{topic}: " + "; ".join(str(e.get("message")) for e in errors))
+        else:
+            report.created.append(topic)
+    return report
+
+
+async def sync_all(settings: Settings, clients: dict[str, Any], store: Any | None = None) -> list[SyncReport]:
+    uri = webhook_uri(settings)
+    reports = []
+    for shop_key in settings.shops:
+        client = clients.get(shop_key)
+        if client is None:
+            continue
+        report = await sync_shop(shop_key, client, uri)
+        if report.ok and store is not None:
+            # A successful sync means the app is installed again: pushes may resume.
+            await store.set_shop_installed(shop_key, True)
+        reports.append(report)
+    return reports
+
+
+def start_sync_task(app: web.Application) -> asyncio.Task[None] | None:
+    """Start-up sync (server.sync_webhooks_on_start): runs in the background, retries failed shops with backoff,
+    never stops the gateway from serving queries."""
+    from gateway.keys import SETTINGS
+    from gateway.shopify.client import SHOPIFY_CLIENTS
+
+    settings = app[SETTINGS]
+    if not settings.server.sync_webhooks_on_start:
+        return None
+
+    async def run() -> None:
+        pending = list(settings.shops)
+        delay = 5.0
+        while pending:
+            clients = app[SHOPIFY_CLIENTS]
+            uri = webhook_uri(settings)
+            still: list[str] = []
+            for shop_key in pending:
+                client = clients.get(shop_key)
+                if client is None:
+                    still.append(shop_key)
+                    continue
+                report = await sync_shop(shop_key, client, uri)
+                if report.ok:
+                    log.info("webhook subscriptions: %s", report.summary())
+                else:
+                    log.warning("webhook subscriptions: %s (will retry)", report.summary())
+                    still.append(shop_key)
+            pending = still
+            if pending:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 600.0)
+
+    return asyncio.create_task(run(), name="push-webhook-sync")

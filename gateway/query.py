@@ -1,0 +1,214 @@
+"""The query flow's HTTP side: `POST /bot/{shop}` and `POST /api/openapi/v1/orders/{order_id}` (PROTOCOL §1–§7, §10).
+
+Per request: read the body with a size cap → verify the signature on the raw bytes (every accepted secret) → decode
+JSON → the dialect codec builds a Query → `run_lookup` (cached, single-flight) → the codec renders the Result.
+Failures are raised and rendered by gateway.errors.error_middleware in the caller's dialect.
+
+The cache-hit path is kept lean: per-shop state is computed once at start-up (`BotRoute`), and rendered reply bytes
+are memoized per (shop, query) together with the Result object they were rendered from, so a cache hit that returns
+the same Result object reuses the bytes, and a fresh Result (new object) is rendered again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from gateway import signing
+from gateway.cache import setup_cache
+from gateway.dialects import bot_codec
+from gateway.dialects.base import Codec, ErrorKind, GatewayError
+from gateway.dialects.openapi import (
+    APPID_HEADER,
+    APPSECRET_HEADER,
+    OpenApiCodec,
+    check_age,
+    check_payload,
+    credentials_match,
+    decode_payload,
+    order_query,
+)
+from gateway.errors import BOT_CODECS
+from gateway.keys import SETTINGS
+from gateway.lookups import ShopContext, run_lookup
+from gateway.lookups.types import InvalidRequest, OpenApiOrderResult, Query, TestQuery
+from gateway.ops import Metrics, get_metrics
+from gateway.settings import Settings, ShopSettings
+
+MEMO_MAX_ENTRIES = 4096
+
+
+class RenderMemo:
+    """Rendered reply bytes per query, valid while the lookup returns the very same Result object.
+
+    Holding the Result keeps it alive, so an identity check can never be fooled by a recycled id. Bounded: when full,
+    the oldest entry goes (insertion order), which is all a memo in front of a TTL cache needs.
+    """
+
+    __slots__ = ("_entries", "_max")
+
+    def __init__(self, max_entries: int = MEMO_MAX_ENTRIES) -> None:
+        self._entries: dict[Any, tuple[Any, bytes]] = {}
+        self._max = max_entries
+
+    def get(self, key: Any, result: Any) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is result:
+            return entry[1]
+        return None
+
+    def put(self, key: Any, result: Any, body: bytes) -> None:
+        entries = self._entries
+        if key not in entries and len(entries) >= self._max:
+            del entries[next(iter(entries))]
+        entries[key] = (result, body)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass
+class BotRoute:
+    """Everything `POST /bot/{shop}` needs for one shop, computed once."""
+
+    key: str
+    shop: ShopSettings
+    codec: Any  # JoinChatCodec | MeetbotCodec
+    signature_header: str
+    secrets: tuple[str, ...]
+    max_body: int
+    memo: RenderMemo = field(default_factory=RenderMemo)
+    context: ShopContext | None = None  # made on first use (the Shopify clients exist once the app has started)
+
+
+@dataclass
+class OpenApiRoute:
+    key: str
+    shop: ShopSettings
+    app_secret: str
+    memo: RenderMemo = field(default_factory=RenderMemo)
+
+
+BOT_ROUTES = web.AppKey("bot_routes", dict[str, BotRoute])
+OPENAPI_ROUTES = web.AppKey("openapi_routes", dict[str, OpenApiRoute])
+
+_OPENAPI_CODEC = OpenApiCodec()
+_JSON = "application/json"
+
+
+def bot_routes(settings: Settings) -> dict[str, BotRoute]:
+    routes = {}
+    for key, shop in settings.shops.items():
+        codec = bot_codec(shop)
+        routes[key] = BotRoute(
+            key=key,
+            shop=shop,
+            codec=codec,
+            signature_header=codec.signature_header,
+            secrets=tuple(s.get_secret_value() for s in shop.secrets),
+            max_body=shop.limits.max_body_bytes,
+        )
+    return routes
+
+
+async def read_body(request: web.Request, cap: int) -> bytes:
+    """The raw body, refusing (413) anything over `cap` bytes without buffering it."""
+    length = request.content_length
+    if length is not None:
+        if length > cap:
+            raise GatewayError(ErrorKind.TOO_LARGE)
+        return await request.read()
+    # Chunked upload: read at most cap + 1 bytes.
+    buf = bytearray()
+    while True:
+        chunk = await request.content.read(cap + 1 - len(buf))
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > cap:
+            raise GatewayError(ErrorKind.TOO_LARGE)
+
+
+def decode_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("the body is not valid JSON") from None
+
+
+def _context(app: web.Application, key: str) -> ShopContext:
+    return ShopContext.from_app(app, key)
+
+
+async def bot_query(request: web.Request) -> web.Response:
+    route = request.app[BOT_ROUTES].get(request.match_info["shop"])
+    if route is None:
+        raise GatewayError(ErrorKind.UNKNOWN_SHOP)
+    body = await read_body(request, route.max_body)
+    if not signing.verify(request.headers.get(route.signature_header), body, route.secrets):
+        raise GatewayError(ErrorKind.BAD_SIGNATURE)
+    query: Query = route.codec.parse(decode_json(body))
+    if type(query) is TestQuery:
+        return web.Response(body=route.codec.render(query, None), content_type=_JSON)
+    if route.context is None:
+        route.context = _context(request.app, route.key)
+    result = await run_lookup(route.context, query)
+    reply = route.memo.get(query, result)
+    if reply is None:
+        reply = route.codec.render(query, result)
+        route.memo.put(query, result, reply)
+    return web.Response(body=reply, content_type=_JSON)
+
+
+async def openapi_order(request: web.Request) -> web.Response:
+    app_id = request.headers.get(APPID_HEADER, "").strip()
+    route = request.app[OPENAPI_ROUTES].get(app_id)
+    # Compare even for an unknown Appid, so its absence is not measurably faster.
+    expected = route.app_secret if route is not None else "-"
+    if not credentials_match(request.headers.get(APPSECRET_HEADER), expected) or route is None:
+        raise GatewayError(ErrorKind.BAD_SIGNATURE, "invalid Appid or AppSecret")
+    cfg = route.shop.openapi
+    assert cfg is not None
+    body = await read_body(request, route.shop.limits.max_body_bytes)
+    try:
+        data = decode_json(body)
+    except InvalidRequest:
+        raise GatewayError(ErrorKind.INVALID, "the body is not valid JSON") from None
+    now = time.time()
+    check_payload(decode_payload(data), cfg, now)
+    query = order_query(request.match_info["order_id"])
+    bot = request.app[BOT_ROUTES][route.key]
+    if bot.context is None:
+        bot.context = _context(request.app, route.key)
+    result: OpenApiOrderResult = await run_lookup(bot.context, query)
+    check_age(result, cfg, now)
+    reply = route.memo.get(query, result)
+    if reply is None:
+        reply = _OPENAPI_CODEC.render(query, result)
+        route.memo.put(query, result, reply)
+    return web.Response(body=reply, content_type=_JSON)
+
+
+def _describe(metrics: Metrics) -> None:
+    metrics.describe("gateway_unhandled_errors_total", "Requests that ended in an unexpected exception (HTTP 500).")
+
+
+def setup_query(app: web.Application) -> None:
+    settings: Settings = app[SETTINGS]
+    routes = bot_routes(settings)
+    app[BOT_ROUTES] = routes
+    codecs: dict[str, Codec] = {key: r.codec for key, r in routes.items()}
+    app[BOT_CODECS] = codecs
+    app[OPENAPI_ROUTES] = {
+        shop.openapi.app_id: OpenApiRoute(key, shop, shop.openapi.app_secret.get_secret_value())
+        for key, shop in settings.shops.items()
+        if shop.openapi is not None
+    }
+    _describe(get_metrics(app))
+    setup_cache(app)  # app[LOOKUP_CACHE], read by gateway.lookups.ShopContext.from_app
+    app.router.add_post("/bot/{shop}", bot_query)
+    app.router.add_post("/api/openapi/v1/orders/{order_id}", openapi_order)

@@ -1,0 +1,588 @@
+"""The seeded in-memory shop of the local Shopify store: records, indexes, and the mutations that emit webhooks.
+
+Records are plain dicts shaped like the Admin GraphQL objects (camelCase keys = field names), so graphql-core's
+default resolution reads most fields straight off them. Keys starting with `_` are internal (references by id,
+flags) and never reach the wire. Money is kept as decimal strings, exactly as Shopify serialises `Decimal`.
+
+Seeding is deterministic for a given `seed` (only the absolute dates move: they are relative to the seeding day).
+`orders=N` / `products=N` are totals; the well-known fixtures below always exist and count towards them.
+
+Well-known fixtures (present for every seed; ids are stable):
+
+Customers
+- Bob Norman — email `bob.norman@mail.example.com`, phone `+16136120707`, legacy id 207119551. Orders #1001 (paid,
+  fulfilled, discounted), #1002 (pending, open, unpaid), #1003 (cancelled), #1004 (closed).
+- Jane Phoneonly — **no email**, phone `+447700900123`, legacy id 207119552. Order #1005 (no email on the order,
+  no shipping address).
+- Chloé Durand — email `chloe.durand@example.fr`, phone `+33612345678`. Order #1006 (presentment EUR ≠ shop USD).
+
+Orders (shop currency USD)
+- #1001 — from Shopify's REST example order: Bob Norman, PAID, FULFILLED, code discount `TENOFF` (10.00 across line
+  items), card payment (Visa •••• 4242, gateway "bogus"), three line items (iPod Nano green and black, Classic T-Shirt M ×2), note attribute
+  `joinchat_psid=psid-bob-1001`, **two fulfillments**: #1001.1 DELIVERED (UPS `1Z1234512345123456`) and #1001.2
+  IN_TRANSIT (USPS `9400111899223197428490`).
+- #1002 — Bob, PENDING, UNFULFILLED (open, unpaid).
+- #1003 — Bob, cancelled (reason CUSTOMER), VOIDED, closed.
+- #1004 — Bob, closed, PAID, FULFILLED (one DELIVERED fulfillment).
+- #1005 — Jane, phone only, PAID, no shipping address (digital item), no fulfillment.
+- #1006 — Chloé, presentment EUR (rate 0.92) ≠ shop USD, PAID, automatic discount "Autumn sale" (10 %), one
+  OUT_FOR_DELIVERY fulfillment.
+- #1007 — PARTIALLY_PAID.   #1008 — REFUNDED (one refund).   #1009 — AUTHORIZED.   #1010 — PARTIALLY_REFUNDED.
+- #1011 — a fulfillment with **zero** tracking numbers (CONFIRMED).
+- #1012 — a fulfillment with **three** tracking numbers (IN_TRANSIT, DHL Express).
+- #1013 … #1029 — one fulfillment each, one per remaining `FulfillmentDisplayStatus`
+  (see `DISPLAY_STATUS_FIXTURES`: order name → display status), each with one tracking number.
+- Every later order (#1030 …) is generated from the seed.
+
+Products (legacy ids 632910392 …)
+- "Classic T-Shirt" — vendor "JACK & JONES", type "T-Shirt", active + published, compare-at price (25.00 vs 19.99), image.
+- "Graphic T-Shirt" — vendor "Urban Threads", type "T-Shirt", active + published, **no image**.
+- "IPod Nano - 8gb" — vendor "Apple", type "Cult Products" (the REST example), active + published.
+- "Draft Hoodie" — status DRAFT.   "Archived Jeans" — status ARCHIVED.
+- "Unlisted Cap" — ACTIVE but **unpublished** (publishedAt null, no online store URL).
+- generated products after those: vendors from `VENDORS`, types from `PRODUCT_TYPES`, titles like "Slim Fit Jeans".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from gateway.sandbox.cost import Bucket
+
+Record = dict[str, Any]
+Emit = Callable[["SandboxShop", str, Record], None]
+
+CENT = Decimal("0.01")
+SHOP_CURRENCY = "USD"
+VENDORS = ["JACK & JONES", "Urban Threads", "Nordic Wool Co", "Acme Apparel", "Sunny Days"]
+PRODUCT_TYPES = ["T-Shirt", "Hoodie", "Jeans", "Sneakers", "Cap", "Socks", "Jacket"]
+_ADJECTIVES = ["Classic", "Slim Fit", "Vintage", "Organic", "Relaxed", "Essential", "Premium", "Striped", "Heavy"]
+_COLOURS = ["Black", "White", "Navy", "Green", "Red", "Grey"]
+_SIZES = ["S", "M", "L", "XL"]
+_FIRST = ["Alice", "Ben", "Carla", "David", "Emma", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kim", "Luca", "Maya",
+          "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sam", "Tara"]
+_LAST = ["Smith", "Meyer", "Rossi", "Novak", "Garcia", "Dubois", "Jensen", "Kowalski", "Silva", "Tanaka", "Okafor"]
+_CITIES = [("Ottawa", "Ontario", "ON", "Canada", "CA", "K2P 1L4"), ("Austin", "Texas", "TX", "United States", "US", "78701"),
+           ("Portland", "Oregon", "OR", "United States", "US", "97201"), ("Berlin", "Berlin", "BE", "Germany", "DE", "10115"),
+           ("Lyon", "Auvergne-Rhône-Alpes", "ARA", "France", "FR", "69001")]
+_CARRIERS = [("UPS", "https://www.ups.com/track?tracknum={n}"), ("USPS", "https://tools.usps.com/go/TrackConfirmAction?tLabels={n}"),
+             ("DHL Express", "https://www.dhl.com/track?AWB={n}"), ("FedEx", "https://www.fedex.com/fedextrack/?trknbr={n}")]
+_CARD_BRANDS = [("Visa", "4242"), ("Mastercard", "4444"), ("American Express", "0005")]
+PRESENTMENT_RATES = {"USD": Decimal("1"), "EUR": Decimal("0.92"), "CAD": Decimal("1.36"), "GBP": Decimal("0.79")}
+
+FINANCIAL_STATUSES = ["PAID", "PENDING", "AUTHORIZED", "PARTIALLY_PAID", "PARTIALLY_REFUNDED", "REFUNDED", "VOIDED", "EXPIRED"]
+#: The event statuses a fulfillment passes through on its way to a display status (oldest first).
+_EVENT_TRAIL = {
+    "LABEL_PURCHASED": ["LABEL_PURCHASED"],
+    "LABEL_PRINTED": ["LABEL_PURCHASED", "LABEL_PRINTED"],
+    "CONFIRMED": ["CONFIRMED"],
+    "CARRIER_PICKED_UP": ["CONFIRMED", "CARRIER_PICKED_UP"],
+    "IN_TRANSIT": ["CONFIRMED", "IN_TRANSIT"],
+    "OUT_FOR_DELIVERY": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY"],
+    "ATTEMPTED_DELIVERY": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "ATTEMPTED_DELIVERY"],
+    "DELAYED": ["CONFIRMED", "IN_TRANSIT", "DELAYED"],
+    "DELIVERED": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED"],
+    "FAILURE": ["CONFIRMED", "IN_TRANSIT", "FAILURE"],
+    "READY_FOR_PICKUP": ["CONFIRMED", "READY_FOR_PICKUP"],
+}
+EVENT_STATUSES = ("ATTEMPTED_DELIVERY", "CARRIER_PICKED_UP", "CONFIRMED", "DELAYED", "DELIVERED", "FAILURE", "IN_TRANSIT",
+                  "LABEL_PRINTED", "LABEL_PURCHASED", "OUT_FOR_DELIVERY", "READY_FOR_PICKUP")
+#: Orders #1013… carry one fulfillment in each of these display statuses (the ones #1001/#1004/#1006/#1011/#1012 miss).
+DISPLAY_STATUS_FIXTURES: dict[str, str] = {
+    f"#{1013 + i}": status
+    for i, status in enumerate([
+        "ATTEMPTED_DELIVERY", "CANCELED", "CARRIER_PICKED_UP", "DELAYED", "FAILURE", "FULFILLED", "LABEL_PRINTED",
+        "LABEL_PURCHASED", "LABEL_VOIDED", "MARKED_AS_FULFILLED", "NOT_DELIVERED", "PICKED_UP", "READY_FOR_PICKUP",
+        "SUBMITTED", "CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY",
+    ])
+}
+
+ORDER_ID_BASE = 450789469  # #1001 keeps the REST example's id; later orders count up from it
+CUSTOMER_ID_BASE = 207119551
+PRODUCT_ID_BASE = 632910392
+VARIANT_ID_BASE = 39072856
+LINE_ITEM_ID_BASE = 466157049
+FULFILLMENT_ID_BASE = 255858046
+OTHER_ID_BASE = 1_000_000
+
+
+def money(value: Decimal | str | int | float) -> str:
+    """Decimal string with two places, as Shopify serialises MoneyV2.amount."""
+    if not isinstance(value, Decimal):
+        value = Decimal(str(value))
+    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def money_bag(shop_amount: Decimal, presentment_currency: str, rate: Decimal) -> Record:
+    shop_text = money(shop_amount)
+    presented = shop_text if rate == 1 else money(shop_amount * rate)
+    return {
+        "shopMoney": {"amount": shop_text, "currencyCode": SHOP_CURRENCY},
+        "presentmentMoney": {"amount": presented, "currencyCode": presentment_currency},
+    }
+
+
+def iso(ts: datetime) -> str:
+    """GraphQL DateTime: UTC with Z; milliseconds only when the timestamp has them (changes made at run time)."""
+    if ts.utcoffset():
+        ts = ts.astimezone(UTC)
+    text = f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
+    if ts.microsecond:
+        return f"{text}.{ts.microsecond // 1000:03d}Z"
+    return text + "Z"
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def gid(kind: str, legacy_id: int) -> str:
+    return f"gid://shopify/{kind}/{legacy_id}"
+
+
+def legacy_id_of(value: int | str) -> int | None:
+    """Numeric id from an int, a numeric string or a gid; None when it is none of these."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if text.startswith("gid://"):
+        text = text.rsplit("/", 1)[-1].split("?", 1)[0]
+    return int(text) if text.isdigit() else None
+
+
+def _handle(title: str) -> str:
+    out = "".join(ch.lower() if ch.isalnum() else "-" for ch in title)
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out.strip("-")
+
+
+def _address(first: str, last: str, street: str, city: tuple[str, str, str, str, str, str], phone: str | None) -> Record:
+    name, province, code, country, country_code, zip_code = city
+    return {
+        "name": f"{first} {last}", "firstName": first, "lastName": last, "address1": street, "address2": None,
+        "city": name, "zip": zip_code, "province": province, "provinceCode": code, "country": country,
+        "countryCodeV2": country_code, "countryCode": country_code, "phone": phone, "company": None,
+        "formattedArea": f"{name} {code}, {country}",
+    }
+
+
+class SandboxShop:
+    """One store: its data, its credentials, its webhook subscriptions, its cost bucket settings."""
+
+    def __init__(
+        self,
+        domain: str,
+        *,
+        access_token: str | None = "shpat_sandbox_demo",
+        client_id: str | None = "sandbox-client-id",
+        client_secret: str | None = "sandbox-client-secret",
+        name: str | None = None,
+        seed: int = 42,
+    ) -> None:
+        self.domain = domain.lower()
+        self.name = name or self.domain.split(".")[0].replace("-", " ").title() + " Shop"
+        self.access_token = access_token
+        self.client_id = client_id
+        self.client_secret = client_secret
+        #: Lifetime (seconds) of tokens issued by the client credentials grant; shorten it in tests.
+        self.token_ttl: float = 86399
+        #: The shop's cost bucket (Shopify's standard figures: 2000 points, 100/s); see `bucket_size`, `restore_rate`.
+        self.bucket = Bucket(size=2000, restore_rate=100, available=2000)
+        self.max_query_cost: int = 1000
+        self.currency = SHOP_CURRENCY
+        self.timezone = "America/New_York"
+        self.shop_id = 548380009
+        self.rng = random.Random(seed)
+        self.orders: list[Record] = []
+        self.customers: list[Record] = []
+        self.products: list[Record] = []
+        self.webhook_subscriptions: list[Record] = []
+        self._orders_by_id: dict[int, Record] = {}
+        self._orders_by_email: dict[str, list[Record]] = {}
+        self._orders_by_name: dict[str, list[Record]] = {}
+        self._orders_by_customer: dict[int, list[Record]] = {}
+        self._customers_by_id: dict[int, Record] = {}
+        self._customers_by_email: dict[str, list[Record]] = {}
+        self._customers_by_phone: dict[str, list[Record]] = {}  # by digits only
+        self._products_by_id: dict[int, Record] = {}
+        self._variants_by_id: dict[int, Record] = {}
+        self._fulfillments_by_id: dict[int, tuple[Record, Record]] = {}
+        self._next_ids: dict[str, int] = {}
+        self._next_number = 1001
+        self._last_change = datetime.now(UTC) - timedelta(seconds=1)
+        #: Set by the server the shop is attached to; without one, changes are only recorded in `events`.
+        self.emit: Emit | None = None
+        #: Every (topic, payload) this shop emitted, in order, whether or not anyone subscribed.
+        self.events: list[tuple[str, Record]] = []
+        #: Bumped by every change made through this class; keys the server's optional response cache.
+        self.version = 0
+
+    def touch(self) -> None:
+        """Declare a change made by editing records directly (only matters with the server's response cache on)."""
+        self.version += 1
+
+    # ----------------------------------------------------------------------------------------------- cost bucket
+
+    @property
+    def bucket_size(self) -> float:
+        return self.bucket.size
+
+    @bucket_size.setter
+    def bucket_size(self, size: float) -> None:
+        """Shrink it in tests to reach THROTTLED fast (what is available is capped at the new size)."""
+        self.bucket.refill()
+        self.bucket.size = size
+        self.bucket.available = min(self.bucket.available, size)
+
+    @property
+    def restore_rate(self) -> float:
+        return self.bucket.restore_rate
+
+    @restore_rate.setter
+    def restore_rate(self, points_per_second: float) -> None:
+        self.bucket.refill()  # what was restored so far counts at the old rate; the new rate applies from now
+        self.bucket.restore_rate = points_per_second
+
+    # ----------------------------------------------------------------------------------------------- construction
+
+    @classmethod
+    def seeded(
+        cls,
+        domain: str = "demo.myshopify.com",
+        seed: int = 42,
+        orders: int = 60,
+        products: int = 30,
+        access_token: str | None = "shpat_sandbox_demo",
+        client_id: str | None = "sandbox-client-id",
+        client_secret: str | None = "sandbox-client-secret",
+        **kwargs: Any,
+    ) -> SandboxShop:
+        shop = cls(domain, access_token=access_token, client_id=client_id, client_secret=client_secret, seed=seed, **kwargs)
+        from gateway.sandbox.seed import populate
+
+        populate(shop, seed=seed, orders=orders, products=products)
+        return shop
+
+    def next_id(self, kind: str) -> int:
+        base = {"Order": ORDER_ID_BASE, "Customer": CUSTOMER_ID_BASE, "Product": PRODUCT_ID_BASE,
+                "ProductVariant": VARIANT_ID_BASE, "LineItem": LINE_ITEM_ID_BASE,
+                "Fulfillment": FULFILLMENT_ID_BASE}.get(kind, OTHER_ID_BASE)
+        value = self._next_ids.get(kind, base)
+        self._next_ids[kind] = value + 1
+        return value
+
+    def next_order_number(self) -> int:
+        number = self._next_number
+        self._next_number += 1
+        return number
+
+    def now(self) -> datetime:
+        """The change clock: wall time, but strictly increasing per shop (1 ms steps) so `updatedAt` orders changes."""
+        ts = datetime.now(UTC).replace(microsecond=datetime.now(UTC).microsecond // 1000 * 1000)
+        if ts <= self._last_change:
+            ts = self._last_change + timedelta(milliseconds=1)
+        self._last_change = ts
+        return ts
+
+    # ----------------------------------------------------------------------------------------------- indexes
+
+    def add_customer(self, customer: Record) -> Record:
+        self.version += 1
+        self.customers.append(customer)
+        self._customers_by_id[int(customer["legacyResourceId"])] = customer
+        if customer.get("email"):
+            self._customers_by_email.setdefault(customer["email"].lower(), []).append(customer)
+        if customer.get("phone"):
+            self._customers_by_phone.setdefault(_digits(customer["phone"]), []).append(customer)
+        return customer
+
+    def add_product(self, product: Record) -> Record:
+        self.version += 1
+        self.products.append(product)
+        self._products_by_id[int(product["legacyResourceId"])] = product
+        for variant in product["variants"]:
+            self._variants_by_id[int(variant["legacyResourceId"])] = variant
+        return product
+
+    def add_order(self, order: Record) -> Record:
+        self.version += 1
+        self.orders.append(order)
+        self._index_order(order)
+        return order
+
+    def _index_order(self, order: Record) -> None:
+        self._orders_by_id[int(order["legacyResourceId"])] = order
+        if order.get("email"):
+            self._orders_by_email.setdefault(order["email"].lower(), []).append(order)
+        self._orders_by_name.setdefault(order["name"].lstrip("#").lower(), []).append(order)
+        if order.get("_customerId") is not None:
+            self._orders_by_customer.setdefault(order["_customerId"], []).append(order)
+        for fulfillment in order["fulfillments"]:
+            self._fulfillments_by_id[int(fulfillment["legacyResourceId"])] = (fulfillment, order)
+
+    def _unindex_order(self, order: Record) -> None:
+        self._orders_by_id.pop(int(order["legacyResourceId"]), None)
+        buckets: list[list[Record]] = [
+            self._orders_by_email.get((order.get("email") or "").lower(), []),
+            self._orders_by_name.get(order["name"].lstrip("#").lower(), []),
+            self._orders_by_customer.get(order.get("_customerId") or -1, []),
+        ]
+        for rows in buckets:
+            if order in rows:
+                rows.remove(order)
+        for fulfillment in order["fulfillments"]:
+            self._fulfillments_by_id.pop(int(fulfillment["legacyResourceId"]), None)
+
+    # ----------------------------------------------------------------------------------------------- lookups
+
+    def order(self, ref: int | str) -> Record | None:
+        """An order by legacy id, gid, or name ("#1001" / "1001" when no order has that id)."""
+        legacy = legacy_id_of(ref)
+        if legacy is not None and legacy in self._orders_by_id:
+            return self._orders_by_id[legacy]
+        if isinstance(ref, str) and not ref.startswith("gid://"):
+            return self.order_by_name(ref)
+        return None
+
+    def order_by_name(self, name: str) -> Record | None:
+        rows = self._orders_by_name.get(name.strip().lstrip("#").lower())
+        return rows[0] if rows else None
+
+    def orders_by_email(self, email: str) -> list[Record]:
+        return list(self._orders_by_email.get(email.strip().lower(), []))
+
+    def orders_by_name(self, name: str) -> list[Record]:
+        return list(self._orders_by_name.get(name.strip().lstrip("#").lower(), []))
+
+    def orders_of_customer(self, customer_id: int) -> list[Record]:
+        return list(self._orders_by_customer.get(customer_id, []))
+
+    def customer(self, ref: int | str) -> Record | None:
+        legacy = legacy_id_of(ref)
+        return self._customers_by_id.get(legacy) if legacy is not None else None
+
+    def customer_by_email(self, email: str) -> Record | None:
+        rows = self._customers_by_email.get(email.strip().lower())
+        return rows[0] if rows else None
+
+    def customers_by_email(self, email: str) -> list[Record]:
+        return list(self._customers_by_email.get(email.strip().lower(), []))
+
+    def customers_by_phone(self, phone: str) -> list[Record]:
+        """Customers whose phone has the same digits (`+1 613-612-0707` finds `+16136120707`)."""
+        return list(self._customers_by_phone.get(_digits(phone), []))
+
+    def product(self, ref: int | str) -> Record | None:
+        legacy = legacy_id_of(ref)
+        return self._products_by_id.get(legacy) if legacy is not None else None
+
+    def product_by_title(self, title: str) -> Record | None:
+        return next((p for p in self.products if p["title"] == title), None)
+
+    def variant(self, ref: int | str) -> Record | None:
+        legacy = legacy_id_of(ref)
+        return self._variants_by_id.get(legacy) if legacy is not None else None
+
+    def fulfillment(self, ref: int | str) -> tuple[Record, Record] | None:
+        """(fulfillment, its order) by legacy id or gid."""
+        legacy = legacy_id_of(ref)
+        return self._fulfillments_by_id.get(legacy) if legacy is not None else None
+
+    def node(self, node_id: str) -> Record | None:
+        """Any record by gid (the `node`/`nodes` root fields)."""
+        if not node_id.startswith("gid://shopify/"):
+            return None
+        kind = node_id.split("/")[3]
+        finder: dict[str, Callable[[str], Record | None]] = {
+            "Order": self.order, "Customer": self.customer, "Product": self.product, "ProductVariant": self.variant,
+            "Fulfillment": lambda ref: (self.fulfillment(ref) or (None, None))[0],
+            "WebhookSubscription": lambda ref: next((s for s in self.webhook_subscriptions if s["id"] == ref), None),
+        }
+        find = finder.get(kind)
+        return find(node_id) if find else None
+
+    # ----------------------------------------------------------------------------------------------- mutations
+
+    def _changed(self, topic_payloads: Iterable[tuple[str, Record]]) -> None:
+        self.version += 1
+        for topic, payload in topic_payloads:
+            self.events.append((topic, payload))
+            if self.emit is not None:
+                self.emit(self, topic, payload)
+
+    def _require_order(self, order_id: int | str) -> Record:
+        order = self.order(order_id)
+        if order is None:
+            raise KeyError(f"no order {order_id!r} in {self.domain}")
+        return order
+
+    def _require_fulfillment(self, fulfillment_id: int | str) -> tuple[Record, Record]:
+        found = self.fulfillment(fulfillment_id)
+        if found is None:
+            raise KeyError(f"no fulfillment {fulfillment_id!r} in {self.domain}")
+        return found
+
+    async def create_order(self, **options: Any) -> Record:
+        """A new order (sensible defaults for everything) → orders/create, plus orders/paid when it is paid.
+
+        Options: email, phone, line_items ([{"variant_id"|"product_id"|"title", "quantity", "price"}]),
+        financial_status, note_attributes (dict), shipping_address (dict, or None for none), currency (presentment),
+        customer (id, or dict with first_name/last_name/email/phone), created_at (datetime), discount_code, tags, test.
+        """
+        from gateway.sandbox import payloads
+        from gateway.sandbox.seed import build_order
+
+        order = build_order(self, created_at=options.pop("created_at", None) or self.now(), **options)
+        self.add_order(order)
+        topics = [("orders/create", payloads.order_payload(self, order))]
+        if order["displayFinancialStatus"] == "PAID":
+            topics.append(("orders/paid", payloads.order_payload(self, order)))
+        self._changed(topics)
+        await asyncio.sleep(0)
+        return order
+
+    def _touch(self, order: Record) -> str:
+        stamp = iso(self.now())
+        order["updatedAt"] = stamp
+        return stamp
+
+    async def mark_paid(self, order_id: int | str) -> Record:
+        from gateway.sandbox import payloads
+        from gateway.sandbox.seed import record_payment
+
+        order = self._require_order(order_id)
+        stamp = self._touch(order)
+        record_payment(self, order, stamp)
+        self._changed([("orders/paid", payloads.order_payload(self, order)),
+                       ("orders/updated", payloads.order_payload(self, order))])
+        return order
+
+    async def cancel_order(self, order_id: int | str, reason: str = "CUSTOMER") -> Record:
+        from gateway.sandbox import payloads
+
+        order = self._require_order(order_id)
+        stamp = self._touch(order)
+        order["cancelledAt"] = stamp
+        order["cancelReason"] = reason.upper()
+        order["closed"] = True
+        order["closedAt"] = stamp
+        if order["displayFinancialStatus"] in ("PENDING", "AUTHORIZED"):
+            order["displayFinancialStatus"] = "VOIDED"
+        self._changed([("orders/cancelled", payloads.order_payload(self, order)),
+                       ("orders/updated", payloads.order_payload(self, order))])
+        return order
+
+    async def close_order(self, order_id: int | str) -> Record:
+        from gateway.sandbox import payloads
+
+        order = self._require_order(order_id)
+        stamp = self._touch(order)
+        order["closed"] = True
+        order["closedAt"] = stamp
+        self._changed([("orders/updated", payloads.order_payload(self, order))])
+        return order
+
+    async def create_fulfillment(
+        self,
+        order_id: int | str,
+        tracking_numbers: list[str] | None = None,
+        company: str | None = "UPS",
+        status: str = "SUCCESS",
+        display_status: str | None = None,
+        line_items: list[int | str] | None = None,
+        estimated_delivery_at: datetime | None = None,
+    ) -> Record:
+        """A fulfillment of the order (all its line items unless `line_items` names some) → fulfillments/create."""
+        from gateway.sandbox import payloads
+        from gateway.sandbox.seed import build_fulfillment, refresh_fulfillment_status
+
+        order = self._require_order(order_id)
+        stamp = self.now()
+        chosen = order["lineItems"]
+        if line_items:
+            wanted = {legacy_id_of(x) for x in line_items}
+            chosen = [li for li in order["lineItems"] if int(li["id"].rsplit("/", 1)[-1]) in wanted]
+        fulfillment = build_fulfillment(
+            self, order, chosen, tracking_numbers or [], company, display_status or "FULFILLED", stamp,
+            status=status.upper(), estimated_delivery_at=estimated_delivery_at,
+        )
+        order["fulfillments"].append(fulfillment)
+        self._fulfillments_by_id[int(fulfillment["legacyResourceId"])] = (fulfillment, order)
+        order["updatedAt"] = iso(stamp)
+        refresh_fulfillment_status(order)
+        self._changed([("fulfillments/create", payloads.fulfillment_payload(self, order, fulfillment)),
+                       ("orders/updated", payloads.order_payload(self, order))])
+        return fulfillment
+
+    async def update_fulfillment(
+        self,
+        fulfillment_id: int | str,
+        display_status: str | None = None,
+        tracking_numbers: list[str] | None = None,
+        company: str | None = None,
+        status: str | None = None,
+    ) -> Record:
+        """Change tracking or status → fulfillments/update."""
+        from gateway.sandbox import payloads
+        from gateway.sandbox.seed import set_display_status, tracking_info
+
+        fulfillment, order = self._require_fulfillment(fulfillment_id)
+        stamp = self.now()
+        if tracking_numbers is not None or company is not None:
+            carrier = company or (fulfillment["trackingInfo"][0]["company"] if fulfillment["trackingInfo"] else "UPS")
+            numbers = tracking_numbers if tracking_numbers is not None else [t["number"] for t in fulfillment["trackingInfo"]]
+            fulfillment["trackingInfo"] = tracking_info(carrier, numbers)
+        if status is not None:
+            fulfillment["status"] = status.upper()
+        if display_status is not None:
+            set_display_status(fulfillment, display_status.upper(), stamp)
+        fulfillment["updatedAt"] = iso(stamp)
+        order["updatedAt"] = iso(stamp)
+        self._changed([("fulfillments/update", payloads.fulfillment_payload(self, order, fulfillment))])
+        return fulfillment
+
+    async def add_fulfillment_event(self, fulfillment_id: int | str, status: str, message: str | None = None) -> Record:
+        """A carrier event (e.g. "out_for_delivery") → fulfillment_events/create and fulfillments/update
+        (the fulfillment's display status follows the event, as in Shopify)."""
+        from gateway.sandbox import payloads
+        from gateway.sandbox.seed import add_event
+
+        fulfillment, order = self._require_fulfillment(fulfillment_id)
+        status = status.upper()
+        if status not in EVENT_STATUSES:
+            raise ValueError(f"{status!r} is not a FulfillmentEventStatus ({', '.join(EVENT_STATUSES)})")
+        stamp = self.now()
+        event = add_event(self, fulfillment, status, stamp, message)
+        order["updatedAt"] = iso(stamp)
+        self._changed([
+            ("fulfillment_events/create", payloads.fulfillment_event_payload(self, order, fulfillment, event)),
+            ("fulfillments/update", payloads.fulfillment_payload(self, order, fulfillment)),
+        ])
+        return event
+
+    async def update_product(self, product_id: int | str, **changes: Any) -> Record:
+        """Set product fields by their GraphQL names (title, vendor, productType, status, tags, publishedAt, ...;
+        snake_case accepted; `published=False` unpublishes) → products/update."""
+        from gateway.sandbox import payloads
+        from gateway.sandbox.seed import apply_product_changes
+
+        product = self.product(product_id)
+        if product is None:
+            raise KeyError(f"no product {product_id!r} in {self.domain}")
+        apply_product_changes(self, product, changes, iso(self.now()))
+        self._changed([("products/update", payloads.product_payload(self, product))])
+        return product
+
+    def delete_order(self, order_id: int | str) -> Record:
+        """Remove an order silently (no webhook): lets tests simulate what a lost webhook looks like to the gateway."""
+        order = self._require_order(order_id)
+        self.version += 1
+        self.orders.remove(order)
+        self._unindex_order(order)
+        return order

@@ -1,0 +1,289 @@
+"""The local Shopify store as an aiohttp server: Admin GraphQL, the client credentials grant, and an admin surface.
+
+Routes:
+- `POST /admin/api/{version}/graphql.json` — Admin GraphQL (shop picked by Host header, else by token, else the only
+  shop); `X-Shopify-Access-Token` must be the shop's static token or a live token from the grant, else 401.
+- `POST /admin/oauth/access_token` — client credentials grant (JSON or form body) → `{access_token, scope, expires_in}`.
+- `/_sandbox/...` — the admin surface for tests and humans (see gateway/sandbox/README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gateway.sandbox.cost import Bucket
+from gateway.sandbox.data import Record, SandboxShop
+from gateway.sandbox.executor import GraphQLRunner, throttled_body
+from gateway.sandbox.faults import Faults
+from gateway.sandbox.resolvers import RequestContext
+from gateway.sandbox.webhooks import WebhookDispatcher
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+
+INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+SCOPES = "read_orders,read_all_orders,read_products,read_customers,read_fulfillments,read_inventory"
+DEFAULT_API_VERSION = "2026-10"
+
+
+def public(value: Any) -> Any:
+    """A record as JSON-able data: internal `_` keys dropped, decimals and datetimes as strings."""
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items() if not k.startswith("_")}
+    if isinstance(value, list):
+        return [public(v) for v in value]
+    if isinstance(value, (Decimal, datetime)):
+        return str(value)
+    return value
+
+
+class SandboxServer:
+    """Serves one or more `SandboxShop`s. `await start()`, then point the gateway at `base_url`."""
+
+    def __init__(self, shops: list[SandboxShop], host: str = "127.0.0.1", port: int = 0,
+                 api_version: str = DEFAULT_API_VERSION, webhook_retry_schedule: list[float] | None = None,
+                 response_cache_size: int = 0) -> None:
+        if not shops:
+            raise ValueError("a SandboxServer needs at least one shop")
+        self.shops: dict[str, SandboxShop] = {shop.domain: shop for shop in shops}
+        self.host = host
+        self.port = port
+        self.api_version = api_version
+        self.faults = Faults()
+        self.webhooks = WebhookDispatcher(api_version, webhook_retry_schedule)
+        #: `response_cache_size` > 0 answers repeated queries from memory until the shop changes (benchmarks)
+        self.runner_graphql = GraphQLRunner(response_cache_size=response_cache_size)
+        self._graphql_requests: defaultdict[str, int] = defaultdict(int)
+        self._issued_tokens: dict[str, tuple[str, float]] = {}  # token → (shop domain, expiry monotonic)
+        self._runner: web.AppRunner | None = None
+        self._hanging: set[asyncio.Task[Any]] = set()
+        for shop in shops:
+            shop.emit = self.webhooks.emit
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> SandboxServer:
+        """The demo store of `gateway serve`: one seeded shop per configured shop whose admin_api_base is this store."""
+        from gateway.settings import ClientCredentialsAuth
+
+        box = settings.sandbox
+        base = f"http://{box.host}:{box.port}"
+        shops = []
+        for index, shop_settings in enumerate(s for s in settings.shops.values() if s.admin_api_base == base):
+            auth = shop_settings.auth
+            if isinstance(auth, ClientCredentialsAuth):
+                token, client_id, secret = None, auth.client_id, auth.client_secret.get_secret_value()
+            else:
+                token, client_id, secret = auth.access_token.get_secret_value(), None, None
+            shops.append(SandboxShop.seeded(
+                domain=shop_settings.domain, seed=box.seed + index, orders=box.orders, products=box.products,
+                access_token=token, client_id=client_id,
+                client_secret=shop_settings.webhook_hmac_secret or secret,
+            ))
+        if not shops:
+            raise ValueError(f"sandbox is enabled but no shop has admin_api_base: {base}")
+        return cls(shops, host=box.host, port=box.port, api_version=DEFAULT_API_VERSION)
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_post("/admin/api/{version}/graphql.json", self.handle_graphql)
+        app.router.add_post("/admin/oauth/access_token", self.handle_access_token)
+        from gateway.sandbox.admin import add_admin_routes
+
+        add_admin_routes(app, self)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if self.port == 0 and server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        await self.webhooks.start()
+
+    async def stop(self) -> None:
+        for task in list(self._hanging):
+            task.cancel()
+        await self.webhooks.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SandboxServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def graphql_url(self, version: str | None = None) -> str:
+        return f"{self.base_url}/admin/api/{version or self.api_version}/graphql.json"
+
+    # ------------------------------------------------------------------------------------------ counters
+
+    def graphql_requests(self, domain: str) -> int:
+        """GraphQL POSTs received for that shop since the last reset (including refused and faulted ones)."""
+        return self._graphql_requests[domain.lower()]
+
+    def reset_counters(self) -> None:
+        self._graphql_requests.clear()
+
+    def bucket(self, domain: str) -> Bucket:
+        return self.shops[domain.lower()].bucket
+
+    def refill_buckets(self) -> None:
+        """Fill every shop's bucket to the brim (tests call it between cases)."""
+        for domain in self.shops:
+            bucket = self.bucket(domain)
+            bucket.available = bucket.size
+
+    # ------------------------------------------------------------------------------------------ auth
+
+    def _shop_for(self, request: web.Request, token: str | None) -> SandboxShop | None:
+        host = (request.headers.get("Host") or "").split(":")[0].lower()
+        if host in self.shops:
+            return self.shops[host]
+        if token:
+            for shop in self.shops.values():
+                if token == shop.access_token:
+                    return shop
+            issued = self._issued_tokens.get(token)
+            if issued is not None and issued[0] in self.shops:
+                return self.shops[issued[0]]
+        if len(self.shops) == 1:
+            return next(iter(self.shops.values()))
+        return None
+
+    def token_valid(self, shop: SandboxShop, token: str | None) -> bool:
+        if not token:
+            return False
+        if shop.access_token and secrets.compare_digest(token, shop.access_token):
+            return True
+        issued = self._issued_tokens.get(token)
+        return issued is not None and issued[0] == shop.domain and issued[1] > time.monotonic()
+
+    def issue_token(self, shop: SandboxShop) -> dict[str, Any]:
+        token = "shpat_" + secrets.token_hex(16)
+        self._issued_tokens[token] = (shop.domain, time.monotonic() + shop.token_ttl)
+        return {"access_token": token, "scope": SCOPES, "expires_in": int(shop.token_ttl)}
+
+    def revoke_tokens(self, domain: str | None = None) -> None:
+        """Expire every issued token (of one shop, or all): the next request with one gets 401."""
+        for token, (owner, _) in list(self._issued_tokens.items()):
+            if domain is None or owner == domain:
+                del self._issued_tokens[token]
+
+    async def handle_access_token(self, request: web.Request) -> web.Response:
+        if request.content_type == "application/json":
+            try:
+                form: dict[str, Any] = await request.json()
+            except json.JSONDecodeError:
+                form = {}
+        else:
+            form = dict(await request.post())
+            form.update({k: v for k, v in request.query.items() if k not in form})
+        if not isinstance(form, dict):
+            form = {}
+        grant = form.get("grant_type")
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        if grant != "client_credentials":
+            return web.json_response({"error": "unsupported_grant_type",
+                                      "error_description": "grant_type must be client_credentials"}, status=400)
+        host = (request.headers.get("Host") or "").split(":")[0].lower()
+        candidates = [self.shops[host]] if host in self.shops else list(self.shops.values())
+        for shop in candidates:
+            if (shop.client_id and shop.client_secret and client_id == shop.client_id
+                    and isinstance(client_secret, str) and secrets.compare_digest(client_secret, shop.client_secret)):
+                return web.json_response(self.issue_token(shop))
+        return web.json_response({"error": "invalid_client", "error_description": "Client authentication failed"}, status=401)
+
+    # ------------------------------------------------------------------------------------------ GraphQL
+
+    async def handle_graphql(self, request: web.Request) -> web.StreamResponse:
+        token = request.headers.get("X-Shopify-Access-Token")
+        shop = self._shop_for(request, token)
+        if shop is None:
+            return web.json_response({"errors": "Not Found"}, status=404)
+        self._graphql_requests[shop.domain] += 1
+
+        fault = self.faults.next_fault()
+        delay = self.faults.delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if fault == "hang":
+            await self._hang()
+        if fault == "reset":
+            if request.transport is not None:
+                request.transport.abort()
+            # what aiohttp sees when a peer vanishes mid-request: handled quietly, no error log
+            raise asyncio.CancelledError("sandbox fault: connection reset")
+        if fault == "error":
+            status = self.faults.error_status
+            return web.json_response({"errors": "Service Unavailable" if status == 503 else "Internal Server Error"},
+                                     status=status)
+
+        if not self.token_valid(shop, token):
+            return web.json_response({"errors": INVALID_TOKEN}, status=401)
+
+        raw = await request.read()
+        try:
+            if request.content_type == "application/graphql":
+                payload: Any = {"query": raw.decode()}
+            else:
+                payload = json.loads(raw or b"{}")
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return web.json_response({"errors": "Bad Request: body is not valid JSON"}, status=400)
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return web.json_response({"errors": {"query": "Required parameter missing or invalid"}}, status=400)
+        variables = payload.get("variables") or {}
+        if not isinstance(variables, dict):
+            return web.json_response({"errors": [{"message": "Variables must be an object",
+                                                  "extensions": {"code": "BAD_REQUEST"}}]})
+        bucket = self.bucket(shop.domain)
+        if fault == "throttle":
+            bucket.refill()
+            return web.json_response(throttled_body(0, bucket))
+        context = RequestContext(shop=shop, api_version=request.match_info["version"])
+        body = self.runner_graphql.run(payload["query"], variables, payload.get("operationName"), context, bucket,
+                                       shop.max_query_cost)
+        return web.json_response(body, dumps=_dumps)
+
+    async def _hang(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._hanging.add(task)
+        try:
+            await asyncio.sleep(self.faults.hang_seconds)
+        finally:
+            if task is not None:
+                self._hanging.discard(task)
+
+    # ------------------------------------------------------------------------------------------ helpers for tests
+
+    def shop(self, domain: str | None = None) -> SandboxShop:
+        if domain is None:
+            return next(iter(self.shops.values()))
+        return self.shops[domain.lower()]
+
+    def order_summary(self, order: Record) -> dict[str, Any]:
+        return public(order)  # type: ignore[no-any-return]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)

@@ -1,0 +1,328 @@
+"""The gateway's configuration: pydantic models of `config.yaml`.
+
+Secrets and tokens are written as `${ENV_NAME}` (or `${ENV_NAME:-default}`) references and resolved at load
+time, so the file itself can be committed. A bad config fails at start with a message that names the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+DEFAULT_API_VERSION = "2026-10"
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+#: Readable labels of Shopify's `FulfillmentDisplayStatus` values (PROTOCOL §6); a shop may override any of them.
+DEFAULT_STATUS_LABELS: dict[str, str] = {
+    "ATTEMPTED_DELIVERY": "Attempted delivery",
+    "CANCELED": "Canceled",
+    "CONFIRMED": "Confirmed",
+    "DELAYED": "Delayed",
+    "DELIVERED": "Delivered",
+    "FAILURE": "Delivery failed",
+    "FULFILLED": "Shipped",
+    "IN_TRANSIT": "In transit",
+    "LABEL_PRINTED": "Label printed",
+    "LABEL_PURCHASED": "Label purchased",
+    "LABEL_VOIDED": "Label voided",
+    "MARKED_AS_FULFILLED": "Shipped",
+    "NOT_DELIVERED": "Not delivered",
+    "OUT_FOR_DELIVERY": "Out for delivery",
+    "PICKED_UP": "Picked up",
+    "READY_FOR_PICKUP": "Ready for pickup",
+    "SUBMITTED": "Submitted",
+}
+
+PUSH_TOPICS = ("Order/Receipt", "Order/Unpaid", "package/update")
+
+
+class ConfigError(Exception):
+    """Raised for any unusable configuration; the message names the offending field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenAuth(_Model):
+    """A static Admin API access token (legacy custom app, or the local store's demo token)."""
+
+    mode: Literal["token"] = "token"
+    access_token: SecretStr
+
+
+class ClientCredentialsAuth(_Model):
+    """Dev Dashboard app: the gateway obtains (and refreshes) tokens with the client credentials grant."""
+
+    mode: Literal["client_credentials"] = "client_credentials"
+    client_id: str
+    client_secret: SecretStr
+    #: Refresh this long before the token's announced expiry.
+    refresh_margin_seconds: float = Field(default=300, ge=0)
+
+
+ShopifyAuth = Annotated[TokenAuth | ClientCredentialsAuth, Field(discriminator="mode")]
+
+
+class CacheTTLs(_Model):
+    """Seconds a lookup result stays fresh. Webhooks evict earlier; 0 disables caching of that kind."""
+
+    orders: float = Field(default=60, ge=0)
+    packages: float = Field(default=60, ge=0)
+    products: float = Field(default=300, ge=0)
+    property: float = Field(default=900, ge=0)
+    openapi: float = Field(default=30, ge=0)
+    customer: float = Field(default=300, ge=0)
+    #: How old a cached result may be and still answer when Shopify fails or throttles past the deadline.
+    stale_if_error: float = Field(default=3600, ge=0)
+    max_entries: int = Field(default=10_000, ge=1)
+
+
+class Limits(_Model):
+    max_limit: int = Field(default=10, ge=1, le=100)
+    default_limit: int = Field(default=3, ge=1)
+    max_page: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+
+class Privacy(_Model):
+    #: Mask the street lines and the recipient's name in replies to account (email/phone) lookups.
+    mask_account_lookups: bool = False
+
+
+class OpenApiSettings(_Model):
+    app_id: str
+    app_secret: SecretStr
+    #: 8-digit machine numbers allowed to query; empty = any.
+    allowed_machines: list[str] = Field(default_factory=list)
+    #: Orders older than this answer 40005 (the seed's "order expired"); 0 = no limit.
+    max_order_age_days: int = Field(default=90, ge=0)
+    #: Replay guard: how far the payload timestamp may be from now.
+    max_clock_skew_seconds: int = Field(default=300, ge=1)
+
+    @field_validator("allowed_machines")
+    @classmethod
+    def _eight_digits(cls, v: list[str]) -> list[str]:
+        for m in v:
+            if not re.fullmatch(r"\d{8}", m):
+                raise ValueError(f"machine number {m!r} is not 8 digits")
+        return v
+
+
+class PushSettings(_Model):
+    enabled: bool = True
+    url: str
+    secrets: list[SecretStr] = Field(min_length=1)
+    page_id: str = ""
+    topics: list[Literal["Order/Receipt", "Order/Unpaid", "package/update"]] = Field(
+        default_factory=lambda: list(PUSH_TOPICS)
+    )
+    #: Order/Unpaid goes out this long after orders/create, and only if a fresh read still shows it unpaid.
+    unpaid_delay_seconds: float = Field(default=1800, ge=0)
+    #: Note/custom attribute keys that carry the shopper's PSID.
+    psid_attribute_keys: list[str] = Field(default_factory=lambda: ["joinchat_psid", "psid"])
+    #: Retry retriable failures (5xx/408/429/timeouts) up to this age, then dead-letter.
+    max_age_seconds: float = Field(default=24 * 3600, gt=0)
+    timeout_seconds: float = Field(default=10, gt=0)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=600, gt=0)
+
+
+class ShopSettings(_Model):
+    """One Shopify store and the bot platform it talks to. The key under `shops:` names it in URLs (`/bot/{key}`)."""
+
+    domain: str
+    #: Where the Admin API lives. Real stores: https://{domain}; the local store: http://127.0.0.1:PORT.
+    admin_api_base: str | None = None
+    api_version: str = DEFAULT_API_VERSION
+    auth: ShopifyAuth
+    #: The app's client secret, used to verify Shopify webhooks (X-Shopify-Hmac-Sha256). Defaults to
+    #: auth.client_secret under client credentials.
+    webhook_secret: SecretStr | None = None
+    dialect: Literal["joinchat", "meetbot"] = "joinchat"
+    joinchat_version: Literal[1, 2] = 1
+    #: Accepted signing secrets of bot queries; several during a rotation.
+    secrets: list[SecretStr] = Field(min_length=1)
+    deadline_seconds: float = Field(default=4.0, gt=0, le=60)
+    cache: CacheTTLs = Field(default_factory=CacheTTLs)
+    limits: Limits = Field(default_factory=Limits)
+    status_labels: dict[str, str] = Field(default_factory=dict)
+    privacy: Privacy = Field(default_factory=Privacy)
+    openapi: OpenApiSettings | None = None
+    push: PushSettings | None = None
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        v = v.strip().lower()
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*\.[a-z]{2,}", v):
+            raise ValueError(f"{v!r} is not a shop domain like my-store.myshopify.com")
+        return v
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not re.fullmatch(r"\d{4}-(01|04|07|10)|unstable", v):
+            raise ValueError(f"{v!r} is not a Shopify API version like 2026-10")
+        return v
+
+    @field_validator("admin_api_base")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not re.match(r"https?://", v):
+            raise ValueError(f"{v!r} must start with https:// (or http:// for a local store)")
+        return v.rstrip("/")
+
+    @property
+    def admin_base_url(self) -> str:
+        return self.admin_api_base or f"https://{self.domain}"
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.admin_base_url}/admin/api/{self.api_version}/graphql.json"
+
+    @property
+    def webhook_hmac_secret(self) -> str | None:
+        if self.webhook_secret is not None:
+            return self.webhook_secret.get_secret_value()
+        if isinstance(self.auth, ClientCredentialsAuth):
+            return self.auth.client_secret.get_secret_value()
+        return None
+
+    def label_for(self, display_status: str | None) -> str:
+        """Readable package status; a shop's override wins; unknown values get a generic label, never an error."""
+        key = (display_status or "").upper()
+        if key in self.status_labels:
+            return self.status_labels[key]
+        if key in DEFAULT_STATUS_LABELS:
+            return DEFAULT_STATUS_LABELS[key]
+        return key.replace("_", " ").capitalize() if key else "Processing"
+
+
+class StorageSettings(_Model):
+    """Where accepted webhooks, the push outbox, the delivery log and the tracking index live."""
+
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    sqlite_path: str = "var/gateway.sqlite3"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Key prefix in Redis, so several gateways (or test runs) can share one server.
+    redis_prefix: str = "gw"
+
+
+class ServerSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    #: The URL Shopify reaches this gateway at; webhook subscriptions point to {public_url}/webhooks/shopify.
+    public_url: str = "http://127.0.0.1:8080"
+    #: Create/repair webhook subscriptions at start-up.
+    sync_webhooks_on_start: bool = True
+    #: Seconds between reconciliation passes (orders updated since the watermark); 0 disables.
+    reconcile_interval_seconds: float = Field(default=300, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class SandboxSettings(_Model):
+    """The local Shopify store, embedded for the demo. Never used for a real shop."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    seed: int = 42
+    orders: int = Field(default=60, ge=0)
+    products: int = Field(default=30, ge=0)
+
+
+class Settings(_Model):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    shops: dict[str, ShopSettings] = Field(min_length=1)
+
+    @field_validator("shops")
+    @classmethod
+    def _keys(cls, v: dict[str, ShopSettings]) -> dict[str, ShopSettings]:
+        for key in v:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key):
+                raise ValueError(f"shop key {key!r} may hold only letters, digits, '-' and '_'")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> Settings:
+        seen: dict[str, str] = {}
+        for key, shop in self.shops.items():
+            if shop.domain in seen:
+                raise ValueError(f"shops {seen[shop.domain]!r} and {key!r} share the domain {shop.domain}")
+            seen[shop.domain] = key
+        app_ids = [s.openapi.app_id for s in self.shops.values() if s.openapi]
+        if len(app_ids) != len(set(app_ids)):
+            raise ValueError("two shops share an openapi.app_id")
+        return self
+
+    def shop_by_domain(self, domain: str) -> tuple[str, ShopSettings] | None:
+        domain = domain.strip().lower()
+        for key, shop in self.shops.items():
+            if shop.domain == domain:
+                return key, shop
+        return None
+
+    def shop_by_app_id(self, app_id: str) -> tuple[str, ShopSettings] | None:
+        for key, shop in self.shops.items():
+            if shop.openapi is not None and shop.openapi.app_id == app_id:
+                return key, shop
+        return None
+
+
+def _resolve_env(value: Any, path: str, env: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, f"{path}.{k}" if path else str(k), env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{path}: environment variable {name} is not set")
+
+        return _ENV_REF.sub(sub, value)
+    return value
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if p not in ("token", "client_credentials"))
+        lines.append(f"  {loc or '(top level)'}: {e['msg']}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def parse_settings(raw: dict[str, Any], env: dict[str, str] | None = None) -> Settings:
+    resolved = _resolve_env(raw, "", dict(os.environ) if env is None else env)
+    try:
+        return Settings.model_validate(resolved)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err)) from None
+
+
+def load_settings(path: str | Path, env: dict[str, str] | None = None) -> Settings:
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping with a 'shops' key")
+    return parse_settings(raw, env)

@@ -1,0 +1,148 @@
+"""Shopify order node → the receipt of PROTOCOL §5 (also the params of the Order/Receipt and Order/Unpaid pushes)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+from mappings.models import Adjustment, Receipt, ReceiptAddress, ReceiptElement, ReceiptSummary
+from mappings.money import money_number, to_decimal
+from mappings.nodes import Node, dig, nodes, parse_time, strip_hash
+
+MAX_ELEMENTS = 100
+
+#: displayFinancialStatus values that make an open order "unpaid" (PROTOCOL §5).
+UNPAID_FINANCIAL_STATUSES = frozenset({"PENDING", "AUTHORIZED", "PARTIALLY_PAID"})
+
+_MASK = "***"
+
+
+def order_status(node: Node) -> str:
+    """cancelled > closed > unpaid > open (joinchat words; the meetbot codec says `past` for closed)."""
+    if node.get("cancelledAt"):
+        return "cancelled"
+    if node.get("closed") or node.get("closedAt"):
+        return "closed"
+    if (node.get("displayFinancialStatus") or "").upper() in UNPAID_FINANCIAL_STATUSES:
+        return "unpaid"
+    return "open"
+
+
+def recipient_name(node: Node) -> str:
+    """Shipping address name, else billing name, else the customer's display name."""
+    for name in (
+        dig(node, "shippingAddress", "name"),
+        dig(node, "billingAddress", "name"),
+        dig(node, "customer", "displayName"),
+    ):
+        if name and str(name).strip():
+            return str(name).strip()
+    return ""
+
+
+def mask_name(name: str) -> str:
+    """Initials only: "Jane Doe" → "J*** D***" (privacy option for account lookups)."""
+    return " ".join(word[0] + _MASK for word in name.split())
+
+
+def payment_method(node: Node) -> str:
+    """ "Visa 4242" when a successful transaction was paid by card, else the gateway name, else ""."""
+    gateway = ""
+    for transaction in nodes(node.get("transactions")):
+        if (transaction.get("status") or "SUCCESS").upper() not in ("SUCCESS", "PENDING"):
+            continue
+        details = transaction.get("paymentDetails") or {}
+        company = (details.get("company") or "").strip()
+        digits = "".join(ch for ch in (details.get("number") or "") if ch.isascii() and ch.isdigit())
+        if company and digits:
+            return f"{company} {digits[-4:]}"
+        if company:
+            return company
+        gateway = gateway or (transaction.get("gateway") or "")
+    if not gateway:
+        gateway = next((g for g in node.get("paymentGatewayNames") or [] if g), "")
+    return gateway
+
+
+def _address(node: Node, *, mask_personal: bool) -> ReceiptAddress | None:
+    shipping = node.get("shippingAddress")
+    if not shipping:
+        return None
+    street_1 = shipping.get("address1") or ""
+    street_2 = shipping.get("address2") or ""
+    if mask_personal:
+        street_1 = _MASK if street_1 else ""
+        street_2 = _MASK if street_2 else ""
+    return ReceiptAddress(
+        street_1=street_1,
+        street_2=street_2,
+        city=shipping.get("city") or "",
+        postal_code=shipping.get("zip") or "",
+        state=shipping.get("provinceCode") or "",
+        country=shipping.get("countryCodeV2") or "",
+    )
+
+
+def _presentment(node: Node, field: str) -> str | None:
+    return dig(node, field, "presentmentMoney", "amount")
+
+
+def _adjustments(node: Node, currency: str) -> list[Adjustment]:
+    """One per discount application: its code or title, and the total allocated to line items and shipping lines."""
+    allocated: dict[int, Decimal] = defaultdict(Decimal)
+    holders = nodes(node.get("lineItems")) + nodes(node.get("shippingLines"))
+    for holder in holders:
+        for allocation in holder.get("discountAllocations") or []:
+            index = dig(allocation, "discountApplication", "index")
+            if index is not None:
+                allocated[int(index)] += to_decimal(dig(allocation, "allocatedAmountSet", "presentmentMoney", "amount"))
+    adjustments = []
+    for application in nodes(node.get("discountApplications")):
+        name = application.get("code") or application.get("title") or ""
+        amount = abs(allocated.get(int(application.get("index") or 0), Decimal(0)))
+        adjustments.append(Adjustment(name=name, amount=money_number(amount, currency)))
+    return adjustments
+
+
+def _elements(node: Node, currency: str) -> list[ReceiptElement]:
+    return [
+        ReceiptElement(
+            title=item.get("title") or "",
+            subtitle=item.get("variantTitle") or "",
+            quantity=int(item.get("quantity") or 0),
+            price=money_number(_presentment(item, "originalUnitPriceSet"), currency),
+            currency=currency,
+            image_url=dig(item, "image", "url") or "",
+        )
+        for item in nodes(node.get("lineItems"))[:MAX_ELEMENTS]
+    ]
+
+
+def unix_timestamp(value: str | None) -> int:
+    parsed = parse_time(value)
+    return int(parsed.timestamp()) if parsed else 0
+
+
+def order_to_receipt(node: Node, *, mask_personal: bool = False) -> Receipt:
+    """The §5 receipt of one order node (fields of the `GatewayOrder` fragment). `mask_personal` hides the street lines
+    and the recipient's name (the shop's privacy option for account lookups)."""
+    currency = node.get("presentmentCurrencyCode") or node.get("currencyCode") or ""
+    name = recipient_name(node)
+    return Receipt(
+        recipient_name=mask_name(name) if mask_personal else name,
+        order_number=strip_hash(node.get("name")),
+        currency=currency,
+        payment_method=payment_method(node),
+        order_url=node.get("statusPageUrl") or "",
+        timestamp=str(unix_timestamp(node.get("createdAt"))),
+        status=order_status(node),
+        address=_address(node, mask_personal=mask_personal),
+        summary=ReceiptSummary(
+            subtotal=money_number(_presentment(node, "subtotalPriceSet"), currency),
+            shipping_cost=money_number(_presentment(node, "totalShippingPriceSet"), currency),
+            total_tax=money_number(_presentment(node, "totalTaxSet"), currency),
+            total_cost=money_number(_presentment(node, "totalPriceSet"), currency),
+        ),
+        adjustments=_adjustments(node, currency),
+        elements=_elements(node, currency),
+    )

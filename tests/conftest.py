@@ -1,0 +1,7 @@
+"""Shared pytest wiring. Each flow keeps its fixtures in its own plugin module."""
+
+pytest_plugins = [
+    "tests.fixtures_sandbox",  # the local Shopify store (SandboxServer, seeded shops)
+    "tests.fixtures_query",  # a running gateway for bot queries
+    "tests.fixtures_push",  # the bot-platform receiver, push stores (SQLite, Redis)
+]

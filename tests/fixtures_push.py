@@ -1,0 +1,449 @@
+"""Fixtures of the push flow: push stores (SQLite, Redis), the bot-platform receiver, webhook senders and payloads."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gateway import signing
+from gateway.push.store import PushStore
+from gateway.settings import Settings, parse_settings
+
+SHOP_KEY = "demo"
+SHOP_DOMAIN = "demo-shop.myshopify.com"
+WEBHOOK_SECRET = "shpss_test_webhook_secret"
+PUSH_SECRET = "push-secret-1"
+PAGE_ID = "407898491811542"
+
+
+# --- stores --------------------------------------------------------------------------------------------------------
+
+
+def _redis_store(prefix: str) -> PushStore:
+    try:
+        from gateway.push.redis_store import RedisPushStore
+    except ImportError:
+        pytest.skip("gateway.push.redis_store is not there yet")
+    return RedisPushStore("redis://127.0.0.1:6379/0", prefix=prefix)  # type: ignore[return-value]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def push_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PushStore]:
+    """A fresh, opened store of each backend. Redis is skipped with a reason only when unreachable and CI is unset."""
+    if request.param == "sqlite":
+        from gateway.push.sqlite_store import SqlitePushStore
+
+        store: PushStore = SqlitePushStore(tmp_path / "push.sqlite3")
+    else:
+        store = _redis_store(f"test-{os.getpid()}-{id(request)}")
+        try:
+            await store.open()
+        except OSError as exc:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip(f"no Redis at 127.0.0.1:6379 ({exc})")
+        try:
+            yield store
+        finally:
+            purge = getattr(store, "purge_all_for_tests", None)
+            if purge is not None:
+                await purge()
+            await store.close()
+        return
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+# --- the bot-platform receiver -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    body: dict[str, Any]
+    raw: bytes
+    headers: dict[str, str]
+    at: float  # time.time() on arrival
+    status: int  # what the receiver answered
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class BotReceiver:
+    """A local bot platform: verifies the push signature, records every request, fails on demand.
+
+    - `fail_next(n, status)` answers the next n requests with that status (e.g. 503);
+    - `reject_recipients` maps a recipient value (psid/email/phone) to a `success:false` error code (e.g. 10010);
+    - `stop()` / `start()` close and reopen the listening socket (connections refused meanwhile).
+    """
+
+    secret: str = PUSH_SECRET
+    dialect: str = "joinchat"
+    port: int = field(default_factory=free_port)
+    received: list[Received] = field(default_factory=list)
+    failures_left: int = 0
+    failure_status: int = 503
+    reject_recipients: dict[str, int] = field(default_factory=dict)
+    bad_signatures: int = 0
+    _runner: web.AppRunner | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/push"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/push", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def fail_next(self, n: int, status: int = 503) -> None:
+        self.failures_left, self.failure_status = n, status
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        header = signing.MEETBOT_HEADER if self.dialect == "meetbot" else signing.JOINCHAT_HEADER
+        if not signing.verify(request.headers.get(header), raw, [self.secret]):
+            self.bad_signatures += 1
+            return web.json_response({"success": False, "errors": {"code": 401, "msg": "bad signature"}}, status=401)
+        body = json.loads(raw)
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            status, reply = self.failure_status, {"success": False, "errors": {"code": 500, "msg": "down"}}
+        else:
+            recipient = body.get("recipient") or {}
+            value = next(iter(recipient.values()), "")
+            code = self.reject_recipients.get(str(value))
+            if code is not None:
+                status, reply = 200, {"success": False, "errors": {"code": code, "msg": "Recipient not found"}}
+            else:
+                status, reply = 200, {"success": True, "recipient_id": str(value)}
+        self.received.append(Received(body, raw, dict(request.headers), time.time(), status))
+        self._changed.set()
+        return web.json_response(reply, status=status)
+
+    def delivered(self, topic: str | None = None) -> list[Received]:
+        return [
+            r
+            for r in self.received
+            if r.status == 200
+            and not self.reject_recipients.get(str(next(iter((r.body.get("recipient") or {}).values()), "")))
+            and (topic is None or r.body["request"]["topic"] == topic)
+        ]
+
+    async def wait_for(self, predicate: Callable[[BotReceiver], bool], within: float = 15.0) -> None:
+        deadline = time.monotonic() + within
+        while not predicate(self):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"receiver: condition not met in {within}s; got {len(self.received)} requests")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
+            except TimeoutError:
+                pass
+
+
+@pytest.fixture
+async def bot_receiver() -> AsyncIterator[BotReceiver]:
+    receiver = BotReceiver()
+    await receiver.start()
+    try:
+        yield receiver
+    finally:
+        await receiver.stop()
+
+
+# --- a gateway configured for pushes ---------------------------------------------------------------------------------
+
+
+def push_config(
+    receiver_url: str,
+    sqlite_path: str | Path,
+    *,
+    push: dict[str, Any] | None = None,
+    shop: dict[str, Any] | None = None,
+    server: dict[str, Any] | None = None,
+    admin_api_base: str | None = None,
+) -> dict[str, Any]:
+    """A config dict with one shop (`demo`) pushing to the receiver. Short delays suit tests."""
+    push_section = {
+        "url": receiver_url,
+        "secrets": [PUSH_SECRET],
+        "page_id": PAGE_ID,
+        "unpaid_delay_seconds": 0.3,
+        "backoff_base_seconds": 0.05,
+        "backoff_max_seconds": 0.2,
+        "timeout_seconds": 2,
+        **(push or {}),
+    }
+    shop_section: dict[str, Any] = {
+        "domain": SHOP_DOMAIN,
+        "auth": {"mode": "token", "access_token": "shpat_test"},
+        "webhook_secret": WEBHOOK_SECRET,
+        "secrets": ["query-secret"],
+        "push": push_section,
+        **(shop or {}),
+    }
+    if admin_api_base:
+        shop_section["admin_api_base"] = admin_api_base
+    return {
+        "server": {"sync_webhooks_on_start": False, "reconcile_interval_seconds": 0, **(server or {})},
+        "storage": {"backend": "sqlite", "sqlite_path": str(sqlite_path)},
+        "shops": {SHOP_KEY: shop_section},
+    }
+
+
+def push_settings(receiver_url: str, sqlite_path: str | Path, **kw: Any) -> Settings:
+    return parse_settings(push_config(receiver_url, sqlite_path, **kw), env={})
+
+
+_event_ids = itertools.count(1)
+
+
+def signed_webhook_headers(
+    topic: str, body: bytes, *, event_id: str | None = None, secret: str = WEBHOOK_SECRET, domain: str = SHOP_DOMAIN
+) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": domain,
+        "X-Shopify-Hmac-Sha256": signing.sign_base64(secret, body),
+        "X-Shopify-Event-Id": event_id or f"evt-{os.getpid()}-{next(_event_ids)}",
+        "X-Shopify-Webhook-Id": f"wh-{next(_event_ids)}",
+        "X-Shopify-API-Version": "2026-10",
+    }
+
+
+async def post_webhook(
+    session: aiohttp.ClientSession | Any,
+    url: str,
+    topic: str,
+    payload: dict[str, Any] | bytes,
+    **kw: Any,
+) -> int:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    async with session.post(url, data=body, headers=signed_webhook_headers(topic, body, **kw)) as resp:
+        await resp.read()
+        return int(resp.status)
+
+
+async def wait_until_settled(store: PushStore, within: float = 15.0) -> None:
+    """Until no event is waiting for the rules and no push is pending."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        backlog = await store.backlog()
+        if backlog["events"] == 0 and backlog["pushes"] == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("push pipeline did not settle")
+
+
+# --- REST-shaped webhook payloads (shapes from Shopify's examples, ids as exact integers) ---------------------------
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts))
+
+
+def rest_order(
+    order_id: int,
+    *,
+    name: str | None = None,
+    financial_status: str = "paid",
+    email: str | None = "jon@example.com",
+    phone: str | None = None,
+    psid: str | None = None,
+    updated_at: float | None = None,
+    created_at: float | None = None,
+    cancelled: bool = False,
+    customer_id: int | None = 115310627314723954,
+    fulfillments: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    created = created_at if created_at is not None else time.time() - 60
+    updated = updated_at if updated_at is not None else created
+    line = {
+        "id": 487817672276298554,
+        "title": "Aviator sunglasses",
+        "name": "Aviator sunglasses - Gold",
+        "variant_title": "Gold",
+        "quantity": 2,
+        "price": "89.99",
+        "price_set": {
+            "shop_money": {"amount": "89.99", "currency_code": "USD"},
+            "presentment_money": {"amount": "89.99", "currency_code": "USD"},
+        },
+        "discount_allocations": [
+            {
+                "amount": "10.00",
+                "amount_set": {
+                    "shop_money": {"amount": "10.00", "currency_code": "USD"},
+                    "presentment_money": {"amount": "10.00", "currency_code": "USD"},
+                },
+                "discount_application_index": 0,
+            }
+        ],
+    }
+
+    def money_set(amount: str) -> dict[str, Any]:
+        return {
+            "shop_money": {"amount": amount, "currency_code": "USD"},
+            "presentment_money": {"amount": amount, "currency_code": "USD"},
+        }
+
+    return {
+        "id": order_id,
+        "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+        "name": name or f"#{order_id % 100000}",
+        "email": email,
+        "contact_email": email,
+        "phone": phone,
+        "created_at": iso(created),
+        "updated_at": iso(updated),
+        "cancelled_at": iso(updated) if cancelled else None,
+        "financial_status": financial_status,
+        "currency": "USD",
+        "presentment_currency": "USD",
+        "order_status_url": f"https://{SHOP_DOMAIN}/orders/{order_id}/authenticate?key=abc",
+        "payment_gateway_names": ["bogus"],
+        "note_attributes": [{"name": "joinchat_psid", "value": psid}] if psid else [],
+        "subtotal_price": "169.98",
+        "subtotal_price_set": money_set("169.98"),
+        "total_shipping_price_set": money_set("10.00"),
+        "total_tax_set": money_set("0.00"),
+        "total_price_set": money_set("179.98"),
+        "discount_applications": [{"type": "discount_code", "code": "SAVE10", "value": "10.0"}],
+        "line_items": [line],
+        "shipping_lines": [],
+        "shipping_address": {
+            "name": "Steve Shipper",
+            "address1": "123 Shipping Street",
+            "address2": None,
+            "city": "Shippington",
+            "zip": "40003",
+            "province_code": "KY",
+            "country_code": "US",
+            "phone": "555-555-SHIP",
+        },
+        "billing_address": {"name": "Steve Shipper"},
+        "customer": {"id": customer_id, "email": email, "first_name": "Steve", "last_name": "Shipper"}
+        if customer_id
+        else None,
+        "fulfillments": fulfillments or [],
+    }
+
+
+def rest_fulfillment(
+    fulfillment_id: int,
+    order_id: int,
+    *,
+    name: str = "#1001.1",
+    shipment_status: str | None = None,
+    status: str = "success",
+    updated_at: float | None = None,
+    tracking_number: str = "1Z827WK74630",
+) -> dict[str, Any]:
+    return {
+        "id": fulfillment_id,
+        "order_id": order_id,
+        "status": status,
+        "shipment_status": shipment_status,
+        "created_at": iso(updated_at or time.time()),
+        "updated_at": iso(updated_at or time.time()),
+        "tracking_company": "UPS",
+        "tracking_number": tracking_number,
+        "tracking_numbers": [tracking_number] if tracking_number else [],
+        "tracking_url": f"https://www.ups.com/track?num={tracking_number}",
+        "tracking_urls": [f"https://www.ups.com/track?num={tracking_number}"],
+        "name": name,
+        "email": "jon@example.com",
+        "destination": {"name": "Steve Shipper", "phone": "555-555-SHIP"},
+        "line_items": [],
+    }
+
+
+def rest_fulfillment_event(
+    fulfillment_id: int, order_id: int, status: str, *, happened_at: float | None = None, event_id: int = 1
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "fulfillment_id": fulfillment_id,
+        "order_id": order_id,
+        "status": status,
+        "happened_at": iso(happened_at or time.time()),
+        "created_at": iso(happened_at or time.time()),
+    }
+
+
+@dataclass
+class PushGateway:
+    """A running gateway app (real socket) wired to the receiver."""
+
+    client: Any  # aiohttp.test_utils.TestClient
+    app: web.Application
+
+    @property
+    def store(self) -> PushStore:
+        from gateway.push.store import PUSH_STORE
+
+        return self.app[PUSH_STORE]
+
+    async def webhook(self, topic: str, payload: dict[str, Any] | bytes, **kw: Any) -> int:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        resp = await self.client.post("/webhooks/shopify", data=body, headers=signed_webhook_headers(topic, body, **kw))
+        await resp.read()
+        return int(resp.status)
+
+
+@pytest.fixture
+async def make_push_gateway(aiohttp_client: Any, bot_receiver: BotReceiver, tmp_path: Path) -> Callable[..., Any]:
+    """`await make_push_gateway(push={...}, shop={...})` → a PushGateway pushing to `bot_receiver`."""
+    from gateway.app import create_app
+
+    async def make(**kw: Any) -> PushGateway:
+        settings = push_settings(bot_receiver.url, tmp_path / f"push-{next(_event_ids)}.sqlite3", **kw)
+        app = create_app(settings)
+        client = await aiohttp_client(app)
+        return PushGateway(client, app)
+
+    return make
+
+
+async def eventually(check: Callable[[], Any], within: float = 10.0, what: str = "condition") -> None:
+    """Poll `check()` (sync or async) until it is true; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {within}s")
+        await asyncio.sleep(0.02)

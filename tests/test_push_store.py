@@ -1,0 +1,172 @@
+"""The PushStore contract, run against every backend (`push_store` fixture: SQLite, and Redis when it is there)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from gateway.push.store import (
+    EventOutcome,
+    EventStatus,
+    FulfillmentState,
+    NewPush,
+    OrderState,
+    PushStatus,
+    PushStore,
+    TrackingEntry,
+    UnpaidCheck,
+    WebhookMeta,
+    idempotency_key,
+)
+
+META = WebhookMeta(topic="orders/paid", webhook_id="w-1")
+
+
+def push(order_id: int, key: str, *, due: float | None = None, topic: str = "Order/Receipt", **kw: object) -> NewPush:
+    return NewPush(
+        shop_key="shop",
+        dedupe_key=key,
+        order_id=order_id,
+        topic=topic,
+        body=b'{"k":"%s"}' % key.encode(),
+        due_at=time.time() if due is None else due,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_record_event_dedupes_concurrent_and_repeated(push_store: PushStore) -> None:
+    results = await asyncio.gather(*[push_store.record_event("shop", "e1", META, b"{}") for _ in range(5)])
+    assert sorted(results) == ["duplicate"] * 4 + ["new"]
+    assert await push_store.record_event("other", "e1", META, b"{}") == "new"  # per shop
+    event = await push_store.get_event("shop", "e1")
+    assert event is not None and event.meta == META and event.status == EventStatus.PENDING
+
+
+async def test_claim_events_leases_and_commit_marks_done(push_store: PushStore) -> None:
+    for i in range(3):
+        await push_store.record_event("shop", f"e{i}", META, b"{}")
+    first = await push_store.claim_events(2, lease_seconds=30)
+    assert [e.event_id for e in first] == ["e0", "e1"]
+    second = await push_store.claim_events(10, lease_seconds=30)
+    assert [e.event_id for e in second] == ["e2"]  # leased ones are not handed out twice
+    later = time.time() + 60
+    expired = await push_store.claim_events(10, lease_seconds=30, now=later)
+    assert {e.event_id for e in expired} == {"e0", "e1", "e2"}  # leases expire: a crashed worker's events return
+    await push_store.commit(
+        [EventOutcome(event_seq=first[0].seq), EventOutcome(event_seq=first[1].seq, event_error="bad")]
+    )
+    e0 = await push_store.get_event("shop", "e0")
+    e1 = await push_store.get_event("shop", "e1")
+    assert e0 is not None and e0.status == EventStatus.DONE
+    assert e1 is not None and e1.status == EventStatus.DEAD and e1.error == "bad"
+    assert await push_store.requeue_event(e0.seq)
+    again = await push_store.claim_events(10, lease_seconds=30, now=later + 120)
+    assert "e0" in {e.event_id for e in again}
+
+
+async def test_enqueue_is_idempotent_and_orders_wait_for_their_head(push_store: PushStore) -> None:
+    await push_store.commit(
+        [EventOutcome(pushes=[push(1, "receipt:1"), push(1, "package:9:shipped"), push(2, "receipt:2")])]
+    )
+    await push_store.commit([EventOutcome(pushes=[push(1, "receipt:1")])])  # duplicate: ignored
+    claimed = await push_store.claim_pushes(10, lease_seconds=30)
+    assert [p.dedupe_key for p in claimed] == ["receipt:1", "receipt:2"]  # order 1's second push waits
+    assert claimed[0].idempotency_key == idempotency_key("shop", "receipt:1")
+    await push_store.mark_delivered(claimed[1].id)
+    # the head is retried later: the order's next push still waits
+    await push_store.schedule_retry(claimed[0].id, time.time() + 3600, "HTTP 503")
+    assert await push_store.claim_pushes(10, lease_seconds=30) == []
+    retried = await push_store.claim_pushes(10, lease_seconds=30, now=time.time() + 3601)
+    assert [p.dedupe_key for p in retried] == ["receipt:1"] and retried[0].attempts == 1
+    await push_store.mark_delivered(retried[0].id)
+    nxt = await push_store.claim_pushes(10, lease_seconds=30)
+    assert [p.dedupe_key for p in nxt] == ["package:9:shipped"]
+    await push_store.dead_letter(nxt[0].id, "10010 Recipient not found")
+    dead = await push_store.list_pushes(statuses=[PushStatus.DEAD])
+    assert [(p.dedupe_key, p.last_error) for p in dead] == [("package:9:shipped", "10010 Recipient not found")]
+    assert await push_store.retry_push(nxt[0].id)
+    again = await push_store.claim_pushes(10, lease_seconds=30)
+    assert [p.id for p in again] == [nxt[0].id]
+    assert await push_store.drop_push(nxt[0].id)
+    got = await push_store.get_push(nxt[0].id)
+    assert got is not None and got.status == PushStatus.DROPPED
+    assert await push_store.next_due() is None
+    assert await push_store.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
+
+
+async def test_unpushable_is_recorded_not_sent(push_store: PushStore) -> None:
+    await push_store.commit(
+        [EventOutcome(pushes=[push(5, "receipt:5", status=PushStatus.UNPUSHABLE, reason="no recipient")])]
+    )
+    assert await push_store.claim_pushes(10, lease_seconds=30) == []
+    [p] = await push_store.list_pushes(statuses=[PushStatus.UNPUSHABLE])
+    assert p.last_error == "no recipient"
+
+
+async def test_order_state_watermark(push_store: PushStore) -> None:
+    newer = OrderState("shop", 7, "1007", updated_at=200.0, financial_status="paid", recipient={"email": "a@b.c"})
+    older = OrderState("shop", 7, "1007", updated_at=100.0, financial_status="pending")
+    await push_store.commit([EventOutcome(order_states=[newer])])
+    await push_store.commit([EventOutcome(order_states=[older])])
+    states = await push_store.load_order_states("shop", [7, 8])
+    assert states == {7: newer}
+    f_new = FulfillmentState("shop", 70, 7, updated_at=300.0, status="delivered", tracking_number="T1")
+    f_old = FulfillmentState("shop", 70, 7, updated_at=250.0, status="in_transit", tracking_number="T1")
+    await push_store.commit([EventOutcome(fulfillment_states=[f_new]), EventOutcome(fulfillment_states=[f_old])])
+    assert await push_store.load_fulfillment_states("shop", [70]) == {70: f_new}
+
+
+async def test_unpaid_checks_once_per_order(push_store: PushStore) -> None:
+    now = time.time()
+    await push_store.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 3, now + 10)])])
+    await push_store.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 3, now)])])  # ignored: once per order
+    assert await push_store.claim_unpaid_checks(10, 30) == []
+    [check] = await push_store.claim_unpaid_checks(10, 30, now=now + 11)
+    assert check.order_id == 3
+    await push_store.commit([EventOutcome(done_checks=[("shop", 3)])])
+    assert await push_store.claim_unpaid_checks(10, 30, now=now + 100) == []
+    await push_store.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 3, now)])])
+    assert await push_store.claim_unpaid_checks(10, 30, now=now + 100) == []  # done stays done
+
+
+async def test_tracking_index_delivery_log_and_purges(push_store: PushStore) -> None:
+    await push_store.commit(
+        [
+            EventOutcome(
+                order_states=[OrderState("shop", 11, "1011", 1.0, customer_id=500, recipient={"email": "x@y.z"})],
+                tracking=[TrackingEntry("shop", "1Z999", 11, "1011", customer_id=500)],
+                pushes=[push(11, "package:90:shipped", topic="package/update", fulfillment_id=90, customer_id=500)],
+            ),
+            EventOutcome(order_states=[OrderState("shop", 12, "1012", 1.0, customer_id=600)]),
+        ]
+    )
+    assert await push_store.order_name_for_tracking("shop", "1Z999") == "1011"
+    assert await push_store.order_name_for_tracking("other", "1Z999") is None
+    [p] = await push_store.claim_pushes(10, 30)
+    await push_store.mark_delivered(p.id)
+    assert await push_store.delivered_package_pushes("shop", 11) == {"90": 1}
+    counts = await push_store.count_customer_data("shop", 500, [])
+    assert counts.orders == 1 and counts.pushes == 1 and counts.tracking_numbers == 1
+    purged = await push_store.purge_customer("shop", 500, [])
+    assert purged.orders == 1 and purged.pushes == 1 and purged.tracking_numbers == 1
+    assert await push_store.order_name_for_tracking("shop", "1Z999") is None
+    assert await push_store.load_order_states("shop", [11, 12]) != {}  # the other customer's order stays
+    await push_store.purge_shop("shop")
+    assert await push_store.load_order_states("shop", [12]) == {}
+
+
+async def test_watermark_and_install_flag(push_store: PushStore) -> None:
+    assert await push_store.get_watermark("shop") is None
+    await push_store.set_watermark("shop", "2026-11-01T00:00:00Z")
+    assert await push_store.get_watermark("shop") == "2026-11-01T00:00:00Z"
+    assert await push_store.shop_installed("shop")
+    await push_store.set_shop_installed("shop", False)
+    assert not await push_store.shop_installed("shop")
+    assert await push_store.ping() is None
+
+
+async def test_wait_for_work_wakes_on_enqueue(push_store: PushStore) -> None:
+    waiter = asyncio.create_task(push_store.wait_for_work(30))
+    await asyncio.sleep(0.01)
+    await push_store.commit([EventOutcome(pushes=[push(1, "receipt:1")])])
+    await asyncio.wait_for(waiter, 5)
