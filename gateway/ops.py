@@ -53,8 +53,8 @@ class Metrics:
                 if help_text:
                     lines.append(f"# HELP {name} {help_text}")
                 lines.append(f"# TYPE {name} {kind}")
-            lbl = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-            lines.append(f"{name}{{{lbl}}} {val:g}" if lbl else f"{name} {val:g}")
+            rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            lines.append(f"{name}{{{rendered}}} {val:g}" if rendered else f"{name} {val:g}")
         return "\n".join(lines) + "\n"
 
 

@@ -39,7 +39,8 @@ DEFAULT_STATUS_LABELS: dict[str, str] = {
     "SUBMITTED": "Submitted",
 }
 
-PUSH_TOPICS = ("Order/Receipt", "Order/Unpaid", "package/update")
+PushTopic = Literal["Order/Receipt", "Order/Unpaid", "package/update"]
+PUSH_TOPICS: tuple[PushTopic, ...] = ("Order/Receipt", "Order/Unpaid", "package/update")
 
 
 class ConfigError(Exception):
@@ -120,7 +121,7 @@ class PushSettings(_Model):
     url: str
     secrets: list[SecretStr] = Field(min_length=1)
     page_id: str = ""
-    topics: list[Literal["Order/Receipt", "Order/Unpaid", "package/update"]] = Field(
+    topics: list[PushTopic] = Field(
         default_factory=lambda: list(PUSH_TOPICS)
     )
     #: Order/Unpaid goes out this long after orders/create, and only if a fresh read still shows it unpaid.
