@@ -71,7 +71,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port
-    asyncio.run(_serve(settings, host, port))
+    try:
+        asyncio.run(_serve(settings, host, port))
+    except OSError as err:  # most often: the port is taken (another gateway or demo store is running)
+        print(f"gateway: cannot serve: {err.strerror or err}", file=sys.stderr)
+        return 1
     return 0
 
 
