@@ -109,11 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_config)
 
     registrars: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
-    from gateway import query_cli
+    from gateway import query_cli, receiver
     from gateway.push import cli as push_cli
     from gateway.sandbox import cli as sandbox_cli
 
-    registrars += [query_cli.register, sandbox_cli.register, push_cli.register]
+    registrars += [query_cli.register, sandbox_cli.register, push_cli.register, receiver.register]
     for register in registrars:
         register(sub)
     return parser
