@@ -121,6 +121,13 @@ def _presentment(money_set: Any, fallback: Any = None) -> Decimal:
     return Decimal(str(fallback)) if fallback not in (None, "") else Decimal(0)
 
 
+def sub_mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """`obj[key]` when it is an object, else an empty one: webhook payloads carry null (or, from a broken sender, any
+    JSON value) where an object is expected, and a missing customer or address must read as "no data", not crash."""
+    value = obj.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
@@ -163,12 +170,12 @@ def recipient_from_rest(order: Mapping[str, Any], psid_keys: Iterable[str]) -> d
     psid = psid_from_attributes(order.get("note_attributes"), psid_keys)
     if psid:
         return {"id": psid}
-    customer = order.get("customer") if isinstance(order.get("customer"), Mapping) else {}
+    customer = sub_mapping(order, "customer")
     for email in (order.get("email"), order.get("contact_email"), customer.get("email")):
         if _text(email) and "@" in _text(email):
             return {"email": _text(email)}
-    shipping = order.get("shipping_address") if isinstance(order.get("shipping_address"), Mapping) else {}
-    billing = order.get("billing_address") if isinstance(order.get("billing_address"), Mapping) else {}
+    shipping = sub_mapping(order, "shipping_address")
+    billing = sub_mapping(order, "billing_address")
     for phone in (order.get("phone"), customer.get("phone"), shipping.get("phone"), billing.get("phone")):
         if _phone(phone):
             return {"phone": _phone(phone)}
@@ -299,7 +306,7 @@ def fulfillment_facts_from_rest(payload: Mapping[str, Any], *, topic: str = "") 
         numbers = [payload["tracking_number"]]
     urls = [u for u in (payload.get("tracking_urls") or ()) if _text(u)]
     url = _text(payload.get("tracking_url")) or (urls[0] if urls else "")
-    destination = payload.get("destination") if isinstance(payload.get("destination"), Mapping) else {}
+    destination = sub_mapping(payload, "destination")
     recipient: dict[str, str] | None = None
     if _text(payload.get("email")) and "@" in _text(payload.get("email")):
         recipient = {"email": _text(payload.get("email"))}
@@ -367,7 +374,7 @@ def order_facts_from_rest(order: Mapping[str, Any], psid_keys: Iterable[str]) ->
     order_id = parse_id(order.get("id"))
     if order_id is None:
         return None
-    customer = order.get("customer") if isinstance(order.get("customer"), Mapping) else {}
+    customer = sub_mapping(order, "customer")
     fulfillments = []
     for f in order.get("fulfillments") or ():
         if isinstance(f, Mapping):
@@ -426,7 +433,7 @@ def recipient_from_graphql(node: Mapping[str, Any], psid_keys: Iterable[str]) ->
         return {"id": psid}
     if _text(node.get("email")) and "@" in _text(node.get("email")):
         return {"email": _text(node.get("email"))}
-    shipping = node.get("shippingAddress") if isinstance(node.get("shippingAddress"), Mapping) else {}
+    shipping = sub_mapping(node, "shippingAddress")
     for phone in (node.get("phone"), shipping.get("phone")):
         if _phone(phone):
             return {"phone": _phone(phone)}
@@ -469,7 +476,7 @@ def order_facts_from_graphql(node: Mapping[str, Any], psid_keys: Iterable[str]) 
                 image_url=_first_fulfilled_image(f),
             )
         )
-    customer = node.get("customer") if isinstance(node.get("customer"), Mapping) else {}
+    customer = sub_mapping(node, "customer")
     return OrderFacts(
         order_id=order_id,
         order_name=order_name,

@@ -57,14 +57,14 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             print(f"gateway outbox {args.action}: an ID is required")
             return 2
         if args.action == "show":
-            p = await store.get_push(args.id)
-            if p is None:
+            push = await store.get_push(args.id)
+            if push is None:
                 print(f"no push {args.id}")
                 return 1
-            print(_row(p))
-            print(f"dedupe key      {p.dedupe_key}\nidempotency key {p.idempotency_key}")
-            print(f"created {_when(p.created_at)}  delivered {_when(p.delivered_at)}")
-            print(json.dumps(json.loads(p.body), indent=2, ensure_ascii=False))
+            print(_row(push))
+            print(f"dedupe key      {push.dedupe_key}\nidempotency key {push.idempotency_key}")
+            print(f"created {_when(push.created_at)}  delivered {_when(push.delivered_at)}")
+            print(json.dumps(json.loads(push.body), indent=2, ensure_ascii=False))
             return 0
         if args.action == "retry":
             ok = await store.retry_push(args.id)

@@ -55,7 +55,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
@@ -89,7 +89,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _shielded(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def _shielded(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Run the store operation in its own task and shield it from the caller's cancellation.
 
     redis-py (8.1 here; see redis/redis-py#2028 and #2551) sometimes swallows a cancellation that arrives while a

@@ -48,6 +48,7 @@ from mappings.push import (
     order_facts_from_rest,
     package_params,
     parse_id,
+    sub_mapping,
 )
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ class Rules:
             customer_id = parse_id((payload.get("customer") or {}).get("id"))
             order_ids = [i for i in (parse_id(o) for o in payload.get("orders_to_redact") or ()) if i is not None]
             counts = await self.store.purge_customer(event.shop_key, customer_id, order_ids)
-            customer = payload.get("customer") if isinstance(payload.get("customer"), dict) else {}
+            customer = sub_mapping(payload, "customer")
             tags = list(_tags(email=customer.get("email"), phone=customer.get("phone"), customer_id=customer_id))
             for i in order_ids:
                 tags += _tags(order_id=i)
@@ -459,7 +460,7 @@ def _tags(**parts: Any) -> tuple[str, ...]:
 
 
 def _order_tags(facts: OrderFacts, payload: Mapping[str, Any]) -> list[str]:
-    customer = payload.get("customer") if isinstance(payload.get("customer"), Mapping) else {}
+    customer = sub_mapping(payload, "customer")
     return list(
         _tags(
             name=facts.order_name,

@@ -276,8 +276,9 @@ class SqlitePushStore:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         results = self._transaction(conn, batch)
-        if results is None and len(batch) > 1:
-            # One operation failed (rare: a constraint, a bug): redo each alone so only that one reports the error.
+        if results is None:
+            # One operation of several failed (rare: a constraint, a bug): redo each alone so only that one reports
+            # the error. A single-operation batch never yields None, so every future is settled below.
             results = []
             for op in batch:
                 results += self._transaction(conn, [op]) or []
