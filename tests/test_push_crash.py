@@ -49,7 +49,13 @@ async def start_gateway(config: Path, port: int) -> asyncio.subprocess.Process:
             except aiohttp.ClientError:
                 return False
 
-        await eventually(up, within=30, what="gateway start")
+        try:
+            await eventually(up, within=30, what="gateway start")
+        except BaseException:
+            # Never leave a gateway running behind a failed test (it would hold the port and the SQLite file).
+            proc.kill()
+            await proc.wait()
+            raise
     return proc
 
 
@@ -88,7 +94,11 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_webhook(bot_receiver: BotR
                     killed.set()
                     os.kill(proc.pid, signal.SIGKILL)
 
-        await asyncio.gather(*(sender() for _ in range(32)))
+        try:
+            await asyncio.gather(*(sender() for _ in range(32)))
+        finally:
+            if not killed.is_set():  # the burst failed before the kill: do not leak the subprocess
+                proc.kill()
     await proc.wait()
     assert killed.is_set() and KILL_AFTER_ACKS <= len(acked) < BURST
 
@@ -102,7 +112,12 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_webhook(bot_receiver: BotR
         await eventually(all_delivered, within=60, what="every acknowledged webhook pushed")
     finally:
         proc.send_signal(signal.SIGTERM)
-        await proc.wait()
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:  # a gateway that does not stop on SIGTERM is a bug, but must not outlive the test
+            proc.kill()
+            await proc.wait()
+            raise AssertionError("gateway did not stop within 30 s of SIGTERM") from None
 
     by_order: dict[int, set[str]] = {}
     for r in bot_receiver.delivered("Order/Receipt"):

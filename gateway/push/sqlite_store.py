@@ -339,8 +339,12 @@ class SqlitePushStore:
         if self._work is None:
             self._work = asyncio.Event()
         event = self._work
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives just as the event is
+        # set, and the cancelled worker then runs on, so the app never finishes shutting down (seen as a teardown
+        # hang in the tests and a `gateway serve` that ignores SIGTERM). The Redis store does the same.
         try:
-            await asyncio.wait_for(event.wait(), max_wait_seconds)
+            async with asyncio.timeout(max_wait_seconds):
+                await event.wait()
         except TimeoutError:
             pass
         if task is not None:
