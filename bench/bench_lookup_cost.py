@@ -1,0 +1,151 @@
+"""Shopify requests and query cost per lookup kind, and single-flight: 100 concurrent identical misses → 1 request.
+
+    .venv/bin/python bench/bench_lookup_cost.py [--orders 60]
+
+Runs each lookup kind once, on a cold cache, through `gateway.lookups.run_lookup` with a real ShopifyAdminClient over
+HTTP against the local store (gateway/sandbox, in this process; its cost model follows Shopify's calculated query cost,
+see gateway/sandbox/cost.py). Per kind it prints the GraphQL requests the store received, and the summed
+`requestedQueryCost` / `actualQueryCost` of those requests (from each response's `extensions.cost`). Targets: one
+request per lookup; requested cost ≤ 1000 (Shopify's per-query maximum), ≤ 400 (the gateway's budget,
+gateway/lookups/orders.py QUERY_COST_BUDGET) at the default limit of 3.
+
+Then 100 concurrent identical `orders` lookups on a cold cache: how many requests reached the store (target: exactly 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway.cache import LookupCache  # noqa: E402
+from gateway.lookups import ShopContext, run_lookup  # noqa: E402
+from gateway.lookups.orders import MAX_QUERY_COST, QUERY_COST_BUDGET  # noqa: E402
+from gateway.lookups.types import (  # noqa: E402
+    OpenApiOrderQuery,
+    OrdersByAccount,
+    OrdersByNumber,
+    PackagesQuery,
+    Page,
+    ProductsQuery,
+    PropertyQuery,
+)
+from gateway.sandbox import SandboxServer, SandboxShop  # noqa: E402
+from gateway.settings import parse_settings  # noqa: E402
+from gateway.shopify.client import ShopifyAdminClient  # noqa: E402
+
+DOMAIN = "cost.myshopify.com"
+TOKEN = "shpat_bench_cost"
+BOB_EMAIL = "bob.norman@mail.example.com"  # well-known fixtures: gateway/sandbox/data.py
+BOB_PHONE = "+16136120707"
+
+# (label, query, warm the customer-by-phone cache first?)
+KINDS: list[tuple[str, Any, bool]] = [
+    ("orders by number", OrdersByNumber("1001"), False),
+    ("orders by number, limit 10", OrdersByNumber("1001", Page(1, 10)), False),
+    ("orders by email, limit 3", OrdersByAccount(email=BOB_EMAIL), False),
+    ("orders by email, limit 10", OrdersByAccount(email=BOB_EMAIL, page=Page(1, 10)), False),
+    ("orders by phone, limit 3", OrdersByAccount(phone=BOB_PHONE), False),
+    ("orders by phone, limit 10", OrdersByAccount(phone=BOB_PHONE, page=Page(1, 10)), False),
+    ("orders by phone, limit 10, customer cached", OrdersByAccount(phone=BOB_PHONE, page=Page(1, 10)), True),
+    ("packages by order number", PackagesQuery(order_number="1001"), False),
+    ("packages by package number", PackagesQuery(package_number="1001.2"), False),
+    ("packages by order, 3 fulfillments", PackagesQuery(order_number="1012"), False),
+    ("products by title", ProductsQuery(title="shirt"), False),
+    ("products by title, limit 10", ProductsQuery(title="shirt", page=Page(1, 10)), False),
+    ("products title OR vendor", ProductsQuery(title="t-shirt", vendor="Apple"), False),
+    ("property vendor", PropertyQuery("vendor"), False),
+    ("open api order by name (falls back after by-id)", OpenApiOrderQuery("1001"), False),
+]
+
+
+class CostLog:
+    """Every `extensions.cost` the client observes (the client keeps only the last one)."""
+
+    def __init__(self, client: ShopifyAdminClient) -> None:
+        self.costs: list[dict[str, Any]] = []
+        original = client._observe_cost
+
+        def observe(document: str, cost: Any, now: float) -> None:
+            self.costs.append(dict(cost))
+            original(document, cost, now)
+
+        client._observe_cost = observe  # type: ignore[method-assign]
+
+
+def make_context(base_url: str, session: aiohttp.ClientSession) -> ShopContext:
+    settings = parse_settings(
+        {
+            "shops": {
+                "demo": {
+                    "domain": DOMAIN,
+                    "admin_api_base": base_url,
+                    "auth": {"mode": "token", "access_token": TOKEN},
+                    "secrets": ["s"],
+                }
+            }
+        },
+        env={},
+    )
+    shop = settings.shops["demo"]
+    return ShopContext(
+        key="demo", settings=shop, client=ShopifyAdminClient(shop, session, shop_key="demo"), cache=LookupCache()
+    )
+
+
+async def main(orders: int) -> int:
+    shop = SandboxShop.seeded(domain=DOMAIN, seed=7, orders=orders, products=30, access_token=TOKEN)
+    first = shop.order_by_name("#1001")
+    assert first is not None
+    kinds = [*KINDS[:-1], ("open api order by id", OpenApiOrderQuery(str(first["legacyResourceId"])), False), KINDS[-1]]
+    async with SandboxServer([shop], host="127.0.0.1", port=0) as server, aiohttp.ClientSession() as session:
+        print(f"Shopify requests and query cost per lookup (cold cache, local store with {orders} orders):")
+        print(f"  {'lookup':50} {'requests':>8} {'requested':>9} {'actual':>7}   target")
+        for label, query, warm_customer in kinds:
+            ctx = make_context(server.base_url, session)  # a fresh cache: every lookup below is a miss
+            await ctx.shop_info()  # shop facts are read once an hour, not per lookup
+            if warm_customer:
+                await run_lookup(ctx, OrdersByAccount(phone=BOB_PHONE))
+            log = CostLog(ctx.client)
+            server.reset_counters()
+            shop.bucket.available = shop.bucket.size
+            await run_lookup(ctx, query)
+            requests = server.graphql_requests(DOMAIN)
+            requested = sum(float(c.get("requestedQueryCost") or 0) for c in log.costs)
+            actual = sum(float(c.get("actualQueryCost") or 0) for c in log.costs)
+            limit = getattr(getattr(query, "page", None), "limit", 3)
+            budget = QUERY_COST_BUDGET if limit <= 3 else MAX_QUERY_COST
+            most = max((float(c.get("requestedQueryCost") or 0) for c in log.costs), default=0.0)
+            met = requests == 1 and most <= budget
+            print(
+                f"  {label:50} {requests:8d} {requested:9.0f} {actual:7.0f}   "
+                f"1 request, requested <= {budget}: {'met' if met else 'MISSED'}"
+            )
+
+        ctx = make_context(server.base_url, session)
+        await ctx.shop_info()
+        server.reset_counters()
+        server.faults.latency = 0.05  # so the 100 lookups are surely in flight together
+        results = await asyncio.gather(*(run_lookup(ctx, OrdersByNumber("1004")) for _ in range(100)))
+        server.faults.latency = 0.0
+        requests = server.graphql_requests(DOMAIN)
+        shared = all(r is results[0] for r in results)
+        print(
+            f"100 concurrent identical cache-miss lookups (orders 1004, 50 ms upstream latency): "
+            f"{requests} upstream request(s), all callers got the same result: {shared} "
+            f"(target exactly 1: {'met' if requests == 1 and shared else 'MISSED'})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=60)
+    raise SystemExit(asyncio.run(main(parser.parse_args().orders)))
