@@ -447,3 +447,101 @@ async def eventually(check: Callable[[], Any], within: float = 10.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached in {within}s")
         await asyncio.sleep(0.02)
+
+
+# --- the gateway wired to the local Shopify store (sandbox) ----------------------------------------------------------
+
+QUERY_SECRET = "query-secret"  # the `secrets` push_config gives the shop: what a bot platform signs queries with
+
+
+@dataclass
+class SandboxGateway:
+    """A running gateway app (real socket on `port`) whose shop `demo` is the sandbox's demo.myshopify.com; the
+    sandbox's webhook subscriptions point at it. `config` is the raw config (write it out for CLI commands)."""
+
+    client: Any  # aiohttp.test_utils.TestClient
+    app: web.Application
+    config: dict[str, Any]
+    port: int
+
+    @property
+    def store(self) -> PushStore:
+        from gateway.push.store import PUSH_STORE
+
+        return self.app[PUSH_STORE]
+
+
+@pytest.fixture
+async def sandbox_gateway(aiohttp_client: Any, sandbox: Any, bot_receiver: BotReceiver, tmp_path: Path) -> Any:
+    """`await sandbox_gateway(push=..., server=..., shop=...)` → SandboxGateway: the gateway (SQLite store) in front of
+    the `sandbox` fixture's store, pushing to `bot_receiver`, subscribed by its own start-up sync."""
+    from gateway.app import create_app
+    from gateway.push.subscriptions import TOPICS
+    from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_DOMAIN, SANDBOX_TOKEN
+
+    async def make(
+        push: dict[str, Any] | None = None,
+        server: dict[str, Any] | None = None,
+        shop: dict[str, Any] | None = None,
+        sqlite_path: Path | None = None,
+    ) -> SandboxGateway:
+        port = free_port()
+        raw = push_config(
+            bot_receiver.url,
+            sqlite_path or tmp_path / f"gw-{port}.sqlite3",
+            push=push,
+            admin_api_base=sandbox.base_url,
+            shop={
+                "domain": SANDBOX_DOMAIN,
+                "auth": {"mode": "token", "access_token": SANDBOX_TOKEN},
+                "webhook_secret": SANDBOX_CLIENT_SECRET,
+                **(shop or {}),
+            },
+            server={"public_url": f"http://127.0.0.1:{port}", "sync_webhooks_on_start": True, **(server or {})},
+        )
+        app = create_app(parse_settings(raw, env={}))
+        client = await aiohttp_client(app, server_kwargs={"port": port})
+        # the start-up sync runs in the background; wait until the store knows about us
+        store_shop = sandbox.shop(SANDBOX_DOMAIN)
+        await eventually(
+            lambda: len(store_shop.webhook_subscriptions) == len(TOPICS), what="start-up subscription sync"
+        )
+        return SandboxGateway(client, app, raw, port)
+
+    return make
+
+
+# --- the operator CLI ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+
+
+def write_config(path: Path, raw: dict[str, Any]) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+async def run_cli(*argv: str) -> CliResult:
+    """`gateway ARGV...` in-process, in a worker thread: the CLI calls asyncio.run, and the test's loop must stay free
+    to serve the gateway and the local store the command talks to. Returns the exit code and what it printed."""
+    import contextlib
+    import io
+
+    from gateway.cli import main
+
+    def run() -> CliResult:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            try:
+                code = main(list(argv))
+            except SystemExit as exc:  # a config error exits from settings_from_args
+                code = int(exc.code or 0)
+        return CliResult(code, out.getvalue())
+
+    return await asyncio.to_thread(run)

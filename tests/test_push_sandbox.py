@@ -20,29 +20,12 @@ from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_DOMAIN, SANDBO
 
 
 @pytest.fixture
-async def wired(aiohttp_client: Any, sandbox: SandboxServer, bot_receiver: BotReceiver, tmp_path: Any) -> Any:
+def wired(sandbox_gateway: Any) -> Any:
     """`await wired(**config)` → (gateway client, app): the gateway subscribed to the sandbox's webhooks."""
 
     async def make(push: dict[str, Any] | None = None, server: dict[str, Any] | None = None) -> Any:
-        port = free_port()
-        raw = push_config(
-            bot_receiver.url,
-            tmp_path / f"gw-{port}.sqlite3",
-            push=push,
-            admin_api_base=sandbox.base_url,
-            shop={
-                "domain": SANDBOX_DOMAIN,
-                "auth": {"mode": "token", "access_token": SANDBOX_TOKEN},
-                "webhook_secret": SANDBOX_CLIENT_SECRET,
-            },
-            server={"public_url": f"http://127.0.0.1:{port}", "sync_webhooks_on_start": True, **(server or {})},
-        )
-        app = create_app(parse_settings(raw, env={}))
-        client = await aiohttp_client(app, server_kwargs={"port": port})
-        # the start-up sync runs in the background; wait until the store knows about us
-        shop = sandbox.shop(SANDBOX_DOMAIN)
-        await eventually(lambda: len(shop.webhook_subscriptions) == len(TOPICS), what="start-up subscription sync")
-        return client, app
+        gw = await sandbox_gateway(push=push, server=server)
+        return gw.client, gw.app
 
     return make
 
