@@ -66,6 +66,8 @@ ORDER_TOPICS = frozenset(
 )
 FULFILLMENT_TOPICS = frozenset({"fulfillments/create", "fulfillments/update"})
 PRODUCT_TOPICS = frozenset({"products/create", "products/update", "products/delete"})
+#: Compliance topics that delete stored data (see `Rules.process` for why they run alone).
+PURGE_TOPICS = frozenset({"customers/redact", "shop/redact"})
 NO_RECIPIENT = "not pushable: the order carries no PSID attribute, email or phone"
 
 
@@ -113,7 +115,39 @@ class Rules:
     # --- events --------------------------------------------------------------------------------------------------
 
     async def process(self, events: Sequence[StoredEvent]) -> None:
-        """Decide on a batch of claimed events and commit what they produced (and the events as done) at once."""
+        """Decide on a batch of claimed events and commit what they produced (and the events as done) at once.
+
+        A purge (customers/redact, shop/redact) deletes right away while the batch commits at its end, so in one
+        batch an earlier event's order state or push would be written *after* the purge and survive it. Each purge
+        event therefore runs as a batch of its own, after what came before it is committed."""
+        segment: list[StoredEvent] = []
+        for event in events:
+            if event.meta.topic not in PURGE_TOPICS:
+                segment.append(event)
+                continue
+            if segment:
+                await self._process_batch(segment)
+                segment = []
+            await self._process_batch([event])
+            await self._forget_redact_request(event)
+        if segment:
+            await self._process_batch(segment)
+
+    async def _forget_redact_request(self, event: StoredEvent) -> None:
+        """The customers/redact request itself names the customer (email, phone). Committed, it is linked to the
+        customer's orders (see `_decide`), so purging once more removes it too. (shop/redact's purge already takes
+        its own event: it deletes every event of the shop.)"""
+        if event.meta.topic != "customers/redact":
+            return
+        try:
+            payload = json.loads(event.body)
+        except ValueError:
+            return
+        if isinstance(payload, dict):
+            customer_id, order_ids = _compliance_target(payload, "orders_to_redact")
+            await self.store.purge_customer(event.shop_key, customer_id, order_ids)
+
+    async def _process_batch(self, events: Sequence[StoredEvent]) -> None:
         parsed: list[tuple[StoredEvent, Any]] = []
         outcomes: list[EventOutcome] = []
         for event in events:
@@ -220,9 +254,10 @@ class Rules:
             await self.store.set_shop_installed(event.shop_key, False)
             log.warning("shop %s: app uninstalled, pushes stopped", event.shop_key)
         elif topic == "customers/redact":
-            customer_id = parse_id((payload.get("customer") or {}).get("id"))
-            order_ids = [i for i in (parse_id(o) for o in payload.get("orders_to_redact") or ()) if i is not None]
+            customer_id, order_ids = _compliance_target(payload, "orders_to_redact")
             counts = await self.store.purge_customer(event.shop_key, customer_id, order_ids)
+            # link the request to the customer, so the purge that follows the commit removes it (process())
+            outcome.customer_id, outcome.order_id = customer_id, (order_ids[0] if order_ids else None)
             customer = sub_mapping(payload, "customer")
             tags = list(_tags(email=customer.get("email"), phone=customer.get("phone"), customer_id=customer_id))
             for i in order_ids:
@@ -234,11 +269,20 @@ class Rules:
             await self._invalidate(event.shop_key, None)
             log.info("shop %s: shop/redact purged %s", event.shop_key, counts.as_dict())
         elif topic == "customers/data_request":
-            customer_id = parse_id((payload.get("customer") or {}).get("id"))
-            order_ids = [i for i in (parse_id(o) for o in payload.get("orders_requested") or ()) if i is not None]
+            customer_id, order_ids = _compliance_target(payload, "orders_requested")
             counts = await self.store.count_customer_data(event.shop_key, customer_id, order_ids)
-            # Counts only: the merchant answers the shopper from Shopify; we report what this gateway holds.
-            log.info("shop %s: customers/data_request: gateway stores %s", event.shop_key, counts.as_dict())
+            # The request names the customer: linked to them, a later customers/redact removes it with the rest.
+            outcome.customer_id, outcome.order_id = customer_id, (order_ids[0] if order_ids else None)
+            # Counts only (no ids, emails or phones): the merchant answers the shopper from Shopify; this line is
+            # what the operator reports about this gateway, matched to the merchant's request by its id.
+            request_id = parse_id(sub_mapping(payload, "data_request").get("id"))
+            log.info(
+                "shop %s: customers/data_request %s (%d order(s) named): gateway stores %s",
+                event.shop_key,
+                request_id if request_id is not None else "-",
+                len(order_ids),
+                counts.as_dict(),
+            )
         return outcome
 
     async def _invalidate(self, shop_key: str, tags: list[str] | None) -> None:
@@ -450,6 +494,13 @@ class Rules:
             outcomes.append(outcome)
         await self.store.commit(outcomes)
         return len(outcomes)
+
+
+def _compliance_target(payload: Mapping[str, Any], orders_field: str) -> tuple[int | None, list[int]]:
+    """(customer id, order ids) of a customers/redact or customers/data_request payload."""
+    customer_id = parse_id(sub_mapping(payload, "customer").get("id"))
+    order_ids = [i for i in (parse_id(o) for o in payload.get(orders_field) or ()) if i is not None]
+    return customer_id, order_ids
 
 
 def _tags(**parts: Any) -> tuple[str, ...]:
