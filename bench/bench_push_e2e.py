@@ -122,11 +122,12 @@ async def main(args: argparse.Namespace) -> None:
     print(f"  webhooks acknowledged in {acked - started:.2f} s ({args.orders / (acked - started):.0f}/s)")
     print(
         f"  pushes delivered      : {len(receiver.arrivals)} in {finished - started:.2f} s "
-        f"→ {len(receiver.arrivals) / (finished - started):.0f} pushes/s (target >= 1500)"
+        f"→ {len(receiver.arrivals) / (finished - started):.0f} pushes/s "
+        f"(target >= 1500: {'met' if len(receiver.arrivals) / (finished - started) >= 1500 else 'MISSED'})"
     )
     print(
         f"  webhook-to-push       : p50 {pct(latencies, 0.5):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms "
-        f"(target p99 <= 250 ms); bad signatures {receiver.bad}"
+        f"(target p99 <= 250 ms: {'met' if pct(latencies, 0.99) <= 250 else 'MISSED'}); bad signatures {receiver.bad}"
     )
 
 

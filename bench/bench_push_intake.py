@@ -1,9 +1,12 @@
 """Webhook intake throughput: the gateway (SQLite store, durable before the 2xx) vs a bare aiohttp handler that only
 checks the Shopify HMAC, in the same run, each server in its own process, load from this process.
 
-    .venv/bin/python bench/bench_push_intake.py [--requests 4000] [--concurrency 32]
+    .venv/bin/python bench/bench_push_intake.py [--requests 4000] [--concurrency 32] [--rounds 2]
 
-Prints acks/s and p50/p99 time to acknowledge for both, and the ratio (target ≥ 0.5, p99 ≤ 20 ms).
+Prints acks/s, p50/p99 time to acknowledge and the server's CPU time per webhook for both, and the ratio (target ≥ 0.5,
+p99 ≤ 20 ms). The load is closed-loop (32 clients back to back), so p99 includes queueing at saturation. The gateway's
+figure includes its push processor, which handles each stored event in the same process while intake goes on. The
+best of `--rounds` alternating rounds is kept for each.
 """
 
 from __future__ import annotations
@@ -115,7 +118,17 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
-async def run_one(mode: str, bodies: list[bytes], concurrency: int, db: str) -> tuple[float, float, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_one(mode: str, bodies: list[bytes], concurrency: int, db: str) -> tuple[float, float, float, float]:
+    """(acks/s, p50 ms, p99 ms, server CPU microseconds per webhook)."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -133,8 +146,10 @@ async def run_one(mode: str, bodies: list[bytes], concurrency: int, db: str) -> 
         url = f"http://127.0.0.1:{port}"
         await wait_up(url)
         await load(url, bodies[:200], concurrency)  # warm-up
+        cpu0 = cpu_seconds(proc.pid)
         elapsed, lat = await load(url, bodies[200:], concurrency)
-        return (len(bodies) - 200) / elapsed, statistics.median(lat) * 1000, pct(lat, 0.99) * 1000
+        cpu = (cpu_seconds(proc.pid) - cpu0) / len(lat) * 1e6
+        return (len(bodies) - 200) / elapsed, statistics.median(lat) * 1000, pct(lat, 0.99) * 1000, cpu
     finally:
         proc.send_signal(signal.SIGINT)
         await asyncio.wait_for(proc.wait(), 10)
@@ -142,13 +157,23 @@ async def run_one(mode: str, bodies: list[bytes], concurrency: int, db: str) -> 
 
 async def main(args: argparse.Namespace) -> None:
     bodies = [json.dumps(rest_order(10_000_000 + i, name=f"#{10000 + i}")).encode() for i in range(args.requests + 200)]
+    best: dict[str, tuple[float, ...]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        bare = await run_one("bare", bodies, args.concurrency, "")
-        gw = await run_one("gateway", bodies, args.concurrency, str(Path(tmp) / "bench.sqlite3"))
-    print(f"webhook intake, {args.requests} orders/paid webhooks (~{len(bodies[0])} B), {args.concurrency} concurrent")
-    print(f"  bare HMAC handler : {bare[0]:8.0f} acks/s  p50 {bare[1]:6.2f} ms  p99 {bare[2]:6.2f} ms")
-    print(f"  gateway (SQLite)  : {gw[0]:8.0f} acks/s  p50 {gw[1]:6.2f} ms  p99 {gw[2]:6.2f} ms")
-    print(f"  ratio             : {gw[0] / bare[0]:.2f}  (target >= 0.5, p99 <= 20 ms)")
+        for n in range(args.rounds):
+            for mode in ("bare", "gateway"):
+                db = str(Path(tmp) / f"bench-{n}.sqlite3") if mode == "gateway" else ""
+                got = await run_one(mode, bodies, args.concurrency, db)
+                print(f"  round: {mode:7} {got[0]:6.0f} acks/s  p50 {got[1]:6.2f} ms  p99 {got[2]:6.2f} ms  "
+                      f"server CPU {got[3]:4.0f} us/webhook", flush=True)
+                best[mode] = max(best.get(mode, (0.0,)), got)
+    bare, gw = best["bare"], best["gateway"]
+    ratio = gw[0] / bare[0]
+    print(f"webhook intake, {args.requests} orders/paid webhooks (~{len(bodies[0])} B), {args.concurrency} concurrent "
+          f"aiohttp clients, best of {args.rounds} rounds")
+    print(f"  bare HMAC handler : {bare[0]:8.0f} acks/s  p50 {bare[1]:6.2f} ms  p99 {bare[2]:6.2f} ms  CPU {bare[3]:4.0f} us")
+    print(f"  gateway (SQLite)  : {gw[0]:8.0f} acks/s  p50 {gw[1]:6.2f} ms  p99 {gw[2]:6.2f} ms  CPU {gw[3]:4.0f} us")
+    print(f"  ratio             : {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'MISSED'}), "
+          f"p99 {gw[2]:.1f} ms (target <= 20 ms: {'met' if gw[2] <= 20 else 'MISSED'})")
 
 
 if __name__ == "__main__":
@@ -158,6 +183,7 @@ if __name__ == "__main__":
     parser.add_argument("--db", default="")
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
     a = parser.parse_args()
     if a.serve == "bare":
         serve_bare(a.port)
