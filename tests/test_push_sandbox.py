@@ -7,16 +7,14 @@ from typing import Any
 
 import pytest
 
-from gateway.app import create_app
 from gateway.push.reconcile import reconcile_shop
 from gateway.push.setup import PUSH_RUNTIME
 from gateway.push.store import PUSH_STORE, PushStatus
 from gateway.push.subscriptions import TOPICS, list_subscriptions, sync_shop
 from gateway.sandbox import SandboxServer
-from gateway.settings import parse_settings
 from gateway.shopify.client import SHOPIFY_CLIENTS
-from tests.fixtures_push import BotReceiver, eventually, free_port, push_config, wait_until_settled
-from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_DOMAIN, SANDBOX_TOKEN
+from tests.fixtures_push import BotReceiver, eventually, wait_until_settled
+from tests.fixtures_sandbox import SANDBOX_DOMAIN
 
 
 @pytest.fixture
