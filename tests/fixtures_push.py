@@ -9,7 +9,7 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gateway import signing
 from gateway.push.store import PushStore
+from gateway.receiver import PushReceiver, ReceivedPush
 from gateway.settings import Settings, parse_settings
 
 SHOP_KEY = "demo"
@@ -72,90 +73,23 @@ async def push_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 # --- the bot-platform receiver -------------------------------------------------------------------------------------
 
 
-@dataclass
-class Received:
-    body: dict[str, Any]
-    raw: bytes
-    headers: dict[str, str]
-    at: float  # time.time() on arrival
-    status: int  # what the receiver answered
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-@dataclass
-class BotReceiver:
-    """A local bot platform: verifies the push signature, records every request, fails on demand.
+class BotReceiver(PushReceiver):
+    """The local bot platform of the tests: `gateway receiver`'s PushReceiver (verifies the push signature, records
+    every request, fails on demand) plus a way to wait for what it got. `stop()` / `start()` close and reopen the
+    listening socket (connections refused meanwhile)."""
 
-    - `fail_next(n, status)` answers the next n requests with that status (e.g. 503);
-    - `reject_recipients` maps a recipient value (psid/email/phone) to a `success:false` error code (e.g. 10010);
-    - `stop()` / `start()` close and reopen the listening socket (connections refused meanwhile).
-    """
+    def __init__(self) -> None:
+        super().__init__(secrets=[PUSH_SECRET], port=free_port())
+        self._changed = asyncio.Event()
 
-    secret: str = PUSH_SECRET
-    dialect: str = "joinchat"
-    port: int = field(default_factory=free_port)
-    received: list[Received] = field(default_factory=list)
-    failures_left: int = 0
-    failure_status: int = 503
-    reject_recipients: dict[str, int] = field(default_factory=dict)
-    bad_signatures: int = 0
-    _runner: web.AppRunner | None = None
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/push"
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/push", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    def fail_next(self, n: int, status: int = 503) -> None:
-        self.failures_left, self.failure_status = n, status
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        header = signing.MEETBOT_HEADER if self.dialect == "meetbot" else signing.JOINCHAT_HEADER
-        if not signing.verify(request.headers.get(header), raw, [self.secret]):
-            self.bad_signatures += 1
-            return web.json_response({"success": False, "errors": {"code": 401, "msg": "bad signature"}}, status=401)
-        body = json.loads(raw)
-        if self.failures_left > 0:
-            self.failures_left -= 1
-            status, reply = self.failure_status, {"success": False, "errors": {"code": 500, "msg": "down"}}
-        else:
-            recipient = body.get("recipient") or {}
-            value = next(iter(recipient.values()), "")
-            code = self.reject_recipients.get(str(value))
-            if code is not None:
-                status, reply = 200, {"success": False, "errors": {"code": code, "msg": "Recipient not found"}}
-            else:
-                status, reply = 200, {"success": True, "recipient_id": str(value)}
-        self.received.append(Received(body, raw, dict(request.headers), time.time(), status))
+    def on_push(self, push: ReceivedPush) -> None:
         self._changed.set()
-        return web.json_response(reply, status=status)
-
-    def delivered(self, topic: str | None = None) -> list[Received]:
-        return [
-            r
-            for r in self.received
-            if r.status == 200
-            and not self.reject_recipients.get(str(next(iter((r.body.get("recipient") or {}).values()), "")))
-            and (topic is None or r.body["request"]["topic"] == topic)
-        ]
 
     async def wait_for(self, predicate: Callable[[BotReceiver], bool], within: float = 15.0) -> None:
         deadline = time.monotonic() + within
