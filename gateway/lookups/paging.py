@@ -28,18 +28,6 @@ class CursorSpec:
     variables: dict[str, Any]  # query, sortKey, reverse
 
 
-class _Constant:
-    """An async loader that returns a value we already have (to store a cursor through `get_or_load`)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    async def __call__(self) -> Any:
-        return self.value
-
-
 def cursor_key(ctx: ShopContext, base: Hashable, page_number: int) -> tuple[Any, ...]:
     return (ctx.key, "cursor", base, page_number)
 
@@ -70,7 +58,7 @@ async def remember_cursor(
     ctx: ShopContext, base: Hashable, page: Page, cursor: str | None, *, ttl: float, tags: Iterable[str]
 ) -> None:
     if cursor:
-        await ctx.cache.get_or_load(cursor_key(ctx, base, page.page), _Constant(cursor), ttl=ttl, tags=tags)
+        ctx.cache.put(cursor_key(ctx, base, page.page), cursor, ttl=ttl, tags=tags)
 
 
 def corrected_total(total: int, page: Page, returned: int, kept: int) -> int:
