@@ -35,6 +35,7 @@ from gateway.dialects.openapi import (
 from gateway.errors import BOT_CODECS
 from gateway.keys import SETTINGS
 from gateway.lookups import ShopContext, run_lookup
+from gateway.lookups.dispatch import cached_result
 from gateway.lookups.types import InvalidRequest, OpenApiOrderResult, Query, TestQuery
 from gateway.ops import Metrics, get_metrics
 from gateway.settings import Settings, ShopSettings
@@ -154,9 +155,12 @@ async def bot_query(request: web.Request) -> web.Response:
     query: Query = route.codec.parse(decode_json(body))
     if type(query) is TestQuery:
         return web.Response(body=route.codec.render(query, None), content_type=_JSON)
-    if route.context is None:
-        route.context = _context(request.app, route.key)
-    result = await run_lookup(route.context, query)
+    context = route.context
+    if context is None:
+        context = route.context = _context(request.app, route.key)
+    result = cached_result(context, query)  # a cache hit answers without setting up the lookup
+    if result is None:
+        result = await run_lookup(context, query)
     reply = route.memo.get(query, result)
     if reply is None:
         reply = route.codec.render(query, result)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, overload
 
+from gateway.cache import is_nothing
 from gateway.lookups.context import LOOKUP_DEADLINE, ShopContext
 from gateway.lookups.open_api import find_open_api_order
 from gateway.lookups.orders import orders_by_account, orders_by_number
@@ -51,6 +52,18 @@ _HANDLERS: dict[type, Callable[[ShopContext, Any], Awaitable[LookupResult]]] = {
 }
 
 
+def cached_result(ctx: ShopContext, query: Query) -> LookupResult | None:
+    """The fresh cached result of `query` when `run_lookup` would answer it straight from the cache (counted as a
+    hit), else None: then call `run_lookup`. Only for the lookups whose cache key is `(shop, query)` and that do nothing
+    before reading it (orders by number, orders by email); everything else answers None."""
+    kind = type(query)
+    if kind is OrdersByNumber or (kind is OrdersByAccount and query.email):  # type: ignore[union-attr]
+        value = ctx.cache.fresh((ctx.key, query))
+        if not is_nothing(value):
+            return value  # type: ignore[no-any-return]
+    return None
+
+
 @overload
 async def run_lookup(ctx: ShopContext, query: OrdersByNumber | OrdersByAccount) -> OrdersResult: ...
 @overload
@@ -80,4 +93,4 @@ async def run_lookup(ctx: ShopContext, query: Query) -> LookupResult:
         LOOKUP_DEADLINE.reset(deadline)
 
 
-__all__ = ["LookupResult", "ShopContext", "run_lookup"]
+__all__ = ["LookupResult", "ShopContext", "cached_result", "run_lookup"]
