@@ -106,6 +106,43 @@ async def serve_bare(port: int) -> None:
     await asyncio.Event().wait()
 
 
+async def serve_proxy(port: int, store_port: int) -> None:
+    """The floor of an aiohttp relay, for bench_query_miss.py: verify the signature, decode the JSON, send the same
+    GraphQL request as the gateway to the store over one keep-alive aiohttp session, decode the answer and reply with
+    its order nodes as JSON. No cache, no mapping, no throttling."""
+    import aiohttp
+
+    from gateway.lookups.orders import DEFAULT_SORT, line_items_per_order, sort_variables
+    from gateway.lookups.search import search_term
+    from gateway.shopify.queries import load_query
+
+    document = load_query("orders_search")
+    url = f"http://127.0.0.1:{store_port}/admin/api/2026-10/graphql.json"
+    headers = {"Content-Type": "application/json", "X-Shopify-Access-Token": TOKEN}
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, limit_per_host=50))
+
+    async def relay(request: web.Request) -> web.Response:
+        body = await request.read()
+        if not signing.verify(request.headers.get(signing.JOINCHAT_HEADER), body, (SECRET,)):
+            return web.json_response({"success": False}, status=401)
+        number = str(json.loads(body)["params"]["order_number"])
+        variables = {"query": search_term("name", number), "first": 3, "after": None, **sort_variables(DEFAULT_SORT),
+                     "lineItems": line_items_per_order(3)}
+        payload = json.dumps({"query": document, "variables": variables}, separators=(",", ":")).encode()
+        async with session.post(url, data=payload, headers=headers) as resp:
+            data = json.loads(await resp.read())["data"]
+        reply = {"success": True, "orders": data["orders"]["nodes"]}
+        return web.Response(body=json.dumps(reply).encode(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/bot/{shop}", relay)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
 def start_server(*args: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
@@ -190,7 +227,7 @@ def py_load(url: str, body: bytes, headers: dict[str, str], seconds: int, connec
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--serve", choices=["gateway", "bare", "store"], help=argparse.SUPPRESS)
+    ap.add_argument("--serve", choices=["gateway", "bare", "store", "proxy"], help=argparse.SUPPRESS)
     ap.add_argument("--load", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--store-port", type=int, default=0, help=argparse.SUPPRESS)
@@ -209,6 +246,9 @@ def main() -> int:
         return 0
     if args.serve == "bare":
         asyncio.run(serve_bare(args.port))
+        return 0
+    if args.serve == "proxy":
+        asyncio.run(serve_proxy(args.port, args.store_port))
         return 0
     if args.load:
         spec = json.loads(args.load)

@@ -9,7 +9,8 @@ through 999 pre-signed `orders` lookups by distinct order numbers (no two in fli
 never shares one); without wrk, 50 aiohttp clients in this process (more client overhead on the same cores). Prints p50
 and p99 of the answer time minus the injected latency through the gateway (targets: <= 2 ms p50, <= 10 ms p99) and,
 as the reference floor, the same load of the same GraphQL requests sent straight to the store; and the gateway's CPU
-per lookup. Then 100 identical lookups at once (Shopify requests, from `/metrics`), and per lookup kind the Shopify
+per lookup; and, as the floor of any aiohttp relay, a bare handler that verifies, forwards the same GraphQL over an
+aiohttp session, decodes and replies (no cache, no mapping). Then 100 identical lookups at once (Shopify requests, from `/metrics`), and per lookup kind the Shopify
 requests and the actual query cost of one lookup.
 """
 
@@ -227,6 +228,18 @@ def main() -> int:
                              *wrk_latency(store_url, [store_request(n) for n in distinct], args.seconds, args.clients)))
                 store_cpu = (f"; store CPU {(s1 - s0) / (rate * args.seconds) * 1e6:.0f} us per request via the gateway, "
                              f"{(cpu_seconds(store.pid) - s1) / (rows[1][3] * args.seconds) * 1e6:.0f} us direct")
+                proxy_port = free_port()
+                proxy = start_server("--serve", "proxy", "--port", str(proxy_port), "--store-port", str(store_port))
+                try:
+                    proxy_url = f"http://127.0.0.1:{proxy_port}/bot/bench"
+                    c0 = cpu_seconds(proxy.pid)
+                    p50, p99, prate = wrk_latency(proxy_url, [order_query(n) for n in distinct], args.seconds,
+                                                  args.clients)
+                    proxy_cpu = (cpu_seconds(proxy.pid) - c0) / (prate * args.seconds) * 1e6
+                    rows.append(("bare aiohttp relay (verify+forward)", p50, p99, prate))
+                    store_cpu += f"; bare relay CPU {proxy_cpu:.0f} us per request"
+                finally:
+                    stop_server(proxy)
             else:
                 print("bench_query_miss: wrk not found (apt-get install wrk); 50 aiohttp clients in this process "
                       "instead (their CPU competes with the gateway's, so the figures are upper bounds)")
@@ -256,7 +269,8 @@ def main() -> int:
             )
             print(
                 "  (load generator, gateway and store share the machine's cores, so these include queueing for CPU;"
-                " the store row is the same load without the gateway: the floor of this set-up)"
+                " the store row is the same load without the gateway: the floor of this set-up; the relay row is"
+                " the floor of any aiohttp gateway: verify, forward the same GraphQL, decode, reply)"
             )
             base = f"http://127.0.0.1:{gw_port}"
             shared = asyncio.run(single_flight(base, args.latency))
