@@ -18,6 +18,7 @@ each push has a dedupe key, so a replay, a duplicate delivery or a reconciliatio
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -68,6 +69,8 @@ FULFILLMENT_TOPICS = frozenset({"fulfillments/create", "fulfillments/update"})
 PRODUCT_TOPICS = frozenset({"products/create", "products/update", "products/delete"})
 #: Compliance topics that delete stored data (see `Rules.process` for why they run alone).
 PURGE_TOPICS = frozenset({"customers/redact", "shop/redact"})
+#: Events decided between two yields to the event loop (intake acks must not wait for a whole batch of rules).
+YIELD_EVERY = 16
 NO_RECIPIENT = "not pushable: the order carries no PSID attribute, email or phone"
 
 
@@ -83,11 +86,23 @@ class FreshOrder:
 FetchOrder = Callable[[str, int], Awaitable[FreshOrder | None]]
 
 
-def push_body(shop: ShopSettings, topic: str, recipient: Mapping[str, str] | None, params: Mapping[str, Any]) -> bytes:
-    """The exact JSON body of a push (PROTOCOL §8)."""
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def push_body(
+    shop: ShopSettings,
+    topic: str,
+    recipient: Mapping[str, str] | None,
+    params: Mapping[str, Any],
+    *,
+    params_json: bytes | None = None,
+) -> bytes:
+    """The exact JSON body of a push (PROTOCOL §8). `params_json`: `params` already serialised (the receipt, which
+    is also stored with the order state), spliced in byte for byte instead of being encoded a second time."""
     page_id = shop.push.page_id if shop.push else ""
-    body = {"request": {"page_id": page_id, "topic": topic}, "recipient": dict(recipient or {}), "params": params}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    head = _dumps({"request": {"page_id": page_id, "topic": topic}, "recipient": dict(recipient or {})})
+    return head[:-1] + b',"params":' + (_dumps(params) if params_json is None else params_json) + b"}"
 
 
 class StateBatch:
@@ -96,6 +111,9 @@ class StateBatch:
     def __init__(self) -> None:
         self.orders: dict[tuple[str, int], OrderState] = {}
         self.fulfillments: dict[tuple[str, int], FulfillmentState] = {}
+        #: Cache tags the batch's order and fulfillment events make stale, per shop: evicted in one call per shop
+        #: before the batch commits (instead of one call per event).
+        self.stale_tags: dict[str, list[str]] = {}
 
 
 class Rules:
@@ -161,13 +179,17 @@ class Rules:
                 continue
             parsed.append((event, payload))
         batch = await self._load_states(parsed)
-        for event, payload in parsed:
+        for n, (event, payload) in enumerate(parsed, 1):
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the intake acknowledge between slices of a large batch
             try:
                 outcome = await self._decide(event, payload, batch)
             except Exception as exc:  # a rule bug must not wedge the queue: dead-letter the event, keep going
                 log.exception("push rules failed on event %s (%s)", event.seq, event.meta.topic)
                 outcome = EventOutcome(event_seq=event.seq, event_error=f"rules failed: {type(exc).__name__}")
             outcomes.append(outcome)
+        for shop_key, tags in batch.stale_tags.items():
+            await self._invalidate(shop_key, list(dict.fromkeys(tags)))
         await self.store.commit(outcomes)
         for outcome in outcomes:
             for p in outcome.pushes:
@@ -220,7 +242,7 @@ class Rules:
                 outcome.event_error = "order payload without an id"
                 return outcome
             outcome.order_id, outcome.customer_id = facts.order_id, facts.customer_id
-            await self._invalidate(event.shop_key, _order_tags(facts, payload))
+            batch.stale_tags.setdefault(event.shop_key, []).extend(_order_tags(facts, payload))
             self.apply_order(event.shop_key, shop, facts, batch, outcome, created=topic == "orders/create")
         elif topic in FULFILLMENT_TOPICS:
             ff = fulfillment_facts_from_rest(payload, topic=topic)
@@ -228,7 +250,9 @@ class Rules:
                 outcome.event_error = "fulfillment payload without ids"
                 return outcome
             outcome.order_id = ff.order_id
-            await self._invalidate(event.shop_key, _fulfillment_tags(ff.order_name, ff.order_id, batch, event.shop_key))
+            batch.stale_tags.setdefault(event.shop_key, []).extend(
+                _fulfillment_tags(ff.order_name, ff.order_id, batch, event.shop_key)
+            )
             self.apply_fulfillment(event.shop_key, shop, ff, batch, outcome)
         elif topic == "fulfillment_events/create":
             fe = fulfillment_event_from_rest(payload)
@@ -246,7 +270,9 @@ class Rules:
                 tracking_numbers=(known.tracking_number,) if known and known.tracking_number else (),
                 tracking_url=known.tracking_url if known else "",
             )
-            await self._invalidate(event.shop_key, _fulfillment_tags(ff.order_name, fe.order_id, batch, event.shop_key))
+            batch.stale_tags.setdefault(event.shop_key, []).extend(
+                _fulfillment_tags(ff.order_name, fe.order_id, batch, event.shop_key)
+            )
             self.apply_fulfillment(event.shop_key, shop, ff, batch, outcome)
         elif topic in PRODUCT_TOPICS:
             await self._invalidate(event.shop_key, _product_tags(payload))
@@ -327,7 +353,7 @@ class Rules:
             customer_id=facts.customer_id,
             recipient=facts.recipient,
             recipient_name=facts.recipient_name,
-            receipt=json.dumps(facts.receipt, ensure_ascii=False, separators=(",", ":")).encode(),
+            receipt=_dumps(facts.receipt),
         )
         batch.orders[(shop_key, facts.order_id)] = state
         outcome.order_states.append(state)
@@ -343,6 +369,7 @@ class Rules:
                     facts.receipt,
                     facts.customer_id,
                     now=now,
+                    params_json=state.receipt,
                 )
             )
         if facts.unpaid and (created or known is None) and self._push_allowed(shop, "Order/Unpaid"):
@@ -431,13 +458,14 @@ class Rules:
         *,
         fulfillment_id: int | None = None,
         now: float,
+        params_json: bytes | None = None,
     ) -> NewPush:
         push = NewPush(
             shop_key=shop_key,
             dedupe_key=dedupe_key,
             order_id=order_id,
             topic=topic,
-            body=push_body(shop, topic, recipient, params),
+            body=push_body(shop, topic, recipient, params, params_json=params_json),
             due_at=now,
             fulfillment_id=fulfillment_id,
             customer_id=customer_id,
