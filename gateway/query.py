@@ -35,7 +35,6 @@ from gateway.dialects.openapi import (
 from gateway.errors import BOT_CODECS
 from gateway.keys import SETTINGS
 from gateway.lookups import ShopContext, run_lookup
-from gateway.lookups.dispatch import cached_result
 from gateway.lookups.types import InvalidRequest, OpenApiOrderResult, Query, TestQuery
 from gateway.ops import Metrics, get_metrics
 from gateway.settings import Settings, ShopSettings
@@ -158,9 +157,7 @@ async def bot_query(request: web.Request) -> web.Response:
     context = route.context
     if context is None:
         context = route.context = _context(request.app, route.key)
-    result = cached_result(context, query)  # a cache hit answers without setting up the lookup
-    if result is None:
-        result = await run_lookup(context, query)
+    result = await run_lookup(context, query)
     reply = route.memo.get(query, result)
     if reply is None:
         reply = route.codec.render(query, result)

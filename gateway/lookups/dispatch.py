@@ -52,10 +52,10 @@ _HANDLERS: dict[type, Callable[[ShopContext, Any], Awaitable[LookupResult]]] = {
 }
 
 
-def cached_result(ctx: ShopContext, query: Query) -> LookupResult | None:
-    """The fresh cached result of `query` when `run_lookup` would answer it straight from the cache (counted as a
-    hit), else None: then call `run_lookup`. Only for the lookups whose cache key is `(shop, query)` and that do nothing
-    before reading it (orders by number, orders by email); everything else answers None."""
+def _cached_result(ctx: ShopContext, query: Query) -> LookupResult | None:
+    """The fresh cached result of `query` when its lookup would answer it straight from the cache (counted as a hit),
+    else None. Only for the lookups whose cache key is `(shop, query)` and that do nothing before reading it (orders
+    by number, orders by email), the bulk of bot traffic: their hits skip the deadline and the handler's set-up."""
     kind = type(query)
     if kind is OrdersByNumber or (kind is OrdersByAccount and query.email):  # type: ignore[union-attr]
         value = ctx.cache.fresh((ctx.key, query))
@@ -79,6 +79,9 @@ async def run_lookup(ctx: ShopContext, query: Query) -> LookupResult: ...
 
 
 async def run_lookup(ctx: ShopContext, query: Query) -> LookupResult:
+    hit = _cached_result(ctx, query)
+    if hit is not None:
+        return hit
     handler = _HANDLERS.get(type(query))
     if handler is None:
         raise TypeError(f"no lookup for {type(query).__name__} (TestQuery is answered by the codec)")
@@ -93,4 +96,4 @@ async def run_lookup(ctx: ShopContext, query: Query) -> LookupResult:
         LOOKUP_DEADLINE.reset(deadline)
 
 
-__all__ = ["LookupResult", "ShopContext", "cached_result", "run_lookup"]
+__all__ = ["LookupResult", "ShopContext", "run_lookup"]
