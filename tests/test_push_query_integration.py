@@ -22,7 +22,8 @@ OPENAPI = {"app_id": APP_ID, "app_secret": APP_SECRET, "allowed_machines": [MACH
 
 @pytest.fixture
 async def gw(sandbox_gateway: Any) -> SandboxGateway:
-    gateway: SandboxGateway = await sandbox_gateway(shop={"openapi": OPENAPI})
+    # No Order/Unpaid re-check (a Shopify read of its own) fires during a test: these tests count the store's reads.
+    gateway: SandboxGateway = await sandbox_gateway(shop={"openapi": OPENAPI}, push={"unpaid_delay_seconds": 3600})
     return gateway
 
 
