@@ -25,6 +25,7 @@ Schema changes are ordered migrations recorded in `schema_version`; add a new en
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -374,7 +375,7 @@ class SqlitePushStore:
         self._busy = True
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:  # locked by another process: the thread waits for it, not the loop
+        except Exception:  # locked by another process: the thread waits for it, not the loop
             self._queue.put(_Whole(batch))
             return
         results: list[tuple[_Op, Any, BaseException | None]] = []
@@ -382,7 +383,8 @@ class SqlitePushStore:
             for op in batch:
                 results.append((op, op.fn(conn), None))
         except Exception:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
             self._queue.put(_Whole(batch))  # redone in the thread, each failing operation alone
             return
         self._queue.put(_Commit(results))
