@@ -32,6 +32,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit(2) from None
 
 
+async def until_stopped() -> None:
+    """Return on SIGINT or SIGTERM (Ctrl-C, `kill`, a process manager's stop), so the caller's cleanup runs."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 async def _serve(settings: Settings, host: str, port: int) -> None:
     from gateway.app import create_app
 
@@ -52,12 +61,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         "gateway listening on http://%s:%s (shops: %s)", host, port, ", ".join(settings.shops)
     )
     print(f"gateway: serving on http://{host}:{port}  shops: {', '.join(settings.shops)}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
         await runner.cleanup()
         if sandbox is not None:

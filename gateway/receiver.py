@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -139,7 +138,7 @@ class PrintingReceiver(PushReceiver):
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
-    from gateway.cli import settings_from_args
+    from gateway.cli import settings_from_args, until_stopped
 
     settings = settings_from_args(args)
     key = args.shop or next((k for k, s in settings.shops.items() if s.push is not None), None)
@@ -154,12 +153,8 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     async def run() -> None:
         await receiver.start()
         print(f"receiving pushes for shop {key} at {receiver.url} (set push.url to it); Ctrl-C stops", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
+            await until_stopped()
         finally:
             await receiver.stop()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 
 DEFAULT_DOMAIN = "demo.myshopify.com"
 DEFAULT_TOKEN = "shpat_sandbox_demo"
@@ -43,6 +42,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> None:
+    from gateway.cli import until_stopped
     from gateway.sandbox import SandboxServer, SandboxShop
 
     domains = args.domain or [DEFAULT_DOMAIN]
@@ -65,11 +65,7 @@ async def _run(args: argparse.Namespace) -> None:
     print(f"  client secret:  {args.client_secret}   (client credentials grant and webhook HMAC)", flush=True)
     print(f"  token grant:    POST {server.base_url}/admin/oauth/access_token", flush=True)
     print(f"  admin surface:  {server.base_url}/_sandbox/shops   (see gateway/sandbox/README.md)", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
         await server.stop()
