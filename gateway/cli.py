@@ -76,6 +76,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port
+    server = settings.server
+    if server.public_url.rstrip("/") == f"http://{server.host}:{server.port}" and (host, port) != (server.host, server.port):
+        # The public URL only mirrored the listen address (the local demo): it moves with --host/--port, so the
+        # webhook subscriptions point at where the gateway really listens.
+        moved = server.model_copy(update={"host": host, "port": port, "public_url": f"http://{host}:{port}"})
+        settings = settings.model_copy(update={"server": moved})
     try:
         asyncio.run(_serve(settings, host, port))
     except OSError as err:  # most often: the port is taken (another gateway or demo store is running)
