@@ -191,3 +191,16 @@ async def test_data_request_logs_counts_only_and_a_later_redact_removes_it(
     assert await gw.store.get_event(SHOP_KEY, "evt-data-request") is None  # the request named the customer
     assert (await gw.store.count_customer_data(SHOP_KEY, CUSTOMER_A, [8401])).as_dict() == NOTHING
     assert await gw.store.list_pushes(SHOP_KEY) == []
+
+
+async def test_customers_redact_without_orders_leaves_no_trace(push_store: PushStore, tmp_path: Path) -> None:
+    """A redact that names only the customer (no orders_to_redact): the request itself, which carries the
+    customer's email and phone, is not kept on either backend."""
+    rules = Rules(push_settings("http://127.0.0.1:9/push", tmp_path / "unused.sqlite3"), push_store)
+    redact = {
+        "shop_domain": SANDBOX_DOMAIN,
+        "customer": {"id": CUSTOMER_A, "email": "jon@example.com", "phone": "555-625-1199"},
+        "orders_to_redact": [],
+    }
+    await _run_one_batch(push_store, rules, [("only-redact", "customers/redact", redact)])
+    assert await push_store.get_event(SHOP_KEY, "only-redact") is None
