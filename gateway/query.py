@@ -11,14 +11,13 @@ the same Result object reuses the bytes, and a fresh Result (new object) is rend
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from gateway import signing
+from gateway import jsoncodec, signing
 from gateway.cache import setup_cache
 from gateway.dialects import bot_codec
 from gateway.dialects.base import Codec, ErrorKind, GatewayError
@@ -135,7 +134,7 @@ async def read_body(request: web.Request, cap: int) -> bytes:
 
 def decode_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return jsoncodec.loads(body)
     except (ValueError, RecursionError):
         raise InvalidRequest("the body is not valid JSON") from None
 

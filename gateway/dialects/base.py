@@ -16,7 +16,6 @@ Parsing rules (PROTOCOL §3, §5, §7; "decided" where the seeds are silent):
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from gateway import jsoncodec
 from gateway.lookups.types import (
     InvalidRequest,
     LookupFailure,
@@ -387,7 +387,7 @@ def lookup_query(method: str, params: dict[str, Any], raw_pagination: Any, limit
 
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON, the only serializer the codecs use."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    return jsoncodec.dumps(obj)
 
 
 def receipt_dict(receipt: Receipt, *, closed_word: str = "closed", with_status: bool = True) -> dict[str, Any]:

@@ -15,12 +15,12 @@ import base64
 import binascii
 import datetime as dt
 import hmac
-import json
 import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
+from gateway import jsoncodec
 from gateway.dialects.base import ErrorKind, GatewayError, dumps
 from gateway.lookups.types import OpenApiOrderQuery, OpenApiOrderResult
 from gateway.settings import OpenApiSettings
@@ -95,7 +95,7 @@ def decode_payload(body: Any) -> OpenApiPayload:
     try:
         outer = OpenApiBody.model_validate(body)
         raw = _b64decode(outer.payload)
-        payload = OpenApiPayload.model_validate(json.loads(raw))
+        payload = OpenApiPayload.model_validate(jsoncodec.loads(raw))
     except (ValidationError, ValueError, binascii.Error, UnicodeDecodeError):
         raise GatewayError(ErrorKind.INVALID, "payload must be base64 of a JSON object") from None
     if not _MACHINE_NO.fullmatch(payload.machine_no):

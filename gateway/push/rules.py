@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gateway import jsoncodec
 from gateway.ops import Metrics
 from gateway.push.store import (
     EventOutcome,
@@ -86,10 +86,6 @@ class FreshOrder:
 FetchOrder = Callable[[str, int], Awaitable[FreshOrder | None]]
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def push_body(
     shop: ShopSettings,
     topic: str,
@@ -101,8 +97,8 @@ def push_body(
     """The exact JSON body of a push (PROTOCOL §8). `params_json`: `params` already serialised (the receipt, which
     is also stored with the order state), spliced in byte for byte instead of being encoded a second time."""
     page_id = shop.push.page_id if shop.push else ""
-    head = _dumps({"request": {"page_id": page_id, "topic": topic}, "recipient": dict(recipient or {})})
-    return head[:-1] + b',"params":' + (_dumps(params) if params_json is None else params_json) + b"}"
+    head = jsoncodec.dumps({"request": {"page_id": page_id, "topic": topic}, "recipient": dict(recipient or {})})
+    return head[:-1] + b',"params":' + (jsoncodec.dumps(params) if params_json is None else params_json) + b"}"
 
 
 class StateBatch:
@@ -158,7 +154,7 @@ class Rules:
         if event.meta.topic != "customers/redact":
             return
         try:
-            payload = json.loads(event.body)
+            payload = jsoncodec.loads(event.body)
         except ValueError:
             return
         if isinstance(payload, dict):
@@ -170,7 +166,7 @@ class Rules:
         outcomes: list[EventOutcome] = []
         for event in events:
             try:
-                payload = json.loads(event.body)
+                payload = jsoncodec.loads(event.body)
                 if not isinstance(payload, dict):
                     raise ValueError("not a JSON object")
             except ValueError:
@@ -353,7 +349,7 @@ class Rules:
             customer_id=facts.customer_id,
             recipient=facts.recipient,
             recipient_name=facts.recipient_name,
-            receipt=_dumps(facts.receipt),
+            receipt=jsoncodec.dumps(facts.receipt),
         )
         batch.orders[(shop_key, facts.order_id)] = state
         outcome.order_states.append(state)
@@ -505,7 +501,7 @@ class Rules:
                     and self._push_allowed(shop, "Order/Unpaid")
                     and await self.store.shop_installed(check.shop_key)
                 ):
-                    params = json.loads(state.receipt) if state.receipt else {}
+                    params = jsoncodec.loads(state.receipt) if state.receipt else {}
                     outcome.pushes.append(
                         self._new_push(
                             check.shop_key,

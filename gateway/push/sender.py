@@ -16,7 +16,6 @@ Outcomes:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from gateway import signing
+from gateway import jsoncodec, signing
 from gateway.ops import Metrics
 from gateway.push.store import Push, PushStore
 from gateway.settings import Settings, ShopSettings
@@ -61,7 +60,7 @@ class Verdict:
 def judge(status: int, body: bytes) -> Verdict:
     """Classify the bot platform's answer."""
     try:
-        data = json.loads(body) if body else None
+        data = jsoncodec.loads(body) if body else None
     except ValueError:
         data = None
     rejected = isinstance(data, dict) and data.get("success") is False
@@ -107,27 +106,38 @@ class PushSender:
     async def run(self) -> None:
         """Dispatch forever (cancel to stop; in-flight deliveries are cancelled and their leases expire)."""
         inflight: set[asyncio.Task[None]] = set()
+        slot_freed = asyncio.Event()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            inflight.discard(task)
+            slot_freed.set()
+
         try:
             while True:
                 free = self.concurrency - len(inflight)
-                if free > 0:
-                    try:
-                        pushes = await self.store.claim_pushes(free, self._lease_seconds())
-                    except Exception:
-                        log.exception("push sender: claim failed")
-                        await asyncio.sleep(1)
-                        continue
-                    for push in pushes:
-                        task = asyncio.create_task(self._deliver(push))
-                        inflight.add(task)
-                        task.add_done_callback(inflight.discard)
-                    if pushes:
-                        continue
-                    due = await self.store.next_due()
-                    wait = IDLE_CEILING_SECONDS if due is None else due - time.time()
-                    await self.store.wait_for_work(min(max(wait, IDLE_FLOOR_SECONDS), IDLE_CEILING_SECONDS))
-                else:
-                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                if free <= 0:
+                    # An event set by each finishing delivery, not asyncio.wait(inflight): that re-registers a
+                    # callback on every in-flight task each time one slot frees up.
+                    slot_freed.clear()
+                    await slot_freed.wait()
+                    continue
+                try:
+                    pushes = await self.store.claim_pushes(free, self._lease_seconds())
+                except Exception:
+                    log.exception("push sender: claim failed")
+                    await asyncio.sleep(1)
+                    continue
+                for push in pushes:
+                    task = asyncio.create_task(self._deliver(push))
+                    inflight.add(task)
+                    task.add_done_callback(finished)
+                if len(pushes) == free:
+                    continue  # there may be more due right now
+                # Fewer than asked: nothing else is claimable now. Sleep until the next retry is due or the store
+                # reports new work (a push enqueued, or a delivery unblocking its order's next push).
+                due = await self.store.next_due()
+                wait = IDLE_CEILING_SECONDS if due is None else due - time.time()
+                await self.store.wait_for_work(min(max(wait, IDLE_FLOOR_SECONDS), IDLE_CEILING_SECONDS))
         finally:
             for task in inflight:
                 task.cancel()

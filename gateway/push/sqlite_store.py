@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import queue
 import sqlite3
@@ -37,6 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway import jsoncodec
 from gateway.push.store import (
     EventOutcome,
     EventStatus,
@@ -537,7 +537,7 @@ class SqlitePushStore:
                         financial_status=r[3],
                         cancelled=bool(r[4]),
                         customer_id=r[5],
-                        recipient=json.loads(r[6]) if r[6] else None,
+                        recipient=jsoncodec.loads(r[6]) if r[6] else None,
                         recipient_name=r[7],
                         receipt=bytes(r[8]),
                     )
@@ -592,7 +592,7 @@ class SqlitePushStore:
                             s.financial_status,
                             int(s.cancelled),
                             s.customer_id,
-                            json.dumps(s.recipient) if s.recipient else None,
+                            jsoncodec.dumps(s.recipient) if s.recipient else None,
                             s.recipient_name,
                             s.receipt,
                         ),
@@ -704,7 +704,9 @@ class SqlitePushStore:
                 f"SELECT {_OUTBOX_COLUMNS} FROM outbox o WHERE o.status = 'pending' AND o.due_at <= ?"
                 " AND o.lease_until <= ? AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.shop_key = o.shop_key"
                 " AND e.order_id = o.order_id AND e.status = 'pending' AND e.id < o.id)"
-                " ORDER BY o.id LIMIT ?",
+                # due_at, id: the partial index's own order (rowid breaks ties), so LIMIT stops early instead of
+                # sorting the whole backlog on every claim; per-order order is the NOT EXISTS above.
+                " ORDER BY o.due_at, o.id LIMIT ?",
                 (t, t, limit),
             ).fetchall()
             c.executemany("UPDATE outbox SET lease_until = ? WHERE id = ?", [(t + lease_seconds, r[0]) for r in rows])

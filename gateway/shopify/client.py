@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import math
 import re
@@ -48,6 +47,7 @@ import aiohttp
 import shopify
 from aiohttp import web
 
+from gateway import jsoncodec
 from gateway.keys import SETTINGS
 from gateway.ops import Metrics, get_metrics
 from gateway.settings import Settings, ShopSettings
@@ -150,9 +150,9 @@ class ShopifyAdminClient:
         if deadline is None:
             deadline = loop.time() + self.shop.deadline_seconds
         try:
-            # the same bytes as json.dumps({"query": document, "variables": variables}, separators=(",", ":")),
-            # with the (large, constant) document part encoded once per document
-            payload = b"".join((_body_prefix(document), _ENCODER.encode(variables or {}).encode(), b"}"))
+            # {"query": document, "variables": variables} as compact JSON, with the (large, constant) document part
+            # encoded once per document
+            payload = b"".join((_body_prefix(document), jsoncodec.dumps(variables or {}), b"}"))
         except (TypeError, ValueError) as exc:
             raise ShopifyQueryError(f"variables are not JSON-serializable: {exc}") from None
         is_mutation = _is_mutation(document)
@@ -370,7 +370,7 @@ class ShopifyAdminClient:
 
 def _json_or_none(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return jsoncodec.loads(raw)
     except ValueError:
         return None
 
@@ -412,7 +412,6 @@ def _first_message(errors: Any) -> str:
     return "GraphQL error"
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
 
 
@@ -420,7 +419,7 @@ _HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "U
 def _body_prefix(document: str) -> bytes:
     """`{"query":<document>,"variables":` as compact JSON bytes: documents are module constants, so each is encoded
     once instead of on every request."""
-    return b'{"query":' + _ENCODER.encode(document).encode() + b',"variables":'
+    return b'{"query":' + jsoncodec.dumps(document) + b',"variables":'
 
 
 _MUTATION = re.compile(r"^\s*mutation\b", re.MULTILINE)
