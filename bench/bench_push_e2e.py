@@ -25,6 +25,8 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_query_hit import cpu_seconds  # noqa: E402
+
 from gateway import signing  # noqa: E402
 from tests.fixtures_push import PUSH_SECRET, free_port, push_config, rest_order, signed_webhook_headers  # noqa: E402
 
@@ -108,11 +110,13 @@ async def main(args: argparse.Namespace) -> None:
                         ) as r:
                             await r.read()
 
+                cpu0 = cpu_seconds(proc.pid)
                 started = time.perf_counter()
                 await asyncio.gather(*(sender() for _ in range(args.concurrency)))
                 acked = time.perf_counter()
                 await asyncio.wait_for(receiver.done.wait(), 120)
                 finished = max(receiver.arrivals.values())
+                gateway_cpu = cpu_seconds(proc.pid) - cpu0
         finally:
             proc.send_signal(signal.SIGTERM)
             await proc.wait()
@@ -129,6 +133,7 @@ async def main(args: argparse.Namespace) -> None:
         f"  webhook-to-push       : p50 {pct(latencies, 0.5):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms "
         f"(target p99 <= 250 ms: {'met' if pct(latencies, 0.99) <= 250 else 'MISSED'}); bad signatures {receiver.bad}"
     )
+    print(f"  gateway CPU           : {gateway_cpu / args.orders * 1e6:.0f} us per webhook+push (all its threads)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Outcomes:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -78,6 +79,11 @@ def judge(status: int, body: bytes) -> Verdict:
     if 200 <= status < 300:
         return Verdict("dead", f"rejected: {detail or 'success false'}") if rejected else Verdict("delivered")
     return Verdict("dead", f"HTTP {status}" + (f": {detail}" if detail else ""))
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)  # immutable: one per distinct setting, not one per push
 
 
 def backoff_delay(shop: ShopSettings, attempts: int) -> float:
@@ -183,7 +189,7 @@ class PushSender:
                 shop.push.url,
                 data=push.body,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=shop.push.timeout_seconds),
+                timeout=_timeout(shop.push.timeout_seconds),
             ) as resp:
                 verdict = judge(resp.status, await resp.read())
         except (aiohttp.ClientError, TimeoutError) as exc:

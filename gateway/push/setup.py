@@ -147,7 +147,10 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
     _attach_cache_fan_out(app, store)
     pushing = any(s.push is not None for s in settings.shops.values())
     concurrency = 64
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), raise_for_status=False)
+    # No cookies: pushes are stateless, and a cookie the platform sets must not ride along on later pushes.
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency), raise_for_status=False, cookie_jar=aiohttp.DummyCookieJar()
+    )
     rules = Rules(settings, store, runtime.metrics, cache=_lookup_cache(app))
     runtime.rules = rules
     runtime.sender = PushSender(settings, store, session, runtime.metrics, concurrency=concurrency)

@@ -445,7 +445,10 @@ def new_session() -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=POOL_LIMIT, limit_per_host=POOL_LIMIT_PER_HOST, ttl_dns_cache=300, keepalive_timeout=30
     )
-    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
+    # No cookie jar: the Admin API is token-authenticated, and keeping Shopify's cookies would only cost time.
+    return aiohttp.ClientSession(
+        connector=connector, headers={"User-Agent": USER_AGENT}, cookie_jar=aiohttp.DummyCookieJar()
+    )
 
 
 def build_clients(
