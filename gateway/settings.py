@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from mappings.phone import is_known_region
+
 DEFAULT_API_VERSION = "2026-10"
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -155,6 +157,9 @@ class ShopSettings(_Model):
     limits: Limits = Field(default_factory=Limits)
     status_labels: dict[str, str] = Field(default_factory=dict)
     privacy: Privacy = Field(default_factory=Privacy)
+    #: The shop's country (ISO 3166 alpha-2, e.g. "FR"): a phone typed the local way ("06 12 34 56 78") is read as
+    #: a number of that country. Unset: only international numbers (+33…, 0033…, or 11–15 digits with the code).
+    phone_region: str | None = None
     openapi: OpenApiSettings | None = None
     push: PushSettings | None = None
 
@@ -171,6 +176,16 @@ class ShopSettings(_Model):
     def _version(cls, v: str) -> str:
         if not re.fullmatch(r"\d{4}-(01|04|07|10)|unstable", v):
             raise ValueError(f"{v!r} is not a Shopify API version like 2026-10")
+        return v
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.strip().upper()
+        if not is_known_region(v):
+            raise ValueError(f"{v!r} is not a country code like FR, US or DE (ISO 3166 alpha-2)")
         return v
 
     @field_validator("admin_api_base")

@@ -3,8 +3,11 @@
 Rules (decided; PROTOCOL §5 says only "normalize to E.164"):
 - separators (spaces, dots, dashes, slashes, parentheses) are dropped; a leading `+` or `00` marks an international number;
 - an international number must then be 8–15 digits, not starting with 0;
-- digits without `+`/`00`: with `default_country_code` (e.g. "1") the national number (trunk `0` dropped) gets that code;
-  without one, 11–15 digits are read as already carrying a country code ("8613800138000"), anything shorter is rejected;
+- digits without `+`/`00`, when the shop names its country (`default_region`, ISO 3166 "FR"): read as a national
+  number of that country by libphonenumber (`phonenumbers`), which knows each country's trunk prefix and number
+  lengths ("06 12 34 56 78" in FR → +33612345678), and kept only when it is a valid number there;
+- other bare digits: 11–15 digits are read as already carrying a country code ("8613800138000"), anything shorter is
+  rejected (without a country a local number is ambiguous, and a guess could match another shopper's phone);
 - anything else (letters, search syntax, several `+`) is not a phone number: None.
 """
 
@@ -12,12 +15,15 @@ from __future__ import annotations
 
 import re
 
+import phonenumbers
+
 _SEPARATORS = re.compile(r"[\s.\-/()]+")
 _E164 = re.compile(r"\+[1-9]\d{7,14}")
 
 
-def normalize_phone(raw: str, default_country_code: str | None = None) -> str | None:
-    """E.164 form of `raw`, or None when it is not a phone number."""
+def normalize_phone(raw: str, default_region: str | None = None) -> str | None:
+    """E.164 form of `raw`, or None when it is not a phone number. `default_region`: the shop's country (ISO 3166
+    alpha-2) for numbers written the local way."""
     text = _SEPARATORS.sub("", raw or "")
     if len(text) > 20:
         return None
@@ -26,8 +32,9 @@ def normalize_phone(raw: str, default_country_code: str | None = None) -> str | 
     elif text.startswith("00"):
         candidate = "+" + text[2:]
     elif text.isascii() and text.isdigit():
-        if default_country_code:
-            candidate = "+" + default_country_code.lstrip("+") + text.lstrip("0")
+        national = _national(text, default_region) if default_region else None
+        if national is not None:
+            candidate = national
         elif 11 <= len(text) <= 15:
             candidate = "+" + text
         else:
@@ -35,6 +42,22 @@ def normalize_phone(raw: str, default_country_code: str | None = None) -> str | 
     else:
         return None
     return candidate if _E164.fullmatch(candidate) and candidate[1:].isascii() else None
+
+
+def _national(digits: str, region: str) -> str | None:
+    """`digits` as a national number of `region` in E.164, or None when it is not a valid number there."""
+    try:
+        number = phonenumbers.parse(digits, region.upper())
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def is_known_region(region: str) -> bool:
+    """A country libphonenumber has numbering rules for (config validation)."""
+    return region.upper() in phonenumbers.SUPPORTED_REGIONS
 
 
 def looks_like_email(value: str) -> bool:

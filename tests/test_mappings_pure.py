@@ -157,9 +157,21 @@ def test_normalize_phone(raw: str, expected: str | None) -> None:
     assert normalize_phone(raw) == expected
 
 
-def test_normalize_phone_with_default_country() -> None:
-    assert normalize_phone("(613) 555-0135", "1") == "+16135550135"
-    assert normalize_phone("06 12 34 56 78", "33") == "+33612345678"
+def test_normalize_phone_in_the_shops_country() -> None:
+    assert normalize_phone("(613) 555-0135", "US") == "+16135550135"
+    assert normalize_phone("06 12 34 56 78", "FR") == "+33612345678"  # trunk 0 dropped
+    assert normalize_phone("612345678", "fr") == "+33612345678"
+    assert normalize_phone("07911 123456", "GB") == "+447911123456"
+    # international forms are not re-read in the shop's country
+    assert normalize_phone("+44 7700 900123", "FR") == "+447700900123"
+    assert normalize_phone("0044 7700 900123", "FR") == "+447700900123"
+    # not a valid local number: the country-code reading of 11-15 digits still applies, anything else is rejected
+    assert normalize_phone("8613800138000", "FR") == "+8613800138000"
+    assert normalize_phone("123", "FR") is None
+    assert normalize_phone("0612345678 OR 1", "FR") is None
+    assert normalize_phone("06*", "FR") is None
+    # without a country the same local number is ambiguous: rejected rather than guessed
+    assert normalize_phone("06 12 34 56 78") is None
 
 
 def test_looks_like_email() -> None:

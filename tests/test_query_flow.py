@@ -46,6 +46,20 @@ async def test_one_shopify_request_per_lookup_then_cache_hits(gateway: Platform)
     assert r.json["success"] is True and sandbox.graphql_requests(JC1) <= 2  # customer by phone, then orders
 
 
+async def test_local_phone_number_read_in_the_shops_country(
+    aiohttp_client: AiohttpClient, query_store: SandboxServer
+) -> None:
+    # Chloé Durand's phone is +33612345678; a French shopper types it the French way.
+    settings = query_settings(query_store.base_url, shop_overrides={"jc1": {"phone_region": "fr"}})
+    platform = Platform(await aiohttp_client(create_app(settings)), query_store)
+    r = await platform.query("jc1", "orders", {"user_account": "06 12 34 56 78"})
+    assert r.status == 200 and r.json["success"] is True, r.json
+    assert [o["order_number"] for o in r.json["orders"]] == ["1006"]
+    # A shop without a country rejects the same local number instead of guessing a country for it.
+    r = await platform.query("jc2", "orders", {"user_account": "06 12 34 56 78"})
+    assert r.json["success"] is False and "phone" in str(r.json)
+
+
 async def test_hundred_concurrent_identical_lookups_one_upstream_request(gateway: Platform) -> None:
     sandbox = store(gateway)
     sandbox.faults.latency = 0.05  # keep the first request in flight while the others arrive

@@ -30,3 +30,12 @@ def test_bad_field_is_named():
         parse_settings(raw, env={})
     assert "shops.s.domain" in str(err.value)
     assert "shops.s.deadline_seconds" in str(err.value)
+
+
+def test_phone_region_is_a_known_country():
+    raw = {"shops": {"s": {"domain": "s.myshopify.com", "auth": {"mode": "token", "access_token": "t"},
+                           "secrets": ["x"], "phone_region": " fr "}}}
+    assert parse_settings(raw, env={}).shops["s"].phone_region == "FR"
+    raw["shops"]["s"]["phone_region"] = "France"
+    with pytest.raises(ConfigError, match=r"shops.s.phone_region"):
+        parse_settings(raw, env={})

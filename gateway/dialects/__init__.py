@@ -16,8 +16,8 @@ from gateway.settings import ShopSettings
 def bot_codec(shop: ShopSettings) -> JoinChatCodec | MeetbotCodec:
     """The codec of the dialect a shop's bot platform speaks."""
     if shop.dialect == "meetbot":
-        return MeetbotCodec(shop.limits)
-    return JoinChatCodec(shop.joinchat_version, shop.limits)
+        return MeetbotCodec(shop.limits, shop.phone_region)
+    return JoinChatCodec(shop.joinchat_version, shop.limits, shop.phone_region)
 
 
 __all__ = ["Codec", "ErrorKind", "GatewayError", "JoinChatCodec", "MeetbotCodec", "OpenApiCodec", "bot_codec"]

@@ -260,13 +260,14 @@ def pagination(value: Any, limits: Limits) -> Page:
     return Page(page, min(limit, limits.max_limit))
 
 
-def account(value: str) -> tuple[str | None, str | None]:
-    """`user_account` as (email, phone): an email when it contains '@' (lower-cased), else a phone in E.164."""
+def account(value: str, phone_region: str | None = None) -> tuple[str | None, str | None]:
+    """`user_account` as (email, phone): an email when it contains '@' (lower-cased), else a phone in E.164 (a local
+    number is read in the shop's `phone_region`)."""
     if "@" in value:
         if not looks_like_email(value):
             raise InvalidRequest("user_account is not a valid email address")
         return value.lower(), None
-    phone = normalize_phone(value)
+    phone = normalize_phone(value, phone_region)
     if phone is None:
         raise InvalidRequest("user_account must be an email address or a phone number")
     return None, phone
@@ -323,14 +324,16 @@ def safe_method_name(method: str) -> str:
 METHODS = ("test", "orders", "packages", "products", "property")
 
 
-def orders_query(params: dict[str, Any], page: Page) -> OrdersByNumber | OrdersByAccount:
+def orders_query(
+    params: dict[str, Any], page: Page, phone_region: str | None = None
+) -> OrdersByNumber | OrdersByAccount:
     number = number_text(params, "order_number")
     user = text(params, "user_account", MAX_EMAIL)
     exactly_one(("order_number", number), ("user_account", user))
     if number is not None:
         return OrdersByNumber(number, page)
     assert user is not None
-    email, phone = account(user)
+    email, phone = account(user, phone_region)
     return OrdersByAccount(
         email=email,
         phone=phone,
@@ -369,10 +372,12 @@ def property_query(params: dict[str, Any]) -> PropertyQuery:
     return PropertyQuery(search_type)
 
 
-def lookup_query(method: str, params: dict[str, Any], raw_pagination: Any, limits: Limits) -> Query:
+def lookup_query(
+    method: str, params: dict[str, Any], raw_pagination: Any, limits: Limits, phone_region: str | None = None
+) -> Query:
     """The Query of a non-`test` bot method (codecs answer `test` themselves)."""
     if method == "orders":
-        return orders_query(params, pagination(raw_pagination, limits))
+        return orders_query(params, pagination(raw_pagination, limits), phone_region)
     if method == "packages":
         return packages_query(params, pagination(raw_pagination, limits))
     if method == "products":

@@ -66,10 +66,13 @@ def product_v2_dict(product: Product) -> dict[str, Any]:
 class JoinChatCodec:
     signature_header = SIGNATURE_HEADER
 
-    def __init__(self, version: Literal[1, 2] = 1, limits: Limits | None = None) -> None:
+    def __init__(
+        self, version: Literal[1, 2] = 1, limits: Limits | None = None, phone_region: str | None = None
+    ) -> None:
         self.version = version
         self.name = f"joinchat_v{version}"
         self.limits = limits or Limits()
+        self.phone_region = phone_region
 
     def parse(self, body: Any) -> Query:
         if not isinstance(body, dict):
@@ -82,7 +85,7 @@ class JoinChatCodec:
         params = params_of(envelope.params)
         if method == "test":
             return TestQuery(token(params, "token"))
-        return lookup_query(method, params, envelope.pagination, self.limits)
+        return lookup_query(method, params, envelope.pagination, self.limits, self.phone_region)
 
     def render(self, query: Query, result: Any) -> bytes:
         if isinstance(query, TestQuery):

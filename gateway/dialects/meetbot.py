@@ -88,8 +88,9 @@ class MeetbotCodec:
     name = "meetbot"
     signature_header = SIGNATURE_HEADER
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, phone_region: str | None = None) -> None:
         self.limits = limits or Limits()
+        self.phone_region = phone_region
 
     def parse(self, body: Any) -> Query:
         if not isinstance(body, dict):
@@ -102,7 +103,7 @@ class MeetbotCodec:
         params = params_of(envelope.params)
         if method == "test":
             return TestQuery(token(params, "test_token"))
-        return lookup_query(method, params, envelope.pagination, self.limits)
+        return lookup_query(method, params, envelope.pagination, self.limits, self.phone_region)
 
     def render(self, query: Query, result: Any) -> bytes:
         if isinstance(query, TestQuery):

@@ -203,7 +203,7 @@ async def orders_by_account(ctx: ShopContext, query: OrdersByAccount) -> OrdersR
         raise InvalidRequest("exactly one of email or phone")
     if query.email:
         return await _orders_by_email(ctx, query, query.email.strip().lower())
-    phone = normalize_phone(query.phone or "")
+    phone = normalize_phone(query.phone or "", ctx.settings.phone_region)
     if phone is None:
         raise InvalidRequest("user_account is not a phone number")
     return await _orders_by_phone(ctx, query, phone)

@@ -241,7 +241,10 @@ class SandboxServer:
         if not self.token_valid(shop, token):
             return web.json_response({"errors": INVALID_TOKEN}, status=401)
 
-        raw = await request.read()
+        try:
+            raw = await request.read()
+        except ConnectionResetError:  # the client gave up mid-upload (its deadline): nobody is left to answer
+            return web.Response(status=499)
         try:
             if request.content_type == "application/graphql":
                 payload: Any = {"query": raw.decode()}
