@@ -28,6 +28,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_query_hit import cpu_seconds  # noqa: E402
+
 from gateway import signing  # noqa: E402
 from tests.fixtures_push import SHOP_DOMAIN, WEBHOOK_SECRET, free_port, rest_order  # noqa: E402
 
@@ -117,15 +119,6 @@ async def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux /proc; 0.0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def unprocessed(db: str) -> int:
