@@ -25,7 +25,6 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.cache import LookupCache  # noqa: E402
 from gateway.lookups import ShopContext, run_lookup  # noqa: E402
 from gateway.lookups.orders import MAX_QUERY_COST, QUERY_COST_BUDGET  # noqa: E402
 from gateway.lookups.types import (  # noqa: E402
@@ -38,8 +37,8 @@ from gateway.lookups.types import (  # noqa: E402
     PropertyQuery,
 )
 from gateway.sandbox import SandboxServer, SandboxShop  # noqa: E402
-from gateway.settings import parse_settings  # noqa: E402
 from gateway.shopify.client import ShopifyAdminClient  # noqa: E402
+from tests.fixtures_query import lookup_context  # noqa: E402
 
 DOMAIN = "cost.myshopify.com"
 TOKEN = "shpat_bench_cost"
@@ -81,23 +80,7 @@ class CostLog:
 
 
 def make_context(base_url: str, session: aiohttp.ClientSession) -> ShopContext:
-    settings = parse_settings(
-        {
-            "shops": {
-                "demo": {
-                    "domain": DOMAIN,
-                    "admin_api_base": base_url,
-                    "auth": {"mode": "token", "access_token": TOKEN},
-                    "secrets": ["s"],
-                }
-            }
-        },
-        env={},
-    )
-    shop = settings.shops["demo"]
-    return ShopContext(
-        key="demo", settings=shop, client=ShopifyAdminClient(shop, session, shop_key="demo"), cache=LookupCache()
-    )
+    return lookup_context(base_url, session, domain=DOMAIN, token=TOKEN)
 
 
 async def main(orders: int) -> int:

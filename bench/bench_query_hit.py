@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +97,19 @@ async def bare_handler(request: web.Request) -> web.Response:
     return web.Response(body=json.dumps(json.loads(body)).encode(), content_type="application/json")
 
 
-async def serve_bare(port: int) -> None:
+async def serve_forever(port: int, handler: Callable[[web.Request], Awaitable[web.Response]]) -> None:
+    """Serve `handler` at POST /bot/{shop} until killed; print "ready" once listening (the parent waits for it)."""
     app = web.Application()
-    app.router.add_post("/bot/{shop}", bare_handler)
+    app.router.add_post("/bot/{shop}", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     print("ready", flush=True)
     await asyncio.Event().wait()
+
+
+async def serve_bare(port: int) -> None:
+    await serve_forever(port, bare_handler)
 
 
 async def serve_proxy(port: int, store_port: int) -> None:
@@ -134,13 +140,7 @@ async def serve_proxy(port: int, store_port: int) -> None:
         reply = {"success": True, "orders": data["orders"]["nodes"]}
         return web.Response(body=json.dumps(reply).encode(), content_type="application/json")
 
-    app = web.Application()
-    app.router.add_post("/bot/{shop}", relay)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    print("ready", flush=True)
-    await asyncio.Event().wait()
+    await serve_forever(port, relay)
 
 
 def start_server(*args: str) -> subprocess.Popen[str]:

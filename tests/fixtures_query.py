@@ -4,6 +4,7 @@ Shops (keys): `jc1` joinchat v1 (two secrets: a rotation in progress; open API e
 - `query_settings(admin_base, domains)` builds the Settings; `offline_gateway` runs the app against a store address where
   nothing listens (for everything that never reaches Shopify: `test`, signatures, errors, sizes).
 - `Platform` signs bodies exactly as each bot platform does and posts them (`await platform.ask("jc1", body)`).
+- `lookup_context(...)` is one shop's `ShopContext` on a local store, for running lookups without the HTTP layer.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway import signing
 from gateway.app import create_app
+from gateway.cache import LookupCache
+from gateway.lookups import ShopContext
 from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.settings import Settings, parse_settings
+from gateway.shopify.client import ShopifyAdminClient
 
 JC1_SECRETS = ["jc1-current-secret", "jc1-previous-secret"]
 JC2_SECRET = "jc2-secret"
@@ -36,6 +41,34 @@ TOKENS = {"jc1": "shpat_sandbox_demo", "jc2": "shpat_sandbox_v2", "mb": "shpat_s
 NOWHERE = "http://127.0.0.1:9"
 
 DEFAULT_DOMAINS = {"jc1": "demo.myshopify.com", "jc2": "demo-v2.myshopify.com", "mb": "demo-meetbot.myshopify.com"}
+
+
+def lookup_context(
+    base_url: str, session: aiohttp.ClientSession, *, domain: str, token: str, push_state: Any = None, **shop: Any
+) -> ShopContext:
+    """Shop `demo` (`domain`, static `token`) on the store at `base_url`, with its own client and an empty cache."""
+    settings = parse_settings(
+        {
+            "shops": {
+                "demo": {
+                    "domain": domain,
+                    "admin_api_base": base_url,
+                    "auth": {"mode": "token", "access_token": token},
+                    "secrets": ["s"],
+                    **shop,
+                }
+            }
+        },
+        env={},
+    )
+    shop_settings = settings.shops["demo"]
+    return ShopContext(
+        key="demo",
+        settings=shop_settings,
+        client=ShopifyAdminClient(shop_settings, session, shop_key="demo"),
+        cache=LookupCache(),
+        push_state=push_state,
+    )
 
 
 def query_settings(

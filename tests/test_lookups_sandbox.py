@@ -14,7 +14,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.cache import LookupCache
 from gateway.lookups import ShopContext, run_lookup
 from gateway.lookups.orders import QUERY_COST_BUDGET
 from gateway.lookups.types import (
@@ -34,9 +33,8 @@ from gateway.lookups.types import (
 )
 from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.sandbox.seed import build_customer
-from gateway.settings import parse_settings
-from gateway.shopify.client import ShopifyAdminClient
 from mappings.nodes import strip_hash
+from tests.fixtures_query import lookup_context
 
 DOMAIN = "lookups.myshopify.com"
 TOKEN = "shpat_lookups_test"
@@ -72,28 +70,7 @@ async def store() -> AsyncIterator[tuple[SandboxServer, SandboxShop]]:
 
 
 def make_context(base_url: str, session: aiohttp.ClientSession, *, push_state: Any = None, **shop: Any) -> ShopContext:
-    settings = parse_settings(
-        {
-            "shops": {
-                "demo": {
-                    "domain": DOMAIN,
-                    "admin_api_base": base_url,
-                    "auth": {"mode": "token", "access_token": TOKEN},
-                    "secrets": ["s"],
-                    **shop,
-                }
-            }
-        },
-        env={},
-    )
-    shop_settings = settings.shops["demo"]
-    return ShopContext(
-        key="demo",
-        settings=shop_settings,
-        client=ShopifyAdminClient(shop_settings, session, shop_key="demo"),
-        cache=LookupCache(),
-        push_state=push_state,
-    )
+    return lookup_context(base_url, session, domain=DOMAIN, token=TOKEN, push_state=push_state, **shop)
 
 
 @pytest.fixture
