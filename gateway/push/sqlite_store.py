@@ -592,7 +592,7 @@ class SqlitePushStore:
                             s.financial_status,
                             int(s.cancelled),
                             s.customer_id,
-                            jsoncodec.dumps(s.recipient) if s.recipient else None,
+                            jsoncodec.dumps(s.recipient).decode() if s.recipient else None,  # a TEXT column
                             s.recipient_name,
                             s.receipt,
                         ),
