@@ -335,12 +335,36 @@ def rest_fulfillment_event(
     }
 
 
+SHOPIFY_TOKEN = "shpat_test"  # the access token push_config gives the shop
+
+
+def push_shop() -> Any:
+    """The local store behind `demo` (demo-shop.myshopify.com): products to order, a few seeded orders."""
+    from gateway.sandbox import SandboxShop
+
+    return SandboxShop.seeded(domain=SHOP_DOMAIN, seed=7, orders=0, products=12, access_token=SHOPIFY_TOKEN)
+
+
+@pytest.fixture
+async def push_sandbox() -> AsyncIterator[Any]:
+    """A started local store serving `push_shop()`; it sends no webhooks (nothing subscribes): tests post their own."""
+    from gateway.sandbox import SandboxServer
+
+    server = SandboxServer([push_shop()], host="127.0.0.1", port=0, webhook_retry_schedule=None)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
 @dataclass
 class PushGateway:
-    """A running gateway app (real socket) wired to the receiver."""
+    """A running gateway app (real socket) wired to the receiver, its shop `demo` served by the local store."""
 
     client: Any  # aiohttp.test_utils.TestClient
     app: web.Application
+    shopify: Any  # the SandboxShop behind `demo`
 
     @property
     def store(self) -> PushStore:
@@ -348,7 +372,13 @@ class PushGateway:
 
         return self.app[PUSH_STORE]
 
-    async def webhook(self, topic: str, payload: dict[str, Any] | bytes, **kw: Any) -> int:
+    async def webhook(self, topic: str, payload: dict[str, Any] | bytes, *, mirror: bool = True, **kw: Any) -> int:
+        """Post a signed webhook. `mirror`: first make the local store hold what the payload describes (as Shopify
+        holds the order it sends a webhook about; see tests.store_mirror)."""
+        if mirror and isinstance(payload, dict):
+            from tests.store_mirror import mirror_webhook
+
+            mirror_webhook(self.shopify, topic, payload)
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         resp = await self.client.post("/webhooks/shopify", data=body, headers=signed_webhook_headers(topic, body, **kw))
         await resp.read()
@@ -356,15 +386,19 @@ class PushGateway:
 
 
 @pytest.fixture
-async def make_push_gateway(aiohttp_client: Any, bot_receiver: BotReceiver, tmp_path: Path) -> Callable[..., Any]:
-    """`await make_push_gateway(push={...}, shop={...})` → a PushGateway pushing to `bot_receiver`."""
+async def make_push_gateway(
+    aiohttp_client: Any, bot_receiver: BotReceiver, push_sandbox: Any, tmp_path: Path
+) -> Callable[..., Any]:
+    """`await make_push_gateway(push={...}, shop={...})` → a PushGateway pushing to `bot_receiver`, reading from
+    `push_sandbox`."""
     from gateway.app import create_app
 
     async def make(**kw: Any) -> PushGateway:
+        kw.setdefault("admin_api_base", push_sandbox.base_url)
         settings = push_settings(bot_receiver.url, tmp_path / f"push-{next(_event_ids)}.sqlite3", **kw)
         app = create_app(settings)
         client = await aiohttp_client(app)
-        return PushGateway(client, app)
+        return PushGateway(client, app, push_sandbox.shop(SHOP_DOMAIN))
 
     return make
 

@@ -13,6 +13,7 @@ from gateway.push.subscriptions import TOPICS
 from gateway.sandbox import SandboxServer
 from gateway.settings import parse_settings
 from tests.fixtures_push import (
+    SHOP_DOMAIN,
     SHOP_KEY,
     BotReceiver,
     PushGateway,
@@ -29,12 +30,13 @@ EMAIL = "jon@example.com"  # rest_order's default recipient
 
 
 async def start_gateway(
-    aiohttp_client: Any, receiver: BotReceiver, db: Path, config_path: Path, **kw: Any
+    aiohttp_client: Any, receiver: BotReceiver, store: SandboxServer, db: Path, config_path: Path, **kw: Any
 ) -> tuple[PushGateway, Path]:
-    """A gateway on the SQLite file `db`, and its config written to `config_path` for the CLI."""
-    raw = push_config(receiver.url, db, **kw)
+    """A gateway on the SQLite file `db` reading from the local store `store`, and its config written to
+    `config_path` for the CLI."""
+    raw = push_config(receiver.url, db, admin_api_base=store.base_url, **kw)
     app = create_app(parse_settings(raw, env={}))
-    return PushGateway(await aiohttp_client(app), app), write_config(config_path, raw)
+    return PushGateway(await aiohttp_client(app), app, store.shop(SHOP_DOMAIN)), write_config(config_path, raw)
 
 
 async def dead_receipt(gw: PushGateway, receiver: BotReceiver, order_id: int) -> Push:
@@ -51,9 +53,11 @@ async def dead_receipt(gw: PushGateway, receiver: BotReceiver, order_id: int) ->
 
 
 async def test_outbox_list_show_retry_a_dead_letter(
-    aiohttp_client: Any, bot_receiver: BotReceiver, tmp_path: Path
+    aiohttp_client: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    gw, config = await start_gateway(aiohttp_client, bot_receiver, tmp_path / "gw.sqlite3", tmp_path / "config.yaml")
+    gw, config = await start_gateway(
+        aiohttp_client, bot_receiver, push_sandbox, tmp_path / "gw.sqlite3", tmp_path / "config.yaml"
+    )
     push = await dead_receipt(gw, bot_receiver, 7001)
 
     listed = await run_cli("outbox", "list", "--dead", "-c", str(config))
@@ -89,8 +93,12 @@ async def test_outbox_list_show_retry_a_dead_letter(
     assert len(bot_receiver.received) == 2  # the rejected attempt and the retried delivery, nothing more
 
 
-async def test_outbox_drop_and_usage_errors(aiohttp_client: Any, bot_receiver: BotReceiver, tmp_path: Path) -> None:
-    gw, config = await start_gateway(aiohttp_client, bot_receiver, tmp_path / "gw.sqlite3", tmp_path / "config.yaml")
+async def test_outbox_drop_and_usage_errors(
+    aiohttp_client: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    gw, config = await start_gateway(
+        aiohttp_client, bot_receiver, push_sandbox, tmp_path / "gw.sqlite3", tmp_path / "config.yaml"
+    )
     push = await dead_receipt(gw, bot_receiver, 7002)
 
     dropped = await run_cli("outbox", "drop", str(push.id), "-c", str(config))
@@ -113,18 +121,20 @@ async def test_outbox_drop_and_usage_errors(aiohttp_client: Any, bot_receiver: B
 
 
 async def test_replay_reruns_the_rules_and_dedupe_keys_prevent_a_second_push(
-    aiohttp_client: Any, bot_receiver: BotReceiver, tmp_path: Path
+    aiohttp_client: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     db, config_path = tmp_path / "gw.sqlite3", tmp_path / "config.yaml"
     # The shop had Order/Receipt switched off when the order was paid: the webhook is stored, nothing is pushed.
-    first, _ = await start_gateway(aiohttp_client, bot_receiver, db, config_path, push={"topics": ["package/update"]})
+    first, _ = await start_gateway(
+        aiohttp_client, bot_receiver, push_sandbox, db, config_path, push={"topics": ["package/update"]}
+    )
     assert await first.webhook("orders/paid", rest_order(7003, name="#7003"), event_id="evt-replay-7003") == 200
     await wait_until_settled(first.store)
     assert bot_receiver.received == []
     await first.client.close()
 
     # The operator switches the topic on, restarts, and replays that webhook.
-    second, config = await start_gateway(aiohttp_client, bot_receiver, db, config_path)
+    second, config = await start_gateway(aiohttp_client, bot_receiver, push_sandbox, db, config_path)
     replayed = await run_cli("replay", "evt-replay-7003", "-c", str(config))
     assert replayed.code == 0 and "orders/paid" in replayed.out and "queued for the rules again" in replayed.out
     await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == 1)

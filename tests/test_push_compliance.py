@@ -6,16 +6,20 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.push.reader import PushReader
 from gateway.push.rules import Rules
 from gateway.push.store import EventStatus, PushStore, StoredCounts, WebhookMeta
-from gateway.sandbox import SandboxServer
+from gateway.sandbox import SandboxServer, SandboxShop
+from gateway.shopify.client import open_clients
 from tests.fixtures_push import (
     QUERY_SECRET,
+    SHOP_DOMAIN,
     SHOP_KEY,
     BotReceiver,
     eventually,
@@ -27,6 +31,7 @@ from tests.fixtures_push import (
 )
 from tests.fixtures_query import Platform, envelope
 from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_DOMAIN
+from tests.store_mirror import mirror_webhook
 
 CUSTOMER_A, CUSTOMER_B = 115310627314723954, 207119551
 NOTHING = StoredCounts().as_dict()
@@ -40,7 +45,9 @@ def sqlite_rows_of_shop(path: str | Path, shop_key: str) -> dict[str, int]:
             for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             if "shop_key" in {c[1] for c in conn.execute(f"PRAGMA table_info({t})")}
         ]
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t} WHERE shop_key = ?", (shop_key,)).fetchone()[0] for t in tables}
+        return {
+            t: conn.execute(f"SELECT COUNT(*) FROM {t} WHERE shop_key = ?", (shop_key,)).fetchone()[0] for t in tables
+        }
 
 
 async def test_shop_redact_purges_everything_stored_for_the_shop_and_its_cache(
@@ -92,19 +99,34 @@ async def test_shop_redact_purges_everything_stored_for_the_shop_and_its_cache(
     assert sandbox.graphql_requests(SANDBOX_DOMAIN) > reads
 
 
-async def _run_one_batch(store: PushStore, rules: Rules, events: list[tuple[str, str, dict[str, Any]]]) -> None:
-    """Store the webhooks and hand them to the rules as one claimed batch, as the processor does under load."""
+@pytest.fixture
+async def rules(push_store: PushStore, push_sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[Rules]:
+    """The push rules on `push_store`, reading from the local store `push_sandbox` (no gateway around them)."""
+    settings = push_settings(
+        "http://127.0.0.1:9/push", tmp_path / "unused.sqlite3", admin_api_base=push_sandbox.base_url
+    )
+    async with open_clients(settings) as clients:
+        yield Rules(settings, push_store, reader=PushReader(clients))
+
+
+async def _run_one_batch(
+    store: PushStore, rules: Rules, shopify: SandboxShop, events: list[tuple[str, str, dict[str, Any]]]
+) -> None:
+    """Store the webhooks and hand them to the rules as one claimed batch, as the processor does under load (the
+    local store holds the orders they are about: tests.store_mirror)."""
     for event_id, topic, payload in events:
+        mirror_webhook(shopify, topic, payload)
         assert await store.record_event(SHOP_KEY, event_id, WebhookMeta(topic), json.dumps(payload).encode()) == "new"
     claimed = await store.claim_events(100, 30.0)
     assert [e.event_id for e in claimed] == [e[0] for e in events]
     await rules.process(claimed)
 
 
-async def test_customers_redact_in_the_middle_of_a_batch(push_store: PushStore, tmp_path: Path) -> None:
+async def test_customers_redact_in_the_middle_of_a_batch(
+    push_store: PushStore, rules: Rules, push_sandbox: SandboxServer
+) -> None:
     """What came before the redact in the same batch is purged too; the other customer's data and what came after
     stay; the redact request (it names the customer) does not outlive the purge."""
-    rules = Rules(push_settings("http://127.0.0.1:9/push", tmp_path / "unused.sqlite3"), push_store)
     a1 = rest_order(8101, name="#8101", customer_id=CUSTOMER_A)
     b1 = rest_order(8201, name="#8201", email="other@example.com", customer_id=CUSTOMER_B)
     redact = {
@@ -115,6 +137,7 @@ async def test_customers_redact_in_the_middle_of_a_batch(push_store: PushStore, 
     await _run_one_batch(
         push_store,
         rules,
+        push_sandbox.shop(SHOP_DOMAIN),
         [
             ("a-paid", "orders/paid", a1),
             ("a-shipped", "fulfillments/create", rest_fulfillment(9101, 8101, name="#8101.1", tracking_number="1ZA")),
@@ -134,12 +157,14 @@ async def test_customers_redact_in_the_middle_of_a_batch(push_store: PushStore, 
         assert event is not None and event.status == EventStatus.DONE
 
 
-async def test_shop_redact_in_the_middle_of_a_batch(push_store: PushStore, tmp_path: Path) -> None:
-    rules = Rules(push_settings("http://127.0.0.1:9/push", tmp_path / "unused.sqlite3"), push_store)
+async def test_shop_redact_in_the_middle_of_a_batch(
+    push_store: PushStore, rules: Rules, push_sandbox: SandboxServer
+) -> None:
     await push_store.set_watermark(SHOP_KEY, "2026-01-01T00:00:00Z")
     await _run_one_batch(
         push_store,
         rules,
+        push_sandbox.shop(SHOP_DOMAIN),
         [
             ("paid", "orders/paid", rest_order(8301, name="#8301")),
             ("shipped", "fulfillments/create", rest_fulfillment(9301, 8301, name="#8301.1", tracking_number="1ZS")),
@@ -193,14 +218,17 @@ async def test_data_request_logs_counts_only_and_a_later_redact_removes_it(
     assert await gw.store.list_pushes(SHOP_KEY) == []
 
 
-async def test_customers_redact_without_orders_leaves_no_trace(push_store: PushStore, tmp_path: Path) -> None:
+async def test_customers_redact_without_orders_leaves_no_trace(
+    push_store: PushStore, rules: Rules, push_sandbox: SandboxServer
+) -> None:
     """A redact that names only the customer (no orders_to_redact): the request itself, which carries the
     customer's email and phone, is not kept on either backend."""
-    rules = Rules(push_settings("http://127.0.0.1:9/push", tmp_path / "unused.sqlite3"), push_store)
     redact = {
         "shop_domain": SANDBOX_DOMAIN,
         "customer": {"id": CUSTOMER_A, "email": "jon@example.com", "phone": "555-625-1199"},
         "orders_to_redact": [],
     }
-    await _run_one_batch(push_store, rules, [("only-redact", "customers/redact", redact)])
+    await _run_one_batch(
+        push_store, rules, push_sandbox.shop(SHOP_DOMAIN), [("only-redact", "customers/redact", redact)]
+    )
     assert await push_store.get_event(SHOP_KEY, "only-redact") is None

@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway import signing
 from tests.fixtures_push import SHOP_DOMAIN, WEBHOOK_SECRET, BotReceiver, rest_order, signed_webhook_headers
+from tests.store_mirror import mirror_webhook
 
 
 async def _post(gw: Any, body: bytes, headers: dict[str, str]) -> int:
@@ -55,7 +56,9 @@ async def test_rejections_store_nothing(make_push_gateway: Any) -> None:
 
 async def test_same_webhook_three_times_is_one_push(make_push_gateway: Any, bot_receiver: BotReceiver) -> None:
     gw = await make_push_gateway()
-    body = json.dumps(rest_order(5003, financial_status="paid", psid="PSID-5003")).encode()
+    payload = rest_order(5003, financial_status="paid", psid="PSID-5003")
+    mirror_webhook(gw.shopify, "orders/paid", payload)  # the store has the order the webhook is about
+    body = json.dumps(payload).encode()
     headers = signed_webhook_headers("orders/paid", body, event_id="ev-dup")
     assert [await _post(gw, body, headers) for _ in range(3)] == [200, 200, 200]
     await bot_receiver.wait_for(lambda r: len(r.delivered()) >= 1)

@@ -22,7 +22,7 @@ from gateway.cache import LOOKUP_CACHE, CacheStatus, LookupCache
 from gateway.push.redis_store import RedisPushStore
 from gateway.push.store import EventOutcome, NewPush, PushStatus, UnpaidCheck, WebhookMeta
 from gateway.settings import parse_settings
-from tests.fixtures_push import BotReceiver, PushGateway, free_port, push_config, rest_order
+from tests.fixtures_push import SHOP_DOMAIN, BotReceiver, PushGateway, free_port, push_config, rest_order
 
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 META = WebhookMeta(topic="orders/paid")
@@ -250,14 +250,16 @@ def redis_push_settings(receiver: BotReceiver, tmp_path: Path, prefix: str, **kw
 
 
 async def test_two_gateways_share_dedupe_outbox_and_cache_invalidation(
-    aiohttp_client: Any, bot_receiver: BotReceiver, tmp_path: Path, redis_prefix: str
+    aiohttp_client: Any, bot_receiver: BotReceiver, push_sandbox: Any, tmp_path: Path, redis_prefix: str
 ) -> None:
     from gateway.app import create_app
 
     gateways = []
     for _ in range(2):
-        app = create_app(redis_push_settings(bot_receiver, tmp_path, redis_prefix))
-        gateways.append(PushGateway(await aiohttp_client(app), app))
+        app = create_app(
+            redis_push_settings(bot_receiver, tmp_path, redis_prefix, admin_api_base=push_sandbox.base_url)
+        )
+        gateways.append(PushGateway(await aiohttp_client(app), app, push_sandbox.shop(SHOP_DOMAIN)))
     one, two = gateways
     n = 60
     for i in range(n):

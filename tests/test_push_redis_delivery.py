@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests import test_push_delivery, test_push_intake
-from tests.fixtures_push import BotReceiver, PushGateway
+from tests.fixtures_push import SHOP_DOMAIN, BotReceiver, PushGateway
 from tests.test_push_redis import redis_prefix, redis_push_settings
 
 __all__ = ["redis_prefix"]  # the fixture, used below
@@ -26,7 +26,7 @@ for _module in (test_push_delivery, test_push_intake):
 
 @pytest.fixture
 async def make_push_gateway(
-    aiohttp_client: Any, bot_receiver: BotReceiver, tmp_path: Path, redis_prefix: str
+    aiohttp_client: Any, bot_receiver: BotReceiver, push_sandbox: Any, tmp_path: Path, redis_prefix: str
 ) -> AsyncIterator[Callable[..., Any]]:
     """Like tests.fixtures_push.make_push_gateway, on Redis. Gateways are closed before the prefix is purged."""
     from gateway.app import create_app
@@ -34,10 +34,11 @@ async def make_push_gateway(
     clients: list[Any] = []
 
     async def make(**kw: Any) -> PushGateway:
+        kw.setdefault("admin_api_base", push_sandbox.base_url)
         app = create_app(redis_push_settings(bot_receiver, tmp_path, redis_prefix, **kw))
         client = await aiohttp_client(app)
         clients.append(client)
-        return PushGateway(client, app)
+        return PushGateway(client, app, push_sandbox.shop(SHOP_DOMAIN))
 
     try:
         yield make

@@ -1,6 +1,7 @@
 """Reconciliation (PROTOCOL §9): webhooks are not guaranteed, so every `server.reconcile_interval_seconds` the
 gateway asks Shopify, per shop with pushes on, for the orders updated since its watermark and feeds them through the
-same rules as the webhooks. Dedupe keys make the overlap with webhooks harmless; the tracking index is fed too.
+same rules as the webhooks, and the pushes they decide on get what they say from the same push read
+(gateway.push.reader). Dedupe keys make the overlap with webhooks harmless; the tracking index is fed too.
 
 The watermark is the newest `updatedAt` seen; each pass re-reads from `watermark - OVERLAP_SECONDS` so changes that
 share a second with the watermark are not skipped. The first pass starts `FIRST_LOOKBACK_SECONDS` back (not the whole
@@ -18,11 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.push.rules import Rules, StateBatch
+from gateway.push.reader import ReadFailed
+from gateway.push.rules import Decided, Rules, StateBatch
 from gateway.push.store import EventOutcome, PushStore
 from gateway.settings import Settings
 from gateway.shopify.queries import load_query
-from mappings.push import order_facts_from_graphql
+from mappings.push import order_change_from_node
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +52,21 @@ class PassReport:
 async def reconcile_shop(
     shop_key: str, settings: Settings, store: PushStore, rules: Rules, client: Any, *, now: float | None = None
 ) -> PassReport:
-    """One pass for one shop. Raises ShopifyError when Shopify cannot answer (the caller logs and retries later)."""
+    """One pass for one shop. Raises ShopifyError (listing) or ReadFailed (push read) when Shopify cannot answer;
+    the caller logs and retries at the next pass, from the same watermark."""
     shop = settings.shops[shop_key]
     now = time.time() if now is None else now
     report = PassReport(shop_key)
     stored = await store.get_watermark(shop_key)
     since = (_parse(stored) - OVERLAP_SECONDS) if stored else now - FIRST_LOOKBACK_SECONDS
     newest = _parse(stored) if stored else since
-    psid_keys = shop.push.psid_attribute_keys if shop.push else []
     after: str | None = None
     for _ in range(MAX_PAGES_PER_PASS):
         data = await client.execute(
             load_query("push_orders_updated"), {"query": f"updated_at:>='{_iso(since)}'", "after": after}
         )
         conn = data.get("orders") or {}
-        facts = [f for f in (order_facts_from_graphql(n, psid_keys) for n in conn.get("nodes") or ()) if f]
+        facts = [f for f in (order_change_from_node(n) for n in conn.get("nodes") or ()) if f]
         if facts:
             batch = StateBatch()
             states = await store.load_order_states(shop_key, [f.order_id for f in facts])
@@ -72,20 +74,24 @@ async def reconcile_shop(
             fstates = await store.load_fulfillment_states(shop_key, fids)
             batch.orders.update({(shop_key, k): v for k, v in states.items()})
             batch.fulfillments.update({(shop_key, k): v for k, v in fstates.items()})
-            outcomes = []
+            decided = []
             for f in facts:
-                outcome = EventOutcome(order_id=f.order_id, customer_id=f.customer_id)
+                item = Decided(EventOutcome(order_id=f.order_id, customer_id=f.customer_id), [], shop_key)
                 # An order first seen here and created long ago gets its state recorded, not announced.
                 fresh = shop.push is not None and now - f.created_at <= shop.push.max_age_seconds
                 known = (shop_key, f.order_id) in batch.orders
-                rules.apply_order(shop_key, shop, f, batch, outcome, created=False, now=now)
+                rules.apply_order(shop_key, shop, f, batch, item, created=False, now=now)
                 if not fresh and not known:
-                    outcome.pushes = [p for p in outcome.pushes if p.topic == "package/update"]
-                    outcome.unpaid_checks = []
-                outcomes.append(outcome)
-                report.pushes += len(outcome.pushes)
+                    item.intents = [i for i in item.intents if i.topic == "package/update"]
+                    item.outcome.unpaid_checks = []
+                decided.append(item)
                 newest = max(newest, f.updated_at)
-            await store.commit(outcomes)
+            # the same read and mappings as the webhook path; a failed read fails the pass (the watermark stays)
+            failed = await rules.render(decided, now=now)
+            if shop_key in failed:
+                raise ReadFailed(failed[shop_key])
+            await store.commit([d.outcome for d in decided])
+            report.pushes += sum(len(d.outcome.pushes) for d in decided)
             report.orders += len(facts)
         page = conn.get("pageInfo") or {}
         if not page.get("hasNextPage") or not page.get("endCursor"):

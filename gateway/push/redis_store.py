@@ -842,6 +842,12 @@ class RedisPushStore:
         return [_event(r) for r in rows]
 
     @_shielded
+    async def defer_events(self, seqs: Sequence[int], until: float) -> None:
+        if seqs:
+            # still leased (so no replica claims them), until `until`; claim_events moves them back to ready then
+            await self.redis.zadd(self._k("ev", "leased"), {str(s): until for s in seqs}, xx=True)
+
+    @_shielded
     async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:
         index: dict[Any, Any] = await self.redis.hgetall(self._k("evid", event_id))
         if shop_key is not None:

@@ -1,19 +1,27 @@
-"""The push rules of PROTOCOL §8: which stored webhook produces which push, once.
+"""The push rules of PROTOCOL §8: which stored webhook produces which push, once, and what it says.
 
-The processing worker (`gateway.push.processor`) claims stored events in arrival order and hands a batch to
-`Rules.process`, which reads the current order/fulfillment states, decides, and commits everything a batch produced in
-one store transaction (pushes, states, tracking index, unpaid checks, events marked done). Deciding twice is harmless:
-each push has a dedupe key, so a replay, a duplicate delivery or a reconciliation pass never sends it again.
+The processing worker (`gateway.push.setup.run_processor`) claims stored events in arrival order and hands a batch to
+`Rules.process`. Each event's payload is parsed once into typed facts (mappings.push); the rules decide on them
+**whether, when and to whom** (which order's recipient) a push goes out, against the stored order/fulfillment states;
+then **one read per shop** (gateway.push.reader) fetches every order the batch pushes about, and the push bodies are
+rendered from what Shopify answered: the receipt with the `orders` reply's own mapping, the package with the
+`packages` reply's. Everything the batch produced (pushes, states, tracking index, unpaid checks, events marked
+done) is committed in one store transaction. Deciding twice is harmless: each push has a dedupe key, so a replay,
+a duplicate delivery or a reconciliation pass never sends it again.
 
 - `Order/Receipt`: the first time an order is seen paid (orders/paid, orders/create already paid, orders/updated
   showing paid, or reconciliation) — dedupe key `receipt:<order id>`.
 - `Order/Unpaid`: an unpaid, not cancelled order seen at creation (or for the first time) schedules a check at
-  `created_at + push.unpaid_delay_seconds`; when due, a fresh Shopify read decides (`Rules.run_unpaid_checks`) —
+  `created_at + push.unpaid_delay_seconds`; when due, the same read decides (`Rules.run_unpaid_checks`) —
   dedupe key `unpaid:<order id>`.
 - `package/update`: once per (fulfillment, status): `shipped` for a new fulfillment, then each carrier status
   (in_transit, out_for_delivery, delivered, ...) — dedupe key `package:<fulfillment id>:<status>`; a repeated status
   or an older state (by the payload's updated_at / happened_at) produces nothing.
 - Out-of-order deliveries: a payload older than the stored state is ignored (its pushes too).
+- Shopify cannot answer the read: the shop's events stay pending and come back, in order, after a backoff that
+  doubles with each failed read; nothing is committed for them, so no push with missing fields goes out. An event
+  whose read still fails after `push.max_age_seconds` is dead-lettered with the reason (`gateway replay` runs it
+  again).
 """
 
 from __future__ import annotations
@@ -21,13 +29,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway import jsoncodec
 from gateway.ops import Metrics
+from gateway.push.reader import PushReader, ReadFailed
 from gateway.push.store import (
     EventOutcome,
     FulfillmentState,
@@ -40,32 +50,24 @@ from gateway.push.store import (
     UnpaidCheck,
 )
 from gateway.settings import Settings, ShopSettings
+from mappings.nodes import Node
 from mappings.push import (
     UNPAID_STATUSES,
-    FulfillmentFacts,
-    OrderFacts,
-    fulfillment_event_from_rest,
-    fulfillment_facts_from_rest,
-    order_facts_from_rest,
-    package_params,
+    FulfillmentChange,
+    OrderChange,
+    OtherWebhook,
+    Unusable,
+    package_update_params,
     parse_id,
+    parse_webhook,
+    receipt_params,
+    recipient,
     sub_mapping,
+    tracking_numbers,
 )
 
 log = logging.getLogger(__name__)
 
-ORDER_TOPICS = frozenset(
-    {
-        "orders/create",
-        "orders/paid",
-        "orders/updated",
-        "orders/cancelled",
-        "orders/fulfilled",
-        "orders/partially_fulfilled",
-        "orders/edited",
-    }
-)
-FULFILLMENT_TOPICS = frozenset({"fulfillments/create", "fulfillments/update"})
 PRODUCT_TOPICS = frozenset({"products/create", "products/update", "products/delete"})
 #: Compliance topics that delete stored data (see `Rules.process` for why they run alone).
 PURGE_TOPICS = frozenset({"customers/redact", "shop/redact"})
@@ -74,31 +76,25 @@ YIELD_EVERY = 16
 NO_RECIPIENT = "not pushable: the order carries no PSID attribute, email or phone"
 
 
-@dataclass(frozen=True, slots=True)
-class FreshOrder:
-    """What the unpaid re-check learns from Shopify."""
-
-    financial_status: str  # REST words, lower case (PENDING → pending)
-    cancelled: bool
-
-
-#: Reads one order fresh from Shopify: (shop_key, order_id) → FreshOrder, or None when the order no longer exists.
-FetchOrder = Callable[[str, int], Awaitable[FreshOrder | None]]
-
-
-def push_body(
-    shop: ShopSettings,
-    topic: str,
-    recipient: Mapping[str, str] | None,
-    params: Mapping[str, Any],
-    *,
-    params_json: bytes | None = None,
-) -> bytes:
-    """The exact JSON body of a push (PROTOCOL §8). `params_json`: `params` already serialised (the receipt, which
-    is also stored with the order state), spliced in byte for byte instead of being encoded a second time."""
+def push_body(shop: ShopSettings, topic: str, to: Mapping[str, str] | None, params: Mapping[str, Any]) -> bytes:
+    """The exact JSON body of a push (PROTOCOL §8)."""
     page_id = shop.push.page_id if shop.push else ""
-    head = jsoncodec.dumps({"request": {"page_id": page_id, "topic": topic}, "recipient": dict(recipient or {})})
-    return head[:-1] + b',"params":' + (jsoncodec.dumps(params) if params_json is None else params_json) + b"}"
+    return jsoncodec.dumps(
+        {"request": {"page_id": page_id, "topic": topic}, "recipient": dict(to or {}), "params": params}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PushIntent:
+    """A push the rules decided on; what it says is rendered from the push read."""
+
+    shop_key: str
+    topic: str  # Order/Receipt | Order/Unpaid | package/update
+    dedupe_key: str
+    order_id: int
+    customer_id: int | None
+    fulfillment_id: int | None = None
+    status: str = ""  # package/update: the transition's push word
 
 
 class StateBatch:
@@ -112,6 +108,16 @@ class StateBatch:
         self.stale_tags: dict[str, list[str]] = {}
 
 
+@dataclass(slots=True)
+class Decided:
+    """One event's (or one reconciled order's) outcome, and the pushes it still needs rendered."""
+
+    outcome: EventOutcome
+    intents: list[PushIntent]
+    shop_key: str = ""
+    received_at: float = 0.0
+
+
 class Rules:
     def __init__(
         self,
@@ -119,12 +125,17 @@ class Rules:
         store: PushStore,
         metrics: Metrics | None = None,
         cache: Any | None = None,
+        reader: PushReader | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics or Metrics()
         #: The query side's LookupCache (gateway.cache), evicted by order/fulfillment/product webhooks.
         self.cache = cache
+        #: Where pushes get what they say from (None: no Shopify access, so every push waits).
+        self.reader = reader
+        #: shop key → (held until, consecutive failed reads): see `_hold_blocked`.
+        self._holds: dict[str, tuple[float, int]] = {}
 
     # --- events --------------------------------------------------------------------------------------------------
 
@@ -162,60 +173,123 @@ class Rules:
             await self.store.purge_customer(event.shop_key, customer_id, order_ids)
 
     async def _process_batch(self, events: Sequence[StoredEvent]) -> None:
+        events = await self._hold_blocked(events)
         parsed: list[tuple[StoredEvent, Any]] = []
-        outcomes: list[EventOutcome] = []
         for event in events:
             try:
                 payload = jsoncodec.loads(event.body)
-                if not isinstance(payload, dict):
-                    raise ValueError("not a JSON object")
             except ValueError:
-                # Intake rejects bodies that are not JSON objects; this only guards old rows / other writers.
-                outcomes.append(EventOutcome(event_seq=event.seq, event_error="body is not a JSON object"))
-                continue
-            parsed.append((event, payload))
+                payload = None
+            parsed.append((event, parse_webhook(event.meta.topic, payload)))
         batch = await self._load_states(parsed)
-        for n, (event, payload) in enumerate(parsed, 1):
+        decided: list[Decided] = []
+        for n, (event, facts) in enumerate(parsed, 1):
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let the intake acknowledge between slices of a large batch
+            item = Decided(EventOutcome(event_seq=event.seq), [], event.shop_key, event.received_at)
             try:
-                outcome = await self._decide(event, payload, batch)
+                await self._decide(event, facts, batch, item)
             except Exception as exc:  # a rule bug must not wedge the queue: dead-letter the event, keep going
                 log.exception("push rules failed on event %s (%s)", event.seq, event.meta.topic)
-                outcome = EventOutcome(event_seq=event.seq, event_error=f"rules failed: {type(exc).__name__}")
-            outcomes.append(outcome)
+                item = Decided(EventOutcome(event_seq=event.seq, event_error=f"rules failed: {type(exc).__name__}"), [])
+            decided.append(item)
+        failed = await self.render(decided)
+        committed = await self._defer_unread(decided, failed)
         for shop_key, tags in batch.stale_tags.items():
-            await self._invalidate(shop_key, list(dict.fromkeys(tags)))
-        await self.store.commit(outcomes)
-        for outcome in outcomes:
-            for p in outcome.pushes:
+            if shop_key not in failed:
+                await self._invalidate(shop_key, list(dict.fromkeys(tags)))
+        await self.store.commit([d.outcome for d in committed])
+        self._count_enqueued(committed)
+
+    def _count_enqueued(self, decided: Sequence[Decided]) -> None:
+        for d in decided:
+            for p in d.outcome.pushes:
                 self.metrics.inc("gateway_push_enqueued_total", topic=p.topic, status=str(p.status))
+
+    # --- when Shopify cannot answer the read ------------------------------------------------------------------------
+    # A shop whose read failed is *held*: its events (those of the failed batch and any claimed meanwhile, purges
+    # included) are deferred to one common time, so when it passes they are claimed again together, in arrival
+    # order — a later event never overtakes an earlier one of the same order, and a customers/redact never runs
+    # before the events it must purge are committed. The hold doubles with each failed read (push.backoff_*).
+
+    def _held_until(self, shop_key: str, now: float) -> float | None:
+        held = self._holds.get(shop_key)
+        return held[0] if held is not None and held[0] > now else None
+
+    async def _hold_blocked(self, events: Sequence[StoredEvent]) -> Sequence[StoredEvent]:
+        now = time.time()
+        held: dict[float, list[int]] = {}
+        kept = []
+        for event in events:
+            until = self._held_until(event.shop_key, now)
+            if until is None:
+                kept.append(event)
+            else:
+                held.setdefault(until, []).append(event.seq)
+        for until, seqs in held.items():
+            await self.store.defer_events(seqs, until)
+        return kept
+
+    def _hold(self, shop_key: str, now: float) -> float:
+        shop = self.settings.shops.get(shop_key)
+        base, ceiling = (
+            (shop.push.backoff_base_seconds, shop.push.backoff_max_seconds) if shop and shop.push else (1, 600)
+        )
+        failures = self._holds.get(shop_key, (0.0, 0))[1] + 1
+        delay = min(ceiling, base * 2 ** min(failures - 1, 30))
+        until = now + random.uniform(delay / 2, delay)
+        self._holds[shop_key] = (until, failures)
+        return until
+
+    async def _defer_unread(self, decided: list[Decided], failed: Mapping[str, str]) -> list[Decided]:
+        """The events of shops whose read failed are not committed (all of the shop's events of the batch, not only
+        those with pushes: a later event of an order decided in this batch saw the earlier one's state). They stay
+        pending until the shop's hold ends; past `push.max_age_seconds` they are dead-lettered with the reason,
+        still linked to their order and customer (so a purge finds them)."""
+        for shop_key in {i.shop_key for d in decided for i in d.intents} - failed.keys():
+            self._holds.pop(shop_key, None)  # the shop answered again
+        if not failed:
+            return decided
+        now = time.time()
+        holds = {shop_key: self._hold(shop_key, now) for shop_key in failed}
+        keep: list[Decided] = []
+        deferred: dict[float, list[int]] = {}
+        for d in decided:
+            reason = failed.get(d.shop_key)
+            seq = d.outcome.event_seq
+            if reason is None or seq is None:
+                keep.append(d)
+                continue
+            shop = self.settings.shops.get(d.shop_key)
+            age = now - d.received_at
+            if shop is None or shop.push is None or age > shop.push.max_age_seconds:
+                error = f"Shopify read failed for {age:.0f} s: {reason}"
+                outcome = EventOutcome(
+                    event_seq=seq, event_error=error, order_id=d.outcome.order_id, customer_id=d.outcome.customer_id
+                )
+                keep.append(Decided(outcome, []))
+                self.metrics.inc("gateway_push_read_dead_total", shop=d.shop_key)
+                continue
+            deferred.setdefault(holds[d.shop_key], []).append(seq)
+        for until, seqs in deferred.items():
+            await self.store.defer_events(seqs, until)
+        for shop_key, reason in failed.items():
+            log.warning(
+                "shop %s: push read failed (%s); its events wait %.1f s", shop_key, reason, holds[shop_key] - now
+            )
+        return keep
 
     async def _load_states(self, parsed: Sequence[tuple[StoredEvent, Any]]) -> StateBatch:
         order_ids: dict[str, set[int]] = {}
         fulfillment_ids: dict[str, set[int]] = {}
-        for event, payload in parsed:
-            topic = event.meta.topic
-            if topic in ORDER_TOPICS:
-                oid = parse_id(payload.get("id"))
-                for f in payload.get("fulfillments") or ():
-                    fid = parse_id(f.get("id")) if isinstance(f, dict) else None
-                    if fid is not None:
-                        fulfillment_ids.setdefault(event.shop_key, set()).add(fid)
-            elif topic in FULFILLMENT_TOPICS:
-                oid = parse_id(payload.get("order_id"))
-                fid = parse_id(payload.get("id"))
-                if fid is not None:
-                    fulfillment_ids.setdefault(event.shop_key, set()).add(fid)
-            elif topic == "fulfillment_events/create":
-                oid = parse_id(payload.get("order_id"))
-                fid = parse_id(payload.get("fulfillment_id"))
-                if fid is not None:
-                    fulfillment_ids.setdefault(event.shop_key, set()).add(fid)
-            else:
-                continue
-            if oid is not None:
-                order_ids.setdefault(event.shop_key, set()).add(oid)
+        for event, facts in parsed:
+            if isinstance(facts, OrderChange):
+                order_ids.setdefault(event.shop_key, set()).add(facts.order_id)
+                for f in facts.fulfillments:
+                    fulfillment_ids.setdefault(event.shop_key, set()).add(f.fulfillment_id)
+            elif isinstance(facts, FulfillmentChange):
+                order_ids.setdefault(event.shop_key, set()).add(facts.order_id)
+                fulfillment_ids.setdefault(event.shop_key, set()).add(facts.fulfillment_id)
         batch = StateBatch()
         for shop_key, ids in order_ids.items():
             for oid, state in (await self.store.load_order_states(shop_key, sorted(ids))).items():
@@ -225,52 +299,31 @@ class Rules:
                 batch.fulfillments[(shop_key, fid)] = fstate
         return batch
 
-    async def _decide(self, event: StoredEvent, payload: dict[str, Any], batch: StateBatch) -> EventOutcome:
-        outcome = EventOutcome(event_seq=event.seq)
+    async def _decide(self, event: StoredEvent, facts: Any, batch: StateBatch, item: Decided) -> None:
+        outcome = item.outcome
         shop = self.settings.shops.get(event.shop_key)
         topic = event.meta.topic
         if shop is None:  # the shop was removed from the config since the event was stored
             outcome.event_error = "shop no longer configured"
-            return outcome
-        if topic in ORDER_TOPICS:
-            facts = order_facts_from_rest(payload, shop.push.psid_attribute_keys if shop.push else ())
-            if facts is None:
-                outcome.event_error = "order payload without an id"
-                return outcome
+            return
+        if isinstance(facts, Unusable):
+            outcome.event_error = facts.reason
+        elif isinstance(facts, OrderChange):
             outcome.order_id, outcome.customer_id = facts.order_id, facts.customer_id
-            batch.stale_tags.setdefault(event.shop_key, []).extend(_order_tags(facts, payload))
-            self.apply_order(event.shop_key, shop, facts, batch, outcome, created=topic == "orders/create")
-        elif topic in FULFILLMENT_TOPICS:
-            ff = fulfillment_facts_from_rest(payload, topic=topic)
-            if ff is None:
-                outcome.event_error = "fulfillment payload without ids"
-                return outcome
-            outcome.order_id = ff.order_id
+            batch.stale_tags.setdefault(event.shop_key, []).extend(_order_tags(facts))
+            self.apply_order(event.shop_key, shop, facts, batch, item, created=topic == "orders/create")
+        elif isinstance(facts, FulfillmentChange):
+            outcome.order_id = facts.order_id
             batch.stale_tags.setdefault(event.shop_key, []).extend(
-                _fulfillment_tags(ff.order_name, ff.order_id, batch, event.shop_key)
+                _fulfillment_tags(facts.order_name, facts.order_id, batch, event.shop_key)
             )
-            self.apply_fulfillment(event.shop_key, shop, ff, batch, outcome)
-        elif topic == "fulfillment_events/create":
-            fe = fulfillment_event_from_rest(payload)
-            if fe is None:
-                outcome.event_error = "fulfillment event without ids or status"
-                return outcome
-            outcome.order_id = fe.order_id
-            known = batch.fulfillments.get((event.shop_key, fe.fulfillment_id))
-            ff = FulfillmentFacts(
-                fulfillment_id=fe.fulfillment_id,
-                order_id=fe.order_id,
-                name=known.name if known else "",
-                updated_at=fe.happened_at,
-                status=fe.status,
-                tracking_numbers=(known.tracking_number,) if known and known.tracking_number else (),
-                tracking_url=known.tracking_url if known else "",
-            )
-            batch.stale_tags.setdefault(event.shop_key, []).extend(
-                _fulfillment_tags(ff.order_name, fe.order_id, batch, event.shop_key)
-            )
-            self.apply_fulfillment(event.shop_key, shop, ff, batch, outcome)
-        elif topic in PRODUCT_TOPICS:
+            self.apply_fulfillment(event.shop_key, shop, facts, batch, item)
+        elif isinstance(facts, OtherWebhook):
+            await self._other(event, facts.payload, outcome)
+
+    async def _other(self, event: StoredEvent, payload: Mapping[str, Any], outcome: EventOutcome) -> None:
+        topic = event.meta.topic
+        if topic in PRODUCT_TOPICS:
             await self._invalidate(event.shop_key, _product_tags(payload))
         elif topic == "app/uninstalled":
             await self.store.set_shop_installed(event.shop_key, False)
@@ -305,7 +358,6 @@ class Rules:
                 len(order_ids),
                 counts.as_dict(),
             )
-        return outcome
 
     async def _invalidate(self, shop_key: str, tags: list[str] | None) -> None:
         """Evict the query side's cached lookups (tags per gateway.cache's scheme; None = the whole shop)."""
@@ -327,9 +379,9 @@ class Rules:
         self,
         shop_key: str,
         shop: ShopSettings,
-        facts: OrderFacts,
+        facts: OrderChange,
         batch: StateBatch,
-        outcome: EventOutcome,
+        item: Decided,
         *,
         created: bool,
         now: float | None = None,
@@ -339,6 +391,10 @@ class Rules:
         if known is not None and facts.updated_at < known.updated_at:
             self.metrics.inc("gateway_push_stale_total", kind="order")
             return  # an older state never overrides a newer one
+        receipt_key = f"receipt:{facts.order_id}"
+        announce = facts.paid and not (known and known.receipt) and self._push_allowed(shop, "Order/Receipt")
+        # No recipient or receipt is kept (they are read from Shopify when a push needs them), only whether the
+        # order's receipt was decided: a paid order is announced once, and later paid states need no read.
         state = OrderState(
             shop_key=shop_key,
             order_id=facts.order_id,
@@ -347,48 +403,33 @@ class Rules:
             financial_status=facts.financial_status,
             cancelled=facts.cancelled,
             customer_id=facts.customer_id,
-            recipient=facts.recipient,
-            recipient_name=facts.recipient_name,
-            receipt=jsoncodec.dumps(facts.receipt),
+            receipt=receipt_key.encode() if announce else (known.receipt if known else b""),
         )
         batch.orders[(shop_key, facts.order_id)] = state
-        outcome.order_states.append(state)
-        if facts.paid and self._push_allowed(shop, "Order/Receipt"):
-            outcome.pushes.append(
-                self._new_push(
-                    shop_key,
-                    shop,
-                    "Order/Receipt",
-                    f"receipt:{facts.order_id}",
-                    facts.order_id,
-                    facts.recipient,
-                    facts.receipt,
-                    facts.customer_id,
-                    now=now,
-                    params_json=state.receipt,
-                )
-            )
+        item.outcome.order_states.append(state)
+        if announce:
+            item.intents.append(PushIntent(shop_key, "Order/Receipt", receipt_key, facts.order_id, facts.customer_id))
         if facts.unpaid and (created or known is None) and self._push_allowed(shop, "Order/Unpaid"):
             assert shop.push is not None
             due = (facts.created_at or now) + shop.push.unpaid_delay_seconds
             # A reminder about an order that is older than the retry horizon would only confuse the shopper.
             if now - (facts.created_at or now) <= shop.push.max_age_seconds:
-                outcome.unpaid_checks.append(UnpaidCheck(shop_key, facts.order_id, due, facts.customer_id))
+                item.outcome.unpaid_checks.append(UnpaidCheck(shop_key, facts.order_id, due, facts.customer_id))
         for ff in facts.fulfillments:
-            self.apply_fulfillment(shop_key, shop, ff, batch, outcome, order_name=facts.order_name, now=now)
+            self.apply_fulfillment(shop_key, shop, ff, batch, item, order_name=facts.order_name, now=now)
 
     def apply_fulfillment(
         self,
         shop_key: str,
         shop: ShopSettings,
-        ff: FulfillmentFacts,
+        ff: FulfillmentChange,
         batch: StateBatch,
-        outcome: EventOutcome,
+        item: Decided,
         *,
         order_name: str = "",
         now: float | None = None,
     ) -> None:
-        now = time.time() if now is None else now
+        outcome = item.outcome
         order = batch.orders.get((shop_key, ff.order_id))
         name = order_name or (order.order_name if order else "") or ff.order_name
         customer_id = order.customer_id if order else None
@@ -410,114 +451,144 @@ class Rules:
             tracking_number=(
                 ff.tracking_numbers[0] if ff.tracking_numbers else (known.tracking_number if known else "")
             ),
-            tracking_url=ff.tracking_url or (known.tracking_url if known else ""),
+            tracking_url=known.tracking_url if known else "",
         )
         batch.fulfillments[(shop_key, ff.fulfillment_id)] = state
         outcome.fulfillment_states.append(state)
         if status is None or (known is not None and known.status == status):
             return  # cancelled, or a repeated status: nothing new to tell
-        if not self._push_allowed(shop, "package/update"):
-            return
-        recipient = order.recipient if order and order.recipient else ff.recipient
-        params = package_params(
-            tracking_number=state.tracking_number,
-            image_url=ff.image_url,
-            tracking_url=state.tracking_url,
-            recipient_name=(order.recipient_name if order else "") or ff.recipient_name,
-            status=status,
-        )
-        outcome.pushes.append(
-            self._new_push(
-                shop_key,
-                shop,
-                "package/update",
-                f"package:{ff.fulfillment_id}:{status}",
-                ff.order_id,
-                recipient,
-                params,
-                customer_id,
-                fulfillment_id=ff.fulfillment_id,
-                now=now,
+        if self._push_allowed(shop, "package/update"):
+            item.intents.append(
+                PushIntent(
+                    shop_key,
+                    "package/update",
+                    f"package:{ff.fulfillment_id}:{status}",
+                    ff.order_id,
+                    customer_id,
+                    fulfillment_id=ff.fulfillment_id,
+                    status=status,
+                )
             )
-        )
 
-    def _new_push(
-        self,
-        shop_key: str,
-        shop: ShopSettings,
-        topic: str,
-        dedupe_key: str,
-        order_id: int,
-        recipient: Mapping[str, str] | None,
-        params: Mapping[str, Any],
-        customer_id: int | None,
-        *,
-        fulfillment_id: int | None = None,
-        now: float,
-        params_json: bytes | None = None,
-    ) -> NewPush:
+    # --- what the pushes say: one read per shop, then the mappings -------------------------------------------------
+
+    async def render(self, decided: Sequence[Decided], now: float | None = None) -> dict[str, str]:
+        """Read every order the decided pushes need (one read per shop) and append the rendered pushes (and the
+        tracking numbers the read shows) to their outcomes. Returns shop key → reason for the shops whose read
+        failed (their outcomes got nothing)."""
+        now = time.time() if now is None else now
+        wanted: dict[str, tuple[set[int], set[int]]] = {}
+        for d in decided:
+            for intent in d.intents:
+                receipts, packages = wanted.setdefault(intent.shop_key, (set(), set()))
+                (packages if intent.topic == "package/update" else receipts).add(intent.order_id)
+        if not wanted:
+            return {}
+        results = await asyncio.gather(*(self._read(shop_key, r, p) for shop_key, (r, p) in wanted.items()))
+        read: dict[str, dict[int, Node | None]] = {}
+        failed: dict[str, str] = {}
+        for shop_key, result in zip(wanted, results, strict=True):
+            if isinstance(result, str):
+                failed[shop_key] = result
+            else:
+                read[shop_key] = result
+        for d in decided:
+            for intent in d.intents:
+                if intent.shop_key in read:
+                    self._render_one(intent, read[intent.shop_key].get(intent.order_id), d.outcome, now)
+        return failed
+
+    async def _read(self, shop_key: str, receipts: set[int], packages: set[int]) -> dict[int, Node | None] | str:
+        if self.reader is None:
+            return "no Shopify access configured for the push read"
+        try:
+            return await self.reader.read(shop_key, receipts, packages)
+        except ReadFailed as exc:
+            self.metrics.inc("gateway_push_read_errors_total", shop=shop_key)
+            return exc.reason
+
+    def _render_one(self, intent: PushIntent, node: Node | None, outcome: EventOutcome, now: float) -> None:
+        shop = self.settings.shops[intent.shop_key]
+        status, reason = PushStatus.PENDING, ""
+        params: dict[str, Any] | None = None
+        to: dict[str, str] | None = None
+        if node is None:
+            status, reason = PushStatus.UNPUSHABLE, f"not pushable: Shopify has no order {intent.order_id}"
+        else:
+            to = recipient(node, shop.push.psid_attribute_keys if shop.push else ())
+            if intent.topic == "package/update":
+                assert intent.fulfillment_id is not None
+                params = package_update_params(node, intent.fulfillment_id, intent.status)
+                for fid, fname, number in tracking_numbers(node):
+                    if fid == intent.fulfillment_id:
+                        outcome.tracking.append(
+                            TrackingEntry(
+                                intent.shop_key,
+                                number,
+                                intent.order_id,
+                                fname.rsplit(".", 1)[0],
+                                intent.customer_id,
+                            )
+                        )
+                if params is None:
+                    status = PushStatus.UNPUSHABLE
+                    reason = f"not pushable: Shopify's order does not list fulfillment {intent.fulfillment_id}"
+            else:
+                params = receipt_params(node)
+            if params is not None and not to:
+                status, reason = PushStatus.UNPUSHABLE, NO_RECIPIENT
         push = NewPush(
-            shop_key=shop_key,
-            dedupe_key=dedupe_key,
-            order_id=order_id,
-            topic=topic,
-            body=push_body(shop, topic, recipient, params, params_json=params_json),
+            shop_key=intent.shop_key,
+            dedupe_key=intent.dedupe_key,
+            order_id=intent.order_id,
+            topic=intent.topic,
+            body=push_body(shop, intent.topic, to, params or {}),
             due_at=now,
-            fulfillment_id=fulfillment_id,
-            customer_id=customer_id,
+            fulfillment_id=intent.fulfillment_id,
+            customer_id=intent.customer_id,
         )
-        if not recipient:
-            push = replace(push, status=PushStatus.UNPUSHABLE, reason=NO_RECIPIENT)
-        return push
+        if status is not PushStatus.PENDING:
+            push = replace(push, status=status, reason=reason)
+        outcome.pushes.append(push)
 
     # --- unpaid checks ---------------------------------------------------------------------------------------------
 
-    async def run_unpaid_checks(self, checks: Sequence[UnpaidCheck], fetch: FetchOrder) -> int:
-        """Re-read each order; enqueue Order/Unpaid only if still unpaid and not cancelled. A check whose read fails
-        stays leased and comes back when its lease expires. Returns how many checks were settled."""
-        outcomes: list[EventOutcome] = []
+    async def run_unpaid_checks(self, checks: Sequence[UnpaidCheck]) -> int:
+        """Re-read the orders (the push read, one request per shop); enqueue Order/Unpaid, with the receipt that
+        read gives, only for those still unpaid and not cancelled. A check whose read fails stays leased and comes
+        back when its lease expires. Returns how many checks were settled."""
+        decided: list[Decided] = []
+        by_shop: dict[str, list[UnpaidCheck]] = {}
         for check in checks:
-            shop = self.settings.shops.get(check.shop_key)
-            if shop is None:
-                outcomes.append(EventOutcome(done_checks=[(check.shop_key, check.order_id)]))
+            by_shop.setdefault(check.shop_key, []).append(check)
+        for shop_key, shop_checks in by_shop.items():
+            shop = self.settings.shops.get(shop_key)
+            done = [(c.shop_key, c.order_id) for c in shop_checks]
+            if shop is None or not self._push_allowed(shop, "Order/Unpaid"):
+                decided.append(Decided(EventOutcome(done_checks=done), []))
                 continue
-            try:
-                fresh = await fetch(check.shop_key, check.order_id)
-            except Exception as exc:
-                log.warning(
-                    "shop %s: unpaid re-check of order %s failed (%s); will retry",
-                    check.shop_key,
-                    check.order_id,
-                    type(exc).__name__,
-                )
+            result = await self._read(shop_key, {c.order_id for c in shop_checks}, set())
+            if isinstance(result, str):
+                log.warning("shop %s: unpaid re-check read failed (%s); will retry", shop_key, result)
                 self.metrics.inc("gateway_push_unpaid_check_errors_total")
                 continue
-            outcome = EventOutcome(done_checks=[(check.shop_key, check.order_id)])
-            if fresh is not None and fresh.financial_status in UNPAID_STATUSES and not fresh.cancelled:
-                states = await self.store.load_order_states(check.shop_key, [check.order_id])
-                state = states.get(check.order_id)
-                if (
-                    state is not None
-                    and self._push_allowed(shop, "Order/Unpaid")
-                    and await self.store.shop_installed(check.shop_key)
-                ):
-                    params = jsoncodec.loads(state.receipt) if state.receipt else {}
-                    outcome.pushes.append(
-                        self._new_push(
-                            check.shop_key,
-                            shop,
-                            "Order/Unpaid",
-                            f"unpaid:{check.order_id}",
-                            check.order_id,
-                            state.recipient,
-                            params,
-                            state.customer_id,
-                            now=time.time(),
-                        )
+            installed = await self.store.shop_installed(shop_key)
+            for check in shop_checks:
+                outcome = EventOutcome(done_checks=[(check.shop_key, check.order_id)])
+                node = result.get(check.order_id)
+                if node is not None and installed and _still_unpaid(node):
+                    intent = PushIntent(
+                        shop_key, "Order/Unpaid", f"unpaid:{check.order_id}", check.order_id, check.customer_id
                     )
-            outcomes.append(outcome)
-        await self.store.commit(outcomes)
-        return len(outcomes)
+                    self._render_one(intent, node, outcome, time.time())
+                decided.append(Decided(outcome, []))
+        await self.store.commit([d.outcome for d in decided])
+        self._count_enqueued(decided)
+        return sum(len(d.outcome.done_checks) for d in decided)
+
+
+def _still_unpaid(node: Node) -> bool:
+    return str(node.get("displayFinancialStatus") or "").lower() in UNPAID_STATUSES and not node.get("cancelledAt")
 
 
 def _compliance_target(payload: Mapping[str, Any], orders_field: str) -> tuple[int | None, list[int]]:
@@ -534,13 +605,12 @@ def _tags(**parts: Any) -> tuple[str, ...]:
     return order_tags(**parts)
 
 
-def _order_tags(facts: OrderFacts, payload: Mapping[str, Any]) -> list[str]:
-    customer = sub_mapping(payload, "customer")
+def _order_tags(facts: OrderChange) -> list[str]:
     return list(
         _tags(
             name=facts.order_name,
-            email=payload.get("email") or None,
-            phone=payload.get("phone") or customer.get("phone") or None,
+            email=facts.email or None,
+            phone=facts.phone or None,
             customer_id=facts.customer_id,
             order_id=facts.order_id,
         )

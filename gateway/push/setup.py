@@ -2,7 +2,7 @@
 
 Workers (one asyncio task each, started in cleanup_ctx, cancelled on shutdown):
 - processor: claims stored webhook events and runs the rules (gateway.push.rules) on them, in batches;
-- unpaid checker: re-reads orders whose Order/Unpaid delay elapsed (fresh Shopify read) and enqueues what is due;
+- unpaid checker: re-reads orders whose Order/Unpaid delay elapsed (the push read) and enqueues what is due;
 - sender: delivers the outbox (gateway.push.sender);
 - reconciler and webhook-subscription sync (gateway.push.reconcile / gateway.push.subscriptions), when configured.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -21,7 +21,8 @@ from aiohttp import web
 from gateway import ops
 from gateway.keys import PUSH_STATE, SETTINGS
 from gateway.push.intake import handle_webhook
-from gateway.push.rules import FreshOrder, Rules
+from gateway.push.reader import PushReader
+from gateway.push.rules import Rules
 from gateway.push.sender import PushSender
 from gateway.push.store import PUSH_STORE, PushStore, make_store
 from gateway.settings import Settings
@@ -52,40 +53,18 @@ async def run_processor(rules: Rules, store: PushStore) -> None:
         await store.wait_for_work(IDLE_SECONDS)
 
 
-FetchOrder = Callable[[str, int], Awaitable[FreshOrder | None]]
-
-
-async def run_unpaid_checker(rules: Rules, store: PushStore, fetch: FetchOrder, poll_seconds: float) -> None:
+async def run_unpaid_checker(rules: Rules, store: PushStore, poll_seconds: float) -> None:
     while True:
         try:
             checks = await store.claim_unpaid_checks(64, UNPAID_LEASE_SECONDS)
             if checks:
-                await rules.run_unpaid_checks(checks, fetch)
+                await rules.run_unpaid_checks(checks)
                 continue
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("unpaid checker failed; retrying")
         await asyncio.sleep(poll_seconds)
-
-
-def shopify_fetch_order(app: web.Application) -> FetchOrder:
-    """A fresh read of one order's payment state through the shop's ShopifyAdminClient (push_order_status.graphql)."""
-    from gateway.shopify.client import SHOPIFY_CLIENTS
-    from gateway.shopify.queries import load_query
-
-    async def fetch(shop_key: str, order_id: int) -> FreshOrder | None:
-        client = app[SHOPIFY_CLIENTS][shop_key]
-        data = await client.execute(load_query("push_order_status"), {"id": f"gid://shopify/Order/{order_id}"})
-        node = data.get("order")
-        if not node:
-            return None
-        return FreshOrder(
-            financial_status=str(node.get("displayFinancialStatus") or "").lower(),
-            cancelled=bool(node.get("cancelledAt")),
-        )
-
-    return fetch
 
 
 def _lookup_cache(app: web.Application) -> Any | None:
@@ -151,7 +130,10 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=concurrency), raise_for_status=False, cookie_jar=aiohttp.DummyCookieJar()
     )
-    rules = Rules(settings, store, runtime.metrics, cache=_lookup_cache(app))
+    from gateway.shopify.client import SHOPIFY_CLIENTS
+
+    reader = PushReader(app[SHOPIFY_CLIENTS])  # filled by setup_shopify's cleanup_ctx, which runs first
+    rules = Rules(settings, store, runtime.metrics, cache=_lookup_cache(app), reader=reader)
     runtime.rules = rules
     runtime.sender = PushSender(settings, store, session, runtime.metrics, concurrency=concurrency)
     runtime.tasks.append(asyncio.create_task(run_processor(rules, store), name="push-processor"))
@@ -159,11 +141,7 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
         runtime.tasks.append(asyncio.create_task(runtime.sender.run(), name="push-sender"))
         min_delay = min((s.push.unpaid_delay_seconds for s in settings.shops.values() if s.push), default=60.0)
         poll = min(max(min_delay / 4, 0.05), 5.0)
-        runtime.tasks.append(
-            asyncio.create_task(
-                run_unpaid_checker(rules, store, shopify_fetch_order(app), poll), name="push-unpaid-checker"
-            )
-        )
+        runtime.tasks.append(asyncio.create_task(run_unpaid_checker(rules, store, poll), name="push-unpaid-checker"))
     from gateway.push.reconcile import start_reconciler
     from gateway.push.subscriptions import start_sync_task
 

@@ -488,6 +488,14 @@ class SqlitePushStore:
 
         return await self._call(op)
 
+    async def defer_events(self, seqs: Sequence[int], until: float) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.executemany(
+                "UPDATE events SET lease_until = ? WHERE seq = ? AND status = 'pending'", [(until, s) for s in seqs]
+            )
+
+        await self._call(op)
+
     async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:
         def op(c: sqlite3.Connection) -> StoredEvent | None:
             sql = (

@@ -3,8 +3,9 @@
 What it keeps, per shop:
 - **webhook events**: each accepted Shopify delivery, stored (and deduplicated by event id) *before* Shopify gets its 2xx;
   a processing worker claims them afterwards, so a crash after the ack loses nothing.
-- **order and fulfillment state**: the newest `updated_at` seen (an older delivery never overrides a newer state), what
-  the rules need to address a later push (recipient, recipient name) and the last fulfillment status seen.
+- **order and fulfillment state**: the newest `updated_at` seen (an older delivery never overrides a newer state),
+  whether the order's receipt was decided, and the last fulfillment status seen. No shopper data: what a push says,
+  and to whom, is read from Shopify when it is decided (gateway.push.reader).
 - **the outbox**: one row per push, identified by a *dedupe key* (`receipt:<order id>`, `unpaid:<order id>`,
   `package:<fulfillment id>:<status>`), so enqueueing the same push twice — from a duplicate webhook, a replay or a
   reconciliation pass — is harmless. Rows are leased by delivery workers (a crashed worker's lease expires and the row
@@ -87,10 +88,11 @@ class OrderState:
     financial_status: str = ""  # Shopify REST words, lower case: pending, authorized, partially_paid, paid, ...
     cancelled: bool = False
     customer_id: int | None = None
-    #: {"id": psid} | {"email": ...} | {"phone": ...}, or None when the order carries none of them.
+    #: Unused by the rules since pushes read the order from Shopify (kept for stored rows; None / "" when written now).
     recipient: dict[str, str] | None = None
     recipient_name: str = ""
-    #: The receipt params (PROTOCOL §5/§8, JSON) of the newest state, reused by Order/Unpaid after its re-check.
+    #: The dedupe key of the Order/Receipt the rules decided on for this order (b"" while none): an order is
+    #: announced paid once. The receipt itself is never kept: the push read fetches it.
     receipt: bytes = b""
 
 
@@ -253,6 +255,11 @@ class PushStore(Protocol):
     async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[StoredEvent]:
         """Up to `limit` PENDING events not leased by someone else, oldest first (by seq), leased for `lease_seconds`.
         A crashed processor's lease expires and the events come back."""
+        ...
+
+    async def defer_events(self, seqs: Sequence[int], until: float) -> None:
+        """Leave claimed events PENDING but unclaimable until `until` (epoch seconds): the rules could not finish them
+        (Shopify could not answer the read their pushes need) and retry them later, with backoff."""
         ...
 
     async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:

@@ -4,7 +4,8 @@ The model (simple, documented, close enough to Shopify's to exercise a client's 
 - a scalar or enum field costs 0; every object (or interface/union) field costs 1 plus its selections;
 - a connection costs 2, plus its items: `first`/`last` (requested) or the number returned (actual) times the cost of
   one item's selection (edges and pageInfo wrappers cost nothing themselves);
-- a list of objects with a `first` argument multiplies its item cost by `first`; other lists count one item;
+- a list of objects with a `first` argument multiplies its item cost by `first`, one with an `ids` argument
+  (`nodes(ids:)`) by the number of ids; other lists count one item;
 - a mutation costs 10 per root field, whatever it selects.
 
 `requestedQueryCost` is computed from the document before running it; `actualQueryCost` from the result. The bucket
@@ -49,6 +50,20 @@ def _int_arg(node: FieldNode, name: str, variables: dict[str, Any]) -> int | Non
         if isinstance(value, VariableNode):
             got = variables.get(value.name.value)
             return got if isinstance(got, int) else None
+    return None
+
+
+def _list_len_arg(node: FieldNode, name: str, variables: dict[str, Any]) -> int | None:
+    """The length of a list argument (`nodes(ids: [...])`): Shopify prices such a field per requested id."""
+    for arg in node.arguments or ():
+        if arg.name.value != name:
+            continue
+        value = arg.value
+        if isinstance(value, VariableNode):
+            got = variables.get(value.name.value)
+            return len(got) if isinstance(got, list) else None
+        values = getattr(value, "values", None)
+        return len(values) if values is not None else None
     return None
 
 
@@ -160,7 +175,9 @@ class CostCalculator:
             own = 0 if named.name.endswith("Edge") or named.name == "PageInfo" else 1
             children = self._compile(node.selection_set, named)
             if is_list_type(definition.type) or is_list_type(getattr(definition.type, "of_type", None)):
-                size = _int_arg(node, "first", self.variables) or page
+                first = _int_arg(node, "first", self.variables)
+                ids = _list_len_arg(node, "ids", self.variables) if first is None else None
+                size = first if first is not None else ids if ids is not None else page
                 planned.append(PlanField(key, "list", own, size, children))
             else:
                 planned.append(PlanField(key, "object", own, 1, children))

@@ -1,0 +1,141 @@
+"""The push read: what a push says comes from Shopify, read in batches (PROTOCOL §8).
+
+Webhooks decide whether, when and to whom; the order as Shopify has it *now* supplies what the push says (a webhook
+has no card details, no line-item images, and a fulfillment event not even a tracking number). Every caller — the
+rules on a batch of webhook events, the Order/Unpaid re-check, reconciliation, `gateway replay` — reads through
+`PushReader.read`, with one document (push_orders.graphql) and one shop's `ShopifyAdminClient` (cost pacing,
+deadline, token refresh).
+
+Batching: one request per call and shop, carrying every order the batch pushes about, split only to keep a
+request's requested cost within Shopify's 1000 points (`nodes(ids:)` costs grow with the ids). A receipt whose line
+items do not fit the first page (`RECEIPT_LINE_ITEMS`) is read again alone with up to `MAX_LINE_ITEMS`, so a push
+never lists fewer elements than the order has (up to that cap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+from gateway.shopify.errors import ShopifyError
+from gateway.shopify.queries import load_query
+from mappings.nodes import Node
+
+if TYPE_CHECKING:
+    from gateway.shopify.client import ShopifyAdminClient
+
+#: A single Shopify query may cost at most 1000 points.
+MAX_REQUEST_COST = 1000
+#: Line items read with each receipt: most orders have fewer, so a batch of receipts stays cheap.
+RECEIPT_LINE_ITEMS = 5
+#: The second read of a receipt with more line items: one order, as many as fit in 1000 points.
+MAX_LINE_ITEMS = 96
+# Requested cost of one id in each list, by the local store's model of Shopify's rules (gateway/sandbox/cost.py;
+# tests/test_push_read.py checks these): a receipt is the node, GatewayOrder and the recipient's custom attributes
+# (32) plus 10 per line item; a package is the node, PushRecipient and GatewayFulfillments (80).
+RECEIPT_BASE_COST = 32
+LINE_ITEM_COST = 10
+PACKAGE_COST = 80
+
+
+def receipt_cost(line_items: int) -> int:
+    return RECEIPT_BASE_COST + LINE_ITEM_COST * max(1, line_items)
+
+
+class ReadFailed(Exception):
+    """Shopify could not answer the push read; `reason` is safe to log and to keep with a dead letter."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def order_gid(order_id: int) -> str:
+    return f"gid://shopify/Order/{order_id}"
+
+
+def _merge(into: dict[int, Node | None], order_id: int, node: Node | None) -> None:
+    if node is None:
+        into.setdefault(order_id, None)
+        return
+    known = into.get(order_id)
+    into[order_id] = node if known is None else {**known, **node}
+
+
+class PushReader:
+    """Batched, cost-aware order reads for the push pipeline, through the shops' ShopifyAdminClients."""
+
+    def __init__(self, clients: dict[str, ShopifyAdminClient]) -> None:
+        #: shop key → client; the app's dict is filled at start-up, so it is looked up at read time.
+        self.clients = clients
+        self.requests = 0  # Shopify requests made (benchmarks and tests read it)
+
+    async def read(
+        self, shop_key: str, receipts: Collection[int] = (), packages: Collection[int] = ()
+    ) -> dict[int, Node | None]:
+        """order id → the order node (receipt fields for `receipts`, fulfillments for `packages`, the recipient for
+        both), or None when Shopify has no such order (deleted, or outside what the app may read).
+        Raises ReadFailed when Shopify cannot answer."""
+        client = self.clients.get(shop_key)
+        if client is None:
+            raise ReadFailed(f"no Shopify client for shop {shop_key}")
+        receipt_ids = sorted(set(receipts))
+        package_ids = sorted(set(packages))
+        found: dict[int, Node | None] = {}
+        chunks = _chunks(receipt_ids, package_ids, receipt_cost(RECEIPT_LINE_ITEMS))
+        answers = await asyncio.gather(*(self._request(client, r, p, RECEIPT_LINE_ITEMS) for r, p in chunks))
+        long_receipts = []
+        for answer in answers:
+            for order_id, node, truncated in answer:
+                _merge(found, order_id, node)
+                if truncated:
+                    long_receipts.append(order_id)
+        if long_receipts:
+            again = await asyncio.gather(*(self._request(client, [o], [], MAX_LINE_ITEMS) for o in long_receipts))
+            for answer in again:
+                for order_id, node, _ in answer:
+                    _merge(found, order_id, node)
+        return found
+
+    async def _request(
+        self, client: ShopifyAdminClient, receipt_ids: list[int], package_ids: list[int], line_items: int
+    ) -> list[tuple[int, Node | None, bool]]:
+        variables = {
+            "receiptIds": [order_gid(i) for i in receipt_ids],
+            "packageIds": [order_gid(i) for i in package_ids],
+            "lineItems": line_items,
+        }
+        self.requests += 1
+        try:
+            data = await client.execute(load_query("push_orders"), variables)
+        except ShopifyError as exc:
+            raise ReadFailed(f"{type(exc).__name__}: {exc}") from None
+        out: list[tuple[int, Node | None, bool]] = []
+        for key, ids in (("receipts", receipt_ids), ("packages", package_ids)):
+            answered = data.get(key)
+            if not isinstance(answered, list) or len(answered) != len(ids):
+                raise ReadFailed(f"Shopify's answer has no {key} list of {len(ids)}")
+            for order_id, node in zip(ids, answered, strict=True):
+                node = node if isinstance(node, dict) and node else None
+                page = ((node or {}).get("lineItems") or {}).get("pageInfo") or {}
+                out.append((order_id, node, key == "receipts" and bool(page.get("hasNextPage"))))
+        return out
+
+
+def _chunks(receipt_ids: list[int], package_ids: list[int], per_receipt: int) -> list[tuple[list[int], list[int]]]:
+    """Split the ids into requests of at most MAX_REQUEST_COST requested points each (receipts first)."""
+    chunks: list[tuple[list[int], list[int]]] = []
+    receipts: list[int] = []
+    packages: list[int] = []
+    cost = 0
+    for ids, per_id, target in ((receipt_ids, per_receipt, "r"), (package_ids, PACKAGE_COST, "p")):
+        for order_id in ids:
+            if cost + per_id > MAX_REQUEST_COST and (receipts or packages):
+                chunks.append((receipts, packages))
+                receipts, packages, cost = [], [], 0
+            (receipts if target == "r" else packages).append(order_id)
+            cost += per_id
+    if receipts or packages:
+        chunks.append((receipts, packages))
+    return chunks
