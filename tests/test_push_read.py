@@ -1,0 +1,286 @@
+"""What a push says is read from Shopify (PROTOCOL §8, issue #8): the push for an order equals the `orders` reply for
+it; package/update gets the order's recipient and the fulfillment's tracking and image even when the webhook carries
+none of them; reads are batched and cost-split; when Shopify cannot answer, nothing incomplete goes out and the push
+arrives once it answers again. Real servers throughout: the gateway, the local Shopify store, the receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from graphql import OperationDefinitionNode, parse
+
+from gateway.push.reader import (
+    MAX_LINE_ITEMS,
+    MAX_REQUEST_COST,
+    PACKAGE_COST,
+    RECEIPT_LINE_ITEMS,
+    PushReader,
+    receipt_cost,
+)
+from gateway.push.rules import Rules
+from gateway.push.store import EventStatus, PushStatus, PushStore, WebhookMeta
+from gateway.sandbox import SandboxServer, SandboxShop
+from gateway.sandbox import payloads as store_payloads
+from gateway.sandbox.cost import CostCalculator
+from gateway.sandbox.executor import admin_schema
+from gateway.shopify.client import open_clients
+from gateway.shopify.queries import load_query
+from tests.fixtures_push import (
+    QUERY_SECRET,
+    SHOP_DOMAIN,
+    SHOP_KEY,
+    BotReceiver,
+    SandboxGateway,
+    eventually,
+    push_settings,
+    signed_webhook_headers,
+    wait_until_settled,
+)
+from tests.fixtures_query import Platform, envelope
+from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_DOMAIN
+
+
+async def orders_reply(client: Any, order_number: str, order_url: str) -> dict[str, Any]:
+    """The `orders` reply's receipt of the order (names are not unique: picked by its status page URL)."""
+    reply = await Platform(client).ask(
+        SHOP_KEY, envelope(SHOP_KEY, "orders", {"order_number": order_number}), secret=QUERY_SECRET
+    )
+    assert reply.status == 200 and reply.json["success"] is True, reply.json
+    [receipt] = [r for r in reply.json["orders"] if r["order_url"] == order_url]
+    return dict(receipt)
+
+
+def as_push(receipt: dict[str, Any]) -> dict[str, Any]:
+    """A receipt of the `orders` reply as a push carries it: the integer timestamp, no query-only `status`."""
+    pushed = {k: v for k, v in receipt.items() if k != "status"}
+    pushed["timestamp"] = int(receipt["timestamp"])
+    return pushed
+
+
+async def post_store_webhook(gw: SandboxGateway, topic: str, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    headers = signed_webhook_headers(topic, body, secret=SANDBOX_CLIENT_SECRET, domain=SANDBOX_DOMAIN)
+    resp = await gw.client.post("/webhooks/shopify", data=body, headers=headers)
+    assert resp.status == 200, await resp.text()
+
+
+async def settle(sandbox: SandboxServer, gw: SandboxGateway) -> None:
+    await sandbox.webhooks.drain()
+    await wait_until_settled(gw.store)
+
+
+# --- one receipt ---------------------------------------------------------------------------------------------------
+
+
+async def test_the_push_equals_the_orders_reply_for_every_seeded_order(
+    sandbox_gateway: Any, sandbox: SandboxServer, bot_receiver: BotReceiver
+) -> None:
+    gw: SandboxGateway = await sandbox_gateway(push={"unpaid_delay_seconds": 3600})
+    shop = sandbox.shop(SANDBOX_DOMAIN)
+    assert len(shop.orders) >= 60
+    for order in shop.orders:  # an orders/paid for each (the webhook decides *whether*; the read says *what*)
+        payload = store_payloads.order_payload(shop, order)
+        await post_store_webhook(gw, "orders/paid", {**payload, "financial_status": "paid", "cancelled_at": None})
+    await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == len(shop.orders), within=30)
+    pushed = {r.body["params"]["order_url"]: r.body["params"] for r in bot_receiver.delivered("Order/Receipt")}
+    assert len(pushed) == len(shop.orders)
+    for order in shop.orders:
+        reply = await orders_reply(gw.client, order["name"].lstrip("#"), order["statusPageUrl"])
+        assert pushed[order["statusPageUrl"]] == as_push(reply), order["name"]
+    methods = {p["payment_method"] for p in pushed.values()}
+    assert any(m.split(" ")[-1].isdigit() for m in methods) and "manual" in methods  # "Visa 4242"-like and gateways
+    assert any(e["image_url"] for p in pushed.values() for e in p["elements"])
+
+
+async def test_card_and_gateway_payments_eur_discount_and_psid_attribute(
+    sandbox_gateway: Any, sandbox: SandboxServer, bot_receiver: BotReceiver
+) -> None:
+    gw: SandboxGateway = await sandbox_gateway(push={"unpaid_delay_seconds": 3600})
+    shop = sandbox.shop(SANDBOX_DOMAIN)
+    card = await shop.create_order(email="card@example.com", card=("Visa", "4242"), gateway="shopify_payments")
+    manual = await shop.create_order(email="cash@example.com", gateway="manual", financial_status="PENDING")
+    await shop.mark_paid(manual["id"])
+    eur = await shop.create_order(
+        email="euro@example.com", currency="EUR", discount_code="TENOFF", note_attributes={"joinchat_psid": "PSID-EU"}
+    )
+    await settle(sandbox, gw)
+    await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == 3)
+    by_number = {r.body["params"]["order_number"]: r.body for r in bot_receiver.delivered("Order/Receipt")}
+    for order in (card, manual, eur):
+        body = by_number[order["name"].lstrip("#")]
+        assert body["params"] == as_push(
+            await orders_reply(gw.client, order["name"].lstrip("#"), order["statusPageUrl"])
+        )
+    assert by_number[card["name"].lstrip("#")]["params"]["payment_method"] == "Visa 4242"
+    assert by_number[manual["name"].lstrip("#")]["params"]["payment_method"] == "manual"
+    euro = by_number[eur["name"].lstrip("#")]
+    assert euro["recipient"] == {"id": "PSID-EU"}  # the note attribute, read as the order's custom attribute
+    assert euro["params"]["currency"] == "EUR" and {e["currency"] for e in euro["params"]["elements"]} == {"EUR"}
+    [adjustment] = euro["params"]["adjustments"]
+    assert adjustment["name"] == "TENOFF" and adjustment["amount"] > 0
+    presentment = eur["totalPriceSet"]["presentmentMoney"]
+    assert presentment["currencyCode"] == "EUR"
+    assert euro["params"]["summary"]["total_cost"] == float(presentment["amount"])
+
+
+# --- package/update ------------------------------------------------------------------------------------------------
+
+
+async def test_fulfillment_webhooks_for_an_order_the_gateway_never_saw(
+    make_push_gateway: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer
+) -> None:
+    """Only fulfillment webhooks arrive (the orders/* were lost, or the order predates the gateway): the recipient is
+    the order's PSID (a custom attribute under a key the shop configured), the image and tracking the store's."""
+    gw = await make_push_gateway(push={"psid_attribute_keys": ["messenger_psid"]})
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order = await shop.create_order(email="never@example.com", note_attributes={"Messenger_PSID": "PSID-NEVER"})
+    fulfillment = await shop.create_fulfillment(order["id"], tracking_numbers=["1ZNEVERSEEN1"], company="UPS")
+    created = store_payloads.fulfillment_payload(shop, order, fulfillment)
+    assert await gw.webhook("fulfillments/create", created, mirror=False) == 200
+    await bot_receiver.wait_for(lambda r: len(r.delivered("package/update")) == 1)
+    [push] = bot_receiver.delivered("package/update")
+    line = order["lineItems"][0]
+    assert push.body["recipient"] == {"id": "PSID-NEVER"}
+    assert push.body["params"] == {
+        "tracking_number": "1ZNEVERSEEN1",
+        "image_url": line["image"]["url"],
+        "tracking_url": fulfillment["trackingInfo"][0]["url"],
+        "recipient_name": order["shippingAddress"]["name"],
+        "tracking_status": "shipped",
+    }
+    assert await gw.store.order_name_for_tracking(SHOP_KEY, "1ZNEVERSEEN1") == order["name"].lstrip("#")
+    assert bot_receiver.delivered("Order/Receipt") == []  # no orders/* webhook: nothing says it became paid
+
+
+async def test_event_only_transitions_are_pushed_once_each_in_order(
+    make_push_gateway: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer
+) -> None:
+    """fulfillment_events/create alone (no tracking, no recipient in Shopify's payload), repeated and late: one push
+    per transition, in order, each complete."""
+    gw = await make_push_gateway()
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order = await shop.create_order(email="events@example.com", phone="+16135550135")
+    fulfillment = await shop.create_fulfillment(order["id"], tracking_numbers=["1ZEVENTS0001"])
+    events = [await shop.add_fulfillment_event(fulfillment["id"], s) for s in ("IN_TRANSIT", "OUT_FOR_DELIVERY")]
+    payloads = [store_payloads.fulfillment_event_payload(shop, order, fulfillment, e) for e in events]
+    for payload in (payloads[0], payloads[0], payloads[1]):
+        assert await gw.webhook("fulfillment_events/create", payload, mirror=False) == 200
+        await wait_until_settled(gw.store)
+    delivered = await shop.add_fulfillment_event(fulfillment["id"], "DELIVERED")
+    last = store_payloads.fulfillment_event_payload(shop, order, fulfillment, delivered)
+    assert await gw.webhook("fulfillment_events/create", last, mirror=False) == 200
+    assert await gw.webhook("fulfillment_events/create", payloads[1], mirror=False) == 200  # late, older
+    await wait_until_settled(gw.store)
+    pushes = bot_receiver.delivered("package/update")
+    assert [p.body["params"]["tracking_status"] for p in pushes] == ["in_transit", "out_for_delivery", "delivered"]
+    assert {p.body["params"]["tracking_number"] for p in pushes} == {"1ZEVENTS0001"}
+    assert {json.dumps(p.body["recipient"]) for p in pushes} == {json.dumps({"email": "events@example.com"})}
+    assert all(p.body["params"]["image_url"] == order["lineItems"][0]["image"]["url"] for p in pushes)
+
+
+# --- batched, cost-aware reads ---------------------------------------------------------------------------------------
+
+
+def _requested_cost(receipts: int, packages: int, line_items: int) -> int:
+    document = parse(load_query("push_orders"))
+    [operation] = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    ids = {"receiptIds": ["gid://shopify/Order/1"] * receipts, "packageIds": ["gid://shopify/Order/1"] * packages}
+    return CostCalculator(admin_schema(), document, {**ids, "lineItems": line_items}).plan(operation).requested
+
+
+def test_the_readers_cost_figures_are_the_stores() -> None:
+    for receipts, packages in ((1, 0), (0, 1), (7, 5)):
+        expected = receipts * receipt_cost(RECEIPT_LINE_ITEMS) + packages * PACKAGE_COST
+        assert _requested_cost(receipts, packages, RECEIPT_LINE_ITEMS) == expected
+    assert _requested_cost(1, 0, MAX_LINE_ITEMS) == receipt_cost(MAX_LINE_ITEMS) <= MAX_REQUEST_COST
+    assert MAX_REQUEST_COST // receipt_cost(RECEIPT_LINE_ITEMS) >= 10 and MAX_REQUEST_COST // PACKAGE_COST >= 10
+
+
+async def test_one_read_per_batch_split_to_stay_within_1000_points(
+    push_store: PushStore, push_sandbox: SandboxServer, tmp_path: Any
+) -> None:
+    """A claimed batch of 40 paid orders and 15 shipped ones: one request per 1000 points (5), never one per event;
+    the store never throttles them; every push is complete."""
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    settings = push_settings(
+        "http://127.0.0.1:9/push", tmp_path / "unused.sqlite3", admin_api_base=push_sandbox.base_url
+    )
+    orders = [await shop.create_order(email=f"batch{i}@example.com") for i in range(40)]
+    shipped = [
+        (o, await shop.create_fulfillment(o["id"], tracking_numbers=[f"1ZBATCH{i:04d}"]))
+        for i, o in enumerate(orders[:15])
+    ]
+    for i, order in enumerate(orders):
+        body = json.dumps({**store_payloads.order_payload(shop, order), "financial_status": "paid"}).encode()
+        await push_store.record_event(SHOP_KEY, f"batch-paid-{i}", WebhookMeta("orders/paid"), body)
+    for i, (order, fulfillment) in enumerate(shipped):
+        body = json.dumps(store_payloads.fulfillment_payload(shop, order, fulfillment)).encode()
+        await push_store.record_event(SHOP_KEY, f"batch-ship-{i}", WebhookMeta("fulfillments/create"), body)
+    before = push_sandbox.graphql_requests(SHOP_DOMAIN)
+    async with open_clients(settings) as clients:
+        reader = PushReader(clients)
+        rules = Rules(settings, push_store, reader=reader)
+        claimed = await push_store.claim_events(100, 30.0)
+        assert len(claimed) == 55
+        await rules.process(claimed)
+        costs = (40 * receipt_cost(RECEIPT_LINE_ITEMS), 15 * PACKAGE_COST)
+        assert (
+            reader.requests == push_sandbox.graphql_requests(SHOP_DOMAIN) - before == -(-sum(costs) // MAX_REQUEST_COST)
+        )
+        assert clients[SHOP_KEY].metrics.value("shopify_throttled_total", shop=SHOP_KEY) == 0
+    pushes = await push_store.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=100)
+    assert sorted(p.topic for p in pushes) == ["Order/Receipt"] * 40 + ["package/update"] * 15
+    for push in pushes:
+        params = json.loads(push.body)["params"]
+        assert params["image_url"] if push.topic == "package/update" else params["elements"][0]["image_url"]
+
+
+# --- Shopify cannot answer -------------------------------------------------------------------------------------------
+
+
+async def test_shopify_down_during_the_read_then_the_complete_push_arrives(
+    make_push_gateway: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer
+) -> None:
+    gw = await make_push_gateway()
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order = await shop.create_order(email="down@example.com", card=("Visa", "4242"), gateway="shopify_payments")
+    push_sandbox.faults.set(error_rate=1.0)  # every Admin API request answers 503
+    before = push_sandbox.graphql_requests(SHOP_DOMAIN)
+    assert await gw.webhook("orders/paid", store_payloads.order_payload(shop, order), mirror=False) == 200
+
+    await eventually(lambda: push_sandbox.graphql_requests(SHOP_DOMAIN) >= before + 6, what="reads retried")
+    assert bot_receiver.received == []  # nothing incomplete went out
+    assert (await gw.store.backlog())["events"] == 1  # the webhook waits, stored
+
+    push_sandbox.faults.clear()
+    await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == 1)
+    [push] = bot_receiver.delivered("Order/Receipt")
+    assert push.body["params"] == as_push(
+        await orders_reply(gw.client, order["name"].lstrip("#"), order["statusPageUrl"])
+    )
+    assert push.body["params"]["payment_method"] == "Visa 4242"
+    await wait_until_settled(gw.store)
+
+
+async def test_a_read_failing_past_max_age_dead_letters_the_event_with_the_reason(
+    make_push_gateway: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer
+) -> None:
+    gw = await make_push_gateway(push={"max_age_seconds": 0.5})
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order = await shop.create_order(email="gone@example.com")
+    push_sandbox.faults.set(error_rate=1.0)
+    payload = store_payloads.order_payload(shop, order)
+    assert await gw.webhook("orders/paid", payload, mirror=False, event_id="evt-read-dead") == 200
+
+    async def dead() -> bool:
+        event = await gw.store.get_event(SHOP_KEY, "evt-read-dead")
+        return event is not None and event.status == EventStatus.DEAD
+
+    await eventually(dead, what="event dead-lettered")
+    event = await gw.store.get_event(SHOP_KEY, "evt-read-dead")
+    assert event is not None and event.error.startswith("Shopify read failed") and "503" in event.error
+    push_sandbox.faults.clear()
+    await asyncio.sleep(0.3)
+    assert bot_receiver.received == [] and await gw.store.list_pushes(SHOP_KEY) == []
