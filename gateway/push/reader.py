@@ -15,6 +15,7 @@ never lists fewer elements than the order has (up to that cap).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
 #: A single Shopify query may cost at most 1000 points.
 MAX_REQUEST_COST = 1000
+#: How long a push read may wait for query points and answers (nobody is waiting on it, unlike a lookup: under a
+#: burst it waits for the bucket to refill rather than fail and be retried later).
+READ_DEADLINE_SECONDS = 30.0
 #: Line items read with each receipt: most orders have fewer, so a batch of receipts stays cheap.
 RECEIPT_LINE_ITEMS = 5
 #: The second read of a receipt with more line items: one order, as many as fit in 1000 points.
@@ -117,7 +121,8 @@ class PushReader:
         }
         self.requests += 1
         try:
-            data = await client.execute(load_query("push_orders"), variables)
+            deadline = asyncio.get_running_loop().time() + READ_DEADLINE_SECONDS
+            data = await client.execute(load_query("push_orders"), variables, deadline=deadline)
         except ShopifyError as exc:
             raise ReadFailed(f"{type(exc).__name__}: {exc}") from None
         out: list[tuple[int, Node | None, bool]] = []
