@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from gateway.sandbox import SandboxServer, SandboxShop
+from tests.fixtures_push import rest_fulfillment, rest_fulfillment_event, rest_order
 from tests.fixtures_sandbox import SANDBOX_DOMAIN, Receiver, subscribe
 from tests.shopify_examples import TOPIC_EXAMPLES, example, extra_keys, reference_shape
 
@@ -151,3 +152,15 @@ async def test_emitted_bodies_pass_the_gateway_intake(sandbox_gateway: Any, sand
     for delivery in deliveries:
         stored = await gateway.store.get_event("demo", delivery.event_id)
         assert stored is not None, f"{delivery.topic} was answered 200 but not recorded"
+
+
+def test_hand_made_bodies_of_the_push_tests_have_shopifys_shape() -> None:
+    """The payload builders of tests/fixtures_push.py (and the benches) are held to the same shapes."""
+    fulfillment = rest_fulfillment(255858046, 450789469, shipment_status="in_transit")
+    order = rest_order(450789469, psid="psid-1", phone="+16136120707", cancelled=True, fulfillments=[fulfillment])
+    for topic in ("orders/create", "orders/paid", "orders/updated", "orders/cancelled"):
+        assert extra_keys(order, reference_shape(topic)) == []
+    for topic in ("fulfillments/create", "fulfillments/update"):
+        assert extra_keys(fulfillment, reference_shape(topic)) == []
+    event = rest_fulfillment_event(255858046, 450789469, "delivered")
+    assert extra_keys(event, reference_shape("fulfillment_events/create")) == []
