@@ -57,8 +57,9 @@ def reference_shape(topic: str) -> Any:
 
 
 def extra_keys(body: Any, shape: Any, path: str = "$") -> list[str]:
-    """Paths in `body` that `shape` has no room for: a key it lacks, an object or a list where it has a scalar, list
-    elements where neither example has any. Dicts are compared by key, lists by their element shape."""
+    """Paths in `body` that `shape` has no room for: a key it lacks, an object or a list where it has a scalar (or the
+    reverse), list elements where neither example has any. Dicts are compared by key, lists by their element shape;
+    a null fits anywhere."""
     if isinstance(body, dict):
         if not isinstance(shape, dict):
             return [f"{path} (an object where Shopify's example has {_kind(shape)})"]
@@ -75,6 +76,8 @@ def extra_keys(body: Any, shape: Any, path: str = "$") -> list[str]:
         if body and not shape:
             return [f"{path}[] (elements where Shopify's examples have none)"]
         return sorted({p for item in body for p in extra_keys(item, shape[0], f"{path}[]")})
+    if body is not None and isinstance(shape, dict | list):
+        return [f"{path} (a {type(body).__name__} where Shopify's example has {_kind(shape)})"]
     return []
 
 

@@ -83,6 +83,8 @@ def test_the_shape_walk_finds_what_shopify_does_not_send() -> None:
     assert sorted(extra_keys(event, reference_shape("fulfillment_events/create"))) == ["$.email", "$.line_items"]
     assert extra_keys({"properties": [{"name": "n"}]}, {"properties": []}) == [
         "$.properties[] (elements where Shopify's examples have none)"]
+    assert extra_keys({"tags": ["a"], "customer": "Bob", "note": None}, {"tags": "a", "customer": {}, "note": {}}) == [
+        "$.tags (a list where Shopify's example has str)", "$.customer (a str where Shopify's example has dict)"]
 
 
 async def test_every_emitted_body_has_only_keys_of_shopifys_example(
