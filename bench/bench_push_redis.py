@@ -5,9 +5,11 @@
 1. intake: the same load as bench/bench_push_intake.py (bare aiohttp handler that only checks the Shopify HMAC vs the
    gateway, each in its own process, same run), with the gateway storing in Redis (acknowledged once Redis applied
    the write; see gateway/push/redis_store.py on durability). Prints acks/s, p50/p99 and the ratio.
-2. end to end: `--orders` distinct paid orders → webhooks spread round-robin over `--replicas` gateway processes
-   sharing one Redis → signed pushes to a local receiver. Prints pushes/s and webhook-to-push p50/p99, and checks
-   that every push arrived exactly once (Idempotency-Key) even though every replica's sender competes for them.
+2. end to end: `--orders` distinct paid orders → the local store's orders/paid webhooks (captured first, as in
+   bench_push_e2e.py) spread round-robin over `--replicas` gateway processes sharing one Redis → each push read from
+   that store → signed pushes to a local receiver. Prints pushes/s, webhook-to-push p50/p99 and Shopify requests per
+   push, and checks that every push arrived exactly once (Idempotency-Key) even though every replica's sender
+   competes for them.
 
 Needs Redis at 127.0.0.1:6379 (or --redis-url). Keys live under a fresh prefix, deleted at the end.
 """
@@ -34,7 +36,10 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_push_e2e import WEBHOOK_SECRET as E2E_SECRET  # noqa: E402
+from bench.bench_push_e2e import Platform, capture_webhooks, shopify_requests  # noqa: E402
 from bench.bench_push_intake import load, pct, serve_bare, wait_up  # noqa: E402
+from bench.bench_query_hit import DOMAIN, TOKEN, start_server, stop_server  # noqa: E402
 from gateway import signing  # noqa: E402
 from gateway.push.redis_store import RedisPushStore  # noqa: E402
 from tests.fixtures_push import (  # noqa: E402
@@ -44,7 +49,6 @@ from tests.fixtures_push import (  # noqa: E402
     free_port,
     push_config,
     rest_order,
-    signed_webhook_headers,
 )
 
 
@@ -124,17 +128,29 @@ class Receiver:
 
 async def bench_e2e(args: argparse.Namespace, prefix: str) -> None:
     receiver = Receiver(args.orders)
+    # The pushes read their orders from the local store; the webhooks are the store's own (bench_push_e2e).
+    platform = Platform()
     app = web.Application()
     app.router.add_post("/push", receiver.handle)
+    app.router.add_post("/capture", platform.capture)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    rport = free_port()
+    rport = platform.port
     await web.TCPSite(runner, "127.0.0.1", rport).start()
     procs: list[asyncio.subprocess.Process] = []
     ports = [free_port() for _ in range(args.replicas)]
+    store_port = free_port()
+    store_proc = start_server("--serve", "store", "--port", str(store_port), "--orders", "60")
+    store = f"http://127.0.0.1:{store_port}"
+    deliveries = {d.number: d for d in await capture_webhooks(store, platform, args.orders)}
     with tempfile.TemporaryDirectory() as tmp:
         for port in ports:
-            raw: dict[str, Any] = push_config(f"http://127.0.0.1:{rport}/push", Path(tmp) / "x.sqlite3")
+            raw: dict[str, Any] = push_config(
+                f"http://127.0.0.1:{rport}/push",
+                Path(tmp) / "x.sqlite3",
+                admin_api_base=store,
+                shop={"domain": DOMAIN, "auth": {"mode": "token", "access_token": TOKEN}, "webhook_secret": E2E_SECRET},
+            )
             raw["server"]["port"] = port
             raw["storage"] = {"backend": "redis", "redis_url": args.redis_url, "redis_prefix": prefix + "-e2e"}
             config = Path(tmp) / f"config-{port}.yaml"
@@ -155,36 +171,36 @@ async def bench_e2e(args: argparse.Namespace, prefix: str) -> None:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency)) as session:
                 for port in ports:
                     await wait_up(f"http://127.0.0.1:{port}")
-                orders = [90_000_000 + i for i in range(args.orders)]
-                bodies = {o: json.dumps(rest_order(o, name=f"#{o}")).encode() for o in orders}
                 sent: dict[str, float] = {}
-                queue: asyncio.Queue[int] = asyncio.Queue()
-                for o in orders:
-                    queue.put_nowait(o)
+                queue: asyncio.Queue[str] = asyncio.Queue()
+                for number in deliveries:
+                    queue.put_nowait(number)
 
                 async def sender() -> None:
                     while not queue.empty():
-                        o = queue.get_nowait()
-                        port = ports[o % len(ports)]  # the load balancer
-                        sent[str(o)] = time.perf_counter()
+                        number = queue.get_nowait()
+                        port = ports[int(number) % len(ports)]  # the load balancer
+                        delivery = deliveries[number]
+                        sent[number] = time.perf_counter()
                         async with session.post(
-                            f"http://127.0.0.1:{port}/webhooks/shopify",
-                            data=bodies[o],
-                            headers=signed_webhook_headers("orders/paid", bodies[o], event_id=f"e2e-{o}"),
+                            f"http://127.0.0.1:{port}/webhooks/shopify", data=delivery.body, headers=delivery.headers
                         ) as r:
                             await r.read()
 
+                reads0 = await shopify_requests(store)
                 started = time.perf_counter()
                 await asyncio.gather(*(sender() for _ in range(args.concurrency)))
                 acked = time.perf_counter()
                 await asyncio.wait_for(receiver.done.wait(), 120)
                 finished = max(receiver.arrivals.values())
+                reads = await shopify_requests(store) - reads0
                 await asyncio.sleep(0.5)  # a duplicate delivery would arrive by now
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
             for proc in procs:
                 await proc.wait()
+            stop_server(store_proc)
     await runner.cleanup()
     latencies = [(receiver.arrivals[k] - sent[k]) * 1000 for k in receiver.arrivals]
     duplicates = sum(n - 1 for n in receiver.keys.values())
@@ -198,6 +214,11 @@ async def bench_e2e(args: argparse.Namespace, prefix: str) -> None:
     print(
         f"  webhook-to-push       : p50 {pct(latencies, 0.5):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms "
         f"(target p99 <= 250 ms: {'met' if pct(latencies, 0.99) <= 250 else 'MISSED'}); duplicate deliveries {duplicates}; bad signatures {receiver.bad}"
+    )
+    per_push = reads / max(1, len(receiver.arrivals))
+    print(
+        f"  Shopify requests      : {reads} for {len(receiver.arrivals)} pushes → {per_push:.3f} per push "
+        f"(target <= 0.1: {'met' if per_push <= 0.1 else 'MISSED'})"
     )
 
 

@@ -7,8 +7,8 @@ rules on a batch of webhook events, the Order/Unpaid re-check, reconciliation, `
 deadline, token refresh).
 
 Batching: one request per call and shop, carrying every order the batch pushes about, split only to keep a
-request's requested cost within Shopify's 1000 points (`nodes(ids:)` costs grow with the ids); the parts are sent
-one after the other. A receipt whose line
+request's requested cost within Shopify's 1000 points (`nodes(ids:)` costs grow with the ids); the first part goes
+alone, the others at most CONCURRENT_REQUESTS at a time, paced by the client's cost bucket. A receipt whose line
 items do not fit the first page (`RECEIPT_LINE_ITEMS`) is read again alone with up to `MAX_LINE_ITEMS`, so a push
 never lists fewer elements than the order has (up to that cap).
 """
@@ -28,11 +28,13 @@ if TYPE_CHECKING:
 
 #: A single Shopify query may cost at most 1000 points.
 MAX_REQUEST_COST = 1000
+#: Requests of one read in flight at once (after the first): two fill a standard plan's 2000-point bucket.
+CONCURRENT_REQUESTS = 2
 #: How long a push read may wait for query points and answers (nobody is waiting on it, unlike a lookup: under a
 #: burst it waits for the bucket to refill rather than fail and be retried later).
 READ_DEADLINE_SECONDS = 30.0
 #: Line items read with each receipt: most orders have fewer, so a batch of receipts stays cheap.
-RECEIPT_LINE_ITEMS = 5
+RECEIPT_LINE_ITEMS = 3
 #: The second read of a receipt with more line items: one order, as many as fit in 1000 points.
 MAX_LINE_ITEMS = 96
 # Requested cost of one id in each list, by the local store's model of Shopify's rules (gateway/sandbox/cost.py;
@@ -69,6 +71,7 @@ def _merged(a: Node, b: Node) -> Node:
 
 
 def _merge(into: dict[int, Node | None], order_id: int, node: Node | None) -> None:
+    """Record one answered id (None: Shopify has no such order)."""
     if node is None:
         into.setdefault(order_id, None)
         return
@@ -96,20 +99,34 @@ class PushReader:
         receipt_ids = sorted(set(receipts))
         package_ids = sorted(set(packages))
         found: dict[int, Node | None] = {}
+        requests = [(r, p, RECEIPT_LINE_ITEMS) for r, p in _chunks(receipt_ids, package_ids, RECEIPT_LINE_ITEMS)]
         long_receipts = []
-        # One request after the other: each holds up to 1000 points of the shop's bucket while it runs (2000 on a
-        # standard plan, shared with the lookups), so sending them all at once would only get them throttled.
-        for chunk_receipts, chunk_packages in _chunks(receipt_ids, package_ids, receipt_cost(RECEIPT_LINE_ITEMS)):
-            for order_id, node, truncated in await self._request(
-                client, chunk_receipts, chunk_packages, RECEIPT_LINE_ITEMS
-            ):
+        for answer in await self._send(client, requests):
+            for order_id, node, truncated in answer:
                 _merge(found, order_id, node)
                 if truncated:
                     long_receipts.append(order_id)
-        for order_id in long_receipts:
-            for _, node, _ in await self._request(client, [order_id], [], MAX_LINE_ITEMS):
+        for answer in await self._send(client, [([o], [], MAX_LINE_ITEMS) for o in long_receipts]):
+            for order_id, node, _ in answer:
                 _merge(found, order_id, node)
         return found
+
+    async def _send(
+        self, client: ShopifyAdminClient, requests: list[tuple[list[int], list[int], int]]
+    ) -> list[list[tuple[int, Node | None, bool]]]:
+        """The requests, the first alone (it teaches the client what the document costs, so it paces the rest),
+        then at most CONCURRENT_REQUESTS at once: each may hold up to 1000 points of the shop's bucket while it
+        runs (2000 on a standard plan, shared with the lookups)."""
+        if not requests:
+            return []
+        first = await self._request(client, *requests[0])
+        slots = asyncio.Semaphore(CONCURRENT_REQUESTS)
+
+        async def one(request: tuple[list[int], list[int], int]) -> list[tuple[int, Node | None, bool]]:
+            async with slots:
+                return await self._request(client, *request)
+
+        return [first, *await asyncio.gather(*(one(r) for r in requests[1:]))]
 
     async def _request(
         self, client: ShopifyAdminClient, receipt_ids: list[int], package_ids: list[int], line_items: int
@@ -137,8 +154,9 @@ class PushReader:
         return out
 
 
-def _chunks(receipt_ids: list[int], package_ids: list[int], per_receipt: int) -> list[tuple[list[int], list[int]]]:
+def _chunks(receipt_ids: list[int], package_ids: list[int], line_items: int) -> list[tuple[list[int], list[int]]]:
     """Split the ids into requests of at most MAX_REQUEST_COST requested points each (receipts first)."""
+    per_receipt = receipt_cost(line_items)
     chunks: list[tuple[list[int], list[int]]] = []
     receipts: list[int] = []
     packages: list[int] = []
