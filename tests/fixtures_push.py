@@ -480,6 +480,27 @@ async def sandbox_gateway(aiohttp_client: Any, sandbox: Any, bot_receiver: BotRe
     return make
 
 
+async def orders_reply(client: Any, order_number: str, order_url: str) -> dict[str, Any]:
+    """The `orders` reply's receipt of one order, asked of the gateway as the bot platform asks (shop `demo`; names
+    are not unique: the order is picked by its status page URL)."""
+    from tests.fixtures_query import Platform, envelope
+
+    reply = await Platform(client).ask(
+        SHOP_KEY, envelope(SHOP_KEY, "orders", {"order_number": order_number}), secret=QUERY_SECRET
+    )
+    assert reply.status == 200 and reply.json["success"] is True, reply.json
+    [receipt] = [r for r in reply.json["orders"] if r["order_url"] == order_url]
+    return dict(receipt)
+
+
+def as_push(receipt: dict[str, Any]) -> dict[str, Any]:
+    """A receipt of the `orders` reply as Order/Receipt and Order/Unpaid carry it (PROTOCOL §8): the same fields,
+    `timestamp` an integer, without the query-only `status`."""
+    pushed = {k: v for k, v in receipt.items() if k != "status"}
+    pushed["timestamp"] = int(receipt["timestamp"])
+    return pushed
+
+
 # --- the operator CLI ------------------------------------------------------------------------------------------------
 
 

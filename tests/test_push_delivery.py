@@ -7,14 +7,14 @@ from typing import Any
 
 from gateway.push.store import PushStatus
 from tests.fixtures_push import (
-    QUERY_SECRET,
     BotReceiver,
+    as_push,
+    orders_reply,
     rest_fulfillment,
     rest_fulfillment_event,
     rest_order,
     wait_until_settled,
 )
-from tests.fixtures_query import Platform, envelope
 
 
 def statuses(receiver: BotReceiver) -> list[str]:
@@ -40,11 +40,7 @@ async def test_receipt_params_and_headers(make_push_gateway: Any, bot_receiver: 
         "country": "US",
     }
     # what the push says is the order as the store has it: the `orders` reply's receipt, field by field
-    reply = await Platform(gw.client).ask(
-        "demo", envelope("demo", "orders", {"order_number": "9999"}), secret=QUERY_SECRET
-    )
-    [receipt] = reply.json["orders"]
-    assert {**receipt, "timestamp": int(receipt["timestamp"])} == {**params, "status": receipt["status"]}
+    assert params == as_push(await orders_reply(gw.client, "9999", params["order_url"]))
     assert params["elements"] and all(e["image_url"].startswith("https://") for e in params["elements"])
     assert push.body["recipient"] == {"email": "jon@example.com"}
     assert push.headers["Content-Type"] == "application/json"

@@ -28,35 +28,18 @@ from gateway.sandbox.executor import admin_schema
 from gateway.shopify.client import open_clients
 from gateway.shopify.queries import load_query
 from tests.fixtures_push import (
-    QUERY_SECRET,
     SHOP_DOMAIN,
     SHOP_KEY,
     BotReceiver,
     SandboxGateway,
+    as_push,
     eventually,
+    orders_reply,
     push_settings,
     signed_webhook_headers,
     wait_until_settled,
 )
-from tests.fixtures_query import Platform, envelope
 from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_DOMAIN
-
-
-async def orders_reply(client: Any, order_number: str, order_url: str) -> dict[str, Any]:
-    """The `orders` reply's receipt of the order (names are not unique: picked by its status page URL)."""
-    reply = await Platform(client).ask(
-        SHOP_KEY, envelope(SHOP_KEY, "orders", {"order_number": order_number}), secret=QUERY_SECRET
-    )
-    assert reply.status == 200 and reply.json["success"] is True, reply.json
-    [receipt] = [r for r in reply.json["orders"] if r["order_url"] == order_url]
-    return dict(receipt)
-
-
-def as_push(receipt: dict[str, Any]) -> dict[str, Any]:
-    """A receipt of the `orders` reply as a push carries it: the integer timestamp, no query-only `status`."""
-    pushed = {k: v for k, v in receipt.items() if k != "status"}
-    pushed["timestamp"] = int(receipt["timestamp"])
-    return pushed
 
 
 async def post_store_webhook(gw: SandboxGateway, topic: str, payload: dict[str, Any]) -> None:
@@ -123,6 +106,22 @@ async def test_card_and_gateway_payments_eur_discount_and_psid_attribute(
     presentment = eur["totalPriceSet"]["presentmentMoney"]
     assert presentment["currencyCode"] == "EUR"
     assert euro["params"]["summary"]["total_cost"] == float(presentment["amount"])
+
+
+async def test_an_order_with_more_line_items_than_the_batch_reads_is_pushed_whole(
+    sandbox_gateway: Any, sandbox: SandboxServer, bot_receiver: BotReceiver
+) -> None:
+    gw: SandboxGateway = await sandbox_gateway(push={"unpaid_delay_seconds": 3600})
+    shop = sandbox.shop(SANDBOX_DOMAIN)
+    active = [p for p in shop.products if p["status"] == "ACTIVE"]
+    lines = [{"product_id": p["legacyResourceId"], "quantity": 1} for p in active[: RECEIPT_LINE_ITEMS + 4]]
+    order = await shop.create_order(email="many@example.com", line_items=lines)
+    await settle(sandbox, gw)
+    await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == 1)
+    [push] = bot_receiver.delivered("Order/Receipt")
+    assert len(push.body["params"]["elements"]) == len(lines)  # the batch's first page, then a second read
+    reply = await orders_reply(gw.client, order["name"].lstrip("#"), order["statusPageUrl"])
+    assert push.body["params"] == as_push(reply)
 
 
 # --- package/update ------------------------------------------------------------------------------------------------

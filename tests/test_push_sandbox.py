@@ -13,7 +13,7 @@ from gateway.push.store import PUSH_STORE, PushStatus
 from gateway.push.subscriptions import TOPICS, list_subscriptions, sync_shop
 from gateway.sandbox import SandboxServer
 from gateway.shopify.client import SHOPIFY_CLIENTS
-from tests.fixtures_push import BotReceiver, eventually, wait_until_settled
+from tests.fixtures_push import BotReceiver, as_push, eventually, orders_reply, wait_until_settled
 from tests.fixtures_sandbox import SANDBOX_DOMAIN
 
 
@@ -66,7 +66,7 @@ async def test_paid_order_duplicated_and_shuffled_is_one_receipt(
 async def test_unpaid_after_delay_only_when_still_unpaid(
     wired: Any, sandbox: SandboxServer, bot_receiver: BotReceiver
 ) -> None:
-    _, app = await wired(push={"unpaid_delay_seconds": 0.3})
+    client, app = await wired(push={"unpaid_delay_seconds": 0.3})
     shop = sandbox.shop(SANDBOX_DOMAIN)
     still_unpaid = await shop.create_order(email="late@example.com", financial_status="PENDING")
     paid_later = await shop.create_order(email="payer@example.com", financial_status="PENDING")
@@ -88,12 +88,15 @@ async def test_unpaid_after_delay_only_when_still_unpaid(
     assert receipts == [{"email": "payer@example.com"}]
     [push] = bot_receiver.delivered("Order/Unpaid")
     assert push.body["params"]["order_number"] == still_unpaid["name"].lstrip("#")
+    # the re-check's read is the push read: the reminder says what the `orders` reply says
+    reply = await orders_reply(client, still_unpaid["name"].lstrip("#"), still_unpaid["statusPageUrl"])
+    assert push.body["params"] == as_push(reply) and reply["status"] == "unpaid"
 
 
 async def test_reconciliation_catches_a_dropped_webhook(
     wired: Any, sandbox: SandboxServer, bot_receiver: BotReceiver
 ) -> None:
-    _, app = await wired()
+    client, app = await wired()
     shop = sandbox.shop(SANDBOX_DOMAIN)
     sandbox.webhooks.configure(drop_next=2)  # orders/create and orders/paid of the next order are lost
     order = await shop.create_order(email="lost@example.com")
@@ -108,6 +111,10 @@ async def test_reconciliation_catches_a_dropped_webhook(
     [receipt] = bot_receiver.delivered("Order/Receipt")
     assert receipt.body["params"]["order_number"] == order["name"].lstrip("#")
     assert isinstance(receipt.body["params"]["timestamp"], int)
+    assert receipt.body["params"] == as_push(
+        await orders_reply(client, order["name"].lstrip("#"), order["statusPageUrl"])
+    )
+    assert receipt.body["recipient"] == {"email": "lost@example.com"}
     # a second pass (overlap) enqueues nothing new
     await reconcile_shop("demo", runtime.settings, store, runtime.rules, app[SHOPIFY_CLIENTS]["demo"])
     await wait_until_settled(store)
