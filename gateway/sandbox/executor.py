@@ -117,8 +117,9 @@ class GraphQLRunner:
             return {"errors": [{"message": "An operation name is required when a document holds several operations.",
                                 "extensions": {"code": "OPERATION_NAME_REQUIRED"}}]}
         # what sizes the plan: page sizes (ints) and the length of id lists (`nodes(ids:)` is priced per id)
-        plan_key = (operation_name, *sorted((k, v if type(v) is int else len(v)) for k, v in variables.items()
-                                            if type(v) is int or type(v) is list)) if variables else (operation_name,)
+        sizes = {k: len(v) if isinstance(v, list) else v for k, v in (variables or {}).items()
+                 if type(v) is int or isinstance(v, list)}
+        plan_key = (operation_name, *sorted(sizes.items()))
         plan = prepared.plans.get(plan_key)
         if plan is None:
             if len(prepared.plans) > 256:
