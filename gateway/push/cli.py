@@ -64,6 +64,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             print(_row(push))
             print(f"dedupe key      {push.dedupe_key}\nidempotency key {push.idempotency_key}")
             print(f"created {_when(push.created_at)}  delivered {_when(push.delivered_at)}")
+            for attempt in await store.push_attempts(push.id):
+                status = attempt.http_status if attempt.http_status is not None else "-"
+                print(f"attempt {_when(attempt.at)}  HTTP {status}  {attempt.outcome:<9} {attempt.answer}")
             print(json.dumps(json.loads(push.body), indent=2, ensure_ascii=False))
             return 0
         if args.action == "retry":
