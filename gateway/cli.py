@@ -61,6 +61,9 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         "gateway listening on http://%s:%s (shops: %s)", host, port, ", ".join(settings.shops)
     )
     print(f"gateway: serving on http://{host}:{port}  shops: {', '.join(settings.shops)}", flush=True)
+    if settings.console.enabled:
+        # the address only, never the token: the operator knows it (config.yaml's demo default, or the env)
+        print(f"gateway: operator console at http://{host}:{port}/console", flush=True)
     try:
         await until_stopped()
     finally:

@@ -100,7 +100,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    from gateway.push.subscriptions import list_subscriptions, sync_shop, webhook_uri
+    from gateway.push.subscriptions import list_subscriptions, repair_shop, webhook_uri
     from gateway.shopify.client import open_clients
 
     async def run() -> int:
@@ -124,10 +124,8 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
                         for s in subs:
                             print(f"  {s.get('topic'):<28} {s.get('uri')}  {s.get('id')}")
                         continue
-                    report = await sync_shop(shop_key, client, webhook_uri(settings))
+                    report = await repair_shop(shop_key, client, webhook_uri(settings), store)
                     print(report.summary())
-                    if report.ok and store is not None:
-                        await store.set_shop_installed(shop_key, True)
                     failed += 0 if report.ok else 1
         finally:
             if store is not None:
