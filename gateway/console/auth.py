@@ -19,6 +19,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -91,13 +92,17 @@ class Sessions:
 
 
 SESSIONS = web.AppKey("console_sessions", Sessions)
-#: The signed-in session of the request being handled (set by `operator_only`).
-REQUEST_SESSION = "console_session"
+#: The signed-in session of the request being handled (set by `operator_only`); a RequestKey where aiohttp has them.
+REQUEST_SESSION: Any = web.RequestKey("console_session", Session) if hasattr(web, "RequestKey") else "console_session"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str, max_age: int) -> None:
+def set_cookie(
+    request: web.Request, response: web.StreamResponse, name: str, value: str, max_age: int | None
+) -> None:
+    """`max_age` None: a browser-session cookie (the session's own expiry is enforced here, not by the browser, so an
+    operator whose session ran out is told so)."""
     response.set_cookie(
         name,
         value,
@@ -188,7 +193,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return await login_page(request, status=401, problem="That token is not right.")
     cookie, _ = sessions.issue()
     response = see_other("/console")
-    set_cookie(request, response, SESSION_COOKIE, cookie, int(sessions.lifetime))
+    set_cookie(request, response, SESSION_COOKIE, cookie, None)
     response.del_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
     log.info("console: operator signed in from %s", request.remote)
     return response
