@@ -3,6 +3,7 @@ CLI runs (`repair_shop`, `PushStore.retry_push` / `drop_push`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -31,6 +32,13 @@ def _when(ts: float | None) -> str:
     if not ts:
         return "never"
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def _when_precise(ts: float | None) -> str:
+    """To the millisecond: retries can be milliseconds apart."""
+    if not ts:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d} UTC"
 
 
 def _ago(ts: float | None) -> str:
@@ -72,7 +80,7 @@ def _rest_topic(graphql_topic: str) -> str:
 
 
 def add_filters(env: jinja2.Environment) -> None:
-    env.filters.update(when=_when, ago=_ago, until=_until, money=_money, rest_topic=_rest_topic)
+    env.filters.update(when=_when, when_precise=_when_precise, ago=_ago, until=_until, money=_money, rest_topic=_rest_topic)
 
 
 def _flash(request: web.Request) -> str:
@@ -168,6 +176,8 @@ async def push_page(request: web.Request) -> web.StreamResponse:
             "title": f"Push {row.push.id}",
             "row": row,
             "body": body,
+            # the exact body, keys in the order they go on the wire (only indented)
+            "body_text": json.dumps(body, indent=2, ensure_ascii=False),
             "attempts": await store.push_attempts(row.push.id),
         },
     )

@@ -80,6 +80,22 @@ class ShopHealth:
         return [t for t in self.topics if t.state != "present"]
 
     @property
+    def problems(self) -> list[str]:
+        """Why the shop needs attention, in a few words each."""
+        found = []
+        if not self.reachable:
+            found.append("Shopify not reachable")
+        if self.scopes_missing:
+            found.append("missing scopes: " + ", ".join(s for s, _ in self.scopes_missing))
+        if self.missing_topics:
+            found.append(f"{len(self.missing_topics)} webhook subscription(s) missing or drifted")
+        if self.subscriptions_problem:
+            found.append("webhook subscriptions could not be listed")
+        if not self.installed:
+            found.append("app uninstalled: pushes stopped")
+        return found
+
+    @property
     def healthy(self) -> bool:
         return (
             self.reachable
