@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -206,7 +205,3 @@ async def test_preview_order_1001_image_and_total_in_the_card(console_demo: Any,
     assert await small.evaluate("document.documentElement.scrollWidth") <= 360
     await small.get_by_role("article", name="Receipt card for order #1001").scroll_into_view_if_needed()
     await shot(small, "preview-1001-360", full_page=False)
-    # the README's picture
-    docs = Path(__file__).resolve().parent.parent / "docs"
-    if not os.environ.get("CI"):
-        shutil.copyfile(OUTPUT / "preview-1001.png", docs / "console-preview.png")

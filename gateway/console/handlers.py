@@ -189,20 +189,27 @@ def _return_to(form: Any, default: str) -> str:
     return back if isinstance(back, str) and back.startswith("/console") and "//" not in back else default
 
 
+async def _push_action(request: web.Request, act: str) -> web.Response:
+    """Retry or drop one push with the store call `gateway outbox retry/drop` makes, then back to the page."""
+    push_id = int(request.match_info["id"])
+    store = request.app[PUSH_STORE]
+    if act == "retry":
+        ok = await store.retry_push(push_id)
+        message = f"Push {push_id} queued again." if ok else f"Push {push_id} not found or already delivered."
+    else:
+        ok = await store.drop_push(push_id)
+        message = f"Push {push_id} dropped." if ok else f"Push {push_id} not found, delivered or already dropped."
+    return _back(request, _return_to(await request.post(), f"/console/pushes/{push_id}"), message)
+
+
 @operator_only
 async def retry(request: web.Request) -> web.StreamResponse:
-    push_id = int(request.match_info["id"])
-    ok = await request.app[PUSH_STORE].retry_push(push_id)
-    message = f"Push {push_id} queued again." if ok else f"Push {push_id} not found or already delivered."
-    return _back(request, _return_to(await request.post(), f"/console/pushes/{push_id}"), message)
+    return await _push_action(request, "retry")
 
 
 @operator_only
 async def drop(request: web.Request) -> web.StreamResponse:
-    push_id = int(request.match_info["id"])
-    ok = await request.app[PUSH_STORE].drop_push(push_id)
-    message = f"Push {push_id} dropped." if ok else f"Push {push_id} not found, delivered or already dropped."
-    return _back(request, _return_to(await request.post(), f"/console/pushes/{push_id}"), message)
+    return await _push_action(request, "drop")
 
 
 # --- Preview -------------------------------------------------------------------------------------------------------
