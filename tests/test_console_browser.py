@@ -205,3 +205,36 @@ async def test_preview_order_1001_image_and_total_in_the_card(console_demo: Any,
     assert await small.evaluate("document.documentElement.scrollWidth") <= 360
     await small.get_by_role("article", name="Receipt card for order #1001").scroll_into_view_if_needed()
     await shot(small, "preview-1001-360", full_page=False)
+
+
+async def test_every_button_shows_focus_pressed_and_disabled(console_demo: Any, browser: Any) -> None:
+    demo: ConsoleDemo = await console_demo()
+    page = await new_page(browser)
+    await sign_in(page, demo)
+    repair = page.locator("#shop-demo form.inline button")  # by place: "…" joins its name while it works
+    assert await repair.inner_text() == "Repair webhook subscriptions"
+    await repair.focus()
+    await page.keyboard.press("Shift+Tab")
+    await page.keyboard.press("Tab")  # keyboard focus: :focus-visible
+    outline = await repair.evaluate("b => getComputedStyle(b).outlineStyle + ' ' + getComputedStyle(b).outlineWidth")
+    assert outline.startswith("solid") and not outline.endswith(" 0px"), outline
+    # pressed: once its form is sent, the button says so and cannot be pressed twice (the navigation is held back
+    # here, after the console's own submit handler ran, so the state can be looked at)
+    await page.evaluate("window.addEventListener('submit', (e) => e.preventDefault())")
+    await repair.click()
+    await eventually(repair.is_disabled, what="the button disabled once pressed")
+    assert await repair.get_attribute("aria-pressed") == "true"
+    assert await repair.evaluate("b => getComputedStyle(b, '::after').content") == '"…"'
+    await shot(page, "button-pressed", full_page=False)
+    # disabled: no repair while Shopify cannot be reached
+    demo.store_server.faults.set(error_rate=1.0)
+    await page.goto(demo.base_url + "/console")
+    assert await page.locator("#shop-demo").get_by_role("button", name="Repair webhook subscriptions").is_disabled()
+    assert await page.locator("#shop-demo").locator(".flash-bad", has_text="Shopify not reachable").is_visible()
+    demo.store_server.faults.clear()
+    # the pushes page at 360 px
+    small = await new_page(browser, 360, 740)
+    await sign_in(small, demo)
+    await small.goto(demo.base_url + "/console/pushes")
+    assert await small.evaluate("document.documentElement.scrollWidth") <= 360
+    await shot(small, "pushes-360", full_page=False)
