@@ -110,6 +110,7 @@ async def test_sign_in_and_see_the_three_demo_shops_healthy(console_demo: Any, b
     await page.get_by_label("Console token").fill("wrong-token-wrong")
     await page.get_by_role("button", name="Sign in").click()
     assert await page.get_by_role("alert").inner_text() == "That token is not right."
+    await shot(page, "login-wrong-token", full_page=False)
     await sign_in(page, demo)
     for key in ("demo", "demo-v2", "demo-meetbot"):
         section = page.locator(f"#shop-{key}")

@@ -82,7 +82,7 @@ async def test_nothing_is_reachable_signed_out(console_demo: Any, operator: Any)
     op: Operator = operator(demo.base_url)
     for path in PAGES:
         status, html, resp = await op.get(path)
-        assert status == 303 and resp.headers["Location"] == "/console/login", path
+        assert status == 303 and resp.headers["Location"].startswith("/console/login"), path
         assert "demo.myshopify.com" not in html
     for path, fields in ACTIONS:
         status, _, resp = await op.post(path, {"csrf": "guess", **fields})
@@ -92,6 +92,27 @@ async def test_nothing_is_reachable_signed_out(console_demo: Any, operator: Any)
     assert [p.dedupe_key for p in await demo.push_store.list_pushes("demo") if p.dedupe_key.startswith("test:")] == []
     status, html, _ = await op.get("/console/login")
     assert status == 200 and "<label for=\"token\">" in html
+
+
+async def test_signing_in_returns_to_the_page_asked_for_and_only_inside_the_console(
+    console_demo: Any, operator: Any
+) -> None:
+    demo: ConsoleDemo = await console_demo()
+    op: Operator = operator(demo.base_url)
+    status, _, resp = await op.get("/console/pushes?status=dead")
+    assert resp.headers["Location"] == "/console/login?next=%2Fconsole%2Fpushes%3Fstatus%3Ddead"
+    status, html, _ = await op.get(resp.headers["Location"])
+    assert 'name="next" value="/console/pushes?status=dead"' in html
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    status, _, resp = await op.post(
+        "/console/login", {"csrf": csrf, "token": CONSOLE_TOKEN, "next": "/console/pushes?status=dead"}
+    )
+    assert status == 303 and resp.headers["Location"] == "/console/pushes?status=dead"
+    for elsewhere in ("https://evil.example.com/", "//evil.example.com/console", "/consolex", "/console/../x\\y"):
+        other: Operator = operator(demo.base_url)
+        csrf = await other.csrf("/console/login")
+        status, _, resp = await other.post("/console/login", {"csrf": csrf, "token": CONSOLE_TOKEN, "next": elsewhere})
+        assert status == 303 and resp.headers["Location"] == "/console", elsewhere
 
 
 async def test_wrong_token_is_refused(console_demo: Any, operator: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -134,7 +155,7 @@ async def test_expired_and_signed_out_sessions_are_refused(console_demo: Any, op
     csrf = await op.csrf("/console/pushes")
     await asyncio.sleep(1.5)
     status, _, resp = await op.get("/console/pushes")
-    assert status == 303 and resp.headers["Location"] == "/console/login?expired=1"
+    assert status == 303 and resp.headers["Location"] == "/console/login?expired=1&next=%2Fconsole%2Fpushes"
     status, _, resp = await op.post("/console/shops/demo/repair", {"csrf": csrf})
     assert status == 303 and resp.headers["Location"] == "/console/login?expired=1"
     status, html, _ = await op.get("/console/login?expired=1")

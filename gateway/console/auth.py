@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -119,6 +120,21 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
+def console_path(value: object, default: str = "/console") -> str:
+    """A path inside the console, or `default`: a form or query field must never send the operator elsewhere."""
+    if isinstance(value, str) and (value == "/console" or value.startswith(("/console/", "/console?", "/console#"))):
+        if "//" not in value and "\\" not in value and not value.startswith("/console/login"):
+            return value
+    return default
+
+
+def _to_login(request: web.Request, expired: bool) -> web.Response:
+    query = {"expired": "1"} if expired else {}
+    if request.method == "GET" and request.path_qs != "/console":
+        query["next"] = request.path_qs  # back there after signing in
+    return see_other("/console/login" + ("?" + urlencode(query) if query else ""))
+
+
 def operator_only(handler: Handler) -> Handler:
     """Signed-in operators only: anyone else is sent to the login page (GET) or refused (POST). Every POST must carry
     the session's CSRF token, else 403 and nothing is done."""
@@ -128,9 +144,9 @@ def operator_only(handler: Handler) -> Handler:
         try:
             session = sessions.check(request.cookies.get(SESSION_COOKIE))
         except SessionExpired:
-            return see_other("/console/login?expired=1")
+            return _to_login(request, expired=True)
         if session is None:
-            return see_other("/console/login")
+            return _to_login(request, expired=False)
         if request.method == "POST":
             form = await request.post()
             given = form.get("csrf")
@@ -168,6 +184,7 @@ async def login_page(request: web.Request, *, status: int = 200, problem: str = 
             "csrf": sessions.login_csrf(nonce),
             "problem": problem or ("Your session expired. Sign in again." if expired else ""),
             "signed_out": request.query.get("signed_out") == "1",
+            "next": console_path(request.query.get("next")),
         },
         status=status,
     )
@@ -192,7 +209,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(WRONG_TOKEN_PAUSE_SECONDS)
         return await login_page(request, status=401, problem="That token is not right.")
     cookie, _ = sessions.issue()
-    response = see_other("/console")
+    response = see_other(console_path(form.get("next")))
     set_cookie(request, response, SESSION_COOKIE, cookie, None)
     response.del_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
     log.info("console: operator signed in from %s", request.remote)

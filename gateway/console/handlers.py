@@ -14,7 +14,7 @@ import jinja2
 from aiohttp import web
 
 from gateway.console import health, preview, pushes
-from gateway.console.auth import COOKIE_PATH, REQUEST_SESSION, operator_only, see_other, set_cookie
+from gateway.console.auth import COOKIE_PATH, REQUEST_SESSION, console_path, operator_only, see_other, set_cookie
 from gateway.keys import SETTINGS
 from gateway.push.store import PUSH_STORE
 from gateway.push.subscriptions import repair_shop, webhook_uri
@@ -184,9 +184,7 @@ async def push_page(request: web.Request) -> web.StreamResponse:
 
 
 def _return_to(form: Any, default: str) -> str:
-    back = form.get("back")
-    # only console paths: a form field must not send the operator elsewhere
-    return back if isinstance(back, str) and back.startswith("/console") and "//" not in back else default
+    return console_path(form.get("back"), default)
 
 
 async def _push_action(request: web.Request, act: str) -> web.Response:
