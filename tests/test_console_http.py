@@ -148,12 +148,12 @@ async def test_login_and_actions_need_their_csrf_token(console_demo: Any, operat
 
 
 async def test_expired_and_signed_out_sessions_are_refused(console_demo: Any, operator: Any) -> None:
-    demo: ConsoleDemo = await console_demo(console={"session_minutes": 0.02})  # 1.2 s
+    demo: ConsoleDemo = await console_demo(console={"session_minutes": 0.05})  # 3 s
     op = await signed_in(demo, operator)
     status, _, _ = await op.get("/console/pushes")
     assert status == 200
     csrf = await op.csrf("/console/pushes")
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(3.2)
     status, _, resp = await op.get("/console/pushes")
     assert status == 303 and resp.headers["Location"] == "/console/login?expired=1&next=%2Fconsole%2Fpushes"
     status, _, resp = await op.post("/console/shops/demo/repair", {"csrf": csrf})
