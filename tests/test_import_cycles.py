@@ -122,6 +122,33 @@ def test_the_walker_sees_function_level_imports() -> None:
     assert "gateway.app" in graph["gateway.cli"]  # imported inside `serve`, not at the top
 
 
-def test_no_import_cycles() -> None:
+#: The cycles still being taken apart (issue #11). A cycle not listed here fails the test, and so does a listed one that
+#: is gone (strike it off): the list only shrinks.
+KNOWN_CYCLES: list[list[str]] = [
+    ["gateway.cache", "gateway.keys", "gateway.lookups", "gateway.lookups.context", "gateway.lookups.dispatch",
+     "gateway.lookups.open_api", "gateway.lookups.orders", "gateway.lookups.packages", "gateway.lookups.paging",
+     "gateway.lookups.products", "gateway.lookups.properties", "gateway.shopify.client"],
+    ["gateway.push.reconcile", "gateway.push.setup"],
+    ["gateway.push.redis_store", "gateway.push.sqlite_store", "gateway.push.store"],
+    ["gateway.sandbox.admin", "gateway.sandbox.server"],
+    ["gateway.sandbox.data", "gateway.sandbox.payloads", "gateway.sandbox.seed"],
+]
+
+
+def test_no_import_cycles_but_the_known_ones() -> None:
     found = cycles(import_graph())
-    assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+    new = [c for c in found if c not in KNOWN_CYCLES]
+    gone = [c for c in KNOWN_CYCLES if c not in found]
+    assert not new, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in new)
+    assert not gone, "no longer cycles, strike them off KNOWN_CYCLES:\n" + "\n".join(" <-> ".join(c) for c in gone)
+
+
+def test_cycles_are_the_strongly_connected_components() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_importing_a_submodule_from_outside_depends_on_its_package_init() -> None:
+    graph = import_graph()
+    assert {"gateway.lookups", "gateway.lookups.types"} <= graph["gateway.keys"]
+    assert "gateway.lookups" not in graph["gateway.lookups.orders"]  # a sibling's import runs no __init__ again
