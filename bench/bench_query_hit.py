@@ -143,8 +143,9 @@ async def serve_proxy(port: int, store_port: int) -> None:
     await serve_forever(port, relay)
 
 
-def start_server(*args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+def start_server(*args: str, script: str = __file__) -> subprocess.Popen[str]:
+    """`script` (this file by default) run with `args` in its own process, once it printed "ready"."""
+    proc = subprocess.Popen([sys.executable, script, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if line.strip() != "ready":

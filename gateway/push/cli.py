@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 
-from gateway.cli import add_config_arg, settings_from_args
+from gateway.cli_common import add_config_arg, settings_from_args
 from gateway.push.store import Push, PushStatus, PushStore, make_store
 from gateway.settings import Settings
 

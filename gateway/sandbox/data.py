@@ -323,6 +323,12 @@ class SandboxShop:
         self._index_order(order)
         return order
 
+    def add_fulfillment(self, order: Record, fulfillment: Record) -> Record:
+        """Attach a built fulfillment to its order and index it (seeded and created ones alike are found by id)."""
+        order["fulfillments"].append(fulfillment)
+        self._fulfillments_by_id[int(fulfillment["legacyResourceId"])] = (fulfillment, order)
+        return fulfillment
+
     def _index_order(self, order: Record) -> None:
         self._orders_by_id[int(order["legacyResourceId"])] = order
         if order.get("email"):
@@ -519,8 +525,7 @@ class SandboxShop:
             self, order, chosen, tracking_numbers or [], company, display_status or "FULFILLED", stamp,
             status=status.upper(), estimated_delivery_at=estimated_delivery_at,
         )
-        order["fulfillments"].append(fulfillment)
-        self._fulfillments_by_id[int(fulfillment["legacyResourceId"])] = (fulfillment, order)
+        self.add_fulfillment(order, fulfillment)
         order["updatedAt"] = iso(stamp)
         refresh_fulfillment_status(order)
         self._changed([("fulfillments/create", payloads.fulfillment_payload(self, order, fulfillment)),
