@@ -24,7 +24,8 @@ from gateway.dialects.joinchat import JoinChatCodec
 from gateway.dialects.meetbot import MeetbotCodec
 from gateway.dialects.openapi import OpenApiCodec, check_age, order_query
 from gateway.keys import SETTINGS
-from gateway.lookups import ShopContext, run_lookup
+from gateway.lookups.context import ShopContext
+from gateway.lookups.dispatch import run_lookup
 from gateway.lookups.types import LookupFailure, OrdersResult, PackagesResult
 from gateway.push.rules import push_body
 from gateway.push.store import PUSH_STORE, EventOutcome, NewPush
