@@ -147,6 +147,25 @@ async def test_login_and_actions_need_their_csrf_token(console_demo: Any, operat
     assert status == 403
 
 
+async def test_hostile_tokens_and_cookies_are_refused_not_crashed(console_demo: Any, operator: Any) -> None:
+    demo: ConsoleDemo = await console_demo()
+    op: Operator = operator(demo.base_url)
+    csrf = await op.csrf("/console/login")
+    status, _, _ = await op.post("/console/login", {"csrf": csrf, "token": "tökén-ünïcode-🙂"})
+    assert status == 401
+    status, _, _ = await op.post("/console/login", {"csrf": "çsrf-🙂", "token": CONSOLE_TOKEN})
+    assert status == 403
+    op = await signed_in(demo, operator)
+    status, html, _ = await op.post("/console/shops/demo/repair", {"csrf": "ünïcode"})
+    assert status == 403 and "Form refused" in html
+    for cookie in ("a.b.c", "x.123.ü", "...", "a" * 5000):
+        async with aiohttp.ClientSession() as session:
+            async with session.get(
+                demo.base_url + "/console", headers={"Cookie": f"console_session={cookie}"}, allow_redirects=False
+            ) as resp:
+                assert resp.status == 303, cookie
+
+
 async def test_expired_and_signed_out_sessions_are_refused(console_demo: Any, operator: Any) -> None:
     demo: ConsoleDemo = await console_demo(console={"session_minutes": 0.05})  # 3 s
     op = await signed_in(demo, operator)

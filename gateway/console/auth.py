@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -22,7 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp_jinja2
 from aiohttp import web
+
+from gateway.keys import SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,12 @@ COOKIE_PATH = "/console"
 LOGIN_COOKIE_SECONDS = 3600
 #: A wrong token costs the guesser this long (tokens are ≥ 12 characters; this makes guessing slower still).
 WRONG_TOKEN_PAUSE_SECONDS = 0.5
+
+
+def same(given: str, expected: str) -> bool:
+    """Constant-time comparison of what a client sent (any characters: bytes, since compare_digest refuses non-ASCII
+    str) with what we expect."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +71,7 @@ class Sessions:
         return hmac.new(self._key, "|".join(parts).encode(), hashlib.sha256).hexdigest()
 
     def token_matches(self, given: str) -> bool:
-        return hmac.compare_digest(given.encode(), self._token)
+        return hmac.compare_digest(given.encode("utf-8", "replace"), self._token)
 
     def issue(self) -> tuple[str, Session]:
         nonce = secrets.token_urlsafe(18)
@@ -77,7 +87,7 @@ class Sessions:
         if len(parts) != 3 or not parts[1].isdigit():
             return None
         nonce, expires, mac = parts
-        if not hmac.compare_digest(mac, self._mac("session", nonce, expires)):
+        if not same(mac, self._mac("session", nonce, expires)):
             return None
         if float(expires) <= self._clock() or nonce in self._revoked:
             raise SessionExpired()
@@ -111,7 +121,10 @@ def set_cookie(
         path=COOKIE_PATH,
         httponly=True,
         samesite="Strict",
-        secure=request.secure or request.headers.get("X-Forwarded-Proto", "") == "https",
+        # Secure whenever the console is reached over HTTPS (directly, behind a proxy, or by its public URL)
+        secure=request.secure
+        or request.headers.get("X-Forwarded-Proto", "") == "https"
+        or request.app[SETTINGS].server.public_url.startswith("https://"),
     )
 
 
@@ -139,6 +152,7 @@ def operator_only(handler: Handler) -> Handler:
     """Signed-in operators only: anyone else is sent to the login page (GET) or refused (POST). Every POST must carry
     the session's CSRF token, else 403 and nothing is done."""
 
+    @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         sessions = request.app[SESSIONS]
         try:
@@ -150,7 +164,7 @@ def operator_only(handler: Handler) -> Handler:
         if request.method == "POST":
             form = await request.post()
             given = form.get("csrf")
-            if not isinstance(given, str) or not hmac.compare_digest(given, session.csrf):
+            if not isinstance(given, str) or not same(given, session.csrf):
                 return forbidden(request)
         request[REQUEST_SESSION] = session
         return await handler(request)
@@ -159,8 +173,6 @@ def operator_only(handler: Handler) -> Handler:
 
 
 def forbidden(request: web.Request) -> web.Response:
-    import aiohttp_jinja2
-
     return aiohttp_jinja2.render_template(
         "error.html",
         request,
@@ -171,8 +183,6 @@ def forbidden(request: web.Request) -> web.Response:
 
 
 async def login_page(request: web.Request, *, status: int = 200, problem: str = "") -> web.StreamResponse:
-    import aiohttp_jinja2
-
     sessions = request.app[SESSIONS]
     nonce = secrets.token_urlsafe(18)
     expired = request.query.get("expired") == "1"
@@ -201,7 +211,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     given_csrf = form.get("csrf")
-    if not nonce or not isinstance(given_csrf, str) or not hmac.compare_digest(given_csrf, sessions.login_csrf(nonce)):
+    if not nonce or not isinstance(given_csrf, str) or not same(given_csrf, sessions.login_csrf(nonce)):
         return forbidden(request)
     token = form.get("token")
     if not isinstance(token, str) or not sessions.token_matches(token):

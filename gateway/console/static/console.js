@@ -21,3 +21,12 @@ document.addEventListener("error", (event) => {
     img.title = "Image not reachable: " + img.src;
   }
 }, true);
+// Back from the next page (the browser's page cache): the buttons are ready again.
+window.addEventListener("pageshow", (event) => {
+  if (!event.persisted) return;
+  for (const button of document.querySelectorAll("button[aria-pressed=true]")) {
+    button.disabled = false;
+    button.classList.remove("is-busy");
+    button.removeAttribute("aria-pressed");
+  }
+});
