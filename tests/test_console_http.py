@@ -373,6 +373,8 @@ async def test_drop_filters_and_unpushable(console_demo: Any, operator: Any, bot
     assert "order #" + order["name"].lstrip("#") in html
     status, html, _ = await op.get("/console/pushes/999999")
     assert status == 404
+    status, html, _ = await op.get("/console/pushes/" + "9" * 40)  # beyond any id: not found, not a 500
+    assert status == 404
 
 
 # --- Preview ---------------------------------------------------------------------------------------------------------
