@@ -39,6 +39,7 @@ def demo_config(
     *,
     console: dict[str, Any] | None = None,
     push: dict[str, Any] | None = None,
+    storage: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], int]:
     """The shipped config.yaml on free ports; returns (raw config, gateway port)."""
     raw = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
@@ -47,7 +48,7 @@ def demo_config(
     raw["server"].update(
         {"port": port, "public_url": f"http://127.0.0.1:{port}", "reconcile_interval_seconds": 0, "log_level": "INFO"}
     )
-    raw["storage"] = {"backend": "sqlite", "sqlite_path": str(tmp_path / f"console-{port}.sqlite3")}
+    raw["storage"] = storage or {"backend": "sqlite", "sqlite_path": str(tmp_path / f"console-{port}.sqlite3")}
     raw["sandbox"]["port"] = store_port
     for shop in raw["shops"].values():
         shop["admin_api_base"] = f"http://127.0.0.1:{store_port}"

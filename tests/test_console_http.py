@@ -345,6 +345,41 @@ async def test_dead_push_with_reason_and_attempts_then_retry_after_recovery(
     assert '<span class="badge badge-delivered">delivered</span>' in html and "<td>200</td>" in html
 
 
+async def test_pushes_pages_on_the_redis_backend(console_demo: Any, operator: Any, bot_receiver: BotReceiver) -> None:
+    """Several replicas share a Redis store: the console reads and repairs the same outbox through it."""
+    import os
+
+    from gateway.push.redis_store import RedisPushStore
+
+    prefix = f"console-test-{os.getpid()}-{id(bot_receiver)}"
+    probe = RedisPushStore(prefix=prefix)
+    try:
+        await probe.open()
+    except OSError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Redis at 127.0.0.1:6379 ({exc})")
+    try:
+        demo: ConsoleDemo = await console_demo(
+            push={"max_age_seconds": 0.5}, storage={"backend": "redis", "redis_prefix": prefix}
+        )
+        op = await signed_in(demo, operator)
+        bot_receiver.fail_next(1000, status=503)
+        await paid_push(demo)
+        push_id = await wait_for_status(demo, PushStatus.DEAD)
+        status, html, _ = await op.get(f"/console/pushes/{push_id}")
+        assert status == 200 and "<td>503</td>" in html and "gave up after" in html
+        bot_receiver.failures_left = 0
+        assert await op.action(f"/console/pushes/{push_id}/retry", page=f"/console/pushes/{push_id}") == 303
+        await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == 1)
+        await wait_until_settled(demo.push_store)
+        status, html, _ = await op.get("/console/pushes?status=delivered&order=1002")
+        assert f'data-push-id="{push_id}" data-status="delivered"' in html
+    finally:
+        await probe.purge_all_for_tests()
+        await probe.close()
+
+
 async def test_drop_filters_and_unpushable(console_demo: Any, operator: Any, bot_receiver: BotReceiver) -> None:
     demo: ConsoleDemo = await console_demo(push={"max_age_seconds": 3600, "backoff_base_seconds": 30})
     op = await signed_in(demo, operator)
