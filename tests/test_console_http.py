@@ -211,8 +211,16 @@ async def test_session_cookie_flags_and_security_headers(console_demo: Any, oper
         assert resp.status == 303
 
 
-async def test_no_page_shows_a_secret_or_token(console_demo: Any, operator: Any) -> None:
-    demo: ConsoleDemo = await console_demo()
+async def test_no_page_shows_a_secret_or_token(
+    console_demo: Any, operator: Any, bot_receiver: BotReceiver
+) -> None:
+    # a platform that takes a key in the push URL, and another app's subscription with one in its address
+    demo: ConsoleDemo = await console_demo(push={"url": bot_receiver.url + "?key=push-url-key-123"})
+    await demo.delete_subscription("demo.myshopify.com", "ORDERS_PAID")
+    await demo.graphql(
+        "demo.myshopify.com",
+        'mutation { webhookSubscriptionCreate(topic: ORDERS_PAID, webhookSubscription: {uri: "https://user:pw-in-url-456@old.example.com/h?token=sub-url-key-789"}) { userErrors { message } } }',
+    )
     op = await signed_in(demo, operator)
     await paid_push(demo)
     push_id = await wait_for_status(demo, PushStatus.DELIVERED)
@@ -227,6 +235,11 @@ async def test_no_page_shows_a_secret_or_token(console_demo: Any, operator: Any)
             secrets += [s.get_secret_value() for s in shop.push.secrets]
         if shop.openapi:
             secrets.append(shop.openapi.app_secret.get_secret_value())
+    status, html, _ = await op.get("/console")
+    assert "https://old.example.com/h?…" in html  # the drifted address, shown without its credentials
+    status, html, _ = await op.get("/console/preview?shop=demo&order=1001")
+    assert f"goes to {bot_receiver.url}?… through" in html
+    secrets += ["push-url-key-123", "pw-in-url-456", "sub-url-key-789"]
     secrets = [s for s in secrets if s]
     assert len(secrets) > 10
     for path in [*PAGES, f"/console/pushes/{push_id}", "/console/preview?shop=demo-meetbot&order=1001"]:

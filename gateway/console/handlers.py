@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 import aiohttp_jinja2
 import jinja2
@@ -72,6 +72,17 @@ def _money(amount: Any, currency: str) -> str:
         return f"{amount} {currency}".strip()
 
 
+def _safe_url(url: str) -> str:
+    """An address without what may be a credential: no user:password@, no query string (some platforms put a key
+    there). The console never shows a secret."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return shown + ("?…" if parts.query else "")
+
+
 def _rest_topic(graphql_topic: str) -> str:
     """ORDERS_CREATE → orders/create, FULFILLMENT_EVENTS_CREATE → fulfillment_events/create (the names Shopify's
     admin and webhook headers use)."""
@@ -80,7 +91,7 @@ def _rest_topic(graphql_topic: str) -> str:
 
 
 def add_filters(env: jinja2.Environment) -> None:
-    env.filters.update(when=_when, when_precise=_when_precise, ago=_ago, until=_until, money=_money, rest_topic=_rest_topic)
+    env.filters.update(when=_when, when_precise=_when_precise, ago=_ago, until=_until, money=_money, rest_topic=_rest_topic, safe_url=_safe_url)
 
 
 def _flash(request: web.Request) -> str:
