@@ -1,6 +1,8 @@
 """The `gateway` command: serve | check-config | ask | sign | sandbox | webhooks ... | outbox ... | replay.
 
 Each flow registers its own subcommands (`register(subparsers)`); this module only wires them and runs `serve`.
+What the sub-commands share (`--config`, loading settings, waiting for a stop signal) is in `gateway.cli_common`,
+so no sub-command imports this entry point.
 """
 
 from __future__ import annotations
@@ -8,37 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway.settings import ConfigError, Settings, load_settings
-
-DEFAULT_CONFIG = "config.yaml"
-
-
-def add_config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="path to config.yaml (default: %(default)s)")
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Load the config or exit with the message that names the bad field."""
-    try:
-        return load_settings(args.config)
-    except ConfigError as err:
-        print(f"gateway: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-async def until_stopped() -> None:
-    """Return on SIGINT or SIGTERM (Ctrl-C, `kill`, a process manager's stop), so the caller's cleanup runs."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+from gateway import query_cli, receiver
+from gateway.cli_common import add_config_arg, settings_from_args, until_stopped
+from gateway.push import cli as push_cli
+from gateway.sandbox import cli as sandbox_cli
+from gateway.settings import Settings
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
@@ -61,6 +42,9 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         "gateway listening on http://%s:%s (shops: %s)", host, port, ", ".join(settings.shops)
     )
     print(f"gateway: serving on http://{host}:{port}  shops: {', '.join(settings.shops)}", flush=True)
+    if settings.console.enabled:
+        # the address only, never the token: the operator knows it (config.yaml's demo default, or the env)
+        print(f"gateway: operator console at http://{host}:{port}/console", flush=True)
     try:
         await until_stopped()
     finally:
@@ -119,12 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arg(p)
     p.set_defaults(func=cmd_check_config)
 
-    registrars: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
-    from gateway import query_cli, receiver
-    from gateway.push import cli as push_cli
-    from gateway.sandbox import cli as sandbox_cli
-
-    registrars += [query_cli.register, sandbox_cli.register, push_cli.register, receiver.register]
+    registrars: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
+        query_cli.register, sandbox_cli.register, push_cli.register, receiver.register
+    ]
     for register in registrars:
         register(sub)
     return parser

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mappings.models import PackageUpdateParams
+from mappings.models import PackageUpdateParams, Receipt
 from mappings.nodes import Node, nodes
 from mappings.package import fulfillment_packages
 from mappings.receipt import order_to_receipt, recipient_name
@@ -339,14 +339,18 @@ def recipient(node: Node, psid_keys: Iterable[str]) -> dict[str, str] | None:
     return None
 
 
+def receipt_push_params(receipt: Receipt) -> dict[str, Any]:
+    """Order/Receipt and Order/Unpaid params (PROTOCOL §8): the receipt of §5 with `timestamp` as an integer,
+    without the query-only `status`, `address` omitted when there is none."""
+    params = receipt.model_dump(exclude={"status"}, exclude_none=True)
+    params["timestamp"] = int(params.get("timestamp") or 0)
+    return params
+
+
 def receipt_params(node: Node) -> dict[str, Any]:
-    """Order/Receipt and Order/Unpaid params: the `orders` reply's receipt of the same order node (mappings.receipt,
-    the one place for the rules of §5), with `timestamp` as an integer and without the query-only `status`."""
-    receipt = order_to_receipt(node).model_dump(exclude={"status"})
-    receipt["timestamp"] = int(receipt["timestamp"] or 0)
-    if receipt.get("address") is None:
-        receipt.pop("address", None)
-    return receipt
+    """The push params of an order node: the `orders` reply's receipt of the same node (mappings.receipt, the one
+    place for the rules of §5)."""
+    return receipt_push_params(order_to_receipt(node))
 
 
 def _no_label(_: str | None) -> str:

@@ -117,11 +117,12 @@ def add_admin_routes(app: web.Application, server: SandboxServer) -> None:
     async def shop_settings(request: web.Request) -> web.Response:
         shop = shop_of(request)
         for key, value in (await _body(request)).items():
-            if key not in ("token_ttl", "bucket_size", "restore_rate", "max_query_cost"):
+            if key not in ("token_ttl", "bucket_size", "restore_rate", "max_query_cost", "access_scopes"):
                 raise ValueError(f"unknown shop setting {key!r}")
-            setattr(shop, key, value)
+            setattr(shop, key, list(value) if key == "access_scopes" else value)
         return _json({"token_ttl": shop.token_ttl, "bucket_size": shop.bucket_size,
-                      "restore_rate": shop.restore_rate, "max_query_cost": shop.max_query_cost})
+                      "restore_rate": shop.restore_rate, "max_query_cost": shop.max_query_cost,
+                      "access_scopes": shop.access_scopes})
 
     async def revoke_tokens(request: web.Request) -> web.Response:
         server.revoke_tokens(shop_of(request).domain)

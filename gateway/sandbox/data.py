@@ -172,6 +172,11 @@ def _address(first: str, last: str, street: str, city: tuple[str, str, str, str,
     }
 
 
+#: The access scopes the demo app is installed with (`currentAppInstallation.accessScopes`, the grant's `scope`).
+DEFAULT_ACCESS_SCOPES = ("read_orders", "read_all_orders", "read_products", "read_customers", "read_fulfillments",
+                         "read_inventory")  # fmt: skip
+
+
 class SandboxShop:
     """One store: its data, its credentials, its webhook subscriptions, its cost bucket settings."""
 
@@ -190,6 +195,8 @@ class SandboxShop:
         self.access_token = access_token
         self.client_id = client_id
         self.client_secret = client_secret
+        #: What the app was granted; tests take one away to see the gateway notice.
+        self.access_scopes: list[str] = list(DEFAULT_ACCESS_SCOPES)
         #: Lifetime (seconds) of tokens issued by the client credentials grant; shorten it in tests.
         self.token_ttl: float = 86399
         #: The shop's cost bucket (Shopify's standard figures: 2000 points, 100/s); see `bucket_size`, `restore_rate`.

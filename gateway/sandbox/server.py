@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway.sandbox.cost import Bucket
-from gateway.sandbox.data import Record, SandboxShop
+from gateway.sandbox.data import DEFAULT_ACCESS_SCOPES, Record, SandboxShop
 from gateway.sandbox.executor import GraphQLRunner, throttled_body
 from gateway.sandbox.faults import Faults
 from gateway.sandbox.resolvers import RequestContext
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
 
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
-SCOPES = "read_orders,read_all_orders,read_products,read_customers,read_fulfillments,read_inventory"
+SCOPES = ",".join(DEFAULT_ACCESS_SCOPES)
 DEFAULT_API_VERSION = "2026-10"
 
 
@@ -181,7 +181,7 @@ class SandboxServer:
     def issue_token(self, shop: SandboxShop) -> dict[str, Any]:
         token = "shpat_" + secrets.token_hex(16)
         self._issued_tokens[token] = (shop.domain, time.monotonic() + shop.token_ttl)
-        return {"access_token": token, "scope": SCOPES, "expires_in": int(shop.token_ttl)}
+        return {"access_token": token, "scope": ",".join(shop.access_scopes), "expires_in": int(shop.token_ttl)}
 
     def revoke_tokens(self, domain: str | None = None) -> None:
         """Expire every issued token (of one shop, or all): the next request with one gets 401."""
@@ -265,7 +265,8 @@ class SandboxServer:
         context = RequestContext(shop=shop, api_version=request.match_info["version"])
         body = self.runner_graphql.run(payload["query"], variables, payload.get("operationName"), context, bucket,
                                        shop.max_query_cost)
-        return web.json_response(body, dumps=_dumps)
+        # Shopify names the version it actually served (an unsupported one falls back); this store serves only its own.
+        return web.json_response(body, dumps=_dumps, headers={"X-Shopify-API-Version": self.api_version})
 
     async def _hang(self) -> None:
         task = asyncio.current_task()
