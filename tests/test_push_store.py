@@ -66,6 +66,23 @@ async def test_claim_events_leases_and_commit_marks_done(push_store: PushStore) 
     assert "e0" in {e.event_id for e in again}
 
 
+async def test_deferred_events_stay_pending_until_then_come_back_in_order(push_store: PushStore) -> None:
+    """What the rules do when Shopify cannot answer the push read: claimed events are put off, not released."""
+    for i in range(3):
+        await push_store.record_event("shop", f"d{i}", META, b"{}")
+    now = time.time()
+    claimed = await push_store.claim_events(10, lease_seconds=1, now=now)
+    await push_store.defer_events([e.seq for e in claimed], now + 100)
+    assert await push_store.claim_events(10, lease_seconds=30, now=now + 50) == []  # past the lease, not the deferral
+    assert (await push_store.backlog())["events"] == 3  # still pending: nothing lost
+    back = await push_store.claim_events(10, lease_seconds=30, now=now + 101)
+    assert [e.event_id for e in back] == ["d0", "d1", "d2"]
+    await push_store.commit([EventOutcome(event_seq=back[0].seq)])
+    await push_store.defer_events([back[0].seq], now + 1000)  # a processed event is not made pending again
+    done = await push_store.get_event("shop", "d0")
+    assert done is not None and done.status == EventStatus.DONE
+
+
 async def test_enqueue_is_idempotent_and_orders_wait_for_their_head(push_store: PushStore) -> None:
     await push_store.commit(
         [EventOutcome(pushes=[push(1, "receipt:1"), push(1, "package:9:shipped"), push(2, "receipt:2")])]
