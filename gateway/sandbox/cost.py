@@ -27,6 +27,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -40,31 +41,28 @@ from graphql.type import GraphQLInterfaceType, GraphQLObjectType, GraphQLUnionTy
 MUTATION_COST = 10
 
 
-def _int_arg(node: FieldNode, name: str, variables: dict[str, Any]) -> int | None:
+def _arg(node: FieldNode, name: str, variables: dict[str, Any]) -> Any:
+    """An argument's value: a variable's value, else the literal's node (None when the argument is absent)."""
     for arg in node.arguments or ():
-        if arg.name.value != name:
-            continue
-        value = arg.value
-        if isinstance(value, IntValueNode):
-            return int(value.value)
-        if isinstance(value, VariableNode):
-            got = variables.get(value.name.value)
-            return got if isinstance(got, int) else None
+        if arg.name.value == name:
+            value = arg.value
+            return variables.get(value.name.value) if isinstance(value, VariableNode) else value
     return None
+
+
+def _int_arg(node: FieldNode, name: str, variables: dict[str, Any]) -> int | None:
+    value = _arg(node, name, variables)
+    if isinstance(value, IntValueNode):
+        return int(value.value)
+    return value if type(value) is int else None
 
 
 def _list_len_arg(node: FieldNode, name: str, variables: dict[str, Any]) -> int | None:
     """The length of a list argument (`nodes(ids: [...])`): Shopify prices such a field per requested id."""
-    for arg in node.arguments or ():
-        if arg.name.value != name:
-            continue
-        value = arg.value
-        if isinstance(value, VariableNode):
-            got = variables.get(value.name.value)
-            return len(got) if isinstance(got, list) else None
-        values = getattr(value, "values", None)
-        return len(values) if values is not None else None
-    return None
+    value = _arg(node, name, variables)
+    if isinstance(value, ListValueNode):
+        return len(value.values)
+    return len(value) if isinstance(value, list) else None
 
 
 @dataclass(frozen=True)
