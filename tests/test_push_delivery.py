@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway.push.store import PushStatus
+from gateway.push.store import EventOutcome, OrderState, PushStatus
 from tests.fixtures_push import (
     BotReceiver,
     as_push,
@@ -236,3 +236,18 @@ async def test_each_attempt_is_recorded_with_status_and_answer(make_push_gateway
     assert [(a.http_status, a.outcome) for a in attempts] == [(503, "retry"), (200, "delivered")]
     assert '"msg": "down"' in attempts[0].answer and '"success": true' in attempts[1].answer
     assert attempts[0].at <= attempts[1].at
+
+
+async def test_an_order_state_written_before_the_push_read_still_gets_its_receipt(
+    make_push_gateway: Any, bot_receiver: BotReceiver
+) -> None:
+    """Rows written by earlier versions kept the receipt's JSON in OrderState.receipt for every order, paid or not;
+    that is not "the receipt was decided": the order's receipt still goes out when it is paid."""
+    gw = await make_push_gateway()
+    t0 = time.time() - 600
+    old = OrderState("demo", 7301, "7301", t0, financial_status="pending", receipt=b'{"order_number": "7301"}')
+    await gw.store.commit([EventOutcome(order_states=[old])])
+    assert await gw.webhook("orders/paid", rest_order(7301, name="#7301", updated_at=t0 + 60)) == 200
+    await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == 1)
+    states = await gw.store.load_order_states("demo", [7301])
+    assert states[7301].receipt == b"receipt:7301" and states[7301].recipient is None

@@ -74,6 +74,9 @@ PURGE_TOPICS = frozenset({"customers/redact", "shop/redact"})
 #: Events decided between two yields to the event loop (intake acks must not wait for a whole batch of rules).
 YIELD_EVERY = 16
 NO_RECIPIENT = "not pushable: the order carries no PSID attribute, email or phone"
+#: `OrderState.receipt` starts so once the order's receipt was decided (rows written before kept the receipt's JSON
+#: there, for every order: that says nothing about whether a receipt went out).
+RECEIPT_DECIDED = b"receipt:"
 
 
 def push_body(shop: ShopSettings, topic: str, to: Mapping[str, str] | None, params: Mapping[str, Any]) -> bytes:
@@ -392,7 +395,8 @@ class Rules:
             self.metrics.inc("gateway_push_stale_total", kind="order")
             return  # an older state never overrides a newer one
         receipt_key = f"receipt:{facts.order_id}"
-        announce = facts.paid and not (known and known.receipt) and self._push_allowed(shop, "Order/Receipt")
+        decided = known is not None and known.receipt.startswith(RECEIPT_DECIDED)
+        announce = facts.paid and not decided and self._push_allowed(shop, "Order/Receipt")
         # No recipient or receipt is kept (they are read from Shopify when a push needs them), only whether the
         # order's receipt was decided: a paid order is announced once, and later paid states need no read.
         state = OrderState(
@@ -403,7 +407,7 @@ class Rules:
             financial_status=facts.financial_status,
             cancelled=facts.cancelled,
             customer_id=facts.customer_id,
-            receipt=receipt_key.encode() if announce else (known.receipt if known else b""),
+            receipt=receipt_key.encode() if announce else (known.receipt if known and decided else b""),
         )
         batch.orders[(shop_key, facts.order_id)] = state
         item.outcome.order_states.append(state)
