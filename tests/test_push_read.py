@@ -283,3 +283,43 @@ async def test_a_read_failing_past_max_age_dead_letters_the_event_with_the_reaso
     push_sandbox.faults.clear()
     await asyncio.sleep(0.3)
     assert bot_receiver.received == [] and await gw.store.list_pushes(SHOP_KEY) == []
+
+
+async def test_overlapped_batches_a_failed_read_holds_the_next_batch_too(
+    push_store: PushStore, push_sandbox: SandboxServer, tmp_path: Any
+) -> None:
+    """The processor decides batch 2 on top of batch 1's uncommitted states while batch 1's read is in flight. When
+    that read fails, batch 2 (which saw batch 1's "receipt decided") is held with it: both come back together, in
+    order, and the receipt goes out once."""
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    settings = push_settings(
+        "http://127.0.0.1:9/push", tmp_path / "unused.sqlite3", admin_api_base=push_sandbox.base_url
+    )
+    order = await shop.create_order(email="overlap@example.com")
+    paid = {**store_payloads.order_payload(shop, order), "financial_status": "paid"}
+    later = {**paid, "updated_at": "2100-01-01T00:00:00+00:00"}
+    async with open_clients(settings) as clients:
+        rules = Rules(settings, push_store, reader=PushReader(clients))
+        push_sandbox.faults.set(error_rate=1.0)
+        await push_store.record_event(SHOP_KEY, "overlap-paid", WebhookMeta("orders/paid"), json.dumps(paid).encode())
+        first = await rules.process_overlapped(await push_store.claim_events(10, 30.0), None)
+        await push_store.record_event(
+            SHOP_KEY, "overlap-upd", WebhookMeta("orders/updated"), json.dumps(later).encode()
+        )
+        second = await rules.process_overlapped(await push_store.claim_events(10, 30.0), first)
+        assert first is not None and second is not None
+        assert await second.task == {SHOP_KEY: (await first.task)[SHOP_KEY]}  # inherited
+        assert (await push_store.backlog())["events"] == 2 and await push_store.list_pushes(SHOP_KEY) == []
+        push_sandbox.faults.clear()
+
+        async def both_back() -> bool:
+            events = await push_store.claim_events(10, 30.0)
+            if events:
+                assert [e.event_id for e in events] == ["overlap-paid", "overlap-upd"]  # together, in order
+                await rules.process(events)
+            return bool(events)
+
+        await eventually(both_back, what="held events claimable again")
+    [receipt] = await push_store.list_pushes(SHOP_KEY)
+    assert receipt.topic == "Order/Receipt" and json.loads(receipt.body)["params"]["order_number"] == order["name"][1:]
+    assert (await push_store.backlog())["events"] == 0
