@@ -71,8 +71,6 @@ log = logging.getLogger(__name__)
 PRODUCT_TOPICS = frozenset({"products/create", "products/update", "products/delete"})
 #: Compliance topics that delete stored data (see `Rules.process` for why they run alone).
 PURGE_TOPICS = frozenset({"customers/redact", "shop/redact"})
-#: Topics whose batch waits for every batch before it to be committed (they read or delete what those store).
-SERIAL_TOPICS = PURGE_TOPICS | {"customers/data_request"}
 #: Events decided between two yields to the event loop (intake acks must not wait for a whole batch of rules).
 YIELD_EVERY = 16
 NO_RECIPIENT = "not pushable: the order carries no PSID attribute, email or phone"
@@ -121,15 +119,6 @@ class Decided:
     intents: list[PushIntent]
     shop_key: str = ""
     received_at: float = 0.0
-
-
-@dataclass(slots=True)
-class Settling:
-    """A batch whose pushes are being read and committed (`Rules.process_overlapped`)."""
-
-    task: asyncio.Task[dict[str, str]]  # → shop key → why its read failed
-    batch: StateBatch  # its states, newer than the store's until the task committed them
-    before: asyncio.Task[dict[str, str]] | None  # the batch before it, if still referenced
 
 
 class Rules:
@@ -187,29 +176,6 @@ class Rules:
             await self.store.purge_customer(event.shop_key, customer_id, order_ids)
 
     async def _process_batch(self, events: Sequence[StoredEvent]) -> None:
-        decided, batch = await self._decide_batch(events, None)
-        await self._settle(decided, batch, None)
-
-    async def process_overlapped(self, events: Sequence[StoredEvent], previous: Settling | None) -> Settling | None:
-        """The processor's way through `process`: decide on this batch while the previous batch's read is still in
-        flight, on top of the previous batch's uncommitted states, and return its settling (read, render, commit)
-        as a task. Commits stay in batch order; a shop whose read failed in the previous batch has this batch's
-        events held with them. At most two batches are in flight. A batch with a compliance event waits for
-        everything before it and runs alone (`process`): a purge must find what came before it committed."""
-        if previous is not None and previous.before is not None:
-            await asyncio.shield(previous.before)
-        if any(e.meta.topic in SERIAL_TOPICS for e in events):
-            if previous is not None:
-                await asyncio.shield(previous.task)
-            await self.process(events)
-            return None
-        decided, batch = await self._decide_batch(events, previous.batch if previous else None)
-        task = asyncio.create_task(self._settle(decided, batch, previous))
-        return Settling(task, batch, previous.task if previous else None)
-
-    async def _decide_batch(
-        self, events: Sequence[StoredEvent], overlay: StateBatch | None
-    ) -> tuple[list[Decided], StateBatch]:
         events = await self._hold_blocked(events)
         parsed: list[tuple[StoredEvent, Any]] = []
         for event in events:
@@ -219,9 +185,6 @@ class Rules:
                 payload = None
             parsed.append((event, parse_webhook(event.meta.topic, payload)))
         batch = await self._load_states(parsed)
-        if overlay is not None:  # newer than the store: the previous batch's states, not committed yet
-            batch.orders.update(overlay.orders)
-            batch.fulfillments.update(overlay.fulfillments)
         decided: list[Decided] = []
         for n, (event, facts) in enumerate(parsed, 1):
             if n % YIELD_EVERY == 0:
@@ -233,25 +196,13 @@ class Rules:
                 log.exception("push rules failed on event %s (%s)", event.seq, event.meta.topic)
                 item = Decided(EventOutcome(event_seq=event.seq, event_error=f"rules failed: {type(exc).__name__}"), [])
             decided.append(item)
-        return decided, batch
-
-    async def _settle(self, decided: list[Decided], batch: StateBatch, previous: Settling | None) -> dict[str, str]:
-        """Read, render, then (after the previous batch committed) defer what could not be read and commit the
-        rest. Returns the shops whose read failed (inherited ones included)."""
         failed = await self.render(decided)
-        inherited: set[str] = set()
-        if previous is not None:
-            for shop_key, reason in (await previous.task).items():
-                if shop_key not in failed:
-                    failed[shop_key] = reason
-                    inherited.add(shop_key)
-        committed = await self._defer_unread(decided, failed, inherited)
+        committed = await self._defer_unread(decided, failed)
         for shop_key, tags in batch.stale_tags.items():
             if shop_key not in failed:
                 await self._invalidate(shop_key, list(dict.fromkeys(tags)))
         await self.store.commit([d.outcome for d in committed])
         self._count_enqueued(committed)
-        return failed
 
     def _count_enqueued(self, decided: Sequence[Decided]) -> None:
         for d in decided:
@@ -293,9 +244,7 @@ class Rules:
         self._holds[shop_key] = (until, failures)
         return until
 
-    async def _defer_unread(
-        self, decided: list[Decided], failed: Mapping[str, str], inherited: set[str] | None = None
-    ) -> list[Decided]:
+    async def _defer_unread(self, decided: list[Decided], failed: Mapping[str, str]) -> list[Decided]:
         """The events of shops whose read failed are not committed (all of the shop's events of the batch, not only
         those with pushes: a later event of an order decided in this batch saw the earlier one's state). They stay
         pending until the shop's hold ends; past `push.max_age_seconds` they are dead-lettered with the reason,
@@ -305,12 +254,7 @@ class Rules:
         if not failed:
             return decided
         now = time.time()
-        # A shop held by the previous batch keeps that hold, so both batches' events come back together, in order.
-        holds = {
-            shop_key: (self._holds[shop_key][0] if shop_key in (inherited or ()) and shop_key in self._holds
-                       else self._hold(shop_key, now))
-            for shop_key in failed
-        }  # fmt: skip
+        holds = {shop_key: self._hold(shop_key, now) for shop_key in failed}
         keep: list[Decided] = []
         deferred: dict[float, list[int]] = {}
         for d in decided:

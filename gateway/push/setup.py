@@ -22,7 +22,7 @@ from gateway import ops
 from gateway.keys import PUSH_STATE, SETTINGS
 from gateway.push.intake import handle_webhook
 from gateway.push.reader import PushReader
-from gateway.push.rules import Rules, Settling
+from gateway.push.rules import Rules
 from gateway.push.sender import PushSender
 from gateway.push.store import PUSH_STORE, PushStore, make_store
 from gateway.settings import Settings
@@ -37,33 +37,20 @@ IDLE_SECONDS = 1.0
 
 
 async def run_processor(rules: Rules, store: PushStore) -> None:
-    """Run the rules on stored events as they arrive; idle waits are woken by the intake's notifications. While one
-    batch's push read is in flight the next batch is decided (`Rules.process_overlapped`)."""
-    settling: Settling | None = None
-    try:
-        while True:
-            try:
-                events = await store.claim_events(EVENT_BATCH, EVENT_LEASE_SECONDS)
-                if events:
-                    settling = await rules.process_overlapped(events, settling)
-                    continue
-                if settling is not None:  # nothing new: finish what is in flight before idling
-                    await settling.task
-                    settling = None
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("push processor failed; retrying")
-                settling = None  # its events stay leased and come back when the lease expires
-                await asyncio.sleep(IDLE_SECONDS)
+    """Run the rules on stored events as they arrive; idle waits are woken by the intake's notifications."""
+    while True:
+        try:
+            events = await store.claim_events(EVENT_BATCH, EVENT_LEASE_SECONDS)
+            if events:
+                await rules.process(events)
                 continue
-            await store.wait_for_work(IDLE_SECONDS)
-    finally:
-        if settling is not None:  # uncommitted events come back (their leases expire, or are reclaimed at start)
-            settling.task.cancel()
-            if settling.before is not None:
-                settling.before.cancel()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("push processor failed; retrying")
+            await asyncio.sleep(IDLE_SECONDS)
+            continue
+        await store.wait_for_work(IDLE_SECONDS)
 
 
 async def run_unpaid_checker(rules: Rules, store: PushStore, poll_seconds: float) -> None:
