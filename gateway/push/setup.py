@@ -76,7 +76,9 @@ def shopify_fetch_order(app: web.Application) -> FetchOrder:
 
     async def fetch(shop_key: str, order_id: int) -> FreshOrder | None:
         client = app[SHOPIFY_CLIENTS][shop_key]
-        data = await client.execute(load_query("push_order_status"), {"id": f"gid://shopify/Order/{order_id}"})
+        data = await client.execute(
+            load_query("push_order_status"), {"id": f"gid://shopify/Order/{order_id}"}, background=True
+        )
         node = data.get("order")
         if not node:
             return None
