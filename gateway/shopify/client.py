@@ -120,15 +120,15 @@ class CostBucket:
 _CostKey = tuple[Any, ...]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Booking:
-    """Points booked for one request: the requested cost charged at send, the actual cost expected at the answer."""
+    """Points booked for one request in flight: the requested cost charged at send, the actual cost expected at the
+    answer. Re-priced while in flight when Shopify prices the same document for another request."""
 
+    key: _CostKey
     requested: float
     actual: float
     sent_at: float
-    #: False while Shopify has not priced the document yet (the booking is the single-query maximum)
-    priced: bool
 
 
 @dataclass(slots=True, eq=False)
@@ -175,8 +175,7 @@ class ShopifyAdminClient:
         self._available = self._maximum
         self._available_at = 0.0
         self._assumed = True
-        self._in_flight = 0
-        self._unpriced_in_flight = 0
+        self._flying: set[_Booking] = set()
         self._refunds_in_flight = 0.0  # requested − expected actual of the requests in flight
         self._round_trip = 0.0  # moving average of request durations
         self._lookup_waiters: deque[_Waiter] = deque()
@@ -377,12 +376,10 @@ class ShopifyAdminClient:
         requested, actual = self._expected(key)
         self._refill(now)
         self._available -= requested
-        self._in_flight += 1
         self._refunds_in_flight += requested - actual
-        priced = key in self._expected_requested
-        if not priced:
-            self._unpriced_in_flight += 1
-        return _Booking(requested, actual, now, priced)
+        booking = _Booking(key, requested, actual, now)
+        self._flying.add(booking)
+        return booking
 
     async def _reserve(self, key: _CostKey, deadline: float, background: bool) -> _Booking:
         """Book this document's expected cost, waiting (behind lookups when `background`) until the bucket holds it;
@@ -416,7 +413,7 @@ class ShopifyAdminClient:
     def _check_feasible(self, key: _CostKey, deadline: float, background: bool, now: float) -> None:
         """Raise ShopifyThrottled if the points cannot be there in time even counting every refund in flight: the
         bucket then only refills at the restore rate."""
-        if self._unpriced_in_flight or key not in self._expected_requested:
+        if key not in self._expected_requested or any(b.key not in self._expected_requested for b in self._flying):
             return  # what unpriced documents hold is a guess: wait, bounded by the deadline, and see
         requested, _ = self._expected(key)
         ahead = self._lookup_waiters if not background else [*self._lookup_waiters, *self._background_waiters]
@@ -461,11 +458,11 @@ class ShopifyAdminClient:
     ) -> None:
         """Credit back what the request did not spend and learn from its `extensions.cost`; then let waiters in."""
         now = asyncio.get_running_loop().time()
-        self._in_flight -= 1
+        self._flying.discard(booking)
         self._refunds_in_flight -= booking.requested - booking.actual
-        if not booking.priced:
-            self._unpriced_in_flight -= 1
         self._refill(now)
+        if cost is not None:
+            self._learn(key, cost)  # first: a newly priced document re-prices this booking and its siblings
         actual = cost.get("actualQueryCost") if cost else None
         if throttled or refund_all:
             self._available += booking.requested  # a throttled (or never answered) query spent nothing
@@ -473,26 +470,39 @@ class ShopifyAdminClient:
             self._available += booking.requested - float(actual)
         else:
             self._available += booking.requested - booking.actual  # unknown outcome: assume the usual spend
-        if cost is not None:
-            self._observe_cost(key, cost, now)
-        if not throttled and not refund_all:
-            self._round_trip = now - booking.sent_at if not self._round_trip else (
-                0.8 * self._round_trip + 0.2 * (now - booking.sent_at))
         self._available = min(self._available, self._maximum)
+        if cost is not None:
+            self._observe_status(cost, now)
+        if not throttled and not refund_all:
+            took = now - booking.sent_at
+            self._round_trip = took if not self._round_trip else 0.8 * self._round_trip + 0.2 * took
         self._pump()
 
-    def _observe_cost(self, key: _CostKey, cost: Mapping[str, Any], now: float) -> None:
+    def _learn(self, key: _CostKey, cost: Mapping[str, Any]) -> None:
+        """Remember what the document requested and spent; re-price the bookings in flight of the same document
+        (the first ones of a burst were booked at the single-query maximum)."""
         self.last_cost = dict(cost)
         requested = cost.get("requestedQueryCost")
-        if isinstance(requested, int | float) and requested > 0:
-            if len(self._expected_requested) >= _MAX_TRACKED_DOCUMENTS and key not in self._expected_requested:
-                self._expected_requested.clear()
-                self._expected_actual.clear()
-            self._expected_requested[key] = float(requested)
         actual = cost.get("actualQueryCost")
         if isinstance(actual, int | float):
-            self._expected_actual[key] = float(actual)
             self.metrics.inc("shopify_query_cost_total", float(actual), shop=self.shop_key)
+        if not isinstance(requested, int | float) or requested <= 0:
+            return
+        if len(self._expected_requested) >= _MAX_TRACKED_DOCUMENTS and key not in self._expected_requested:
+            self._expected_requested.clear()
+            self._expected_actual.clear()
+        self._expected_requested[key] = float(requested)
+        if isinstance(actual, int | float):
+            self._expected_actual[key] = float(actual)
+        new_requested, new_actual = self._expected(key)
+        for booking in self._flying:
+            if booking.key == key and booking.requested != new_requested:
+                self._available += booking.requested - new_requested
+                self._refunds_in_flight += (new_requested - new_actual) - (booking.requested - booking.actual)
+                booking.requested, booking.actual = new_requested, new_actual
+
+    def _observe_status(self, cost: Mapping[str, Any], now: float) -> None:
+        """Take Shopify's `throttleStatus` into our copy of the bucket."""
         status = cost.get("throttleStatus")
         if not isinstance(status, dict):
             return
@@ -506,15 +516,17 @@ class ShopifyAdminClient:
         except (KeyError, TypeError, ValueError):
             return  # a malformed status just leaves the previous estimate
         self.bucket = bucket
+        if self._assumed:  # the bucket was this shop's size all along, not the standard one we assumed
+            self._available += bucket.maximum_available - self._maximum
+            self._assumed = False
         self._maximum, self._restore_rate = bucket.maximum_available, bucket.restore_rate
-        # Shopify's balance is the truth when nothing else of ours is in flight (or we were only assuming a
-        # standard bucket); otherwise it may not count requests of ours still on the wire, and our own tally,
-        # charged at send, is the safer of the two.
-        if self._assumed or self._in_flight == 0:
+        # With nothing else of ours in flight Shopify's balance is the truth. Otherwise it does not count our
+        # requests still on their way to Shopify, which our copy charged at send: the lower of the two is safe
+        # (Shopify's is lower when someone else spends from the same bucket).
+        if not self._flying:
             self._available = bucket.currently_available
         else:
             self._available = min(self._available, bucket.currently_available)
-        self._assumed = False
         self._available_at = now
 
     def _throttle_delay(self, retry_after: str | None) -> float:
