@@ -488,6 +488,7 @@ class ShopifyAdminClient:
             self.metrics.inc("shopify_query_cost_total", float(actual), shop=self.shop_key)
         if not isinstance(requested, int | float) or requested <= 0:
             return
+        self.metrics.inc("shopify_query_requested_cost_total", float(requested), shop=self.shop_key)
         if len(self._expected_requested) >= _MAX_TRACKED_DOCUMENTS and key not in self._expected_requested:
             self._expected_requested.clear()
             self._expected_actual.clear()
@@ -657,6 +658,7 @@ def _describe_metrics(metrics: Metrics) -> None:
     metrics.describe("shopify_throttle_wait_seconds_total", "Seconds spent waiting for query points, per shop.")
     metrics.describe("shopify_errors_total", "Failed executes by kind (unavailable, throttled, auth, query), per shop.")
     metrics.describe("shopify_query_cost_total", "Sum of actualQueryCost, per shop.")
+    metrics.describe("shopify_query_requested_cost_total", "Sum of requestedQueryCost (throttled answers too), per shop.")
     metrics.describe("shopify_token_refresh_total", "Requests retried with a new token after a 401/403, per shop.")
     metrics.describe("shopify_partial_data_total", "Answers returned with fields denied by missing access.")
 
