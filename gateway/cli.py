@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -41,6 +42,15 @@ async def until_stopped() -> None:
     await stop.wait()
 
 
+def freeze_startup_objects() -> None:
+    """Once the server is up: move what start-up allocated (modules, pydantic schemas, settings, the sandbox's seed:
+    tens of thousands of long-lived objects) out of the garbage collector's reach. Every full collection would walk
+    them again, and under a burst of cache misses collections come often (profiled: about a tenth of the gateway's
+    CPU per miss). Only for a process that serves until it stops; tests, which build many apps, don't."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _serve(settings: Settings, host: str, port: int) -> None:
     from gateway.app import create_app
 
@@ -61,6 +71,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         "gateway listening on http://%s:%s (shops: %s)", host, port, ", ".join(settings.shops)
     )
     print(f"gateway: serving on http://{host}:{port}  shops: {', '.join(settings.shops)}", flush=True)
+    freeze_startup_objects()
     try:
         await until_stopped()
     finally:
