@@ -492,9 +492,12 @@ class ShopifyAdminClient:
         if len(self._expected_requested) >= _MAX_TRACKED_DOCUMENTS and key not in self._expected_requested:
             self._expected_requested.clear()
             self._expected_actual.clear()
+        repriced = self._expected_requested.get(key) != requested
         self._expected_requested[key] = float(requested)
         if isinstance(actual, int | float):
             self._expected_actual[key] = float(actual)
+        if not repriced:
+            return  # the usual case: bookings in flight already hold this price
         new_requested, new_actual = self._expected(key)
         for booking in self._flying:
             if booking.key == key and booking.requested != new_requested:
