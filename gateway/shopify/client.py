@@ -462,7 +462,7 @@ class ShopifyAdminClient:
         self._refunds_in_flight -= booking.requested - booking.actual
         self._refill(now)
         if cost is not None:
-            self._learn(key, cost)  # first: a newly priced document re-prices this booking and its siblings
+            self._learn(key, cost)  # first: a newly priced document re-prices the bookings still in flight
         actual = cost.get("actualQueryCost") if cost else None
         if throttled or refund_all:
             self._available += booking.requested  # a throttled (or never answered) query spent nothing
