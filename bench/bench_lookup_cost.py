@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_lookup_cost.py [--orders 60]
 
-Runs each lookup kind once, on a cold cache, through `gateway.lookups.run_lookup` with a real ShopifyAdminClient over
+Runs each lookup kind once, on a cold cache, through `gateway.lookups.dispatch.run_lookup` with a real ShopifyAdminClient over
 HTTP against the local store (gateway/sandbox, in this process; its cost model follows Shopify's calculated query cost,
 see gateway/sandbox/cost.py). Per kind it prints the GraphQL requests the store received, and the summed
 `requestedQueryCost` / `actualQueryCost` of those requests (from each response's `extensions.cost`). Targets: one
@@ -28,7 +28,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.lookups import ShopContext, run_lookup  # noqa: E402
+from gateway.lookups.context import ShopContext  # noqa: E402
+from gateway.lookups.dispatch import run_lookup  # noqa: E402
 from gateway.lookups.orders import MAX_QUERY_COST, QUERY_COST_BUDGET, RECEIPTS_COST_BUDGET  # noqa: E402
 from gateway.lookups.types import (  # noqa: E402
     OpenApiOrderQuery,

@@ -85,7 +85,7 @@ async def serve_store(port: int, latency: float = 0.0, orders: int = 200, plan: 
 
 async def serve_gateway(port: int, store_port: int, ttl: float = 3600, deadline: float = 10) -> None:
     from gateway.app import create_app
-    from gateway.cli import freeze_startup_objects
+    from gateway.cli_common import freeze_startup_objects
 
     settings = bench_settings(f"http://127.0.0.1:{store_port}", ttl=ttl, deadline=deadline)
     runner = web.AppRunner(create_app(settings), access_log=None)
@@ -149,8 +149,9 @@ async def serve_proxy(port: int, store_port: int) -> None:
     await serve_forever(port, relay)
 
 
-def start_server(*args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+def start_server(*args: str, script: str = __file__) -> subprocess.Popen[str]:
+    """`script` (this file by default) run with `args` in its own process, once it printed "ready"."""
+    proc = subprocess.Popen([sys.executable, script, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if line.strip() != "ready":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import ops
+from gateway.console import setup_console
 from gateway.errors import error_middleware
 from gateway.keys import SETTINGS
 from gateway.push.setup import setup_push
@@ -22,4 +23,5 @@ def create_app(settings: Settings) -> web.Application:
     setup_query(app)  # /bot/{shop}, /api/openapi/v1/orders/{order_id}, the lookup cache
     setup_push(app)  # /webhooks/shopify, the outbox, its sender, reconciliation
     ops.setup_ops(app)  # /healthz, /readyz, /metrics
+    setup_console(app)  # /console, when console.token is set
     return app

@@ -169,6 +169,9 @@ class _Partition(LRUCache[Hashable, _Entry]):
         super().__init__(maxsize)
         self.stale_if_error = stale_if_error
         self._on_evict = on_evict
+        #: This shop's fresh hits and started loads (the operator console's hit ratio, per shop in /metrics).
+        self.hits = 0
+        self.misses = 0
 
     def popitem(self) -> tuple[Hashable, _Entry]:
         key, entry = super().popitem()
@@ -273,6 +276,7 @@ class LookupCache:
                 return _NOTHING
             if entry.fresh_until > self._clock():
                 self.hits += 1
+                part.hits += 1
                 return entry.value
         return _NOTHING
 
@@ -310,6 +314,11 @@ class LookupCache:
     def __len__(self) -> int:
         return sum(len(p) for p in self._partitions.values())
 
+    def shop_counts(self, shop_key: str) -> tuple[int, int]:
+        """(fresh hits, started loads) of one shop."""
+        part = self._partitions.get(shop_key)
+        return (part.hits, part.misses) if part is not None else (0, 0)
+
     def __contains__(self, key: tuple[Any, ...]) -> bool:
         return self.peek(key) is not None
 
@@ -326,6 +335,9 @@ class LookupCache:
             self._inflight[key] = task
             task.add_done_callback(functools.partial(self._load_done, key))
             self.misses += 1
+            part = self._partitions.get(key[0])
+            if part is not None:
+                part.misses += 1
         else:
             self.shared += 1
         try:
@@ -507,6 +519,13 @@ def setup_cache(app: web.Application) -> LookupCache:
         metrics.gauge(name, read)
         metrics.describe(name, help_text, "counter")
     metrics.gauge("lookup_cache_entries", lambda: len(cache), "Entries currently cached (all shops).")
+    for shop_key in app[SETTINGS].shops:
+        metrics.gauge("lookup_cache_shop_hits_total", functools.partial(lambda k: cache.shop_counts(k)[0], shop_key),
+                      shop=shop_key)  # fmt: skip
+        metrics.gauge("lookup_cache_shop_misses_total", functools.partial(lambda k: cache.shop_counts(k)[1], shop_key),
+                      shop=shop_key)  # fmt: skip
+    metrics.describe("lookup_cache_shop_hits_total", "Lookups answered from a fresh cache entry, per shop.")
+    metrics.describe("lookup_cache_shop_misses_total", "Lookups that started a load, per shop.")
 
     async def close_cache(app: web.Application) -> None:
         await cache.close()

@@ -1,54 +1,25 @@
 """The `gateway` command: serve | check-config | ask | sign | sandbox | webhooks ... | outbox ... | replay.
 
 Each flow registers its own subcommands (`register(subparsers)`); this module only wires them and runs `serve`.
+What the sub-commands share (`--config`, loading settings, waiting for a stop signal) is in `gateway.cli_common`,
+so no sub-command imports this entry point.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
-import signal
 import sys
 from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway.settings import ConfigError, Settings, load_settings
-
-DEFAULT_CONFIG = "config.yaml"
-
-
-def add_config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="path to config.yaml (default: %(default)s)")
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Load the config or exit with the message that names the bad field."""
-    try:
-        return load_settings(args.config)
-    except ConfigError as err:
-        print(f"gateway: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-async def until_stopped() -> None:
-    """Return on SIGINT or SIGTERM (Ctrl-C, `kill`, a process manager's stop), so the caller's cleanup runs."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
-def freeze_startup_objects() -> None:
-    """Once the server is up: move what start-up allocated (modules, pydantic schemas, settings, the sandbox's seed:
-    tens of thousands of long-lived objects) out of the garbage collector's reach. Every full collection would walk
-    them again, and under a burst of cache misses collections come often (profiled: about a tenth of the gateway's
-    CPU per miss). Only for a process that serves until it stops; tests, which build many apps, don't."""
-    gc.collect()
-    gc.freeze()
+from gateway import query_cli, receiver
+from gateway.cli_common import add_config_arg, freeze_startup_objects, settings_from_args, until_stopped
+from gateway.push import cli as push_cli
+from gateway.sandbox import cli as sandbox_cli
+from gateway.settings import Settings
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
@@ -71,6 +42,9 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         "gateway listening on http://%s:%s (shops: %s)", host, port, ", ".join(settings.shops)
     )
     print(f"gateway: serving on http://{host}:{port}  shops: {', '.join(settings.shops)}", flush=True)
+    if settings.console.enabled:
+        # the address only, never the token: the operator knows it (config.yaml's demo default, or the env)
+        print(f"gateway: operator console at http://{host}:{port}/console", flush=True)
     freeze_startup_objects()
     try:
         await until_stopped()
@@ -130,12 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arg(p)
     p.set_defaults(func=cmd_check_config)
 
-    registrars: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
-    from gateway import query_cli, receiver
-    from gateway.push import cli as push_cli
-    from gateway.sandbox import cli as sandbox_cli
-
-    registrars += [query_cli.register, sandbox_cli.register, push_cli.register, receiver.register]
+    registrars: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
+        query_cli.register, sandbox_cli.register, push_cli.register, receiver.register
+    ]
     for register in registrars:
         register(sub)
     return parser

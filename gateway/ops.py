@@ -37,6 +37,18 @@ class Metrics:
     def value(self, name: str, **labels: str) -> float:
         return self._counters.get((name, tuple(sorted(labels.items()))), 0.0)
 
+    def total(self, name: str, **labels: str) -> float:
+        """The sum of every sample of `name` (counters and gauges) whose labels include `labels`."""
+        wanted = set(labels.items())
+        found = sum(v for (n, lbl), v in self._counters.items() if n == name and wanted <= set(lbl))
+        for (n, lbl), read in self._gauges.items():
+            if n == name and wanted <= set(lbl):
+                try:
+                    found += float(read())
+                except Exception:  # a broken gauge reads as nothing, as in the scrape
+                    continue
+        return found
+
     def render(self) -> str:
         lines: list[str] = []
         seen: set[str] = set()

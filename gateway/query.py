@@ -33,7 +33,8 @@ from gateway.dialects.openapi import (
 )
 from gateway.errors import BOT_CODECS
 from gateway.keys import SETTINGS
-from gateway.lookups import ShopContext, run_lookup
+from gateway.lookups.context import ShopContext
+from gateway.lookups.dispatch import run_lookup
 from gateway.lookups.types import InvalidRequest, OpenApiOrderResult, Query, TestQuery
 from gateway.ops import Metrics, get_metrics
 from gateway.settings import Settings, ShopSettings
@@ -209,6 +210,6 @@ def setup_query(app: web.Application) -> None:
         if shop.openapi is not None
     }
     _describe(get_metrics(app))
-    setup_cache(app)  # app[LOOKUP_CACHE], read by gateway.lookups.ShopContext.from_app
+    setup_cache(app)  # app[LOOKUP_CACHE], read by gateway.lookups.context.ShopContext.from_app
     app.router.add_post("/bot/{shop}", bot_query)
     app.router.add_post("/api/openapi/v1/orders/{order_id}", openapi_order)

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 
 from gateway import signing
-from gateway.cli import add_config_arg, settings_from_args
+from gateway.cli_common import add_config_arg, settings_from_args
 from gateway.settings import Settings, ShopSettings
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import signing
+from gateway.cli_common import add_config_arg, settings_from_args, until_stopped
 
 
 @dataclass
@@ -138,8 +139,6 @@ class PrintingReceiver(PushReceiver):
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
-    from gateway.cli import settings_from_args, until_stopped
-
     settings = settings_from_args(args)
     key = args.shop or next((k for k, s in settings.shops.items() if s.push is not None), None)
     shop = settings.shops.get(key) if key else None
@@ -168,7 +167,6 @@ def cmd_receiver(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from gateway.cli import add_config_arg
 
     p = sub.add_parser("receiver", help="a stand-in bot platform: verify, print and accept the gateway's pushes")
     add_config_arg(p)

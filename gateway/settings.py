@@ -259,10 +259,31 @@ class SandboxSettings(_Model):
     plan: Literal["standard", "advanced", "plus", "commerce_components"] = "standard"
 
 
+class ConsoleSettings(_Model):
+    """The operator console (`GET /console`). Off unless `token` is set (write it as `${ENV}`, never in the file)."""
+
+    #: What an operator types to sign in; empty = the console is off.
+    token: SecretStr = SecretStr("")
+    #: A signed-in session lasts this long, then the operator signs in again.
+    session_minutes: float = Field(default=480, gt=0)
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, v: SecretStr) -> SecretStr:
+        if v.get_secret_value() and len(v.get_secret_value()) < 12:
+            raise ValueError("the console token must be at least 12 characters (or empty: console off)")
+        return v
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token.get_secret_value())
+
+
 class Settings(_Model):
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     shops: dict[str, ShopSettings] = Field(min_length=1)
 
     @field_validator("shops")

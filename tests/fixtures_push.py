@@ -289,7 +289,8 @@ def rest_order(
         "customer": {"id": customer_id, "email": email, "first_name": "Steve", "last_name": "Shipper"}
         if customer_id
         else None,
-        "fulfillments": fulfillments or [],
+        # an order's fulfillments carry neither the shopper's email nor the destination (fulfillments/* bodies do)
+        "fulfillments": [{k: v for k, v in f.items() if k not in ("email", "destination")} for f in fulfillments or []],
     }
 
 

@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 from gateway import signing
 from gateway.app import create_app
 from gateway.cache import LookupCache
-from gateway.lookups import ShopContext
+from gateway.lookups.context import ShopContext
 from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.settings import Settings, parse_settings
 from gateway.shopify.client import ShopifyAdminClient

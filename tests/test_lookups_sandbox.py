@@ -14,7 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.lookups import ShopContext, run_lookup
+from gateway.lookups.context import ShopContext
+from gateway.lookups.dispatch import run_lookup
 from gateway.lookups.orders import QUERY_COST_BUDGET
 from gateway.lookups.types import (
     InvalidRequest,

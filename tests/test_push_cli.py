@@ -67,6 +67,8 @@ async def test_outbox_list_show_retry_a_dead_letter(
     assert shown.code == 0
     assert "dedupe key      receipt:7001" in shown.out and push.idempotency_key in shown.out
     assert '"order_number": "7001"' in shown.out  # the exact body that would be sent
+    [attempt] = [line for line in shown.out.splitlines() if line.startswith("attempt ")]
+    assert "HTTP 200" in attempt and "dead" in attempt and "10010" in attempt  # when, status, the platform's answer
 
     # The bot platform knows the recipient now: the operator retries; the running gateway delivers it.
     bot_receiver.reject_recipients.clear()

@@ -231,3 +231,16 @@ async def test_customers_redact_purges(make_push_gateway: Any, bot_receiver: Bot
     await wait_until_settled(gw.store)
     assert await gw.store.load_order_states("demo", [902]) == {}
     assert await gw.store.list_pushes(limit=100) == []
+
+
+async def test_each_attempt_is_recorded_with_status_and_answer(make_push_gateway: Any, bot_receiver: BotReceiver) -> None:
+    gw = await make_push_gateway()
+    bot_receiver.fail_next(1, status=503)
+    await gw.webhook("orders/paid", rest_order(401))
+    await bot_receiver.wait_for(lambda r: len(r.delivered()) == 1)
+    await wait_until_settled(gw.store)
+    [p] = await gw.store.list_pushes(statuses=[PushStatus.DELIVERED])
+    attempts = await gw.store.push_attempts(p.id)
+    assert [(a.http_status, a.outcome) for a in attempts] == [(503, "retry"), (200, "delivered")]
+    assert '"msg": "down"' in attempts[0].answer and '"success": true' in attempts[1].answer
+    assert attempts[0].at <= attempts[1].at

@@ -6,11 +6,13 @@ import asyncio
 import time
 
 from gateway.push.store import (
+    MAX_ATTEMPTS_KEPT,
     EventOutcome,
     EventStatus,
     FulfillmentState,
     NewPush,
     OrderState,
+    PushAttempt,
     PushStatus,
     PushStore,
     TrackingEntry,
@@ -163,6 +165,37 @@ async def test_watermark_and_install_flag(push_store: PushStore) -> None:
     await push_store.set_shop_installed("shop", False)
     assert not await push_store.shop_installed("shop")
     assert await push_store.ping() is None
+
+
+async def test_attempts_are_recorded_bounded_and_purged_with_their_push(push_store: PushStore) -> None:
+    await push_store.commit([EventOutcome(customer_id=500, pushes=[push(21, "receipt:21", customer_id=500)])])
+    [p] = await push_store.claim_pushes(10, 30)
+    assert await push_store.push_attempts(p.id) == []
+    first = PushAttempt(1000.0, 503, '{"success":false,"errors":{"code":500,"msg":"down"}}', "retry")
+    await push_store.record_attempt(p.id, first)
+    await push_store.record_attempt(p.id, PushAttempt(1001.0, None, "ClientConnectorError", "retry"))
+    await push_store.record_attempt(p.id, PushAttempt(1002.0, 200, "x" * 1000, "delivered"))
+    got = await push_store.push_attempts(p.id)
+    assert got[:2] == [first, PushAttempt(1001.0, None, "ClientConnectorError", "retry")]
+    assert got[2].http_status == 200 and got[2].outcome == "delivered" and len(got[2].answer) == 300
+    for i in range(MAX_ATTEMPTS_KEPT + 5):
+        await push_store.record_attempt(p.id, PushAttempt(2000.0 + i, 503, "", "retry"))
+    kept = await push_store.push_attempts(p.id)
+    assert len(kept) == MAX_ATTEMPTS_KEPT and kept[-1].at == 2000.0 + MAX_ATTEMPTS_KEPT + 4  # the newest
+    assert await push_store.push_attempts(p.id + 999) == []
+    await push_store.purge_customer("shop", 500, [21])
+    assert await push_store.push_attempts(p.id) == []
+
+
+async def test_last_event_at_is_the_latest_arrival_per_shop(push_store: PushStore) -> None:
+    assert await push_store.last_event_at("shop") is None
+    before = time.time()
+    await push_store.record_event("shop", "a1", META, b"{}")
+    await push_store.record_event("shop", "a2", META, b"{}")
+    await push_store.record_event("other", "b1", META, b"{}")
+    at = await push_store.last_event_at("shop")
+    assert at is not None and before - 1 <= at <= time.time() + 1
+    assert await push_store.last_event_at("nobody") is None
 
 
 async def test_wait_for_work_wakes_on_enqueue(push_store: PushStore) -> None:

@@ -389,3 +389,28 @@ async def test_optional_response_cache_follows_changes() -> None:
         assert (await gql(server, query))[1]["data"]["orders"]["nodes"] == [{"displayFinancialStatus": "PAID"}]
         shop.touch()
         assert (await gql(server, query))[1]["data"]["orders"]["nodes"] == [{"displayFinancialStatus": "REFUNDED"}]
+
+
+# ------------------------------------------------------------------------------------------------ app installation
+
+
+async def test_granted_scopes_and_served_api_version(sandbox: SandboxServer, sandbox_shop: SandboxShop) -> None:
+    """Like Shopify: `currentAppInstallation.accessScopes` lists what the app was granted (the grant's `scope` says
+    the same), and every answer names the API version served in `X-Shopify-API-Version`."""
+    from gateway.shopify.queries import load_query
+
+    async with aiohttp.ClientSession() as session:
+        async with session.post(sandbox.graphql_url(), json={"query": load_query("app_installation")},
+                                headers={"X-Shopify-Access-Token": SANDBOX_TOKEN}) as response:
+            body = await response.json()
+            assert response.headers["X-Shopify-API-Version"] == "2026-10"
+    handles = [s["handle"] for s in body["data"]["currentAppInstallation"]["accessScopes"]]
+    assert "read_orders" in handles and "read_all_orders" in handles
+    sandbox_shop.access_scopes.remove("read_all_orders")
+    _, body = await gql(sandbox, load_query("app_installation"))
+    assert "read_all_orders" not in [s["handle"] for s in body["data"]["currentAppInstallation"]["accessScopes"]]
+    async with aiohttp.ClientSession() as session:
+        form = {"grant_type": "client_credentials", "client_id": SANDBOX_CLIENT_ID, "client_secret": SANDBOX_CLIENT_SECRET}
+        async with session.post(f"{sandbox.base_url}/admin/oauth/access_token", data=form) as response:
+            granted = await response.json()
+    assert "read_all_orders" not in granted["scope"].split(",") and "read_orders" in granted["scope"].split(",")

@@ -91,6 +91,13 @@ def test_fulfillment_fixtures(shop: SandboxShop) -> None:
     assert seen == set(admin_schema().type_map["FulfillmentDisplayStatus"].values)  # type: ignore[attr-defined]
 
 
+def test_seeded_fulfillments_are_found_by_id(shop: SandboxShop) -> None:
+    # what `fulfillment(id:)`, `node(id:)` and the admin surface's fulfillments/{id} look up
+    seeded = [(f, o) for o in shop.orders for f in o["fulfillments"]]
+    assert seeded and all(shop.fulfillment(f["id"]) == (f, o) for f, o in seeded)
+    assert all(shop.node(f["id"]) is f and shop.fulfillment(int(f["legacyResourceId"])) == (f, o) for f, o in seeded)
+
+
 def test_product_fixtures(shop: SandboxShop) -> None:
     classic = shop.product_by_title("Classic T-Shirt")
     assert classic is not None and classic["vendor"] == "JACK & JONES" and classic["productType"] == "T-Shirt"

@@ -2,76 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
-
 import aiohttp
-import pytest
-from aiohttp import web
 
 from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.signing import SHOPIFY_HEADER, verify
-from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_TOKEN
-
-
-@dataclass
-class Receiver:
-    """A local webhook endpoint that records every request and answers the queued statuses (then 200)."""
-
-    url: str = ""
-    statuses: list[int] = field(default_factory=list)
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.received.append((dict(request.headers), await request.read()))
-        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
-
-    def topics(self) -> list[str]:
-        return [h["X-Shopify-Topic"] for h, _ in self.received]
-
-    def bodies(self, topic: str | None = None) -> list[dict[str, Any]]:
-        return [json.loads(b) for h, b in self.received if topic is None or h["X-Shopify-Topic"] == topic]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hooks", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    rec.url = f"http://127.0.0.1:{port}/hooks"
-    try:
-        yield rec
-    finally:
-        await runner.cleanup()
-
-
-async def gql(server: SandboxServer, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(server.graphql_url(), json={"query": query, "variables": variables or {}},
-                                headers={"X-Shopify-Access-Token": SANDBOX_TOKEN}) as response:
-            return await response.json()  # type: ignore[no-any-return]
-
-
-SUBSCRIBE = """mutation($topic: WebhookSubscriptionTopic!, $uri: String!) {
-  webhookSubscriptionCreate(topic: $topic, webhookSubscription: {uri: $uri, format: JSON}) {
-    webhookSubscription { id topic uri format } userErrors { field message } } }"""
-
-
-async def subscribe(server: SandboxServer, uri: str, *topics: str) -> list[str]:
-    ids = []
-    for topic in topics:
-        body = await gql(server, SUBSCRIBE, {"topic": topic, "uri": uri})
-        result = body["data"]["webhookSubscriptionCreate"]
-        assert result["userErrors"] == [], result
-        ids.append(result["webhookSubscription"]["id"])
-    return ids
+from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SUBSCRIBE, Receiver, gql, subscribe
 
 
 async def test_subscriptions_through_graphql(sandbox: SandboxServer, receiver: Receiver) -> None:

@@ -506,3 +506,18 @@ def test_mutations_are_recognised_after_fragments() -> None:
     assert _is_mutation("fragment F on WebhookSubscription { id }\nmutation Create { x }")
     assert not _is_mutation("query Q { shop { name } }\nfragment F on Shop { name }")
     assert not _is_mutation("{ shop { name } }")
+
+
+async def test_served_api_version_and_token_expiry_are_known(
+    sandbox: SandboxServer, sandbox_shop: SandboxShop, session: aiohttp.ClientSession
+) -> None:
+    """What the operator console shows: the version Shopify answered with, and when the granted token expires."""
+    import time
+
+    sandbox_shop.token_ttl = 3600
+    client = ShopifyAdminClient(shop_settings(sandbox.base_url, CC_AUTH), session, shop_key="demo")
+    assert client.served_api_version is None
+    assert isinstance(client.tokens, ClientCredentialsTokenProvider) and client.tokens.expires_at is None
+    await client.execute("{ shop { name } }")
+    assert client.served_api_version == "2026-10"
+    assert client.tokens.expires_at is not None and abs(client.tokens.expires_at - (time.time() + 3600)) < 60

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 
-from gateway.cli import add_config_arg, settings_from_args
+from gateway.cli_common import add_config_arg, settings_from_args
 from gateway.push.store import Push, PushStatus, PushStore, make_store
 from gateway.settings import Settings
 
@@ -64,6 +64,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             print(_row(push))
             print(f"dedupe key      {push.dedupe_key}\nidempotency key {push.idempotency_key}")
             print(f"created {_when(push.created_at)}  delivered {_when(push.delivered_at)}")
+            for attempt in await store.push_attempts(push.id):
+                status = attempt.http_status if attempt.http_status is not None else "-"
+                print(f"attempt {_when(attempt.at)}  HTTP {status}  {attempt.outcome:<9} {attempt.answer}")
             print(json.dumps(json.loads(push.body), indent=2, ensure_ascii=False))
             return 0
         if args.action == "retry":
@@ -97,7 +100,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    from gateway.push.subscriptions import list_subscriptions, sync_shop, webhook_uri
+    from gateway.push.subscriptions import list_subscriptions, repair_shop, webhook_uri
     from gateway.shopify.client import open_clients
 
     async def run() -> int:
@@ -121,10 +124,8 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
                         for s in subs:
                             print(f"  {s.get('topic'):<28} {s.get('uri')}  {s.get('id')}")
                         continue
-                    report = await sync_shop(shop_key, client, webhook_uri(settings))
+                    report = await repair_shop(shop_key, client, webhook_uri(settings), store)
                     print(report.summary())
-                    if report.ok and store is not None:
-                        await store.set_shop_installed(shop_key, True)
                     failed += 0 if report.ok else 1
         finally:
             if store is not None:

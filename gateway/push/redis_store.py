@@ -13,6 +13,7 @@ Key layout (P = the prefix; shop keys are `[A-Za-z0-9_-]+`, checked by the setti
     P:ev:ready                        zset: pending events not leased, score = seq (claimed oldest first)
     P:ev:leased                       zset: pending events being processed, score = lease expiry
     P:push:<id>                       hash: one outbox row
+    P:push:<id>:att                   list: its delivery attempts (JSON, newest MAX_ATTEMPTS_KEPT), deleted with it
     P:due                             zset: the head (oldest pending push) of each order, score = max(due, lease expiry)
     P:pst:<status>                    zset: push ids by status (dead letters, backlog, listings), score = id
     P:checks                          zset: open unpaid checks "<shop>\\n<order id>", score = max(due, lease expiry)
@@ -66,11 +67,14 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.push.store import (
+    MAX_ANSWER_CHARS,
+    MAX_ATTEMPTS_KEPT,
     EventOutcome,
     EventStatus,
     FulfillmentState,
     OrderState,
     Push,
+    PushAttempt,
     PushStatus,
     RecordResult,
     StoredCounts,
@@ -381,6 +385,14 @@ if f[3] == 'pending' then leave_queue(id, f[1], f[2]) end
 return 1
 """
 
+# ARGV: P, id, attempt JSON, how many to keep
+_RECORD_ATTEMPT = r"""
+local k = PK(ARGV[2]) .. ':att'
+redis.call('RPUSH', k, ARGV[3])
+redis.call('LTRIM', k, -tonumber(ARGV[4]), -1)
+return 1
+"""
+
 # ARGV: P, id, now → 1 when the push is pending again
 _RETRY_PUSH = r"""
 local id = ARGV[2]
@@ -451,7 +463,7 @@ for oid, _ in pairs(ids) do
         redis.call('ZREM', P .. ':pst:' .. f[2], id)
         redis.call('ZREM', P .. ':due', id)
         redis.call('ZREM', base .. ':push', id)
-        redis.call('DEL', PK(id))
+        redis.call('DEL', PK(id), PK(id) .. ':att')
       end
     end
   end
@@ -1041,6 +1053,21 @@ class RedisPushStore:
         await self._run_batched("dead_letter", push_id, reason[:500])
         self._notify()
 
+    async def record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
+        entry = json.dumps(
+            {"at": attempt.at, "status": attempt.http_status, "answer": attempt.answer[:MAX_ANSWER_CHARS],
+             "outcome": attempt.outcome}
+        )  # fmt: skip
+        await self._run_batched("record_attempt", push_id, entry, MAX_ATTEMPTS_KEPT)
+
+    @_shielded
+    async def push_attempts(self, push_id: int) -> list[PushAttempt]:
+        out = []
+        for raw in await self.redis.lrange(self._k("push", push_id, "att"), 0, -1):
+            d = json.loads(raw)
+            out.append(PushAttempt(float(d["at"]), d.get("status"), str(d.get("answer", "")), str(d["outcome"])))
+        return out
+
     # operator CLI -------------------------------------------------------------------------------------------------
 
     async def _fetch_pushes(self, ids: Sequence[int]) -> list[Push]:
@@ -1112,6 +1139,15 @@ class RedisPushStore:
     # reconciliation and shop lifecycle ----------------------------------------------------------------------------
 
     @_shielded
+    async def last_event_at(self, shop_key: str) -> float | None:
+        # seqs grow in arrival order, so the shop's highest seq is its latest webhook
+        newest = _ints(await self.redis.zrevrange(self._shop(shop_key, "ev"), 0, 0))
+        if not newest:
+            return None
+        received = await self.redis.hget(self._k("ev", newest[0]), "recv")
+        return float(received) if received is not None else None
+
+    @_shielded
     async def get_watermark(self, shop_key: str) -> str | None:
         value = await self.redis.get(self._shop(shop_key, "wm"))
         return _s(value) if value is not None else None
@@ -1169,7 +1205,7 @@ class RedisPushStore:
                     pushes += 1
                     pipe.zrem(self._k("pst", _s(status)), pid)
                     pipe.zrem(self._k("due"), pid)
-                    pipe.unlink(self._k("push", pid))
+                    pipe.unlink(self._k("push", pid), self._k("push", pid, "att"))
                 await pipe.execute()
         counted = {"ord": 0, "ful": 0, "trk": 0, "chk": 0}
         base = _glob_escape(self._shop(shop_key)) + ":"
@@ -1250,6 +1286,7 @@ _SCRIPTS: dict[str, str] = {
     "mark_delivered": _MARK_DELIVERED,
     "schedule_retry": _SCHEDULE_RETRY,
     "dead_letter": _DEAD_LETTER,
+    "record_attempt": _RECORD_ATTEMPT,
     "retry_push": _RETRY_PUSH,
     "drop_push": _DROP_PUSH,
     "customer_data": _CUSTOMER_DATA,

@@ -26,7 +26,7 @@ import aiohttp
 
 from gateway import jsoncodec, signing
 from gateway.ops import Metrics
-from gateway.push.store import Push, PushStore
+from gateway.push.store import MAX_ANSWER_CHARS, Push, PushAttempt, PushStore
 from gateway.settings import Settings, ShopSettings
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,8 @@ class PushSender:
             return
         headers = push_headers(shop, push.body, push.idempotency_key)
         started = time.monotonic()
+        http_status: int | None = None
+        answer = ""
         try:
             async with self.session.post(
                 shop.push.url,
@@ -191,21 +193,30 @@ class PushSender:
                 headers=headers,
                 timeout=_timeout(shop.push.timeout_seconds),
             ) as resp:
-                verdict = judge(resp.status, await resp.read())
+                http_status = resp.status
+                raw = await resp.read()
+                verdict = judge(resp.status, raw)
+                answer = raw[: MAX_ANSWER_CHARS * 4].decode("utf-8", "replace")
         except (aiohttp.ClientError, TimeoutError) as exc:
             verdict = Verdict("retry", f"{type(exc).__name__}")
+            answer = verdict.reason
         self.metrics.inc("gateway_push_attempts_total", shop=push.shop_key, outcome=verdict.outcome)
         self.metrics.inc("gateway_push_attempt_seconds_total", time.monotonic() - started)
-        if verdict.outcome == "delivered":
-            await self.store.mark_delivered(push.id)
-            self.metrics.inc("gateway_pushes_delivered_total", shop=push.shop_key, topic=push.topic)
-        elif verdict.outcome == "retry":
+        outcome, delay = verdict.outcome, 0.0
+        if outcome == "retry":
             delay = backoff_delay(shop, push.attempts)
             if time.time() + delay - push.created_at > shop.push.max_age_seconds:
-                await self._dead(push, f"gave up after {push.attempts + 1} attempts: {verdict.reason}")
-            else:
-                await self.store.schedule_retry(push.id, time.time() + delay, verdict.reason)
-                self.metrics.inc("gateway_push_retries_total", shop=push.shop_key)
+                outcome = "dead"  # too old to retry: this attempt was the last
+        # The attempt log of `gateway outbox show` and the console: when, the HTTP status, the platform's answer.
+        await self.store.record_attempt(push.id, PushAttempt(time.time(), http_status, answer, outcome))
+        if outcome == "delivered":
+            await self.store.mark_delivered(push.id)
+            self.metrics.inc("gateway_pushes_delivered_total", shop=push.shop_key, topic=push.topic)
+        elif outcome == "retry":
+            await self.store.schedule_retry(push.id, time.time() + delay, verdict.reason)
+            self.metrics.inc("gateway_push_retries_total", shop=push.shop_key)
+        elif verdict.outcome == "retry":
+            await self._dead(push, f"gave up after {push.attempts + 1} attempts: {verdict.reason}")
         else:
             await self._dead(push, verdict.reason)
 

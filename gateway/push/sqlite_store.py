@@ -38,11 +38,14 @@ from typing import Any, TypeVar
 
 from gateway import jsoncodec
 from gateway.push.store import (
+    MAX_ANSWER_CHARS,
+    MAX_ATTEMPTS_KEPT,
     EventOutcome,
     EventStatus,
     FulfillmentState,
     OrderState,
     Push,
+    PushAttempt,
     PushStatus,
     RecordResult,
     StoredCounts,
@@ -146,6 +149,18 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX unpaid_due ON unpaid_checks (due_at) WHERE done = 0",
         "CREATE TABLE watermarks (shop_key TEXT PRIMARY KEY, watermark TEXT NOT NULL)",
         "CREATE TABLE shops (shop_key TEXT PRIMARY KEY, installed INTEGER NOT NULL)",
+    ],
+    [
+        # The delivery attempts of each push (operator console), and the shop's latest webhook by arrival.
+        """CREATE TABLE push_attempts (
+            push_id INTEGER NOT NULL,
+            at REAL NOT NULL,
+            http_status INTEGER,
+            answer TEXT NOT NULL DEFAULT '',
+            outcome TEXT NOT NULL
+        )""",
+        "CREATE INDEX push_attempts_push ON push_attempts (push_id)",
+        "CREATE INDEX events_shop_received ON events (shop_key, received_at)",
     ],
 ]
 
@@ -765,6 +780,30 @@ class SqlitePushStore:
         )
         self._notify()
 
+    async def record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO push_attempts (push_id, at, http_status, answer, outcome) VALUES (?, ?, ?, ?, ?)",
+                (push_id, attempt.at, attempt.http_status, attempt.answer[:MAX_ANSWER_CHARS], attempt.outcome),
+            )
+            c.execute(
+                "DELETE FROM push_attempts WHERE push_id = ? AND rowid NOT IN"
+                " (SELECT rowid FROM push_attempts WHERE push_id = ? ORDER BY rowid DESC LIMIT ?)",
+                (push_id, push_id, MAX_ATTEMPTS_KEPT),
+            )
+
+        await self._call(op)
+
+    async def push_attempts(self, push_id: int) -> list[PushAttempt]:
+        def op(c: sqlite3.Connection) -> list[PushAttempt]:
+            rows = c.execute(
+                "SELECT at, http_status, answer, outcome FROM push_attempts WHERE push_id = ? ORDER BY rowid",
+                (push_id,),
+            ).fetchall()
+            return [PushAttempt(r[0], r[1], r[2], r[3]) for r in rows]
+
+        return await self._call(op)
+
     # operator CLI -------------------------------------------------------------------------------------------------
 
     async def list_pushes(
@@ -846,6 +885,13 @@ class SqlitePushStore:
 
     # reconciliation and shop lifecycle ----------------------------------------------------------------------------
 
+    async def last_event_at(self, shop_key: str) -> float | None:
+        def op(c: sqlite3.Connection) -> float | None:
+            row = c.execute("SELECT MAX(received_at) FROM events WHERE shop_key = ?", (shop_key,)).fetchone()
+            return float(row[0]) if row and row[0] is not None else None
+
+        return await self._call(op)
+
     async def get_watermark(self, shop_key: str) -> str | None:
         def op(c: sqlite3.Connection) -> str | None:
             row = c.execute("SELECT watermark FROM watermarks WHERE shop_key = ?", (shop_key,)).fetchone()
@@ -881,7 +927,12 @@ class SqlitePushStore:
     # compliance ---------------------------------------------------------------------------------------------------
 
     async def purge_customer(self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]) -> StoredCounts:
-        return await self._call(lambda c: _customer_rows(c, shop_key, customer_id, order_ids, delete=True))
+        def op(c: sqlite3.Connection) -> StoredCounts:
+            counts = _customer_rows(c, shop_key, customer_id, order_ids, delete=True)
+            _forget_orphan_attempts(c)
+            return counts
+
+        return await self._call(op)
 
     async def count_customer_data(
         self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
@@ -894,6 +945,7 @@ class SqlitePushStore:
                 table: c.execute(f"DELETE FROM {table} WHERE shop_key = ?", (shop_key,)).rowcount
                 for table in ("events", "orders", "fulfillments", "outbox", "tracking", "unpaid_checks", "watermarks")
             }
+            _forget_orphan_attempts(c)
             return StoredCounts(
                 events=n["events"],
                 orders=n["orders"],
@@ -946,6 +998,11 @@ def _customer_rows(
         tracking_numbers=counts["tracking"],
         unpaid_checks=counts["unpaid_checks"],
     )
+
+
+def _forget_orphan_attempts(c: sqlite3.Connection) -> None:
+    """Attempts of pushes a purge deleted (purges are rare: a scan is fine)."""
+    c.execute("DELETE FROM push_attempts WHERE push_id NOT IN (SELECT id FROM outbox)")
 
 
 def _chunks(values: Sequence[int], size: int = 500) -> list[Sequence[int]]:

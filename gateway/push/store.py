@@ -174,6 +174,22 @@ class Push:
     fulfillment_id: int | None = None
 
 
+#: Attempts kept per push (the newest); older ones are forgotten.
+MAX_ATTEMPTS_KEPT = 20
+#: How much of the platform's answer an attempt keeps.
+MAX_ANSWER_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class PushAttempt:
+    """One delivery attempt, as the operator console shows it. Deleted with its push (purges included)."""
+
+    at: float
+    http_status: int | None  # None: no HTTP answer (timeout, connection refused)
+    answer: str  # the platform's answer body (truncated to MAX_ANSWER_CHARS), or the transport error
+    outcome: str  # delivered | retry | dead
+
+
 @dataclass(slots=True)
 class EventOutcome:
     """Everything one processing step produced, applied atomically by `PushStore.commit`.
@@ -312,6 +328,14 @@ class PushStore(Protocol):
 
     async def dead_letter(self, push_id: int, reason: str) -> None: ...
 
+    async def record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
+        """Append to the push's attempt log (the newest MAX_ATTEMPTS_KEPT are kept; deleted with the push)."""
+        ...
+
+    async def push_attempts(self, push_id: int) -> list[PushAttempt]:
+        """The push's recorded attempts, oldest first (empty for an unknown push)."""
+        ...
+
     async def backlog(self) -> dict[str, int]:
         """Counts for /metrics, the CLI and tests: {"events": pending events (leased or not), "pushes": pending
         pushes, "dead": dead letters, "checks": open unpaid checks}."""
@@ -343,6 +367,10 @@ class PushStore(Protocol):
     async def delivered_package_pushes(self, shop_key: str, order_id: int) -> dict[str, int]: ...
 
     # reconciliation and shop lifecycle ----------------------------------------------------------------------------
+
+    async def last_event_at(self, shop_key: str) -> float | None:
+        """When the shop's most recent stored webhook arrived (epoch seconds), None when none is stored."""
+        ...
 
     async def get_watermark(self, shop_key: str) -> str | None:
         """The reconciliation watermark (ISO 8601 UTC, Shopify's updated_at format) or None before the first pass."""

@@ -111,6 +111,16 @@ async def sync_shop(shop_key: str, client: Any, uri: str, *, create: bool = True
     return report
 
 
+async def repair_shop(shop_key: str, client: Any, uri: str, store: Any | None = None) -> SyncReport:
+    """`gateway webhooks sync` for one shop (also the console's "repair" button): create what is missing, and mark
+    the shop installed again when that worked."""
+    report = await sync_shop(shop_key, client, uri)
+    if report.ok and store is not None:
+        # A successful sync means the app is installed again: pushes may resume.
+        await store.set_shop_installed(shop_key, True)
+    return report
+
+
 async def sync_all(settings: Settings, clients: dict[str, Any], store: Any | None = None) -> list[SyncReport]:
     uri = webhook_uri(settings)
     reports = []
@@ -118,11 +128,7 @@ async def sync_all(settings: Settings, clients: dict[str, Any], store: Any | Non
         client = clients.get(shop_key)
         if client is None:
             continue
-        report = await sync_shop(shop_key, client, uri)
-        if report.ok and store is not None:
-            # A successful sync means the app is installed again: pushes may resume.
-            await store.set_shop_installed(shop_key, True)
-        reports.append(report)
+        reports.append(await repair_shop(shop_key, client, uri, store))
     return reports
 
 

@@ -120,12 +120,12 @@ def add_admin_routes(app: web.Application, server: SandboxServer) -> None:
         if "plan" in body:  # first, so bucket_size / restore_rate in the same body adjust the plan's figures
             shop.plan = body.pop("plan")
         for key, value in body.items():
-            if key not in ("token_ttl", "bucket_size", "restore_rate", "max_query_cost"):
+            if key not in ("token_ttl", "bucket_size", "restore_rate", "max_query_cost", "access_scopes"):
                 raise ValueError(f"unknown shop setting {key!r}")
-            setattr(shop, key, value)
+            setattr(shop, key, list(value) if key == "access_scopes" else value)
         return _json({"token_ttl": shop.token_ttl, "plan": shop.plan, "bucket_size": shop.bucket_size,
                       "restore_rate": shop.restore_rate, "currently_available": shop.bucket.status()["currentlyAvailable"],
-                      "max_query_cost": shop.max_query_cost})
+                      "max_query_cost": shop.max_query_cost, "access_scopes": shop.access_scopes})
 
     async def revoke_tokens(request: web.Request) -> web.Response:
         server.revoke_tokens(shop_of(request).domain)

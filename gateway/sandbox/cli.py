@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from gateway.cli_common import until_stopped
+
 DEFAULT_DOMAIN = "demo.myshopify.com"
 DEFAULT_TOKEN = "shpat_sandbox_demo"
 DEFAULT_CLIENT_ID = "sandbox-client-id"
@@ -44,7 +46,6 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    from gateway.cli import until_stopped
     from gateway.sandbox import SandboxServer, SandboxShop
 
     domains = args.domain or [DEFAULT_DOMAIN]

@@ -172,6 +172,11 @@ def _address(first: str, last: str, street: str, city: tuple[str, str, str, str,
     }
 
 
+#: The access scopes the demo app is installed with (`currentAppInstallation.accessScopes`, the grant's `scope`).
+DEFAULT_ACCESS_SCOPES = ("read_orders", "read_all_orders", "read_products", "read_customers", "read_fulfillments",
+                         "read_inventory")  # fmt: skip
+
+
 class SandboxShop:
     """One store: its data, its credentials, its webhook subscriptions, its cost bucket settings."""
 
@@ -190,6 +195,8 @@ class SandboxShop:
         self.access_token = access_token
         self.client_id = client_id
         self.client_secret = client_secret
+        #: What the app was granted; tests take one away to see the gateway notice.
+        self.access_scopes: list[str] = list(DEFAULT_ACCESS_SCOPES)
         #: Lifetime (seconds) of tokens issued by the client credentials grant; shorten it in tests.
         self.token_ttl: float = 86399
         #: The shop's cost bucket (Shopify's standard plan: 2000 points, 100/s); see `plan`, `bucket_size`,
@@ -331,6 +338,12 @@ class SandboxShop:
         self.orders.append(order)
         self._index_order(order)
         return order
+
+    def add_fulfillment(self, order: Record, fulfillment: Record) -> Record:
+        """Attach a built fulfillment to its order and index it (seeded and created ones alike are found by id)."""
+        order["fulfillments"].append(fulfillment)
+        self._fulfillments_by_id[int(fulfillment["legacyResourceId"])] = (fulfillment, order)
+        return fulfillment
 
     def _index_order(self, order: Record) -> None:
         self._orders_by_id[int(order["legacyResourceId"])] = order
@@ -528,8 +541,7 @@ class SandboxShop:
             self, order, chosen, tracking_numbers or [], company, display_status or "FULFILLED", stamp,
             status=status.upper(), estimated_delivery_at=estimated_delivery_at,
         )
-        order["fulfillments"].append(fulfillment)
-        self._fulfillments_by_id[int(fulfillment["legacyResourceId"])] = (fulfillment, order)
+        self.add_fulfillment(order, fulfillment)
         order["updatedAt"] = iso(stamp)
         refresh_fulfillment_status(order)
         self._changed([("fulfillments/create", payloads.fulfillment_payload(self, order, fulfillment)),

@@ -1,4 +1,11 @@
-"""REST-shaped webhook bodies (like /work/shared/shopify/webhooks/*.json) built from the sandbox's GraphQL-shaped records.
+"""REST-shaped webhook bodies built from the sandbox's GraphQL-shaped records, in Shopify's shapes and no kinder.
+
+Every key a body carries is a key of Shopify's example body for its topic (copied into tests/data/shopify/webhooks/;
+`tests/test_sandbox_webhook_shapes.py` walks each emitted body against it). Where an example has an empty list or a
+null (no discounts, no fulfillments, no image), the element shape is the one of Shopify's REST example of the same
+resource (tests/data/shopify/rest/). What a 2026 delivery does not carry, these bodies do not carry either: order
+topics have no `payment_details` and no line-item images (card and images come from GraphQL); `fulfillments/*` have no
+order attributes (no note_attributes, so no PSID); `fulfillment_events/create` has no order or line-item data.
 
 Ids are exact integers (never floats), timestamps ISO 8601 with offset, money as decimal strings, as Shopify sends them.
 """
@@ -38,20 +45,21 @@ def _address(address: Record | None) -> Record | None:
 
 
 def _customer(shop: SandboxShop, order: Record) -> Record | None:
+    # Shopify's order webhooks carry the customer without `tags` (the REST order resource has them).
     customer = shop.customer(order["_customerId"]) if order.get("_customerId") else None
     if customer is None:
         return None
     return {"id": int(customer["legacyResourceId"]), "admin_graphql_api_id": customer["id"], "email": customer.get("email"),
             "phone": customer.get("phone"), "first_name": customer["firstName"], "last_name": customer["lastName"],
             "created_at": _ts(customer["createdAt"]), "updated_at": _ts(customer["updatedAt"]), "state": "enabled",
-            "currency": shop.currency, "verified_email": customer["verifiedEmail"], "tags": ", ".join(customer["tags"]),
-            "note": None, "tax_exempt": False, "default_address": None}
+            "currency": shop.currency, "verified_email": customer["verifiedEmail"], "note": None, "tax_exempt": False, "default_address": None}
 
 
-def _line_item(item: Record) -> Record:
+def _line_item(item: Record, quantity: int | None = None) -> Record:
+    """A line item as fulfillments/* carry it (`quantity` = the fulfilled quantity); order topics add `current_quantity`."""
     return {
         "id": _id(item["id"]), "admin_graphql_api_id": item["id"], "title": item["title"], "name": item["name"],
-        "variant_title": item.get("variantTitle"), "quantity": item["quantity"], "current_quantity": item["currentQuantity"],
+        "variant_title": item.get("variantTitle"), "quantity": item["quantity"] if quantity is None else quantity,
         "fulfillable_quantity": item.get("fulfillableQuantity", item["quantity"]), "sku": item.get("sku"),
         "vendor": item.get("vendor"), "product_id": item.get("_productId"), "variant_id": item.get("_variantId"),
         "price": item["originalUnitPriceSet"]["shopMoney"]["amount"], "price_set": _set(item["originalUnitPriceSet"]),
@@ -78,9 +86,8 @@ def _fulfillment(order: Record, fulfillment: Record) -> Record:
         "tracking_number": tracking[0]["number"] if tracking else None,
         "tracking_numbers": [t["number"] for t in tracking],
         "tracking_url": tracking[0]["url"] if tracking else None, "tracking_urls": [t["url"] for t in tracking],
-        "service": "manual", "location_id": 655441491, "origin_address": {}, "receipt": {},
-        "email": order.get("email"), "destination": _address(order.get("shippingAddress")),
-        "line_items": [_line_item(fli["lineItem"]) for fli in fulfillment["fulfillmentLineItems"]],
+        "service": "manual", "location_id": 655441491, "origin_address": None, "receipt": {},
+        "line_items": [_line_item(fli["lineItem"], fli["quantity"]) for fli in fulfillment["fulfillmentLineItems"]],
     }
 
 
@@ -95,14 +102,17 @@ def order_payload(shop: SandboxShop, order: Record) -> Record:
     applications = []
     for app in order["discountApplications"]:
         value = app["value"]
+        kind = {"DiscountCodeApplication": "discount_code", "AutomaticDiscountApplication": "automatic",
+                "ManualDiscountApplication": "manual", "ScriptDiscountApplication": "script"}[app["__typename"]]
         applications.append({
-            "type": {"DiscountCodeApplication": "discount_code", "AutomaticDiscountApplication": "automatic",
-                     "ManualDiscountApplication": "manual", "ScriptDiscountApplication": "script"}[app["__typename"]],
-            "code": app.get("code"), "title": app.get("title", app.get("code")),
-            "value": value.get("amount") or str(value.get("percentage")),
+            "type": kind, "value": value.get("amount") or str(value.get("percentage")),
             "value_type": "fixed_amount" if "amount" in value else "percentage",
             "allocation_method": app["allocationMethod"].lower(), "target_selection": app["targetSelection"].lower(),
             "target_type": app["targetType"].lower(),
+            # Shopify's reference: a code application names its `code`; the others carry a `title` (and manual and
+            # script ones a `description`) instead.
+            **({"code": app["code"]} if kind == "discount_code" else
+               {"title": app.get("title"), **({"description": app.get("description")} if kind != "automatic" else {})}),
         })
     return {
         "id": legacy, "admin_graphql_api_id": order["id"], "name": order["name"], "number": order["number"],
@@ -131,7 +141,7 @@ def order_payload(shop: SandboxShop, order: Record) -> Record:
         "discount_applications": applications,
         "customer": _customer(shop, order),
         "shipping_address": _address(order.get("shippingAddress")), "billing_address": _address(order.get("billingAddress")),
-        "line_items": [_line_item(li) for li in order["lineItems"]],
+        "line_items": [{**_line_item(li), "current_quantity": li["currentQuantity"]} for li in order["lineItems"]],
         "fulfillments": [_fulfillment(order, f) for f in order["fulfillments"]],
         "refunds": [{"id": _id(r["id"]), "admin_graphql_api_id": r["id"], "order_id": legacy, "created_at": _ts(r["createdAt"]),
                      "note": r.get("note"), "transactions": [], "refund_line_items": []} for r in order["refunds"]],
@@ -143,7 +153,9 @@ def order_payload(shop: SandboxShop, order: Record) -> Record:
 
 
 def fulfillment_payload(shop: SandboxShop, order: Record, fulfillment: Record) -> Record:
-    return _fulfillment(order, fulfillment)
+    # The topic's body is the order's fulfillment plus the shopper's email and destination; no order attributes.
+    return {**_fulfillment(order, fulfillment), "email": order.get("email"),
+            "destination": _address(order.get("shippingAddress"))}
 
 
 def fulfillment_event_payload(shop: SandboxShop, order: Record, fulfillment: Record, event: Record) -> Record:

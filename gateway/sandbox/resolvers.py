@@ -507,6 +507,15 @@ def _shop(_: Any, info: GraphQLResolveInfo) -> Record:
     }
 
 
+@resolver("QueryRoot", "currentAppInstallation")
+def _current_app_installation(_: Any, info: GraphQLResolveInfo) -> Record:
+    shop: SandboxShop = info.context.shop
+    return {
+        "id": gid("AppInstallation", shop.shop_id), "launchUrl": f"https://{shop.domain}/admin/apps/gateway",
+        "accessScopes": [{"handle": h, "description": ""} for h in shop.access_scopes],
+    }
+
+
 @resolver("QueryRoot", "webhookSubscriptions")
 def _webhook_subscriptions(_: Any, info: GraphQLResolveInfo, **args: Any) -> Record:
     subs = list(info.context.shop.webhook_subscriptions)

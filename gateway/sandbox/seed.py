@@ -596,7 +596,7 @@ def _fulfil(shop: SandboxShop, order: Record, display_status: str, stamp: dateti
         numbers = [tracking_number(shop, company)]
     fulfillment = build_fulfillment(shop, order, line_items or order["lineItems"], numbers, company, display_status,
                                     stamp, with_trail=True)
-    order["fulfillments"].append(fulfillment)
+    shop.add_fulfillment(order, fulfillment)
     refresh_fulfillment_status(order)
     order["updatedAt"] = max(order["updatedAt"], fulfillment["updatedAt"])
     return fulfillment

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway.sandbox.cost import Bucket
-from gateway.sandbox.data import Record, SandboxShop
+from gateway.sandbox.data import DEFAULT_ACCESS_SCOPES, Record, SandboxShop
 from gateway.sandbox.executor import GraphQLRunner
 from gateway.sandbox.faults import Faults
 from gateway.sandbox.resolvers import RequestContext
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
 
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
-SCOPES = "read_orders,read_all_orders,read_products,read_customers,read_fulfillments,read_inventory"
+SCOPES = ",".join(DEFAULT_ACCESS_SCOPES)
 DEFAULT_API_VERSION = "2026-10"
 
 
@@ -183,7 +183,7 @@ class SandboxServer:
     def issue_token(self, shop: SandboxShop) -> dict[str, Any]:
         token = "shpat_" + secrets.token_hex(16)
         self._issued_tokens[token] = (shop.domain, time.monotonic() + shop.token_ttl)
-        return {"access_token": token, "scope": SCOPES, "expires_in": int(shop.token_ttl)}
+        return {"access_token": token, "scope": ",".join(shop.access_scopes), "expires_in": int(shop.token_ttl)}
 
     def revoke_tokens(self, domain: str | None = None) -> None:
         """Expire every issued token (of one shop, or all): the next request with one gets 401."""
@@ -270,14 +270,16 @@ class SandboxServer:
         # injected latency); finish() refunds requested − actual and reports the balance after the refund.
         started = self.runner_graphql.start(payload["query"], variables, payload.get("operationName"), context,
                                             self.bucket(shop.domain), shop.max_query_cost, throttle=fault == "throttle")
+        # Shopify names the version it actually served (an unsupported one falls back); this store serves only its own.
+        served = {"X-Shopify-API-Version": self.api_version}
         if isinstance(started, dict):
             await _sleep_until(answer_at)
-            return web.json_response(started, dumps=_dumps)
+            return web.json_response(started, dumps=_dumps, headers=served)
         try:
             await _sleep_until(answer_at)
         finally:
             body = self.runner_graphql.finish(started)  # a client that left still had its query run
-        return web.json_response(body, dumps=_dumps)
+        return web.json_response(body, dumps=_dumps, headers=served)
 
     async def _hang(self) -> None:
         task = asyncio.current_task()

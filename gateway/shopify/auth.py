@@ -86,6 +86,8 @@ class ClientCredentialsTokenProvider:
         self._inflight: asyncio.Task[str] | None = None
         #: Token requests made so far (tests and metrics read it).
         self.fetches = 0
+        #: When the current token expires (epoch seconds), as the grant announced it; None before the first token.
+        self.expires_at: float | None = None
 
     async def token(self) -> str:
         if self._token is not None and self._clock() < self._renew_at:
@@ -136,6 +138,7 @@ class ClientCredentialsTokenProvider:
         # With a margin as long as the token's life (tests use short lives) renew at half-life, not on every call.
         self._renew_at = started + max(lifetime - self._margin, lifetime / 2)
         self._token = body["access_token"]
+        self.expires_at = time.time() + lifetime
         log.info("obtained an Admin API token by client credentials (lifetime %.0f s)", lifetime)
         return self._token
 

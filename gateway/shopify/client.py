@@ -181,6 +181,8 @@ class ShopifyAdminClient:
         self._lookup_waiters: deque[_Waiter] = deque()
         self._background_waiters: deque[_Waiter] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        #: The `X-Shopify-API-Version` of the last answer: the version Shopify served (the operator console shows it).
+        self.served_api_version: str | None = None
 
     def __repr__(self) -> str:
         return f"ShopifyAdminClient({self.shop_key!r}, {self.url!r})"
@@ -315,6 +317,7 @@ class ShopifyAdminClient:
                 self.url, data=payload, headers=headers, timeout=aiohttp.ClientTimeout(total=remaining)
             ) as resp:
                 raw = await resp.read()
+                self.served_api_version = resp.headers.get("X-Shopify-API-Version") or self.served_api_version
                 return resp.status, raw, resp.headers.get("Retry-After")
         except aiohttp.ClientConnectorError as exc:
             raise _TransportError(f"cannot connect to Shopify: {type(exc).__name__}", may_have_arrived=False) from None
