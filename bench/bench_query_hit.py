@@ -50,27 +50,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bench_settings(store_url: str, dialect: str = "joinchat", ttl: float = 3600) -> Settings:
+def bench_settings(store_url: str, dialect: str = "joinchat", ttl: float = 3600, deadline: float = 10) -> Settings:
     return parse_settings({
         "server": {"sync_webhooks_on_start": False, "reconcile_interval_seconds": 0, "log_level": "WARNING"},
         "storage": {"backend": "sqlite", "sqlite_path": ":memory:"},
         "shops": {"bench": {
             "domain": DOMAIN, "admin_api_base": store_url, "auth": {"mode": "token", "access_token": TOKEN},
-            "dialect": dialect, "secrets": [SECRET], "deadline_seconds": 10,
+            "dialect": dialect, "secrets": [SECRET], "deadline_seconds": deadline,
             "cache": {"orders": ttl, "packages": ttl, "products": ttl, "property": ttl, "customer": ttl,
                       "openapi": ttl},
         }},
     }, env={})
 
 
-async def serve_store(port: int, latency: float = 0.0, orders: int = 200) -> None:
+async def serve_store(port: int, latency: float = 0.0, orders: int = 200, plan: str | None = None) -> None:
     """The local store in its own process, so the gateway's process holds only the gateway."""
     from gateway.sandbox import SandboxServer, SandboxShop
     from gateway.sandbox.cost import Bucket
 
     shop = SandboxShop.seeded(domain=DOMAIN, seed=42, orders=orders, products=60, access_token=TOKEN)
-    # A bucket that never runs dry: these benchmarks measure the gateway, not Shopify's throttling (tested elsewhere).
-    shop.bucket = Bucket(size=10**9, restore_rate=10**9, available=10**9)
+    if plan:
+        shop.plan = plan  # Shopify's bucket for that plan (bench_query_burst.py)
+    else:
+        # A bucket that never runs dry: these benchmarks measure the gateway, not Shopify's throttling.
+        shop.bucket = Bucket(size=10**9, restore_rate=10**9, available=10**9)
     # The response cache answers a repeated GraphQL request from memory: the store's own execution time stays out
     # of the gateway's figures.
     store = SandboxServer([shop], host="127.0.0.1", port=port, response_cache_size=100_000)
@@ -80,12 +83,15 @@ async def serve_store(port: int, latency: float = 0.0, orders: int = 200) -> Non
     await asyncio.Event().wait()
 
 
-async def serve_gateway(port: int, store_port: int, ttl: float = 3600) -> None:
+async def serve_gateway(port: int, store_port: int, ttl: float = 3600, deadline: float = 10) -> None:
     from gateway.app import create_app
+    from gateway.cli_common import freeze_startup_objects
 
-    runner = web.AppRunner(create_app(bench_settings(f"http://127.0.0.1:{store_port}", ttl=ttl)), access_log=None)
+    settings = bench_settings(f"http://127.0.0.1:{store_port}", ttl=ttl, deadline=deadline)
+    runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    freeze_startup_objects()  # as `gateway serve` does
     print("ready", flush=True)
     await asyncio.Event().wait()
 
@@ -234,16 +240,18 @@ def main() -> int:
     ap.add_argument("--store-port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--latency", type=float, default=0.0, help=argparse.SUPPRESS)
     ap.add_argument("--orders", type=int, default=200, help=argparse.SUPPRESS)
+    ap.add_argument("--plan", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--deadline", type=float, default=10, help=argparse.SUPPRESS)
     ap.add_argument("--ttl", type=float, default=3600, help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     if args.serve == "gateway":
-        asyncio.run(serve_gateway(args.port, args.store_port, args.ttl))
+        asyncio.run(serve_gateway(args.port, args.store_port, args.ttl, args.deadline))
         return 0
     if args.serve == "store":
-        asyncio.run(serve_store(args.port, args.latency, args.orders))
+        asyncio.run(serve_store(args.port, args.latency, args.orders, args.plan))
         return 0
     if args.serve == "bare":
         asyncio.run(serve_bare(args.port))

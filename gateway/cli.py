@@ -16,7 +16,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from gateway import query_cli, receiver
-from gateway.cli_common import add_config_arg, settings_from_args, until_stopped
+from gateway.cli_common import add_config_arg, freeze_startup_objects, settings_from_args, until_stopped
 from gateway.push import cli as push_cli
 from gateway.sandbox import cli as sandbox_cli
 from gateway.settings import Settings
@@ -45,6 +45,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     if settings.console.enabled:
         # the address only, never the token: the operator knows it (config.yaml's demo default, or the env)
         print(f"gateway: operator console at http://{host}:{port}/console", flush=True)
+    freeze_startup_objects()
     try:
         await until_stopped()
     finally:

@@ -1,4 +1,5 @@
-"""What every `gateway` sub-command shares: the `--config` argument, loading the settings, waiting for a stop signal.
+"""What every `gateway` sub-command shares: the `--config` argument, loading the settings, waiting for a stop signal,
+freezing start-up objects once serving.
 
 Kept apart from `gateway.cli` (the entry point that wires the sub-commands) so sub-command modules never import it.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 
@@ -35,3 +37,12 @@ async def until_stopped() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+def freeze_startup_objects() -> None:
+    """Once the server is up: move what start-up allocated (modules, pydantic schemas, settings, the sandbox's seed:
+    tens of thousands of long-lived objects) out of the garbage collector's reach. Every full collection would walk
+    them again, and under a burst of cache misses collections come often (profiled: about a tenth of the gateway's
+    CPU per miss). Only for a process that serves until it stops; tests, which build many apps, don't."""
+    gc.collect()
+    gc.freeze()

@@ -22,7 +22,9 @@ class Metrics:
         self._help: dict[str, tuple[str, str]] = {}
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
-        self._counters[(name, tuple(sorted(labels.items())))] += value
+        # most counters carry one label (the shop): nothing to sort
+        items = tuple(labels.items()) if len(labels) < 2 else tuple(sorted(labels.items()))
+        self._counters[(name, items)] += value
 
     def gauge(self, name: str, read: Callable[[], float], help_text: str = "", **labels: str) -> None:
         self._gauges[(name, tuple(sorted(labels.items())))] = read

@@ -254,6 +254,9 @@ class SandboxSettings(_Model):
     seed: int = 42
     orders: int = Field(default=60, ge=0)
     products: int = Field(default=30, ge=0)
+    #: The demo shops' cost bucket: Shopify's plan figures (standard 2000 points / 100 per s, advanced 4000 / 200,
+    #: plus 20000 / 1000, commerce_components 40000 / 2000).
+    plan: Literal["standard", "advanced", "plus", "commerce_components"] = "standard"
 
 
 class ConsoleSettings(_Model):

@@ -30,7 +30,8 @@ def _product_name(fulfillment: Node) -> str:
 
 
 def _first_image(fulfillment: Node) -> str:
-    for item in nodes(fulfillment.get("fulfillmentLineItems")):
+    """The first fulfilled item's image: `firstLineItem` (GatewayFulfillments asks for it apart from the titles)."""
+    for item in nodes(fulfillment.get("firstLineItem") or fulfillment.get("fulfillmentLineItems")):
         return dig(item, "lineItem", "image", "url") or ""
     return ""
 

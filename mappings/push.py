@@ -5,8 +5,8 @@ Two inputs, two jobs:
   changed, into what state, when. The push rules decide on those facts *whether, when and to whom* to push.
   Nothing a push *says* comes from a payload: a 2026 webhook carries no card details, no line-item images, and
   fulfillment payloads carry no order attributes (no PSID).
-- An order node of the push read (GraphQL, `gateway/shopify/queries/push_orders.graphql`, built on the query side's
-  `GatewayOrder` / `GatewayFulfillments` selections) gives what a push *says*: `receipt_params` is the `orders` reply's
+- An order node of the push read (GraphQL, `gateway/shopify/queries/push_orders.graphql`: the query side's
+  `GatewayOrder`, and the fields of its `GatewayFulfillments` a push needs) gives what a push *says*: `receipt_params` is the `orders` reply's
   receipt (mappings.receipt) with an integer timestamp; `package_update_params` is the `packages` reply's package
   (mappings.package) with the transition's status word; `recipient` is the order's PSID / email / phone.
 

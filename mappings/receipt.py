@@ -89,6 +89,9 @@ def _presentment(node: Node, field: str) -> str | None:
 
 def _adjustments(node: Node, currency: str) -> list[Adjustment]:
     """One per discount application: its code or title, and the total allocated to line items and shipping lines."""
+    applications = nodes(node.get("discountApplications"))
+    if not applications:
+        return []  # most orders: no allocations worth adding up
     allocated: dict[int, Decimal] = defaultdict(Decimal)
     holders = nodes(node.get("lineItems")) + nodes(node.get("shippingLines"))
     for holder in holders:
@@ -97,7 +100,7 @@ def _adjustments(node: Node, currency: str) -> list[Adjustment]:
             if index is not None:
                 allocated[int(index)] += to_decimal(dig(allocation, "allocatedAmountSet", "presentmentMoney", "amount"))
     adjustments = []
-    for application in nodes(node.get("discountApplications")):
+    for application in applications:
         name = application.get("code") or application.get("title") or ""
         amount = abs(allocated.get(int(application.get("index") or 0), Decimal(0)))
         adjustments.append(Adjustment(name=name, amount=money_number(amount, currency)))

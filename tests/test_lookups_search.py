@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.lookups.orders import MIN_LINE_ITEMS, line_items_per_order, matches_filter, name_matches, sort_variables
+from gateway.lookups.orders import (
+    FULFILLMENTS_COST,
+    LINE_ITEM_COST,
+    MIN_LINE_ITEMS,
+    ORDER_BASE_COST,
+    QUERY_COST_BUDGET,
+    QUERY_OVERHEAD,
+    RECEIPTS_COST_BUDGET,
+    line_items_per_order,
+    matches_filter,
+    name_matches,
+    sort_variables,
+)
 from gateway.lookups.products import effective_sort, product_matches, search_string, title_matches
 from gateway.lookups.search import order_filter_terms, search_term, title_prefix_terms
 from gateway.lookups.types import InvalidRequest, OrderFilter, ProductsQuery, Sort, SortField
@@ -105,6 +117,11 @@ def test_orders_sort_variables() -> None:
 
 def test_line_item_budget() -> None:
     assert line_items_per_order(1) <= 100
-    assert line_items_per_order(1, with_fulfillments=True) < line_items_per_order(1)
-    assert 1 <= line_items_per_order(10) < line_items_per_order(3) <= 100
+    assert 1 <= line_items_per_order(10) <= line_items_per_order(3) < line_items_per_order(1) <= 100
+    # a list of receipts requests little (a burst holds it at once); longer orders get the follow-up request
+    for limit in (1, 2, 3):
+        first_request = QUERY_OVERHEAD + limit * (ORDER_BASE_COST + line_items_per_order(limit) * LINE_ITEM_COST)
+        assert first_request <= RECEIPTS_COST_BUDGET
+    single = ORDER_BASE_COST + FULFILLMENTS_COST + line_items_per_order(1, with_fulfillments=True) * LINE_ITEM_COST
+    assert QUERY_OVERHEAD + single <= QUERY_COST_BUDGET
     assert line_items_per_order(250) == MIN_LINE_ITEMS

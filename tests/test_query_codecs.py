@@ -172,6 +172,23 @@ def test_pagination_invalid(pagination: object) -> None:
         V1.parse(jc("orders", {"order_number": "1"}, pagination))
 
 
+@pytest.mark.parametrize("sent", [3010.2, "3010.2", " #3010.2 "])
+def test_package_number_as_a_json_number_works_like_the_string(sent: object) -> None:
+    expected = PackagesQuery(None, "3010.2", Page(1, 3))
+    assert V1.parse(jc("packages", {"package_number": sent})) == expected
+    assert MB.parse(mb("packages", {"package_number": sent})) == expected
+    # through the wire too: the JSON number as the platform sends it
+    raw = b'{"method":"packages","params":{"package_number":3010.2}}'
+    assert V1.parse(json.loads(raw)) == expected
+
+
+def test_integral_floats_read_as_integers_and_odd_floats_are_refused() -> None:
+    assert V1.parse(jc("orders", {"order_number": 1001.0})).order_number == "1001"  # type: ignore[attr-defined]
+    for bad in (float("nan"), float("inf"), -1.5):
+        with pytest.raises(InvalidRequest):
+            V1.parse(jc("packages", {"package_number": bad}))
+
+
 def test_packages_products_property() -> None:
     assert V1.parse(jc("packages", {"package_number": "1001.1"})) == PackagesQuery(None, "1001.1", Page(1, 3))
     assert MB.parse(mb("packages", {"order_number": "12345"})) == PackagesQuery("12345", None, Page(1, 3))

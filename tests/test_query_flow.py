@@ -153,3 +153,11 @@ async def test_memoized_reply_follows_a_fresh_result(gateway: Platform) -> None:
     gateway.client.app[LOOKUP_CACHE].invalidate_shop("jc1")
     second = await gateway.query("jc1", "products", {"vendor": "Apple"})
     assert second.json["products"][0]["title"] == "IPod Nano - 16gb"
+
+
+async def test_package_number_sent_as_a_json_number(gateway: Platform) -> None:
+    raw = b'{"method":"packages","params":{"package_number":1001.2}}'
+    reply = await gateway.ask("jc1", raw)
+    assert reply.status == 200 and reply.json["success"] is True
+    assert [p["package_number"] for p in reply.json["packages"]] == ["1001.2"]
+    assert reply.json == (await gateway.query("jc1", "packages", {"package_number": "1001.2"})).json

@@ -167,6 +167,82 @@ async def test_throttled_then_recovers(sandbox: SandboxServer, sandbox_shop: San
     assert "errors" not in body and body["data"]["orders"]["nodes"]
 
 
+# The bucket as Shopify documents it (shared/shopify/README.md): requested cost taken at the start and held while the
+# query runs, requested − actual refunded at the end, currentlyAvailable reported after the refund, THROTTLED (HTTP
+# 200) only when the requested cost exceeds what is available at the start.
+HUNDRED_ORDERS = "{ orders(first: 100) { nodes { id customer { id } } } }"  # requested 2 + 100 × 2 = 202
+
+
+async def test_requested_cost_is_held_while_a_query_runs_and_refunded_after(
+    sandbox: SandboxServer, sandbox_shop: SandboxShop
+) -> None:
+    sandbox_shop.restore_rate = 0  # nothing refills: every point is accounted for
+    sandbox.faults.latency = 1.0
+    running = asyncio.create_task(gql(sandbox, HUNDRED_ORDERS))
+    for _ in range(90):  # until the query has started (a busy machine may take a while to connect)
+        if sandbox_shop.bucket.available < 2000:
+            break
+        await asyncio.sleep(0.01)
+    assert not running.done()
+    assert sandbox_shop.bucket.available == 2000 - 202  # taken at the start, held through the latency
+    status, body = await running
+    cost = body["extensions"]["cost"]
+    # 60 orders, not 100: actual 2 + 60 × 2, and the balance reported is the one after the refund
+    assert status == 200 and cost["requestedQueryCost"] == 202 and cost["actualQueryCost"] == 122
+    assert cost["throttleStatus"]["currentlyAvailable"] == 2000 - 122 == sandbox_shop.bucket.available
+
+
+async def test_concurrent_queries_hold_their_requested_cost_at_once_and_the_rest_are_throttled(
+    sandbox: SandboxServer, sandbox_shop: SandboxShop
+) -> None:
+    sandbox_shop.restore_rate = 0
+    sandbox.faults.latency = 0.2
+    answers = await asyncio.gather(*(gql(sandbox, HUNDRED_ORDERS) for _ in range(12)))
+    throttled = [b for status, b in answers if status == 200 and "errors" in b]
+    ran = [b for status, b in answers if status == 200 and "data" in b]
+    assert len(ran) == 2000 // 202 == 9 and len(throttled) == 3  # 9 × 202 held at once; the 10th does not fit
+    for body in throttled:
+        assert body["errors"][0]["extensions"]["code"] == "THROTTLED"
+        cost = body["extensions"]["cost"]
+        assert cost["requestedQueryCost"] == 202 and cost["actualQueryCost"] is None
+        assert cost["throttleStatus"]["currentlyAvailable"] < 202
+    assert sandbox_shop.bucket.available == 2000 - 9 * 122  # each refunded 80 when it ended
+
+
+async def test_a_query_that_fits_exactly_is_not_throttled(sandbox: SandboxServer, sandbox_shop: SandboxShop) -> None:
+    sandbox_shop.restore_rate = 0
+    sandbox_shop.bucket.available = 202
+    _, body = await gql(sandbox, HUNDRED_ORDERS)
+    assert "errors" not in body and body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == 80
+
+
+async def test_plan_presets_over_the_admin_surface(sandbox: SandboxServer, sandbox_shop: SandboxShop) -> None:
+    url = f"{sandbox.base_url}/_sandbox/{sandbox_shop.domain}/settings"
+    async with aiohttp.ClientSession() as session:
+        for plan, size, rate in (("plus", 20000, 1000), ("advanced", 4000, 200), ("standard", 2000, 100)):
+            async with session.post(url, json={"plan": plan}) as r:
+                got = await r.json()
+            assert r.status == 200 and got["plan"] == plan
+            assert (got["bucket_size"], got["restore_rate"], got["currently_available"]) == (size, rate, size)
+            _, body = await gql(sandbox, "{ shop { name } }")
+            status = body["extensions"]["cost"]["throttleStatus"]
+            assert (status["maximumAvailable"], status["restoreRate"]) == (size, rate)
+        async with session.post(url, json={"plan": "platinum"}) as r:
+            assert r.status == 400 and "unknown plan" in (await r.json())["error"]
+
+
+def test_the_configured_plan_sizes_the_demo_store() -> None:
+    from gateway.settings import parse_settings
+
+    settings = parse_settings({
+        "sandbox": {"enabled": True, "plan": "plus", "orders": 3, "products": 2},
+        "shops": {"demo": {"domain": "demo.myshopify.com", "admin_api_base": "http://127.0.0.1:8765",
+                           "auth": {"mode": "token", "access_token": "t"}, "secrets": ["s"]}},
+    })
+    shop = SandboxServer.for_settings(settings).shop()
+    assert shop.plan == "plus" and (shop.bucket_size, shop.restore_rate) == (20000, 1000)
+
+
 # ------------------------------------------------------------------------------------------------ auth
 
 

@@ -5,8 +5,8 @@ A codec turns a verified, JSON-decoded request into a dialect-neutral `Query` (g
 Codecs know nothing of Shopify or HTTP plumbing; gateway/query.py wires them to routes.
 
 Parsing rules (PROTOCOL §3, §5, §7; "decided" where the seeds are silent):
-- numbers may arrive as JSON numbers or digit strings (`order_number`, `package_number`, `page`, `limit`); booleans and
-  floats with a fraction are not numbers here;
+- numbers may arrive as JSON numbers or digit strings (`order_number`, `package_number`, `page`, `limit`); booleans
+  are not numbers here, nor floats with a fraction except a package number (`3010.2`, a fulfillment name);
 - strings are stripped and bounded in length; unknown fields are ignored;
 - pagination: page defaults to 1 and must be 1 … `max_page`; limit defaults to `default_limit`, must be ≥ 1, and a larger
   limit than `max_limit` is **capped** to `max_limit` (decided: capping keeps a platform that asks for "all" working);
@@ -16,6 +16,7 @@ Parsing rules (PROTOCOL §3, §5, §7; "decided" where the seeds are silent):
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -204,10 +205,20 @@ def text(params: dict[str, Any], name: str, max_len: int = MAX_TEXT) -> str | No
 
 
 def number_text(params: dict[str, Any], name: str) -> str | None:
-    """An order/package number: a JSON number or a string; spaces and one leading '#' stripped (PROTOCOL §5)."""
+    """An order/package number: a JSON number or a string; spaces and one leading '#' stripped (PROTOCOL §5).
+
+    A package number is a fulfillment name such as "3010.2", so a platform may send it as the JSON number 3010.2: a
+    float reads as its shortest decimal form, the same text as the string (decided: 3010.10 arrives as 3010.1 and can
+    only mean fulfillment 1; a platform meaning the tenth must send the string). An integral float (1001.0) reads as
+    the integer."""
     value = params.get(name)
     if value is None:
         return None
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and 0 <= value < 2**53:
+            value = str(int(value))
+        elif math.isfinite(value) and value > 0 and name == "package_number":
+            value = repr(value)
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InvalidRequest(f"{name} must be a number or a string")
     s = str(value).strip()

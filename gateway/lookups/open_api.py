@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.cache import order_name_tag
 from gateway.lookups.context import ShopContext
-from gateway.lookups.orders import line_items_per_order, orders_named
+from gateway.lookups.orders import complete_line_items, line_items_per_order, orders_named
 from gateway.lookups.types import InvalidRequest, NotFound, OpenApiOrderQuery, OpenApiOrderResult
 from mappings.nodes import Node, numeric_id, parse_time, strip_hash
 from mappings.open_api import order_to_open_api
@@ -23,7 +23,8 @@ async def _order_node(ctx: ShopContext, order_id: str) -> Node | None:
                 "order_by_id",
                 {"id": f"gid://shopify/Order/{numeric}", "lineItems": line_items_per_order(1, with_fulfillments=True)},
             )
-            return data.get("order")
+            order = data.get("order")
+            return (await complete_line_items(ctx, [order]))[0] if order else None
 
         node = await ctx.cache.get_or_load(
             (ctx.key, "openapi_order_id", numeric), load_by_id, ttl=ttl, tags=(f"order_id:{numeric}",), kind="openapi"

@@ -11,6 +11,7 @@ orders gets an empty list.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -35,20 +36,27 @@ from mappings.phone import normalize_phone
 from mappings.receipt import order_status, order_to_receipt
 
 # --- query cost ------------------------------------------------------------------------------------------------------
-# Shopify prices a query before running it (every object 1, a connection 2 + first × one item) and runs it only when
-# the shop's bucket holds that requested cost (2000 points on standard plans, refilling 100/s; the unused part is
-# refunded afterwards). A query must stay ≤ 1000, but near-1000 queries would also let only two lookups run at once,
-# so the gateway aims lower: QUERY_COST_BUDGET per lookup. The costs below are our documents' pieces, measured with
-# the local store's model of Shopify's rules (gateway/sandbox/cost.py); tests/test_lookups_sandbox.py checks them.
+# Shopify prices a query before running it (every object 1, a connection 2 + first × one item), takes that requested
+# cost from the shop's bucket when the query starts and holds it while it runs (2000 points on standard plans,
+# refilling 100/s; the unused part is refunded at the end). A query must stay ≤ 1000, and what a lookup requests is
+# what a burst of lookups holds at once: ten lookups of 200 points fit a standard bucket together, four of 500 do.
+# So a list of receipts asks for few line items per order (RECEIPTS_COST_BUDGET) and the rare order with more gets
+# one follow-up request for the rest (`complete_line_items`); lookups with fulfillments stay within
+# QUERY_COST_BUDGET. The costs below are our documents' pieces, measured with the local store's model of Shopify's
+# rules (gateway/sandbox/cost.py); tests/test_lookups_sandbox.py checks them.
 MAX_QUERY_COST = 1000
-QUERY_COST_BUDGET = 400
+QUERY_COST_BUDGET = 500
+RECEIPTS_COST_BUDGET = 200
 QUERY_OVERHEAD = 8  # the orders connection, ordersCount, the customers alias (6), plus a margin
 ORDER_BASE_COST = 31  # GatewayOrder without its line items (incl. the lineItems connection's 2)
 LINE_ITEM_COST = 10  # one line item of GatewayOrder
-FULFILLMENTS_COST = 75  # GatewayFulfillments
+FULFILLMENTS_COST = 155  # GatewayFulfillments
 MAX_LINE_ITEMS = 100  # PROTOCOL §5: at most 100 elements
-#: Even a page of max_limit receipts lists this many line items per order (then the budget is exceeded, not 1000).
+#: Even a page of max_limit receipts lists this many line items per order in the first request (then the budget is
+#: exceeded, not 1000); longer orders get the follow-up.
 MIN_LINE_ITEMS = 3
+#: The follow-up's page: the rest up to 100, within one query's max cost (the order 1, the connection 2).
+FOLLOW_UP_LINE_ITEMS = min(MAX_LINE_ITEMS, (MAX_QUERY_COST - 3) // LINE_ITEM_COST)
 
 _SORT_KEYS = {
     SortField.CREATED_AT: "CREATED_AT",
@@ -59,10 +67,11 @@ DEFAULT_SORT = Sort(SortField.CREATED_AT, True)
 
 
 def line_items_per_order(orders_per_request: int, *, with_fulfillments: bool = False) -> int:
-    """The line-item page that keeps `orders_per_request` orders within QUERY_COST_BUDGET (at least MIN_LINE_ITEMS,
-    at most 100). A receipt on a page of several orders may therefore list fewer than all its line items: 36 for a
-    single order, 9 each at limit 3, 3 each at limit 10 (requested cost 616 there)."""
-    per_order = (QUERY_COST_BUDGET - QUERY_OVERHEAD) // max(1, orders_per_request)
+    """The first request's line-item page: what keeps `orders_per_request` orders within RECEIPTS_COST_BUDGET (with
+    fulfillments: QUERY_COST_BUDGET), at least MIN_LINE_ITEMS, at most 100. 16 for a single receipt, 3 each at
+    limit 3 (requested 191) and at limit 10; an order with more gets `complete_line_items`."""
+    budget = QUERY_COST_BUDGET if with_fulfillments else RECEIPTS_COST_BUDGET
+    per_order = (budget - QUERY_OVERHEAD) // max(1, orders_per_request)
     fixed = ORDER_BASE_COST + (FULFILLMENTS_COST if with_fulfillments else 0)
     return max(MIN_LINE_ITEMS, min(MAX_LINE_ITEMS, (per_order - fixed) // LINE_ITEM_COST))
 
@@ -147,19 +156,49 @@ async def search_orders(
     if past_end:
         return SearchPage([], False, total, customer_found)
     found = nodes(connection)
-    kept = [n for n in found if keep(n)]
+    kept = await complete_line_items(ctx, [n for n in found if keep(n)])
     info = connection.get("pageInfo") or {}
     await remember_cursor(ctx, base, page, info.get("endCursor"), ttl=ttl, tags=tags)
     total = corrected_total(total, page, len(found), len(kept))
     return SearchPage(kept, bool(info.get("hasNextPage")), total, customer_found)
 
 
-async def orders_named(ctx: ShopContext, name: str, *, first: int, line_items: int) -> list[Node]:
+async def orders_named(ctx: ShopContext, name: str, *, first: int, line_items: int | None) -> list[Node]:
     """The orders whose name is `name` (with or without '#', case-insensitive), with their fulfillments; newest first.
-    For packages and the open API's name fallback: no page, no count."""
-    variables = {"query": search_term("name", name), "first": first, "lineItems": line_items}
-    data = await ctx.execute("orders_by_name", variables)
-    return [node for node in nodes(data["orders"]) if name_matches(node, name)]
+    For packages (`line_items=None`: names and fulfillments only) and the open API's name fallback (whole orders, long
+    ones completed): no page, no count."""
+    query = search_term("name", name)
+    if line_items is None:
+        data = await ctx.execute("orders_packages", {"query": query, "first": first})
+        return [node for node in nodes(data["orders"]) if name_matches(node, name)]
+    data = await ctx.execute("orders_by_name", {"query": query, "first": first, "lineItems": line_items})
+    return await complete_line_items(ctx, [node for node in nodes(data["orders"]) if name_matches(node, name)])
+
+
+async def complete_line_items(ctx: ShopContext, orders: list[Node]) -> list[Node]:
+    """Orders whose first request did not bring all their line items get the rest, up to 100 in all, with one
+    follow-up request each (run together); the others cost nothing more. Returns `orders`, completed in place."""
+
+    async def complete(order: Node) -> None:
+        page = order.get("lineItems") or {}
+        have = list(nodes(page))
+        info = page.get("pageInfo") or {}
+        wanted = min(FOLLOW_UP_LINE_ITEMS, MAX_LINE_ITEMS - len(have))
+        data = await ctx.execute("order_line_items", {"id": order["id"], "first": wanted, "after": info["endCursor"]})
+        rest = dig(data, "order", "lineItems") or {}
+        order["lineItems"] = {"nodes": have + list(nodes(rest)), "pageInfo": rest.get("pageInfo") or {}}
+
+    def incomplete(order: Node) -> bool:
+        page = order.get("lineItems") or {}
+        info = page.get("pageInfo") or {}
+        return bool(info.get("hasNextPage") and info.get("endCursor") and order.get("id")) and (
+            len(nodes(page)) < MAX_LINE_ITEMS
+        )
+
+    long_orders = [order for order in orders if incomplete(order)]
+    if long_orders:
+        await asyncio.gather(*(complete(order) for order in long_orders))
+    return orders
 
 
 def _first_page_key(query: Any) -> Any:

@@ -1,7 +1,7 @@
 """`packages` lookups (PROTOCOL §6): by order number, or by package number = a fulfillment name ("1001.1") or a
 tracking number (through the push side's tracking index: Shopify cannot search by tracking number).
 
-The packages of an order are fetched once (`orders_search` by name, with fulfillments) and cached as a list; every
+The packages of an order are fetched once (`orders_packages` by name: names and fulfillments) and cached as a list; every
 page and every package-number lookup of that order reads the same entry.
 """
 
@@ -29,8 +29,8 @@ async def packages_of_order(ctx: ShopContext, order_number: str) -> list[Package
     tags = (order_name_tag(number),)
 
     async def load() -> list[Package] | None:
-        # packages read fulfillments only: one line item keeps the query cheap
-        found = await orders_named(ctx, number, first=MAX_ORDERS_PER_NAME, line_items=1)
+        # packages read names and fulfillments only (orders_packages.graphql): the lookup requests little
+        found = await orders_named(ctx, number, first=MAX_ORDERS_PER_NAME, line_items=None)
         if not found:
             return None
         packages: list[Package] = []

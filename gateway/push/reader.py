@@ -39,10 +39,10 @@ RECEIPT_LINE_ITEMS = 3
 MAX_LINE_ITEMS = 96
 # Requested cost of one id in each list, by the local store's model of Shopify's rules (gateway/sandbox/cost.py;
 # tests/test_push_read.py checks these): a receipt is the node, GatewayOrder and the recipient's custom attributes
-# (32) plus 10 per line item; a package is the node, PushRecipient and GatewayFulfillments (80).
+# (32) plus 10 per line item; a package is the node, PushRecipient and PushFulfillments (50).
 RECEIPT_BASE_COST = 32
 LINE_ITEM_COST = 10
-PACKAGE_COST = 80
+PACKAGE_COST = 50
 
 
 def receipt_cost(line_items: int) -> int:
@@ -139,7 +139,8 @@ class PushReader:
         self.requests += 1
         try:
             deadline = asyncio.get_running_loop().time() + READ_DEADLINE_SECONDS
-            data = await client.execute(load_query("push_orders"), variables, deadline=deadline)
+            # background: behind every lookup on the shop's query points (a shopper is waiting for those)
+            data = await client.execute(load_query("push_orders"), variables, deadline=deadline, background=True)
         except ShopifyError as exc:
             raise ReadFailed(f"{type(exc).__name__}: {exc}") from None
         out: list[tuple[int, Node | None, bool]] = []

@@ -63,7 +63,9 @@ async def reconcile_shop(
     after: str | None = None
     for _ in range(MAX_PAGES_PER_PASS):
         data = await client.execute(
-            load_query("push_orders_updated"), {"query": f"updated_at:>='{_iso(since)}'", "after": after}
+            load_query("push_orders_updated"),
+            {"query": f"updated_at:>='{_iso(since)}'", "after": after},
+            background=True,  # behind every lookup on the shop's query points: a shopper is waiting for those
         )
         conn = data.get("orders") or {}
         facts = [f for f in (order_change_from_node(n) for n in conn.get("nodes") or ()) if f]

@@ -13,7 +13,7 @@ Every body is JSON; every answer is JSON. `{shop}` is a shop domain (e.g. demo.m
 | POST /_sandbox/{shop}/fulfillments/{id} | update_fulfillment(**body) |
 | POST /_sandbox/{shop}/fulfillments/{id}/events | add_fulfillment_event(**body) (`{"status": "out_for_delivery"}`) |
 | POST /_sandbox/{shop}/products/{id} | update_product(**body) |
-| POST /_sandbox/{shop}/settings | token_ttl, bucket_size, restore_rate, max_query_cost |
+| POST /_sandbox/{shop}/settings | plan (standard, advanced, plus, commerce_components), token_ttl, bucket_size, restore_rate, max_query_cost |
 | POST /_sandbox/{shop}/revoke-tokens | expire every token issued by the grant |
 | GET/POST/DELETE /_sandbox/faults | read / set (partial) / clear fault injection |
 | GET/POST /_sandbox/webhooks | read / set delivery knobs (paused, release_order, duplicates, delay, drop_next, retry_schedule) |
@@ -116,13 +116,16 @@ def add_admin_routes(app: web.Application, server: SandboxServer) -> None:
 
     async def shop_settings(request: web.Request) -> web.Response:
         shop = shop_of(request)
-        for key, value in (await _body(request)).items():
+        body = await _body(request)
+        if "plan" in body:  # first, so bucket_size / restore_rate in the same body adjust the plan's figures
+            shop.plan = body.pop("plan")
+        for key, value in body.items():
             if key not in ("token_ttl", "bucket_size", "restore_rate", "max_query_cost", "access_scopes"):
                 raise ValueError(f"unknown shop setting {key!r}")
             setattr(shop, key, list(value) if key == "access_scopes" else value)
-        return _json({"token_ttl": shop.token_ttl, "bucket_size": shop.bucket_size,
-                      "restore_rate": shop.restore_rate, "max_query_cost": shop.max_query_cost,
-                      "access_scopes": shop.access_scopes})
+        return _json({"token_ttl": shop.token_ttl, "plan": shop.plan, "bucket_size": shop.bucket_size,
+                      "restore_rate": shop.restore_rate, "currently_available": shop.bucket.status()["currentlyAvailable"],
+                      "max_query_cost": shop.max_query_cost, "access_scopes": shop.access_scopes})
 
     async def revoke_tokens(request: web.Request) -> web.Response:
         server.revoke_tokens(shop_of(request).domain)

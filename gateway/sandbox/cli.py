@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
     p.add_argument("--webhook-retries", default=None,
                    help="comma-separated seconds between webhook retries (default: Shopify's 8 retries over ~4 h)")
+    p.add_argument("--plan", default="standard", choices=["standard", "advanced", "plus", "commerce_components"],
+                   help="the shops' cost bucket: Shopify's figures for that plan (default: %(default)s)")
     p.add_argument("--response-cache", type=int, default=0, metavar="N",
                    help="answer up to N repeated queries from memory until the shop changes (benchmarks; default off)")
     p.set_defaults(func=cmd_sandbox)
@@ -52,6 +54,8 @@ async def _run(args: argparse.Namespace) -> None:
                            access_token=args.access_token, client_id=args.client_id, client_secret=args.client_secret)
         for index, domain in enumerate(domains)
     ]
+    for shop in shops:
+        shop.plan = args.plan
     retries = [float(x) for x in args.webhook_retries.split(",")] if args.webhook_retries else None
     server = SandboxServer(shops, host=args.host, port=args.port, webhook_retry_schedule=retries,
                            response_cache_size=args.response_cache)

@@ -9,8 +9,11 @@ The model (simple, documented, close enough to Shopify's to exercise a client's 
 - a mutation costs 10 per root field, whatever it selects.
 
 `requestedQueryCost` is computed from the document before running it; `actualQueryCost` from the result. The bucket
-(`maximumAvailable` 2000, `restoreRate` 100/s by default, per shop) must hold the requested cost or the request is
-THROTTLED; afterwards the difference between requested and actual cost is refunded, as Shopify does.
+works as Shopify documents it: the requested cost is taken when a query starts (if the bucket holds less, the answer
+is THROTTLED, with HTTP 200, and nothing is taken) and stays taken while the query runs — through any latency the
+server injects; when it ends, requested − actual is refunded, and `throttleStatus.currentlyAvailable` in the answer
+is the balance after that refund. Sizes and restore rates per plan: `PLANS` (Shopify's rate-limit page; the bucket
+is 20 × the restore rate, 2000 on a standard plan as `maximumAvailable` reports).
 """
 
 from __future__ import annotations
@@ -189,6 +192,15 @@ class CostCalculator:
         return CostPlan(fields, _requested(fields))
 
 
+#: plan → (bucket size, restore rate per second)
+PLANS: dict[str, tuple[float, float]] = {
+    "standard": (2000, 100),
+    "advanced": (4000, 200),
+    "plus": (20000, 1000),
+    "commerce_components": (40000, 2000),
+}
+
+
 @dataclass
 class Bucket:
     """Shopify's leaky bucket: `available` refills at `restore_rate` points per second up to `size`."""
@@ -213,8 +225,16 @@ class Bucket:
         return True
 
     def give_back(self, points: float) -> None:
+        self.refill()
         self.available = min(self.size, self.available + max(0.0, points))
 
+    @classmethod
+    def for_plan(cls, plan: str) -> Bucket:
+        """A full bucket of that plan's size and restore rate (KeyError for an unknown plan)."""
+        size, rate = PLANS[plan]
+        return cls(size=size, restore_rate=rate, available=size)
+
     def status(self) -> dict[str, Any]:
+        self.refill()
         return {"maximumAvailable": float(self.size), "currentlyAvailable": int(self.available),
                 "restoreRate": float(self.restore_rate)}

@@ -52,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from gateway.sandbox.cost import Bucket
+from gateway.sandbox.cost import PLANS, Bucket
 
 Record = dict[str, Any]
 Emit = Callable[["SandboxShop", str, Record], None]
@@ -199,8 +199,9 @@ class SandboxShop:
         self.access_scopes: list[str] = list(DEFAULT_ACCESS_SCOPES)
         #: Lifetime (seconds) of tokens issued by the client credentials grant; shorten it in tests.
         self.token_ttl: float = 86399
-        #: The shop's cost bucket (Shopify's standard figures: 2000 points, 100/s); see `bucket_size`, `restore_rate`.
-        self.bucket = Bucket(size=2000, restore_rate=100, available=2000)
+        #: The shop's cost bucket (Shopify's standard plan: 2000 points, 100/s); see `plan`, `bucket_size`,
+        #: `restore_rate`.
+        self.bucket = Bucket.for_plan("standard")
         self.max_query_cost: int = 1000
         self.currency = SHOP_CURRENCY
         self.timezone = "America/New_York"
@@ -235,6 +236,21 @@ class SandboxShop:
         self.version += 1
 
     # ----------------------------------------------------------------------------------------------- cost bucket
+
+    @property
+    def plan(self) -> str:
+        """The plan whose bucket this is ("custom" once size or rate were set apart from a plan)."""
+        for name, (size, rate) in PLANS.items():
+            if (self.bucket.size, self.bucket.restore_rate) == (size, rate):
+                return name
+        return "custom"
+
+    @plan.setter
+    def plan(self, name: str) -> None:
+        """A full bucket of that plan's size and restore rate (`PLANS`: standard, advanced, plus, ...)."""
+        if name not in PLANS:
+            raise ValueError(f"unknown plan {name!r} (known: {', '.join(PLANS)})")
+        self.bucket = Bucket.for_plan(name)
 
     @property
     def bucket_size(self) -> float:

@@ -108,7 +108,16 @@ class GraphQLRunner:
 
     def run(self, text: str, variables: dict[str, Any] | None, operation_name: str | None,
             context: RequestContext, bucket: Bucket, max_cost: int) -> dict[str, Any]:
-        """The response body for one request (always JSON for HTTP 200)."""
+        """The response body for one request (always JSON for HTTP 200), charged and refunded at once."""
+        started = self.start(text, variables, operation_name, context, bucket, max_cost)
+        return started if isinstance(started, dict) else self.finish(started)
+
+    def start(self, text: str, variables: dict[str, Any] | None, operation_name: str | None,
+              context: RequestContext, bucket: Bucket, max_cost: int, *, throttle: bool = False
+              ) -> Started | dict[str, Any]:
+        """Price the query and take its requested cost from the bucket: a `Started` query (the cost stays taken until
+        `finish`), or the body of an answer that ran nothing (invalid, over the max cost, THROTTLED — also when
+        `throttle` forces it, as the `throttle_next` fault does)."""
         prepared = self.prepare(text)
         if prepared.document is None:
             return {"errors": prepared.errors}
@@ -116,8 +125,9 @@ class GraphQLRunner:
         if operation is None:
             return {"errors": [{"message": "An operation name is required when a document holds several operations.",
                                 "extensions": {"code": "OPERATION_NAME_REQUIRED"}}]}
+        variables = variables or {}
         # what sizes the plan: page sizes (ints) and the length of id lists (`nodes(ids:)` is priced per id)
-        sizes = {k: len(v) if isinstance(v, list) else v for k, v in (variables or {}).items()
+        sizes = {k: len(v) if isinstance(v, list) else v for k, v in variables.items()
                  if type(v) is int or isinstance(v, list)}
         plan_key = (operation_name, *sorted(sizes.items()))
         plan = prepared.plans.get(plan_key)
@@ -135,8 +145,16 @@ class GraphQLRunner:
                 "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": None,
                                         "throttleStatus": bucket.status()}},
             }
-        if not bucket.try_take(requested):
+        if throttle or not bucket.try_take(requested):
             return throttled_body(requested, bucket)
+        return Started(text, variables, operation_name, context, bucket, prepared, operation, plan)
+
+    def finish(self, started: Started) -> dict[str, Any]:
+        """Run a started query; refund requested − actual; the body reports the balance after the refund."""
+        prepared, operation, plan, bucket, context = (started.prepared, started.operation, started.plan,
+                                                      started.bucket, started.context)
+        text, variables, operation_name = started.text, started.variables, started.operation_name
+        requested = plan.requested
         response_key: tuple[Any, ...] | None = None
         if self.responses is not None and operation.operation == OperationType.QUERY:
             shop = context.shop
@@ -147,7 +165,7 @@ class GraphQLRunner:
                 bucket.give_back(requested - actual)
                 return {**answer, "extensions": {**answer["extensions"], "cost": _cost(requested, actual, bucket)}}
         result: ExecutionResult = execute(  # type: ignore[assignment]  # every resolver is synchronous
-            self.schema, prepared.document, root_value=None, context_value=context,
+            self.schema, prepared.document, root_value=None, context_value=context,  # type: ignore[arg-type]
             variable_values=variables, operation_name=operation_name,
             field_resolver=resolve_field, type_resolver=resolve_type, is_awaitable=_never_awaitable,
         )
@@ -165,6 +183,20 @@ class GraphQLRunner:
         if response_key is not None and self.responses is not None:
             self.responses[response_key] = (body, actual)
         return body
+
+
+@dataclass
+class Started:
+    """A query whose requested cost is taken from the bucket, waiting for `GraphQLRunner.finish`."""
+
+    text: str
+    variables: dict[str, Any]
+    operation_name: str | None
+    context: RequestContext
+    bucket: Bucket
+    prepared: Prepared
+    operation: OperationDefinitionNode
+    plan: CostPlan
 
 
 def _cost(requested: int, actual: int, bucket: Bucket) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from gateway.sandbox.cost import Bucket
 from gateway.sandbox.data import DEFAULT_ACCESS_SCOPES, Record, SandboxShop
-from gateway.sandbox.executor import GraphQLRunner, throttled_body
+from gateway.sandbox.executor import GraphQLRunner
 from gateway.sandbox.faults import Faults
 from gateway.sandbox.resolvers import RequestContext
 from gateway.sandbox.webhooks import WebhookDispatcher
@@ -85,11 +85,13 @@ class SandboxServer:
                 token, client_id, secret = None, auth.client_id, auth.client_secret.get_secret_value()
             else:
                 token, client_id, secret = auth.access_token.get_secret_value(), None, None
-            shops.append(SandboxShop.seeded(
+            shop = SandboxShop.seeded(
                 domain=shop_settings.domain, seed=box.seed + index, orders=box.orders, products=box.products,
                 access_token=token, client_id=client_id,
                 client_secret=shop_settings.webhook_hmac_secret or secret,
-            ))
+            )
+            shop.plan = box.plan
+            shops.append(shop)
         if not shops:
             raise ValueError(f"sandbox is enabled but no shop has admin_api_base: {base}")
         return cls(shops, host=box.host, port=box.port, api_version=DEFAULT_API_VERSION)
@@ -223,9 +225,10 @@ class SandboxServer:
         self._graphql_requests[shop.domain] += 1
 
         fault = self.faults.next_fault()
-        delay = self.faults.delay()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        loop = asyncio.get_running_loop()
+        answer_at = loop.time() + self.faults.delay()  # the injected latency: the answer leaves no earlier
+        if fault != "ok" and fault != "throttle":
+            await _sleep_until(answer_at)
         if fault == "hang":
             await self._hang()
         if fault == "reset":
@@ -239,6 +242,7 @@ class SandboxServer:
                                      status=status)
 
         if not self.token_valid(shop, token):
+            await _sleep_until(answer_at)
             return web.json_response({"errors": INVALID_TOKEN}, status=401)
 
         try:
@@ -251,22 +255,31 @@ class SandboxServer:
             else:
                 payload = json.loads(raw or b"{}")
         except (UnicodeDecodeError, json.JSONDecodeError):
+            await _sleep_until(answer_at)
             return web.json_response({"errors": "Bad Request: body is not valid JSON"}, status=400)
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            await _sleep_until(answer_at)
             return web.json_response({"errors": {"query": "Required parameter missing or invalid"}}, status=400)
         variables = payload.get("variables") or {}
         if not isinstance(variables, dict):
+            await _sleep_until(answer_at)
             return web.json_response({"errors": [{"message": "Variables must be an object",
                                                   "extensions": {"code": "BAD_REQUEST"}}]})
-        bucket = self.bucket(shop.domain)
-        if fault == "throttle":
-            bucket.refill()
-            return web.json_response(throttled_body(0, bucket))
         context = RequestContext(shop=shop, api_version=request.match_info["version"])
-        body = self.runner_graphql.run(payload["query"], variables, payload.get("operationName"), context, bucket,
-                                       shop.max_query_cost)
+        # Shopify's bucket: the requested cost is taken now and held while the query runs (here: through the
+        # injected latency); finish() refunds requested − actual and reports the balance after the refund.
+        started = self.runner_graphql.start(payload["query"], variables, payload.get("operationName"), context,
+                                            self.bucket(shop.domain), shop.max_query_cost, throttle=fault == "throttle")
         # Shopify names the version it actually served (an unsupported one falls back); this store serves only its own.
-        return web.json_response(body, dumps=_dumps, headers={"X-Shopify-API-Version": self.api_version})
+        served = {"X-Shopify-API-Version": self.api_version}
+        if isinstance(started, dict):
+            await _sleep_until(answer_at)
+            return web.json_response(started, dumps=_dumps, headers=served)
+        try:
+            await _sleep_until(answer_at)
+        finally:
+            body = self.runner_graphql.finish(started)  # a client that left still had its query run
+        return web.json_response(body, dumps=_dumps, headers=served)
 
     async def _hang(self) -> None:
         task = asyncio.current_task()
@@ -287,6 +300,12 @@ class SandboxServer:
 
     def order_summary(self, order: Record) -> dict[str, Any]:
         return public(order)  # type: ignore[no-any-return]
+
+
+async def _sleep_until(when: float) -> None:
+    delay = when - asyncio.get_running_loop().time()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 def _dumps(value: Any) -> str:

@@ -19,10 +19,15 @@ One `aiohttp.ClientSession` for all Shopify traffic, opened in the app's cleanup
   `shopify_partial_data_total` counter; the lookups already treat those fields as optional, and answering without
   (say) the customer's name beats failing every lookup of a shop whose app lacks one scope.
 
-Cost-aware throttling: each response's `extensions.cost.throttleStatus` updates this shop's bucket estimate; the last
-`requestedQueryCost` of each document is what it is expected to cost next time. Before sending, a query waits locally
-until the estimate (refilled at `restoreRate`, minus the expected cost of requests still in flight) covers its cost,
-if the deadline allows; otherwise it fails with `ShopifyThrottled` without spending a request.
+Cost-aware pacing, on Shopify's model of the bucket (a query's requested cost is taken when it starts and held while
+it runs; requested − actual is refunded when it ends): the client keeps a copy of the shop's bucket, charged the
+expected requested cost of each document (per page-size variables, learned from `extensions.cost`) when a request is
+sent and credited the refund when it answers, reset to Shopify's `currentlyAvailable` whenever that is unambiguous.
+A query is sent when the copy holds its requested cost; otherwise it waits for the refunds of the requests in flight
+and the restore rate, lookups first (`background=True` reads wait behind every lookup and leave a quarter of the
+bucket to them). It fails with `ShopifyThrottled`, without spending a request, only when even every refund in flight
+plus the restore rate cannot bring its points before the deadline (or the deadline comes while it waits). A
+`THROTTLED` answer puts Shopify's balance into the copy and the query waits again the same way.
 
 The ShopifyAPI package (`import shopify`) is used only for API version handling (`shopify.ApiVersion`: validation and
 the `/admin/api/{version}` path). Its GraphQL executor is synchronous urllib without timeouts, so no traffic goes
@@ -38,6 +43,7 @@ import functools
 import logging
 import math
 import re
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -86,6 +92,14 @@ MIN_ATTEMPT_SECONDS = 0.05
 DEFAULT_THROTTLE_DELAY = 1.0
 #: Documents are module constants; the cap only guards against a caller building documents on the fly.
 _MAX_TRACKED_DOCUMENTS = 1024
+#: What a document is assumed to request before Shopify has priced it once: the single-query maximum, so a cold
+#: burst never overdraws the bucket (the first answer, one round trip later, tells the real figure).
+UNKNOWN_DOCUMENT_COST = 1000.0
+#: Until the first answer tells the shop's bucket: Shopify's standard plan (2000 points, 100/s).
+ASSUMED_BUCKET = (2000.0, 100.0)
+#: Background reads (reconciliation, push re-reads) are sent only while this share of the bucket stays free for
+#: lookups, and only when no lookup is waiting.
+BACKGROUND_RESERVE = 0.25
 
 
 @dataclass(slots=True)
@@ -100,6 +114,28 @@ class CostBucket:
     def estimate(self, now: float) -> float:
         refilled = self.currently_available + (now - self.read_at) * self.restore_rate
         return min(self.maximum_available, refilled)
+
+
+#: A document and the integer variables that size its lists (`first`, `lineItems`): what Shopify prices.
+_CostKey = tuple[Any, ...]
+
+
+@dataclass(slots=True, eq=False)
+class _Booking:
+    """Points booked for one request in flight: the requested cost charged at send, the actual cost expected at the
+    answer. Re-priced while in flight when Shopify prices the same document for another request."""
+
+    key: _CostKey
+    requested: float
+    actual: float
+    sent_at: float
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    key: _CostKey
+    background: bool
+    future: asyncio.Future[_Booking]
 
 
 class _TransportError(ShopifyUnavailable):
@@ -132,9 +168,19 @@ class ShopifyAdminClient:
         self.bucket: CostBucket | None = None
         #: The last `extensions.cost` seen (benchmarks print it).
         self.last_cost: dict[str, Any] | None = None
-        self._expected_cost: dict[str, float] = {}
-        self._reserved = 0.0  # expected cost of requests sent and not yet answered
-        self._budget_lock = asyncio.Lock()
+        self._expected_requested: dict[_CostKey, float] = {}
+        self._expected_actual: dict[_CostKey, float] = {}
+        # our copy of the shop's bucket: points available as of `_available_at` (loop time)
+        self._maximum, self._restore_rate = ASSUMED_BUCKET
+        self._available = self._maximum
+        self._available_at = 0.0
+        self._assumed = True
+        self._flying: set[_Booking] = set()
+        self._refunds_in_flight = 0.0  # requested − expected actual of the requests in flight
+        self._round_trip = 0.0  # moving average of request durations
+        self._lookup_waiters: deque[_Waiter] = deque()
+        self._background_waiters: deque[_Waiter] = deque()
+        self._timer: asyncio.TimerHandle | None = None
         #: The `X-Shopify-API-Version` of the last answer: the version Shopify served (the operator console shows it).
         self.served_api_version: str | None = None
 
@@ -144,10 +190,16 @@ class ShopifyAdminClient:
     # --- the one public call ---------------------------------------------------------------------------------------
 
     async def execute(
-        self, document: str, variables: dict[str, Any] | None = None, *, deadline: float | None = None
+        self,
+        document: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        deadline: float | None = None,
+        background: bool = False,
     ) -> dict[str, Any]:
         """Run one GraphQL document; return its `data`. `deadline` is an absolute `loop.time()`;
-        default now + the shop's `deadline_seconds`. Raises a ShopifyError subclass, never anything else."""
+        default now + the shop's `deadline_seconds`. `background` reads (reconciliation, push re-reads) wait behind
+        every lookup for the shop's query points. Raises a ShopifyError subclass, never anything else."""
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = loop.time() + self.shop.deadline_seconds
@@ -157,13 +209,22 @@ class ShopifyAdminClient:
             payload = b"".join((_body_prefix(document), jsoncodec.dumps(variables or {}), b"}"))
         except (TypeError, ValueError) as exc:
             raise ShopifyQueryError(f"variables are not JSON-serializable: {exc}") from None
+        key = _cost_key(document, variables)
         is_mutation = _is_mutation(document)
         retried = refreshed = False
         while True:
-            reserved = await self._reserve(document, deadline)
+            booking = await self._reserve(key, deadline, background)
+            settled = False
             try:
                 token = await self._token(deadline)
                 status, raw, retry_after = await self._post(payload, token, deadline)
+                body = _json_or_none(raw)
+                cost = _cost_of(body)
+                errors = body.get("errors") if isinstance(body, dict) else None
+                throttled = status == 429 or _is_throttled(errors)
+                # an HTTP answer without a cost (401, 5xx) ran no query
+                self._settle(booking, key, cost, throttled=throttled, refund_all=cost is None)
+                settled = True
             except ShopifyUnavailable as exc:
                 if not retried and self._may_retry(exc, is_mutation, deadline):
                     retried = True
@@ -172,7 +233,8 @@ class ShopifyAdminClient:
                 self._count_error("unavailable")
                 raise
             finally:
-                self._reserved -= reserved
+                if not settled:
+                    self._settle(booking, key, None)
 
             if status in (401, 403):
                 if not refreshed:
@@ -193,15 +255,20 @@ class ShopifyAdminClient:
                 self._count_error("unavailable")
                 raise unavailable
 
-            body = _json_or_none(raw)
-            cost = _cost_of(body)
-            if cost is not None:
-                self._observe_cost(document, cost, loop.time())
-            errors = body.get("errors") if isinstance(body, dict) else None
-
-            if status == 429 or _is_throttled(errors):
+            if throttled:
                 self.metrics.inc("shopify_throttled_total", shop=self.shop_key)
-                delay = self._throttle_delay(document, cost, retry_after)
+                status_after = cost.get("throttleStatus") if cost is not None else None
+                if isinstance(status_after, dict):
+                    # the bucket copy now holds Shopify's balance: wait in _reserve like any query; should Shopify
+                    # say THROTTLED while showing enough points, pause before asking again
+                    if self._available >= self._expected(key)[0]:
+                        if loop.time() + RETRY_PAUSE_SECONDS + MIN_ATTEMPT_SECONDS >= deadline:
+                            self._count_error("throttled")
+                            raise ShopifyThrottled("throttled by Shopify at the deadline")
+                        self.metrics.inc("shopify_throttle_wait_seconds_total", RETRY_PAUSE_SECONDS, shop=self.shop_key)
+                        await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                    continue
+                delay = self._throttle_delay(retry_after)
                 if loop.time() + delay + MIN_ATTEMPT_SECONDS < deadline:
                     self.metrics.inc("shopify_throttle_wait_seconds_total", delay, shop=self.shop_key)
                     await asyncio.sleep(delay)
@@ -281,82 +348,196 @@ class ShopifyAdminClient:
         except TimeoutError:
             raise _TransportError("no access token before the deadline", may_have_arrived=False) from None
 
-    # --- cost-aware throttling -------------------------------------------------------------------------------------
+    # --- cost-aware pacing -----------------------------------------------------------------------------------------
+    # The model is Shopify's: a query's requested cost leaves the bucket when it starts and stays out while it runs;
+    # requested − actual comes back when it ends. So `_available` (our copy of the bucket) is charged the expected
+    # requested cost at send and credited the refund at the answer; points held by requests in flight are mostly
+    # refunds on their way back, which is why a query that does not fit now waits for them (and for the restore rate)
+    # instead of giving up.
 
-    async def _reserve(self, document: str, deadline: float) -> float:
-        """Wait until the bucket should cover this document's expected cost; book that cost; return it."""
-        expected = self._expected_cost.get(document)
-        bucket = self.bucket
-        if expected is None or bucket is None:
-            return 0.0  # nothing known yet: send, and learn from the answer
-        expected = min(expected, bucket.maximum_available)
-        now = asyncio.get_running_loop().time()
-        if bucket.estimate(now) - self._reserved >= expected and not self._budget_lock.locked():
-            self._reserved += expected
-            return expected
-        return await self._wait_for_points(expected, deadline)
+    def _expected(self, key: _CostKey) -> tuple[float, float]:
+        """(requested, actual) expected of a document with these page sizes: the last ones Shopify reported, or the
+        single-query maximum until it has (so an unknown document never overdraws the bucket)."""
+        requested = self._expected_requested.get(key)
+        if requested is None:
+            requested = min(UNKNOWN_DOCUMENT_COST, self._maximum)
+            return requested, requested
+        return min(requested, self._maximum), min(self._expected_actual.get(key, requested), requested)
 
-    async def _wait_for_points(self, expected: float, deadline: float) -> float:
+    def _refill(self, now: float) -> float:
+        if now > self._available_at:
+            self._available = min(self._maximum, self._available + (now - self._available_at) * self._restore_rate)
+            self._available_at = now
+        return self._available
+
+    def _fits(self, requested: float, background: bool, now: float) -> bool:
+        # Background reads leave a share of the bucket to lookups, so a burst of them never makes a shopper wait.
+        floor = self._maximum * BACKGROUND_RESERVE if background else 0.0
+        return self._refill(now) - requested >= floor
+
+    def _book(self, key: _CostKey, now: float) -> _Booking:
+        requested, actual = self._expected(key)
+        self._refill(now)
+        self._available -= requested
+        self._refunds_in_flight += requested - actual
+        booking = _Booking(key, requested, actual, now)
+        self._flying.add(booking)
+        return booking
+
+    async def _reserve(self, key: _CostKey, deadline: float, background: bool) -> _Booking:
+        """Book this document's expected cost, waiting (behind lookups when `background`) until the bucket holds it;
+        ShopifyThrottled when even the refunds in flight and the restore rate cannot bring the points before the
+        deadline."""
         loop = asyncio.get_running_loop()
+        now = loop.time()
+        queued = self._lookup_waiters or (background and self._background_waiters)
+        if not queued and self._fits(self._expected(key)[0], background, now):
+            return self._book(key, now)
+        self._check_feasible(key, deadline, background, now)
+        waiter = _Waiter(key, background, loop.create_future())
+        (self._background_waiters if background else self._lookup_waiters).append(waiter)
+        self._pump()
+        give_up = deadline - max(MIN_ATTEMPT_SECONDS, self._round_trip)
         try:
-            # one waiter at a time, in arrival order, so waiters don't all wake for the same refill
-            await asyncio.wait_for(self._budget_lock.acquire(), max(deadline - loop.time(), 0.0))
+            async with asyncio.timeout_at(give_up):
+                booking = await waiter.future
         except TimeoutError:
-            self._count_error("throttled")
-            raise ShopifyThrottled("queued for Shopify query points until the deadline") from None
-        try:
-            while True:
-                bucket = self.bucket
-                assert bucket is not None
-                now = loop.time()
-                short = expected + self._reserved - bucket.estimate(now)
-                if short <= 0:
-                    self._reserved += expected
-                    return expected
-                wait = short / bucket.restore_rate if bucket.restore_rate > 0 else math.inf
-                if now + wait + MIN_ATTEMPT_SECONDS >= deadline:
-                    self._count_error("throttled")
-                    raise ShopifyThrottled(
-                        f"Shopify query points short by {short:.0f}; refilling takes {wait:.2f} s, past the deadline"
-                    )
-                self.metrics.inc("shopify_throttle_wait_seconds_total", wait, shop=self.shop_key)
-                await asyncio.sleep(wait)
-        finally:
-            self._budget_lock.release()
+            if not waiter.future.done() or waiter.future.cancelled():
+                self._count_error("throttled")
+                raise ShopifyThrottled("waited for Shopify query points until the deadline") from None
+            booking = waiter.future.result()  # booked just as time ran out: still worth sending
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self._settle(waiter.future.result(), key, None, refund_all=True)  # booked for a caller who left
+            raise
+        self.metrics.inc("shopify_throttle_wait_seconds_total", booking.sent_at - now, shop=self.shop_key)
+        return booking
 
-    def _observe_cost(self, document: str, cost: Mapping[str, Any], now: float) -> None:
+    def _check_feasible(self, key: _CostKey, deadline: float, background: bool, now: float) -> None:
+        """Raise ShopifyThrottled if the points cannot be there in time even counting every refund in flight: the
+        bucket then only refills at the restore rate."""
+        if key not in self._expected_requested or any(b.key not in self._expected_requested for b in self._flying):
+            return  # what unpriced documents hold is a guess: wait, bounded by the deadline, and see
+        requested, _ = self._expected(key)
+        ahead = self._lookup_waiters if not background else [*self._lookup_waiters, *self._background_waiters]
+        needed = requested + sum(self._expected(w.key)[1] for w in ahead if not w.future.done())
+        short = needed - (self._refill(now) + self._refunds_in_flight)
+        if short <= 0:
+            return
+        wait = short / self._restore_rate if self._restore_rate > 0 else math.inf
+        if now + wait + max(MIN_ATTEMPT_SECONDS, self._round_trip) >= deadline:
+            self._count_error("throttled")
+            raise ShopifyThrottled(
+                f"Shopify query points short by {short:.0f}; refilling takes {wait:.2f} s, past the deadline"
+            )
+
+    def _pump(self) -> None:
+        """Book the waiting queries that now fit, lookups first and each queue in arrival order; arm a timer for the
+        restore rate when the first one left does not fit (refunds arriving call this again)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for queue, background in ((self._lookup_waiters, False), (self._background_waiters, True)):
+            while queue:
+                waiter = queue[0]
+                if waiter.future.done():
+                    queue.popleft()
+                    continue
+                requested = self._expected(waiter.key)[0]
+                if not self._fits(requested, background, now):
+                    floor = self._maximum * BACKGROUND_RESERVE if background else 0.0
+                    if self._restore_rate > 0:
+                        wait = (requested + floor - self._available) / self._restore_rate
+                        self._timer = loop.call_at(now + max(wait, 0.001), self._pump)
+                    return
+                queue.popleft()
+                waiter.future.set_result(self._book(waiter.key, now))
+
+    def _settle(
+        self, booking: _Booking, key: _CostKey, cost: Mapping[str, Any] | None, *, throttled: bool = False,
+        refund_all: bool = False,
+    ) -> None:
+        """Credit back what the request did not spend and learn from its `extensions.cost`; then let waiters in."""
+        now = asyncio.get_running_loop().time()
+        self._flying.discard(booking)
+        self._refunds_in_flight -= booking.requested - booking.actual
+        self._refill(now)
+        if cost is not None:
+            self._learn(key, cost)  # first: a newly priced document re-prices the bookings still in flight
+        actual = cost.get("actualQueryCost") if cost else None
+        if throttled or refund_all:
+            self._available += booking.requested  # a throttled (or never answered) query spent nothing
+        elif isinstance(actual, int | float):
+            self._available += booking.requested - float(actual)
+        else:
+            self._available += booking.requested - booking.actual  # unknown outcome: assume the usual spend
+        self._available = min(self._available, self._maximum)
+        if cost is not None:
+            self._observe_status(cost, now)
+        if not throttled and not refund_all:
+            took = now - booking.sent_at
+            self._round_trip = took if not self._round_trip else 0.8 * self._round_trip + 0.2 * took
+        self._pump()
+
+    def _learn(self, key: _CostKey, cost: Mapping[str, Any]) -> None:
+        """Remember what the document requested and spent; re-price the bookings in flight of the same document
+        (the first ones of a burst were booked at the single-query maximum)."""
         self.last_cost = dict(cost)
         requested = cost.get("requestedQueryCost")
-        if isinstance(requested, int | float):
-            if len(self._expected_cost) >= _MAX_TRACKED_DOCUMENTS and document not in self._expected_cost:
-                self._expected_cost.clear()
-            self._expected_cost[document] = float(requested)
         actual = cost.get("actualQueryCost")
         if isinstance(actual, int | float):
             self.metrics.inc("shopify_query_cost_total", float(actual), shop=self.shop_key)
-        status = cost.get("throttleStatus")
-        if isinstance(status, dict):
-            try:
-                self.bucket = CostBucket(
-                    maximum_available=float(status["maximumAvailable"]),
-                    currently_available=float(status["currentlyAvailable"]),
-                    restore_rate=float(status["restoreRate"]),
-                    read_at=now,
-                )
-            except (KeyError, TypeError, ValueError):
-                pass  # a malformed status just leaves the previous estimate
+        if not isinstance(requested, int | float) or requested <= 0:
+            return
+        self.metrics.inc("shopify_query_requested_cost_total", float(requested), shop=self.shop_key)
+        if len(self._expected_requested) >= _MAX_TRACKED_DOCUMENTS and key not in self._expected_requested:
+            self._expected_requested.clear()
+            self._expected_actual.clear()
+        repriced = self._expected_requested.get(key) != requested
+        self._expected_requested[key] = float(requested)
+        if isinstance(actual, int | float):
+            self._expected_actual[key] = float(actual)
+        if not repriced:
+            return  # the usual case: bookings in flight already hold this price
+        new_requested, new_actual = self._expected(key)
+        for booking in self._flying:
+            if booking.key == key and booking.requested != new_requested:
+                self._available += booking.requested - new_requested
+                self._refunds_in_flight += (new_requested - new_actual) - (booking.requested - booking.actual)
+                booking.requested, booking.actual = new_requested, new_actual
 
-    def _throttle_delay(self, document: str, cost: Mapping[str, Any] | None, retry_after: str | None) -> float:
-        status = cost.get("throttleStatus") if cost else None
-        if isinstance(status, dict):
-            try:
-                requested = float((cost or {}).get("requestedQueryCost") or self._expected_cost.get(document) or 1.0)
-                available = float(status["currentlyAvailable"])
-                rate = float(status["restoreRate"])
-                if rate > 0:
-                    return max((requested - available) / rate, 0.0) + 0.01
-            except (KeyError, TypeError, ValueError):
-                pass
+    def _observe_status(self, cost: Mapping[str, Any], now: float) -> None:
+        """Take Shopify's `throttleStatus` into our copy of the bucket."""
+        status = cost.get("throttleStatus")
+        if not isinstance(status, dict):
+            return
+        try:
+            bucket = CostBucket(
+                maximum_available=float(status["maximumAvailable"]),
+                currently_available=float(status["currentlyAvailable"]),
+                restore_rate=float(status["restoreRate"]),
+                read_at=now,
+            )
+        except (KeyError, TypeError, ValueError):
+            return  # a malformed status just leaves the previous estimate
+        self.bucket = bucket
+        if self._assumed:  # the bucket was this shop's size all along, not the standard one we assumed
+            self._available += bucket.maximum_available - self._maximum
+            self._assumed = False
+        self._maximum, self._restore_rate = bucket.maximum_available, bucket.restore_rate
+        # With nothing else of ours in flight Shopify's balance is the truth. Otherwise it does not count our
+        # requests still on their way to Shopify, which our copy charged at send: the lower of the two is safe
+        # (Shopify's is lower when someone else spends from the same bucket).
+        if not self._flying:
+            self._available = bucket.currently_available
+        else:
+            self._available = min(self._available, bucket.currently_available)
+        self._available_at = now
+
+    def _throttle_delay(self, retry_after: str | None) -> float:
+        """How long to sleep after a THROTTLED answer that brought no throttleStatus (429 with Retry-After)."""
         if retry_after:
             try:
                 return max(float(retry_after), 0.0)
@@ -425,6 +606,12 @@ def _body_prefix(document: str) -> bytes:
     return b'{"query":' + jsoncodec.dumps(document) + b',"variables":'
 
 
+def _cost_key(document: str, variables: dict[str, Any] | None) -> _CostKey:
+    if not variables:
+        return (document,)
+    return (document, *((k, v) for k, v in variables.items() if type(v) is int))
+
+
 _MUTATION = re.compile(r"^\s*mutation\b", re.MULTILINE)
 
 
@@ -477,6 +664,7 @@ def _describe_metrics(metrics: Metrics) -> None:
     metrics.describe("shopify_throttle_wait_seconds_total", "Seconds spent waiting for query points, per shop.")
     metrics.describe("shopify_errors_total", "Failed executes by kind (unavailable, throttled, auth, query), per shop.")
     metrics.describe("shopify_query_cost_total", "Sum of actualQueryCost, per shop.")
+    metrics.describe("shopify_query_requested_cost_total", "Sum of requestedQueryCost (throttled answers too), per shop.")
     metrics.describe("shopify_token_refresh_total", "Requests retried with a new token after a 401/403, per shop.")
     metrics.describe("shopify_partial_data_total", "Answers returned with fields denied by missing access.")
 
