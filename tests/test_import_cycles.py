@@ -128,7 +128,6 @@ KNOWN_CYCLES: list[list[str]] = [
     ["gateway.push.reconcile", "gateway.push.setup"],
     ["gateway.push.redis_store", "gateway.push.sqlite_store", "gateway.push.store"],
     ["gateway.sandbox.admin", "gateway.sandbox.server"],
-    ["gateway.sandbox.data", "gateway.sandbox.payloads", "gateway.sandbox.seed"],
 ]
 
 

@@ -19,7 +19,7 @@ from graphql import GraphQLError, GraphQLResolveInfo, get_named_type, is_list_ty
 from graphql.type import GraphQLEnumType, GraphQLScalarType
 
 from gateway.sandbox import search
-from gateway.sandbox.data import Record, gid
+from gateway.sandbox.records import Record, gid
 
 if TYPE_CHECKING:
     from gateway.sandbox.data import SandboxShop

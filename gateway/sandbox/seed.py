@@ -10,28 +10,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from gateway.sandbox.data import (
-    _ADJECTIVES,
-    _CARD_BRANDS,
-    _CARRIERS,
-    _CITIES,
-    _COLOURS,
-    _EVENT_TRAIL,
-    _FIRST,
-    _LAST,
-    _SIZES,
+from gateway.sandbox.records import (
     CENT,
-    DISPLAY_STATUS_FIXTURES,
-    PRESENTMENT_RATES,
-    PRODUCT_TYPES,
     SHOP_CURRENCY,
-    VENDORS,
     Record,
-    _address,
-    _handle,
     gid,
+    gid_number,
     iso,
-    legacy_id_of,
     money,
     money_bag,
 )
@@ -41,6 +26,66 @@ if TYPE_CHECKING:
 
 _DEFAULT: Any = object()
 TAX_RATE = Decimal("0.08")
+
+# What generated records are made of (drawn from the shop's seeded rng).
+VENDORS = ["JACK & JONES", "Urban Threads", "Nordic Wool Co", "Acme Apparel", "Sunny Days"]
+PRODUCT_TYPES = ["T-Shirt", "Hoodie", "Jeans", "Sneakers", "Cap", "Socks", "Jacket"]
+_ADJECTIVES = ["Classic", "Slim Fit", "Vintage", "Organic", "Relaxed", "Essential", "Premium", "Striped", "Heavy"]
+_COLOURS = ["Black", "White", "Navy", "Green", "Red", "Grey"]
+_SIZES = ["S", "M", "L", "XL"]
+_FIRST = ["Alice", "Ben", "Carla", "David", "Emma", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kim", "Luca", "Maya",
+          "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sam", "Tara"]
+_LAST = ["Smith", "Meyer", "Rossi", "Novak", "Garcia", "Dubois", "Jensen", "Kowalski", "Silva", "Tanaka", "Okafor"]
+_CITIES = [("Ottawa", "Ontario", "ON", "Canada", "CA", "K2P 1L4"), ("Austin", "Texas", "TX", "United States", "US", "78701"),
+           ("Portland", "Oregon", "OR", "United States", "US", "97201"), ("Berlin", "Berlin", "BE", "Germany", "DE", "10115"),
+           ("Lyon", "Auvergne-Rhône-Alpes", "ARA", "France", "FR", "69001")]
+_CARRIERS = [("UPS", "https://www.ups.com/track?tracknum={n}"), ("USPS", "https://tools.usps.com/go/TrackConfirmAction?tLabels={n}"),
+             ("DHL Express", "https://www.dhl.com/track?AWB={n}"), ("FedEx", "https://www.fedex.com/fedextrack/?trknbr={n}")]
+_CARD_BRANDS = [("Visa", "4242"), ("Mastercard", "4444"), ("American Express", "0005")]
+PRESENTMENT_RATES = {"USD": Decimal("1"), "EUR": Decimal("0.92"), "CAD": Decimal("1.36"), "GBP": Decimal("0.79")}
+
+#: The `displayFinancialStatus` values seeded orders take.
+FINANCIAL_STATUSES = ["PAID", "PENDING", "AUTHORIZED", "PARTIALLY_PAID", "PARTIALLY_REFUNDED", "REFUNDED", "VOIDED", "EXPIRED"]
+#: The event statuses a fulfillment passes through on its way to a display status (oldest first).
+_EVENT_TRAIL = {
+    "LABEL_PURCHASED": ["LABEL_PURCHASED"],
+    "LABEL_PRINTED": ["LABEL_PURCHASED", "LABEL_PRINTED"],
+    "CONFIRMED": ["CONFIRMED"],
+    "CARRIER_PICKED_UP": ["CONFIRMED", "CARRIER_PICKED_UP"],
+    "IN_TRANSIT": ["CONFIRMED", "IN_TRANSIT"],
+    "OUT_FOR_DELIVERY": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY"],
+    "ATTEMPTED_DELIVERY": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "ATTEMPTED_DELIVERY"],
+    "DELAYED": ["CONFIRMED", "IN_TRANSIT", "DELAYED"],
+    "DELIVERED": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED"],
+    "FAILURE": ["CONFIRMED", "IN_TRANSIT", "FAILURE"],
+    "READY_FOR_PICKUP": ["CONFIRMED", "READY_FOR_PICKUP"],
+}
+#: Orders #1013… carry one fulfillment in each of these display statuses (the ones #1001/#1004/#1006/#1011/#1012 miss).
+DISPLAY_STATUS_FIXTURES: dict[str, str] = {
+    f"#{1013 + i}": status
+    for i, status in enumerate([
+        "ATTEMPTED_DELIVERY", "CANCELED", "CARRIER_PICKED_UP", "DELAYED", "FAILURE", "FULFILLED", "LABEL_PRINTED",
+        "LABEL_PURCHASED", "LABEL_VOIDED", "MARKED_AS_FULFILLED", "NOT_DELIVERED", "PICKED_UP", "READY_FOR_PICKUP",
+        "SUBMITTED", "CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY",
+    ])
+}
+
+
+def _handle(title: str) -> str:
+    out = "".join(ch.lower() if ch.isalnum() else "-" for ch in title)
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out.strip("-")
+
+
+def _address(first: str, last: str, street: str, city: tuple[str, str, str, str, str, str], phone: str | None) -> Record:
+    name, province, code, country, country_code, zip_code = city
+    return {
+        "name": f"{first} {last}", "firstName": first, "lastName": last, "address1": street, "address2": None,
+        "city": name, "zip": zip_code, "province": province, "provinceCode": code, "country": country,
+        "countryCodeV2": country_code, "countryCode": country_code, "phone": phone, "company": None,
+        "formattedArea": f"{name} {code}, {country}",
+    }
 
 
 # --------------------------------------------------------------------------------------------------- customers
@@ -261,7 +306,7 @@ def build_fulfillment(
         "trackingInfo": tracking_info(company, tracking_numbers), "requiresShipping": True,
         "totalQuantity": sum(li["quantity"] for li in line_items), "events": [], "service": None,
         "fulfillmentLineItems": [
-            {"id": gid("FulfillmentLineItem", int(li["id"].rsplit("/", 1)[-1]) * 10 + number), "quantity": li["quantity"],
+            {"id": gid("FulfillmentLineItem", gid_number(li["id"]) * 10 + number), "quantity": li["quantity"],
              "lineItem": li, "originalTotalSet": li["originalTotalSet"], "discountedTotalSet": li["discountedTotalSet"]}
             for li in line_items
         ],
@@ -751,4 +796,4 @@ def _seed_generated_order(shop: SandboxShop, rng: Any, created: datetime, custom
             _close(order, iso(min(now, max(created + timedelta(days=5), datetime.fromisoformat(order["updatedAt"].replace("Z", "+00:00"))))))
 
 
-__all__ = ["build_order", "build_product", "build_customer", "build_fulfillment", "populate", "legacy_id_of"]
+__all__ = ["build_order", "build_product", "build_customer", "build_fulfillment", "populate"]

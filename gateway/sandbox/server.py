@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway.sandbox.cost import Bucket
-from gateway.sandbox.data import DEFAULT_ACCESS_SCOPES, Record, SandboxShop
+from gateway.sandbox.data import DEFAULT_ACCESS_SCOPES, SandboxShop
 from gateway.sandbox.executor import GraphQLRunner
 from gateway.sandbox.faults import Faults
+from gateway.sandbox.records import Record
 from gateway.sandbox.resolvers import RequestContext
 from gateway.sandbox.webhooks import WebhookDispatcher
 
