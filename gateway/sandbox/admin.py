@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.sandbox.server import public
+from gateway.sandbox.records import public
 
 if TYPE_CHECKING:
     from gateway.sandbox.data import SandboxShop

@@ -73,3 +73,14 @@ def digits(text: str) -> str:
     """The digits of a phone number, which is how Shopify compares them (`+1 613-612-0707` = `+16136120707`)."""
     return "".join(ch for ch in str(text) if ch.isdigit())
 
+
+
+def public(value: Any) -> Any:
+    """A record as JSON-able data: internal `_` keys dropped, decimals and datetimes as strings."""
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items() if not k.startswith("_")}
+    if isinstance(value, list):
+        return [public(v) for v in value]
+    if isinstance(value, (Decimal, datetime)):
+        return str(value)
+    return value
