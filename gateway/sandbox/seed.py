@@ -845,5 +845,3 @@ def _seed_generated_order(shop: SandboxShop, rng: Any, created: datetime, custom
         if display == "DELIVERED" and rng.random() < 0.5:
             _close(order, iso(min(now, max(created + timedelta(days=5), datetime.fromisoformat(order["updatedAt"].replace("Z", "+00:00"))))))
 
-
-__all__ = ["build_order", "build_product", "build_customer", "build_fulfillment", "populate"]

@@ -20,10 +20,9 @@ from aiohttp import web
 
 from gateway.sandbox.admin import add_admin_routes
 from gateway.sandbox.cost import Bucket
-from gateway.sandbox.data import DEFAULT_ACCESS_SCOPES, SandboxShop
+from gateway.sandbox.data import SandboxShop
 from gateway.sandbox.executor import GraphQLRunner
 from gateway.sandbox.faults import Faults
-from gateway.sandbox.records import Record, public
 from gateway.sandbox.resolvers import RequestContext
 from gateway.sandbox.webhooks import WebhookDispatcher
 
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
 
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
-SCOPES = ",".join(DEFAULT_ACCESS_SCOPES)
 DEFAULT_API_VERSION = "2026-10"
 
 
@@ -135,12 +133,6 @@ class SandboxServer:
 
     def bucket(self, domain: str) -> Bucket:
         return self.shops[domain.lower()].bucket
-
-    def refill_buckets(self) -> None:
-        """Fill every shop's bucket to the brim (tests call it between cases)."""
-        for domain in self.shops:
-            bucket = self.bucket(domain)
-            bucket.available = bucket.size
 
     # ------------------------------------------------------------------------------------------ auth
 
@@ -284,9 +276,6 @@ class SandboxServer:
         if domain is None:
             return next(iter(self.shops.values()))
         return self.shops[domain.lower()]
-
-    def order_summary(self, order: Record) -> dict[str, Any]:
-        return public(order)  # type: ignore[no-any-return]
 
 
 async def _sleep_until(when: float) -> None:
