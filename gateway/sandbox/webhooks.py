@@ -72,12 +72,8 @@ class WebhookDispatcher:
     def __init__(self, api_version: str = "2026-10", retry_schedule: list[float] | None = None, seed: int = 0) -> None:
         self.api_version = api_version
         self.retry_schedule: list[float] = list(SHOPIFY_RETRY_SCHEDULE if retry_schedule is None else retry_schedule)
-        self.paused = False
-        self.release_order = "fifo"
-        self.duplicates = 1
-        self.delay = 0.0
-        self.drop_next = 0
         self.timeout = 5.0
+        self._behave()
         self.pending: list[Delivery] = []
         self.deliveries: list[Delivery] = []
         self.log: list[DeliveryAttempt] = []
@@ -137,6 +133,10 @@ class WebhookDispatcher:
         self.pending.clear()
         self.deliveries.clear()
         self.log.clear()
+        self._behave()
+
+    def _behave(self) -> None:
+        """The misbehaviour knobs at their defaults: deliver at once, in order, once each (schedule and timeout stay)."""
         self.paused = False
         self.release_order = "fifo"
         self.duplicates = 1
