@@ -19,7 +19,7 @@ from graphql import GraphQLError, GraphQLResolveInfo, get_named_type, is_list_ty
 from graphql.type import GraphQLEnumType, GraphQLScalarType
 
 from gateway.sandbox import search
-from gateway.sandbox.records import Record, gid
+from gateway.sandbox.records import Record, gid, legacy_id_of
 
 if TYPE_CHECKING:
     from gateway.sandbox.data import SandboxShop
@@ -328,7 +328,7 @@ def _order_candidates(shop: SandboxShop) -> Callable[[search.Node | None], list[
             return shop.orders_by_email(term.value)
         if term.field == "name":
             return shop.orders_by_name(term.value)
-        customer = search.id_number(term.value)
+        customer = legacy_id_of(term.value)
         return shop.orders_of_customer(customer) if customer is not None else []
 
     def candidates(tree: search.Node | None) -> list[Record] | None:
