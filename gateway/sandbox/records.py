@@ -2,7 +2,8 @@
 
 Records are plain dicts shaped like the Admin GraphQL objects (camelCase keys = field names); keys starting with `_` are
 internal and never reach the wire. This module imports nothing else of the sandbox, so the shop (`data.py`), its
-builders (`seed.py`), its webhook bodies (`payloads.py`) and the admin surface all depend on it and not on each other.
+builders (`seed.py`), its webhook bodies (`payloads.py`), the search and the admin surface depend on it, not on each
+other.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ class WebhookDispatcher:
         self.api_version = api_version
         self.retry_schedule: list[float] = list(SHOPIFY_RETRY_SCHEDULE if retry_schedule is None else retry_schedule)
         self.timeout = 5.0
-        self._behave()
+        self._default_knobs()
         self.pending: list[Delivery] = []
         self.deliveries: list[Delivery] = []
         self.log: list[DeliveryAttempt] = []
@@ -133,9 +133,9 @@ class WebhookDispatcher:
         self.pending.clear()
         self.deliveries.clear()
         self.log.clear()
-        self._behave()
+        self._default_knobs()
 
-    def _behave(self) -> None:
+    def _default_knobs(self) -> None:
         """The misbehaviour knobs at their defaults: deliver at once, in order, once each (schedule and timeout stay)."""
         self.paused = False
         self.release_order = "fifo"
