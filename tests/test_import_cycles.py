@@ -127,8 +127,6 @@ def test_the_walker_sees_function_level_imports() -> None:
 KNOWN_CYCLES: list[list[str]] = [
     ["gateway.push.reconcile", "gateway.push.setup"],
     ["gateway.push.redis_store", "gateway.push.sqlite_store", "gateway.push.store"],
-    ["gateway.sandbox.admin", "gateway.sandbox.server"],
-    ["gateway.sandbox.data", "gateway.sandbox.payloads", "gateway.sandbox.seed"],
 ]
 
 

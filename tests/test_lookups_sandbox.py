@@ -312,7 +312,7 @@ async def test_packages_by_order_number(ctx: ShopContext, server: SandboxServer)
 
 
 async def test_every_display_status_gets_a_label(ctx: ShopContext) -> None:
-    from gateway.sandbox.data import DISPLAY_STATUS_FIXTURES
+    from gateway.sandbox.seed import DISPLAY_STATUS_FIXTURES
 
     for name, status in DISPLAY_STATUS_FIXTURES.items():
         packages = (await run_lookup(ctx, PackagesQuery(order_number=name.lstrip("#")))).packages

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.sandbox import SandboxServer, SandboxShop
-from gateway.sandbox.data import DISPLAY_STATUS_FIXTURES, FINANCIAL_STATUSES
+from gateway.sandbox.seed import DISPLAY_STATUS_FIXTURES, FINANCIAL_STATUSES
 from gateway.settings import load_settings
 
 

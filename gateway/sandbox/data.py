@@ -2,7 +2,9 @@
 
 Records are plain dicts shaped like the Admin GraphQL objects (camelCase keys = field names), so graphql-core's
 default resolution reads most fields straight off them. Keys starting with `_` are internal (references by id,
-flags) and never reach the wire. Money is kept as decimal strings, exactly as Shopify serialises `Decimal`.
+flags) and never reach the wire. Money is kept as decimal strings, exactly as Shopify serialises `Decimal` (the
+shared primitives are in `gateway.sandbox.records`). The records are built by `gateway.sandbox.seed`, the webhook
+bodies by `gateway.sandbox.payloads`.
 
 Seeding is deterministic for a given `seed` (only the absolute dates move: they are relative to the seeding day).
 `orders=N` / `products=N` are totals; the well-known fixtures below always exist and count towards them.
@@ -31,7 +33,7 @@ Orders (shop currency USD)
 - #1011 — a fulfillment with **zero** tracking numbers (CONFIRMED).
 - #1012 — a fulfillment with **three** tracking numbers (IN_TRANSIT, DHL Express).
 - #1013 … #1029 — one fulfillment each, one per remaining `FulfillmentDisplayStatus`
-  (see `DISPLAY_STATUS_FIXTURES`: order name → display status), each with one tracking number.
+  (see `seed.DISPLAY_STATUS_FIXTURES`: order name → display status), each with one tracking number.
 - Every later order (#1030 …) is generated from the seed.
 
 Products (legacy ids 632910392 …)
@@ -40,7 +42,7 @@ Products (legacy ids 632910392 …)
 - "IPod Nano - 8gb" — vendor "Apple", type "Cult Products" (the REST example), active + published.
 - "Draft Hoodie" — status DRAFT.   "Archived Jeans" — status ARCHIVED.
 - "Unlisted Cap" — ACTIVE but **unpublished** (publishedAt null, no online store URL).
-- generated products after those: vendors from `VENDORS`, types from `PRODUCT_TYPES`, titles like "Slim Fit Jeans".
+- generated products after those: vendors from `seed.VENDORS`, types from `seed.PRODUCT_TYPES`, titles like "Slim Fit Jeans".
 """
 
 from __future__ import annotations
@@ -49,58 +51,24 @@ import asyncio
 import random
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from gateway.sandbox import payloads
 from gateway.sandbox.cost import PLANS, Bucket
+from gateway.sandbox.records import EVENT_STATUSES, SHOP_CURRENCY, Record, digits, gid_number, iso, legacy_id_of
+from gateway.sandbox.seed import (
+    add_event,
+    apply_product_changes,
+    build_fulfillment,
+    build_order,
+    populate,
+    record_payment,
+    refresh_fulfillment_status,
+    set_display_status,
+    tracking_info,
+)
 
-Record = dict[str, Any]
 Emit = Callable[["SandboxShop", str, Record], None]
-
-CENT = Decimal("0.01")
-SHOP_CURRENCY = "USD"
-VENDORS = ["JACK & JONES", "Urban Threads", "Nordic Wool Co", "Acme Apparel", "Sunny Days"]
-PRODUCT_TYPES = ["T-Shirt", "Hoodie", "Jeans", "Sneakers", "Cap", "Socks", "Jacket"]
-_ADJECTIVES = ["Classic", "Slim Fit", "Vintage", "Organic", "Relaxed", "Essential", "Premium", "Striped", "Heavy"]
-_COLOURS = ["Black", "White", "Navy", "Green", "Red", "Grey"]
-_SIZES = ["S", "M", "L", "XL"]
-_FIRST = ["Alice", "Ben", "Carla", "David", "Emma", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kim", "Luca", "Maya",
-          "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sam", "Tara"]
-_LAST = ["Smith", "Meyer", "Rossi", "Novak", "Garcia", "Dubois", "Jensen", "Kowalski", "Silva", "Tanaka", "Okafor"]
-_CITIES = [("Ottawa", "Ontario", "ON", "Canada", "CA", "K2P 1L4"), ("Austin", "Texas", "TX", "United States", "US", "78701"),
-           ("Portland", "Oregon", "OR", "United States", "US", "97201"), ("Berlin", "Berlin", "BE", "Germany", "DE", "10115"),
-           ("Lyon", "Auvergne-Rhône-Alpes", "ARA", "France", "FR", "69001")]
-_CARRIERS = [("UPS", "https://www.ups.com/track?tracknum={n}"), ("USPS", "https://tools.usps.com/go/TrackConfirmAction?tLabels={n}"),
-             ("DHL Express", "https://www.dhl.com/track?AWB={n}"), ("FedEx", "https://www.fedex.com/fedextrack/?trknbr={n}")]
-_CARD_BRANDS = [("Visa", "4242"), ("Mastercard", "4444"), ("American Express", "0005")]
-PRESENTMENT_RATES = {"USD": Decimal("1"), "EUR": Decimal("0.92"), "CAD": Decimal("1.36"), "GBP": Decimal("0.79")}
-
-FINANCIAL_STATUSES = ["PAID", "PENDING", "AUTHORIZED", "PARTIALLY_PAID", "PARTIALLY_REFUNDED", "REFUNDED", "VOIDED", "EXPIRED"]
-#: The event statuses a fulfillment passes through on its way to a display status (oldest first).
-_EVENT_TRAIL = {
-    "LABEL_PURCHASED": ["LABEL_PURCHASED"],
-    "LABEL_PRINTED": ["LABEL_PURCHASED", "LABEL_PRINTED"],
-    "CONFIRMED": ["CONFIRMED"],
-    "CARRIER_PICKED_UP": ["CONFIRMED", "CARRIER_PICKED_UP"],
-    "IN_TRANSIT": ["CONFIRMED", "IN_TRANSIT"],
-    "OUT_FOR_DELIVERY": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY"],
-    "ATTEMPTED_DELIVERY": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "ATTEMPTED_DELIVERY"],
-    "DELAYED": ["CONFIRMED", "IN_TRANSIT", "DELAYED"],
-    "DELIVERED": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED"],
-    "FAILURE": ["CONFIRMED", "IN_TRANSIT", "FAILURE"],
-    "READY_FOR_PICKUP": ["CONFIRMED", "READY_FOR_PICKUP"],
-}
-EVENT_STATUSES = ("ATTEMPTED_DELIVERY", "CARRIER_PICKED_UP", "CONFIRMED", "DELAYED", "DELIVERED", "FAILURE", "IN_TRANSIT",
-                  "LABEL_PRINTED", "LABEL_PURCHASED", "OUT_FOR_DELIVERY", "READY_FOR_PICKUP")
-#: Orders #1013… carry one fulfillment in each of these display statuses (the ones #1001/#1004/#1006/#1011/#1012 miss).
-DISPLAY_STATUS_FIXTURES: dict[str, str] = {
-    f"#{1013 + i}": status
-    for i, status in enumerate([
-        "ATTEMPTED_DELIVERY", "CANCELED", "CARRIER_PICKED_UP", "DELAYED", "FAILURE", "FULFILLED", "LABEL_PRINTED",
-        "LABEL_PURCHASED", "LABEL_VOIDED", "MARKED_AS_FULFILLED", "NOT_DELIVERED", "PICKED_UP", "READY_FOR_PICKUP",
-        "SUBMITTED", "CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY",
-    ])
-}
 
 ORDER_ID_BASE = 450789469  # #1001 keeps the REST example's id; later orders count up from it
 CUSTOMER_ID_BASE = 207119551
@@ -109,67 +77,6 @@ VARIANT_ID_BASE = 39072856
 LINE_ITEM_ID_BASE = 466157049
 FULFILLMENT_ID_BASE = 255858046
 OTHER_ID_BASE = 1_000_000
-
-
-def money(value: Decimal | str | int | float) -> str:
-    """Decimal string with two places, as Shopify serialises MoneyV2.amount."""
-    if not isinstance(value, Decimal):
-        value = Decimal(str(value))
-    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
-
-
-def money_bag(shop_amount: Decimal, presentment_currency: str, rate: Decimal) -> Record:
-    shop_text = money(shop_amount)
-    presented = shop_text if rate == 1 else money(shop_amount * rate)
-    return {
-        "shopMoney": {"amount": shop_text, "currencyCode": SHOP_CURRENCY},
-        "presentmentMoney": {"amount": presented, "currencyCode": presentment_currency},
-    }
-
-
-def iso(ts: datetime) -> str:
-    """GraphQL DateTime: UTC with Z; milliseconds only when the timestamp has them (changes made at run time)."""
-    if ts.utcoffset():
-        ts = ts.astimezone(UTC)
-    text = f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
-    if ts.microsecond:
-        return f"{text}.{ts.microsecond // 1000:03d}Z"
-    return text + "Z"
-
-
-def _digits(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit())
-
-
-def gid(kind: str, legacy_id: int) -> str:
-    return f"gid://shopify/{kind}/{legacy_id}"
-
-
-def legacy_id_of(value: int | str) -> int | None:
-    """Numeric id from an int, a numeric string or a gid; None when it is none of these."""
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if text.startswith("gid://"):
-        text = text.rsplit("/", 1)[-1].split("?", 1)[0]
-    return int(text) if text.isdigit() else None
-
-
-def _handle(title: str) -> str:
-    out = "".join(ch.lower() if ch.isalnum() else "-" for ch in title)
-    while "--" in out:
-        out = out.replace("--", "-")
-    return out.strip("-")
-
-
-def _address(first: str, last: str, street: str, city: tuple[str, str, str, str, str, str], phone: str | None) -> Record:
-    name, province, code, country, country_code, zip_code = city
-    return {
-        "name": f"{first} {last}", "firstName": first, "lastName": last, "address1": street, "address2": None,
-        "city": name, "zip": zip_code, "province": province, "provinceCode": code, "country": country,
-        "countryCodeV2": country_code, "countryCode": country_code, "phone": phone, "company": None,
-        "formattedArea": f"{name} {code}, {country}",
-    }
 
 
 #: The access scopes the demo app is installed with (`currentAppInstallation.accessScopes`, the grant's `scope`).
@@ -287,8 +194,6 @@ class SandboxShop:
         **kwargs: Any,
     ) -> SandboxShop:
         shop = cls(domain, access_token=access_token, client_id=client_id, client_secret=client_secret, seed=seed, **kwargs)
-        from gateway.sandbox.seed import populate
-
         populate(shop, seed=seed, orders=orders, products=products)
         return shop
 
@@ -322,7 +227,7 @@ class SandboxShop:
         if customer.get("email"):
             self._customers_by_email.setdefault(customer["email"].lower(), []).append(customer)
         if customer.get("phone"):
-            self._customers_by_phone.setdefault(_digits(customer["phone"]), []).append(customer)
+            self._customers_by_phone.setdefault(digits(customer["phone"]), []).append(customer)
         return customer
 
     def add_product(self, product: Record) -> Record:
@@ -405,7 +310,7 @@ class SandboxShop:
 
     def customers_by_phone(self, phone: str) -> list[Record]:
         """Customers whose phone has the same digits (`+1 613-612-0707` finds `+16136120707`)."""
-        return list(self._customers_by_phone.get(_digits(phone), []))
+        return list(self._customers_by_phone.get(digits(phone), []))
 
     def product(self, ref: int | str) -> Record | None:
         legacy = legacy_id_of(ref)
@@ -464,9 +369,6 @@ class SandboxShop:
         financial_status, note_attributes (dict), shipping_address (dict, or None for none), currency (presentment),
         customer (id, or dict with first_name/last_name/email/phone), created_at (datetime), discount_code, tags, test.
         """
-        from gateway.sandbox import payloads
-        from gateway.sandbox.seed import build_order
-
         order = build_order(self, created_at=options.pop("created_at", None) or self.now(), **options)
         self.add_order(order)
         topics = [("orders/create", payloads.order_payload(self, order))]
@@ -482,9 +384,6 @@ class SandboxShop:
         return stamp
 
     async def mark_paid(self, order_id: int | str) -> Record:
-        from gateway.sandbox import payloads
-        from gateway.sandbox.seed import record_payment
-
         order = self._require_order(order_id)
         stamp = self._touch(order)
         record_payment(self, order, stamp)
@@ -493,8 +392,6 @@ class SandboxShop:
         return order
 
     async def cancel_order(self, order_id: int | str, reason: str = "CUSTOMER") -> Record:
-        from gateway.sandbox import payloads
-
         order = self._require_order(order_id)
         stamp = self._touch(order)
         order["cancelledAt"] = stamp
@@ -508,8 +405,6 @@ class SandboxShop:
         return order
 
     async def close_order(self, order_id: int | str) -> Record:
-        from gateway.sandbox import payloads
-
         order = self._require_order(order_id)
         stamp = self._touch(order)
         order["closed"] = True
@@ -528,15 +423,12 @@ class SandboxShop:
         estimated_delivery_at: datetime | None = None,
     ) -> Record:
         """A fulfillment of the order (all its line items unless `line_items` names some) → fulfillments/create."""
-        from gateway.sandbox import payloads
-        from gateway.sandbox.seed import build_fulfillment, refresh_fulfillment_status
-
         order = self._require_order(order_id)
         stamp = self.now()
         chosen = order["lineItems"]
         if line_items:
             wanted = {legacy_id_of(x) for x in line_items}
-            chosen = [li for li in order["lineItems"] if int(li["id"].rsplit("/", 1)[-1]) in wanted]
+            chosen = [li for li in order["lineItems"] if gid_number(li["id"]) in wanted]
         fulfillment = build_fulfillment(
             self, order, chosen, tracking_numbers or [], company, display_status or "FULFILLED", stamp,
             status=status.upper(), estimated_delivery_at=estimated_delivery_at,
@@ -557,9 +449,6 @@ class SandboxShop:
         status: str | None = None,
     ) -> Record:
         """Change tracking or status → fulfillments/update."""
-        from gateway.sandbox import payloads
-        from gateway.sandbox.seed import set_display_status, tracking_info
-
         fulfillment, order = self._require_fulfillment(fulfillment_id)
         stamp = self.now()
         if tracking_numbers is not None or company is not None:
@@ -578,9 +467,6 @@ class SandboxShop:
     async def add_fulfillment_event(self, fulfillment_id: int | str, status: str, message: str | None = None) -> Record:
         """A carrier event (e.g. "out_for_delivery") → fulfillment_events/create and fulfillments/update
         (the fulfillment's display status follows the event, as in Shopify)."""
-        from gateway.sandbox import payloads
-        from gateway.sandbox.seed import add_event
-
         fulfillment, order = self._require_fulfillment(fulfillment_id)
         status = status.upper()
         if status not in EVENT_STATUSES:
@@ -597,9 +483,6 @@ class SandboxShop:
     async def update_product(self, product_id: int | str, **changes: Any) -> Record:
         """Set product fields by their GraphQL names (title, vendor, productType, status, tags, publishedAt, ...;
         snake_case accepted; `published=False` unpublishes) → products/update."""
-        from gateway.sandbox import payloads
-        from gateway.sandbox.seed import apply_product_changes
-
         product = self.product(product_id)
         if product is None:
             raise KeyError(f"no product {product_id!r} in {self.domain}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gateway.sandbox.data import Record
+from gateway.sandbox.records import Record, gid_number
 
 if TYPE_CHECKING:
     from gateway.sandbox.data import SandboxShop
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 
 def _ts(value: str | None) -> str | None:
     return value.replace("Z", "+00:00") if value else None
-
-
-def _id(gid: str) -> int:
-    return int(gid.rsplit("/", 1)[-1])
 
 
 def _set(bag: Record) -> Record:
@@ -58,7 +54,7 @@ def _customer(shop: SandboxShop, order: Record) -> Record | None:
 def _line_item(item: Record, quantity: int | None = None) -> Record:
     """A line item as fulfillments/* carry it (`quantity` = the fulfilled quantity); order topics add `current_quantity`."""
     return {
-        "id": _id(item["id"]), "admin_graphql_api_id": item["id"], "title": item["title"], "name": item["name"],
+        "id": gid_number(item["id"]), "admin_graphql_api_id": item["id"], "title": item["title"], "name": item["name"],
         "variant_title": item.get("variantTitle"), "quantity": item["quantity"] if quantity is None else quantity,
         "fulfillable_quantity": item.get("fulfillableQuantity", item["quantity"]), "sku": item.get("sku"),
         "vendor": item.get("vendor"), "product_id": item.get("_productId"), "variant_id": item.get("_variantId"),
@@ -78,7 +74,7 @@ def _fulfillment(order: Record, fulfillment: Record) -> Record:
     tracking = fulfillment["trackingInfo"]
     shipment = fulfillment.get("displayStatus")
     return {
-        "id": _id(fulfillment["id"]), "admin_graphql_api_id": fulfillment["id"], "order_id": int(order["legacyResourceId"]),
+        "id": gid_number(fulfillment["id"]), "admin_graphql_api_id": fulfillment["id"], "order_id": int(order["legacyResourceId"]),
         "name": fulfillment["name"], "status": fulfillment["status"].lower(),
         "shipment_status": shipment.lower() if shipment in _SHIPMENT_STATUSES else None,
         "created_at": _ts(fulfillment["createdAt"]), "updated_at": _ts(fulfillment["updatedAt"]),
@@ -143,9 +139,9 @@ def order_payload(shop: SandboxShop, order: Record) -> Record:
         "shipping_address": _address(order.get("shippingAddress")), "billing_address": _address(order.get("billingAddress")),
         "line_items": [{**_line_item(li), "current_quantity": li["currentQuantity"]} for li in order["lineItems"]],
         "fulfillments": [_fulfillment(order, f) for f in order["fulfillments"]],
-        "refunds": [{"id": _id(r["id"]), "admin_graphql_api_id": r["id"], "order_id": legacy, "created_at": _ts(r["createdAt"]),
+        "refunds": [{"id": gid_number(r["id"]), "admin_graphql_api_id": r["id"], "order_id": legacy, "created_at": _ts(r["createdAt"]),
                      "note": r.get("note"), "transactions": [], "refund_line_items": []} for r in order["refunds"]],
-        "shipping_lines": [{"id": _id(s["id"]), "title": s["title"], "code": s["code"], "source": s["source"],
+        "shipping_lines": [{"id": gid_number(s["id"]), "title": s["title"], "code": s["code"], "source": s["source"],
                             "price": s["originalPriceSet"]["shopMoney"]["amount"], "price_set": _set(s["originalPriceSet"]),
                             "discount_allocations": []} for s in order["shippingLines"]],
         "tax_lines": [], "taxes_included": False, "tax_exempt": False, "returns": [], "line_item_groups": [],
@@ -160,7 +156,7 @@ def fulfillment_payload(shop: SandboxShop, order: Record, fulfillment: Record) -
 
 def fulfillment_event_payload(shop: SandboxShop, order: Record, fulfillment: Record, event: Record) -> Record:
     return {
-        "id": event["_legacyId"], "admin_graphql_api_id": event["id"], "fulfillment_id": _id(fulfillment["id"]),
+        "id": event["_legacyId"], "admin_graphql_api_id": event["id"], "fulfillment_id": gid_number(fulfillment["id"]),
         "order_id": int(order["legacyResourceId"]), "shop_id": shop.shop_id, "status": event["status"].lower(),
         "message": event.get("message"), "happened_at": _ts(event["happenedAt"]), "created_at": _ts(event["createdAt"]),
         "updated_at": _ts(event["createdAt"]), "estimated_delivery_at": _ts(event.get("estimatedDeliveryAt")),
@@ -172,7 +168,7 @@ def product_payload(shop: SandboxShop, product: Record) -> Record:
     legacy = int(product["legacyResourceId"])
     image = product.get("featuredImage")
     images: list[dict[str, Any]] = [
-        {"id": _id(i["id"]), "product_id": legacy, "src": i["url"], "alt": i.get("altText"), "position": n + 1,
+        {"id": gid_number(i["id"]), "product_id": legacy, "src": i["url"], "alt": i.get("altText"), "position": n + 1,
          "width": i.get("width"), "height": i.get("height"), "variant_ids": []}
         for n, i in enumerate(product.get("images", []))
     ]

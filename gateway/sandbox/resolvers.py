@@ -19,7 +19,7 @@ from graphql import GraphQLError, GraphQLResolveInfo, get_named_type, is_list_ty
 from graphql.type import GraphQLEnumType, GraphQLScalarType
 
 from gateway.sandbox import search
-from gateway.sandbox.data import Record, gid
+from gateway.sandbox.records import Record, gid, legacy_id_of
 
 if TYPE_CHECKING:
     from gateway.sandbox.data import SandboxShop
@@ -328,7 +328,7 @@ def _order_candidates(shop: SandboxShop) -> Callable[[search.Node | None], list[
             return shop.orders_by_email(term.value)
         if term.field == "name":
             return shop.orders_by_name(term.value)
-        customer = search.id_number(term.value)
+        customer = legacy_id_of(term.value)
         return shop.orders_of_customer(customer) if customer is not None else []
 
     def candidates(tree: search.Node | None) -> list[Record] | None:
@@ -363,17 +363,35 @@ def _customer_candidates(shop: SandboxShop) -> Callable[[search.Node | None], li
     return candidates
 
 
-def list_orders(info: GraphQLResolveInfo, items: list[Record], args: dict[str, Any],
-                candidates: Callable[[search.Node | None], list[Record] | None] | None) -> Record:
-    shop: SandboxShop = info.context.shop
+def _searched_connection(
+    info: GraphQLResolveInfo, items: list[Record], resource: search.Resource, args: dict[str, Any],
+    sort_keys: dict[str, Callable[[Record], Any]], relevance_text: Callable[[Record], str],
+    candidates: Callable[[search.Node | None], list[Record] | None] | None = None,
+) -> Record:
+    """A connection over `items` as `orders`/`customers`/`products` answer: page sizes checked before anything runs,
+    then the `query:` search, `sortKey` (default ID; RELEVANCE ranks by `relevance_text`), then the page."""
     _bounds(args)
-    found = run_search(info, items, order_resource(shop), args.get("query"), candidates)
+    found = run_search(info, items, resource, args.get("query"), candidates)
     sort_key = args.get("sortKey") or "ID"
     if sort_key == "RELEVANCE":
-        found = _relevance(found, args.get("query"), lambda o: f"{o['name']} {o.get('email') or ''}")
+        found = _relevance(found, args.get("query"), relevance_text)
     else:
-        found = _sort(found, ORDER_SORT, sort_key, "ID")
+        found = _sort(found, sort_keys, sort_key, "ID")
     return connection(found, args)
+
+
+def list_orders(info: GraphQLResolveInfo, items: list[Record], args: dict[str, Any],
+                candidates: Callable[[search.Node | None], list[Record] | None] | None) -> Record:
+    resource = order_resource(info.context.shop)
+    return _searched_connection(info, items, resource, args, ORDER_SORT,
+                                lambda o: f"{o['name']} {o.get('email') or ''}", candidates)
+
+
+def _count(found: list[Record], limit: int | None = None) -> Record:
+    """A `Count`: exact, or `limit` AT_LEAST when more were found."""
+    if limit is not None and len(found) > limit:
+        return {"count": limit, "precision": "AT_LEAST"}
+    return {"count": len(found), "precision": "EXACT"}
 
 
 def _bounds(args: dict[str, Any]) -> None:
@@ -398,24 +416,14 @@ def _order(_: Any, info: GraphQLResolveInfo, id: str) -> Record | None:
 @resolver("QueryRoot", "ordersCount")
 def _orders_count(_: Any, info: GraphQLResolveInfo, query: str | None = None, limit: int | None = 10000, **__: Any) -> Record:
     shop: SandboxShop = info.context.shop
-    found = run_search(info, shop.orders, order_resource(shop), query, _order_candidates(shop))
-    cap = limit if limit is not None else None
-    if cap is not None and len(found) > cap:
-        return {"count": cap, "precision": "AT_LEAST"}
-    return {"count": len(found), "precision": "EXACT"}
+    return _count(run_search(info, shop.orders, order_resource(shop), query, _order_candidates(shop)), limit)
 
 
 @resolver("QueryRoot", "customers")
 def _customers(_: Any, info: GraphQLResolveInfo, **args: Any) -> Record:
     shop: SandboxShop = info.context.shop
-    _bounds(args)
-    found = run_search(info, shop.customers, customer_resource(shop), args.get("query"), _customer_candidates(shop))
-    sort_key = args.get("sortKey") or "ID"
-    if sort_key == "RELEVANCE":
-        found = _relevance(found, args.get("query"), lambda c: c["displayName"])
-    else:
-        found = _sort(found, CUSTOMER_SORT, sort_key, "ID")
-    return connection(found, args)
+    return _searched_connection(info, shop.customers, customer_resource(shop), args, CUSTOMER_SORT,
+                                lambda c: c["displayName"], _customer_candidates(shop))
 
 
 @resolver("QueryRoot", "customer")
@@ -426,20 +434,13 @@ def _customer(_: Any, info: GraphQLResolveInfo, id: str) -> Record | None:
 @resolver("QueryRoot", "customersCount")
 def _customers_count(_: Any, info: GraphQLResolveInfo, query: str | None = None, **__: Any) -> Record:
     shop: SandboxShop = info.context.shop
-    return {"count": len(run_search(info, shop.customers, customer_resource(shop), query)), "precision": "EXACT"}
+    return _count(run_search(info, shop.customers, customer_resource(shop), query))
 
 
 @resolver("QueryRoot", "products")
 def _products(_: Any, info: GraphQLResolveInfo, **args: Any) -> Record:
     shop: SandboxShop = info.context.shop
-    _bounds(args)
-    found = run_search(info, shop.products, product_resource(shop), args.get("query"))
-    sort_key = args.get("sortKey") or "ID"
-    if sort_key == "RELEVANCE":
-        found = _relevance(found, args.get("query"), lambda p: p["title"])
-    else:
-        found = _sort(found, PRODUCT_SORT, sort_key, "ID")
-    return connection(found, args)
+    return _searched_connection(info, shop.products, product_resource(shop), args, PRODUCT_SORT, lambda p: p["title"])
 
 
 @resolver("QueryRoot", "product")
@@ -450,10 +451,7 @@ def _product(_: Any, info: GraphQLResolveInfo, id: str) -> Record | None:
 @resolver("QueryRoot", "productsCount")
 def _products_count(_: Any, info: GraphQLResolveInfo, query: str | None = None, limit: int | None = 10000, **__: Any) -> Record:
     shop: SandboxShop = info.context.shop
-    found = run_search(info, shop.products, product_resource(shop), query)
-    if limit is not None and len(found) > limit:
-        return {"count": limit, "precision": "AT_LEAST"}
-    return {"count": len(found), "precision": "EXACT"}
+    return _count(run_search(info, shop.products, product_resource(shop), query), limit)
 
 
 def _distinct(values: list[str]) -> list[str]:

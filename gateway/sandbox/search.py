@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from gateway.sandbox.records import digits, legacy_id_of
+
 Comparator = Literal[":", ">", "<", ">=", "<="]
 
 
@@ -280,18 +282,6 @@ def _compare(op: Comparator, left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-@functools.lru_cache(maxsize=65536)
-def _digits(text: str) -> str:
-    return "".join(ch for ch in str(text) if ch.isdigit())
-
-
-def id_number(value: Any) -> int | None:
-    text = str(value).strip()
-    if text.startswith("gid://"):
-        text = text.rsplit("/", 1)[-1]
-    return int(text) if text.isdigit() else None
-
-
 class Matcher:
     """Evaluates a parsed query against records of one resource."""
 
@@ -361,9 +351,9 @@ class Matcher:
                 for v in _as_list(value)
             )
         if kind == "id":
-            want = id_number(wanted)
+            want = legacy_id_of(wanted)
             return want is not None and any(
-                (have := id_number(v)) is not None and _compare(term.op, have, want) for v in _as_list(value)
+                (have := legacy_id_of(v)) is not None and _compare(term.op, have, want) for v in _as_list(value)
             )
         if kind == "number":
             try:
@@ -372,8 +362,8 @@ class Matcher:
                 return False
             return any(v is not None and _compare(term.op, float(v), want_n) for v in _as_list(value))
         if kind == "phone":
-            target = _digits(wanted)
-            return bool(target) and any(v and _digits(v) == target for v in _as_list(value))
+            target = digits(wanted)
+            return bool(target) and any(v and digits(v) == target for v in _as_list(value))
         if kind == "bool":
             return str(bool(value)).lower() == wanted.lower()
         if kind == "date":

@@ -8,30 +8,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from gateway.sandbox.data import (
-    _ADJECTIVES,
-    _CARD_BRANDS,
-    _CARRIERS,
-    _CITIES,
-    _COLOURS,
-    _EVENT_TRAIL,
-    _FIRST,
-    _LAST,
-    _SIZES,
+from gateway.sandbox.records import (
     CENT,
-    DISPLAY_STATUS_FIXTURES,
-    PRESENTMENT_RATES,
-    PRODUCT_TYPES,
     SHOP_CURRENCY,
-    VENDORS,
     Record,
-    _address,
-    _handle,
     gid,
+    gid_number,
     iso,
-    legacy_id_of,
     money,
     money_bag,
 )
@@ -41,6 +26,66 @@ if TYPE_CHECKING:
 
 _DEFAULT: Any = object()
 TAX_RATE = Decimal("0.08")
+
+# What generated records are made of (drawn from the shop's seeded rng).
+VENDORS = ["JACK & JONES", "Urban Threads", "Nordic Wool Co", "Acme Apparel", "Sunny Days"]
+PRODUCT_TYPES = ["T-Shirt", "Hoodie", "Jeans", "Sneakers", "Cap", "Socks", "Jacket"]
+_ADJECTIVES = ["Classic", "Slim Fit", "Vintage", "Organic", "Relaxed", "Essential", "Premium", "Striped", "Heavy"]
+_COLOURS = ["Black", "White", "Navy", "Green", "Red", "Grey"]
+_SIZES = ["S", "M", "L", "XL"]
+_FIRST = ["Alice", "Ben", "Carla", "David", "Emma", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kim", "Luca", "Maya",
+          "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sam", "Tara"]
+_LAST = ["Smith", "Meyer", "Rossi", "Novak", "Garcia", "Dubois", "Jensen", "Kowalski", "Silva", "Tanaka", "Okafor"]
+_CITIES = [("Ottawa", "Ontario", "ON", "Canada", "CA", "K2P 1L4"), ("Austin", "Texas", "TX", "United States", "US", "78701"),
+           ("Portland", "Oregon", "OR", "United States", "US", "97201"), ("Berlin", "Berlin", "BE", "Germany", "DE", "10115"),
+           ("Lyon", "Auvergne-Rhône-Alpes", "ARA", "France", "FR", "69001")]
+_CARRIERS = [("UPS", "https://www.ups.com/track?tracknum={n}"), ("USPS", "https://tools.usps.com/go/TrackConfirmAction?tLabels={n}"),
+             ("DHL Express", "https://www.dhl.com/track?AWB={n}"), ("FedEx", "https://www.fedex.com/fedextrack/?trknbr={n}")]
+_CARD_BRANDS = [("Visa", "4242"), ("Mastercard", "4444"), ("American Express", "0005")]
+PRESENTMENT_RATES = {"USD": Decimal("1"), "EUR": Decimal("0.92"), "CAD": Decimal("1.36"), "GBP": Decimal("0.79")}
+
+#: The `displayFinancialStatus` values seeded orders take.
+FINANCIAL_STATUSES = ["PAID", "PENDING", "AUTHORIZED", "PARTIALLY_PAID", "PARTIALLY_REFUNDED", "REFUNDED", "VOIDED", "EXPIRED"]
+#: The event statuses a fulfillment passes through on its way to a display status (oldest first).
+_EVENT_TRAIL = {
+    "LABEL_PURCHASED": ["LABEL_PURCHASED"],
+    "LABEL_PRINTED": ["LABEL_PURCHASED", "LABEL_PRINTED"],
+    "CONFIRMED": ["CONFIRMED"],
+    "CARRIER_PICKED_UP": ["CONFIRMED", "CARRIER_PICKED_UP"],
+    "IN_TRANSIT": ["CONFIRMED", "IN_TRANSIT"],
+    "OUT_FOR_DELIVERY": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY"],
+    "ATTEMPTED_DELIVERY": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "ATTEMPTED_DELIVERY"],
+    "DELAYED": ["CONFIRMED", "IN_TRANSIT", "DELAYED"],
+    "DELIVERED": ["CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED"],
+    "FAILURE": ["CONFIRMED", "IN_TRANSIT", "FAILURE"],
+    "READY_FOR_PICKUP": ["CONFIRMED", "READY_FOR_PICKUP"],
+}
+#: Orders #1013… carry one fulfillment in each of these display statuses (the ones #1001/#1004/#1006/#1011/#1012 miss).
+DISPLAY_STATUS_FIXTURES: dict[str, str] = {
+    f"#{1013 + i}": status
+    for i, status in enumerate([
+        "ATTEMPTED_DELIVERY", "CANCELED", "CARRIER_PICKED_UP", "DELAYED", "FAILURE", "FULFILLED", "LABEL_PRINTED",
+        "LABEL_PURCHASED", "LABEL_VOIDED", "MARKED_AS_FULFILLED", "NOT_DELIVERED", "PICKED_UP", "READY_FOR_PICKUP",
+        "SUBMITTED", "CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY",
+    ])
+}
+
+
+def _handle(title: str) -> str:
+    out = "".join(ch.lower() if ch.isalnum() else "-" for ch in title)
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out.strip("-")
+
+
+def _address(first: str, last: str, street: str, city: tuple[str, str, str, str, str, str], phone: str | None) -> Record:
+    name, province, code, country, country_code, zip_code = city
+    return {
+        "name": f"{first} {last}", "firstName": first, "lastName": last, "address1": street, "address2": None,
+        "city": name, "zip": zip_code, "province": province, "provinceCode": code, "country": country,
+        "countryCodeV2": country_code, "countryCode": country_code, "phone": phone, "company": None,
+        "formattedArea": f"{name} {code}, {country}",
+    }
 
 
 # --------------------------------------------------------------------------------------------------- customers
@@ -261,7 +306,7 @@ def build_fulfillment(
         "trackingInfo": tracking_info(company, tracking_numbers), "requiresShipping": True,
         "totalQuantity": sum(li["quantity"] for li in line_items), "events": [], "service": None,
         "fulfillmentLineItems": [
-            {"id": gid("FulfillmentLineItem", int(li["id"].rsplit("/", 1)[-1]) * 10 + number), "quantity": li["quantity"],
+            {"id": gid("FulfillmentLineItem", gid_number(li["id"]) * 10 + number), "quantity": li["quantity"],
              "lineItem": li, "originalTotalSet": li["originalTotalSet"], "discountedTotalSet": li["discountedTotalSet"]}
             for li in line_items
         ],
@@ -392,12 +437,23 @@ def record_payment(shop: SandboxShop, order: Record, stamp: str) -> None:
     order["unpaid"] = False
 
 
-def _line_items_from_spec(shop: SandboxShop, specs: list[dict[str, Any]] | None) -> list[tuple[Record | None, Record | None, str, int, Decimal]]:
-    """(product, variant, title, quantity, unit price) per requested line."""
+class _Line(NamedTuple):
+    """One requested line of a new order, resolved against the catalogue."""
+
+    product: Record | None
+    variant: Record | None
+    title: str
+    quantity: int
+    price: Decimal  # unit price, shop currency
+
+
+def _line_items_from_spec(shop: SandboxShop, specs: list[dict[str, Any]] | None) -> list[_Line]:
+    """A line per requested `{"variant_id"|"product_id"|"title", "quantity", "price"}` (the first active product's
+    first variant when none is requested)."""
     if not specs:
         default = next(p for p in shop.products if p["status"] == "ACTIVE")
         specs = [{"variant_id": default["variants"][0]["legacyResourceId"]}]
-    lines: list[tuple[Record | None, Record | None, str, int, Decimal]] = []
+    lines: list[_Line] = []
     for spec in specs:
         variant: Record | None = None
         product: Record | None = None
@@ -413,8 +469,119 @@ def _line_items_from_spec(shop: SandboxShop, specs: list[dict[str, Any]] | None)
             variant = product["variants"][0]
         title = spec.get("title") or (product["title"] if product else "Custom item")
         price = Decimal(str(spec.get("price") or (variant["price"] if variant else "10.00")))
-        lines.append((product, variant, title, int(spec.get("quantity", 1)), price))
+        lines.append(_Line(product, variant, title, int(spec.get("quantity", 1)), price))
     return lines
+
+
+def _order_addresses(number: int, first: str, last: str, phone: str | None, shipping_address: Any,
+                     billing_address: Any) -> tuple[Record | None, Record | None]:
+    """(shipping, billing): a made-up street unless given (None = no shipping); REST-style dicts are accepted."""
+    if shipping_address is _DEFAULT:
+        shipping_address = _address(first, last, f"{100 + number % 900} Main Street", _CITIES[number % len(_CITIES)], phone)
+    elif isinstance(shipping_address, dict) and "address1" in shipping_address and "countryCodeV2" not in shipping_address:
+        shipping_address = _rest_address_to_graphql(shipping_address)
+    if billing_address is _DEFAULT:
+        billing_address = dict(shipping_address) if shipping_address else _address(first, last, "1 Billing Road", _CITIES[0], phone)
+    return shipping_address, billing_address
+
+
+def _discount(code: str | None, automatic: str | None, originals: list[Decimal]) -> tuple[list[Record], list[Decimal]]:
+    """(discount applications, amount allocated to each line): TENOFF takes 10.00, any other code or automatic
+    discount 10 %, spread across the lines in proportion to their totals."""
+    allocations = [Decimal(0)] * len(originals)
+    if not (code or automatic):
+        return [], allocations
+    gross = sum(originals, Decimal(0))
+    if code == "TENOFF":
+        value: Record = {"__typename": "MoneyV2", "amount": "10.00", "currencyCode": SHOP_CURRENCY}
+        off = min(Decimal("10.00"), gross)
+    else:
+        value = {"__typename": "PricingPercentageValue", "percentage": 10.0}
+        off = (gross * Decimal("0.10")).quantize(CENT)
+    application: Record = {"index": 0, "allocationMethod": "ACROSS", "targetType": "LINE_ITEM",
+                           "targetSelection": "ALL", "value": value}
+    if code:
+        application.update({"__typename": "DiscountCodeApplication", "code": code})
+    else:
+        application.update({"__typename": "AutomaticDiscountApplication", "title": automatic})
+    # allocate proportionally; the last line takes the rounding remainder
+    running = Decimal(0)
+    for i, original in enumerate(originals):
+        share = off - running if i == len(originals) - 1 else (off * original / gross).quantize(CENT) if gross else Decimal(0)
+        allocations[i] = share
+        running += share
+    return [application], allocations
+
+
+def _line_item(shop: SandboxShop, line: _Line, allocated: Decimal, applications: list[Record], requires_shipping: bool,
+               presentment: str, rate: Decimal) -> Record:
+    product, variant, title, quantity, price = line
+    lid = shop.next_id("LineItem")
+    original = price * quantity
+    discounted_total = original - allocated
+    image = product["featuredMedia"]["image"] if product and product.get("featuredMedia") else None
+    variant_title = variant["title"] if variant and variant["title"] != "Default Title" else None
+    return {
+        "__typename": "LineItem", "id": gid("LineItem", lid), "title": title,
+        "name": f"{title} - {variant_title}" if variant_title else title, "variantTitle": variant_title,
+        "quantity": quantity, "currentQuantity": quantity, "refundableQuantity": quantity,
+        "unfulfilledQuantity": quantity, "fulfillableQuantity": quantity, "nonFulfillableQuantity": 0,
+        "sku": variant["sku"] if variant else None, "vendor": product["vendor"] if product else None,
+        "requiresShipping": requires_shipping, "taxable": True, "isGiftCard": False,
+        "originalUnitPriceSet": money_bag(price, presentment, rate),
+        "discountedUnitPriceSet": money_bag((discounted_total / quantity).quantize(CENT), presentment, rate),
+        "discountedUnitPriceAfterAllDiscountsSet": money_bag((discounted_total / quantity).quantize(CENT), presentment, rate),
+        "originalTotalSet": money_bag(original, presentment, rate),
+        "discountedTotalSet": money_bag(discounted_total, presentment, rate),
+        "totalDiscountSet": money_bag(allocated, presentment, rate),
+        "image": ({"url": image["url"], "altText": image["altText"], "id": image["id"], "width": 1024, "height": 1024}
+                  if image else None),
+        "discountAllocations": (
+            [{"allocatedAmountSet": money_bag(allocated, presentment, rate), "discountApplication": applications[0]}]
+            if applications and allocated else []
+        ),
+        "customAttributes": [], "taxLines": [],
+        "_productId": int(product["legacyResourceId"]) if product else None,
+        "_variantId": int(variant["legacyResourceId"]) if variant else None,
+    }
+
+
+def _shipping_lines(legacy: int, shipping: Decimal, shipping_address: Record | None, presentment: str,
+                    rate: Decimal) -> list[Record]:
+    """The one standard shipping line of a shipped order (none without a shipping address)."""
+    if shipping_address is None:
+        return []
+    return [{
+        "id": gid("ShippingLine", legacy), "title": "Standard Shipping", "code": "Standard", "source": "shopify",
+        "custom": False, "isRemoved": False, "carrierIdentifier": None,
+        "originalPriceSet": money_bag(shipping, presentment, rate),
+        "discountedPriceSet": money_bag(shipping, presentment, rate),
+        "currentDiscountedPriceSet": money_bag(shipping, presentment, rate), "discountAllocations": [], "taxLines": [],
+    }]
+
+
+def _shipping_price(requested: Decimal | str | None, shipping_address: Record | None, subtotal: Decimal) -> Decimal:
+    """What was asked for; else free without a shipping address or from 100.00, 5.00 below."""
+    if requested is not None:
+        return Decimal(str(requested))
+    if shipping_address is None:
+        return Decimal("0.00")
+    return Decimal("5.00") if subtotal < 100 else Decimal("0.00")
+
+
+def _price_sets(subtotal: Decimal, shipping: Decimal, discounts: Decimal, presentment: str, rate: Decimal) -> Record:
+    """The order's totals as MoneyBags: `subtotal` is after line discounts; tax is `TAX_RATE` of it."""
+    tax = (subtotal * TAX_RATE).quantize(CENT)
+    total = subtotal + shipping + tax
+    return {
+        "subtotalPriceSet": money_bag(subtotal, presentment, rate),
+        "currentSubtotalPriceSet": money_bag(subtotal, presentment, rate),
+        "totalShippingPriceSet": money_bag(shipping, presentment, rate),
+        "totalTaxSet": money_bag(tax, presentment, rate), "currentTotalTaxSet": money_bag(tax, presentment, rate),
+        "totalPriceSet": money_bag(total, presentment, rate),
+        "totalDiscountsSet": money_bag(discounts, presentment, rate),
+        "currentTotalDiscountsSet": money_bag(discounts, presentment, rate),
+    }
 
 
 def build_order(
@@ -452,77 +619,17 @@ def build_order(
         phone = phone or customer_record.get("phone")
     first = customer_record["firstName"] if customer_record else "Guest"
     last = customer_record["lastName"] if customer_record else "Shopper"
-    if shipping_address is _DEFAULT:
-        shipping_address = _address(first, last, f"{100 + number % 900} Main Street", _CITIES[number % len(_CITIES)], phone)
-    elif isinstance(shipping_address, dict) and "address1" in shipping_address and "countryCodeV2" not in shipping_address:
-        shipping_address = _rest_address_to_graphql(shipping_address)
-    if billing_address is _DEFAULT:
-        billing_address = dict(shipping_address) if shipping_address else _address(first, last, "1 Billing Road", _CITIES[0], phone)
+    shipping_address, billing_address = _order_addresses(number, first, last, phone, shipping_address, billing_address)
     presentment = (currency or SHOP_CURRENCY).upper()
     rate = PRESENTMENT_RATES.get(presentment, Decimal("1"))
 
     lines = _line_items_from_spec(shop, line_items)
-    originals = [price * quantity for _, _, _, quantity, price in lines]
-    gross = sum(originals, Decimal(0))
-    applications: list[Record] = []
-    allocations = [Decimal(0)] * len(lines)
-    if discount_code or automatic_discount:
-        if discount_code == "TENOFF":
-            value: Record = {"__typename": "MoneyV2", "amount": "10.00", "currencyCode": SHOP_CURRENCY}
-            off = min(Decimal("10.00"), gross)
-        else:
-            value = {"__typename": "PricingPercentageValue", "percentage": 10.0}
-            off = (gross * Decimal("0.10")).quantize(CENT)
-        application: Record = {"index": 0, "allocationMethod": "ACROSS", "targetType": "LINE_ITEM",
-                               "targetSelection": "ALL", "value": value}
-        if discount_code:
-            application.update({"__typename": "DiscountCodeApplication", "code": discount_code})
-        else:
-            application.update({"__typename": "AutomaticDiscountApplication", "title": automatic_discount})
-        applications.append(application)
-        # allocate proportionally; the last line takes the rounding remainder
-        running = Decimal(0)
-        for i, original in enumerate(originals):
-            share = off - running if i == len(originals) - 1 else (off * original / gross).quantize(CENT) if gross else Decimal(0)
-            allocations[i] = share
-            running += share
-
-    line_records: list[Record] = []
-    for (product, variant, title, quantity, price), original, allocated in zip(lines, originals, allocations, strict=True):
-        lid = shop.next_id("LineItem")
-        discounted_total = original - allocated
-        image = product["featuredMedia"]["image"] if product and product.get("featuredMedia") else None
-        variant_title = variant["title"] if variant and variant["title"] != "Default Title" else None
-        line_records.append({
-            "__typename": "LineItem", "id": gid("LineItem", lid), "title": title,
-            "name": f"{title} - {variant_title}" if variant_title else title, "variantTitle": variant_title,
-            "quantity": quantity, "currentQuantity": quantity, "refundableQuantity": quantity,
-            "unfulfilledQuantity": quantity, "fulfillableQuantity": quantity, "nonFulfillableQuantity": 0,
-            "sku": variant["sku"] if variant else None, "vendor": product["vendor"] if product else None,
-            "requiresShipping": shipping_address is not None, "taxable": True, "isGiftCard": False,
-            "originalUnitPriceSet": money_bag(price, presentment, rate),
-            "discountedUnitPriceSet": money_bag((discounted_total / quantity).quantize(CENT), presentment, rate),
-            "discountedUnitPriceAfterAllDiscountsSet": money_bag((discounted_total / quantity).quantize(CENT), presentment, rate),
-            "originalTotalSet": money_bag(original, presentment, rate),
-            "discountedTotalSet": money_bag(discounted_total, presentment, rate),
-            "totalDiscountSet": money_bag(allocated, presentment, rate),
-            "image": ({"url": image["url"], "altText": image["altText"], "id": image["id"], "width": 1024, "height": 1024}
-                      if image else None),
-            "discountAllocations": (
-                [{"allocatedAmountSet": money_bag(allocated, presentment, rate), "discountApplication": applications[0]}]
-                if applications and allocated else []
-            ),
-            "customAttributes": [], "taxLines": [],
-            "_productId": int(product["legacyResourceId"]) if product else None,
-            "_variantId": int(variant["legacyResourceId"]) if variant else None,
-        })
+    applications, allocations = _discount(discount_code, automatic_discount, [ln.price * ln.quantity for ln in lines])
+    line_records = [_line_item(shop, line, allocated, applications, shipping_address is not None, presentment, rate)
+                    for line, allocated in zip(lines, allocations, strict=True)]
 
     subtotal = sum((Decimal(li["discountedTotalSet"]["shopMoney"]["amount"]) for li in line_records), Decimal(0))
-    shipping = Decimal(str(shipping_price)) if shipping_price is not None else (
-        Decimal("0.00") if shipping_address is None else (Decimal("5.00") if subtotal < 100 else Decimal("0.00")))
-    tax = (subtotal * TAX_RATE).quantize(CENT)
-    total = subtotal + shipping + tax
-    discounts = sum(allocations, Decimal(0))
+    shipping = _shipping_price(shipping_price, shipping_address, subtotal)
     brand = card if card is not None else _CARD_BRANDS[number % len(_CARD_BRANDS)]
     gateway = gateway or ("shopify_payments" if number % 9 else "manual")
     token = f"{legacy:x}{number:x}".rjust(32, "0")
@@ -538,23 +645,11 @@ def build_order(
         "requiresShipping": shipping_address is not None, "confirmationNumber": f"SBX{legacy % 1000000:06d}",
         "customAttributes": [{"key": k, "value": str(v)} for k, v in (note_attributes or {}).items()],
         "shippingAddress": shipping_address, "billingAddress": billing_address,
-        "subtotalPriceSet": money_bag(subtotal, presentment, rate),
-        "currentSubtotalPriceSet": money_bag(subtotal, presentment, rate),
-        "totalShippingPriceSet": money_bag(shipping, presentment, rate),
-        "totalTaxSet": money_bag(tax, presentment, rate), "currentTotalTaxSet": money_bag(tax, presentment, rate),
-        "totalPriceSet": money_bag(total, presentment, rate),
-        "totalDiscountsSet": money_bag(discounts, presentment, rate),
-        "currentTotalDiscountsSet": money_bag(discounts, presentment, rate),
+        **_price_sets(subtotal, shipping, sum(allocations, Decimal(0)), presentment, rate),
         "discountApplications": applications,
         "discountCodes": [discount_code] if discount_code else [], "discountCode": discount_code,
         "lineItems": line_records,
-        "shippingLines": [] if shipping_address is None else [{
-            "id": gid("ShippingLine", legacy), "title": "Standard Shipping", "code": "Standard", "source": "shopify",
-            "custom": False, "isRemoved": False, "carrierIdentifier": None,
-            "originalPriceSet": money_bag(shipping, presentment, rate),
-            "discountedPriceSet": money_bag(shipping, presentment, rate),
-            "currentDiscountedPriceSet": money_bag(shipping, presentment, rate), "discountAllocations": [], "taxLines": [],
-        }],
+        "shippingLines": _shipping_lines(legacy, shipping, shipping_address, presentment, rate),
         "fulfillments": [], "refunds": [], "transactions": [], "paymentGatewayNames": [],
         "subtotalLineItemsQuantity": sum(li["quantity"] for li in line_records),
         "_customerId": int(customer_record["legacyResourceId"]) if customer_record else None,
@@ -750,5 +845,3 @@ def _seed_generated_order(shop: SandboxShop, rng: Any, created: datetime, custom
         if display == "DELIVERED" and rng.random() < 0.5:
             _close(order, iso(min(now, max(created + timedelta(days=5), datetime.fromisoformat(order["updatedAt"].replace("Z", "+00:00"))))))
 
-
-__all__ = ["build_order", "build_product", "build_customer", "build_fulfillment", "populate", "legacy_id_of"]

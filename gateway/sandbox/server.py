@@ -14,14 +14,13 @@ import json
 import secrets
 import time
 from collections import defaultdict
-from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from gateway.sandbox.admin import add_admin_routes
 from gateway.sandbox.cost import Bucket
-from gateway.sandbox.data import DEFAULT_ACCESS_SCOPES, Record, SandboxShop
+from gateway.sandbox.data import SandboxShop
 from gateway.sandbox.executor import GraphQLRunner
 from gateway.sandbox.faults import Faults
 from gateway.sandbox.resolvers import RequestContext
@@ -31,19 +30,7 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
 
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
-SCOPES = ",".join(DEFAULT_ACCESS_SCOPES)
 DEFAULT_API_VERSION = "2026-10"
-
-
-def public(value: Any) -> Any:
-    """A record as JSON-able data: internal `_` keys dropped, decimals and datetimes as strings."""
-    if isinstance(value, dict):
-        return {k: public(v) for k, v in value.items() if not k.startswith("_")}
-    if isinstance(value, list):
-        return [public(v) for v in value]
-    if isinstance(value, (Decimal, datetime)):
-        return str(value)
-    return value
 
 
 class SandboxServer:
@@ -100,8 +87,6 @@ class SandboxServer:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/admin/api/{version}/graphql.json", self.handle_graphql)
         app.router.add_post("/admin/oauth/access_token", self.handle_access_token)
-        from gateway.sandbox.admin import add_admin_routes
-
         add_admin_routes(app, self)
         return app
 
@@ -148,12 +133,6 @@ class SandboxServer:
 
     def bucket(self, domain: str) -> Bucket:
         return self.shops[domain.lower()].bucket
-
-    def refill_buckets(self) -> None:
-        """Fill every shop's bucket to the brim (tests call it between cases)."""
-        for domain in self.shops:
-            bucket = self.bucket(domain)
-            bucket.available = bucket.size
 
     # ------------------------------------------------------------------------------------------ auth
 
@@ -297,9 +276,6 @@ class SandboxServer:
         if domain is None:
             return next(iter(self.shops.values()))
         return self.shops[domain.lower()]
-
-    def order_summary(self, order: Record) -> dict[str, Any]:
-        return public(order)  # type: ignore[no-any-return]
 
 
 async def _sleep_until(when: float) -> None:

@@ -32,7 +32,8 @@ import aiohttp
 from gateway.signing import SHOPIFY_HEADER, sign_base64
 
 if TYPE_CHECKING:
-    from gateway.sandbox.data import Record, SandboxShop
+    from gateway.sandbox.data import SandboxShop
+    from gateway.sandbox.records import Record
 
 SHOPIFY_RETRY_SCHEDULE = [60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 3840.0, 7680.0]  # 8 retries, ~4 h in all
 
@@ -71,12 +72,8 @@ class WebhookDispatcher:
     def __init__(self, api_version: str = "2026-10", retry_schedule: list[float] | None = None, seed: int = 0) -> None:
         self.api_version = api_version
         self.retry_schedule: list[float] = list(SHOPIFY_RETRY_SCHEDULE if retry_schedule is None else retry_schedule)
-        self.paused = False
-        self.release_order = "fifo"
-        self.duplicates = 1
-        self.delay = 0.0
-        self.drop_next = 0
         self.timeout = 5.0
+        self._default_knobs()
         self.pending: list[Delivery] = []
         self.deliveries: list[Delivery] = []
         self.log: list[DeliveryAttempt] = []
@@ -136,6 +133,10 @@ class WebhookDispatcher:
         self.pending.clear()
         self.deliveries.clear()
         self.log.clear()
+        self._default_knobs()
+
+    def _default_knobs(self) -> None:
+        """The misbehaviour knobs at their defaults: deliver at once, in order, once each (schedule and timeout stay)."""
         self.paused = False
         self.release_order = "fifo"
         self.duplicates = 1
