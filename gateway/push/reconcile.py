@@ -13,16 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from aiohttp import web
 
 from gateway.push.reader import ReadFailed
 from gateway.push.rules import Decided, Rules, StateBatch
 from gateway.push.store import EventOutcome, PushStore
 from gateway.settings import Settings
+from gateway.shopify.client import ShopifyAdminClient
 from gateway.shopify.queries import load_query
 from mappings.push import order_change_from_node
 
@@ -104,18 +104,18 @@ async def reconcile_shop(
     return report
 
 
-async def run_reconciler(app: web.Application, rules: Rules, store: PushStore) -> None:
-    from gateway.keys import SETTINGS
-    from gateway.shopify.client import SHOPIFY_CLIENTS
-
-    settings = app[SETTINGS]
+async def run_reconciler(
+    settings: Settings, clients: Mapping[str, ShopifyAdminClient], rules: Rules, store: PushStore
+) -> None:
+    """Every `server.reconcile_interval_seconds`, one pass per installed shop with pushes on (`clients` is the app's
+    `SHOPIFY_CLIENTS`, filled when the app starts)."""
     interval = settings.server.reconcile_interval_seconds
     while True:
         await asyncio.sleep(interval)
         for shop_key, shop in settings.shops.items():
             if shop.push is None or not shop.push.enabled:
                 continue
-            client = app[SHOPIFY_CLIENTS].get(shop_key)
+            client = clients.get(shop_key)
             if client is None or not await store.shop_installed(shop_key):
                 continue
             try:
@@ -138,14 +138,12 @@ async def run_reconciler(app: web.Application, rules: Rules, store: PushStore) -
                 )
 
 
-def start_reconciler(app: web.Application) -> asyncio.Task[None] | None:
-    from gateway.keys import SETTINGS
-    from gateway.push.setup import PUSH_RUNTIME
-
-    settings = app[SETTINGS]
-    runtime = app[PUSH_RUNTIME]
-    if settings.server.reconcile_interval_seconds <= 0 or runtime.rules is None:
+def start_reconciler(
+    settings: Settings, clients: Mapping[str, ShopifyAdminClient], rules: Rules, store: PushStore
+) -> asyncio.Task[None] | None:
+    """The reconciler's task, or None when reconciliation is off or no shop has pushes on."""
+    if settings.server.reconcile_interval_seconds <= 0:
         return None
     if not any(s.push is not None and s.push.enabled for s in settings.shops.values()):
         return None
-    return asyncio.create_task(run_reconciler(app, runtime.rules, runtime.store), name="push-reconciler")
+    return asyncio.create_task(run_reconciler(settings, clients, rules, store), name="push-reconciler")

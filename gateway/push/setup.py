@@ -13,19 +13,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from gateway import ops
+from gateway.cache import LOOKUP_CACHE
 from gateway.keys import PUSH_STATE, SETTINGS
 from gateway.push.intake import handle_webhook
 from gateway.push.reader import PushReader
+from gateway.push.reconcile import start_reconciler
 from gateway.push.rules import Rules
 from gateway.push.sender import PushSender
 from gateway.push.store import PUSH_STORE, PushStore, make_store
+from gateway.push.subscriptions import start_sync_task
 from gateway.settings import Settings
+from gateway.shopify.client import SHOPIFY_CLIENTS
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +70,10 @@ async def run_unpaid_checker(rules: Rules, store: PushStore, poll_seconds: float
         await asyncio.sleep(poll_seconds)
 
 
-def _lookup_cache(app: web.Application) -> Any | None:
-    """The query side's LookupCache (gateway.cache), when the app has one: webhooks evict what they make stale."""
-    try:
-        from gateway.cache import LOOKUP_CACHE
-    except ImportError:
-        return None
-    return app.get(LOOKUP_CACHE)
-
-
 def _attach_cache_fan_out(app: web.Application, store: PushStore) -> None:
     """Redis backend: publish this replica's cache invalidations and apply the other replicas' (gateway.cache)."""
     if app[SETTINGS].storage.backend != "redis":
         return
-    from gateway.cache import LOOKUP_CACHE
     from gateway.push.redis_store import RedisPushStore
 
     cache = app.get(LOOKUP_CACHE)
@@ -130,10 +123,10 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=concurrency), raise_for_status=False, cookie_jar=aiohttp.DummyCookieJar()
     )
-    from gateway.shopify.client import SHOPIFY_CLIENTS
-
-    reader = PushReader(app[SHOPIFY_CLIENTS])  # filled by setup_shopify's cleanup_ctx, which runs first
-    rules = Rules(settings, store, runtime.metrics, cache=_lookup_cache(app), reader=reader)
+    clients = app[SHOPIFY_CLIENTS]  # filled by setup_shopify's cleanup_ctx, which runs first
+    reader = PushReader(clients)
+    # The query side's lookup cache (setup_query): webhooks evict what they make stale.
+    rules = Rules(settings, store, runtime.metrics, cache=app.get(LOOKUP_CACHE), reader=reader)
     runtime.rules = rules
     runtime.sender = PushSender(settings, store, session, runtime.metrics, concurrency=concurrency)
     runtime.tasks.append(asyncio.create_task(run_processor(rules, store), name="push-processor"))
@@ -142,11 +135,7 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
         min_delay = min((s.push.unpaid_delay_seconds for s in settings.shops.values() if s.push), default=60.0)
         poll = min(max(min_delay / 4, 0.05), 5.0)
         runtime.tasks.append(asyncio.create_task(run_unpaid_checker(rules, store, poll), name="push-unpaid-checker"))
-    from gateway.push.reconcile import start_reconciler
-    from gateway.push.subscriptions import start_sync_task
-
-    for starter in (start_sync_task, start_reconciler):
-        task = starter(app)
+    for task in (start_sync_task(settings, clients), start_reconciler(settings, clients, rules, store)):
         if task is not None:
             runtime.tasks.append(task)
     try:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from aiohttp import web
 
 from gateway.settings import Settings
 from gateway.shopify.queries import load_query
@@ -132,13 +131,9 @@ async def sync_all(settings: Settings, clients: dict[str, Any], store: Any | Non
     return reports
 
 
-def start_sync_task(app: web.Application) -> asyncio.Task[None] | None:
+def start_sync_task(settings: Settings, clients: Mapping[str, Any]) -> asyncio.Task[None] | None:
     """Start-up sync (server.sync_webhooks_on_start): runs in the background, retries failed shops with backoff,
-    never stops the gateway from serving queries."""
-    from gateway.keys import SETTINGS
-    from gateway.shopify.client import SHOPIFY_CLIENTS
-
-    settings = app[SETTINGS]
+    never stops the gateway from serving queries. `clients` is the app's `SHOPIFY_CLIENTS`, filled when it starts."""
     if not settings.server.sync_webhooks_on_start:
         return None
 
@@ -146,7 +141,6 @@ def start_sync_task(app: web.Application) -> asyncio.Task[None] | None:
         pending = list(settings.shops)
         delay = 5.0
         while pending:
-            clients = app[SHOPIFY_CLIENTS]
             uri = webhook_uri(settings)
             still: list[str] = []
             for shop_key in pending:
