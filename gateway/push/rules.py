@@ -27,15 +27,15 @@ a duplicate delivery or a reconciliation pass never sends it again.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from gateway import jsoncodec
+from gateway.cache import order_tags, product_tags
 from gateway.ops import Metrics
 from gateway.push.reader import PushReader, ReadFailed
 from gateway.push.store import (
@@ -77,6 +77,15 @@ NO_RECIPIENT = "not pushable: the order carries no PSID attribute, email or phon
 #: `OrderState.receipt` starts so once the order's receipt was decided (rows written before kept the receipt's JSON
 #: there, for every order: that says nothing about whether a receipt went out).
 RECEIPT_DECIDED = b"receipt:"
+
+
+class CacheInvalidator(Protocol):
+    """What the rules need of the query side's lookup cache (gateway.cache.LookupCache): evict the lookups a webhook
+    made stale, by tag (gateway.cache's tag scheme) or the whole shop. Returns how many entries went."""
+
+    def invalidate(self, shop_key: str, tags: Iterable[str]) -> int: ...
+
+    def invalidate_shop(self, shop_key: str) -> int: ...
 
 
 def push_body(shop: ShopSettings, topic: str, to: Mapping[str, str] | None, params: Mapping[str, Any]) -> bytes:
@@ -127,14 +136,14 @@ class Rules:
         settings: Settings,
         store: PushStore,
         metrics: Metrics | None = None,
-        cache: Any | None = None,
+        invalidator: CacheInvalidator | None = None,
         reader: PushReader | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics or Metrics()
-        #: The query side's LookupCache (gateway.cache), evicted by order/fulfillment/product webhooks.
-        self.cache = cache
+        #: The query side's cached lookups, evicted by order/fulfillment/product/compliance webhooks (None: no cache).
+        self.invalidator = invalidator
         #: Where pushes get what they say from (None: no Shopify access, so every push waits).
         self.reader = reader
         #: shop key → (held until, consecutive failed reads): see `_hold_blocked`.
@@ -200,7 +209,7 @@ class Rules:
         committed = await self._defer_unread(decided, failed)
         for shop_key, tags in batch.stale_tags.items():
             if shop_key not in failed:
-                await self._invalidate(shop_key, list(dict.fromkeys(tags)))
+                self._invalidate(shop_key, list(dict.fromkeys(tags)))
         await self.store.commit([d.outcome for d in committed])
         self._count_enqueued(committed)
 
@@ -327,7 +336,7 @@ class Rules:
     async def _other(self, event: StoredEvent, payload: Mapping[str, Any], outcome: EventOutcome) -> None:
         topic = event.meta.topic
         if topic in PRODUCT_TOPICS:
-            await self._invalidate(event.shop_key, _product_tags(payload))
+            self._invalidate(event.shop_key, _product_tags(payload))
         elif topic == "app/uninstalled":
             await self.store.set_shop_installed(event.shop_key, False)
             log.warning("shop %s: app uninstalled, pushes stopped", event.shop_key)
@@ -337,14 +346,14 @@ class Rules:
             # link the request to the customer, so the purge that follows the commit removes it (process())
             outcome.customer_id, outcome.order_id = customer_id, (order_ids[0] if order_ids else None)
             customer = sub_mapping(payload, "customer")
-            tags = list(_tags(email=customer.get("email"), phone=customer.get("phone"), customer_id=customer_id))
+            tags = list(order_tags(email=customer.get("email"), phone=customer.get("phone"), customer_id=customer_id))
             for i in order_ids:
-                tags += _tags(order_id=i)
-            await self._invalidate(event.shop_key, tags)
+                tags += order_tags(order_id=i)
+            self._invalidate(event.shop_key, tags)
             log.info("shop %s: customers/redact purged %s", event.shop_key, counts.as_dict())
         elif topic == "shop/redact":
             counts = await self.store.purge_shop(event.shop_key)
-            await self._invalidate(event.shop_key, None)
+            self._invalidate(event.shop_key, None)
             log.info("shop %s: shop/redact purged %s", event.shop_key, counts.as_dict())
         elif topic == "customers/data_request":
             customer_id, order_ids = _compliance_target(payload, "orders_requested")
@@ -362,14 +371,15 @@ class Rules:
                 counts.as_dict(),
             )
 
-    async def _invalidate(self, shop_key: str, tags: list[str] | None) -> None:
+    def _invalidate(self, shop_key: str, tags: list[str] | None) -> None:
         """Evict the query side's cached lookups (tags per gateway.cache's scheme; None = the whole shop)."""
-        if self.cache is None:
+        if self.invalidator is None:
             return
         try:
-            result = self.cache.invalidate_shop(shop_key) if tags is None else self.cache.invalidate(shop_key, tags)
-            if inspect.isawaitable(result):
-                await result
+            if tags is None:
+                self.invalidator.invalidate_shop(shop_key)
+            else:
+                self.invalidator.invalidate(shop_key, tags)
         except Exception:  # a cache problem must never block the push pipeline
             log.exception("cache invalidation failed for shop %s", shop_key)
 
@@ -602,16 +612,9 @@ def _compliance_target(payload: Mapping[str, Any], orders_field: str) -> tuple[i
     return customer_id, order_ids
 
 
-def _tags(**parts: Any) -> tuple[str, ...]:
-    """gateway.cache.order_tags (emails/phones hashed there); imported lazily so the rules run without a query side."""
-    from gateway.cache import order_tags
-
-    return order_tags(**parts)
-
-
 def _order_tags(facts: OrderChange) -> list[str]:
     return list(
-        _tags(
+        order_tags(
             name=facts.order_name,
             email=facts.email or None,
             phone=facts.phone or None,
@@ -623,10 +626,8 @@ def _order_tags(facts: OrderChange) -> list[str]:
 
 def _fulfillment_tags(order_name: str, order_id: int, batch: StateBatch, shop_key: str) -> list[str]:
     known = batch.orders.get((shop_key, order_id))
-    return list(_tags(name=order_name or (known.order_name if known else None), order_id=order_id))
+    return list(order_tags(name=order_name or (known.order_name if known else None), order_id=order_id))
 
 
 def _product_tags(payload: Mapping[str, Any]) -> list[str]:
-    from gateway.cache import product_tags
-
     return list(product_tags(parse_id(payload.get("id"))))

@@ -126,7 +126,7 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
     clients = app[SHOPIFY_CLIENTS]  # filled by setup_shopify's cleanup_ctx, which runs first
     reader = PushReader(clients)
     # The query side's lookup cache (setup_query): webhooks evict what they make stale.
-    rules = Rules(settings, store, runtime.metrics, cache=app.get(LOOKUP_CACHE), reader=reader)
+    rules = Rules(settings, store, runtime.metrics, invalidator=app.get(LOOKUP_CACHE), reader=reader)
     runtime.rules = rules
     runtime.sender = PushSender(settings, store, session, runtime.metrics, concurrency=concurrency)
     runtime.tasks.append(asyncio.create_task(run_processor(rules, store), name="push-processor"))
