@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import ops
+from gateway.cache_fanout import setup_cache_fan_out
 from gateway.console import setup_console
 from gateway.errors import error_middleware
 from gateway.keys import SETTINGS
@@ -21,6 +22,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     setup_shopify(app)  # one ClientSession (keep-alive) shared by every shop's ShopifyAdminClient
     setup_query(app)  # /bot/{shop}, /api/openapi/v1/orders/{order_id}, the lookup cache
+    setup_cache_fan_out(app)  # the cache's invalidations to and from the other replicas (Redis storage only)
     setup_push(app)  # /webhooks/shopify, the outbox, its sender, reconciliation
     ops.setup_ops(app)  # /healthz, /readyz, /metrics
     setup_console(app)  # /console, when console.token is set

@@ -15,7 +15,7 @@ evict another's entries.
 - Invalidation (`invalidate(shop_key, tags)`, `invalidate_shop(shop_key, kind)`) removes entries outright: an entry
   the webhooks say is outdated is not served even as stale (and a compliance purge really purges). A load that was in
   flight when its shop was invalidated answers its callers but is not stored, so it cannot resurrect old data.
-- `on_invalidate` callbacks see every local invalidation (the Redis backend publishes them to other replicas, which
+- `on_invalidate` callbacks see every local invalidation (gateway.cache_fanout publishes them to other replicas, which
   call `apply_remote_invalidation`, which does not call the callbacks again).
 
 Tag scheme (scoped per shop; emails and phones are hashed so invalidations can travel through Redis without PII):

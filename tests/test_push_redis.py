@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from gateway.cache import LOOKUP_CACHE, CacheStatus, LookupCache
+from gateway.cache_fanout import RedisCacheFanOut
 from gateway.push.redis_store import RedisPushStore
 from gateway.push.store import EventOutcome, NewPush, PushStatus, UnpaidCheck, WebhookMeta
 from gateway.settings import parse_settings
@@ -202,11 +203,14 @@ async def _until(predicate: Callable[[], Awaitable[bool]], within: float = 5.0) 
 
 
 async def test_cache_invalidation_fans_out_once(make_replica: MakeReplica, redis_prefix: str) -> None:
-    a, b = await make_replica(), await make_replica()
+    store = await make_replica()
+    a, b = RedisCacheFanOut(REDIS_URL, prefix=redis_prefix), RedisCacheFanOut(REDIS_URL, prefix=redis_prefix)
+    await a.open()
+    await b.open()
     cache_a, cache_b = LookupCache(), LookupCache()
-    a.attach_cache(cache_a)
-    b.attach_cache(cache_b)
-    listener = a.redis.pubsub()
+    a.attach(cache_a)
+    b.attach(cache_b)
+    listener = store.redis.pubsub()
     await listener.subscribe(f"{redis_prefix}:inval")
     confirmation = await listener.get_message(timeout=2.0)
     assert confirmation is not None and confirmation["type"] == "subscribe"
@@ -238,6 +242,8 @@ async def test_cache_invalidation_fans_out_once(make_replica: MakeReplica, redis
     sent = [(m["origin"], [item["tags"] for item in m["items"]]) for m in messages]
     assert sent == [(a.replica_id, [["order:1001"]]), (b.replica_id, [None])]
     assert "@" not in json.dumps(messages)
+    await a.close()
+    await b.close()
 
 
 # --- two gateway apps sharing one Redis ----------------------------------------------------------------------------

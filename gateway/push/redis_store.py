@@ -33,9 +33,8 @@ expiry, so a replica that dies mid-delivery loses nothing: the row becomes claim
 lease expires. Per-order ordering: only an order's head is in P:due; delivering, dead-lettering or dropping it puts
 the next one there.
 
-Wake-ups and cache invalidation travel over Redis pub/sub: `P:work` (new work, so idle workers on other replicas wake
-at once) and `P:inval` (lookup-cache invalidations; each replica applies the others' to its own LookupCache with
-`apply_remote_invalidation`, which does not broadcast again). Tags carry no raw emails or phones (gateway.cache).
+Wake-ups travel over Redis pub/sub: `P:work` (new work, so idle workers on other replicas wake at once). The
+lookup-cache invalidations have a channel of their own, `P:inval`, kept by gateway.cache_fanout.
 
 Times are the replicas' `time.time()` (passed to the scripts), so replica clocks should be NTP-synchronised; a skew
 only shifts when a lease or a retry falls due.
@@ -57,10 +56,9 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import PubSub
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
@@ -82,9 +80,7 @@ from gateway.push.store import (
     UnpaidCheck,
     WebhookMeta,
 )
-
-if TYPE_CHECKING:
-    from gateway.cache import Invalidation, LookupCache
+from gateway.redis_pubsub import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -563,18 +559,13 @@ class RedisPushStore:
         #: Identifies this store's messages on the pub/sub channels, so it ignores its own.
         self.replica_id = uuid.uuid4().hex[:16]
         self._redis: aioredis.Redis | None = None
-        self._pubsub: PubSub | None = None
-        self._listener: asyncio.Task[None] | None = None
-        self._closing = False
+        self._work_subscription: Subscription | None = None
         self._work_channel = f"{prefix}:work"
-        self._inval_channel = f"{prefix}:inval"
         self._work: asyncio.Event | None = None
         self._generation = 0
         self._seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
         self._publish_pending = False
         self._background: set[asyncio.Task[Any]] = set()
-        self._caches: list[LookupCache] = []
-        self._outgoing_invalidations: list[dict[str, Any]] = []
         self._batch: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
         self._batch_in_flight = False
         self._scripts: dict[str, AsyncScript] = {}
@@ -599,36 +590,17 @@ class RedisPushStore:
         for name, body in _SCRIPTS.items():
             self._scripts[name] = client.register_script(_PRELUDE + body)
         await self._load_scripts()
-        self._pubsub = client.pubsub()
-        await self._pubsub.subscribe(self._work_channel, self._inval_channel)
-        # Wait for both confirmations: from here on no message published by another replica can be missed.
-        confirmed = 0
-        deadline = time.monotonic() + 5.0
-        while confirmed < 2 and time.monotonic() < deadline:
-            msg = await self._pubsub.get_message(timeout=1.0)
-            if msg is not None and msg.get("type") == "subscribe":
-                confirmed += 1
-        self._closing = False
-        self._listener = asyncio.create_task(self._listen(), name="push-redis-listener")
+        self._work_subscription = await Subscription.open(client, self._work_channel, self._on_work, "push store")
 
     async def close(self) -> None:
         if self._redis is None:
             return
-        for cache in self._caches:
-            if self._publish_invalidation in cache.on_invalidate:
-                cache.on_invalidate.remove(self._publish_invalidation)
-        self._caches.clear()
         if self._background:  # pending publishes
             await asyncio.gather(*self._background, return_exceptions=True)
         client, self._redis = self._redis, None
-        if self._listener is not None:
-            self._closing = True
-            self._listener.cancel()
-            await asyncio.wait([self._listener], timeout=2.0)
-            self._listener = None
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
-            self._pubsub = None
+        if self._work_subscription is not None:
+            await self._work_subscription.close()
+            self._work_subscription = None
         await client.aclose()
 
     @_shielded
@@ -762,71 +734,9 @@ class RedisPushStore:
         if task is not None:
             self._seen[task] = self._generation
 
-    async def _listen(self) -> None:
-        assert self._pubsub is not None
-        pubsub = self._pubsub
-        while not self._closing:  # a flag as well as cancel(): redis-py may swallow the cancellation
-            try:
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis went away: redis-py reconnects and resubscribes on the next read
-                log.warning("push store: pub/sub read failed (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(0.5)
-                continue
-            if msg is None or msg.get("type") != "message":
-                continue
-            channel, data = _s(msg["channel"]), msg["data"]
-            try:
-                if channel == self._work_channel:
-                    if _s(data) != self.replica_id:
-                        self._wake_local()
-                elif channel == self._inval_channel:
-                    self._apply_remote_invalidation(data)
-            except Exception:  # one bad message must not stop the listener
-                log.exception("push store: bad pub/sub message on %s", channel)
-
-    # cache-invalidation fan-out ------------------------------------------------------------------------------------
-
-    def attach_cache(self, cache: LookupCache) -> None:
-        """Publish this replica's cache invalidations to the others, and apply theirs to `cache`."""
-        if cache in self._caches:
-            return
-        self._caches.append(cache)
-        cache.on_invalidate.append(self._publish_invalidation)
-
-    def _publish_invalidation(self, event: Invalidation) -> None:
-        """LookupCache hook. Invalidations made in one loop iteration (a rules batch makes hundreds) travel as ONE
-        message, published by one task: no connection storm, and the order of invalidations is kept."""
-        self._outgoing_invalidations.append(
-            {"shop": event.shop_key, "tags": list(event.tags) if event.tags is not None else None, "kind": event.kind}
-        )
-        if len(self._outgoing_invalidations) == 1 and self._redis is not None:
-            self._spawn(self._flush_invalidations())
-
-    async def _flush_invalidations(self) -> None:
-        await asyncio.sleep(0)
-        items, self._outgoing_invalidations = self._outgoing_invalidations, []
-        if not items:
-            return
-        message = json.dumps({"origin": self.replica_id, "items": items})
-        try:
-            await self.redis.publish(self._inval_channel, message)
-        except (RedisError, RuntimeError) as exc:
-            # Other replicas keep their entries until the TTL ends: logged, never fatal to the push pipeline.
-            log.warning("push store: %d cache invalidations not published (%s)", len(items), type(exc).__name__)
-
-    def _apply_remote_invalidation(self, data: bytes) -> None:
-        from gateway.cache import Invalidation
-
-        message = json.loads(data)
-        if message.get("origin") == self.replica_id:
-            return
-        for item in message.get("items", ()):
-            tags = item.get("tags")
-            event = Invalidation(str(item["shop"]), tuple(tags) if tags is not None else None, item.get("kind"))
-            for cache in self._caches:
-                cache.apply_remote_invalidation(event)
+    def _on_work(self, data: bytes) -> None:
+        if _s(data) != self.replica_id:  # another replica's work: its own wake-up was local already
+            self._wake_local()
 
     # intake -------------------------------------------------------------------------------------------------------
 

@@ -70,17 +70,6 @@ async def run_unpaid_checker(rules: Rules, store: PushStore, poll_seconds: float
         await asyncio.sleep(poll_seconds)
 
 
-def _attach_cache_fan_out(app: web.Application, store: PushStore) -> None:
-    """Redis backend: publish this replica's cache invalidations and apply the other replicas' (gateway.cache)."""
-    if app[SETTINGS].storage.backend != "redis":
-        return
-    from gateway.push.redis_store import RedisPushStore
-
-    cache = app.get(LOOKUP_CACHE)
-    if cache is not None and isinstance(store, RedisPushStore):
-        store.attach_cache(cache)
-
-
 class PushRuntime:
     """The running push machinery of one app (kept in `app[PUSH_RUNTIME]`, mostly for tests and benchmarks)."""
 
@@ -116,7 +105,6 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
     runtime = app[PUSH_RUNTIME]
     settings, store = runtime.settings, runtime.store
     await store.open()
-    _attach_cache_fan_out(app, store)
     pushing = any(s.push is not None for s in settings.shops.values())
     concurrency = 64
     # No cookies: pushes are stateless, and a cookie the platform sets must not ride along on later pushes.
