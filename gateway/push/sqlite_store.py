@@ -13,10 +13,8 @@ Requests that arrive while a commit is fsyncing form the next batch, so the batc
 fixed delay.
 
 Where the statements run: on the event loop that opened the store, between `BEGIN IMMEDIATE` and the hand-off of the
-COMMIT to the thread. Each statement is a few microseconds of C; running them in the thread instead made it take the
-GIL back once per statement while the loop was busy (up to a switch interval, 5 ms, each time), so a batch of a few
-dozen statements took tens of milliseconds and every acknowledgement waited for it. Now the thread needs the GIL about
-twice per batch. The loop never waits for a lock or a disk: `BEGIN IMMEDIATE` runs with `busy_timeout=0` there, and a
+COMMIT to the thread, so the thread needs the GIL about twice per batch, not once per statement (why that matters:
+docs/benchmarks.md, `bench_push_intake.py`). The loop never waits for a lock or a disk: `BEGIN IMMEDIATE` runs with `busy_timeout=0` there, and a
 batch that finds the file locked by another process (the CLI) runs wholly in the thread, which waits for the lock.
 
 Schema changes are ordered migrations recorded in `schema_version`; add a new entry to `MIGRATIONS`, never edit one.
