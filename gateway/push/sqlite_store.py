@@ -14,8 +14,9 @@ fixed delay.
 
 Where the statements run: on the event loop that opened the store, between `BEGIN IMMEDIATE` and the hand-off of the
 COMMIT to the thread, so the thread needs the GIL about twice per batch, not once per statement (why that matters:
-docs/benchmarks.md, `bench_push_intake.py`). The loop never waits for a lock or a disk: `BEGIN IMMEDIATE` runs with `busy_timeout=0` there, and a
-batch that finds the file locked by another process (the CLI) runs wholly in the thread, which waits for the lock.
+docs/benchmarks.md, `bench_push_intake.py`). The loop never waits for a lock or a disk: `BEGIN IMMEDIATE` runs with
+`busy_timeout=0` there, and a batch that finds the file locked by another process (the CLI) runs wholly in the thread,
+which waits for the lock.
 
 Schema changes are ordered migrations recorded in `schema_version`; add a new entry to `MIGRATIONS`, never edit one.
 """
@@ -41,6 +42,7 @@ from gateway.push.store import (
     EventOutcome,
     EventStatus,
     FulfillmentState,
+    NewPush,
     OrderState,
     Push,
     PushAttempt,
@@ -48,6 +50,7 @@ from gateway.push.store import (
     RecordResult,
     StoredCounts,
     StoredEvent,
+    TrackingEntry,
     UnpaidCheck,
     WebhookMeta,
     idempotency_key,
@@ -595,100 +598,7 @@ class SqlitePushStore:
         def op(c: sqlite3.Connection) -> bool:
             wake = False
             for o in outcomes:
-                for s in o.order_states:
-                    c.execute(
-                        "INSERT INTO orders (shop_key, order_id, order_name, updated_at, financial_status, cancelled,"
-                        " customer_id, recipient, recipient_name, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                        " ON CONFLICT (shop_key, order_id) DO UPDATE SET order_name = excluded.order_name,"
-                        " updated_at = excluded.updated_at, financial_status = excluded.financial_status,"
-                        " cancelled = excluded.cancelled, customer_id = excluded.customer_id,"
-                        " recipient = excluded.recipient, recipient_name = excluded.recipient_name,"
-                        " receipt = excluded.receipt"
-                        " WHERE excluded.updated_at >= orders.updated_at",
-                        (
-                            s.shop_key,
-                            s.order_id,
-                            s.order_name,
-                            s.updated_at,
-                            s.financial_status,
-                            int(s.cancelled),
-                            s.customer_id,
-                            jsoncodec.dumps(s.recipient).decode() if s.recipient else None,  # a TEXT column
-                            s.recipient_name,
-                            s.receipt,
-                        ),
-                    )
-                for f in o.fulfillment_states:
-                    c.execute(
-                        "INSERT INTO fulfillments (shop_key, fulfillment_id, order_id, updated_at, status, name,"
-                        " tracking_number, tracking_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                        " ON CONFLICT (shop_key, fulfillment_id) DO UPDATE SET order_id = excluded.order_id,"
-                        " updated_at = excluded.updated_at, status = excluded.status, name = excluded.name,"
-                        " tracking_number = excluded.tracking_number, tracking_url = excluded.tracking_url"
-                        " WHERE excluded.updated_at >= fulfillments.updated_at",
-                        (
-                            f.shop_key,
-                            f.fulfillment_id,
-                            f.order_id,
-                            f.updated_at,
-                            f.status,
-                            f.name,
-                            f.tracking_number,
-                            f.tracking_url,
-                        ),
-                    )
-                for p in o.pushes:
-                    cur = c.execute(
-                        "INSERT OR IGNORE INTO outbox (shop_key, dedupe_key, idempotency_key, order_id, topic, body,"
-                        " status, created_at, due_at, last_error, fulfillment_id, customer_id)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            p.shop_key,
-                            p.dedupe_key,
-                            p.idempotency_key,
-                            p.order_id,
-                            p.topic,
-                            p.body,
-                            str(p.status),
-                            now,
-                            p.due_at,
-                            p.reason,
-                            p.fulfillment_id,
-                            p.customer_id,
-                        ),
-                    )
-                    wake |= cur.rowcount == 1 and p.status == PushStatus.PENDING
-                for t in o.tracking:
-                    c.execute(
-                        "INSERT INTO tracking (shop_key, tracking_number, order_id, order_name, customer_id)"
-                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (shop_key, tracking_number) DO UPDATE SET"
-                        " order_id = excluded.order_id, order_name = excluded.order_name,"
-                        " customer_id = excluded.customer_id",
-                        (t.shop_key, t.tracking_number, t.order_id, t.order_name, t.customer_id),
-                    )
-                for u in o.unpaid_checks:
-                    cur = c.execute(
-                        "INSERT OR IGNORE INTO unpaid_checks (shop_key, order_id, due_at, customer_id)"
-                        " VALUES (?, ?, ?, ?)",
-                        (u.shop_key, u.order_id, u.due_at, u.customer_id),
-                    )
-                    wake |= cur.rowcount == 1
-                for shop_key, order_id in o.done_checks:
-                    c.execute(
-                        "UPDATE unpaid_checks SET done = 1 WHERE shop_key = ? AND order_id = ?", (shop_key, order_id)
-                    )
-                if o.event_seq is not None:
-                    c.execute(
-                        "UPDATE events SET status = ?, error = ?, lease_until = 0,"
-                        " order_id = COALESCE(?, order_id), customer_id = COALESCE(?, customer_id) WHERE seq = ?",
-                        (
-                            str(EventStatus.DEAD if o.event_error else EventStatus.DONE),
-                            o.event_error,
-                            o.order_id,
-                            o.customer_id,
-                            o.event_seq,
-                        ),
-                    )
+                wake |= _write_outcome(c, o, now)
             return wake
 
         if await self._call(op):
@@ -962,6 +872,114 @@ class SqlitePushStore:
             )
 
         return await self._call(op)
+
+
+# --- commit: what one outcome writes --------------------------------------------------------------------------------
+
+
+def _write_outcome(c: sqlite3.Connection, o: EventOutcome, now: float) -> bool:
+    """Write everything one outcome produced; True when it made new work (a pending push, an unpaid check)."""
+    wake = False
+    for s in o.order_states:
+        _upsert_order(c, s)
+    for f in o.fulfillment_states:
+        _upsert_fulfillment(c, f)
+    for p in o.pushes:
+        wake |= _enqueue_push(c, p, now)
+    for t in o.tracking:
+        _index_tracking(c, t)
+    for u in o.unpaid_checks:
+        wake |= _schedule_check(c, u)
+    for shop_key, order_id in o.done_checks:
+        c.execute("UPDATE unpaid_checks SET done = 1 WHERE shop_key = ? AND order_id = ?", (shop_key, order_id))
+    if o.event_seq is not None:
+        _finish_event(c, o)
+    return wake
+
+
+def _upsert_order(c: sqlite3.Connection, s: OrderState) -> None:
+    """An order state replaces the stored one unless it is older."""
+    c.execute(
+        "INSERT INTO orders (shop_key, order_id, order_name, updated_at, financial_status, cancelled,"
+        " customer_id, recipient, recipient_name, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (shop_key, order_id) DO UPDATE SET order_name = excluded.order_name,"
+        " updated_at = excluded.updated_at, financial_status = excluded.financial_status,"
+        " cancelled = excluded.cancelled, customer_id = excluded.customer_id,"
+        " recipient = excluded.recipient, recipient_name = excluded.recipient_name,"
+        " receipt = excluded.receipt"
+        " WHERE excluded.updated_at >= orders.updated_at",
+        (
+            s.shop_key,
+            s.order_id,
+            s.order_name,
+            s.updated_at,
+            s.financial_status,
+            int(s.cancelled),
+            s.customer_id,
+            jsoncodec.dumps(s.recipient).decode() if s.recipient else None,  # a TEXT column
+            s.recipient_name,
+            s.receipt,
+        ),
+    )
+
+
+def _upsert_fulfillment(c: sqlite3.Connection, f: FulfillmentState) -> None:
+    """A fulfillment state replaces the stored one unless it is older."""
+    c.execute(
+        "INSERT INTO fulfillments (shop_key, fulfillment_id, order_id, updated_at, status, name,"
+        " tracking_number, tracking_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (shop_key, fulfillment_id) DO UPDATE SET order_id = excluded.order_id,"
+        " updated_at = excluded.updated_at, status = excluded.status, name = excluded.name,"
+        " tracking_number = excluded.tracking_number, tracking_url = excluded.tracking_url"
+        " WHERE excluded.updated_at >= fulfillments.updated_at",
+        (f.shop_key, f.fulfillment_id, f.order_id, f.updated_at, f.status, f.name, f.tracking_number, f.tracking_url),
+    )
+
+
+def _enqueue_push(c: sqlite3.Connection, p: NewPush, now: float) -> bool:
+    """Add the push unless its dedupe key is taken; True when a new pending push went in."""
+    cur = c.execute(
+        "INSERT OR IGNORE INTO outbox (shop_key, dedupe_key, idempotency_key, order_id, topic, body,"
+        " status, created_at, due_at, last_error, fulfillment_id, customer_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (p.shop_key, p.dedupe_key, p.idempotency_key, p.order_id, p.topic, p.body, str(p.status), now, p.due_at,
+         p.reason, p.fulfillment_id, p.customer_id),  # fmt: skip
+    )
+    return cur.rowcount == 1 and p.status == PushStatus.PENDING
+
+
+def _index_tracking(c: sqlite3.Connection, t: TrackingEntry) -> None:
+    c.execute(
+        "INSERT INTO tracking (shop_key, tracking_number, order_id, order_name, customer_id)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (shop_key, tracking_number) DO UPDATE SET"
+        " order_id = excluded.order_id, order_name = excluded.order_name,"
+        " customer_id = excluded.customer_id",
+        (t.shop_key, t.tracking_number, t.order_id, t.order_name, t.customer_id),
+    )
+
+
+def _schedule_check(c: sqlite3.Connection, u: UnpaidCheck) -> bool:
+    """Schedule the order's unpaid check (once per order, even after it was done); True when scheduled now."""
+    cur = c.execute(
+        "INSERT OR IGNORE INTO unpaid_checks (shop_key, order_id, due_at, customer_id) VALUES (?, ?, ?, ?)",
+        (u.shop_key, u.order_id, u.due_at, u.customer_id),
+    )
+    return cur.rowcount == 1
+
+
+def _finish_event(c: sqlite3.Connection, o: EventOutcome) -> None:
+    """Mark the outcome's event done (dead with its error), linked to its order and customer for purges."""
+    c.execute(
+        "UPDATE events SET status = ?, error = ?, lease_until = 0,"
+        " order_id = COALESCE(?, order_id), customer_id = COALESCE(?, customer_id) WHERE seq = ?",
+        (
+            str(EventStatus.DEAD if o.event_error else EventStatus.DONE),
+            o.event_error,
+            o.order_id,
+            o.customer_id,
+            o.event_seq,
+        ),
+    )
 
 
 def _customer_rows(
