@@ -49,7 +49,7 @@ from bench_push_intake import pct, wait_up  # noqa: E402
 from bench_query_hit import DOMAIN, TOKEN, cpu_seconds, start_server, stop_server  # noqa: E402
 
 from gateway import jsoncodec, signing  # noqa: E402
-from tests.fixtures_push import PUSH_SECRET, free_port, push_config  # noqa: E402
+from tests.fixtures_push import PUSH_SECRET, free_port, purge_redis_prefix, push_config  # noqa: E402
 from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET  # noqa: E402
 
 #: What the store signs its webhooks with (`serve_store`'s shop keeps SandboxShop.seeded's client secret).
@@ -224,7 +224,7 @@ async def purge_redis(raw: dict[str, Any]) -> None:
     janitor = RedisPushStore(storage.redis_url, prefix=storage.redis_prefix)
     await janitor.open()
     try:
-        await janitor.purge_all_for_tests()
+        await purge_redis_prefix(janitor)
     finally:
         await janitor.close()
 

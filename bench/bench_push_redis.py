@@ -47,6 +47,7 @@ from tests.fixtures_push import (  # noqa: E402
     SHOP_DOMAIN,
     WEBHOOK_SECRET,
     free_port,
+    purge_redis_prefix,
     push_config,
     rest_order,
 )
@@ -235,7 +236,7 @@ async def main(args: argparse.Namespace) -> None:
         for suffix in ("-intake", "-e2e"):
             cleaner = RedisPushStore(args.redis_url, prefix=prefix + suffix)
             await cleaner.open()
-            await cleaner.purge_all_for_tests()
+            await purge_redis_prefix(cleaner)
             await cleaner.close()
         await janitor.close()
 

@@ -21,7 +21,7 @@ from gateway.app import create_app
 from gateway.push.store import PushStatus
 from gateway.settings import parse_settings
 from tests.fixtures_console import CONSOLE_TOKEN, ConsoleDemo, Operator
-from tests.fixtures_push import BotReceiver, eventually, wait_until_settled
+from tests.fixtures_push import BotReceiver, eventually, purge_redis_prefix, wait_until_settled
 
 PAGES = ["/console", "/console/pushes", "/console/pushes/1", "/console/preview", "/console/preview?order=1001"]
 ACTIONS = [
@@ -389,7 +389,7 @@ async def test_pushes_pages_on_the_redis_backend(console_demo: Any, operator: An
         status, html, _ = await op.get("/console/pushes?status=delivered&order=1002")
         assert f'data-push-id="{push_id}" data-status="delivered"' in html
     finally:
-        await probe.purge_all_for_tests()
+        await purge_redis_prefix(probe)
         await probe.close()
 
 

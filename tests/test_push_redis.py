@@ -23,7 +23,15 @@ from gateway.cache_fanout import RedisCacheFanOut
 from gateway.push.redis_store import RedisPushStore
 from gateway.push.store import EventOutcome, NewPush, PushStatus, UnpaidCheck, WebhookMeta
 from gateway.settings import parse_settings
-from tests.fixtures_push import SHOP_DOMAIN, BotReceiver, PushGateway, free_port, push_config, rest_order
+from tests.fixtures_push import (
+    SHOP_DOMAIN,
+    BotReceiver,
+    PushGateway,
+    free_port,
+    purge_redis_prefix,
+    push_config,
+    rest_order,
+)
 
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 META = WebhookMeta(topic="orders/paid")
@@ -45,7 +53,7 @@ async def redis_prefix() -> AsyncIterator[str]:
     try:
         yield prefix
     finally:
-        await janitor.purge_all_for_tests()
+        await purge_redis_prefix(janitor)
         await janitor.close()
 
 

@@ -1169,22 +1169,6 @@ class RedisPushStore:
         members = _ints(await self.redis.zrange(zset_key, 0, -1))
         return [members[i : i + size] for i in range(0, len(members), size)]
 
-    # tests and benchmarks -----------------------------------------------------------------------------------------
-
-    @_shielded
-    async def purge_all_for_tests(self) -> int:
-        """Delete every key under this store's prefix (test runs use a unique prefix each). Returns the count."""
-        deleted = 0
-        batch: list[bytes] = []
-        async for key in self.redis.scan_iter(match=_glob_escape(self.prefix) + ":*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                deleted += await self.redis.unlink(*batch)
-                batch.clear()
-        if batch:
-            deleted += await self.redis.unlink(*batch)
-        return deleted
-
 
 _SCRIPTS: dict[str, str] = {
     "record_event": _RECORD_EVENT,
