@@ -511,6 +511,78 @@ def _opt(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _commit_calls(o: EventOutcome, now: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """The scripts (name, arguments) that write what one outcome produced, in `commit`'s order."""
+    calls: list[tuple[str, tuple[Any, ...]]] = []
+    for s in o.order_states:
+        calls.append(
+            (
+                "upsert_order",
+                (
+                    s.shop_key,
+                    s.order_id,
+                    s.order_name,
+                    _num(s.updated_at),
+                    s.financial_status,
+                    int(s.cancelled),
+                    _opt(s.customer_id),
+                    json.dumps(s.recipient) if s.recipient else "",
+                    s.recipient_name,
+                    s.receipt,
+                ),
+            )
+        )
+    for f in o.fulfillment_states:
+        calls.append(
+            (
+                "upsert_fulfillment",
+                (
+                    f.shop_key,
+                    f.fulfillment_id,
+                    f.order_id,
+                    _num(f.updated_at),
+                    f.status,
+                    f.name,
+                    f.tracking_number,
+                    f.tracking_url,
+                ),
+            )
+        )
+    for p in o.pushes:
+        calls.append(
+            (
+                "enqueue_push",
+                (
+                    p.shop_key,
+                    p.dedupe_key,
+                    p.idempotency_key,
+                    p.order_id,
+                    p.topic,
+                    p.body,
+                    str(p.status),
+                    now,
+                    _num(p.due_at),
+                    p.reason[:500],
+                    _opt(p.fulfillment_id),
+                    _opt(p.customer_id),
+                ),
+            )
+        )
+    for t in o.tracking:
+        calls.append(
+            ("add_tracking", (t.shop_key, t.tracking_number, t.order_id, t.order_name, _opt(t.customer_id)))
+        )
+    for u in o.unpaid_checks:
+        calls.append(("schedule_check", (u.shop_key, u.order_id, _num(u.due_at), _opt(u.customer_id))))
+    for shop_key, order_id in o.done_checks:
+        calls.append(("done_check", (shop_key, order_id)))
+    if o.event_seq is not None:
+        calls.append(
+            ("finish_event", (o.event_seq, o.event_error[:500], _opt(o.order_id), _opt(o.customer_id)))
+        )
+    return calls
+
+
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
@@ -845,72 +917,7 @@ class RedisPushStore:
         now = _num(time.time())
         calls: list[tuple[str, tuple[Any, ...]]] = []
         for o in outcomes:
-            for s in o.order_states:
-                calls.append(
-                    (
-                        "upsert_order",
-                        (
-                            s.shop_key,
-                            s.order_id,
-                            s.order_name,
-                            _num(s.updated_at),
-                            s.financial_status,
-                            int(s.cancelled),
-                            _opt(s.customer_id),
-                            json.dumps(s.recipient) if s.recipient else "",
-                            s.recipient_name,
-                            s.receipt,
-                        ),
-                    )
-                )
-            for f in o.fulfillment_states:
-                calls.append(
-                    (
-                        "upsert_fulfillment",
-                        (
-                            f.shop_key,
-                            f.fulfillment_id,
-                            f.order_id,
-                            _num(f.updated_at),
-                            f.status,
-                            f.name,
-                            f.tracking_number,
-                            f.tracking_url,
-                        ),
-                    )
-                )
-            for p in o.pushes:
-                calls.append(
-                    (
-                        "enqueue_push",
-                        (
-                            p.shop_key,
-                            p.dedupe_key,
-                            p.idempotency_key,
-                            p.order_id,
-                            p.topic,
-                            p.body,
-                            str(p.status),
-                            now,
-                            _num(p.due_at),
-                            p.reason[:500],
-                            _opt(p.fulfillment_id),
-                            _opt(p.customer_id),
-                        ),
-                    )
-                )
-            for t in o.tracking:
-                calls.append(
-                    ("add_tracking", (t.shop_key, t.tracking_number, t.order_id, t.order_name, _opt(t.customer_id)))
-                )
-            for u in o.unpaid_checks:
-                calls.append(("schedule_check", (u.shop_key, u.order_id, _num(u.due_at), _opt(u.customer_id))))
-            for shop_key, order_id in o.done_checks:
-                calls.append(("done_check", (shop_key, order_id)))
-            if o.event_seq is not None:
-                calls.append(
-                    ("finish_event", (o.event_seq, o.event_error[:500], _opt(o.order_id), _opt(o.customer_id)))
-                )
+            calls += _commit_calls(o, now)
         if not calls:
             return
         async with self.redis.pipeline(transaction=True) as pipe:
