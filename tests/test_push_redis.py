@@ -75,6 +75,24 @@ async def make_replica(redis_prefix: str) -> AsyncIterator[MakeReplica]:
             await store.close()
 
 
+@pytest.fixture
+async def make_fan_out(redis_prefix: str) -> AsyncIterator[Callable[[], Awaitable[RedisCacheFanOut]]]:
+    """`await make_fan_out()` → another opened cache fan-out on the same Redis and prefix (one gateway replica's)."""
+    fan_outs: list[RedisCacheFanOut] = []
+
+    async def make() -> RedisCacheFanOut:
+        fan_out = RedisCacheFanOut(REDIS_URL, prefix=redis_prefix)
+        await fan_out.open()
+        fan_outs.append(fan_out)
+        return fan_out
+
+    try:
+        yield make
+    finally:
+        for fan_out in fan_outs:
+            await fan_out.close()
+
+
 def new_push(order_id: int, key: str, *, due: float | None = None) -> NewPush:
     return NewPush(
         shop_key="shop",
@@ -210,11 +228,11 @@ async def _until(predicate: Callable[[], Awaitable[bool]], within: float = 5.0) 
         await asyncio.sleep(0.02)
 
 
-async def test_cache_invalidation_fans_out_once(make_replica: MakeReplica, redis_prefix: str) -> None:
-    store = await make_replica()
-    a, b = RedisCacheFanOut(REDIS_URL, prefix=redis_prefix), RedisCacheFanOut(REDIS_URL, prefix=redis_prefix)
-    await a.open()
-    await b.open()
+async def test_cache_invalidation_fans_out_once(
+    make_replica: MakeReplica, make_fan_out: Callable[[], Awaitable[RedisCacheFanOut]], redis_prefix: str
+) -> None:
+    store = await make_replica()  # for its Redis connection: the listener below
+    a, b = await make_fan_out(), await make_fan_out()
     cache_a, cache_b = LookupCache(), LookupCache()
     a.attach(cache_a)
     b.attach(cache_b)
@@ -250,8 +268,6 @@ async def test_cache_invalidation_fans_out_once(make_replica: MakeReplica, redis
     sent = [(m["origin"], [item["tags"] for item in m["items"]]) for m in messages]
     assert sent == [(a.replica_id, [["order:1001"]]), (b.replica_id, [None])]
     assert "@" not in json.dumps(messages)
-    await a.close()
-    await b.close()
 
 
 # --- two gateway apps sharing one Redis ----------------------------------------------------------------------------
