@@ -76,20 +76,15 @@ async def make_replica(redis_prefix: str) -> AsyncIterator[MakeReplica]:
 
 
 @pytest.fixture
-async def make_fan_out(redis_prefix: str) -> AsyncIterator[Callable[[], Awaitable[RedisCacheFanOut]]]:
-    """`await make_fan_out()` → another opened cache fan-out on the same Redis and prefix (one gateway replica's)."""
-    fan_outs: list[RedisCacheFanOut] = []
-
-    async def make() -> RedisCacheFanOut:
-        fan_out = RedisCacheFanOut(REDIS_URL, prefix=redis_prefix)
+async def fan_out_pair(redis_prefix: str) -> AsyncIterator[tuple[RedisCacheFanOut, RedisCacheFanOut]]:
+    """Two gateway replicas' cache fan-outs on the same Redis and prefix, opened (and closed after the test)."""
+    pair = (RedisCacheFanOut(REDIS_URL, prefix=redis_prefix), RedisCacheFanOut(REDIS_URL, prefix=redis_prefix))
+    for fan_out in pair:
         await fan_out.open()
-        fan_outs.append(fan_out)
-        return fan_out
-
     try:
-        yield make
+        yield pair
     finally:
-        for fan_out in fan_outs:
+        for fan_out in pair:
             await fan_out.close()
 
 
@@ -229,10 +224,10 @@ async def _until(predicate: Callable[[], Awaitable[bool]], within: float = 5.0) 
 
 
 async def test_cache_invalidation_fans_out_once(
-    make_replica: MakeReplica, make_fan_out: Callable[[], Awaitable[RedisCacheFanOut]], redis_prefix: str
+    make_replica: MakeReplica, fan_out_pair: tuple[RedisCacheFanOut, RedisCacheFanOut], redis_prefix: str
 ) -> None:
     store = await make_replica()  # for its Redis connection: the listener below
-    a, b = await make_fan_out(), await make_fan_out()
+    a, b = fan_out_pair
     cache_a, cache_b = LookupCache(), LookupCache()
     a.attach(cache_a)
     b.attach(cache_b)
