@@ -10,12 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.cache import LOOKUP_CACHE, LookupCache
-from gateway.keys import PUSH_STATE, SETTINGS
+from gateway.cache import LookupCache
 from gateway.lookups.types import PushStateReader, StoreUnavailable
-from gateway.settings import ShopSettings
+from gateway.settings import Settings, ShopSettings
 from gateway.shopify.client import (
-    SHOPIFY_CLIENTS,
     ShopifyAdminClient,
     ShopifyAuthError,
     ShopifyError,
@@ -52,17 +50,6 @@ class ShopContext:
     client: ShopifyAdminClient
     cache: LookupCache
     push_state: PushStateReader | None = None
-
-    @classmethod
-    def from_app(cls, app: web.Application, shop_key: str) -> ShopContext:
-        """The context of a configured shop; KeyError when `shop_key` is not configured (the codec answers 404)."""
-        return cls(
-            key=shop_key,
-            settings=app[SETTINGS].shops[shop_key],
-            client=app[SHOPIFY_CLIENTS][shop_key],
-            cache=app[LOOKUP_CACHE],
-            push_state=app.get(PUSH_STATE),
-        )
 
     async def execute(self, document_name: str, variables: dict[str, Any]) -> dict[str, Any]:
         """Run one of our GraphQL documents. Unavailability propagates as `ShopifyUnavailable` (so the cache may serve a
@@ -101,3 +88,21 @@ class ShopContext:
             timezone=shop.get("ianaTimezone") or "UTC",
             storefront_host=primary.get("host") or shop.get("myshopifyDomain") or self.settings.domain,
         )
+
+
+def shop_contexts(
+    settings: Settings,
+    clients: dict[str, ShopifyAdminClient],
+    cache: LookupCache,
+    push_state: PushStateReader | None,
+) -> dict[str, ShopContext]:
+    """One ready context per configured shop (built once, when the app starts: the clients exist only then)."""
+    return {
+        key: ShopContext(key=key, settings=shop, client=clients[key], cache=cache, push_state=push_state)
+        for key, shop in settings.shops.items()
+    }
+
+
+#: Every configured shop's ShopContext, filled when the app starts (gateway.query.setup_query); handlers and the
+#: console take the ready one instead of assembling it from the settings, clients, cache and push state.
+SHOP_CONTEXTS = web.AppKey("shop_contexts", dict[str, ShopContext])

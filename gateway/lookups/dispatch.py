@@ -1,6 +1,6 @@
 """`run_lookup`: dispatch a dialect-neutral query to its lookup (see the package docstring).
 
-    ctx = ShopContext.from_app(request.app, shop_key)
+    ctx = request.app[SHOP_CONTEXTS][shop_key]   # each shop's ready ShopContext (built when the app starts)
     result = await run_lookup(ctx, query)   # OrdersResult | PackagesResult | ProductsResult | PropertyResult | OpenApiOrderResult
 
 Raises the failures of `gateway.lookups.types`: InvalidRequest, NotFound("user" | "order"), StoreUnavailable (Shopify
