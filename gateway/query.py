@@ -28,10 +28,7 @@ from gateway.dialects.openapi import (
     APPSECRET_HEADER,
     OpenApiCodec,
     check_age,
-    check_payload,
     credentials_match,
-    decode_payload,
-    order_query,
 )
 from gateway.errors import BOT_CODECS
 from gateway.keys import PUSH_STATE, SETTINGS
@@ -179,8 +176,7 @@ async def openapi_order(request: web.Request) -> web.Response:
     except InvalidRequest:
         raise GatewayError(ErrorKind.INVALID, "the body is not valid JSON") from None
     now = time.time()
-    check_payload(decode_payload(data), cfg, now)
-    query = order_query(request.match_info["order_id"])
+    query = _OPENAPI_CODEC.parse(data, request.match_info["order_id"], cfg, now)
     assert route.context is not None  # set by ready_contexts before the app serves
     result: OpenApiOrderResult = await run_lookup(route.context, query)
     check_age(result, cfg, now)

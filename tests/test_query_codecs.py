@@ -13,6 +13,7 @@ from gateway.dialects.base import ErrorKind, GatewayError
 from gateway.dialects.openapi import check_age, check_payload, decode_payload, order_query, prune
 from gateway.lookups.types import (
     InvalidRequest,
+    OpenApiOrderQuery,
     OpenApiOrderResult,
     OrderFilter,
     OrdersByAccount,
@@ -386,6 +387,20 @@ def test_openapi_payload_checks() -> None:
     # URL-safe alphabet and missing padding are accepted.
     raw = base64.urlsafe_b64encode(json.dumps({"machine_no": "16327129", "timestamp": int(now)}).encode())
     check_payload(decode_payload({"payload": raw.decode().rstrip("=")}), CFG, now)
+
+
+def test_openapi_parse_checks_the_payload_then_the_order_id() -> None:
+    now = time.time()
+    assert OpenApiCodec().parse(payload(), " #1001 ", CFG, now) == OpenApiOrderQuery("1001")
+    for body, order_id, kind in (
+        ({"payload": "!!!"}, "1001", ErrorKind.INVALID),
+        (payload(machine_no="00000000"), "1001", ErrorKind.FORBIDDEN),
+        (payload(ts=str(int(now) - 301)), "1001", ErrorKind.STALE),
+        (payload(), "10 01", ErrorKind.INVALID),
+    ):
+        with pytest.raises(GatewayError) as err:
+            OpenApiCodec().parse(body, order_id, CFG, now)
+        assert err.value.kind is kind
 
 
 def test_openapi_render_omits_empty_fields_and_checks_age() -> None:
