@@ -121,17 +121,6 @@ async def repair_shop(shop_key: str, client: Any, uri: str, store: Any | None = 
     return report
 
 
-async def sync_all(settings: Settings, clients: dict[str, Any], store: Any | None = None) -> list[SyncReport]:
-    uri = webhook_uri(settings)
-    reports = []
-    for shop_key in settings.shops:
-        client = clients.get(shop_key)
-        if client is None:
-            continue
-        reports.append(await repair_shop(shop_key, client, uri, store))
-    return reports
-
-
 def start_sync_task(app: web.Application) -> asyncio.Task[None] | None:
     """Start-up sync (server.sync_webhooks_on_start): runs in the background, retries failed shops with backoff,
     never stops the gateway from serving queries."""
