@@ -124,8 +124,9 @@ async def serve_proxy(port: int, store_port: int) -> None:
     its order nodes as JSON. No cache, no mapping, no throttling."""
     import aiohttp
 
-    from gateway.lookups.orders import DEFAULT_SORT, line_items_per_order, sort_variables
+    from gateway.lookups.orders import line_items_per_order, sort_variables
     from gateway.lookups.search import search_term
+    from gateway.lookups.types import DEFAULT_ORDER_SORT
     from gateway.shopify.queries import load_query
 
     document = load_query("orders_search")
@@ -138,7 +139,7 @@ async def serve_proxy(port: int, store_port: int) -> None:
         if not signing.verify(request.headers.get(signing.JOINCHAT_HEADER), body, (SECRET,)):
             return web.json_response({"success": False}, status=401)
         number = str(json.loads(body)["params"]["order_number"])
-        variables = {"query": search_term("name", number), "first": 3, "after": None, **sort_variables(DEFAULT_SORT),
+        variables = {"query": search_term("name", number), "first": 3, "after": None, **sort_variables(DEFAULT_ORDER_SORT),
                      "lineItems": line_items_per_order(3)}
         payload = json.dumps({"query": document, "variables": variables}, separators=(",", ":")).encode()
         async with session.post(url, data=payload, headers=headers) as resp:

@@ -76,11 +76,12 @@ def store_request(n: int) -> tuple[bytes, dict[str, str]]:
     """The GraphQL request the gateway sends for an `orders` lookup by number (same document, same variables)."""
     from bench_query_hit import TOKEN
 
-    from gateway.lookups.orders import DEFAULT_SORT, line_items_per_order, sort_variables
+    from gateway.lookups.orders import line_items_per_order, sort_variables
     from gateway.lookups.search import search_term
+    from gateway.lookups.types import DEFAULT_ORDER_SORT
     from gateway.shopify.queries import load_query
 
-    variables = {"query": search_term("name", str(n)), "first": 3, "after": None, **sort_variables(DEFAULT_SORT),
+    variables = {"query": search_term("name", str(n)), "first": 3, "after": None, **sort_variables(DEFAULT_ORDER_SORT),
                  "lineItems": line_items_per_order(3)}
     body = json.dumps({"query": load_query("orders_search"), "variables": variables}).encode()
     return body, {"Content-Type": "application/json", "X-Shopify-Access-Token": TOKEN}

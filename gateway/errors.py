@@ -3,7 +3,8 @@
 - `/bot/{shop}…` → the shop's bot dialect (joinchat v1 when the shop is unknown), `/api/openapi/…` → the open-API shape,
   anything else (e.g. `/webhooks/shopify`) → plain `{"error": "..."}` JSON.
 - Router misses and wrong HTTP methods are rendered the same way (404 / 405 in the dialect of the path).
-- Business failures (`NotFound`) are HTTP 200; `StoreUnavailable` (or a Shopify outage that leaked) is 503.
+- Business failures (`NotFound`) are HTTP 200; `StoreUnavailable` is 503 (Shopify failures become it in one place,
+  `gateway.lookups.dispatch.store_unavailable`).
 - An unexpected exception is a 500 with the dialect's generic body and one log line carrying a request id, the
   exception type and the code locations — never the exception's message, which may hold shopper data.
 """
@@ -25,7 +26,6 @@ from gateway.dialects.joinchat import JoinChatCodec
 from gateway.dialects.openapi import OpenApiCodec
 from gateway.lookups.types import LookupFailure
 from gateway.ops import get_metrics
-from gateway.shopify.client import ShopifyAuthError, ShopifyUnavailable
 
 log = logging.getLogger("gateway.errors")
 
@@ -107,10 +107,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status not in _HTTP_KINDS:
             resp.set_status(exc.status)  # keep statuses we have no kind for (e.g. 415) rather than folding them
         return resp
-    except (ShopifyUnavailable, ShopifyAuthError) as exc:
-        # The lookups translate these into StoreUnavailable; this is the safety net if one leaks.
-        log.warning("shopify unavailable on %s: %s", request.path, type(exc).__name__)
-        return render_error(request, GatewayError(ErrorKind.UNAVAILABLE))
     except asyncio.CancelledError:
         raise
     except (ConnectionResetError, asyncio.IncompleteReadError):

@@ -4,14 +4,16 @@ Per request: read the body with a size cap → verify the signature on the raw b
 JSON → the dialect codec builds a Query → `run_lookup` (cached, single-flight) → the codec renders the Result.
 Failures are raised and rendered by gateway.errors.error_middleware in the caller's dialect.
 
-The cache-hit path is kept lean: per-shop state is computed once at start-up (`BotRoute`), and rendered reply bytes
-are memoized per (shop, query) together with the Result object they were rendered from, so a cache hit that returns
-the same Result object reuses the bytes, and a fresh Result (new object) is rendered again.
+The cache-hit path is kept lean: per-shop state is computed once at start-up (`BotRoute`; each shop's `ShopContext`
+in `app[SHOP_CONTEXTS]`, built by the `ready_contexts` cleanup context once the Shopify clients exist), and rendered
+reply bytes are memoized per (shop, query) together with the Result object they were rendered from, so a cache hit
+that returns the same Result object reuses the bytes, and a fresh Result (new object) is rendered again.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,18 +28,16 @@ from gateway.dialects.openapi import (
     APPSECRET_HEADER,
     OpenApiCodec,
     check_age,
-    check_payload,
     credentials_match,
-    decode_payload,
-    order_query,
 )
 from gateway.errors import BOT_CODECS
-from gateway.keys import SETTINGS
-from gateway.lookups.context import ShopContext
+from gateway.keys import PUSH_STATE, SETTINGS
+from gateway.lookups.context import SHOP_CONTEXTS, ShopContext, shop_contexts
 from gateway.lookups.dispatch import run_lookup
 from gateway.lookups.types import InvalidRequest, OpenApiOrderResult, Query, TestQuery
 from gateway.ops import Metrics, get_metrics
 from gateway.settings import Settings, ShopSettings
+from gateway.shopify.client import SHOPIFY_CLIENTS
 
 MEMO_MAX_ENTRIES = 4096
 
@@ -82,7 +82,7 @@ class BotRoute:
     secrets: tuple[str, ...]
     max_body: int
     memo: RenderMemo = field(default_factory=RenderMemo)
-    context: ShopContext | None = None  # made on first use (the Shopify clients exist once the app has started)
+    context: ShopContext | None = None  # set when the app starts (the Shopify clients exist only then)
 
 
 @dataclass
@@ -91,6 +91,7 @@ class OpenApiRoute:
     shop: ShopSettings
     app_secret: str
     memo: RenderMemo = field(default_factory=RenderMemo)
+    context: ShopContext | None = None  # set when the app starts, like BotRoute.context
 
 
 BOT_ROUTES = web.AppKey("bot_routes", dict[str, BotRoute])
@@ -140,10 +141,6 @@ def decode_json(body: bytes) -> Any:
         raise InvalidRequest("the body is not valid JSON") from None
 
 
-def _context(app: web.Application, key: str) -> ShopContext:
-    return ShopContext.from_app(app, key)
-
-
 async def bot_query(request: web.Request) -> web.Response:
     route = request.app[BOT_ROUTES].get(request.match_info["shop"])
     if route is None:
@@ -155,8 +152,7 @@ async def bot_query(request: web.Request) -> web.Response:
     if type(query) is TestQuery:
         return web.Response(body=route.codec.render(query, None), content_type=_JSON)
     context = route.context
-    if context is None:
-        context = route.context = _context(request.app, route.key)
+    assert context is not None  # set by ready_contexts before the app serves
     result = await run_lookup(context, query)
     reply = route.memo.get(query, result)
     if reply is None:
@@ -180,12 +176,9 @@ async def openapi_order(request: web.Request) -> web.Response:
     except InvalidRequest:
         raise GatewayError(ErrorKind.INVALID, "the body is not valid JSON") from None
     now = time.time()
-    check_payload(decode_payload(data), cfg, now)
-    query = order_query(request.match_info["order_id"])
-    bot = request.app[BOT_ROUTES][route.key]
-    if bot.context is None:
-        bot.context = _context(request.app, route.key)
-    result: OpenApiOrderResult = await run_lookup(bot.context, query)
+    query = _OPENAPI_CODEC.parse(data, request.match_info["order_id"], cfg, now)
+    assert route.context is not None  # set by ready_contexts before the app serves
+    result: OpenApiOrderResult = await run_lookup(route.context, query)
     check_age(result, cfg, now)
     reply = route.memo.get(query, result)
     if reply is None:
@@ -210,6 +203,20 @@ def setup_query(app: web.Application) -> None:
         if shop.openapi is not None
     }
     _describe(get_metrics(app))
-    setup_cache(app)  # app[LOOKUP_CACHE], read by gateway.lookups.context.ShopContext.from_app
+    cache = setup_cache(app)
+    contexts: dict[str, ShopContext] = {}
+    app[SHOP_CONTEXTS] = contexts  # the dict exists from the start; it is filled when the app starts
+
+    async def ready_contexts(app: web.Application) -> AsyncIterator[None]:
+        # After setup_shopify's cleanup context (registered before this one), which creates the clients.
+        contexts.update(shop_contexts(settings, app[SHOPIFY_CLIENTS], cache, app.get(PUSH_STATE)))
+        for bot in routes.values():
+            bot.context = contexts[bot.key]
+        for open_api in app[OPENAPI_ROUTES].values():
+            open_api.context = contexts[open_api.key]
+        yield
+        contexts.clear()
+
+    app.cleanup_ctx.append(ready_contexts)
     app.router.add_post("/bot/{shop}", bot_query)
     app.router.add_post("/api/openapi/v1/orders/{order_id}", openapi_order)

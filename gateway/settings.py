@@ -313,12 +313,6 @@ class Settings(_Model):
                 return key, shop
         return None
 
-    def shop_by_app_id(self, app_id: str) -> tuple[str, ShopSettings] | None:
-        for key, shop in self.shops.items():
-            if shop.openapi is not None and shop.openapi.app_id == app_id:
-                return key, shop
-        return None
-
 
 def _resolve_env(value: Any, path: str, env: dict[str, str]) -> Any:
     if isinstance(value, dict):

@@ -41,7 +41,12 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str | None:
             return None
     else:
         return None
-    return candidate if _E164.fullmatch(candidate) and candidate[1:].isascii() else None
+    return candidate if is_e164(candidate) else None
+
+
+def is_e164(phone: str) -> bool:
+    """Whether `phone` already is in the form `normalize_phone` gives (a check, not a normalisation)."""
+    return _E164.fullmatch(phone) is not None and phone[1:].isascii()
 
 
 def _national(digits: str, region: str) -> str | None:

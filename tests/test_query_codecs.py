@@ -12,7 +12,9 @@ from gateway.dialects import JoinChatCodec, MeetbotCodec, OpenApiCodec
 from gateway.dialects.base import ErrorKind, GatewayError
 from gateway.dialects.openapi import check_age, check_payload, decode_payload, order_query, prune
 from gateway.lookups.types import (
+    DEFAULT_ORDER_SORT,
     InvalidRequest,
+    OpenApiOrderQuery,
     OpenApiOrderResult,
     OrderFilter,
     OrdersByAccount,
@@ -388,6 +390,20 @@ def test_openapi_payload_checks() -> None:
     check_payload(decode_payload({"payload": raw.decode().rstrip("=")}), CFG, now)
 
 
+def test_openapi_parse_checks_the_payload_then_the_order_id() -> None:
+    now = time.time()
+    assert OpenApiCodec().parse(payload(), " #1001 ", CFG, now) == OpenApiOrderQuery("1001")
+    for body, order_id, kind in (
+        ({"payload": "!!!"}, "1001", ErrorKind.INVALID),
+        (payload(machine_no="00000000"), "1001", ErrorKind.FORBIDDEN),
+        (payload(ts=str(int(now) - 301)), "1001", ErrorKind.STALE),
+        (payload(), "10 01", ErrorKind.INVALID),
+    ):
+        with pytest.raises(GatewayError) as err:
+            OpenApiCodec().parse(body, order_id, CFG, now)
+        assert err.value.kind is kind
+
+
 def test_openapi_render_omits_empty_fields_and_checks_age() -> None:
     order = OpenApiOrder(
         order_id=54,
@@ -423,3 +439,17 @@ def test_openapi_render_omits_empty_fields_and_checks_age() -> None:
     for bad in ("1 OR 2", "", "a" * 70, "'1'"):
         with pytest.raises(GatewayError):
             order_query(bad)
+
+
+def test_queries_refuse_impossible_states_whoever_builds_them() -> None:
+    """Validated once, in the query types: a codec and a hand-built query (console, tests) meet the same checks."""
+    for build in (
+        lambda: PackagesQuery(),
+        lambda: PackagesQuery("1001", "1001.1"),
+        lambda: OrdersByAccount(),
+        lambda: OrdersByAccount(email="a@b.com", phone="+16135550135"),
+        lambda: OrdersByAccount(phone="613 555 0135"),  # not normalised: the codec's job, with the shop's region
+    ):
+        with pytest.raises(InvalidRequest):
+            build()
+    assert OrdersByAccount(phone="+16135550135").sort == DEFAULT_ORDER_SORT

@@ -24,7 +24,7 @@ from gateway.dialects.joinchat import JoinChatCodec
 from gateway.dialects.meetbot import MeetbotCodec
 from gateway.dialects.openapi import OpenApiCodec, check_age, order_query
 from gateway.keys import SETTINGS
-from gateway.lookups.context import ShopContext
+from gateway.lookups.context import SHOP_CONTEXTS, ShopContext
 from gateway.lookups.dispatch import run_lookup
 from gateway.lookups.types import LookupFailure, OrdersResult, PackagesResult
 from gateway.push.rules import push_body
@@ -93,7 +93,7 @@ async def _answer(ctx: ShopContext, codec: Any, body: dict[str, Any]) -> tuple[b
 
 async def build_preview(app: web.Application, shop_key: str, order_number: str) -> Preview:
     shop = app[SETTINGS].shops[shop_key]
-    ctx = ShopContext.from_app(app, shop_key)
+    ctx = app[SHOP_CONTEXTS][shop_key]
     number = order_number.strip().lstrip("#")
     preview = Preview(order_number=number)
     for name, codec, own in _dialects(shop):
@@ -140,7 +140,7 @@ def _problem_of(answer: str) -> str:
 
 async def recent_orders(app: web.Application, shop_key: str) -> list[dict[str, str]]:
     """The shop's latest orders (name, date, payment state) for the picker; empty when Shopify does not answer."""
-    ctx = ShopContext.from_app(app, shop_key)
+    ctx = app[SHOP_CONTEXTS][shop_key]
     try:
         data = await ctx.execute("recent_orders", {"first": RECENT_ORDERS})
     except Exception:  # the picker is a convenience: the page still works by typing a number

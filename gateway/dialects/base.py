@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from gateway import jsoncodec
 from gateway.lookups.types import (
+    DEFAULT_ORDER_SORT,
     InvalidRequest,
     LookupFailure,
     NotFound,
@@ -171,7 +172,6 @@ _FILTERS = {
 }
 ORDER_SORT_FIELDS = {SortField.CREATED_AT, SortField.UPDATED_AT, SortField.PROCESSED_AT}
 PRODUCT_SORT_FIELDS = {SortField.TITLE, SortField.CREATED_AT, SortField.UPDATED_AT}
-DEFAULT_ORDER_SORT = Sort(SortField.CREATED_AT, True)
 
 
 def envelope_error(err: ValidationError) -> InvalidRequest:
@@ -357,7 +357,7 @@ def orders_query(
 def packages_query(params: dict[str, Any], page: Page) -> PackagesQuery:
     number = number_text(params, "order_number")
     package = number_text(params, "package_number")
-    exactly_one(("order_number", number), ("package_number", package))
+    # PackagesQuery checks that exactly one of them is given
     return PackagesQuery(order_number=number, package_number=package, page=page)
 
 

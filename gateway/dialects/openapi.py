@@ -162,6 +162,13 @@ def prune(value: Any) -> Any:
 class OpenApiCodec:
     name = "openapi"
 
+    def parse(self, body: Any, order_id: str, cfg: OpenApiSettings, now: float) -> OpenApiOrderQuery:
+        """The query of `POST /api/openapi/v1/orders/{order_id}` once the Appid/AppSecret matched: the body's payload
+        is decoded (40002), checked against the replay window and machine allow-list (40003, 40004), and the path's
+        order id validated (40002). Unlike the bot codecs it needs the path and the clock, so they are arguments."""
+        check_payload(decode_payload(body), cfg, now)
+        return order_query(order_id)
+
     def render(self, query: OpenApiOrderQuery, result: OpenApiOrderResult) -> bytes:
         return dumps({"code": OK, "message": "ok", "data": prune(result.order.model_dump())})
 

@@ -1,9 +1,9 @@
 """Lookups: one use case each (dialect-neutral query → Shopify → mappings → result).
 
-    from gateway.lookups.context import ShopContext
+    from gateway.lookups.context import SHOP_CONTEXTS
     from gateway.lookups.dispatch import run_lookup
 
-    ctx = ShopContext.from_app(request.app, shop_key)
+    ctx = request.app[SHOP_CONTEXTS][shop_key]   # each shop's ready ShopContext (built when the app starts)
     result = await run_lookup(ctx, query)   # OrdersResult | PackagesResult | ProductsResult | PropertyResult | OpenApiOrderResult
 
 Raises the failures of `gateway.lookups.types`: InvalidRequest, NotFound("user" | "order"), StoreUnavailable (Shopify

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from gateway.cache import LOOKUP_CACHE, LookupCache
-from gateway.keys import PUSH_STATE, SETTINGS
-from gateway.lookups.types import PushStateReader, StoreUnavailable
-from gateway.settings import ShopSettings
-from gateway.shopify.client import (
-    SHOPIFY_CLIENTS,
-    ShopifyAdminClient,
-    ShopifyAuthError,
-    ShopifyError,
-    ShopifyQueryError,
-    ShopifyUnavailable,
-)
+from gateway.cache import LookupCache
+from gateway.lookups.types import PushStateReader
+from gateway.settings import Settings, ShopSettings
+from gateway.shopify.client import ShopifyAdminClient
 from gateway.shopify.queries import load_query
-
-log = logging.getLogger(__name__)
 
 #: The deadline (absolute loop time) of the lookup being run: every Shopify request of one lookup (a phone lookup's
 #: two, a cursor walk and its page) shares it, so the lookup as a whole answers within the shop's deadline_seconds.
@@ -53,35 +42,10 @@ class ShopContext:
     cache: LookupCache
     push_state: PushStateReader | None = None
 
-    @classmethod
-    def from_app(cls, app: web.Application, shop_key: str) -> ShopContext:
-        """The context of a configured shop; KeyError when `shop_key` is not configured (the codec answers 404)."""
-        return cls(
-            key=shop_key,
-            settings=app[SETTINGS].shops[shop_key],
-            client=app[SHOPIFY_CLIENTS][shop_key],
-            cache=app[LOOKUP_CACHE],
-            push_state=app.get(PUSH_STATE),
-        )
-
     async def execute(self, document_name: str, variables: dict[str, Any]) -> dict[str, Any]:
-        """Run one of our GraphQL documents. Unavailability propagates as `ShopifyUnavailable` (so the cache may serve a
-        stale answer); the other Shopify failures become `StoreUnavailable` here, logged without variables (PII)."""
-        try:
-            return await self.client.execute(load_query(document_name), variables, deadline=LOOKUP_DEADLINE.get())
-        except ShopifyUnavailable:
-            raise
-        except ShopifyAuthError as err:
-            log.error("shop %s: Shopify refused our credentials for %s: %s", self.key, document_name, err)
-            raise StoreUnavailable() from err
-        except ShopifyQueryError as err:
-            # codes only: a GraphQL error message may echo a variable's value (an email, a phone)
-            codes = sorted({str((e.get("extensions") or {}).get("code", "")) for e in err.errors})
-            log.error("shop %s: Shopify rejected %s (error codes %s)", self.key, document_name, codes)
-            raise StoreUnavailable() from err
-        except ShopifyError as err:
-            log.error("shop %s: Shopify failed on %s: %s", self.key, document_name, err)
-            raise StoreUnavailable() from err
+        """Run one of our GraphQL documents within the lookup's deadline. Shopify failures propagate as `ShopifyError`
+        (a `ShopifyUnavailable` lets the cache serve a stale answer); `run_lookup` turns them into `StoreUnavailable`."""
+        return await self.client.execute(load_query(document_name), variables, deadline=LOOKUP_DEADLINE.get())
 
     def start_deadline(self) -> contextvars.Token[float | None]:
         """Start the lookup's deadline (now + the shop's deadline_seconds); reset it with the returned token."""
@@ -101,3 +65,21 @@ class ShopContext:
             timezone=shop.get("ianaTimezone") or "UTC",
             storefront_host=primary.get("host") or shop.get("myshopifyDomain") or self.settings.domain,
         )
+
+
+def shop_contexts(
+    settings: Settings,
+    clients: dict[str, ShopifyAdminClient],
+    cache: LookupCache,
+    push_state: PushStateReader | None,
+) -> dict[str, ShopContext]:
+    """One ready context per configured shop (built once, when the app starts: the clients exist only then)."""
+    return {
+        key: ShopContext(key=key, settings=shop, client=clients[key], cache=cache, push_state=push_state)
+        for key, shop in settings.shops.items()
+    }
+
+
+#: Every configured shop's ShopContext, filled when the app starts (gateway.query.setup_query); handlers and the
+#: console take the ready one instead of assembling it from the settings, clients, cache and push state.
+SHOP_CONTEXTS = web.AppKey("shop_contexts", dict[str, ShopContext])

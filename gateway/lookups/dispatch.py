@@ -1,6 +1,6 @@
 """`run_lookup`: dispatch a dialect-neutral query to its lookup (see the package docstring).
 
-    ctx = ShopContext.from_app(request.app, shop_key)
+    ctx = request.app[SHOP_CONTEXTS][shop_key]   # each shop's ready ShopContext (built when the app starts)
     result = await run_lookup(ctx, query)   # OrdersResult | PackagesResult | ProductsResult | PropertyResult | OpenApiOrderResult
 
 Raises the failures of `gateway.lookups.types`: InvalidRequest, NotFound("user" | "order"), StoreUnavailable (Shopify
@@ -36,7 +36,7 @@ from gateway.lookups.types import (
     Query,
     StoreUnavailable,
 )
-from gateway.shopify.client import ShopifyError
+from gateway.shopify.client import ShopifyAuthError, ShopifyError, ShopifyQueryError, ShopifyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,23 @@ def _cached_result(ctx: ShopContext, query: Query) -> LookupResult | None:
     return None
 
 
+def store_unavailable(shop_key: str, lookup: str, err: ShopifyError) -> StoreUnavailable:
+    """The one place a Shopify failure becomes a lookup failure (the dialects answer 503), logged without variables
+    or Shopify's messages about them (PII). It runs after the cache, so an outage is only reported here when no stale
+    answer could cover it."""
+    if isinstance(err, ShopifyUnavailable):
+        log.warning("shop %s: %s lookup failed: %s", shop_key, lookup, type(err).__name__)
+    elif isinstance(err, ShopifyAuthError):
+        log.error("shop %s: Shopify refused our credentials for a %s lookup: %s", shop_key, lookup, err)
+    elif isinstance(err, ShopifyQueryError):
+        # codes only: a GraphQL error message may echo a variable's value (an email, a phone)
+        codes = sorted({str((e.get("extensions") or {}).get("code", "")) for e in err.errors})
+        log.error("shop %s: Shopify rejected a %s lookup (error codes %s)", shop_key, lookup, codes)
+    else:
+        log.error("shop %s: Shopify failed on a %s lookup: %s", shop_key, lookup, err)
+    return StoreUnavailable()
+
+
 @overload
 async def run_lookup(ctx: ShopContext, query: OrdersByNumber | OrdersByAccount) -> OrdersResult: ...
 @overload
@@ -89,11 +106,9 @@ async def run_lookup(ctx: ShopContext, query: Query) -> LookupResult:
     try:
         return await handler(ctx, query)
     except ShopifyError as err:
-        # ShopifyUnavailable that no stale cache entry could cover (other Shopify errors are mapped in ctx.execute)
-        log.warning("shop %s: %s lookup failed: %s", ctx.key, type(query).__name__, type(err).__name__)
-        raise StoreUnavailable() from err
+        raise store_unavailable(ctx.key, type(query).__name__, err) from err
     finally:
         LOOKUP_DEADLINE.reset(deadline)
 
 
-__all__ = ["LookupResult", "ShopContext", "run_lookup"]
+__all__ = ["LookupResult", "ShopContext", "run_lookup", "store_unavailable"]

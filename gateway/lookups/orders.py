@@ -21,6 +21,7 @@ from gateway.lookups.context import ShopContext
 from gateway.lookups.paging import CursorSpec, corrected_total, remember_cursor, start_cursor
 from gateway.lookups.search import both, order_filter_terms, search_term
 from gateway.lookups.types import (
+    DEFAULT_ORDER_SORT,
     InvalidRequest,
     NotFound,
     OrderFilter,
@@ -63,7 +64,6 @@ _SORT_KEYS = {
     SortField.UPDATED_AT: "UPDATED_AT",
     SortField.PROCESSED_AT: "PROCESSED_AT",
 }
-DEFAULT_SORT = Sort(SortField.CREATED_AT, True)
 
 
 def line_items_per_order(orders_per_request: int, *, with_fulfillments: bool = False) -> int:
@@ -220,7 +220,7 @@ async def orders_by_number(ctx: ShopContext, query: OrdersByNumber) -> OrdersRes
             ctx,
             base=_first_page_key(query),
             query=search_term("name", number),
-            sort=DEFAULT_SORT,
+            sort=DEFAULT_ORDER_SORT,
             page=query.page,
             keep=lambda node: name_matches(node, number),
             ttl=ctx.settings.cache.orders,
@@ -238,14 +238,11 @@ async def orders_by_number(ctx: ShopContext, query: OrdersByNumber) -> OrdersRes
 
 
 async def orders_by_account(ctx: ShopContext, query: OrdersByAccount) -> OrdersResult:
-    if bool(query.email) == bool(query.phone):
-        raise InvalidRequest("exactly one of email or phone")
+    # The query holds exactly one of them, the phone already in E.164 (checked by OrdersByAccount itself).
     if query.email:
         return await _orders_by_email(ctx, query, query.email.strip().lower())
-    phone = normalize_phone(query.phone or "", ctx.settings.phone_region)
-    if phone is None:
-        raise InvalidRequest("user_account is not a phone number")
-    return await _orders_by_phone(ctx, query, phone)
+    assert query.phone is not None
+    return await _orders_by_phone(ctx, query, query.phone)
 
 
 def _account_keep(order_filter: OrderFilter, belongs: Callable[[Node], bool]) -> Callable[[Node], bool]:

@@ -49,8 +49,6 @@ def _page(packages: list[Package], page: Page) -> PackagesResult:
 
 
 async def find_packages(ctx: ShopContext, query: PackagesQuery) -> PackagesResult:
-    if bool(query.order_number) == bool(query.package_number):
-        raise InvalidRequest("exactly one of order_number or package_number")
     if query.order_number:
         packages = await packages_of_order(ctx, query.order_number)
         if packages is None:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from mappings.models import OpenApiOrder, Package, Product, Receipt
+from mappings.phone import is_e164
 
 
 class OrderFilter(StrEnum):
@@ -33,6 +34,11 @@ class SortField(StrEnum):
 class Sort:
     field: SortField
     descending: bool
+
+
+#: Orders newest first: an account's orders when the caller names no `order_type` (PROTOCOL §5), and an order
+#: number's matches.
+DEFAULT_ORDER_SORT = Sort(SortField.CREATED_AT, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,22 +63,38 @@ class OrdersByNumber:
 
 @dataclass(frozen=True, slots=True)
 class OrdersByAccount:
-    """Exactly one of email / phone. Email lower-cased; phone in E.164 (+16135550135)."""
+    """Exactly one of email / phone. Email lower-cased; phone in E.164 (+16135550135).
+
+    Input is validated once. The codec's parse turns what the platform wrote into this type: it is the one place that
+    normalises a phone (it knows the shop's region and names the wire field in its errors) and applies the default
+    sort. The type itself refuses an impossible state here, so the lookups trust every query they are given, from a
+    codec or built by hand (the console, tests)."""
 
     email: str | None = None
     phone: str | None = None
     filter: OrderFilter = OrderFilter.ALL
-    sort: Sort = Sort(SortField.CREATED_AT, True)
+    sort: Sort = DEFAULT_ORDER_SORT
     page: Page = Page()
+
+    def __post_init__(self) -> None:
+        if bool(self.email) == bool(self.phone):
+            raise InvalidRequest("exactly one of email or phone")
+        if self.phone and not is_e164(self.phone):
+            raise InvalidRequest("user_account is not a phone number")
 
 
 @dataclass(frozen=True, slots=True)
 class PackagesQuery:
-    """Exactly one of order_number / package_number (a fulfillment name without '#', or a tracking number)."""
+    """Exactly one of order_number / package_number (a fulfillment name without '#', or a tracking number), checked
+    here once, for the codecs and the lookup alike (see OrdersByAccount)."""
 
     order_number: str | None = None
     package_number: str | None = None
     page: Page = Page()
+
+    def __post_init__(self) -> None:
+        if bool(self.order_number) == bool(self.package_number):
+            raise InvalidRequest("give exactly one of order_number or package_number")
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,32 @@ class _Waiter:
     future: asyncio.Future[_Booking]
 
 
+@dataclass(slots=True, eq=False)
+class _Request:
+    """One `execute` call: what it sends, and the one quick retry and one token refresh it may spend."""
+
+    key: _CostKey
+    payload: bytes
+    is_mutation: bool
+    deadline: float
+    background: bool
+    retried: bool = False
+    refreshed: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class _Answer:
+    """What one request got back: the HTTP status, the JSON body (None when not JSON) and what it says."""
+
+    status: int
+    body: Any
+    cost: Mapping[str, Any] | None
+    errors: Any
+    throttled: bool
+    retry_after: str | None
+    token: str  # the token it was sent with
+
+
 class _TransportError(ShopifyUnavailable):
     """Timeout or connection failure; `may_have_arrived` False when the request surely never reached Shopify."""
 
@@ -199,110 +225,126 @@ class ShopifyAdminClient:
     ) -> dict[str, Any]:
         """Run one GraphQL document; return its `data`. `deadline` is an absolute `loop.time()`;
         default now + the shop's `deadline_seconds`. `background` reads (reconciliation, push re-reads) wait behind
-        every lookup for the shop's query points. Raises a ShopifyError subclass, never anything else."""
-        loop = asyncio.get_running_loop()
+        every lookup for the shop's query points. Raises a ShopifyError subclass, never anything else.
+
+        Each round sends the request once (`_send`); an answer that calls for another round (`_retries_after`: a
+        quick retry, a refreshed token, a throttle wait) loops, any other is read into `data` (`_data_of`)."""
         if deadline is None:
-            deadline = loop.time() + self.shop.deadline_seconds
-        try:
-            # {"query": document, "variables": variables} as compact JSON, with the (large, constant) document part
-            # encoded once per document
-            payload = b"".join((_body_prefix(document), jsoncodec.dumps(variables or {}), b"}"))
-        except (TypeError, ValueError) as exc:
-            raise ShopifyQueryError(f"variables are not JSON-serializable: {exc}") from None
-        key = _cost_key(document, variables)
-        is_mutation = _is_mutation(document)
-        retried = refreshed = False
+            deadline = asyncio.get_running_loop().time() + self.shop.deadline_seconds
+        payload = _request_body(document, variables)
+        request = _Request(_cost_key(document, variables), payload, _is_mutation(document), deadline, background)
         while True:
-            booking = await self._reserve(key, deadline, background)
-            settled = False
-            try:
-                token = await self._token(deadline)
-                status, raw, retry_after = await self._post(payload, token, deadline)
-                body = _json_or_none(raw)
-                cost = _cost_of(body)
-                errors = body.get("errors") if isinstance(body, dict) else None
-                throttled = status == 429 or _is_throttled(errors)
-                # an HTTP answer without a cost (401, 5xx) ran no query
-                self._settle(booking, key, cost, throttled=throttled, refund_all=cost is None)
-                settled = True
-            except ShopifyUnavailable as exc:
-                if not retried and self._may_retry(exc, is_mutation, deadline):
-                    retried = True
-                    await asyncio.sleep(RETRY_PAUSE_SECONDS)
-                    continue
-                self._count_error("unavailable")
-                raise
-            finally:
-                if not settled:
-                    self._settle(booking, key, None)
+            answer = await self._send(request)
+            if answer is None or await self._retries_after(request, answer):
+                continue
+            return self._data_of(answer)
 
-            if status in (401, 403):
-                if not refreshed:
-                    refreshed = True
-                    fresh = await self._refreshed_token(token, deadline)
-                    if fresh != token:
-                        self.metrics.inc("shopify_token_refresh_total", shop=self.shop_key)
-                        continue
-                self._count_error("auth")
-                raise ShopifyAuthError(f"Shopify answered HTTP {status} for shop {self.shop_key}")
-            if status >= 500 or status in (402, 423):
-                unavailable = ShopifyUnavailable(f"Shopify answered HTTP {status}")
-                retriable = status >= 500 and not is_mutation  # a 5xx mutation may have been applied
-                if not retried and retriable and self._may_retry(unavailable, is_mutation, deadline):
-                    retried = True
-                    await asyncio.sleep(RETRY_PAUSE_SECONDS)
-                    continue
-                self._count_error("unavailable")
-                raise unavailable
+    async def _send(self, request: _Request) -> _Answer | None:
+        """One request within a booking of the shop's query points; None when a transport failure was retried."""
+        booking = await self._reserve(request.key, request.deadline, request.background)
+        settled = False
+        try:
+            token = await self._token(request.deadline)
+            status, raw, retry_after = await self._post(request.payload, token, request.deadline)
+            body = _json_or_none(raw)
+            cost = _cost_of(body)
+            errors = body.get("errors") if isinstance(body, dict) else None
+            throttled = status == 429 or _is_throttled(errors)
+            # an HTTP answer without a cost (401, 5xx) ran no query
+            self._settle(booking, request.key, cost, throttled=throttled, refund_all=cost is None)
+            settled = True
+        except ShopifyUnavailable as exc:
+            await self._retry_once_or_raise(request, exc)
+            return None
+        finally:
+            if not settled:
+                self._settle(booking, request.key, None)
+        return _Answer(status, body, cost, errors, throttled, retry_after, token)
 
-            if throttled:
-                self.metrics.inc("shopify_throttled_total", shop=self.shop_key)
-                status_after = cost.get("throttleStatus") if cost is not None else None
-                if isinstance(status_after, dict):
-                    # the bucket copy now holds Shopify's balance: wait in _reserve like any query; should Shopify
-                    # say THROTTLED while showing enough points, pause before asking again
-                    if self._available >= self._expected(key)[0]:
-                        if loop.time() + RETRY_PAUSE_SECONDS + MIN_ATTEMPT_SECONDS >= deadline:
-                            self._count_error("throttled")
-                            raise ShopifyThrottled("throttled by Shopify at the deadline")
-                        self.metrics.inc("shopify_throttle_wait_seconds_total", RETRY_PAUSE_SECONDS, shop=self.shop_key)
-                        await asyncio.sleep(RETRY_PAUSE_SECONDS)
-                    continue
-                delay = self._throttle_delay(retry_after)
-                if loop.time() + delay + MIN_ATTEMPT_SECONDS < deadline:
-                    self.metrics.inc("shopify_throttle_wait_seconds_total", delay, shop=self.shop_key)
-                    await asyncio.sleep(delay)
-                    continue
-                self._count_error("throttled")
-                raise ShopifyThrottled(f"throttled by Shopify; {delay:.2f} s to wait exceeds the deadline")
+    async def _retries_after(self, request: _Request, answer: _Answer) -> bool:
+        """True when `answer` calls for another round (after any wait it needs); raises when it ends the execute
+        with a failure; False when it is to be read (`_data_of`)."""
+        status = answer.status
+        if status in (401, 403):
+            if not request.refreshed:
+                request.refreshed = True
+                fresh = await self._refreshed_token(answer.token, request.deadline)
+                if fresh != answer.token:
+                    self.metrics.inc("shopify_token_refresh_total", shop=self.shop_key)
+                    return True
+            self._count_error("auth")
+            raise ShopifyAuthError(f"Shopify answered HTTP {status} for shop {self.shop_key}")
+        if status >= 500 or status in (402, 423):
+            # a 5xx mutation may have been applied; a frozen or locked shop stays so for longer than a retry
+            retriable = status >= 500 and not request.is_mutation
+            await self._retry_once_or_raise(request, ShopifyUnavailable(f"Shopify answered HTTP {status}"), retriable)
+            return True
+        if answer.throttled:
+            await self._wait_after_throttled(request, answer)
+            return True
+        if not isinstance(answer.body, dict) and status == 200:
+            # a truncated or mangled body: treated like a failed transport
+            mangled = ShopifyUnavailable("Shopify answered HTTP 200 with a body that is not JSON")
+            await self._retry_once_or_raise(request, mangled, not request.is_mutation)
+            return True
+        return False
 
-            if not isinstance(body, dict):
-                if status == 200:  # a truncated or mangled body: treated like a failed transport
-                    mangled = ShopifyUnavailable("Shopify answered HTTP 200 with a body that is not JSON")
-                    if not retried and not is_mutation and self._may_retry(mangled, is_mutation, deadline):
-                        retried = True
-                        await asyncio.sleep(RETRY_PAUSE_SECONDS)
-                        continue
-                    self._count_error("unavailable")
-                    raise mangled
-                self._count_error("query")
-                raise ShopifyQueryError(f"Shopify answered HTTP {status}")
-            data = body.get("data")
-            if errors:
-                if isinstance(data, dict) and _only_field_access_denied(errors):
-                    self.metrics.inc("shopify_partial_data_total", shop=self.shop_key)
-                    log.warning(
-                        "shop %s: access denied to %s; answering without those fields",
-                        self.shop_key,
-                        ", ".join(".".join(str(p) for p in e.get("path", [])) for e in errors),
-                    )
-                    return data
-                self._count_error("query")
-                raise ShopifyQueryError(_first_message(errors), errors if isinstance(errors, list) else [], data)
-            if status != 200 or not isinstance(data, dict):
-                self._count_error("query")
-                raise ShopifyQueryError(f"Shopify answered HTTP {status} without data")
-            return data
+    async def _retry_once_or_raise(self, request: _Request, exc: ShopifyUnavailable, allowed: bool = True) -> None:
+        """Pause before the one quick retry an unavailable answer gets (when `allowed` and the deadline leaves time),
+        else count the failure and raise it."""
+        if allowed and not request.retried and self._may_retry(exc, request.is_mutation, request.deadline):
+            request.retried = True
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            return
+        self._count_error("unavailable")
+        raise exc
+
+    async def _wait_after_throttled(self, request: _Request, answer: _Answer) -> None:
+        """Wait until a THROTTLED query may be asked again, or raise ShopifyThrottled when that is past the deadline."""
+        self.metrics.inc("shopify_throttled_total", shop=self.shop_key)
+        loop = asyncio.get_running_loop()
+        status_after = answer.cost.get("throttleStatus") if answer.cost is not None else None
+        if isinstance(status_after, dict):
+            # the bucket copy now holds Shopify's balance: wait in _reserve like any query; should Shopify
+            # say THROTTLED while showing enough points, pause before asking again
+            if self._available >= self._expected(request.key)[0]:
+                if loop.time() + RETRY_PAUSE_SECONDS + MIN_ATTEMPT_SECONDS >= request.deadline:
+                    self._count_error("throttled")
+                    raise ShopifyThrottled("throttled by Shopify at the deadline")
+                self.metrics.inc("shopify_throttle_wait_seconds_total", RETRY_PAUSE_SECONDS, shop=self.shop_key)
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            return
+        delay = self._throttle_delay(answer.retry_after)
+        if loop.time() + delay + MIN_ATTEMPT_SECONDS < request.deadline:
+            self.metrics.inc("shopify_throttle_wait_seconds_total", delay, shop=self.shop_key)
+            await asyncio.sleep(delay)
+            return
+        self._count_error("throttled")
+        raise ShopifyThrottled(f"throttled by Shopify; {delay:.2f} s to wait exceeds the deadline")
+
+    def _data_of(self, answer: _Answer) -> dict[str, Any]:
+        """The `data` of a final answer, or the ShopifyQueryError it carries (partial data denied only field-level
+        access is returned, see the module docstring)."""
+        body, errors, status = answer.body, answer.errors, answer.status
+        if not isinstance(body, dict):
+            self._count_error("query")
+            raise ShopifyQueryError(f"Shopify answered HTTP {status}")
+        data = body.get("data")
+        if errors:
+            if isinstance(data, dict) and _only_field_access_denied(errors):
+                self.metrics.inc("shopify_partial_data_total", shop=self.shop_key)
+                log.warning(
+                    "shop %s: access denied to %s; answering without those fields",
+                    self.shop_key,
+                    ", ".join(".".join(str(p) for p in e.get("path", [])) for e in errors),
+                )
+                return data
+            self._count_error("query")
+            raise ShopifyQueryError(_first_message(errors), errors if isinstance(errors, list) else [], data)
+        if status != 200 or not isinstance(data, dict):
+            self._count_error("query")
+            raise ShopifyQueryError(f"Shopify answered HTTP {status} without data")
+        return data
 
     # --- transport -------------------------------------------------------------------------------------------------
 
@@ -597,6 +639,15 @@ def _first_message(errors: Any) -> str:
 
 
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
+
+
+def _request_body(document: str, variables: dict[str, Any] | None) -> bytes:
+    """`{"query": document, "variables": variables}` as compact JSON, the (large, constant) document part encoded once
+    per document."""
+    try:
+        return b"".join((_body_prefix(document), jsoncodec.dumps(variables or {}), b"}"))
+    except (TypeError, ValueError) as exc:
+        raise ShopifyQueryError(f"variables are not JSON-serializable: {exc}") from None
 
 
 @functools.lru_cache(maxsize=256)
