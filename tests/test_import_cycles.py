@@ -124,9 +124,7 @@ def test_the_walker_sees_function_level_imports() -> None:
 
 #: The cycles still being taken apart (issue #11). A cycle not listed here fails the test, and so does a listed one that
 #: is gone (strike it off): the list only shrinks.
-KNOWN_CYCLES: list[list[str]] = [
-    ["gateway.push.redis_store", "gateway.push.sqlite_store", "gateway.push.store"],
-]
+KNOWN_CYCLES: list[list[str]] = []
 
 
 def test_no_import_cycles_but_the_known_ones() -> None:

@@ -13,7 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gateway.cli_common import add_config_arg, settings_from_args
-from gateway.push.store import Push, PushStatus, PushStore, make_store
+from gateway.push.backends import make_store
+from gateway.push.store import Push, PushStatus, PushStore
 from gateway.settings import Settings
 
 

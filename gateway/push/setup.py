@@ -20,12 +20,13 @@ from aiohttp import web
 from gateway import ops
 from gateway.cache import LOOKUP_CACHE
 from gateway.keys import PUSH_STATE, SETTINGS
+from gateway.push.backends import make_store
 from gateway.push.intake import handle_webhook
 from gateway.push.reader import PushReader
 from gateway.push.reconcile import start_reconciler
 from gateway.push.rules import Rules
 from gateway.push.sender import PushSender
-from gateway.push.store import PUSH_STORE, PushStore, make_store
+from gateway.push.store import PUSH_STORE, PushStore
 from gateway.push.subscriptions import start_sync_task
 from gateway.settings import Settings
 from gateway.shopify.client import SHOPIFY_CLIENTS

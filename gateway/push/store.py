@@ -33,8 +33,6 @@ from typing import Literal, Protocol, runtime_checkable
 
 from aiohttp import web
 
-from gateway.settings import StorageSettings
-
 # --- records -------------------------------------------------------------------------------------------------------
 
 
@@ -409,21 +407,6 @@ class PushStore(Protocol):
     ) -> StoredCounts:
         """customers/data_request: what is stored about that customer (counts only)."""
         ...
-
-
-def make_store(storage: StorageSettings, *, serving: bool = False) -> PushStore:
-    """The backend the config names: `storage.backend` is "sqlite" (embedded default) or "redis" (several replicas).
-
-    `serving` is True for the gateway process itself (False for CLI commands): an embedded SQLite store belongs to
-    one gateway process, so at start it takes back the leases a crashed predecessor held instead of waiting for them
-    to expire. Redis leases are shared by replicas and simply expire."""
-    if storage.backend == "redis":
-        from gateway.push.redis_store import RedisPushStore
-
-        return RedisPushStore(storage.redis_url, prefix=storage.redis_prefix)
-    from gateway.push.sqlite_store import SqlitePushStore
-
-    return SqlitePushStore(storage.sqlite_path, reclaim_leases=serving)
 
 
 #: The store of the running app (also registered as `gateway.keys.PUSH_STATE` for the query side).
