@@ -7,6 +7,7 @@ import time
 
 from gateway.push.store import (
     MAX_ATTEMPTS_KEPT,
+    MAX_REASON_CHARS,
     EventOutcome,
     EventStatus,
     FulfillmentState,
@@ -220,3 +221,26 @@ async def test_wait_for_work_wakes_on_enqueue(push_store: PushStore) -> None:
     await asyncio.sleep(0.01)
     await push_store.commit([EventOutcome(pushes=[push(1, "receipt:1")])])
     await asyncio.wait_for(waiter, 5)
+
+
+async def test_long_reasons_are_cut_the_same_way_by_every_backend(push_store: PushStore) -> None:
+    long = "x" * (MAX_REASON_CHARS - 1) + "é" + "y" * 1000
+    cut = long[:MAX_REASON_CHARS]
+    await push_store.commit([EventOutcome(pushes=[push(5, "receipt:5", status=PushStatus.UNPUSHABLE, reason=long)])])
+    [unpushable] = await push_store.list_pushes(statuses=[PushStatus.UNPUSHABLE])
+    assert unpushable.last_error == cut and cut.endswith("é")
+
+    await push_store.commit([EventOutcome(pushes=[push(6, "receipt:6")])])
+    [claimed] = await push_store.claim_pushes(10, lease_seconds=30)
+    await push_store.schedule_retry(claimed.id, time.time() + 3600, long)
+    retried = await push_store.get_push(claimed.id)
+    assert retried is not None and retried.last_error == cut
+    await push_store.dead_letter(claimed.id, long + "!")
+    dead = await push_store.get_push(claimed.id)
+    assert dead is not None and dead.status == PushStatus.DEAD and dead.last_error == cut
+
+    await push_store.record_event("shop", "e-long", META, b"{}")
+    [event] = await push_store.claim_events(10, lease_seconds=30)
+    await push_store.commit([EventOutcome(event_seq=event.seq, event_error=long)])
+    stored = await push_store.get_event("shop", "e-long")
+    assert stored is not None and stored.status == EventStatus.DEAD and stored.error == cut

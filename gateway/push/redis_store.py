@@ -50,11 +50,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -64,6 +62,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gateway import jsoncodec
 from gateway.push.store import (
     MAX_ANSWER_CHARS,
     MAX_ATTEMPTS_KEPT,
@@ -79,6 +78,8 @@ from gateway.push.store import (
     StoredEvent,
     UnpaidCheck,
     WebhookMeta,
+    WorkSignal,
+    stored_reason,
 )
 from gateway.redis_pubsub import Subscription
 
@@ -526,7 +527,7 @@ def _commit_calls(o: EventOutcome, now: str) -> list[tuple[str, tuple[Any, ...]]
                     s.financial_status,
                     int(s.cancelled),
                     _opt(s.customer_id),
-                    json.dumps(s.recipient) if s.recipient else "",
+                    jsoncodec.dumps(s.recipient) if s.recipient else "",
                     s.recipient_name,
                     s.receipt,
                 ),
@@ -562,7 +563,7 @@ def _commit_calls(o: EventOutcome, now: str) -> list[tuple[str, tuple[Any, ...]]
                     str(p.status),
                     now,
                     _num(p.due_at),
-                    p.reason[:500],
+                    stored_reason(p.reason),
                     _opt(p.fulfillment_id),
                     _opt(p.customer_id),
                 ),
@@ -578,7 +579,7 @@ def _commit_calls(o: EventOutcome, now: str) -> list[tuple[str, tuple[Any, ...]]
         calls.append(("done_check", (shop_key, order_id)))
     if o.event_seq is not None:
         calls.append(
-            ("finish_event", (o.event_seq, o.event_error[:500], _opt(o.order_id), _opt(o.customer_id)))
+            ("finish_event", (o.event_seq, stored_reason(o.event_error), _opt(o.order_id), _opt(o.customer_id)))
         )
     return calls
 
@@ -633,9 +634,7 @@ class RedisPushStore:
         self._redis: aioredis.Redis | None = None
         self._work_subscription: Subscription | None = None
         self._work_channel = f"{prefix}:work"
-        self._work: asyncio.Event | None = None
-        self._generation = 0
-        self._seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
+        self._work = WorkSignal()
         self._publish_pending = False
         self._background: set[asyncio.Task[Any]] = set()
         self._batch: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
@@ -760,10 +759,7 @@ class RedisPushStore:
     # notifications (local and across replicas) ---------------------------------------------------------------------
 
     def _wake_local(self) -> None:
-        self._generation += 1
-        if self._work is not None:
-            self._work.set()
-            self._work = None
+        self._work.notify()
 
     def _notify(self) -> None:
         """Wake local workers now, and other replicas' with one PUBLISH per burst of notifications."""
@@ -787,24 +783,7 @@ class RedisPushStore:
         task.add_done_callback(self._background.discard)
 
     async def wait_for_work(self, max_wait_seconds: float) -> None:
-        task = asyncio.current_task()
-        seen = self._seen.get(task) if task is not None else None
-        if task is not None:
-            self._seen[task] = self._generation
-        if seen is not None and seen != self._generation:
-            return  # notified since this task last waited: its claim may have raced the notification
-        if self._work is None:
-            self._work = asyncio.Event()
-        event = self._work
-        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives just as the event
-        # is set, and a cancelled worker would then run on (an app that never finishes shutting down).
-        try:
-            async with asyncio.timeout(max_wait_seconds):
-                await event.wait()
-        except TimeoutError:
-            pass
-        if task is not None:
-            self._seen[task] = self._generation
+        await self._work.wait(max_wait_seconds)
 
     def _on_work(self, data: bytes) -> None:
         if _s(data) != self.replica_id:  # another replica's work: its own wake-up was local already
@@ -885,7 +864,7 @@ class RedisPushStore:
                 financial_status=_s(fin),
                 cancelled=cancelled == b"1",
                 customer_id=_opt_int(cid),
-                recipient=json.loads(recipient) if recipient else None,
+                recipient=jsoncodec.loads(recipient) if recipient else None,
                 recipient_name=_s(rname),
                 receipt=bytes(receipt or b""),
             )
@@ -969,15 +948,15 @@ class RedisPushStore:
         self._notify()  # the order's next push (if any) is now claimable
 
     async def schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
-        await self._run_batched("schedule_retry", push_id, _num(due_at), error[:500])
+        await self._run_batched("schedule_retry", push_id, _num(due_at), stored_reason(error))
         self._notify()
 
     async def dead_letter(self, push_id: int, reason: str) -> None:
-        await self._run_batched("dead_letter", push_id, reason[:500])
+        await self._run_batched("dead_letter", push_id, stored_reason(reason))
         self._notify()
 
     async def record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
-        entry = json.dumps(
+        entry = jsoncodec.dumps(
             {"at": attempt.at, "status": attempt.http_status, "answer": attempt.answer[:MAX_ANSWER_CHARS],
              "outcome": attempt.outcome}
         )  # fmt: skip
@@ -987,7 +966,7 @@ class RedisPushStore:
     async def push_attempts(self, push_id: int) -> list[PushAttempt]:
         out = []
         for raw in await self.redis.lrange(self._k("push", push_id, "att"), 0, -1):
-            d = json.loads(raw)
+            d = jsoncodec.loads(raw)
             out.append(PushAttempt(float(d["at"]), d.get("status"), str(d.get("answer", "")), str(d["outcome"])))
         return out
 

@@ -30,7 +30,6 @@ import queue
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,7 +52,9 @@ from gateway.push.store import (
     TrackingEntry,
     UnpaidCheck,
     WebhookMeta,
+    WorkSignal,
     idempotency_key,
+    stored_reason,
 )
 
 log = logging.getLogger(__name__)
@@ -213,9 +214,7 @@ class SqlitePushStore:
         self.reclaim_leases = reclaim_leases
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._work: asyncio.Event | None = None
-        self._generation = 0
-        self._seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
+        self._work = WorkSignal()
         #: Commits and batch sizes, for the benchmark and /metrics.
         self.commits = 0
         self.batched_ops = 0
@@ -443,31 +442,10 @@ class SqlitePushStore:
     # work notification ---------------------------------------------------------------------------------------------
 
     def _notify(self) -> None:
-        self._generation += 1
-        if self._work is not None:
-            self._work.set()
-            self._work = None
+        self._work.notify()
 
     async def wait_for_work(self, max_wait_seconds: float) -> None:
-        task = asyncio.current_task()
-        seen = self._seen.get(task) if task is not None else None
-        if task is not None:
-            self._seen[task] = self._generation
-        if seen is not None and seen != self._generation:
-            return  # notified since this task last waited: its claim may have raced the notification
-        if self._work is None:
-            self._work = asyncio.Event()
-        event = self._work
-        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives just as the event is
-        # set, and the cancelled worker then runs on, so the app never finishes shutting down (seen as a teardown
-        # hang in the tests and a `gateway serve` that ignores SIGTERM). The Redis store does the same.
-        try:
-            async with asyncio.timeout(max_wait_seconds):
-                await event.wait()
-        except TimeoutError:
-            pass
-        if task is not None:
-            self._seen[task] = self._generation
+        await self._work.wait(max_wait_seconds)
 
     # intake -------------------------------------------------------------------------------------------------------
 
@@ -681,7 +659,7 @@ class SqlitePushStore:
             lambda c: c.execute(
                 "UPDATE outbox SET due_at = ?, last_error = ?, attempts = attempts + 1, lease_until = 0"
                 " WHERE id = ? AND status = 'pending'",
-                (due_at, error[:500], push_id),
+                (due_at, stored_reason(error), push_id),
             )
         )
         self._notify()
@@ -691,7 +669,7 @@ class SqlitePushStore:
             lambda c: c.execute(
                 "UPDATE outbox SET status = 'dead', last_error = ?, attempts = attempts + 1, lease_until = 0"
                 " WHERE id = ?",
-                (reason[:500], push_id),
+                (stored_reason(reason), push_id),
             )
         )
         self._notify()
@@ -943,7 +921,7 @@ def _enqueue_push(c: sqlite3.Connection, p: NewPush, now: float) -> bool:
         " status, created_at, due_at, last_error, fulfillment_id, customer_id)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (p.shop_key, p.dedupe_key, p.idempotency_key, p.order_id, p.topic, p.body, str(p.status), now, p.due_at,
-         p.reason, p.fulfillment_id, p.customer_id),  # fmt: skip
+         stored_reason(p.reason), p.fulfillment_id, p.customer_id),  # fmt: skip
     )
     return cur.rowcount == 1 and p.status == PushStatus.PENDING
 
@@ -974,7 +952,7 @@ def _finish_event(c: sqlite3.Connection, o: EventOutcome) -> None:
         " order_id = COALESCE(?, order_id), customer_id = COALESCE(?, customer_id) WHERE seq = ?",
         (
             str(EventStatus.DEAD if o.event_error else EventStatus.DONE),
-            o.event_error,
+            stored_reason(o.event_error),
             o.order_id,
             o.customer_id,
             o.event_seq,

@@ -25,11 +25,13 @@ A backend also implements `gateway.lookups.types.PushStateReader`, the two reads
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -178,6 +180,13 @@ class Push:
 MAX_ATTEMPTS_KEPT = 20
 #: How much of the platform's answer an attempt keeps.
 MAX_ANSWER_CHARS = 300
+#: How much of a reason a backend keeps: a push's `last_error` (retry, dead letter, unpushable) and a dead event's error.
+MAX_REASON_CHARS = 500
+
+
+def stored_reason(reason: str) -> str:
+    """The reason as every backend stores it: cut to MAX_REASON_CHARS (an upstream error text can be long)."""
+    return reason[:MAX_REASON_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +416,46 @@ class PushStore(Protocol):
     ) -> StoredCounts:
         """customers/data_request: what is stored about that customer (counts only)."""
         ...
+
+
+class WorkSignal:
+    """The wake-up behind `PushStore.wait_for_work`, shared by the backends: `notify()` after committing new work.
+
+    Every waiting task wakes. Each task's last-seen generation is remembered, so a notification that came between a
+    task's previous wait and this one (say, while it was claiming) makes the wait return at once instead of being lost.
+    """
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+        self._generation = 0
+        self._seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
+
+    def notify(self) -> None:
+        self._generation += 1
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def wait(self, max_wait_seconds: float) -> None:
+        task = asyncio.current_task()
+        seen = self._seen.get(task) if task is not None else None
+        if task is not None:
+            self._seen[task] = self._generation
+        if seen is not None and seen != self._generation:
+            return  # notified since this task last waited: its claim may have raced the notification
+        if self._event is None:
+            self._event = asyncio.Event()
+        event = self._event
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives just as the event is
+        # set, and the cancelled worker then runs on, so the app never finishes shutting down (seen as a teardown
+        # hang in the tests and a `gateway serve` that ignores SIGTERM).
+        try:
+            async with asyncio.timeout(max_wait_seconds):
+                await event.wait()
+        except TimeoutError:
+            pass
+        if task is not None:
+            self._seen[task] = self._generation
 
 
 #: The store of the running app (also registered as `gateway.keys.PUSH_STATE` for the query side).
