@@ -2,8 +2,9 @@
 
 Every replica opens a `RedisPushStore` on the same Redis and the same `storage.redis_prefix`; they then share the
 webhook dedupe, the stored events, the outbox and its leases, the order/fulfillment states, the tracking index, the
-reconciliation watermarks and the install flags. Every state change that must be atomic runs in a Lua script (or in
-one MULTI/EXEC of scripts, for `commit`), so two replicas can never both claim one event or one push.
+reconciliation watermarks and the install flags. Every state change that must be atomic runs in a Lua script (one
+per operation, in `redis_lua/`; or in one MULTI/EXEC of scripts, for `commit`), so two replicas can never both claim
+one event or one push.
 
 Key layout (P = the prefix; shop keys are `[A-Za-z0-9_-]+`, checked by the settings):
 
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.resources
 import logging
 import time
 import uuid
@@ -121,372 +123,36 @@ class RedisUnavailable(OSError):
 
 # --- Lua -----------------------------------------------------------------------------------------------------------
 
-# Shared by every script: ARGV[1] is always the key prefix.
-_PRELUDE = r"""
-local P = ARGV[1]
-local function S(shop) return P .. ':s:' .. shop end
-local function PK(id) return P .. ':push:' .. id end
-local function OQ(shop, oid) return S(shop) .. ':o:' .. oid .. ':q' end
-local function head_of(shop, oid) return redis.call('ZRANGE', OQ(shop, oid), 0, 0)[1] end
--- Put the order's current head in P:due (scored by when it can next be claimed); drop the old head if it changed.
-local function refresh_head(shop, oid, old_head)
-  local head = head_of(shop, oid)
-  if old_head and old_head ~= head then redis.call('ZREM', P .. ':due', old_head) end
-  if head then
-    local t = redis.call('HMGET', PK(head), 'due', 'lease')
-    redis.call('ZADD', P .. ':due', math.max(tonumber(t[1]), tonumber(t[2])), head)
-  end
-end
-local function set_status(id, old, new)
-  if old then redis.call('ZREM', P .. ':pst:' .. old, id) end
-  redis.call('ZADD', P .. ':pst:' .. new, id, id)
-  redis.call('HSET', PK(id), 'status', new)
-end
--- Leave the order's pending queue (delivered, dead, dropped), letting the next push of the order through.
-local function leave_queue(id, shop, oid)
-  local old = head_of(shop, oid)
-  redis.call('ZREM', OQ(shop, oid), id)
-  redis.call('ZREM', P .. ':due', id)
-  refresh_head(shop, oid, old)
-end
-local function remember_customer(shop, cid, oid)
-  if cid and cid ~= '' and oid and oid ~= '' then redis.call('SADD', S(shop) .. ':c:' .. cid .. ':o', oid) end
-end
-"""
-
 _PUSH_FIELDS = ("shop", "dkey", "ikey", "oid", "topic", "body", "status", "created", "due", "attempts", "err",
                 "delivered", "fid")  # fmt: skip
 _LUA_PUSH_FIELDS = ", ".join(f"'{f}'" for f in _PUSH_FIELDS)
 _EVENT_FIELDS = ("shop", "eid", "topic", "wid", "trig", "apiv", "body", "recv", "status", "error")
 _LUA_EVENT_FIELDS = ", ".join(f"'{f}'" for f in _EVENT_FIELDS)
 
-# ARGV: P, shop, event id, topic, webhook id, triggered at, api version, body, now → seq, or 0 for a duplicate.
-_RECORD_EVENT = r"""
-local idx = P .. ':evid:' .. ARGV[3]
-if redis.call('HEXISTS', idx, ARGV[2]) == 1 then return 0 end
-local seq = redis.call('INCR', P .. ':seq:ev')
-redis.call('HSET', idx, ARGV[2], seq)
-redis.call('HSET', P .. ':ev:' .. seq, 'shop', ARGV[2], 'eid', ARGV[3], 'topic', ARGV[4], 'wid', ARGV[5],
-  'trig', ARGV[6], 'apiv', ARGV[7], 'body', ARGV[8], 'recv', ARGV[9], 'status', 'pending', 'error', '')
-redis.call('ZADD', P .. ':ev:ready', seq, seq)
-redis.call('ZADD', S(ARGV[2]) .. ':ev', seq, seq)
-return seq
-"""
+# One script per operation in redis_lua/<name>.lua, each run after redis_lua/prelude.lua (its shared helpers).
+# The field lists the claim scripts read are spliced in from the tuples above, so script and reader name the same fields.
+_LUA_DIR = importlib.resources.files("gateway.push") / "redis_lua"
+_SCRIPT_NAMES = ("record_event", "claim_events", "requeue_event", "upsert_order", "upsert_fulfillment", "enqueue_push",
+                 "add_tracking", "schedule_check", "done_check", "finish_event", "claim_checks", "claim_pushes",
+                 "mark_delivered", "schedule_retry", "dead_letter", "record_attempt", "retry_push", "drop_push",
+                 "customer_data")  # fmt: skip
 
-# ARGV: P, now, lease expiry, limit → {{seq, fields...}, ...}
-_CLAIM_EVENTS = (
-    r"""
-local ready, leased = P .. ':ev:ready', P .. ':ev:leased'
-for _, seq in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', ARGV[2])) do
-  redis.call('ZREM', leased, seq)
-  redis.call('ZADD', ready, seq, seq)
-end
-local out = {}
-for _, seq in ipairs(redis.call('ZRANGE', ready, 0, tonumber(ARGV[4]) - 1)) do
-  redis.call('ZREM', ready, seq)
-  local f = redis.call('HMGET', P .. ':ev:' .. seq, """
-    + _LUA_EVENT_FIELDS
-    + r""")
-  if f[1] then
-    redis.call('ZADD', leased, ARGV[3], seq)
-    table.insert(f, 1, seq)
-    out[#out + 1] = f
-  end
-end
-return out
-"""
-)
 
-# ARGV: P, seq → 1 when requeued
-_REQUEUE_EVENT = r"""
-local k = P .. ':ev:' .. ARGV[2]
-if redis.call('EXISTS', k) == 0 then return 0 end
-redis.call('HSET', k, 'status', 'pending', 'error', '')
-redis.call('ZREM', P .. ':ev:leased', ARGV[2])
-redis.call('ZADD', P .. ':ev:ready', ARGV[2], ARGV[2])
-return 1
-"""
+def _lua(name: str) -> str:
+    return (_LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
 
-# ARGV: P, shop, oid, name, updated, financial status, cancelled, cid, recipient json, recipient name, receipt
-_UPSERT_ORDER = r"""
-local shop, oid = ARGV[2], ARGV[3]
-local k = S(shop) .. ':ord:' .. oid
-local cur = redis.call('HMGET', k, 'updated', 'cid')
-if cur[1] and tonumber(cur[1]) > tonumber(ARGV[5]) then return 0 end
-if cur[2] and cur[2] ~= '' and cur[2] ~= ARGV[8] then redis.call('SREM', S(shop) .. ':c:' .. cur[2] .. ':o', oid) end
-redis.call('HSET', k, 'name', ARGV[4], 'updated', ARGV[5], 'fin', ARGV[6], 'cancelled', ARGV[7], 'cid', ARGV[8],
-  'recipient', ARGV[9], 'rname', ARGV[10], 'receipt', ARGV[11])
-remember_customer(shop, ARGV[8], oid)
-return 1
-"""
 
-# ARGV: P, shop, fid, oid, updated, status, name, tracking number, tracking url
-_UPSERT_FULFILLMENT = r"""
-local shop, fid, oid = ARGV[2], ARGV[3], ARGV[4]
-local k = S(shop) .. ':ful:' .. fid
-local cur = redis.call('HMGET', k, 'updated', 'oid')
-if cur[1] and tonumber(cur[1]) > tonumber(ARGV[5]) then return 0 end
-if cur[2] and cur[2] ~= oid then redis.call('SREM', S(shop) .. ':o:' .. cur[2] .. ':ful', fid) end
-redis.call('HSET', k, 'oid', oid, 'updated', ARGV[5], 'status', ARGV[6], 'name', ARGV[7], 'tn', ARGV[8],
-  'turl', ARGV[9])
-redis.call('SADD', S(shop) .. ':o:' .. oid .. ':ful', fid)
-return 1
-"""
+def _load_lua() -> dict[str, str]:
+    """Each operation's whole script (prelude + body), by name."""
+    prelude = _lua("prelude")
+    return {
+        name: prelude
+        + _lua(name).replace("$EVENT_FIELDS", _LUA_EVENT_FIELDS).replace("$PUSH_FIELDS", _LUA_PUSH_FIELDS)
+        for name in _SCRIPT_NAMES
+    }
 
-# ARGV: P, shop, dedupe key, idempotency key, oid, topic, body, status, now, due, reason, fid, cid
-#   → 1 when a new pending push was enqueued
-_ENQUEUE_PUSH = r"""
-local shop, oid, status = ARGV[2], ARGV[5], ARGV[8]
-if redis.call('HEXISTS', S(shop) .. ':pk', ARGV[3]) == 1 then return 0 end
-local id = tostring(redis.call('INCR', P .. ':seq:push'))
-redis.call('HSET', S(shop) .. ':pk', ARGV[3], id)
-redis.call('HSET', PK(id), 'shop', shop, 'dkey', ARGV[3], 'ikey', ARGV[4], 'oid', oid, 'topic', ARGV[6],
-  'body', ARGV[7], 'status', status, 'created', ARGV[9], 'due', ARGV[10], 'lease', '0', 'attempts', '0',
-  'err', ARGV[11], 'delivered', '', 'fid', ARGV[12], 'cid', ARGV[13])
-redis.call('ZADD', S(shop) .. ':push', id, id)
-redis.call('ZADD', S(shop) .. ':o:' .. oid .. ':push', id, id)
-redis.call('ZADD', P .. ':pst:' .. status, id, id)
-remember_customer(shop, ARGV[13], oid)
-if status ~= 'pending' then return 0 end
-local old = head_of(shop, oid)
-redis.call('ZADD', OQ(shop, oid), id, id)
-refresh_head(shop, oid, old)
-return 1
-"""
 
-# ARGV: P, shop, tracking number, oid, order name, cid
-_ADD_TRACKING = r"""
-local shop, tn, oid = ARGV[2], ARGV[3], ARGV[4]
-local k = S(shop) .. ':trk:' .. tn
-local old = redis.call('HGET', k, 'oid')
-if old and old ~= oid then redis.call('SREM', S(shop) .. ':o:' .. old .. ':trk', tn) end
-redis.call('HSET', k, 'oid', oid, 'name', ARGV[5], 'cid', ARGV[6])
-redis.call('SADD', S(shop) .. ':o:' .. oid .. ':trk', tn)
-remember_customer(shop, ARGV[6], oid)
-return 1
-"""
-
-# ARGV: P, shop, oid, due, cid → 1 when scheduled now (once per order, even after it was done)
-_SCHEDULE_CHECK = r"""
-local shop, oid = ARGV[2], ARGV[3]
-local k = S(shop) .. ':chk:' .. oid
-if redis.call('EXISTS', k) == 1 then return 0 end
-redis.call('HSET', k, 'due', ARGV[4], 'lease', '0', 'done', '0', 'cid', ARGV[5])
-redis.call('ZADD', P .. ':checks', ARGV[4], shop .. '\n' .. oid)
-remember_customer(shop, ARGV[5], oid)
-return 1
-"""
-
-# ARGV: P, shop, oid
-_DONE_CHECK = r"""
-local k = S(ARGV[2]) .. ':chk:' .. ARGV[3]
-if redis.call('EXISTS', k) == 0 then return 0 end
-redis.call('HSET', k, 'done', '1', 'lease', '0')
-redis.call('ZREM', P .. ':checks', ARGV[2] .. '\n' .. ARGV[3])
-return 1
-"""
-
-# ARGV: P, seq, error, oid, cid
-_FINISH_EVENT = r"""
-local seq = ARGV[2]
-local k = P .. ':ev:' .. seq
-local shop = redis.call('HGET', k, 'shop')
-redis.call('ZREM', P .. ':ev:ready', seq)
-redis.call('ZREM', P .. ':ev:leased', seq)
-if not shop then return 0 end  -- purged meanwhile (shop/redact purges its own event too)
-redis.call('HSET', k, 'status', ARGV[3] ~= '' and 'dead' or 'done', 'error', ARGV[3])
-if ARGV[4] ~= '' then
-  redis.call('HSET', k, 'oid', ARGV[4])
-  redis.call('ZADD', S(shop) .. ':o:' .. ARGV[4] .. ':ev', seq, seq)
-  remember_customer(shop, ARGV[5], ARGV[4])
-end
-if ARGV[5] ~= '' then
-  redis.call('HSET', k, 'cid', ARGV[5])
-  if ARGV[4] == '' then redis.call('SADD', S(shop) .. ':c:' .. ARGV[5] .. ':ev', seq) end
-end
-return 1
-"""
-
-# ARGV: P, now, lease expiry, limit → {{shop, oid, due, cid}, ...}
-_CLAIM_CHECKS = r"""
-local out = {}
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. ':checks', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))) do
-  local nl = string.find(m, '\n', 1, true)
-  local shop, oid = string.sub(m, 1, nl - 1), string.sub(m, nl + 1)
-  local k = S(shop) .. ':chk:' .. oid
-  local f = redis.call('HMGET', k, 'due', 'cid', 'done')
-  if f[1] and f[3] == '0' then
-    redis.call('HSET', k, 'lease', ARGV[3])
-    redis.call('ZADD', P .. ':checks', ARGV[3], m)
-    out[#out + 1] = {shop, oid, f[1], f[2]}
-  else
-    redis.call('ZREM', P .. ':checks', m)
-  end
-end
-return out
-"""
-
-# ARGV: P, now, lease expiry, limit → {{id, fields...}, ...}
-_CLAIM_PUSHES = (
-    r"""
-local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. ':due', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))) do
-  local f = redis.call('HMGET', PK(id), """
-    + _LUA_PUSH_FIELDS
-    + r""")
-  if f[7] == 'pending' then
-    redis.call('HSET', PK(id), 'lease', ARGV[3])
-    redis.call('ZADD', P .. ':due', ARGV[3], id)
-    table.insert(f, 1, id)
-    out[#out + 1] = f
-  else
-    redis.call('ZREM', P .. ':due', id)  -- purged or finished meanwhile
-  end
-end
-return out
-"""
-)
-
-# ARGV: P, id, now
-_MARK_DELIVERED = r"""
-local id = ARGV[2]
-local f = redis.call('HMGET', PK(id), 'shop', 'oid', 'status')
-if not f[1] then return 0 end
-redis.call('HSET', PK(id), 'delivered', ARGV[3], 'lease', '0', 'err', '')
-redis.call('HINCRBY', PK(id), 'attempts', 1)
-set_status(id, f[3], 'delivered')
-if f[3] == 'pending' then leave_queue(id, f[1], f[2]) end
-return 1
-"""
-
-# ARGV: P, id, due, error
-_SCHEDULE_RETRY = r"""
-local id = ARGV[2]
-local f = redis.call('HMGET', PK(id), 'shop', 'oid', 'status')
-if f[3] ~= 'pending' then return 0 end
-redis.call('HSET', PK(id), 'due', ARGV[3], 'err', ARGV[4], 'lease', '0')
-redis.call('HINCRBY', PK(id), 'attempts', 1)
-refresh_head(f[1], f[2], nil)
-return 1
-"""
-
-# ARGV: P, id, reason
-_DEAD_LETTER = r"""
-local id = ARGV[2]
-local f = redis.call('HMGET', PK(id), 'shop', 'oid', 'status')
-if not f[1] then return 0 end
-redis.call('HSET', PK(id), 'err', ARGV[3], 'lease', '0')
-redis.call('HINCRBY', PK(id), 'attempts', 1)
-set_status(id, f[3], 'dead')
-if f[3] == 'pending' then leave_queue(id, f[1], f[2]) end
-return 1
-"""
-
-# ARGV: P, id, attempt JSON, how many to keep
-_RECORD_ATTEMPT = r"""
-local k = PK(ARGV[2]) .. ':att'
-redis.call('RPUSH', k, ARGV[3])
-redis.call('LTRIM', k, -tonumber(ARGV[4]), -1)
-return 1
-"""
-
-# ARGV: P, id, now → 1 when the push is pending again
-_RETRY_PUSH = r"""
-local id = ARGV[2]
-local f = redis.call('HMGET', PK(id), 'shop', 'oid', 'status')
-if f[3] ~= 'dead' and f[3] ~= 'dropped' and f[3] ~= 'pending' then return 0 end
-redis.call('HSET', PK(id), 'due', ARGV[3], 'created', ARGV[3], 'attempts', '0', 'lease', '0')
-set_status(id, f[3], 'pending')
-local old = head_of(f[1], f[2])
-redis.call('ZADD', OQ(f[1], f[2]), id, id)
-refresh_head(f[1], f[2], old)
-return 1
-"""
-
-# ARGV: P, id → 1 when dropped
-_DROP_PUSH = r"""
-local id = ARGV[2]
-local f = redis.call('HMGET', PK(id), 'shop', 'oid', 'status')
-if f[3] ~= 'pending' and f[3] ~= 'dead' then return 0 end
-redis.call('HSET', PK(id), 'lease', '0')
-set_status(id, f[3], 'dropped')
-if f[3] == 'pending' then leave_queue(id, f[1], f[2]) end
-return 1
-"""
-
-# ARGV: P, shop, cid ('' when none), '1' to delete or '0' to count, order ids...
-#   → {events, orders, fulfillments, pushes, tracking numbers, unpaid checks}
-_CUSTOMER_DATA = r"""
-local shop, cid, del = ARGV[2], ARGV[3], ARGV[4] == '1'
-local base = S(shop)
-local n = {0, 0, 0, 0, 0, 0}
-local function drop_event(seq)
-  local k = P .. ':ev:' .. seq
-  local f = redis.call('HMGET', k, 'shop', 'eid')
-  if not f[1] then return end
-  n[1] = n[1] + 1
-  if del then
-    redis.call('HDEL', P .. ':evid:' .. f[2], f[1])
-    redis.call('DEL', k)
-    redis.call('ZREM', P .. ':ev:ready', seq)
-    redis.call('ZREM', P .. ':ev:leased', seq)
-    redis.call('ZREM', base .. ':ev', seq)
-  end
-end
-local ids = {}
-for i = 5, #ARGV do ids[ARGV[i]] = true end
-if cid ~= '' then
-  for _, oid in ipairs(redis.call('SMEMBERS', base .. ':c:' .. cid .. ':o')) do ids[oid] = true end
-end
-for oid, _ in pairs(ids) do
-  local ob = base .. ':o:' .. oid
-  for _, seq in ipairs(redis.call('ZRANGE', ob .. ':ev', 0, -1)) do drop_event(seq) end
-  if redis.call('EXISTS', base .. ':ord:' .. oid) == 1 then
-    n[2] = n[2] + 1
-    if del then redis.call('DEL', base .. ':ord:' .. oid) end
-  end
-  for _, fid in ipairs(redis.call('SMEMBERS', ob .. ':ful')) do
-    if redis.call('HGET', base .. ':ful:' .. fid, 'oid') == oid then
-      n[3] = n[3] + 1
-      if del then redis.call('DEL', base .. ':ful:' .. fid) end
-    end
-  end
-  for _, id in ipairs(redis.call('ZRANGE', ob .. ':push', 0, -1)) do
-    local f = redis.call('HMGET', PK(id), 'dkey', 'status')
-    if f[1] then
-      n[4] = n[4] + 1
-      if del then
-        redis.call('HDEL', base .. ':pk', f[1])
-        redis.call('ZREM', P .. ':pst:' .. f[2], id)
-        redis.call('ZREM', P .. ':due', id)
-        redis.call('ZREM', base .. ':push', id)
-        redis.call('DEL', PK(id), PK(id) .. ':att')
-      end
-    end
-  end
-  for _, tn in ipairs(redis.call('SMEMBERS', ob .. ':trk')) do
-    if redis.call('HGET', base .. ':trk:' .. tn, 'oid') == oid then
-      n[5] = n[5] + 1
-      if del then redis.call('DEL', base .. ':trk:' .. tn) end
-    end
-  end
-  if redis.call('EXISTS', base .. ':chk:' .. oid) == 1 then
-    n[6] = n[6] + 1
-    if del then
-      redis.call('DEL', base .. ':chk:' .. oid)
-      redis.call('ZREM', P .. ':checks', shop .. '\n' .. oid)
-    end
-  end
-  if del then
-    redis.call('DEL', ob .. ':ev', ob .. ':ful', ob .. ':push', ob .. ':q', ob .. ':trk')
-  end
-end
-if cid ~= '' then
-  for _, seq in ipairs(redis.call('SMEMBERS', base .. ':c:' .. cid .. ':ev')) do drop_event(seq) end
-  if del then redis.call('DEL', base .. ':c:' .. cid .. ':ev', base .. ':c:' .. cid .. ':o') end
-end
-return n
-"""
+_SCRIPTS = _load_lua()
 
 
 def _s(value: bytes | str | None) -> str:
@@ -659,7 +325,7 @@ class RedisPushStore:
             raise RedisUnavailable(f"push store: cannot reach Redis ({type(exc).__name__}: {exc})") from exc
         self._redis = client
         for name, body in _SCRIPTS.items():
-            self._scripts[name] = client.register_script(_PRELUDE + body)
+            self._scripts[name] = client.register_script(body)
         await self._load_scripts()
         self._work_subscription = await Subscription.open(client, self._work_channel, self._on_work, "push store")
 
@@ -1155,28 +821,6 @@ class RedisPushStore:
         members = _ints(await self.redis.zrange(zset_key, 0, -1))
         return [members[i : i + size] for i in range(0, len(members), size)]
 
-
-_SCRIPTS: dict[str, str] = {
-    "record_event": _RECORD_EVENT,
-    "claim_events": _CLAIM_EVENTS,
-    "requeue_event": _REQUEUE_EVENT,
-    "upsert_order": _UPSERT_ORDER,
-    "upsert_fulfillment": _UPSERT_FULFILLMENT,
-    "enqueue_push": _ENQUEUE_PUSH,
-    "add_tracking": _ADD_TRACKING,
-    "schedule_check": _SCHEDULE_CHECK,
-    "done_check": _DONE_CHECK,
-    "finish_event": _FINISH_EVENT,
-    "claim_checks": _CLAIM_CHECKS,
-    "claim_pushes": _CLAIM_PUSHES,
-    "mark_delivered": _MARK_DELIVERED,
-    "schedule_retry": _SCHEDULE_RETRY,
-    "dead_letter": _DEAD_LETTER,
-    "record_attempt": _RECORD_ATTEMPT,
-    "retry_push": _RETRY_PUSH,
-    "drop_push": _DROP_PUSH,
-    "customer_data": _CUSTOMER_DATA,
-}
 
 #: Commit steps whose result 1 means new work for some worker.
 _WAKING = frozenset({"enqueue_push", "schedule_check"})

@@ -1,0 +1,30 @@
+-- Shared by every script (prepended to each): ARGV[1] is always the key prefix.
+local P = ARGV[1]
+local function S(shop) return P .. ':s:' .. shop end
+local function PK(id) return P .. ':push:' .. id end
+local function OQ(shop, oid) return S(shop) .. ':o:' .. oid .. ':q' end
+local function head_of(shop, oid) return redis.call('ZRANGE', OQ(shop, oid), 0, 0)[1] end
+-- Put the order's current head in P:due (scored by when it can next be claimed); drop the old head if it changed.
+local function refresh_head(shop, oid, old_head)
+  local head = head_of(shop, oid)
+  if old_head and old_head ~= head then redis.call('ZREM', P .. ':due', old_head) end
+  if head then
+    local t = redis.call('HMGET', PK(head), 'due', 'lease')
+    redis.call('ZADD', P .. ':due', math.max(tonumber(t[1]), tonumber(t[2])), head)
+  end
+end
+local function set_status(id, old, new)
+  if old then redis.call('ZREM', P .. ':pst:' .. old, id) end
+  redis.call('ZADD', P .. ':pst:' .. new, id, id)
+  redis.call('HSET', PK(id), 'status', new)
+end
+-- Leave the order's pending queue (delivered, dead, dropped), letting the next push of the order through.
+local function leave_queue(id, shop, oid)
+  local old = head_of(shop, oid)
+  redis.call('ZREM', OQ(shop, oid), id)
+  redis.call('ZREM', P .. ':due', id)
+  refresh_head(shop, oid, old)
+end
+local function remember_customer(shop, cid, oid)
+  if cid and cid ~= '' and oid and oid ~= '' then redis.call('SADD', S(shop) .. ':c:' .. cid .. ':o', oid) end
+end
