@@ -43,6 +43,16 @@ def _redis_store(prefix: str) -> PushStore:
     return RedisPushStore("redis://127.0.0.1:6379/0", prefix=prefix)  # type: ignore[return-value]
 
 
+async def open_redis_or_skip(store: Any) -> None:
+    """Open a Redis-backed store; without a reachable Redis the test skips, except in CI (CI set), where it fails."""
+    try:
+        await store.open()
+    except OSError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Redis reachable ({exc}); with CI set this fails instead")
+
+
 async def purge_redis_prefix(store: RedisPushStore) -> int:
     """Delete every key under an opened RedisPushStore's prefix (test and bench runs use a unique prefix each).
     Returns how many went."""
@@ -68,12 +78,7 @@ async def push_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         store: PushStore = SqlitePushStore(tmp_path / "push.sqlite3")
     else:
         store = _redis_store(f"test-{os.getpid()}-{id(request)}")
-        try:
-            await store.open()
-        except OSError as exc:
-            if os.environ.get("CI"):
-                raise
-            pytest.skip(f"no Redis at 127.0.0.1:6379 ({exc})")
+        await open_redis_or_skip(store)
         try:
             yield store
         finally:

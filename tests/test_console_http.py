@@ -21,7 +21,7 @@ from gateway.app import create_app
 from gateway.push.store import PushStatus
 from gateway.settings import parse_settings
 from tests.fixtures_console import CONSOLE_TOKEN, ConsoleDemo, Operator
-from tests.fixtures_push import BotReceiver, eventually, purge_redis_prefix, wait_until_settled
+from tests.fixtures_push import BotReceiver, eventually, open_redis_or_skip, purge_redis_prefix, wait_until_settled
 
 PAGES = ["/console", "/console/pushes", "/console/pushes/1", "/console/preview", "/console/preview?order=1001"]
 ACTIONS = [
@@ -366,12 +366,7 @@ async def test_pushes_pages_on_the_redis_backend(console_demo: Any, operator: An
 
     prefix = f"console-test-{os.getpid()}-{id(bot_receiver)}"
     probe = RedisPushStore(prefix=prefix)
-    try:
-        await probe.open()
-    except OSError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no Redis at 127.0.0.1:6379 ({exc})")
+    await open_redis_or_skip(probe)
     try:
         demo: ConsoleDemo = await console_demo(
             push={"max_age_seconds": 0.5}, storage={"backend": "redis", "redis_prefix": prefix}

@@ -28,6 +28,7 @@ from tests.fixtures_push import (
     BotReceiver,
     PushGateway,
     free_port,
+    open_redis_or_skip,
     purge_redis_prefix,
     push_config,
     rest_order,
@@ -44,12 +45,7 @@ async def redis_prefix() -> AsyncIterator[str]:
     """A fresh key prefix on the test Redis; every key under it is deleted after the test."""
     prefix = f"test-redis-{uuid.uuid4().hex[:12]}"
     janitor = RedisPushStore(REDIS_URL, prefix=prefix)
-    try:
-        await janitor.open()
-    except OSError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no Redis reachable at {REDIS_URL} ({exc}); with CI set this fails instead")
+    await open_redis_or_skip(janitor)
     try:
         yield prefix
     finally:
