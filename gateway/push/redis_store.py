@@ -53,7 +53,6 @@ import asyncio
 import functools
 import importlib.resources
 import logging
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
@@ -66,7 +65,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway import jsoncodec
 from gateway.push.store import (
-    MAX_ANSWER_CHARS,
     MAX_ATTEMPTS_KEPT,
     EventOutcome,
     EventStatus,
@@ -80,9 +78,8 @@ from gateway.push.store import (
     StoredEvent,
     UnpaidCheck,
     WebhookMeta,
-    WorkSignal,
-    stored_reason,
 )
+from gateway.push.store_base import PushStoreBase
 from gateway.redis_pubsub import Subscription
 
 log = logging.getLogger(__name__)
@@ -229,7 +226,7 @@ def _commit_calls(o: EventOutcome, now: str) -> list[tuple[str, tuple[Any, ...]]
                     str(p.status),
                     now,
                     _num(p.due_at),
-                    stored_reason(p.reason),
+                    p.reason,
                     _opt(p.fulfillment_id),
                     _opt(p.customer_id),
                 ),
@@ -245,7 +242,7 @@ def _commit_calls(o: EventOutcome, now: str) -> list[tuple[str, tuple[Any, ...]]
         calls.append(("done_check", (shop_key, order_id)))
     if o.event_seq is not None:
         calls.append(
-            ("finish_event", (o.event_seq, stored_reason(o.event_error), _opt(o.order_id), _opt(o.customer_id)))
+            ("finish_event", (o.event_seq, o.event_error, _opt(o.order_id), _opt(o.customer_id)))
         )
     return calls
 
@@ -288,10 +285,11 @@ def _event(row: Sequence[Any]) -> StoredEvent:
     )
 
 
-class RedisPushStore:
+class RedisPushStore(PushStoreBase):
     """`PushStore` on Redis, shared by every replica that uses the same URL and prefix."""
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "gw", max_connections: int = 64) -> None:
+        super().__init__()
         self.url = url
         self.prefix = prefix
         self.max_connections = max_connections
@@ -300,7 +298,6 @@ class RedisPushStore:
         self._redis: aioredis.Redis | None = None
         self._work_subscription: Subscription | None = None
         self._work_channel = f"{prefix}:work"
-        self._work = WorkSignal()
         self._publish_pending = False
         self._background: set[asyncio.Task[Any]] = set()
         self._batch: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
@@ -425,7 +422,7 @@ class RedisPushStore:
     # notifications (local and across replicas) ---------------------------------------------------------------------
 
     def _wake_local(self) -> None:
-        self._work.notify()
+        super()._notify()
 
     def _notify(self) -> None:
         """Wake local workers now, and other replicas' with one PUBLISH per burst of notifications."""
@@ -448,16 +445,15 @@ class RedisPushStore:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def wait_for_work(self, max_wait_seconds: float) -> None:
-        await self._work.wait(max_wait_seconds)
-
     def _on_work(self, data: bytes) -> None:
         if _s(data) != self.replica_id:  # another replica's work: its own wake-up was local already
             self._wake_local()
 
     # intake -------------------------------------------------------------------------------------------------------
 
-    async def record_event(self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes) -> RecordResult:
+    async def _record_event(
+        self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes, received_at: float
+    ) -> RecordResult:
         seq = await self._run_batched(
             "record_event",
             shop_key,
@@ -467,17 +463,13 @@ class RedisPushStore:
             meta.triggered_at,
             meta.api_version,
             body,
-            _num(time.time()),
+            _num(received_at),
         )
-        if int(seq) == 0:
-            return "duplicate"
-        self._notify()
-        return "new"
+        return "duplicate" if int(seq) == 0 else "new"
 
     @_shielded
-    async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[StoredEvent]:
-        t = time.time() if now is None else now
-        rows = await self._run("claim_events", _num(t), _num(t + lease_seconds), limit)
+    async def _claim_events(self, limit: int, now: float, lease_until: float) -> list[StoredEvent]:
+        rows = await self._run("claim_events", _num(now), _num(lease_until), limit)
         return [_event(r) for r in rows]
 
     @_shielded
@@ -500,11 +492,8 @@ class RedisPushStore:
         return _event([seq, *row]) if row[0] is not None else None
 
     @_shielded
-    async def requeue_event(self, seq: int) -> bool:
-        done = bool(await self._run("requeue_event", seq))
-        if done:
-            self._notify()
-        return done
+    async def _requeue_event(self, seq: int) -> bool:
+        return bool(await self._run("requeue_event", seq))
 
     # rules --------------------------------------------------------------------------------------------------------
 
@@ -555,37 +544,30 @@ class RedisPushStore:
         return out
 
     @_shielded
-    async def commit(self, outcomes: Sequence[EventOutcome]) -> None:
+    async def _commit_outcomes(self, outcomes: Sequence[EventOutcome], now: float) -> bool:
         """One MULTI/EXEC of small scripts: Redis applies all of it or (connection lost before EXEC) none of it."""
-        if not outcomes:
-            return
-        now = _num(time.time())
+        created = _num(now)
         calls: list[tuple[str, tuple[Any, ...]]] = []
         for o in outcomes:
-            calls += _commit_calls(o, now)
+            calls += _commit_calls(o, created)
         if not calls:
-            return
+            return False
         async with self.redis.pipeline(transaction=True) as pipe:
             for name, args in calls:
                 await self._scripts[name](args=[self.prefix, *args], client=pipe)
             results = await pipe.execute()
-        if any(int(r) == 1 for (name, _), r in zip(calls, results, strict=True) if name in _WAKING):
-            self._notify()
+        return any(int(r) == 1 for (name, _), r in zip(calls, results, strict=True) if name in _WAKING)
 
     @_shielded
-    async def claim_unpaid_checks(
-        self, limit: int, lease_seconds: float, now: float | None = None
-    ) -> list[UnpaidCheck]:
-        t = time.time() if now is None else now
-        rows = await self._run("claim_checks", _num(t), _num(t + lease_seconds), limit)
+    async def _claim_unpaid_checks(self, limit: int, now: float, lease_until: float) -> list[UnpaidCheck]:
+        rows = await self._run("claim_checks", _num(now), _num(lease_until), limit)
         return [UnpaidCheck(_s(shop), int(oid), float(due), _opt_int(cid)) for shop, oid, due, cid in rows]
 
     # delivery -----------------------------------------------------------------------------------------------------
 
     @_shielded
-    async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[Push]:
-        t = time.time() if now is None else now
-        rows = await self._run("claim_pushes", _num(t), _num(t + lease_seconds), limit)
+    async def _claim_pushes(self, limit: int, now: float, lease_until: float) -> list[Push]:
+        rows = await self._run("claim_pushes", _num(now), _num(lease_until), limit)
         return [_push(r) for r in rows]
 
     @_shielded
@@ -608,24 +590,19 @@ class RedisPushStore:
             ready, leased, pending, dead, checks = await pipe.execute()
         return {"events": ready + leased, "pushes": pending, "dead": dead, "checks": checks}
 
-    async def mark_delivered(self, push_id: int, now: float | None = None) -> None:
-        t = time.time() if now is None else now
-        await self._run_batched("mark_delivered", push_id, _num(t))
-        self._notify()  # the order's next push (if any) is now claimable
+    async def _mark_delivered(self, push_id: int, now: float) -> None:
+        await self._run_batched("mark_delivered", push_id, _num(now))
 
-    async def schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
-        await self._run_batched("schedule_retry", push_id, _num(due_at), stored_reason(error))
-        self._notify()
+    async def _schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
+        await self._run_batched("schedule_retry", push_id, _num(due_at), error)
 
-    async def dead_letter(self, push_id: int, reason: str) -> None:
-        await self._run_batched("dead_letter", push_id, stored_reason(reason))
-        self._notify()
+    async def _dead_letter(self, push_id: int, reason: str) -> None:
+        await self._run_batched("dead_letter", push_id, reason)
 
-    async def record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
+    async def _record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
         entry = jsoncodec.dumps(
-            {"at": attempt.at, "status": attempt.http_status, "answer": attempt.answer[:MAX_ANSWER_CHARS],
-             "outcome": attempt.outcome}
-        )  # fmt: skip
+            {"at": attempt.at, "status": attempt.http_status, "answer": attempt.answer, "outcome": attempt.outcome}
+        )
         await self._run_batched("record_attempt", push_id, entry, MAX_ATTEMPTS_KEPT)
 
     @_shielded
@@ -674,19 +651,12 @@ class RedisPushStore:
         return found[0] if found else None
 
     @_shielded
-    async def retry_push(self, push_id: int, now: float | None = None) -> bool:
-        t = time.time() if now is None else now
-        done = bool(await self._run("retry_push", push_id, _num(t)))
-        if done:
-            self._notify()
-        return done
+    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[PushStatus]) -> bool:
+        return bool(await self._run("retry_push", push_id, _num(now), *map(str, from_statuses)))
 
     @_shielded
-    async def drop_push(self, push_id: int) -> bool:
-        done = bool(await self._run("drop_push", push_id))
-        if done:
-            self._notify()  # a dropped head frees the order's next push
-        return done
+    async def _drop_push(self, push_id: int, from_statuses: Sequence[PushStatus]) -> bool:
+        return bool(await self._run("drop_push", push_id, *map(str, from_statuses)))
 
     # PushStateReader ----------------------------------------------------------------------------------------------
 

@@ -1,0 +1,194 @@
+"""The store layer above the backends: the rules every `PushStore` follows, written once.
+
+`PushStoreBase` implements the public methods that carry a rule and leaves each backend a primitive (`_claim_events`,
+`_mark_delivered`, ...) that only reads and writes:
+
+- **wake-ups**: the `WorkSignal` behind `wait_for_work`, notified after a write that made work (an event recorded or
+  requeued, a push enqueued, released, retried or dropped, a check scheduled). A backend that has other replicas to
+  tell (Redis) extends `_notify`.
+- **`now` defaults**: a `now=None` argument becomes `time.time()` here, once; primitives get a concrete time and a
+  concrete lease expiry.
+- **truncation**: reasons (`stored_reason`) and attempt answers (MAX_ANSWER_CHARS) are cut before a backend sees them.
+- **status transitions**: which statuses `retry_push` and `drop_push` take a push from (RETRYABLE_STATUSES,
+  DROPPABLE_STATUSES) are passed to the primitive, which checks them in its SQL or Lua.
+
+Methods with no shared rule (reads, `defer_events`, the compliance purges, ...) each backend implements directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from gateway.push.store import (
+    DROPPABLE_STATUSES,
+    MAX_ANSWER_CHARS,
+    MAX_REASON_CHARS,
+    RETRYABLE_STATUSES,
+    EventOutcome,
+    Push,
+    PushAttempt,
+    PushStatus,
+    RecordResult,
+    StoredEvent,
+    UnpaidCheck,
+    WebhookMeta,
+    WorkSignal,
+    stored_reason,
+)
+
+
+class PushStoreBase(ABC):
+    """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
+
+    def __init__(self) -> None:
+        self._work = WorkSignal()
+
+    # wake-ups -----------------------------------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        """New work was committed: wake the waiting workers."""
+        self._work.notify()
+
+    async def wait_for_work(self, max_wait_seconds: float) -> None:
+        await self._work.wait(max_wait_seconds)
+
+    # events -------------------------------------------------------------------------------------------------------
+
+    async def record_event(self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes) -> RecordResult:
+        result = await self._record_event(shop_key, event_id, meta, body, time.time())
+        if result == "new":
+            self._notify()
+        return result
+
+    async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[StoredEvent]:
+        t = time.time() if now is None else now
+        return await self._claim_events(limit, t, t + lease_seconds)
+
+    async def requeue_event(self, seq: int) -> bool:
+        done = await self._requeue_event(seq)
+        if done:
+            self._notify()
+        return done
+
+    # rules --------------------------------------------------------------------------------------------------------
+
+    async def commit(self, outcomes: Sequence[EventOutcome]) -> None:
+        if not outcomes:
+            return
+        if await self._commit_outcomes([_with_stored_reasons(o) for o in outcomes], time.time()):
+            self._notify()
+
+    async def claim_unpaid_checks(
+        self, limit: int, lease_seconds: float, now: float | None = None
+    ) -> list[UnpaidCheck]:
+        t = time.time() if now is None else now
+        return await self._claim_unpaid_checks(limit, t, t + lease_seconds)
+
+    # delivery -----------------------------------------------------------------------------------------------------
+
+    async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[Push]:
+        t = time.time() if now is None else now
+        return await self._claim_pushes(limit, t, t + lease_seconds)
+
+    async def mark_delivered(self, push_id: int, now: float | None = None) -> None:
+        await self._mark_delivered(push_id, time.time() if now is None else now)
+        self._notify()  # the order's next push (if any) is now claimable
+
+    async def schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
+        await self._schedule_retry(push_id, due_at, stored_reason(error))
+        self._notify()
+
+    async def dead_letter(self, push_id: int, reason: str) -> None:
+        await self._dead_letter(push_id, stored_reason(reason))
+        self._notify()
+
+    async def record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
+        if len(attempt.answer) > MAX_ANSWER_CHARS:
+            attempt = dataclasses.replace(attempt, answer=attempt.answer[:MAX_ANSWER_CHARS])
+        await self._record_attempt(push_id, attempt)
+
+    # operator -----------------------------------------------------------------------------------------------------
+
+    async def retry_push(self, push_id: int, now: float | None = None) -> bool:
+        done = await self._retry_push(push_id, time.time() if now is None else now, RETRYABLE_STATUSES)
+        if done:
+            self._notify()
+        return done
+
+    async def drop_push(self, push_id: int) -> bool:
+        done = await self._drop_push(push_id, DROPPABLE_STATUSES)
+        if done:
+            self._notify()  # a dropped head frees the order's next push
+        return done
+
+    # the backend's primitives -------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def _record_event(
+        self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes, received_at: float
+    ) -> RecordResult:
+        """Store the event (deduplicated on shop_key, event_id), durably before returning."""
+
+    @abstractmethod
+    async def _claim_events(self, limit: int, now: float, lease_until: float) -> list[StoredEvent]:
+        """Lease up to `limit` claimable pending events until `lease_until`, oldest first."""
+
+    @abstractmethod
+    async def _requeue_event(self, seq: int) -> bool:
+        """The event back to PENDING, not leased, its error cleared; False when there is no such event."""
+
+    @abstractmethod
+    async def _commit_outcomes(self, outcomes: Sequence[EventOutcome], now: float) -> bool:
+        """Write the outcomes atomically (`now`: when enqueued pushes were created); True when one made new work
+        (a pending push enqueued, an unpaid check scheduled). Reasons are already cut to MAX_REASON_CHARS."""
+
+    @abstractmethod
+    async def _claim_unpaid_checks(self, limit: int, now: float, lease_until: float) -> list[UnpaidCheck]:
+        """Lease up to `limit` due, open, unleased unpaid checks until `lease_until`."""
+
+    @abstractmethod
+    async def _claim_pushes(self, limit: int, now: float, lease_until: float) -> list[Push]:
+        """Lease up to `limit` due, unleased order heads until `lease_until` (see `PushStore.claim_pushes`)."""
+
+    @abstractmethod
+    async def _mark_delivered(self, push_id: int, now: float) -> None:
+        """DELIVERED at `now`, the attempt counted, the lease and the error cleared; the order's next push released."""
+
+    @abstractmethod
+    async def _schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
+        """A PENDING push: due at `due_at`, the attempt counted, the lease released, `error` kept."""
+
+    @abstractmethod
+    async def _dead_letter(self, push_id: int, reason: str) -> None:
+        """DEAD with `reason`, the attempt counted; the order's next push released."""
+
+    @abstractmethod
+    async def _record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
+        """Append the attempt (its answer already cut), keeping the newest MAX_ATTEMPTS_KEPT."""
+
+    @abstractmethod
+    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[PushStatus]) -> bool:
+        """A push in `from_statuses` becomes PENDING, due and created at `now`, attempts 0, not leased."""
+
+    @abstractmethod
+    async def _drop_push(self, push_id: int, from_statuses: Sequence[PushStatus]) -> bool:
+        """A push in `from_statuses` becomes DROPPED, not leased, and leaves its order's queue."""
+
+
+def _with_stored_reasons(o: EventOutcome) -> EventOutcome:
+    """The outcome with its event error and push reasons cut to MAX_REASON_CHARS (the same object when none is
+    longer: the common case costs no copy). The caller's outcome is never changed."""
+    long_push = any(len(p.reason) > MAX_REASON_CHARS for p in o.pushes)
+    if not long_push and len(o.event_error) <= MAX_REASON_CHARS:
+        return o
+    return dataclasses.replace(
+        o,
+        event_error=stored_reason(o.event_error),
+        pushes=[dataclasses.replace(p, reason=stored_reason(p.reason)) for p in o.pushes],
+    )
+
+
+__all__ = ["PushStoreBase"]
