@@ -473,10 +473,9 @@ class RedisPushStore(PushStoreBase):
         return [_event(r) for r in rows]
 
     @_shielded
-    async def defer_events(self, seqs: Sequence[int], until: float) -> None:
-        if seqs:
-            # still leased (so no replica claims them), until `until`; claim_events moves them back to ready then
-            await self.redis.zadd(self._k("ev", "leased"), {str(s): until for s in seqs}, xx=True)
+    async def _defer_events(self, seqs: Sequence[int], until: float) -> None:
+        # still leased (so no replica claims them), until `until`; claim_events moves them back to ready then
+        await self.redis.zadd(self._k("ev", "leased"), {str(s): until for s in seqs}, xx=True)
 
     @_shielded
     async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:
@@ -498,10 +497,7 @@ class RedisPushStore(PushStoreBase):
     # rules --------------------------------------------------------------------------------------------------------
 
     @_shielded
-    async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, OrderState]:
-        ids = list(dict.fromkeys(order_ids))
-        if not ids:
-            return {}
+    async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, OrderState]:
         fields = ["name", "updated", "fin", "cancelled", "cid", "recipient", "rname", "receipt"]
         async with self.redis.pipeline(transaction=False) as pipe:
             for oid in ids:
@@ -526,12 +522,7 @@ class RedisPushStore(PushStoreBase):
         return out
 
     @_shielded
-    async def load_fulfillment_states(
-        self, shop_key: str, fulfillment_ids: Sequence[int]
-    ) -> dict[int, FulfillmentState]:
-        ids = list(dict.fromkeys(fulfillment_ids))
-        if not ids:
-            return {}
+    async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, FulfillmentState]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for fid in ids:
                 pipe.hmget(self._shop(shop_key, "ful", fid), ["oid", "updated", "status", "name", "tn", "turl"])
@@ -661,8 +652,8 @@ class RedisPushStore(PushStoreBase):
     # PushStateReader ----------------------------------------------------------------------------------------------
 
     @_shielded
-    async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
-        name = await self.redis.hget(self._shop(shop_key, "trk", tracking_number.strip()), "name")
+    async def _order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
+        name = await self.redis.hget(self._shop(shop_key, "trk", tracking_number), "name")
         return _s(name) if name is not None else None
 
     @_shielded
@@ -704,23 +695,14 @@ class RedisPushStore(PushStoreBase):
 
     # compliance ---------------------------------------------------------------------------------------------------
 
+    @_shielded
     async def _customer_data(
         self, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
     ) -> StoredCounts:
+        """One script: a purge is atomic (no replica sees half of it)."""
         n = await self._run("customer_data", shop_key, _opt(customer_id), "1" if delete else "0", *order_ids)
         events, orders, fulfillments, pushes, tracking, checks = (int(x) for x in n)
         return StoredCounts(events, orders, fulfillments, pushes, tracking, checks)
-
-    @_shielded
-    async def purge_customer(self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]) -> StoredCounts:
-        """One script: the purge is atomic (no replica sees half of it)."""
-        return await self._customer_data(shop_key, customer_id, order_ids, delete=True)
-
-    @_shielded
-    async def count_customer_data(
-        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
-    ) -> StoredCounts:
-        return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
 
     @_shielded
     async def purge_shop(self, shop_key: str) -> StoredCounts:

@@ -465,7 +465,7 @@ class SqlitePushStore(PushStoreBase):
 
         return await self._call(op)
 
-    async def defer_events(self, seqs: Sequence[int], until: float) -> None:
+    async def _defer_events(self, seqs: Sequence[int], until: float) -> None:
         def op(c: sqlite3.Connection) -> None:
             c.executemany(
                 "UPDATE events SET lease_until = ? WHERE seq = ? AND status = 'pending'", [(until, s) for s in seqs]
@@ -497,11 +497,7 @@ class SqlitePushStore(PushStoreBase):
 
     # rules --------------------------------------------------------------------------------------------------------
 
-    async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, OrderState]:
-        ids = list(dict.fromkeys(order_ids))
-        if not ids:
-            return {}
-
+    async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, OrderState]:
         def op(c: sqlite3.Connection) -> dict[int, OrderState]:
             out: dict[int, OrderState] = {}
             for chunk in _chunks(ids):
@@ -527,13 +523,7 @@ class SqlitePushStore(PushStoreBase):
 
         return await self._call(op)
 
-    async def load_fulfillment_states(
-        self, shop_key: str, fulfillment_ids: Sequence[int]
-    ) -> dict[int, FulfillmentState]:
-        ids = list(dict.fromkeys(fulfillment_ids))
-        if not ids:
-            return {}
-
+    async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, FulfillmentState]:
         def op(c: sqlite3.Connection) -> dict[int, FulfillmentState]:
             out: dict[int, FulfillmentState] = {}
             for chunk in _chunks(ids):
@@ -714,11 +704,11 @@ class SqlitePushStore(PushStoreBase):
 
     # PushStateReader ----------------------------------------------------------------------------------------------
 
-    async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
+    async def _order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
         def op(c: sqlite3.Connection) -> str | None:
             row = c.execute(
                 "SELECT order_name FROM tracking WHERE shop_key = ? AND tracking_number = ?",
-                (shop_key, tracking_number.strip()),
+                (shop_key, tracking_number),
             ).fetchone()
             return row[0] if row else None
 
@@ -778,18 +768,16 @@ class SqlitePushStore(PushStoreBase):
 
     # compliance ---------------------------------------------------------------------------------------------------
 
-    async def purge_customer(self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]) -> StoredCounts:
+    async def _customer_data(
+        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
+    ) -> StoredCounts:
         def op(c: sqlite3.Connection) -> StoredCounts:
-            counts = _customer_rows(c, shop_key, customer_id, order_ids, delete=True)
-            _forget_orphan_attempts(c)
+            counts = _customer_rows(c, shop_key, customer_id, order_ids, delete=delete)
+            if delete:
+                _forget_orphan_attempts(c)
             return counts
 
         return await self._call(op)
-
-    async def count_customer_data(
-        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
-    ) -> StoredCounts:
-        return await self._call(lambda c: _customer_rows(c, shop_key, customer_id, order_ids, delete=False))
 
     async def purge_shop(self, shop_key: str) -> StoredCounts:
         def op(c: sqlite3.Connection) -> StoredCounts:

@@ -8,11 +8,13 @@
   tell (Redis) extends `_notify`.
 - **`now` defaults**: a `now=None` argument becomes `time.time()` here, once; primitives get a concrete time and a
   concrete lease expiry.
-- **truncation**: reasons (`stored_reason`) and attempt answers (MAX_ANSWER_CHARS) are cut before a backend sees them.
+- **truncation and normalisation**: reasons (`stored_reason`) and attempt answers (MAX_ANSWER_CHARS) are cut before a
+  backend sees them; looked-up ids are deduplicated (an empty lookup never reaches a backend), tracking numbers
+  stripped.
 - **status transitions**: which statuses `retry_push` and `drop_push` take a push from (RETRYABLE_STATUSES,
   DROPPABLE_STATUSES) are passed to the primitive, which checks them in its SQL or Lua.
 
-Methods with no shared rule (reads, `defer_events`, the compliance purges, ...) each backend implements directly.
+Methods with no shared rule (most reads, `purge_shop`, the watermarks, ...) each backend implements directly.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from gateway.push.store import (
     MAX_REASON_CHARS,
     RETRYABLE_STATUSES,
     EventOutcome,
+    FulfillmentState,
+    OrderState,
     Push,
     PushAttempt,
     PushStatus,
     RecordResult,
+    StoredCounts,
     StoredEvent,
     UnpaidCheck,
     WebhookMeta,
@@ -67,6 +72,10 @@ class PushStoreBase(ABC):
         t = time.time() if now is None else now
         return await self._claim_events(limit, t, t + lease_seconds)
 
+    async def defer_events(self, seqs: Sequence[int], until: float) -> None:
+        if seqs:
+            await self._defer_events(seqs, until)
+
     async def requeue_event(self, seq: int) -> bool:
         done = await self._requeue_event(seq)
         if done:
@@ -74,6 +83,16 @@ class PushStoreBase(ABC):
         return done
 
     # rules --------------------------------------------------------------------------------------------------------
+
+    async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, OrderState]:
+        ids = list(dict.fromkeys(order_ids))
+        return await self._load_order_states(shop_key, ids) if ids else {}
+
+    async def load_fulfillment_states(
+        self, shop_key: str, fulfillment_ids: Sequence[int]
+    ) -> dict[int, FulfillmentState]:
+        ids = list(dict.fromkeys(fulfillment_ids))
+        return await self._load_fulfillment_states(shop_key, ids) if ids else {}
 
     async def commit(self, outcomes: Sequence[EventOutcome]) -> None:
         if not outcomes:
@@ -124,6 +143,19 @@ class PushStoreBase(ABC):
             self._notify()  # a dropped head frees the order's next push
         return done
 
+    # tracking index and compliance --------------------------------------------------------------------------------
+
+    async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
+        return await self._order_name_for_tracking(shop_key, tracking_number.strip())
+
+    async def purge_customer(self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]) -> StoredCounts:
+        return await self._customer_data(shop_key, customer_id, order_ids, delete=True)
+
+    async def count_customer_data(
+        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
+    ) -> StoredCounts:
+        return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
+
     # the backend's primitives -------------------------------------------------------------------------------------
 
     @abstractmethod
@@ -137,8 +169,20 @@ class PushStoreBase(ABC):
         """Lease up to `limit` claimable pending events until `lease_until`, oldest first."""
 
     @abstractmethod
+    async def _defer_events(self, seqs: Sequence[int], until: float) -> None:
+        """Leave the (non-empty) claimed events pending but unclaimable until `until`."""
+
+    @abstractmethod
     async def _requeue_event(self, seq: int) -> bool:
         """The event back to PENDING, not leased, its error cleared; False when there is no such event."""
+
+    @abstractmethod
+    async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, OrderState]:
+        """The stored states of these orders (distinct ids, at least one); absent ones are left out."""
+
+    @abstractmethod
+    async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, FulfillmentState]:
+        """The stored states of these fulfillments (distinct ids, at least one); absent ones are left out."""
 
     @abstractmethod
     async def _commit_outcomes(self, outcomes: Sequence[EventOutcome], now: float) -> bool:
@@ -175,7 +219,17 @@ class PushStoreBase(ABC):
 
     @abstractmethod
     async def _drop_push(self, push_id: int, from_statuses: Sequence[PushStatus]) -> bool:
-        """A push in `from_statuses` becomes DROPPED, not leased, and leaves its order's queue."""
+        """A push in `from_statuses` becomes DROPPED, not leased; a pending one leaves its order's queue."""
+
+    @abstractmethod
+    async def _order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
+        """The indexed order name of this (stripped) tracking number."""
+
+    @abstractmethod
+    async def _customer_data(
+        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
+    ) -> StoredCounts:
+        """Count, or delete (`delete`), what is stored about the customer's orders (see `purge_customer`)."""
 
 
 def _with_stored_reasons(o: EventOutcome) -> EventOutcome:
