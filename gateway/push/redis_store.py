@@ -65,7 +65,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway import jsoncodec
 from gateway.push.store import (
-    MAX_ATTEMPTS_KEPT,
     EventOutcome,
     EventStatus,
     FulfillmentState,
@@ -241,9 +240,7 @@ def _commit_calls(o: EventOutcome, now: str) -> list[tuple[str, tuple[Any, ...]]
     for shop_key, order_id in o.done_checks:
         calls.append(("done_check", (shop_key, order_id)))
     if o.event_seq is not None:
-        calls.append(
-            ("finish_event", (o.event_seq, o.event_error, _opt(o.order_id), _opt(o.customer_id)))
-        )
+        calls.append(("finish_event", (o.event_seq, o.event_error, _opt(o.order_id), _opt(o.customer_id))))
     return calls
 
 
@@ -286,7 +283,8 @@ def _event(row: Sequence[Any]) -> StoredEvent:
 
 
 class RedisPushStore(PushStoreBase):
-    """`PushStore` on Redis, shared by every replica that uses the same URL and prefix."""
+    """`PushStore` on Redis, shared by every replica that uses the same URL and prefix: `PushStoreBase`'s primitives
+    as Lua scripts and pipelines."""
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "gw", max_connections: int = 64) -> None:
         super().__init__()
@@ -425,7 +423,7 @@ class RedisPushStore(PushStoreBase):
         super()._notify()
 
     def _notify(self) -> None:
-        """Wake local workers now, and other replicas' with one PUBLISH per burst of notifications."""
+        """Wake local workers now (the base's wake-up), and other replicas' with one PUBLISH per burst."""
         self._wake_local()
         if self._publish_pending or self._redis is None:
             return
@@ -590,11 +588,11 @@ class RedisPushStore(PushStoreBase):
     async def _dead_letter(self, push_id: int, reason: str) -> None:
         await self._run_batched("dead_letter", push_id, reason)
 
-    async def _record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
+    async def _record_attempt(self, push_id: int, attempt: PushAttempt, keep: int) -> None:
         entry = jsoncodec.dumps(
             {"at": attempt.at, "status": attempt.http_status, "answer": attempt.answer, "outcome": attempt.outcome}
         )
-        await self._run_batched("record_attempt", push_id, entry, MAX_ATTEMPTS_KEPT)
+        await self._run_batched("record_attempt", push_id, entry, keep)
 
     @_shielded
     async def push_attempts(self, push_id: int) -> list[PushAttempt]:

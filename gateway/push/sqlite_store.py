@@ -35,7 +35,6 @@ from typing import Any, TypeVar
 
 from gateway import jsoncodec
 from gateway.push.store import (
-    MAX_ATTEMPTS_KEPT,
     EventOutcome,
     EventStatus,
     FulfillmentState,
@@ -203,7 +202,8 @@ class _Whole:
 
 
 class SqlitePushStore(PushStoreBase):
-    """`PushStore` on one SQLite file. Safe to open from several processes (the CLI next to a running gateway)."""
+    """`PushStore` on one SQLite file: `PushStoreBase`'s primitives as SQL run through the group commit. Safe to open
+    from several processes (the CLI next to a running gateway)."""
 
     def __init__(self, path: str | Path, *, reclaim_leases: bool = False) -> None:
         super().__init__()
@@ -629,7 +629,7 @@ class SqlitePushStore(PushStoreBase):
             )
         )
 
-    async def _record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
+    async def _record_attempt(self, push_id: int, attempt: PushAttempt, keep: int) -> None:
         def op(c: sqlite3.Connection) -> None:
             c.execute(
                 "INSERT INTO push_attempts (push_id, at, http_status, answer, outcome) VALUES (?, ?, ?, ?, ?)",
@@ -638,7 +638,7 @@ class SqlitePushStore(PushStoreBase):
             c.execute(
                 "DELETE FROM push_attempts WHERE push_id = ? AND rowid NOT IN"
                 " (SELECT rowid FROM push_attempts WHERE push_id = ? ORDER BY rowid DESC LIMIT ?)",
-                (push_id, push_id, MAX_ATTEMPTS_KEPT),
+                (push_id, push_id, keep),
             )
 
         await self._call(op)

@@ -9,8 +9,8 @@
 - **`now` defaults**: a `now=None` argument becomes `time.time()` here, once; primitives get a concrete time and a
   concrete lease expiry.
 - **truncation and normalisation**: reasons (`stored_reason`) and attempt answers (MAX_ANSWER_CHARS) are cut before a
-  backend sees them; looked-up ids are deduplicated (an empty lookup never reaches a backend), tracking numbers
-  stripped.
+  backend sees them, and how many attempts a push keeps (MAX_ATTEMPTS_KEPT) is passed down; looked-up ids are
+  deduplicated (an empty lookup never reaches a backend), tracking numbers stripped.
 - **status transitions**: which statuses `retry_push` and `drop_push` take a push from (RETRYABLE_STATUSES,
   DROPPABLE_STATUSES) are passed to the primitive, which checks them in its SQL or Lua.
 
@@ -24,32 +24,14 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from gateway.push.store import (
-    DROPPABLE_STATUSES,
-    MAX_ANSWER_CHARS,
-    MAX_REASON_CHARS,
-    RETRYABLE_STATUSES,
-    EventOutcome,
-    FulfillmentState,
-    OrderState,
-    Push,
-    PushAttempt,
-    PushStatus,
-    RecordResult,
-    StoredCounts,
-    StoredEvent,
-    UnpaidCheck,
-    WebhookMeta,
-    WorkSignal,
-    stored_reason,
-)
+from gateway.push import store
 
 
 class PushStoreBase(ABC):
     """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
 
     def __init__(self) -> None:
-        self._work = WorkSignal()
+        self._work = store.WorkSignal()
 
     # wake-ups -----------------------------------------------------------------------------------------------------
 
@@ -62,13 +44,15 @@ class PushStoreBase(ABC):
 
     # events -------------------------------------------------------------------------------------------------------
 
-    async def record_event(self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes) -> RecordResult:
+    async def record_event(
+        self, shop_key: str, event_id: str, meta: store.WebhookMeta, body: bytes
+    ) -> store.RecordResult:
         result = await self._record_event(shop_key, event_id, meta, body, time.time())
         if result == "new":
             self._notify()
         return result
 
-    async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[StoredEvent]:
+    async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[store.StoredEvent]:
         t = time.time() if now is None else now
         return await self._claim_events(limit, t, t + lease_seconds)
 
@@ -84,17 +68,17 @@ class PushStoreBase(ABC):
 
     # rules --------------------------------------------------------------------------------------------------------
 
-    async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, OrderState]:
+    async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, store.OrderState]:
         ids = list(dict.fromkeys(order_ids))
         return await self._load_order_states(shop_key, ids) if ids else {}
 
     async def load_fulfillment_states(
         self, shop_key: str, fulfillment_ids: Sequence[int]
-    ) -> dict[int, FulfillmentState]:
+    ) -> dict[int, store.FulfillmentState]:
         ids = list(dict.fromkeys(fulfillment_ids))
         return await self._load_fulfillment_states(shop_key, ids) if ids else {}
 
-    async def commit(self, outcomes: Sequence[EventOutcome]) -> None:
+    async def commit(self, outcomes: Sequence[store.EventOutcome]) -> None:
         if not outcomes:
             return
         if await self._commit_outcomes([_with_stored_reasons(o) for o in outcomes], time.time()):
@@ -102,13 +86,13 @@ class PushStoreBase(ABC):
 
     async def claim_unpaid_checks(
         self, limit: int, lease_seconds: float, now: float | None = None
-    ) -> list[UnpaidCheck]:
+    ) -> list[store.UnpaidCheck]:
         t = time.time() if now is None else now
         return await self._claim_unpaid_checks(limit, t, t + lease_seconds)
 
     # delivery -----------------------------------------------------------------------------------------------------
 
-    async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[Push]:
+    async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[store.Push]:
         t = time.time() if now is None else now
         return await self._claim_pushes(limit, t, t + lease_seconds)
 
@@ -117,28 +101,28 @@ class PushStoreBase(ABC):
         self._notify()  # the order's next push (if any) is now claimable
 
     async def schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
-        await self._schedule_retry(push_id, due_at, stored_reason(error))
+        await self._schedule_retry(push_id, due_at, store.stored_reason(error))
         self._notify()
 
     async def dead_letter(self, push_id: int, reason: str) -> None:
-        await self._dead_letter(push_id, stored_reason(reason))
+        await self._dead_letter(push_id, store.stored_reason(reason))
         self._notify()
 
-    async def record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
-        if len(attempt.answer) > MAX_ANSWER_CHARS:
-            attempt = dataclasses.replace(attempt, answer=attempt.answer[:MAX_ANSWER_CHARS])
-        await self._record_attempt(push_id, attempt)
+    async def record_attempt(self, push_id: int, attempt: store.PushAttempt) -> None:
+        if len(attempt.answer) > store.MAX_ANSWER_CHARS:
+            attempt = dataclasses.replace(attempt, answer=attempt.answer[: store.MAX_ANSWER_CHARS])
+        await self._record_attempt(push_id, attempt, store.MAX_ATTEMPTS_KEPT)
 
     # operator -----------------------------------------------------------------------------------------------------
 
     async def retry_push(self, push_id: int, now: float | None = None) -> bool:
-        done = await self._retry_push(push_id, time.time() if now is None else now, RETRYABLE_STATUSES)
+        done = await self._retry_push(push_id, time.time() if now is None else now, store.RETRYABLE_STATUSES)
         if done:
             self._notify()
         return done
 
     async def drop_push(self, push_id: int) -> bool:
-        done = await self._drop_push(push_id, DROPPABLE_STATUSES)
+        done = await self._drop_push(push_id, store.DROPPABLE_STATUSES)
         if done:
             self._notify()  # a dropped head frees the order's next push
         return done
@@ -148,24 +132,26 @@ class PushStoreBase(ABC):
     async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
         return await self._order_name_for_tracking(shop_key, tracking_number.strip())
 
-    async def purge_customer(self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]) -> StoredCounts:
+    async def purge_customer(
+        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
+    ) -> store.StoredCounts:
         return await self._customer_data(shop_key, customer_id, order_ids, delete=True)
 
     async def count_customer_data(
         self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
-    ) -> StoredCounts:
+    ) -> store.StoredCounts:
         return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
 
     # the backend's primitives -------------------------------------------------------------------------------------
 
     @abstractmethod
     async def _record_event(
-        self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes, received_at: float
-    ) -> RecordResult:
+        self, shop_key: str, event_id: str, meta: store.WebhookMeta, body: bytes, received_at: float
+    ) -> store.RecordResult:
         """Store the event (deduplicated on shop_key, event_id), durably before returning."""
 
     @abstractmethod
-    async def _claim_events(self, limit: int, now: float, lease_until: float) -> list[StoredEvent]:
+    async def _claim_events(self, limit: int, now: float, lease_until: float) -> list[store.StoredEvent]:
         """Lease up to `limit` claimable pending events until `lease_until`, oldest first."""
 
     @abstractmethod
@@ -177,24 +163,24 @@ class PushStoreBase(ABC):
         """The event back to PENDING, not leased, its error cleared; False when there is no such event."""
 
     @abstractmethod
-    async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, OrderState]:
+    async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, store.OrderState]:
         """The stored states of these orders (distinct ids, at least one); absent ones are left out."""
 
     @abstractmethod
-    async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, FulfillmentState]:
+    async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, store.FulfillmentState]:
         """The stored states of these fulfillments (distinct ids, at least one); absent ones are left out."""
 
     @abstractmethod
-    async def _commit_outcomes(self, outcomes: Sequence[EventOutcome], now: float) -> bool:
+    async def _commit_outcomes(self, outcomes: Sequence[store.EventOutcome], now: float) -> bool:
         """Write the outcomes atomically (`now`: when enqueued pushes were created); True when one made new work
         (a pending push enqueued, an unpaid check scheduled). Reasons are already cut to MAX_REASON_CHARS."""
 
     @abstractmethod
-    async def _claim_unpaid_checks(self, limit: int, now: float, lease_until: float) -> list[UnpaidCheck]:
+    async def _claim_unpaid_checks(self, limit: int, now: float, lease_until: float) -> list[store.UnpaidCheck]:
         """Lease up to `limit` due, open, unleased unpaid checks until `lease_until`."""
 
     @abstractmethod
-    async def _claim_pushes(self, limit: int, now: float, lease_until: float) -> list[Push]:
+    async def _claim_pushes(self, limit: int, now: float, lease_until: float) -> list[store.Push]:
         """Lease up to `limit` due, unleased order heads until `lease_until` (see `PushStore.claim_pushes`)."""
 
     @abstractmethod
@@ -210,15 +196,15 @@ class PushStoreBase(ABC):
         """DEAD with `reason`, the attempt counted; the order's next push released."""
 
     @abstractmethod
-    async def _record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
-        """Append the attempt (its answer already cut), keeping the newest MAX_ATTEMPTS_KEPT."""
+    async def _record_attempt(self, push_id: int, attempt: store.PushAttempt, keep: int) -> None:
+        """Append the attempt (its answer already cut), keeping the push's newest `keep` attempts."""
 
     @abstractmethod
-    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[PushStatus]) -> bool:
+    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[store.PushStatus]) -> bool:
         """A push in `from_statuses` becomes PENDING, due and created at `now`, attempts 0, not leased."""
 
     @abstractmethod
-    async def _drop_push(self, push_id: int, from_statuses: Sequence[PushStatus]) -> bool:
+    async def _drop_push(self, push_id: int, from_statuses: Sequence[store.PushStatus]) -> bool:
         """A push in `from_statuses` becomes DROPPED, not leased; a pending one leaves its order's queue."""
 
     @abstractmethod
@@ -228,20 +214,20 @@ class PushStoreBase(ABC):
     @abstractmethod
     async def _customer_data(
         self, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
-    ) -> StoredCounts:
+    ) -> store.StoredCounts:
         """Count, or delete (`delete`), what is stored about the customer's orders (see `purge_customer`)."""
 
 
-def _with_stored_reasons(o: EventOutcome) -> EventOutcome:
+def _with_stored_reasons(o: store.EventOutcome) -> store.EventOutcome:
     """The outcome with its event error and push reasons cut to MAX_REASON_CHARS (the same object when none is
     longer: the common case costs no copy). The caller's outcome is never changed."""
-    long_push = any(len(p.reason) > MAX_REASON_CHARS for p in o.pushes)
-    if not long_push and len(o.event_error) <= MAX_REASON_CHARS:
+    long_push = any(len(p.reason) > store.MAX_REASON_CHARS for p in o.pushes)
+    if not long_push and len(o.event_error) <= store.MAX_REASON_CHARS:
         return o
     return dataclasses.replace(
         o,
-        event_error=stored_reason(o.event_error),
-        pushes=[dataclasses.replace(p, reason=stored_reason(p.reason)) for p in o.pushes],
+        event_error=store.stored_reason(o.event_error),
+        pushes=[dataclasses.replace(p, reason=store.stored_reason(p.reason)) for p in o.pushes],
     )
 
 
