@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.push.store import Push, PushStatus, PushStore
+from gateway.push.store import OrderStateStore, Push, PushStatus, PushStore
 from gateway.settings import PUSH_TOPICS
 
 #: How many of the newest matching pushes one page lists.
@@ -72,7 +72,7 @@ def recipient_kind(body: dict[str, Any]) -> str:
     return "none"
 
 
-async def order_numbers(store: PushStore, pushes: list[Push]) -> dict[tuple[str, int], str]:
+async def order_numbers(store: OrderStateStore, pushes: list[Push]) -> dict[tuple[str, int], str]:
     """(shop, order id) → order number, from the order states the rules keep (one read per shop)."""
     by_shop: dict[str, set[int]] = {}
     for p in pushes:

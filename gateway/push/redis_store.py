@@ -53,7 +53,6 @@ import asyncio
 import functools
 import importlib.resources
 import logging
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
@@ -66,8 +65,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway import jsoncodec
 from gateway.push.store import (
-    MAX_ANSWER_CHARS,
-    MAX_ATTEMPTS_KEPT,
     EventOutcome,
     EventStatus,
     FulfillmentState,
@@ -80,9 +77,8 @@ from gateway.push.store import (
     StoredEvent,
     UnpaidCheck,
     WebhookMeta,
-    WorkSignal,
-    stored_reason,
 )
+from gateway.push.store_base import PushStoreBase
 from gateway.redis_pubsub import Subscription
 
 log = logging.getLogger(__name__)
@@ -229,7 +225,7 @@ def _commit_calls(o: EventOutcome, now: str) -> list[tuple[str, tuple[Any, ...]]
                     str(p.status),
                     now,
                     _num(p.due_at),
-                    stored_reason(p.reason),
+                    p.reason,
                     _opt(p.fulfillment_id),
                     _opt(p.customer_id),
                 ),
@@ -244,9 +240,7 @@ def _commit_calls(o: EventOutcome, now: str) -> list[tuple[str, tuple[Any, ...]]
     for shop_key, order_id in o.done_checks:
         calls.append(("done_check", (shop_key, order_id)))
     if o.event_seq is not None:
-        calls.append(
-            ("finish_event", (o.event_seq, stored_reason(o.event_error), _opt(o.order_id), _opt(o.customer_id)))
-        )
+        calls.append(("finish_event", (o.event_seq, o.event_error, _opt(o.order_id), _opt(o.customer_id))))
     return calls
 
 
@@ -288,10 +282,12 @@ def _event(row: Sequence[Any]) -> StoredEvent:
     )
 
 
-class RedisPushStore:
-    """`PushStore` on Redis, shared by every replica that uses the same URL and prefix."""
+class RedisPushStore(PushStoreBase):
+    """`PushStore` on Redis, shared by every replica that uses the same URL and prefix: `PushStoreBase`'s primitives
+    as Lua scripts and pipelines."""
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "gw", max_connections: int = 64) -> None:
+        super().__init__()
         self.url = url
         self.prefix = prefix
         self.max_connections = max_connections
@@ -300,7 +296,6 @@ class RedisPushStore:
         self._redis: aioredis.Redis | None = None
         self._work_subscription: Subscription | None = None
         self._work_channel = f"{prefix}:work"
-        self._work = WorkSignal()
         self._publish_pending = False
         self._background: set[asyncio.Task[Any]] = set()
         self._batch: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
@@ -425,10 +420,10 @@ class RedisPushStore:
     # notifications (local and across replicas) ---------------------------------------------------------------------
 
     def _wake_local(self) -> None:
-        self._work.notify()
+        super()._notify()
 
     def _notify(self) -> None:
-        """Wake local workers now, and other replicas' with one PUBLISH per burst of notifications."""
+        """Wake local workers now (the base's wake-up), and other replicas' with one PUBLISH per burst."""
         self._wake_local()
         if self._publish_pending or self._redis is None:
             return
@@ -448,16 +443,15 @@ class RedisPushStore:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def wait_for_work(self, max_wait_seconds: float) -> None:
-        await self._work.wait(max_wait_seconds)
-
     def _on_work(self, data: bytes) -> None:
         if _s(data) != self.replica_id:  # another replica's work: its own wake-up was local already
             self._wake_local()
 
     # intake -------------------------------------------------------------------------------------------------------
 
-    async def record_event(self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes) -> RecordResult:
+    async def _record_event(
+        self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes, received_at: float
+    ) -> RecordResult:
         seq = await self._run_batched(
             "record_event",
             shop_key,
@@ -467,24 +461,19 @@ class RedisPushStore:
             meta.triggered_at,
             meta.api_version,
             body,
-            _num(time.time()),
+            _num(received_at),
         )
-        if int(seq) == 0:
-            return "duplicate"
-        self._notify()
-        return "new"
+        return "duplicate" if int(seq) == 0 else "new"
 
     @_shielded
-    async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[StoredEvent]:
-        t = time.time() if now is None else now
-        rows = await self._run("claim_events", _num(t), _num(t + lease_seconds), limit)
+    async def _claim_events(self, limit: int, now: float, lease_until: float) -> list[StoredEvent]:
+        rows = await self._run("claim_events", _num(now), _num(lease_until), limit)
         return [_event(r) for r in rows]
 
     @_shielded
-    async def defer_events(self, seqs: Sequence[int], until: float) -> None:
-        if seqs:
-            # still leased (so no replica claims them), until `until`; claim_events moves them back to ready then
-            await self.redis.zadd(self._k("ev", "leased"), {str(s): until for s in seqs}, xx=True)
+    async def _defer_events(self, seqs: Sequence[int], until: float) -> None:
+        # still leased (so no replica claims them), until `until`; claim_events moves them back to ready then
+        await self.redis.zadd(self._k("ev", "leased"), {str(s): until for s in seqs}, xx=True)
 
     @_shielded
     async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:
@@ -500,19 +489,13 @@ class RedisPushStore:
         return _event([seq, *row]) if row[0] is not None else None
 
     @_shielded
-    async def requeue_event(self, seq: int) -> bool:
-        done = bool(await self._run("requeue_event", seq))
-        if done:
-            self._notify()
-        return done
+    async def _requeue_event(self, seq: int) -> bool:
+        return bool(await self._run("requeue_event", seq))
 
     # rules --------------------------------------------------------------------------------------------------------
 
     @_shielded
-    async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, OrderState]:
-        ids = list(dict.fromkeys(order_ids))
-        if not ids:
-            return {}
+    async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, OrderState]:
         fields = ["name", "updated", "fin", "cancelled", "cid", "recipient", "rname", "receipt"]
         async with self.redis.pipeline(transaction=False) as pipe:
             for oid in ids:
@@ -537,12 +520,7 @@ class RedisPushStore:
         return out
 
     @_shielded
-    async def load_fulfillment_states(
-        self, shop_key: str, fulfillment_ids: Sequence[int]
-    ) -> dict[int, FulfillmentState]:
-        ids = list(dict.fromkeys(fulfillment_ids))
-        if not ids:
-            return {}
+    async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, FulfillmentState]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for fid in ids:
                 pipe.hmget(self._shop(shop_key, "ful", fid), ["oid", "updated", "status", "name", "tn", "turl"])
@@ -555,37 +533,30 @@ class RedisPushStore:
         return out
 
     @_shielded
-    async def commit(self, outcomes: Sequence[EventOutcome]) -> None:
+    async def _commit_outcomes(self, outcomes: Sequence[EventOutcome], now: float) -> bool:
         """One MULTI/EXEC of small scripts: Redis applies all of it or (connection lost before EXEC) none of it."""
-        if not outcomes:
-            return
-        now = _num(time.time())
+        created = _num(now)
         calls: list[tuple[str, tuple[Any, ...]]] = []
         for o in outcomes:
-            calls += _commit_calls(o, now)
+            calls += _commit_calls(o, created)
         if not calls:
-            return
+            return False
         async with self.redis.pipeline(transaction=True) as pipe:
             for name, args in calls:
                 await self._scripts[name](args=[self.prefix, *args], client=pipe)
             results = await pipe.execute()
-        if any(int(r) == 1 for (name, _), r in zip(calls, results, strict=True) if name in _WAKING):
-            self._notify()
+        return any(int(r) == 1 for (name, _), r in zip(calls, results, strict=True) if name in _WAKING)
 
     @_shielded
-    async def claim_unpaid_checks(
-        self, limit: int, lease_seconds: float, now: float | None = None
-    ) -> list[UnpaidCheck]:
-        t = time.time() if now is None else now
-        rows = await self._run("claim_checks", _num(t), _num(t + lease_seconds), limit)
+    async def _claim_unpaid_checks(self, limit: int, now: float, lease_until: float) -> list[UnpaidCheck]:
+        rows = await self._run("claim_checks", _num(now), _num(lease_until), limit)
         return [UnpaidCheck(_s(shop), int(oid), float(due), _opt_int(cid)) for shop, oid, due, cid in rows]
 
     # delivery -----------------------------------------------------------------------------------------------------
 
     @_shielded
-    async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[Push]:
-        t = time.time() if now is None else now
-        rows = await self._run("claim_pushes", _num(t), _num(t + lease_seconds), limit)
+    async def _claim_pushes(self, limit: int, now: float, lease_until: float) -> list[Push]:
+        rows = await self._run("claim_pushes", _num(now), _num(lease_until), limit)
         return [_push(r) for r in rows]
 
     @_shielded
@@ -608,25 +579,20 @@ class RedisPushStore:
             ready, leased, pending, dead, checks = await pipe.execute()
         return {"events": ready + leased, "pushes": pending, "dead": dead, "checks": checks}
 
-    async def mark_delivered(self, push_id: int, now: float | None = None) -> None:
-        t = time.time() if now is None else now
-        await self._run_batched("mark_delivered", push_id, _num(t))
-        self._notify()  # the order's next push (if any) is now claimable
+    async def _mark_delivered(self, push_id: int, now: float) -> None:
+        await self._run_batched("mark_delivered", push_id, _num(now))
 
-    async def schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
-        await self._run_batched("schedule_retry", push_id, _num(due_at), stored_reason(error))
-        self._notify()
+    async def _schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
+        await self._run_batched("schedule_retry", push_id, _num(due_at), error)
 
-    async def dead_letter(self, push_id: int, reason: str) -> None:
-        await self._run_batched("dead_letter", push_id, stored_reason(reason))
-        self._notify()
+    async def _dead_letter(self, push_id: int, reason: str) -> None:
+        await self._run_batched("dead_letter", push_id, reason)
 
-    async def record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
+    async def _record_attempt(self, push_id: int, attempt: PushAttempt, keep: int) -> None:
         entry = jsoncodec.dumps(
-            {"at": attempt.at, "status": attempt.http_status, "answer": attempt.answer[:MAX_ANSWER_CHARS],
-             "outcome": attempt.outcome}
-        )  # fmt: skip
-        await self._run_batched("record_attempt", push_id, entry, MAX_ATTEMPTS_KEPT)
+            {"at": attempt.at, "status": attempt.http_status, "answer": attempt.answer, "outcome": attempt.outcome}
+        )
+        await self._run_batched("record_attempt", push_id, entry, keep)
 
     @_shielded
     async def push_attempts(self, push_id: int) -> list[PushAttempt]:
@@ -674,25 +640,18 @@ class RedisPushStore:
         return found[0] if found else None
 
     @_shielded
-    async def retry_push(self, push_id: int, now: float | None = None) -> bool:
-        t = time.time() if now is None else now
-        done = bool(await self._run("retry_push", push_id, _num(t)))
-        if done:
-            self._notify()
-        return done
+    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[PushStatus]) -> bool:
+        return bool(await self._run("retry_push", push_id, _num(now), *map(str, from_statuses)))
 
     @_shielded
-    async def drop_push(self, push_id: int) -> bool:
-        done = bool(await self._run("drop_push", push_id))
-        if done:
-            self._notify()  # a dropped head frees the order's next push
-        return done
+    async def _drop_push(self, push_id: int, from_statuses: Sequence[PushStatus]) -> bool:
+        return bool(await self._run("drop_push", push_id, *map(str, from_statuses)))
 
     # PushStateReader ----------------------------------------------------------------------------------------------
 
     @_shielded
-    async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
-        name = await self.redis.hget(self._shop(shop_key, "trk", tracking_number.strip()), "name")
+    async def _order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
+        name = await self.redis.hget(self._shop(shop_key, "trk", tracking_number), "name")
         return _s(name) if name is not None else None
 
     @_shielded
@@ -734,23 +693,14 @@ class RedisPushStore:
 
     # compliance ---------------------------------------------------------------------------------------------------
 
+    @_shielded
     async def _customer_data(
         self, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
     ) -> StoredCounts:
+        """One script: a purge is atomic (no replica sees half of it)."""
         n = await self._run("customer_data", shop_key, _opt(customer_id), "1" if delete else "0", *order_ids)
         events, orders, fulfillments, pushes, tracking, checks = (int(x) for x in n)
         return StoredCounts(events, orders, fulfillments, pushes, tracking, checks)
-
-    @_shielded
-    async def purge_customer(self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]) -> StoredCounts:
-        """One script: the purge is atomic (no replica sees half of it)."""
-        return await self._customer_data(shop_key, customer_id, order_ids, delete=True)
-
-    @_shielded
-    async def count_customer_data(
-        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
-    ) -> StoredCounts:
-        return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
 
     @_shielded
     async def purge_shop(self, shop_key: str) -> StoredCounts:

@@ -29,15 +29,12 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway import jsoncodec
 from gateway.push.store import (
-    MAX_ANSWER_CHARS,
-    MAX_ATTEMPTS_KEPT,
     EventOutcome,
     EventStatus,
     FulfillmentState,
@@ -52,10 +49,9 @@ from gateway.push.store import (
     TrackingEntry,
     UnpaidCheck,
     WebhookMeta,
-    WorkSignal,
     idempotency_key,
-    stored_reason,
 )
+from gateway.push.store_base import PushStoreBase
 
 log = logging.getLogger(__name__)
 
@@ -205,16 +201,17 @@ class _Whole:
         self.batch = batch
 
 
-class SqlitePushStore:
-    """`PushStore` on one SQLite file. Safe to open from several processes (the CLI next to a running gateway)."""
+class SqlitePushStore(PushStoreBase):
+    """`PushStore` on one SQLite file: `PushStoreBase`'s primitives as SQL run through the group commit. Safe to open
+    from several processes (the CLI next to a running gateway)."""
 
     def __init__(self, path: str | Path, *, reclaim_leases: bool = False) -> None:
+        super().__init__()
         self.path = str(path)
         #: The serving gateway owns the file: leases left by a crashed predecessor are void at open.
         self.reclaim_leases = reclaim_leases
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._work = WorkSignal()
         #: Commits and batch sizes, for the benchmark and /metrics.
         self.commits = 0
         self.batched_ops = 0
@@ -439,50 +436,36 @@ class SqlitePushStore:
             self._loop.call_soon_threadsafe(self._kick)
         return await future
 
-    # work notification ---------------------------------------------------------------------------------------------
-
-    def _notify(self) -> None:
-        self._work.notify()
-
-    async def wait_for_work(self, max_wait_seconds: float) -> None:
-        await self._work.wait(max_wait_seconds)
-
     # intake -------------------------------------------------------------------------------------------------------
 
-    async def record_event(self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes) -> RecordResult:
-        now = time.time()
-
+    async def _record_event(
+        self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes, received_at: float
+    ) -> RecordResult:
         def op(c: sqlite3.Connection) -> RecordResult:
             cur = c.execute(
                 "INSERT OR IGNORE INTO events (shop_key, event_id, topic, webhook_id, triggered_at, api_version, body,"
                 " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (shop_key, event_id, meta.topic, meta.webhook_id, meta.triggered_at, meta.api_version, body, now),
-            )
+                (shop_key, event_id, meta.topic, meta.webhook_id, meta.triggered_at, meta.api_version, body,
+                 received_at),
+            )  # fmt: skip
             return "new" if cur.rowcount == 1 else "duplicate"
 
-        result = await self._call(op)
-        if result == "new":
-            self._notify()
-        return result
+        return await self._call(op)
 
-    async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[StoredEvent]:
-        t = time.time() if now is None else now
-
+    async def _claim_events(self, limit: int, now: float, lease_until: float) -> list[StoredEvent]:
         def op(c: sqlite3.Connection) -> list[StoredEvent]:
             rows = c.execute(
                 "SELECT seq, shop_key, event_id, topic, webhook_id, triggered_at, api_version, body, received_at,"
                 " status, error FROM events WHERE status = 'pending' AND lease_until <= ? ORDER BY seq LIMIT ?",
-                (t, limit),
+                (now, limit),
             ).fetchall()
             if rows:
-                c.executemany(
-                    "UPDATE events SET lease_until = ? WHERE seq = ?", [(t + lease_seconds, r[0]) for r in rows]
-                )
+                c.executemany("UPDATE events SET lease_until = ? WHERE seq = ?", [(lease_until, r[0]) for r in rows])
             return [_event(r) for r in rows]
 
         return await self._call(op)
 
-    async def defer_events(self, seqs: Sequence[int], until: float) -> None:
+    async def _defer_events(self, seqs: Sequence[int], until: float) -> None:
         def op(c: sqlite3.Connection) -> None:
             c.executemany(
                 "UPDATE events SET lease_until = ? WHERE seq = ? AND status = 'pending'", [(until, s) for s in seqs]
@@ -505,27 +488,20 @@ class SqlitePushStore:
 
         return await self._call(op)
 
-    async def requeue_event(self, seq: int) -> bool:
+    async def _requeue_event(self, seq: int) -> bool:
         def op(c: sqlite3.Connection) -> bool:
             cur = c.execute("UPDATE events SET status = 'pending', error = '', lease_until = 0 WHERE seq = ?", (seq,))
             return cur.rowcount == 1
 
-        done = await self._call(op)
-        if done:
-            self._notify()
-        return done
+        return await self._call(op)
 
     # rules --------------------------------------------------------------------------------------------------------
 
-    async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, OrderState]:
-        ids = list(dict.fromkeys(order_ids))
-        if not ids:
-            return {}
-
+    async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, OrderState]:
         def op(c: sqlite3.Connection) -> dict[int, OrderState]:
             out: dict[int, OrderState] = {}
             for chunk in _chunks(ids):
-                marks = ",".join("?" * len(chunk))
+                marks = _marks(chunk)
                 for r in c.execute(
                     "SELECT order_id, order_name, updated_at, financial_status, cancelled, customer_id, recipient,"
                     f" recipient_name, receipt FROM orders WHERE shop_key = ? AND order_id IN ({marks})",
@@ -547,17 +523,11 @@ class SqlitePushStore:
 
         return await self._call(op)
 
-    async def load_fulfillment_states(
-        self, shop_key: str, fulfillment_ids: Sequence[int]
-    ) -> dict[int, FulfillmentState]:
-        ids = list(dict.fromkeys(fulfillment_ids))
-        if not ids:
-            return {}
-
+    async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, FulfillmentState]:
         def op(c: sqlite3.Connection) -> dict[int, FulfillmentState]:
             out: dict[int, FulfillmentState] = {}
             for chunk in _chunks(ids):
-                marks = ",".join("?" * len(chunk))
+                marks = _marks(chunk)
                 for r in c.execute(
                     "SELECT fulfillment_id, order_id, updated_at, status, name, tracking_number, tracking_url"
                     f" FROM fulfillments WHERE shop_key = ? AND fulfillment_id IN ({marks})",
@@ -568,34 +538,25 @@ class SqlitePushStore:
 
         return await self._call(op)
 
-    async def commit(self, outcomes: Sequence[EventOutcome]) -> None:
-        if not outcomes:
-            return
-        now = time.time()
-
+    async def _commit_outcomes(self, outcomes: Sequence[EventOutcome], now: float) -> bool:
         def op(c: sqlite3.Connection) -> bool:
             wake = False
             for o in outcomes:
                 wake |= _write_outcome(c, o, now)
             return wake
 
-        if await self._call(op):
-            self._notify()
+        return await self._call(op)
 
-    async def claim_unpaid_checks(
-        self, limit: int, lease_seconds: float, now: float | None = None
-    ) -> list[UnpaidCheck]:
-        t = time.time() if now is None else now
-
+    async def _claim_unpaid_checks(self, limit: int, now: float, lease_until: float) -> list[UnpaidCheck]:
         def op(c: sqlite3.Connection) -> list[UnpaidCheck]:
             rows = c.execute(
                 "SELECT shop_key, order_id, due_at, customer_id FROM unpaid_checks"
                 " WHERE done = 0 AND due_at <= ? AND lease_until <= ? ORDER BY due_at LIMIT ?",
-                (t, t, limit),
+                (now, now, limit),
             ).fetchall()
             c.executemany(
                 "UPDATE unpaid_checks SET lease_until = ? WHERE shop_key = ? AND order_id = ?",
-                [(t + lease_seconds, r[0], r[1]) for r in rows],
+                [(lease_until, r[0], r[1]) for r in rows],
             )
             return [UnpaidCheck(r[0], r[1], r[2], r[3]) for r in rows]
 
@@ -603,9 +564,7 @@ class SqlitePushStore:
 
     # delivery -----------------------------------------------------------------------------------------------------
 
-    async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[Push]:
-        t = time.time() if now is None else now
-
+    async def _claim_pushes(self, limit: int, now: float, lease_until: float) -> list[Push]:
         def op(c: sqlite3.Connection) -> list[Push]:
             # The head of each order's queue only: an earlier pending push (due later, being retried, or leased)
             # holds back every later push of the same order.
@@ -616,9 +575,9 @@ class SqlitePushStore:
                 # due_at, id: the partial index's own order (rowid breaks ties), so LIMIT stops early instead of
                 # sorting the whole backlog on every claim; per-order order is the NOT EXISTS above.
                 " ORDER BY o.due_at, o.id LIMIT ?",
-                (t, t, limit),
+                (now, now, limit),
             ).fetchall()
-            c.executemany("UPDATE outbox SET lease_until = ? WHERE id = ?", [(t + lease_seconds, r[0]) for r in rows])
+            c.executemany("UPDATE outbox SET lease_until = ? WHERE id = ?", [(lease_until, r[0]) for r in rows])
             return [_push(r) for r in rows]
 
         return await self._call(op)
@@ -643,47 +602,43 @@ class SqlitePushStore:
 
         return await self._call(op)
 
-    async def mark_delivered(self, push_id: int, now: float | None = None) -> None:
-        t = time.time() if now is None else now
+    async def _mark_delivered(self, push_id: int, now: float) -> None:
         await self._call(
             lambda c: c.execute(
                 "UPDATE outbox SET status = 'delivered', delivered_at = ?, attempts = attempts + 1, lease_until = 0,"
                 " last_error = '' WHERE id = ?",
-                (t, push_id),
+                (now, push_id),
             )
         )
-        self._notify()  # the order's next push (if any) is now claimable
 
-    async def schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
+    async def _schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
         await self._call(
             lambda c: c.execute(
                 "UPDATE outbox SET due_at = ?, last_error = ?, attempts = attempts + 1, lease_until = 0"
                 " WHERE id = ? AND status = 'pending'",
-                (due_at, stored_reason(error), push_id),
+                (due_at, error, push_id),
             )
         )
-        self._notify()
 
-    async def dead_letter(self, push_id: int, reason: str) -> None:
+    async def _dead_letter(self, push_id: int, reason: str) -> None:
         await self._call(
             lambda c: c.execute(
                 "UPDATE outbox SET status = 'dead', last_error = ?, attempts = attempts + 1, lease_until = 0"
                 " WHERE id = ?",
-                (stored_reason(reason), push_id),
+                (reason, push_id),
             )
         )
-        self._notify()
 
-    async def record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
+    async def _record_attempt(self, push_id: int, attempt: PushAttempt, keep: int) -> None:
         def op(c: sqlite3.Connection) -> None:
             c.execute(
                 "INSERT INTO push_attempts (push_id, at, http_status, answer, outcome) VALUES (?, ?, ?, ?, ?)",
-                (push_id, attempt.at, attempt.http_status, attempt.answer[:MAX_ANSWER_CHARS], attempt.outcome),
+                (push_id, attempt.at, attempt.http_status, attempt.answer, attempt.outcome),
             )
             c.execute(
                 "DELETE FROM push_attempts WHERE push_id = ? AND rowid NOT IN"
                 " (SELECT rowid FROM push_attempts WHERE push_id = ? ORDER BY rowid DESC LIMIT ?)",
-                (push_id, push_id, MAX_ATTEMPTS_KEPT),
+                (push_id, push_id, keep),
             )
 
         await self._call(op)
@@ -709,7 +664,7 @@ class SqlitePushStore:
                 where.append("shop_key = ?")
                 args.append(shop_key)
             if statuses:
-                where.append(f"status IN ({','.join('?' * len(statuses))})")
+                where.append(f"status IN ({_marks(statuses)})")
                 args += [str(s) for s in statuses]
             sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
             if where:
@@ -725,42 +680,35 @@ class SqlitePushStore:
 
         return await self._call(op)
 
-    async def retry_push(self, push_id: int, now: float | None = None) -> bool:
-        t = time.time() if now is None else now
-
+    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[PushStatus]) -> bool:
         def op(c: sqlite3.Connection) -> bool:
             cur = c.execute(
                 "UPDATE outbox SET status = 'pending', due_at = ?, created_at = ?, attempts = 0, lease_until = 0"
-                " WHERE id = ? AND status IN ('dead', 'dropped', 'pending')",
-                (t, t, push_id),
+                f" WHERE id = ? AND status IN ({_marks(from_statuses)})",
+                (now, now, push_id, *map(str, from_statuses)),
             )
             return cur.rowcount == 1
 
-        done = await self._call(op)
-        if done:
-            self._notify()
-        return done
+        return await self._call(op)
 
-    async def drop_push(self, push_id: int) -> bool:
+    async def _drop_push(self, push_id: int, from_statuses: Sequence[PushStatus]) -> bool:
         def op(c: sqlite3.Connection) -> bool:
             cur = c.execute(
-                "UPDATE outbox SET status = 'dropped', lease_until = 0 WHERE id = ? AND status IN ('pending', 'dead')",
-                (push_id,),
+                "UPDATE outbox SET status = 'dropped', lease_until = 0"
+                f" WHERE id = ? AND status IN ({_marks(from_statuses)})",
+                (push_id, *map(str, from_statuses)),
             )
             return cur.rowcount == 1
 
-        done = await self._call(op)
-        if done:
-            self._notify()  # a dropped head frees the order's next push
-        return done
+        return await self._call(op)
 
     # PushStateReader ----------------------------------------------------------------------------------------------
 
-    async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
+    async def _order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
         def op(c: sqlite3.Connection) -> str | None:
             row = c.execute(
                 "SELECT order_name FROM tracking WHERE shop_key = ? AND tracking_number = ?",
-                (shop_key, tracking_number.strip()),
+                (shop_key, tracking_number),
             ).fetchone()
             return row[0] if row else None
 
@@ -820,18 +768,16 @@ class SqlitePushStore:
 
     # compliance ---------------------------------------------------------------------------------------------------
 
-    async def purge_customer(self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]) -> StoredCounts:
+    async def _customer_data(
+        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
+    ) -> StoredCounts:
         def op(c: sqlite3.Connection) -> StoredCounts:
-            counts = _customer_rows(c, shop_key, customer_id, order_ids, delete=True)
-            _forget_orphan_attempts(c)
+            counts = _customer_rows(c, shop_key, customer_id, order_ids, delete=delete)
+            if delete:
+                _forget_orphan_attempts(c)
             return counts
 
         return await self._call(op)
-
-    async def count_customer_data(
-        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
-    ) -> StoredCounts:
-        return await self._call(lambda c: _customer_rows(c, shop_key, customer_id, order_ids, delete=False))
 
     async def purge_shop(self, shop_key: str) -> StoredCounts:
         def op(c: sqlite3.Connection) -> StoredCounts:
@@ -921,7 +867,7 @@ def _enqueue_push(c: sqlite3.Connection, p: NewPush, now: float) -> bool:
         " status, created_at, due_at, last_error, fulfillment_id, customer_id)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (p.shop_key, p.dedupe_key, p.idempotency_key, p.order_id, p.topic, p.body, str(p.status), now, p.due_at,
-         stored_reason(p.reason), p.fulfillment_id, p.customer_id),  # fmt: skip
+         p.reason, p.fulfillment_id, p.customer_id),  # fmt: skip
     )
     return cur.rowcount == 1 and p.status == PushStatus.PENDING
 
@@ -952,7 +898,7 @@ def _finish_event(c: sqlite3.Connection, o: EventOutcome) -> None:
         " order_id = COALESCE(?, order_id), customer_id = COALESCE(?, customer_id) WHERE seq = ?",
         (
             str(EventStatus.DEAD if o.event_error else EventStatus.DONE),
-            stored_reason(o.event_error),
+            o.event_error,
             o.order_id,
             o.customer_id,
             o.event_seq,
@@ -980,7 +926,7 @@ def _customer_rows(
     for table in ("events", "orders", "fulfillments", "outbox", "tracking", "unpaid_checks"):
         total = 0
         for chunk in _chunks(sorted(ids)):
-            marks = ",".join("?" * len(chunk))
+            marks = _marks(chunk)
             verb = "DELETE" if delete else "SELECT COUNT(*)"
             cur = c.execute(f"{verb} FROM {table} WHERE shop_key = ? AND order_id IN ({marks})", (shop_key, *chunk))
             total += cur.rowcount if delete else cur.fetchone()[0]
@@ -1005,6 +951,11 @@ def _customer_rows(
 def _forget_orphan_attempts(c: sqlite3.Connection) -> None:
     """Attempts of pushes a purge deleted (purges are rare: a scan is fine)."""
     c.execute("DELETE FROM push_attempts WHERE push_id NOT IN (SELECT id FROM outbox)")
+
+
+def _marks(values: Sequence[Any]) -> str:
+    """The placeholders of an `IN (...)` over `values`."""
+    return ",".join("?" * len(values))
 
 
 def _chunks(values: Sequence[int], size: int = 500) -> list[Sequence[int]]:

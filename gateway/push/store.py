@@ -20,7 +20,10 @@ What it keeps, per shop:
 Times are Unix epoch seconds (`time.time()`), because they must survive restarts. Everything that is written in one
 `commit()` is applied atomically: an event is marked processed in the same transaction that stores what it produced.
 
-A backend also implements `gateway.lookups.types.PushStateReader`, the two reads the query side makes.
+The contract comes in narrow roles (`EventLog`, `OrderStateStore`, `PushOutbox`, `TrackingIndex`, `ShopLedger`,
+`ComplianceStore`); `PushStore` is all of them plus the lifecycle. `TrackingIndex` is what the query side reads as
+`gateway.lookups.types.PushStateReader`. The rules every backend shares live once in `gateway.push.store_base`; which
+backend runs is chosen in `gateway.push.backends`. This module imports neither.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ class PushStatus(StrEnum):
     UNPUSHABLE = "unpushable"  # recorded, never sent: the order carries no PSID, email or phone (reason says so)
     DROPPED = "dropped"  # an operator dropped it (`gateway outbox drop`)
 
+
+#: The statuses `retry_push` takes a push from (to PENDING, due now) and those `drop_push` takes it from (to DROPPED):
+#: the operator's transitions, stated once for every backend (SQL `IN (...)`, Lua arguments).
+RETRYABLE_STATUSES: tuple[PushStatus, ...] = (PushStatus.DEAD, PushStatus.DROPPED, PushStatus.PENDING)
+DROPPABLE_STATUSES: tuple[PushStatus, ...] = (PushStatus.PENDING, PushStatus.DEAD)
 
 RecordResult = Literal["new", "duplicate"]
 
@@ -180,12 +188,13 @@ class Push:
 MAX_ATTEMPTS_KEPT = 20
 #: How much of the platform's answer an attempt keeps.
 MAX_ANSWER_CHARS = 300
-#: How much of a reason a backend keeps: a push's `last_error` (retry, dead letter, unpushable) and a dead event's error.
+#: How much of a reason is kept: a push's `last_error` (retry, dead letter, unpushable) and a dead event's error.
 MAX_REASON_CHARS = 500
 
 
 def stored_reason(reason: str) -> str:
-    """The reason as every backend stores it: cut to MAX_REASON_CHARS (an upstream error text can be long)."""
+    """The reason as it is stored: cut to MAX_REASON_CHARS (an upstream error text can be long). Applied once, in
+    `PushStoreBase`, before a backend sees the reason."""
     return reason[:MAX_REASON_CHARS]
 
 
@@ -242,32 +251,12 @@ class StoredCounts:
         }
 
 
-# --- the contract --------------------------------------------------------------------------------------------------
+# --- the contract: one narrow protocol per role, and PushStore, all of them -----------------------------------------
 
 
 @runtime_checkable
-class PushStore(Protocol):
-    """Durable state of the push pipeline. All methods are coroutines and never block the event loop.
-
-    Implementations must be safe to share between the intake handler, the processing worker, several delivery
-    workers and (for Redis) several gateway replicas. `now` arguments default to `time.time()`.
-    """
-
-    # lifecycle ----------------------------------------------------------------------------------------------------
-
-    async def open(self) -> None:
-        """Connect / create the schema / run pending migrations. Called once before use."""
-        ...
-
-    async def close(self) -> None:
-        """Flush whatever is queued and release connections/threads."""
-        ...
-
-    async def ping(self) -> str | None:
-        """Readiness: None when the store can be written, else a short reason."""
-        ...
-
-    # intake -------------------------------------------------------------------------------------------------------
+class EventLog(Protocol):
+    """The stored webhooks: intake records them, the processing worker claims them, `gateway replay` requeues one."""
 
     async def record_event(self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes) -> RecordResult:
         """Store an accepted webhook durably and deduplicate it in one step. Returns "new" when stored now,
@@ -294,7 +283,14 @@ class PushStore(Protocol):
         the pushes it already produced from going out twice). False when there is no such event."""
         ...
 
-    # rules --------------------------------------------------------------------------------------------------------
+    async def last_event_at(self, shop_key: str) -> float | None:
+        """When the shop's most recent stored webhook arrived (epoch seconds), None when none is stored."""
+        ...
+
+
+@runtime_checkable
+class OrderStateStore(Protocol):
+    """What the rules remember (order and fulfillment states, unpaid checks) and the atomic `commit` of an outcome."""
 
     async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, OrderState]: ...
 
@@ -314,7 +310,10 @@ class PushStore(Protocol):
         """Due unpaid checks, leased; finish each with `commit(EventOutcome(done_checks=[...], ...))`."""
         ...
 
-    # delivery -----------------------------------------------------------------------------------------------------
+
+@runtime_checkable
+class PushOutbox(Protocol):
+    """The outbox: delivery workers lease and settle pushes; the operator (CLI, console) lists, retries, drops."""
 
     async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[Push]:
         """Up to `limit` PENDING pushes that are due and not leased, leased for `lease_seconds`, oldest first,
@@ -325,13 +324,6 @@ class PushStore(Protocol):
         """The earliest due time / lease expiry among pending pushes and open unpaid checks; None when there are none.
         Pushes held back by an earlier push of their order count too, so a worker should sleep at least a short
         floor (the sender uses 50 ms) and rely on `wait_for_work` for prompt wake-ups."""
-        ...
-
-    async def wait_for_work(self, max_wait_seconds: float) -> None:
-        """Return when new work was committed (events recorded, pushes enqueued or released, checks scheduled) or
-        after `max_wait_seconds`, whichever comes first. Every waiting worker wakes. A notification that happened
-        since the calling task's previous call returned makes the call return at once (so a notification between a
-        worker's claim and its wait is never lost). Redis backends also wake on other replicas' notifications."""
         ...
 
     async def mark_delivered(self, push_id: int, now: float | None = None) -> None: ...
@@ -355,8 +347,6 @@ class PushStore(Protocol):
         pushes, "dead": dead letters, "checks": open unpaid checks}."""
         ...
 
-    # operator CLI -------------------------------------------------------------------------------------------------
-
     async def list_pushes(
         self, shop_key: str | None = None, statuses: Sequence[PushStatus] = (), limit: int = 50
     ) -> list[Push]:
@@ -366,25 +356,27 @@ class PushStore(Protocol):
     async def get_push(self, push_id: int) -> Push | None: ...
 
     async def retry_push(self, push_id: int, now: float | None = None) -> bool:
-        """A DEAD, DROPPED or PENDING push becomes PENDING and due now, its age and attempts reset. False if absent
-        or already delivered."""
+        """A push in RETRYABLE_STATUSES becomes PENDING and due now, its age and attempts reset. False if absent
+        or in another status (delivered, unpushable)."""
         ...
 
     async def drop_push(self, push_id: int) -> bool:
-        """A PENDING or DEAD push becomes DROPPED (never sent). False if absent or delivered."""
+        """A push in DROPPABLE_STATUSES becomes DROPPED (never sent). False if absent or in another status."""
         ...
 
-    # what the query side reads (gateway.lookups.types.PushStateReader) ---------------------------------------------
+
+@runtime_checkable
+class TrackingIndex(Protocol):
+    """The two reads the query side makes (it sees them as `gateway.lookups.types.PushStateReader`)."""
 
     async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None: ...
 
     async def delivered_package_pushes(self, shop_key: str, order_id: int) -> dict[str, int]: ...
 
-    # reconciliation and shop lifecycle ----------------------------------------------------------------------------
 
-    async def last_event_at(self, shop_key: str) -> float | None:
-        """When the shop's most recent stored webhook arrived (epoch seconds), None when none is stored."""
-        ...
+@runtime_checkable
+class ShopLedger(Protocol):
+    """Per shop: the reconciliation watermark and whether the app is installed."""
 
     async def get_watermark(self, shop_key: str) -> str | None:
         """The reconciliation watermark (ISO 8601 UTC, Shopify's updated_at format) or None before the first pass."""
@@ -400,7 +392,10 @@ class PushStore(Protocol):
         """True unless app/uninstalled was received (and not undone)."""
         ...
 
-    # compliance ---------------------------------------------------------------------------------------------------
+
+@runtime_checkable
+class ComplianceStore(Protocol):
+    """The GDPR webhooks' side of the store."""
 
     async def purge_customer(self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]) -> StoredCounts:
         """customers/redact: delete everything stored about that customer's orders (events, states, outbox rows
@@ -418,8 +413,38 @@ class PushStore(Protocol):
         ...
 
 
+@runtime_checkable
+class PushStore(EventLog, OrderStateStore, PushOutbox, TrackingIndex, ShopLedger, ComplianceStore, Protocol):
+    """Durable state of the push pipeline: every role, plus the lifecycle and the wake-up. All methods are coroutines
+    and never block the event loop. The shared rules (wake-ups, `now` defaults, truncation, status transitions) live
+    once in `gateway.push.store_base.PushStoreBase`, which both backends extend.
+
+    Implementations must be safe to share between the intake handler, the processing worker, several delivery
+    workers and (for Redis) several gateway replicas. `now` arguments default to `time.time()`.
+    """
+
+    async def open(self) -> None:
+        """Connect / create the schema / run pending migrations. Called once before use."""
+        ...
+
+    async def close(self) -> None:
+        """Flush whatever is queued and release connections/threads."""
+        ...
+
+    async def ping(self) -> str | None:
+        """Readiness: None when the store can be written, else a short reason."""
+        ...
+
+    async def wait_for_work(self, max_wait_seconds: float) -> None:
+        """Return when new work was committed (events recorded, pushes enqueued or released, checks scheduled) or
+        after `max_wait_seconds`, whichever comes first. Every waiting worker wakes. A notification that happened
+        since the calling task's previous call returned makes the call return at once (so a notification between a
+        worker's claim and its wait is never lost). Redis backends also wake on other replicas' notifications."""
+        ...
+
+
 class WorkSignal:
-    """The wake-up behind `PushStore.wait_for_work`, shared by the backends: `notify()` after committing new work.
+    """The wake-up behind `PushStore.wait_for_work` (held by `PushStoreBase`): `notify()` after committing new work.
 
     Every waiting task wakes. Each task's last-seen generation is remembered, so a notification that came between a
     task's previous wait and this one (say, while it was claiming) makes the wait return at once instead of being lost.

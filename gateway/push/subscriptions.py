@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.push.store import ShopLedger
 from gateway.settings import Settings
 from gateway.shopify.queries import load_query
 
@@ -110,7 +111,7 @@ async def sync_shop(shop_key: str, client: Any, uri: str, *, create: bool = True
     return report
 
 
-async def repair_shop(shop_key: str, client: Any, uri: str, store: Any | None = None) -> SyncReport:
+async def repair_shop(shop_key: str, client: Any, uri: str, store: ShopLedger | None = None) -> SyncReport:
     """`gateway webhooks sync` for one shop (also the console's "repair" button): create what is missing, and mark
     the shop installed again when that worked."""
     report = await sync_shop(shop_key, client, uri)

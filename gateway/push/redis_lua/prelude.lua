@@ -28,3 +28,10 @@ end
 local function remember_customer(shop, cid, oid)
   if cid and cid ~= '' and oid and oid ~= '' then redis.call('SADD', S(shop) .. ':c:' .. cid .. ':o', oid) end
 end
+-- Whether `value` is one of ARGV[from], ARGV[from + 1], ... (a transition's accepted statuses, passed by the caller).
+local function in_argv(value, from)
+  for i = from, #ARGV do
+    if ARGV[i] == value then return true end
+  end
+  return false
+end

@@ -1,7 +1,7 @@
--- ARGV: P, id, now → 1 when the push is pending again
+-- ARGV: P, id, now, the statuses it may come from... → 1 when the push is pending again
 local id = ARGV[2]
 local f = redis.call('HMGET', PK(id), 'shop', 'oid', 'status')
-if f[3] ~= 'dead' and f[3] ~= 'dropped' and f[3] ~= 'pending' then return 0 end
+if not f[3] or not in_argv(f[3], 4) then return 0 end
 redis.call('HSET', PK(id), 'due', ARGV[3], 'created', ARGV[3], 'attempts', '0', 'lease', '0')
 set_status(id, f[3], 'pending')
 local old = head_of(f[1], f[2])
