@@ -28,12 +28,14 @@ import argparse
 import asyncio
 import os
 import signal
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,8 @@ from bench_push_intake import pct, wait_up  # noqa: E402
 from bench_query_hit import DOMAIN, TOKEN, cpu_seconds, start_server, stop_server  # noqa: E402
 
 from gateway import jsoncodec, signing  # noqa: E402
+from gateway.shopify.queries import load_query  # noqa: E402
+from gateway.push.reader import CONCURRENT_REQUESTS, MAX_REQUEST_COST, RECEIPT_LINE_ITEMS, receipt_cost  # noqa: E402
 from tests.fixtures_push import PUSH_SECRET, free_port, purge_redis_prefix, push_config  # noqa: E402
 from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET  # noqa: E402
 
@@ -56,6 +60,14 @@ from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET  # noqa: E402
 WEBHOOK_SECRET = SANDBOX_CLIENT_SECRET
 SUBSCRIBE = """mutation($uri: String!) { webhookSubscriptionCreate(topic: ORDERS_PAID,
   webhookSubscription: {uri: $uri, format: JSON}) { webhookSubscription { id } userErrors { message } } }"""
+#: The durable floor's read: as many pending orders per `nodes(ids:)` request as fit Shopify's 1000 requested points
+#: (16, as the gateway's reader splits), at most as many requests at once as the gateway's reader sends.
+READ_BATCH = MAX_REQUEST_COST // receipt_cost(RECEIPT_LINE_ITEMS)
+READS_IN_FLIGHT = CONCURRENT_REQUESTS
+#: One bench round of each, in this order, per --rounds: the gateway; the bare relay on the same deliveries; the durable
+#: floor with the read on orders of its own; the durable floor without the read on those.
+KINDS = ("gateway", "relay", "durable-read", "durable-only")
+READING = frozenset({"gateway", "durable-read"})
 
 
 @dataclass
@@ -169,6 +181,135 @@ def serve_relay(port: int, push_url: str) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
+class Journal:
+    """The durable floor's store: SQLite in WAL mode with synchronous=FULL, as the gateway's push store, and group
+    commit the same way — the statements of every operation queued meanwhile run on the loop in one transaction,
+    its COMMIT (the fsync) in a thread, and only then are their callers answered."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL,"
+                          " delivered INTEGER NOT NULL DEFAULT 0)")
+        self.pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self.busy = False
+        self.pool = ThreadPoolExecutor(1)
+        self.commits = 0
+
+    async def call(self, op: Callable[[sqlite3.Connection], Any]) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((op, future))
+        if not self.busy:
+            asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                self.conn.execute("BEGIN IMMEDIATE")
+                results = [op(self.conn) for op, _ in batch]
+                await asyncio.get_running_loop().run_in_executor(self.pool, self.conn.execute, "COMMIT")
+                self.commits += 1
+                for (_, future), result in zip(batch, results, strict=True):
+                    future.set_result(result)
+        finally:
+            self.busy = False
+
+    async def append(self, body: bytes) -> int:
+        return int(await self.call(lambda c: c.execute("INSERT INTO events (body) VALUES (?)", (body,)).lastrowid))
+
+    async def delivered(self, seqs: list[int]) -> None:
+        await self.call(lambda c: c.executemany("UPDATE events SET delivered = 1 WHERE seq = ?",
+                                                [(s,) for s in seqs]))
+
+
+def serve_durable(port: int, push_url: str, store_url: str | None, journal_path: Path) -> None:
+    """The durable floor: the least a design meeting issue #8's durability does. Verify the Shopify HMAC, append the
+    raw webhook to SQLite (group commit) before the 200; then (with `store_url`) read the orders in batches — one
+    `nodes(ids:)` request, the gateway's own push_orders document, for up to READ_BATCH pending orders, at most
+    READS_IN_FLIGHT at once — and push one signed POST per order; rows are marked delivered in batches. No rules, no
+    mapping beyond two fields, no retries. Without `store_url` the push is made from the webhook (durable only)."""
+    journal = Journal(journal_path)
+    sessions: list[aiohttp.ClientSession] = []
+    tasks: set[asyncio.Task[None]] = set()
+    unread: list[tuple[int, dict[str, Any]]] = []
+    reads = asyncio.Semaphore(READS_IN_FLIGHT)
+    done: list[int] = []
+    document = load_query("push_orders")
+    graphql = f"{store_url}/admin/api/2026-10/graphql.json"
+
+    def spawn(coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def mark(seq: int) -> None:
+        done.append(seq)
+        if len(done) == 1:  # the first of a batch: the others delivered meanwhile ride along in one statement
+            await asyncio.sleep(0)
+            seqs = done[:]
+            del done[:]
+            await journal.delivered(seqs)
+
+    async def push(seq: int, email: Any, name: Any) -> None:
+        body = jsoncodec.dumps({"topic": "Order/Receipt", "recipient": {"email": email},
+                                "params": {"order_number": str(name).lstrip("#")}})
+        headers = {"Content-Type": "application/json", signing.JOINCHAT_HEADER: signing.sign_base64(PUSH_SECRET, body)}
+        async with sessions[0].post(push_url, data=body, headers=headers) as r:
+            await r.read()
+        await mark(seq)
+
+    async def read_and_push() -> None:
+        async with reads:
+            batch = unread[:READ_BATCH]
+            del unread[:READ_BATCH]
+            if not batch:
+                return
+            variables = {"receiptIds": [o["admin_graphql_api_id"] for _, o in batch], "packageIds": [],
+                         "lineItems": RECEIPT_LINE_ITEMS}
+            async with sessions[0].post(graphql, json={"query": document, "variables": variables},
+                                        headers={"X-Shopify-Access-Token": TOKEN}) as r:
+                answer = await r.json(loads=jsoncodec.loads)
+            assert "data" in answer, answer
+            nodes = answer["data"]["receipts"]
+            for (seq, _), node in zip(batch, nodes, strict=True):
+                spawn(push(seq, node["email"], node["name"]))
+        if unread:
+            spawn(read_and_push())
+
+    async def webhook(request: web.Request) -> web.Response:
+        raw = await request.read()
+        if not signing.verify(request.headers.get(signing.SHOPIFY_HEADER), raw, [WEBHOOK_SECRET]):
+            return web.Response(status=401)
+        order = jsoncodec.loads(raw)
+        seq = await journal.append(raw)
+        if store_url is None:
+            spawn(push(seq, order.get("email"), order["name"]))
+        else:
+            unread.append((seq, order))
+            if not reads.locked():
+                spawn(read_and_push())
+        return web.Response(text="ok")
+
+    async def session(app: web.Application) -> AsyncIterator[None]:
+        sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
+                                              cookie_jar=aiohttp.DummyCookieJar()))
+        yield
+        await sessions.pop().close()
+        journal.pool.shutdown()
+
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app.router.add_post("/webhooks/shopify", webhook)
+    app.cleanup_ctx.append(session)
+    print("ready", flush=True)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
 @dataclass
 class Round:
     kind: str
@@ -179,6 +320,7 @@ class Round:
     cpu_seconds: float
     shopify_requests: int | None
     bad: int
+    store_cpu_seconds: float = 0.0  # the local store's CPU during the round (its GraphQL execution of the reads)
 
     @property
     def rate(self) -> float:
@@ -187,9 +329,10 @@ class Round:
     def line(self) -> str:
         shopify = ("" if self.shopify_requests is None else
                    f", Shopify requests {self.shopify_requests} ({self.shopify_requests / self.pushes:.3f}/push)")
-        return (f"  round: {self.kind:7} {self.rate:6.0f} pushes/s (acked {self.pushes / self.acked_seconds:.0f}/s), "
+        store = f", store CPU {self.store_cpu_seconds / self.pushes * 1e6:.0f} us/push" if self.store_cpu_seconds else ""
+        return (f"  round: {self.kind:12} {self.rate:6.0f} pushes/s (acked {self.pushes / self.acked_seconds:.0f}/s), "
                 f"p50 {pct(self.latencies_ms, 0.5):.0f} ms, p99 {pct(self.latencies_ms, 0.99):.0f} ms, "
-                f"CPU {self.cpu_seconds / self.pushes * 1e6:.0f} us/push{shopify}")
+                f"CPU {self.cpu_seconds / self.pushes * 1e6:.0f} us/push{shopify}{store}")
 
 
 async def send_all(url: str, deliveries: list[Delivery], concurrency: int, sent: dict[str, float]) -> None:
@@ -208,6 +351,19 @@ async def send_all(url: str, deliveries: list[Delivery], concurrency: int, sent:
                         raise RuntimeError(f"webhook answered HTTP {r.status}")
 
         await asyncio.gather(*(sender() for _ in range(concurrency)))
+
+
+async def warm_store(store: str) -> None:
+    """One push read of each id-list length a round sends, on the seeded orders: the store prices a document once per
+    length, and that one-time work would land on the first reading round only."""
+    async with aiohttp.ClientSession() as session:
+        graphql = f"{store}/admin/api/2026-10/graphql.json"
+        ids = [f"gid://shopify/Order/{n}" for n in range(1, READ_BATCH + 1)]
+        for length in range(1, READ_BATCH + 1):
+            variables = {"receiptIds": ids[:length], "packageIds": [], "lineItems": RECEIPT_LINE_ITEMS}
+            async with session.post(graphql, json={"query": load_query("push_orders"), "variables": variables},
+                                    headers={"X-Shopify-Access-Token": TOKEN}) as r:
+                assert "data" in await r.json(), await r.text()
 
 
 async def shopify_requests(store: str) -> int:
@@ -229,7 +385,7 @@ async def purge_redis(raw: dict[str, Any]) -> None:
         await janitor.close()
 
 
-async def one_round(kind: str, deliveries: list[Delivery], platform: Platform, store: str, tmp: Path,
+async def one_round(kind: str, deliveries: list[Delivery], platform: Platform, store: str, store_pid: int, tmp: Path,
                     args: argparse.Namespace) -> Round:
     push_url = f"http://127.0.0.1:{platform.port}/push"
     port = free_port()
@@ -249,19 +405,23 @@ async def one_round(kind: str, deliveries: list[Delivery], platform: Platform, s
         pid = gateway.pid
         await wait_up(f"http://127.0.0.1:{port}")
     else:
-        relay = start_server("--serve", "relay", "--port", str(port), "--push-url", push_url, script=__file__)
+        extra = [] if kind == "relay" else ["--journal", str(tmp / f"journal-{port}.sqlite3")]
+        if kind == "durable-read":
+            extra += ["--store-url", store]
+        serve = "relay" if kind == "relay" else "durable"
+        relay = start_server("--serve", serve, "--port", str(port), "--push-url", push_url, *extra, script=__file__)
         pid = relay.pid
         await wait_up(f"http://127.0.0.1:{port}")
     try:
         requests_before = await shopify_requests(store)
         sent: dict[str, float] = {}
-        cpu0 = cpu_seconds(pid)
+        cpu0, store_cpu0 = cpu_seconds(pid), cpu_seconds(store_pid)
         started = time.perf_counter()
         await send_all(f"http://127.0.0.1:{port}/webhooks/shopify", deliveries, args.concurrency, sent)
         acked = time.perf_counter()
-        await asyncio.wait_for(receiver.done.wait(), 120)
+        await asyncio.wait_for(receiver.done.wait(), args.timeout)
         finished = max(receiver.arrivals.values())
-        cpu = cpu_seconds(pid) - cpu0
+        cpu, store_cpu = cpu_seconds(pid) - cpu0, cpu_seconds(store_pid) - store_cpu0
         requests = await shopify_requests(store) - requests_before
     finally:
         if kind == "gateway":
@@ -273,7 +433,7 @@ async def one_round(kind: str, deliveries: list[Delivery], platform: Platform, s
             stop_server(relay)
     latencies = [(receiver.arrivals[k] - sent[k]) * 1000 for k in receiver.arrivals]
     return Round(kind, len(receiver.arrivals), finished - started, acked - started, latencies, cpu,
-                 requests if kind == "gateway" else None, receiver.bad)
+                 requests if kind in READING else None, receiver.bad, store_cpu if kind in READING else 0.0)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -289,20 +449,30 @@ async def main(args: argparse.Namespace) -> None:
     store = f"http://127.0.0.1:{store_port}"
     rounds: list[Round] = []
     try:
-        deliveries = await capture_webhooks(store, platform, args.orders * args.rounds)
+        # orders of its own for each reading round (gateway, durable-read): no read finds its answer in the store's
+        # response cache; the relay and durable-only rounds replay the deliveries of the reading round before them
+        deliveries = await capture_webhooks(store, platform, args.orders * args.rounds * 2)
+        await warm_store(store)
         with tempfile.TemporaryDirectory() as tmp:
             for n in range(args.rounds):
-                batch = deliveries[n * args.orders:(n + 1) * args.orders]
-                for kind in ("gateway", "relay"):
-                    rounds.append(await one_round(kind, batch, platform, store, Path(tmp), args))
+                own = deliveries[2 * n * args.orders:(2 * n + 1) * args.orders]
+                floor = deliveries[(2 * n + 1) * args.orders:(2 * n + 2) * args.orders]
+                for kind, batch in zip(KINDS, (own, own, floor, floor), strict=True):
+                    rounds.append(await one_round(kind, batch, platform, store, store_proc.pid, Path(tmp), args))
                     print(rounds[-1].line(), flush=True)
     finally:
         stop_server(store_proc)
         await runner.cleanup()
     gateway = max((r for r in rounds if r.kind == "gateway"), key=lambda r: r.rate)
     relay = max((r for r in rounds if r.kind == "relay"), key=lambda r: r.rate)
-    # each gateway round against the relay round right after it: the same minutes of this shared machine
-    pairs = [g.rate / r.rate for g, r in zip(rounds[::2], rounds[1::2], strict=True)]
+    by_kind = {kind: [r for r in rounds if r.kind == kind] for kind in KINDS}
+
+    def paired(a: str, b: str) -> list[float]:
+        """a's pushes/s over b's, round by round: the same minutes of this shared machine."""
+        return [x.rate / y.rate for x, y in zip(by_kind[a], by_kind[b], strict=True)]
+
+    # each gateway round against the relay round right after it
+    pairs = paired("gateway", "relay")
     ratio = statistics.median(pairs)
     assert gateway.shopify_requests is not None
     per_push = gateway.shopify_requests / gateway.pushes
@@ -322,6 +492,24 @@ async def main(args: argparse.Namespace) -> None:
           f"when other jobs share the cores)")
     print(f"  Shopify requests/push : {per_push:.3f} ({gateway.shopify_requests} GraphQL requests for "
           f"{gateway.pushes} pushes; target <= 0.1: {'met' if per_push <= 0.1 else 'MISSED'})")
+    print("  durable floors (the least issue #8's durability asks: HMAC, SQLite group commit before the 200, batched "
+          "read, signed push, delivered marked in batches; no rules, no retries):")
+    for kind in ("durable-read", "durable-only", "gateway"):
+        runs = by_kind[kind]
+        store = statistics.median(r.store_cpu_seconds / r.pushes for r in runs) if kind in READING else 0.0
+        print(f"  {kind:12}          : pushes/s {min(r.rate for r in runs):.0f}-{max(r.rate for r in runs):.0f}, "
+              f"p50 {statistics.median(pct(r.latencies_ms, 0.5) for r in runs):.0f} ms, CPU "
+              f"{statistics.median(r.cpu_seconds / r.pushes for r in runs) * 1e6:.0f} us/push"
+              + (f", local store CPU {store * 1e6:.0f} us/push (same cores)" if kind in READING else "")
+              + (f", Shopify requests {statistics.median(r.shopify_requests or 0 for r in runs) / args.orders:.3f}"
+                 "/push" if kind in READING else "")
+              + f"; bad signatures {sum(r.bad for r in runs)} (medians over the rounds)")
+    for a, b in (("durable-read", "relay"), ("durable-only", "relay"), ("gateway", "durable-read"),
+                 ("gateway", "durable-only")):
+        ratios = paired(a, b)
+        verdict = f" (0.8 {'met' if statistics.median(ratios) >= 0.8 else 'MISSED'})" if b == "relay" else ""
+        print(f"  ratio {a} / {b:12}: {statistics.median(ratios):.2f}, the median of "
+              f"{' · '.join(f'{p:.2f}' for p in ratios)}{verdict}")
 
 
 if __name__ == "__main__":
@@ -330,11 +518,16 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backend", choices=["sqlite", "redis"], default="sqlite")
-    parser.add_argument("--serve", choices=["relay"], help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds a round may take")
+    parser.add_argument("--serve", choices=["relay", "durable"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--push-url", help=argparse.SUPPRESS)
+    parser.add_argument("--store-url", help=argparse.SUPPRESS)
+    parser.add_argument("--journal", type=Path, help=argparse.SUPPRESS)
     cli = parser.parse_args()
     if cli.serve == "relay":
         serve_relay(cli.port, cli.push_url)
+    elif cli.serve == "durable":
+        serve_durable(cli.port, cli.push_url, cli.store_url, cli.journal)
     else:
         asyncio.run(main(cli))
