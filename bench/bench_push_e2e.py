@@ -3,6 +3,7 @@ another) → signed pushes delivered to a local bot-platform receiver (this proc
 in the same run, interleaved, the same webhooks through a bare aiohttp relay: the floor.
 
     .venv/bin/python bench/bench_push_e2e.py [--orders 1000] [--concurrency 32] [--rounds 3] [--backend sqlite|redis]
+        [--timeout 120]
 
 The webhooks are the local store's own: this process subscribes to ORDERS_PAID at the store, creates
 `orders × rounds` paid orders through its admin surface and keeps every orders/paid delivery exactly as the store
@@ -10,16 +11,24 @@ signed it (Shopify's shape: no payment details, no line-item images; whatever el
 The store runs with a bucket that never runs dry and its response cache on (bench_query_hit's `serve_store`): the
 figures are the gateway's, not Shopify's throttling.
 
-Rounds alternate gateway, relay, gateway, relay... Each gateway round starts a fresh gateway (`gateway serve`, empty
-store) and gets orders of its own (it dedupes by event and pushes one receipt per order); the relay round after it
-replays the same deliveries. The relay (its own process) is the ceiling of any aiohttp design on this machine: it
-verifies the webhook's HMAC, answers 200 and pushes a signed POST to the same receiver; no store, no rules, no read.
+Rounds alternate gateway, relay, durable-read, durable-only, gateway, relay... Each gateway round starts a fresh
+gateway (`gateway serve`, empty store) and gets orders of its own (it dedupes by event and pushes one receipt per
+order); the relay round after it replays the same deliveries. The relay (its own process) is the ceiling of any
+aiohttp design on this machine: it verifies the webhook's HMAC, answers 200 and pushes a signed POST to the same
+receiver; no store, no rules, no read. The durable floors (`serve_durable`, their own process and SQLite file) are the
+least a design meeting issue #8's durability does: durable-read (orders of its own, so no read is answered from the
+store's response cache) appends the raw webhook to SQLite before the 200 (WAL, synchronous=FULL, group commit), reads
+the orders with the gateway's push_orders document, 16 per request and at most 2 requests in flight as the gateway's
+reader, pushes one signed POST per order and marks the rows delivered in batches; durable-only (replaying the same
+deliveries) does the same without the read.
 
 Prints per round and, best of rounds, for both: pushes/s (first webhook sent → last push received), webhook-to-push
 p50/p99 (webhook sent → its push received), server CPU per push (all its threads); the ratio gateway/relay (target
 ≥ 0.8): the median over the pairs of a gateway round and the relay round right after it, since this shared 2-core
 machine's speed drifts between minutes; and Shopify requests per push: GraphQL requests the store received during the
-gateway round / pushes (target ≤ 0.1, i.e. reads batched over at least 10 orders).
+gateway round / pushes (target ≤ 0.1, i.e. reads batched over at least 10 orders). Then, for the durable floors and
+the gateway: pushes/s over the rounds, CPU per push, the local store's CPU per push in the reading rounds (its GraphQL
+execution of the reads, on the same cores), and the paired ratios durable/relay and gateway/durable.
 """
 
 from __future__ import annotations
@@ -48,11 +57,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_push_intake import pct, wait_up  # noqa: E402
-from bench_query_hit import DOMAIN, TOKEN, cpu_seconds, start_server, stop_server  # noqa: E402
+from bench_query_hit import DOMAIN, TOKEN, cpu_seconds, serve_store, start_server, stop_server  # noqa: E402
 
 from gateway import jsoncodec, signing  # noqa: E402
-from gateway.shopify.queries import load_query  # noqa: E402
 from gateway.push.reader import CONCURRENT_REQUESTS, MAX_REQUEST_COST, RECEIPT_LINE_ITEMS, receipt_cost  # noqa: E402
+from gateway.shopify.queries import load_query  # noqa: E402
 from tests.fixtures_push import PUSH_SECRET, free_port, purge_redis_prefix, push_config  # noqa: E402
 from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET  # noqa: E402
 
@@ -144,6 +153,16 @@ async def capture_webhooks(store: str, platform: Platform, count: int) -> list[D
             assert r.status == 200
     assert len(platform.captured) == count, f"captured {len(platform.captured)} of {count} webhooks"
     return list(platform.captured)
+
+
+def serve_frozen_store(port: int, orders: int) -> None:
+    """bench_query_hit's store, which on SIGUSR1 collects and freezes what it holds (sent once the rounds' orders
+    exist): the collector's full passes over thousands of orders made by the set-up would otherwise land on
+    whichever round comes next (the store's CPU per push doubled in one round of each run)."""
+    import gc
+
+    signal.signal(signal.SIGUSR1, lambda *_: (gc.collect(), gc.freeze()))
+    asyncio.run(serve_store(port, orders=orders))
 
 
 def serve_relay(port: int, push_url: str) -> None:
@@ -445,14 +464,15 @@ async def main(args: argparse.Namespace) -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", platform.port).start()
     store_port = free_port()
-    store_proc = start_server("--serve", "store", "--port", str(store_port), "--orders", "60")
+    store_proc = start_server("--serve", "store", "--port", str(store_port), "--seeded", "60", script=__file__)
     store = f"http://127.0.0.1:{store_port}"
     rounds: list[Round] = []
     try:
         # orders of its own for each reading round (gateway, durable-read): no read finds its answer in the store's
         # response cache; the relay and durable-only rounds replay the deliveries of the reading round before them
         deliveries = await capture_webhooks(store, platform, args.orders * args.rounds * 2)
-        await warm_store(store)
+        store_proc.send_signal(signal.SIGUSR1)
+        await warm_store(store)  # answered once the store's main thread ran the collection
         with tempfile.TemporaryDirectory() as tmp:
             for n in range(args.rounds):
                 own = deliveries[2 * n * args.orders:(2 * n + 1) * args.orders]
@@ -519,14 +539,17 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backend", choices=["sqlite", "redis"], default="sqlite")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a round may take")
-    parser.add_argument("--serve", choices=["relay", "durable"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["relay", "durable", "store"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--push-url", help=argparse.SUPPRESS)
     parser.add_argument("--store-url", help=argparse.SUPPRESS)
     parser.add_argument("--journal", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seeded", type=int, default=60, help=argparse.SUPPRESS)
     cli = parser.parse_args()
     if cli.serve == "relay":
         serve_relay(cli.port, cli.push_url)
+    elif cli.serve == "store":
+        serve_frozen_store(cli.port, cli.seeded)
     elif cli.serve == "durable":
         serve_durable(cli.port, cli.push_url, cli.store_url, cli.journal)
     else:
