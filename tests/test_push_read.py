@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 from graphql import OperationDefinitionNode, parse
@@ -21,7 +20,6 @@ from gateway.push.reader import (
     receipt_cost,
 )
 from gateway.push.rules import Rules
-from gateway.push.sqlite_store import SqlitePushStore
 from gateway.push.store import EventStatus, PushStatus, PushStore, WebhookMeta
 from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.sandbox import payloads as store_payloads
@@ -236,50 +234,6 @@ async def test_one_read_per_batch_split_to_stay_within_1000_points(
     for push in pushes:
         params = json.loads(push.body)["params"]
         assert params["image_url"] if push.topic == "package/update" else params["elements"][0]["image_url"]
-
-
-async def test_the_next_batch_is_claimed_with_the_commit_and_decided_after_it(
-    push_store: PushStore, push_sandbox: SandboxServer, tmp_path: Any
-) -> None:
-    """The processor's claim of its next batch rides on the batch's commit (SQLite: one transaction for both). The
-    events it claimed are leased, not decided: a crash before they are processed brings them back, in arrival order,
-    when the lease expires; processed after the commit they see its states, so an order's second paid webhook (a
-    duplicate delivery under another event id) pushes nothing more — one receipt per order."""
-    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
-    settings = push_settings(
-        "http://127.0.0.1:9/push", tmp_path / "unused.sqlite3", admin_api_base=push_sandbox.base_url
-    )
-    orders = [await shop.create_order(email=f"ahead{i}@example.com") for i in range(3)]
-    bodies = [
-        json.dumps({**store_payloads.order_payload(shop, o), "financial_status": "paid"}).encode() for o in orders
-    ]
-    await push_store.record_event(SHOP_KEY, "ahead-0", WebhookMeta("orders/paid"), bodies[0])
-    first = await push_store.claim_events(10, 30.0)
-    # arriving while the first batch is decided and read: the paid webhook of order 0 again, and order 1's
-    await push_store.record_event(SHOP_KEY, "ahead-0-again", WebhookMeta("orders/paid"), bodies[0])
-    await push_store.record_event(SHOP_KEY, "ahead-1", WebhookMeta("orders/paid"), bodies[1])
-    async with open_clients(settings) as clients:
-        rules = Rules(settings, push_store, reader=PushReader(clients))
-        commits = getattr(push_store, "commits", 0)
-        claimed = await rules.process(first, claim_next=lambda: push_store.claim_events(10, 30.0))
-        with_claim = getattr(push_store, "commits", 0) - commits
-        assert [e.event_id for e in claimed] == ["ahead-0-again", "ahead-1"]
-        assert (await push_store.get_event(SHOP_KEY, "ahead-0")).status == EventStatus.DONE  # type: ignore[union-attr]
-        assert await push_store.claim_events(10, 30.0) == []  # leased by the claim ahead
-
-        # the processor dies before deciding them: they come back, in order, once their lease expired
-        await push_store.record_event(SHOP_KEY, "ahead-2", WebhookMeta("orders/paid"), bodies[2])
-        later = time.time() + 31.0
-        back = await push_store.claim_events(10, 30.0, now=later)
-        assert [e.event_id for e in back] == ["ahead-0-again", "ahead-1", "ahead-2"]
-        commits = getattr(push_store, "commits", 0)
-        assert await rules.process(back) == []  # no claim_next: nothing claimed ahead
-        if isinstance(push_store, SqlitePushStore):
-            # the claim ahead took no transaction of its own: as many as a batch without it
-            assert with_claim == push_store.commits - commits > 0
-    pushes = await push_store.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=10)
-    assert sorted(p.dedupe_key for p in pushes) == sorted(f"receipt:{o['legacyResourceId']}" for o in orders)
-    assert (await push_store.backlog())["events"] == 0
 
 
 # --- Shopify cannot answer -------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -77,10 +77,6 @@ NO_RECIPIENT = "not pushable: the order carries no PSID attribute, email or phon
 #: `OrderState.receipt` starts so once the order's receipt was decided (rows written before kept the receipt's JSON
 #: there, for every order: that says nothing about whether a receipt went out).
 RECEIPT_DECIDED = b"receipt:"
-
-
-#: The processor's claim of its next batch (see `Rules.process`).
-ClaimNext = Callable[[], Awaitable[Sequence[StoredEvent]]]
 
 
 class CacheInvalidator(Protocol):
@@ -155,19 +151,12 @@ class Rules:
 
     # --- events --------------------------------------------------------------------------------------------------
 
-    async def process(
-        self, events: Sequence[StoredEvent], claim_next: ClaimNext | None = None
-    ) -> list[StoredEvent]:
+    async def process(self, events: Sequence[StoredEvent]) -> None:
         """Decide on a batch of claimed events and commit what they produced (and the events as done) at once.
 
         A purge (customers/redact, shop/redact) deletes right away while the batch commits at its end, so in one
         batch an earlier event's order state or push would be written *after* the purge and survive it. Each purge
-        event therefore runs as a batch of its own, after what came before it is committed.
-
-        `claim_next` (the processor's claim of its next batch) is started with the batch's last commit, so the
-        store runs both in one transaction (its group commit) instead of one more round trip after it; what it
-        claimed is returned (empty without `claim_next`). Those events are only leased: decided after this batch
-        is committed, they see its states, and a crash before that brings them back when the lease expires."""
+        event therefore runs as a batch of its own, after what came before it is committed."""
         segment: list[StoredEvent] = []
         for event in events:
             if event.meta.topic not in PURGE_TOPICS:
@@ -179,8 +168,7 @@ class Rules:
             await self._process_batch([event])
             await self._forget_redact_request(event)
         if segment:
-            return await self._process_batch(segment, claim_next)
-        return list(await claim_next()) if claim_next is not None else []
+            await self._process_batch(segment)
 
     async def _forget_redact_request(self, event: StoredEvent) -> None:
         """The customers/redact request itself names the customer (email, phone). Committed, it is linked to the
@@ -196,9 +184,7 @@ class Rules:
             customer_id, order_ids = _compliance_target(payload, "orders_to_redact")
             await self.store.purge_customer(event.shop_key, customer_id, order_ids)
 
-    async def _process_batch(
-        self, events: Sequence[StoredEvent], claim_next: ClaimNext | None = None
-    ) -> list[StoredEvent]:
+    async def _process_batch(self, events: Sequence[StoredEvent]) -> None:
         events = await self._hold_blocked(events)
         parsed: list[tuple[StoredEvent, Any]] = []
         for event in events:
@@ -224,23 +210,8 @@ class Rules:
         for shop_key, tags in batch.stale_tags.items():
             if shop_key not in failed:
                 self._invalidate(shop_key, list(dict.fromkeys(tags)))
-        claimed = await self._commit(committed, claim_next)
+        await self.store.commit([d.outcome for d in committed])
         self._count_enqueued(committed)
-        return claimed
-
-    async def _commit(self, committed: Sequence[Decided], claim_next: ClaimNext | None) -> list[StoredEvent]:
-        """Commit the batch; with `claim_next`, claim the next batch alongside (queued together: one transaction)."""
-        outcomes = [d.outcome for d in committed]
-        if claim_next is None:
-            await self.store.commit(outcomes)
-            return []
-        done, claimed = await asyncio.gather(self.store.commit(outcomes), claim_next(), return_exceptions=True)
-        if isinstance(done, BaseException):
-            raise done  # nothing of this batch is committed; what was claimed comes back when its lease expires
-        if isinstance(claimed, BaseException):
-            log.warning("push processor: claiming the next batch failed (%s); claimed again", type(claimed).__name__)
-            return []
-        return list(claimed)
 
     def _count_enqueued(self, decided: Sequence[Decided]) -> None:
         for d in decided:

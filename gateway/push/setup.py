@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -26,7 +26,7 @@ from gateway.push.reader import PushReader
 from gateway.push.reconcile import start_reconciler
 from gateway.push.rules import Rules
 from gateway.push.sender import PushSender
-from gateway.push.store import PUSH_STORE, PushStore, StoredEvent
+from gateway.push.store import PUSH_STORE, PushStore
 from gateway.push.subscriptions import start_sync_task
 from gateway.settings import Settings
 from gateway.shopify.client import SHOPIFY_CLIENTS
@@ -41,26 +41,17 @@ IDLE_SECONDS = 1.0
 
 
 async def run_processor(rules: Rules, store: PushStore) -> None:
-    """Run the rules on stored events as they arrive; idle waits are woken by the intake's notifications. Each
-    batch's commit also claims the next batch (one store transaction, see `Rules.process`)."""
-
-    def claim() -> Awaitable[list[StoredEvent]]:
-        return store.claim_events(EVENT_BATCH, EVENT_LEASE_SECONDS)
-
-    events: Sequence[StoredEvent] = []
+    """Run the rules on stored events as they arrive; idle waits are woken by the intake's notifications."""
     while True:
         try:
-            if not events:
-                events = await claim()
+            events = await store.claim_events(EVENT_BATCH, EVENT_LEASE_SECONDS)
             if events:
-                events = await rules.process(events, claim_next=claim)
-                if events:
-                    continue
+                await rules.process(events)
+                continue
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("push processor failed; retrying")
-            events = []  # leased, not done: they come back when the lease expires
             await asyncio.sleep(IDLE_SECONDS)
             continue
         await store.wait_for_work(IDLE_SECONDS)
