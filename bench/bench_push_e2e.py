@@ -340,6 +340,11 @@ class Round:
     shopify_requests: int | None
     bad: int
     store_cpu_seconds: float = 0.0  # the local store's CPU during the round (its GraphQL execution of the reads)
+    bench_cpu_seconds: float = 0.0  # this process's: the webhook senders and the receiving bot platform
+
+    def total_us(self) -> float:
+        """CPU per push of every process of the round (server, local store, this bench), in µs."""
+        return (self.cpu_seconds + self.store_cpu_seconds + self.bench_cpu_seconds) / self.pushes * 1e6
 
     @property
     def rate(self) -> float:
@@ -351,7 +356,8 @@ class Round:
         store = f", store CPU {self.store_cpu_seconds / self.pushes * 1e6:.0f} us/push" if self.store_cpu_seconds else ""
         return (f"  round: {self.kind:12} {self.rate:6.0f} pushes/s (acked {self.pushes / self.acked_seconds:.0f}/s), "
                 f"p50 {pct(self.latencies_ms, 0.5):.0f} ms, p99 {pct(self.latencies_ms, 0.99):.0f} ms, "
-                f"CPU {self.cpu_seconds / self.pushes * 1e6:.0f} us/push{shopify}{store}")
+                f"CPU {self.cpu_seconds / self.pushes * 1e6:.0f} us/push{shopify}{store}, "
+                f"bench CPU {self.bench_cpu_seconds / self.pushes * 1e6:.0f} us/push")
 
 
 async def send_all(url: str, deliveries: list[Delivery], concurrency: int, sent: dict[str, float]) -> None:
@@ -434,13 +440,14 @@ async def one_round(kind: str, deliveries: list[Delivery], platform: Platform, s
     try:
         requests_before = await shopify_requests(store)
         sent: dict[str, float] = {}
-        cpu0, store_cpu0 = cpu_seconds(pid), cpu_seconds(store_pid)
+        cpu0, store_cpu0, bench_cpu0 = cpu_seconds(pid), cpu_seconds(store_pid), cpu_seconds(os.getpid())
         started = time.perf_counter()
         await send_all(f"http://127.0.0.1:{port}/webhooks/shopify", deliveries, args.concurrency, sent)
         acked = time.perf_counter()
         await asyncio.wait_for(receiver.done.wait(), args.timeout)
         finished = max(receiver.arrivals.values())
         cpu, store_cpu = cpu_seconds(pid) - cpu0, cpu_seconds(store_pid) - store_cpu0
+        bench_cpu = cpu_seconds(os.getpid()) - bench_cpu0
         requests = await shopify_requests(store) - requests_before
     finally:
         if kind == "gateway":
@@ -452,7 +459,8 @@ async def one_round(kind: str, deliveries: list[Delivery], platform: Platform, s
             stop_server(relay)
     latencies = [(receiver.arrivals[k] - sent[k]) * 1000 for k in receiver.arrivals]
     return Round(kind, len(receiver.arrivals), finished - started, acked - started, latencies, cpu,
-                 requests if kind in READING else None, receiver.bad, store_cpu if kind in READING else 0.0)
+                 requests if kind in READING else None, receiver.bad, store_cpu if kind in READING else 0.0,
+                 bench_cpu)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -530,6 +538,17 @@ async def main(args: argparse.Namespace) -> None:
         verdict = f" (0.8 {'met' if statistics.median(ratios) >= 0.8 else 'MISSED'})" if b == "relay" else ""
         print(f"  ratio {a} / {b:12}: {statistics.median(ratios):.2f}, the median of "
               f"{' · '.join(f'{p:.2f}' for p in ratios)}{verdict}")
+    # The relay round is bound by the relay's one core (its CPU per push ~ its wall time per push), so a design
+    # spending T us of CPU per push over all the round's processes can reach at most cores x relay CPU / T of the
+    # relay's pushes/s, even with every core busy; 0.8x needs T <= cores x relay CPU / 0.8. CPU per push is steadier
+    # than pushes/s when other jobs share the cores.
+    cores = os.cpu_count() or 1
+    relay_us = statistics.median(r.cpu_seconds / r.pushes for r in by_kind["relay"]) * 1e6
+    spent = {kind: statistics.median(r.total_us() for r in by_kind[kind]) for kind in KINDS}
+    print(f"  CPU bound on the ratio: 0.8x needs <= {cores * relay_us / 0.8:.0f} us per push over all processes "
+          f"({cores} cores x relay {relay_us:.0f} us / 0.8); spent (server + store + bench, medians) and the ceiling "
+          f"that leaves: " + " · ".join(f"{kind} {spent[kind]:.0f} us -> {cores * relay_us / spent[kind]:.2f}"
+                                        for kind in ("gateway", "durable-read", "durable-only")))
 
 
 if __name__ == "__main__":
