@@ -165,39 +165,59 @@ def serve_frozen_store(port: int, orders: int) -> None:
     asyncio.run(serve_store(port, orders=orders))
 
 
+class FloorServer:
+    """What the relay and the durable floors share: one push session (as the gateway's: 64 keep-alive connections,
+    no cookie jar), the signed push of two fields, background tasks kept alive, and the aiohttp app around them."""
+
+    def __init__(self, push_url: str) -> None:
+        self.push_url = push_url
+        self.sessions: list[aiohttp.ClientSession] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def push(self, email: Any, name: Any) -> None:
+        body = jsoncodec.dumps({"topic": "Order/Receipt", "recipient": {"email": email},
+                                "params": {"order_number": str(name).lstrip("#")}})
+        headers = {"Content-Type": "application/json", signing.JOINCHAT_HEADER: signing.sign_base64(PUSH_SECRET, body)}
+        async with self.sessions[0].post(self.push_url, data=body, headers=headers) as r:
+            await r.read()
+
+    @staticmethod
+    def verified(request: web.Request, raw: bytes) -> bool:
+        return signing.verify(request.headers.get(signing.SHOPIFY_HEADER), raw, [WEBHOOK_SECRET])
+
+    def run(self, port: int, webhook: Callable[[web.Request], Any], closing: Callable[[], None] = lambda: None) -> None:
+        async def session(app: web.Application) -> AsyncIterator[None]:
+            self.sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
+                                                       cookie_jar=aiohttp.DummyCookieJar()))
+            yield
+            await self.sessions.pop().close()
+            closing()
+
+        app = web.Application(client_max_size=2 * 1024 * 1024)
+        app.router.add_post("/webhooks/shopify", webhook)
+        app.cleanup_ctx.append(session)
+        print("ready", flush=True)
+        web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
 def serve_relay(port: int, push_url: str) -> None:
     """The floor: verify the Shopify HMAC, answer 200, then push a signed POST over one keep-alive session."""
-    sessions: list[aiohttp.ClientSession] = []
-    in_flight: set[asyncio.Task[None]] = set()
-
-    async def push(order: dict[str, Any]) -> None:
-        body = jsoncodec.dumps({"topic": "Order/Receipt", "recipient": {"email": order.get("email")},
-                                "params": {"order_number": str(order["name"]).lstrip("#")}})
-        headers = {"Content-Type": "application/json", signing.JOINCHAT_HEADER: signing.sign_base64(PUSH_SECRET, body)}
-        async with sessions[0].post(push_url, data=body, headers=headers) as r:
-            await r.read()
+    server = FloorServer(push_url)
 
     async def webhook(request: web.Request) -> web.Response:
         raw = await request.read()
-        if not signing.verify(request.headers.get(signing.SHOPIFY_HEADER), raw, [WEBHOOK_SECRET]):
+        if not server.verified(request, raw):
             return web.Response(status=401)
-        task = asyncio.get_running_loop().create_task(push(jsoncodec.loads(raw)))
-        in_flight.add(task)
-        task.add_done_callback(in_flight.discard)
+        order = jsoncodec.loads(raw)
+        server.spawn(server.push(order.get("email"), order["name"]))
         return web.Response(text="ok")
 
-    async def session(app: web.Application) -> AsyncIterator[None]:
-        # as the gateway's push session: 64 keep-alive connections, no cookie jar
-        sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
-                                              cookie_jar=aiohttp.DummyCookieJar()))
-        yield
-        await sessions.pop().close()
-
-    app = web.Application(client_max_size=2 * 1024 * 1024)
-    app.router.add_post("/webhooks/shopify", webhook)
-    app.cleanup_ctx.append(session)
-    print("ready", flush=True)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    server.run(port, webhook)
 
 
 class Journal:
@@ -254,18 +274,12 @@ def serve_durable(port: int, push_url: str, store_url: str | None, journal_path:
     READS_IN_FLIGHT at once — and push one signed POST per order; rows are marked delivered in batches. No rules, no
     mapping beyond two fields, no retries. Without `store_url` the push is made from the webhook (durable only)."""
     journal = Journal(journal_path)
-    sessions: list[aiohttp.ClientSession] = []
-    tasks: set[asyncio.Task[None]] = set()
+    server = FloorServer(push_url)
     unread: list[tuple[int, dict[str, Any]]] = []
     reads = asyncio.Semaphore(READS_IN_FLIGHT)
     done: list[int] = []
     document = load_query("push_orders")
     graphql = f"{store_url}/admin/api/2026-10/graphql.json"
-
-    def spawn(coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
 
     async def mark(seq: int) -> None:
         done.append(seq)
@@ -276,11 +290,7 @@ def serve_durable(port: int, push_url: str, store_url: str | None, journal_path:
             await journal.delivered(seqs)
 
     async def push(seq: int, email: Any, name: Any) -> None:
-        body = jsoncodec.dumps({"topic": "Order/Receipt", "recipient": {"email": email},
-                                "params": {"order_number": str(name).lstrip("#")}})
-        headers = {"Content-Type": "application/json", signing.JOINCHAT_HEADER: signing.sign_base64(PUSH_SECRET, body)}
-        async with sessions[0].post(push_url, data=body, headers=headers) as r:
-            await r.read()
+        await server.push(email, name)
         await mark(seq)
 
     async def read_and_push() -> None:
@@ -291,42 +301,31 @@ def serve_durable(port: int, push_url: str, store_url: str | None, journal_path:
                 return
             variables = {"receiptIds": [o["admin_graphql_api_id"] for _, o in batch], "packageIds": [],
                          "lineItems": RECEIPT_LINE_ITEMS}
-            async with sessions[0].post(graphql, json={"query": document, "variables": variables},
+            async with server.sessions[0].post(graphql, json={"query": document, "variables": variables},
                                         headers={"X-Shopify-Access-Token": TOKEN}) as r:
                 answer = await r.json(loads=jsoncodec.loads)
             assert "data" in answer, answer
             nodes = answer["data"]["receipts"]
             for (seq, _), node in zip(batch, nodes, strict=True):
-                spawn(push(seq, node["email"], node["name"]))
+                server.spawn(push(seq, node["email"], node["name"]))
         if unread:
-            spawn(read_and_push())
+            server.spawn(read_and_push())
 
     async def webhook(request: web.Request) -> web.Response:
         raw = await request.read()
-        if not signing.verify(request.headers.get(signing.SHOPIFY_HEADER), raw, [WEBHOOK_SECRET]):
+        if not server.verified(request, raw):
             return web.Response(status=401)
         order = jsoncodec.loads(raw)
         seq = await journal.append(raw)
         if store_url is None:
-            spawn(push(seq, order.get("email"), order["name"]))
+            server.spawn(push(seq, order.get("email"), order["name"]))
         else:
             unread.append((seq, order))
             if not reads.locked():
-                spawn(read_and_push())
+                server.spawn(read_and_push())
         return web.Response(text="ok")
 
-    async def session(app: web.Application) -> AsyncIterator[None]:
-        sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
-                                              cookie_jar=aiohttp.DummyCookieJar()))
-        yield
-        await sessions.pop().close()
-        journal.pool.shutdown()
-
-    app = web.Application(client_max_size=2 * 1024 * 1024)
-    app.router.add_post("/webhooks/shopify", webhook)
-    app.cleanup_ctx.append(session)
-    print("ready", flush=True)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    server.run(port, webhook, closing=journal.pool.shutdown)
 
 
 @dataclass
