@@ -234,26 +234,22 @@ class Journal:
         self.pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self.busy = False
         self.pool = ThreadPoolExecutor(1)
-        self.commits = 0
 
     async def call(self, op: Callable[[sqlite3.Connection], Any]) -> Any:
         future = asyncio.get_running_loop().create_future()
         self.pending.append((op, future))
-        if not self.busy:
+        if not self.busy:  # one flush at a time; what arrives meanwhile forms its next transaction
+            self.busy = True
             asyncio.get_running_loop().create_task(self._flush())
         return await future
 
     async def _flush(self) -> None:
-        if self.busy:
-            return
-        self.busy = True
         try:
             while self.pending:
                 batch, self.pending = self.pending, []
                 self.conn.execute("BEGIN IMMEDIATE")
                 results = [op(self.conn) for op, _ in batch]
                 await asyncio.get_running_loop().run_in_executor(self.pool, self.conn.execute, "COMMIT")
-                self.commits += 1
                 for (_, future), result in zip(batch, results, strict=True):
                     future.set_result(result)
         finally:
