@@ -416,7 +416,10 @@ class LookupCache:
         return removed
 
     def apply_remote_invalidation(self, event: Invalidation) -> int:
-        """An invalidation another replica made: apply it here without broadcasting it again."""
+        """An invalidation another replica made: apply it here without broadcasting it again. Its tags came over the
+        wire, so they are canonicalised here (local ones were, by `invalidate`)."""
+        if event.tags is not None:
+            event = Invalidation(event.shop_key, tuple(canonical_tag(t) for t in event.tags), event.kind)
         return self._apply(event)
 
     def _apply(self, event: Invalidation) -> int:
@@ -431,7 +434,7 @@ class LookupCache:
                 self._unindex(key, entry)
             part.clear()
             return removed
-        tags = tuple(canonical_tag(t) for t in event.tags) if event.tags is not None else (kind_tag(event.kind or ""),)
+        tags = event.tags if event.tags is not None else (kind_tag(event.kind or ""),)  # tags: canonical already
         keys: set[Hashable] = set()
         for tag in tags:
             keys |= self._tag_index.get((shop_key, tag), set())
