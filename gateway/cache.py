@@ -180,10 +180,11 @@ class _Partition(LRUCache[Hashable, _Entry]):
 
     def peek(self, key: Hashable) -> _Entry | None:
         """The entry without refreshing its LRU position."""
-        try:
-            return Cache.__getitem__(self, key)  # type: ignore[no-any-return]
-        except KeyError:
+        # asked first: cachetools answers a missing key with a KeyError raised from Python (≈ 1.5 µs), and every
+        # store asks for a key that is usually not there
+        if not Cache.__contains__(self, key):
             return None
+        return Cache.__getitem__(self, key)  # type: ignore[no-any-return]
 
     def remove(self, key: Hashable) -> _Entry | None:
         """Delete without counting as an eviction; the removed entry, or None."""
