@@ -262,6 +262,10 @@ async def test_hooks_see_local_invalidations_but_not_remote_ones(cache: LookupCa
     assert cache.apply_remote_invalidation(Invalidation("demo", ("order:1001",))) == 1
     assert cache.peek(("demo", "q")) is None
     assert len(seen) == 2  # not re-broadcast
+    # tags from the wire are canonicalised like local ones
+    await cache.get_or_load(("demo", "q"), load, ttl=60, tags=order_tags(name="1001"))
+    assert cache.apply_remote_invalidation(Invalidation("demo", ("order:#1001",))) == 1
+    assert cache.peek(("demo", "q")) is None
 
 
 async def test_a_broken_hook_does_not_stop_invalidation(cache: LookupCache) -> None:

@@ -453,3 +453,12 @@ def test_queries_refuse_impossible_states_whoever_builds_them() -> None:
         with pytest.raises(InvalidRequest):
             build()
     assert OrdersByAccount(phone="+16135550135").sort == DEFAULT_ORDER_SORT
+
+
+def test_orders_by_account_lower_cases_the_email_whoever_builds_it() -> None:
+    """The one place an email is normalised: a hand-built query means (and is cached as) the codec's."""
+    built = OrdersByAccount(email=" Bob.Norman@Hostmail.com ")
+    assert built.email == "bob.norman@hostmail.com"
+    assert built == V1.parse(jc("orders", {"user_account": "BOB.norman@hostmail.COM"}))
+    with pytest.raises(InvalidRequest):
+        OrdersByAccount(email="   ")

@@ -155,6 +155,23 @@ async def test_memoized_reply_follows_a_fresh_result(gateway: Platform) -> None:
     assert second.json["products"][0]["title"] == "IPod Nano - 16gb"
 
 
+def test_render_memo_does_not_keep_a_result_alive() -> None:
+    """The memo answers for the very Result it rendered, and only while something else (the lookup cache) holds it."""
+    import gc
+
+    from gateway.lookups.types import OrdersResult
+    from gateway.query import RenderMemo
+
+    memo = RenderMemo()
+    result = OrdersResult([], False, 0)
+    memo.put("q", result, b"reply")
+    assert memo.get("q", result) == b"reply"
+    assert memo.get("q", OrdersResult([], False, 0)) is None  # an equal but fresh Result is rendered again
+    del result
+    gc.collect()
+    assert memo.get("q", OrdersResult([], False, 0)) is None
+
+
 async def test_package_number_sent_as_a_json_number(gateway: Platform) -> None:
     raw = b'{"method":"packages","params":{"package_number":1001.2}}'
     reply = await gateway.ask("jc1", raw)

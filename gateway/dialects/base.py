@@ -272,12 +272,12 @@ def pagination(value: Any, limits: Limits) -> Page:
 
 
 def account(value: str, phone_region: str | None = None) -> tuple[str | None, str | None]:
-    """`user_account` as (email, phone): an email when it contains '@' (lower-cased), else a phone in E.164 (a local
-    number is read in the shop's `phone_region`)."""
+    """`user_account` as (email, phone): an email when it contains '@' (lower-cased by OrdersByAccount, the one place
+    that does), else a phone in E.164 (a local number is read in the shop's `phone_region`)."""
     if "@" in value:
         if not looks_like_email(value):
             raise InvalidRequest("user_account is not a valid email address")
-        return value.lower(), None
+        return value, None
     phone = normalize_phone(value, phone_region)
     if phone is None:
         raise InvalidRequest("user_account must be an email address or a phone number")

@@ -136,9 +136,12 @@ async def search_orders(
 ) -> SearchPage:
     """One page of an order search, each result re-checked with `keep` (Shopify's search is a superset at best)."""
     sorting = sort_variables(sort)
-    after, past_end = await start_cursor(
-        ctx, base, page, CursorSpec("orders_cursor", "orders", {"query": query, **sorting})
-    )
+    after: str | None = None
+    past_end = False
+    if page.page > 1:  # page 1 (most lookups) starts at the beginning: no cursor to find
+        after, past_end = await start_cursor(
+            ctx, base, page, CursorSpec("orders_cursor", "orders", {"query": query, **sorting})
+        )
     variables: dict[str, Any] = {
         "query": query,
         "first": page.limit,
@@ -203,6 +206,8 @@ async def complete_line_items(ctx: ShopContext, orders: list[Node]) -> list[Node
 
 def _first_page_key(query: Any) -> Any:
     """The query with page 1: the identity of a search across its pages (cursor keys)."""
+    if query.page.page == 1:
+        return query  # already is (the usual lookup): no copy
     return dataclasses.replace(query, page=Page(1, query.page.limit))
 
 
@@ -238,9 +243,9 @@ async def orders_by_number(ctx: ShopContext, query: OrdersByNumber) -> OrdersRes
 
 
 async def orders_by_account(ctx: ShopContext, query: OrdersByAccount) -> OrdersResult:
-    # The query holds exactly one of them, the phone already in E.164 (checked by OrdersByAccount itself).
+    # The query holds exactly one of them, the email already lower-cased and the phone in E.164 (OrdersByAccount).
     if query.email:
-        return await _orders_by_email(ctx, query, query.email.strip().lower())
+        return await _orders_by_email(ctx, query, query.email)
     assert query.phone is not None
     return await _orders_by_phone(ctx, query, query.phone)
 

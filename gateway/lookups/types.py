@@ -79,6 +79,13 @@ class OrdersByAccount:
     def __post_init__(self) -> None:
         if bool(self.email) == bool(self.phone):
             raise InvalidRequest("exactly one of email or phone")
+        if self.email:
+            # the one place an email is normalised: codecs and hand-built queries alike; the lookup trusts it
+            email = self.email.strip().lower()
+            if email != self.email:
+                object.__setattr__(self, "email", email)
+            if not email:
+                raise InvalidRequest("exactly one of email or phone")
         if self.phone and not is_e164(self.phone):
             raise InvalidRequest("user_account is not a phone number")
 
@@ -123,35 +130,36 @@ Query = (
 )
 
 # --- results -------------------------------------------------------------------------------------------------------
+# Weakly referenceable: gateway.query's reply memo refers to the Result it rendered without keeping it alive.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class OrdersResult:
     orders: list[Receipt]
     has_next_page: bool
     total: int  # all matching orders, not just this page
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class PackagesResult:
     packages: list[Package]
     has_next_page: bool
     total: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class ProductsResult:
     products: list[Product]
     has_next_page: bool
     total: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class PropertyResult:
     values: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class OpenApiOrderResult:
     order: OpenApiOrder
     #: The order's createdAt as Unix seconds, for the codec's max_order_age_days check (40005); None when unknown.

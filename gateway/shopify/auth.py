@@ -52,6 +52,11 @@ class StaticTokenProvider:
     def __init__(self, access_token: str) -> None:
         self._token = access_token
 
+    @property
+    def value(self) -> str:
+        """The token, without awaiting (the client reads it so on every request)."""
+        return self._token
+
     async def token(self) -> str:
         return self._token
 

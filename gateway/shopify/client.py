@@ -193,7 +193,7 @@ class ShopifyAdminClient:
         self.tokens = token_provider or token_provider_for(shop, session, user_agent=USER_AGENT)
         self.bucket: CostBucket | None = None
         #: The last `extensions.cost` seen (benchmarks print it).
-        self.last_cost: dict[str, Any] | None = None
+        self.last_cost: Mapping[str, Any] | None = None
         self._expected_requested: dict[_CostKey, float] = {}
         self._expected_actual: dict[_CostKey, float] = {}
         # our copy of the shop's bucket: points available as of `_available_at` (loop time)
@@ -235,16 +235,25 @@ class ShopifyAdminClient:
         request = _Request(_cost_key(document, variables), payload, _is_mutation(document), deadline, background)
         while True:
             answer = await self._send(request)
-            if answer is None or await self._retries_after(request, answer):
+            if answer is None:
+                continue
+            # a plain 200 with a JSON body (nearly every answer) calls for no other round
+            usual = answer.status == 200 and not answer.throttled and isinstance(answer.body, dict)
+            if not usual and await self._retries_after(request, answer):
                 continue
             return self._data_of(answer)
 
     async def _send(self, request: _Request) -> _Answer | None:
         """One request within a booking of the shop's query points; None when a transport failure was retried."""
-        booking = await self._reserve(request.key, request.deadline, request.background)
+        # the usual case books at once, without a coroutine for the wait
+        booking = self._book_if_free(request.key, request.background) or await self._reserve(
+            request.key, request.deadline, request.background
+        )
         settled = False
         try:
-            token = await self._token(request.deadline)
+            tokens = self.tokens
+            # a fixed token is just read (no coroutine); others may have to fetch one within the deadline
+            token = tokens.value if type(tokens) is StaticTokenProvider else await self._token(request.deadline)
             status, raw, retry_after = await self._post(request.payload, token, request.deadline)
             body = _json_or_none(raw)
             cost = _cost_of(body)
@@ -375,8 +384,6 @@ class ShopifyAdminClient:
         return left > RETRY_PAUSE_SECONDS + MIN_ATTEMPT_SECONDS
 
     async def _token(self, deadline: float) -> str:
-        if type(self.tokens) is StaticTokenProvider:
-            return await self.tokens.token()  # never waits: no deadline to arm
         try:
             async with asyncio.timeout_at(deadline):
                 return await self.tokens.token()
@@ -426,15 +433,24 @@ class ShopifyAdminClient:
         self._flying.add(booking)
         return booking
 
-    async def _reserve(self, key: _CostKey, deadline: float, background: bool) -> _Booking:
-        """Book this document's expected cost, waiting (behind lookups when `background`) until the bucket holds it;
-        ShopifyThrottled when even the refunds in flight and the restore rate cannot bring the points before the
-        deadline."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+    def _book_if_free(self, key: _CostKey, background: bool) -> _Booking | None:
+        """The booking of this document's expected cost when the bucket holds it now and nobody waits ahead; else
+        None (then `_reserve` waits)."""
+        now = asyncio.get_running_loop().time()
         queued = self._lookup_waiters or (background and self._background_waiters)
         if not queued and self._fits(self._expected(key)[0], background, now):
             return self._book(key, now)
+        return None
+
+    async def _reserve(self, key: _CostKey, deadline: float, background: bool) -> _Booking:
+        """Book this document's expected cost, waiting (behind lookups when `background`) until the bucket holds it;
+        ShopifyThrottled when even the refunds in flight and the restore rate cannot bring the points before the
+        deadline. Called when `_book_if_free` could not book."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        booking = self._book_if_free(key, background)
+        if booking is not None:
+            return booking
         self._check_feasible(key, deadline, background, now)
         waiter = _Waiter(key, background, loop.create_future())
         (self._background_waiters if background else self._lookup_waiters).append(waiter)
@@ -526,7 +542,7 @@ class ShopifyAdminClient:
     def _learn(self, key: _CostKey, cost: Mapping[str, Any]) -> None:
         """Remember what the document requested and spent; re-price the bookings in flight of the same document
         (the first ones of a burst were booked at the single-query maximum)."""
-        self.last_cost = dict(cost)
+        self.last_cost = cost  # the decoded answer's own object: nothing changes it afterwards
         requested = cost.get("requestedQueryCost")
         actual = cost.get("actualQueryCost")
         if isinstance(actual, int | float):
