@@ -35,6 +35,7 @@ from tests.fixtures_push import (
     as_push,
     eventually,
     orders_reply,
+    packages_reply,
     push_settings,
     signed_webhook_headers,
     wait_until_settled,
@@ -146,11 +147,39 @@ async def test_fulfillment_webhooks_for_an_order_the_gateway_never_saw(
         "tracking_number": "1ZNEVERSEEN1",
         "image_url": line["image"]["url"],
         "tracking_url": fulfillment["trackingInfo"][0]["url"],
+        "carrier": "UPS",
         "recipient_name": order["shippingAddress"]["name"],
         "tracking_status": "shipped",
     }
     assert await gw.store.order_name_for_tracking(SHOP_KEY, "1ZNEVERSEEN1") == order["name"].lstrip("#")
     assert bot_receiver.delivered("Order/Receipt") == []  # no orders/* webhook: nothing says it became paid
+
+
+async def test_package_update_carries_the_packages_replys_carrier(
+    sandbox_gateway: Any, sandbox: SandboxServer, bot_receiver: BotReceiver
+) -> None:
+    """Decided (README): package/update also carries `carrier`, the fulfillment's tracking company as the `packages`
+    reply has it for the same fulfillment; "" for a fulfillment without tracking."""
+    gw: SandboxGateway = await sandbox_gateway(push={"unpaid_delay_seconds": 3600})
+    shop = sandbox.shop(SANDBOX_DOMAIN)
+    order = await shop.create_order(email="carrier@example.com")
+    tracked = await shop.create_fulfillment(order["id"], tracking_numbers=["CARRIER0001"], company="FedEx")
+    untracked = await shop.create_fulfillment(order["id"], tracking_numbers=[])
+    await settle(sandbox, gw)
+    await bot_receiver.wait_for(lambda r: len(r.delivered("package/update")) == 2)
+    by_number = {
+        p.body["params"]["tracking_number"]: p.body["params"] for p in bot_receiver.delivered("package/update")
+    }
+    assert by_number.keys() == {"CARRIER0001", ""}
+    assert by_number["CARRIER0001"]["carrier"] == "FedEx" and by_number[""]["carrier"] == ""
+    packages = {p["package_number"]: p for p in await packages_reply(gw.client, order["name"].lstrip("#"))}
+    for fulfillment, pushed in ((tracked, by_number["CARRIER0001"]), (untracked, by_number[""])):
+        package = packages[fulfillment["name"].lstrip("#")]
+        assert (pushed["carrier"], pushed["tracking_number"], pushed["tracking_url"]) == (
+            package["carrier"],
+            package["tracking_number"],
+            package["tracking_url"],
+        )
 
 
 async def test_event_only_transitions_are_pushed_once_each_in_order(
