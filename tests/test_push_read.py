@@ -9,6 +9,7 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 from graphql import OperationDefinitionNode, parse
 
 from gateway.ops import Metrics
@@ -35,6 +36,7 @@ from gateway.shopify.queries import load_query
 from tests.fixtures_push import (
     SHOP_DOMAIN,
     SHOP_KEY,
+    SHOPIFY_TOKEN,
     BotReceiver,
     SandboxGateway,
     as_push,
@@ -243,6 +245,29 @@ def _expected_package(order: dict[str, Any], fulfillment: dict[str, Any], n: int
         "recipient_name": order["shippingAddress"]["name"],
         "tracking_status": status,
     }
+
+
+async def test_the_store_answers_the_follow_up_read_as_shopify_does(push_sandbox: SandboxServer) -> None:
+    """push_fulfillments.graphql on the local store: a Fulfillment gid resolves to the fulfillment (its order named),
+    an unknown one to null, a node of another type to {} (the inline fragment does not apply); priced per id."""
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order, [fulfillment] = await _order_in_parts(shop, "lookup@example.com", 1)
+    ids = [fulfillment["id"], "gid://shopify/Fulfillment/999999999", order["id"]]
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            push_sandbox.graphql_url(),
+            json={"query": load_query("push_fulfillments"), "variables": {"ids": ids}},
+            headers={"X-Shopify-Access-Token": SHOPIFY_TOKEN},
+        ) as resp:
+            assert resp.status == 200
+            answer = await resp.json()
+    assert "errors" not in answer, answer
+    found, unknown, other = answer["data"]["fulfillments"]
+    assert (unknown, other) == (None, {})
+    assert found["legacyResourceId"] == fulfillment["legacyResourceId"]
+    assert found["order"] == {"legacyResourceId": order["legacyResourceId"]}
+    assert found["trackingInfo"] == fulfillment["trackingInfo"]
+    assert answer["extensions"]["cost"]["requestedQueryCost"] == len(ids) * FULFILLMENT_COST
 
 
 async def test_a_fulfillment_beyond_the_orders_first_page_is_read_again_and_pushed_whole(
