@@ -136,5 +136,7 @@ class PackageUpdateParams(_Wire):
     tracking_number: str = ""
     image_url: str = ""
     tracking_url: str = ""
+    #: Not in §8's list: decided so (README), the same carrier as the `packages` reply's package.
+    carrier: str = ""
     recipient_name: str = ""
     tracking_status: str

@@ -365,8 +365,9 @@ def find_fulfillment(node: Node, fulfillment_id: int) -> Node | None:
 
 
 def package_update_params(node: Node, fulfillment_id: int, status: str) -> dict[str, Any] | None:
-    """package/update params: the `packages` reply's (first) package of that fulfillment — its tracking number and
-    URL, the first fulfilled line item's image — with the order's recipient name and the transition's status word.
+    """package/update params: the `packages` reply's (first) package of that fulfillment — its tracking number, URL
+    and carrier, the first fulfilled line item's image — with the order's recipient name and the transition's status
+    word.
     None when the order node does not list the fulfillment."""
     fulfillment = find_fulfillment(node, fulfillment_id)
     if fulfillment is None:
@@ -376,6 +377,7 @@ def package_update_params(node: Node, fulfillment_id: int, status: str) -> dict[
         tracking_number=package.tracking_number,
         image_url=package.image_url,
         tracking_url=package.tracking_url,
+        carrier=package.carrier,
         recipient_name=recipient_name(node),
         tracking_status=status,
     ).model_dump()

@@ -515,6 +515,17 @@ async def orders_reply(client: Any, order_number: str, order_url: str) -> dict[s
     return dict(receipt)
 
 
+async def packages_reply(client: Any, order_number: str) -> list[dict[str, Any]]:
+    """The `packages` reply's packages of an order number, asked of the gateway as the bot platform asks."""
+    from tests.fixtures_query import Platform, envelope
+
+    reply = await Platform(client).ask(
+        SHOP_KEY, envelope(SHOP_KEY, "packages", {"order_number": order_number}), secret=QUERY_SECRET
+    )
+    assert reply.status == 200 and reply.json["success"] is True, reply.json
+    return list(reply.json["packages"])
+
+
 def as_push(receipt: dict[str, Any]) -> dict[str, Any]:
     """A receipt of the `orders` reply as Order/Receipt and Order/Unpaid carry it (PROTOCOL §8): the same fields,
     `timestamp` an integer, without the query-only `status`."""

@@ -9,32 +9,40 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 from graphql import OperationDefinitionNode, parse
 
+from gateway.ops import Metrics
 from gateway.push.reader import (
+    FULFILLMENT_COST,
     MAX_LINE_ITEMS,
     MAX_REQUEST_COST,
     PACKAGE_COST,
+    PACKAGE_FULFILLMENTS,
     RECEIPT_LINE_ITEMS,
     PushReader,
     receipt_cost,
 )
 from gateway.push.rules import Rules
+from gateway.push.setup import PUSH_RUNTIME
 from gateway.push.store import EventStatus, PushStatus, PushStore, WebhookMeta
 from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.sandbox import payloads as store_payloads
 from gateway.sandbox.cost import CostCalculator
 from gateway.sandbox.executor import admin_schema
+from gateway.settings import Settings
 from gateway.shopify.client import open_clients
 from gateway.shopify.queries import load_query
 from tests.fixtures_push import (
     SHOP_DOMAIN,
     SHOP_KEY,
+    SHOPIFY_TOKEN,
     BotReceiver,
     SandboxGateway,
     as_push,
     eventually,
     orders_reply,
+    packages_reply,
     push_settings,
     signed_webhook_headers,
     wait_until_settled,
@@ -146,11 +154,39 @@ async def test_fulfillment_webhooks_for_an_order_the_gateway_never_saw(
         "tracking_number": "1ZNEVERSEEN1",
         "image_url": line["image"]["url"],
         "tracking_url": fulfillment["trackingInfo"][0]["url"],
+        "carrier": "UPS",
         "recipient_name": order["shippingAddress"]["name"],
         "tracking_status": "shipped",
     }
     assert await gw.store.order_name_for_tracking(SHOP_KEY, "1ZNEVERSEEN1") == order["name"].lstrip("#")
     assert bot_receiver.delivered("Order/Receipt") == []  # no orders/* webhook: nothing says it became paid
+
+
+async def test_package_update_carries_the_packages_replys_carrier(
+    sandbox_gateway: Any, sandbox: SandboxServer, bot_receiver: BotReceiver
+) -> None:
+    """Decided (README): package/update also carries `carrier`, the fulfillment's tracking company as the `packages`
+    reply has it for the same fulfillment; "" for a fulfillment without tracking."""
+    gw: SandboxGateway = await sandbox_gateway(push={"unpaid_delay_seconds": 3600})
+    shop = sandbox.shop(SANDBOX_DOMAIN)
+    order = await shop.create_order(email="carrier@example.com")
+    tracked = await shop.create_fulfillment(order["id"], tracking_numbers=["CARRIER0001"], company="FedEx")
+    untracked = await shop.create_fulfillment(order["id"], tracking_numbers=[])
+    await settle(sandbox, gw)
+    await bot_receiver.wait_for(lambda r: len(r.delivered("package/update")) == 2)
+    by_number = {
+        p.body["params"]["tracking_number"]: p.body["params"] for p in bot_receiver.delivered("package/update")
+    }
+    assert by_number.keys() == {"CARRIER0001", ""}
+    assert by_number["CARRIER0001"]["carrier"] == "FedEx" and by_number[""]["carrier"] == ""
+    packages = {p["package_number"]: p for p in await packages_reply(gw.client, order["name"].lstrip("#"))}
+    for fulfillment, pushed in ((tracked, by_number["CARRIER0001"]), (untracked, by_number[""])):
+        package = packages[fulfillment["name"].lstrip("#")]
+        assert (pushed["carrier"], pushed["tracking_number"], pushed["tracking_url"]) == (
+            package["carrier"],
+            package["tracking_number"],
+            package["tracking_url"],
+        )
 
 
 async def test_event_only_transitions_are_pushed_once_each_in_order(
@@ -179,14 +215,96 @@ async def test_event_only_transitions_are_pushed_once_each_in_order(
     assert all(p.body["params"]["image_url"] == order["lineItems"][0]["image"]["url"] for p in pushes)
 
 
+async def _order_in_parts(shop: SandboxShop, email: str, parts: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An order of `parts` line items, shipped one item per fulfillment, each tracked."""
+    active = [p for p in shop.products if p["status"] == "ACTIVE"]
+    assert len(active) >= parts
+    order = await shop.create_order(
+        email=email, line_items=[{"product_id": p["legacyResourceId"], "quantity": 1} for p in active[:parts]]
+    )
+    fulfillments = [
+        await shop.create_fulfillment(
+            order["id"],
+            tracking_numbers=[f"1ZPART{n:02d}{order['legacyResourceId']}"],
+            company="DHL Express",
+            line_items=[item["id"]],
+        )
+        for n, item in enumerate(order["lineItems"], 1)
+    ]
+    return order, fulfillments
+
+
+def _expected_package(order: dict[str, Any], fulfillment: dict[str, Any], n: int, status: str) -> dict[str, Any]:
+    """The package/update params for the n-th fulfillment of `_order_in_parts` (its own item's image)."""
+    [tracking] = fulfillment["trackingInfo"]
+    return {
+        "tracking_number": tracking["number"],
+        "image_url": (order["lineItems"][n - 1]["image"] or {}).get("url", ""),
+        "tracking_url": tracking["url"],
+        "carrier": "DHL Express",
+        "recipient_name": order["shippingAddress"]["name"],
+        "tracking_status": status,
+    }
+
+
+async def test_the_store_answers_the_follow_up_read_as_shopify_does(push_sandbox: SandboxServer) -> None:
+    """push_fulfillments.graphql on the local store: a Fulfillment gid resolves to the fulfillment (its order named),
+    an unknown one to null, a node of another type to {} (the inline fragment does not apply); priced per id."""
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order, [fulfillment] = await _order_in_parts(shop, "lookup@example.com", 1)
+    ids = [fulfillment["id"], "gid://shopify/Fulfillment/999999999", order["id"]]
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            push_sandbox.graphql_url(),
+            json={"query": load_query("push_fulfillments"), "variables": {"ids": ids}},
+            headers={"X-Shopify-Access-Token": SHOPIFY_TOKEN},
+        ) as resp:
+            assert resp.status == 200
+            answer = await resp.json()
+    assert "errors" not in answer, answer
+    found, unknown, other = answer["data"]["fulfillments"]
+    assert (unknown, other) == (None, {})
+    assert found["legacyResourceId"] == fulfillment["legacyResourceId"]
+    assert found["order"] == {"legacyResourceId": order["legacyResourceId"]}
+    assert found["trackingInfo"] == fulfillment["trackingInfo"]
+    assert answer["extensions"]["cost"]["requestedQueryCost"] == len(ids) * FULFILLMENT_COST
+
+
+async def test_a_fulfillment_beyond_the_orders_first_page_is_read_again_and_pushed_whole(
+    make_push_gateway: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer
+) -> None:
+    """An order shipped in 7 parts: the push read lists its first PACKAGE_FULFILLMENTS fulfillments, so the
+    fulfillments/create of the 7th reads that fulfillment again by id (one more request) — a complete package/update,
+    not an unpushable one."""
+    gw = await make_push_gateway()
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    parts = PACKAGE_FULFILLMENTS + 2
+    order, fulfillments = await _order_in_parts(shop, "parts@example.com", parts)
+    before = push_sandbox.graphql_requests(SHOP_DOMAIN)
+    created = store_payloads.fulfillment_payload(shop, order, fulfillments[-1])
+    assert await gw.webhook("fulfillments/create", created, mirror=False) == 200
+    await bot_receiver.wait_for(lambda r: len(r.delivered("package/update")) == 1)
+    [push] = bot_receiver.delivered("package/update")
+    assert push.body["recipient"] == {"email": "parts@example.com"}
+    assert push.body["params"] == _expected_package(order, fulfillments[-1], parts, "shipped")
+    assert push.body["params"]["image_url"] and push.body["params"]["tracking_number"]
+    assert push_sandbox.graphql_requests(SHOP_DOMAIN) - before == 2  # the batch's read and one follow-up
+    number = fulfillments[-1]["trackingInfo"][0]["number"]
+    assert await gw.store.order_name_for_tracking(SHOP_KEY, number) == order["name"].lstrip("#")
+
+
 # --- batched, cost-aware reads ---------------------------------------------------------------------------------------
 
 
-def _requested_cost(receipts: int, packages: int, line_items: int) -> int:
-    document = parse(load_query("push_orders"))
+def _document_cost(name: str, variables: dict[str, Any]) -> int:
+    document = parse(load_query(name))
     [operation] = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    return CostCalculator(admin_schema(), document, variables).plan(operation).requested
+
+
+def _requested_cost(receipts: int, packages: int, line_items: int) -> int:
     ids = {"receiptIds": ["gid://shopify/Order/1"] * receipts, "packageIds": ["gid://shopify/Order/1"] * packages}
-    return CostCalculator(admin_schema(), document, {**ids, "lineItems": line_items}).plan(operation).requested
+    return _document_cost("push_orders", {**ids, "lineItems": line_items, "fulfillments": PACKAGE_FULFILLMENTS})
 
 
 def test_the_readers_cost_figures_are_the_stores() -> None:
@@ -195,6 +313,20 @@ def test_the_readers_cost_figures_are_the_stores() -> None:
         assert _requested_cost(receipts, packages, RECEIPT_LINE_ITEMS) == expected
     assert _requested_cost(1, 0, MAX_LINE_ITEMS) == receipt_cost(MAX_LINE_ITEMS) <= MAX_REQUEST_COST
     assert MAX_REQUEST_COST // receipt_cost(RECEIPT_LINE_ITEMS) >= 10 and MAX_REQUEST_COST // PACKAGE_COST >= 10
+    for fulfillments in (1, 4):
+        ids = ["gid://shopify/Fulfillment/1"] * fulfillments
+        assert _document_cost("push_fulfillments", {"ids": ids}) == fulfillments * FULFILLMENT_COST
+
+
+async def _decide_stored_events(push_store: PushStore, settings: Settings, events: int) -> tuple[PushReader, Metrics]:
+    """Claim the stored events (`events` of them) and run the rules on them as one batch, reading through a
+    PushReader of the shop's own client → the reader (its counts) and the client's metrics."""
+    async with open_clients(settings) as clients:
+        reader = PushReader(clients)
+        claimed = await push_store.claim_events(100, 30.0)
+        assert len(claimed) == events
+        await Rules(settings, push_store, reader=reader).process(claimed)
+        return reader, clients[SHOP_KEY].metrics
 
 
 async def test_one_read_per_batch_split_to_stay_within_1000_points(
@@ -218,22 +350,45 @@ async def test_one_read_per_batch_split_to_stay_within_1000_points(
         body = json.dumps(store_payloads.fulfillment_payload(shop, order, fulfillment)).encode()
         await push_store.record_event(SHOP_KEY, f"batch-ship-{i}", WebhookMeta("fulfillments/create"), body)
     before = push_sandbox.graphql_requests(SHOP_DOMAIN)
-    async with open_clients(settings) as clients:
-        reader = PushReader(clients)
-        rules = Rules(settings, push_store, reader=reader)
-        claimed = await push_store.claim_events(100, 30.0)
-        assert len(claimed) == 55
-        await rules.process(claimed)
-        costs = (40 * receipt_cost(RECEIPT_LINE_ITEMS), 15 * PACKAGE_COST)
-        assert (
-            reader.requests == push_sandbox.graphql_requests(SHOP_DOMAIN) - before == -(-sum(costs) // MAX_REQUEST_COST)
-        )
-        assert clients[SHOP_KEY].metrics.value("shopify_throttled_total", shop=SHOP_KEY) == 0
+    reader, metrics = await _decide_stored_events(push_store, settings, 55)
+    costs = (40 * receipt_cost(RECEIPT_LINE_ITEMS), 15 * PACKAGE_COST)
+    assert reader.requests == push_sandbox.graphql_requests(SHOP_DOMAIN) - before == -(-sum(costs) // MAX_REQUEST_COST)
+    assert metrics.value("shopify_throttled_total", shop=SHOP_KEY) == 0
     pushes = await push_store.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=100)
     assert sorted(p.topic for p in pushes) == ["Order/Receipt"] * 40 + ["package/update"] * 15
     for push in pushes:
         params = json.loads(push.body)["params"]
         assert params["image_url"] if push.topic == "package/update" else params["elements"][0]["image_url"]
+
+
+async def test_only_the_order_missing_a_fulfillment_gets_a_follow_up_read(
+    push_store: PushStore, push_sandbox: SandboxServer, tmp_path: Any
+) -> None:
+    """One batch: the 7th and the 2nd fulfillment of an order shipped in 7 parts, the 6th of one shipped in 6, and
+    three orders shipped in one part. One request for the batch, one follow-up carrying only the two fulfillments
+    their orders did not list; every push complete."""
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    settings = push_settings(
+        "http://127.0.0.1:9/push", tmp_path / "unused.sqlite3", admin_api_base=push_sandbox.base_url
+    )
+    parts = PACKAGE_FULFILLMENTS + 2
+    big, big_parts = await _order_in_parts(shop, "parts-a@example.com", parts)
+    other, other_parts = await _order_in_parts(shop, "parts-b@example.com", parts - 1)
+    ordinary = [await _order_in_parts(shop, f"parts-{i}@example.com", 1) for i in range(3)]
+    wanted = [(big, big_parts, 7), (big, big_parts, 2), (other, other_parts, 6)] + [(o, f, 1) for o, f in ordinary]
+    for i, (order, fulfillments, n) in enumerate(wanted):
+        body = json.dumps(store_payloads.fulfillment_payload(shop, order, fulfillments[n - 1])).encode()
+        await push_store.record_event(SHOP_KEY, f"parts-{i}", WebhookMeta("fulfillments/create"), body)
+    before = push_sandbox.graphql_requests(SHOP_DOMAIN)
+    reader, _ = await _decide_stored_events(push_store, settings, len(wanted))
+    assert reader.requests == push_sandbox.graphql_requests(SHOP_DOMAIN) - before == 2
+    assert reader.fulfillments_read_again == 2  # the 7th of one order and the 6th of the other, nothing else
+    pushes = {p.fulfillment_id: p for p in await push_store.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=100)}
+    assert len(pushes) == len(wanted)
+    for order, fulfillments, n in wanted:
+        body = json.loads(pushes[int(fulfillments[n - 1]["legacyResourceId"])].body)
+        assert body["recipient"] == {"email": order["email"]}
+        assert body["params"] == _expected_package(order, fulfillments[n - 1], n, "shipped")
 
 
 # --- Shopify cannot answer -------------------------------------------------------------------------------------------
@@ -260,6 +415,38 @@ async def test_shopify_down_during_the_read_then_the_complete_push_arrives(
         await orders_reply(gw.client, order["name"].lstrip("#"), order["statusPageUrl"])
     )
     assert push.body["params"]["payment_method"] == "Visa 4242"
+    await wait_until_settled(gw.store)
+
+
+async def test_a_failed_follow_up_read_defers_the_push_until_shopify_answers(
+    make_push_gateway: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer
+) -> None:
+    """The batch's read answers, the follow-up for a fulfillment beyond the order's first page does not: nothing is
+    pushed (not even an unpushable or incomplete push), the event waits, and the complete push arrives later."""
+    gw = await make_push_gateway()
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    parts = PACKAGE_FULFILLMENTS + 2
+    order, fulfillments = await _order_in_parts(shop, "parts-down@example.com", parts)
+    before = push_sandbox.graphql_requests(SHOP_DOMAIN)
+    push_sandbox.faults.set(latency=0.2)  # the first answer takes long enough for the switch below to come first
+
+    async def fail_after_the_first_request() -> None:
+        await eventually(lambda: push_sandbox.graphql_requests(SHOP_DOMAIN) > before, what="the batch's read")
+        push_sandbox.faults.set(latency=0.0, error_rate=1.0)
+
+    switch = asyncio.create_task(fail_after_the_first_request())
+    created = store_payloads.fulfillment_payload(shop, order, fulfillments[-1])
+    assert await gw.webhook("fulfillments/create", created, mirror=False) == 200
+    await switch
+    await eventually(lambda: push_sandbox.graphql_requests(SHOP_DOMAIN) >= before + 4, what="reads retried")
+    assert gw.app[PUSH_RUNTIME].rules.reader.fulfillments_read_again >= 1  # the follow-up was what failed first
+    assert bot_receiver.received == [] and await gw.store.list_pushes(SHOP_KEY) == []
+    assert (await gw.store.backlog())["events"] == 1  # the webhook waits, stored
+
+    push_sandbox.faults.clear()
+    await bot_receiver.wait_for(lambda r: len(r.delivered("package/update")) == 1)
+    [push] = bot_receiver.delivered("package/update")
+    assert push.body["params"] == _expected_package(order, fulfillments[-1], parts, "shipped")
     await wait_until_settled(gw.store)
 
 

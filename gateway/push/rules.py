@@ -491,11 +491,16 @@ class Rules:
         tracking numbers the read shows) to their outcomes. Returns shop key → reason for the shops whose read
         failed (their outcomes got nothing)."""
         now = time.time() if now is None else now
-        wanted: dict[str, tuple[set[int], set[int]]] = {}
+        # per shop: the receipts' order ids, and each package order's fulfillment ids
+        wanted: dict[str, tuple[set[int], dict[int, set[int]]]] = {}
         for d in decided:
             for intent in d.intents:
-                receipts, packages = wanted.setdefault(intent.shop_key, (set(), set()))
-                (packages if intent.topic == "package/update" else receipts).add(intent.order_id)
+                receipts, packages = wanted.setdefault(intent.shop_key, (set(), {}))
+                if intent.topic == "package/update":
+                    assert intent.fulfillment_id is not None
+                    packages.setdefault(intent.order_id, set()).add(intent.fulfillment_id)
+                else:
+                    receipts.add(intent.order_id)
         if not wanted:
             return {}
         results = await asyncio.gather(*(self._read(shop_key, r, p) for shop_key, (r, p) in wanted.items()))
@@ -512,7 +517,9 @@ class Rules:
                     self._render_one(intent, read[intent.shop_key].get(intent.order_id), d.outcome, now)
         return failed
 
-    async def _read(self, shop_key: str, receipts: set[int], packages: set[int]) -> dict[int, Node | None] | str:
+    async def _read(
+        self, shop_key: str, receipts: set[int], packages: Mapping[int, set[int]]
+    ) -> dict[int, Node | None] | str:
         if self.reader is None:
             return "no Shopify access configured for the push read"
         try:
@@ -546,7 +553,8 @@ class Rules:
                         )
                 if params is None:
                     status = PushStatus.UNPUSHABLE
-                    reason = f"not pushable: Shopify's order does not list fulfillment {intent.fulfillment_id}"
+                    # the reader looked past the order's first page of fulfillments: Shopify has no such one
+                    reason = f"not pushable: Shopify's order has no fulfillment {intent.fulfillment_id}"
             else:
                 params = receipt_params(node)
             if params is not None and not to:
@@ -581,7 +589,7 @@ class Rules:
             if shop is None or not self._push_allowed(shop, "Order/Unpaid"):
                 decided.append(Decided(EventOutcome(done_checks=done), []))
                 continue
-            result = await self._read(shop_key, {c.order_id for c in shop_checks}, set())
+            result = await self._read(shop_key, {c.order_id for c in shop_checks}, {})
             if isinstance(result, str):
                 log.warning("shop %s: unpaid re-check read failed (%s); will retry", shop_key, result)
                 self.metrics.inc("gateway_push_unpaid_check_errors_total")
