@@ -82,10 +82,12 @@ async def receiver() -> AsyncIterator[Receiver]:
         await runner.cleanup()
 
 
-async def gql(server: SandboxServer, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+async def gql(
+    server: SandboxServer, query: str, variables: dict[str, Any] | None = None, token: str = SANDBOX_TOKEN
+) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
         async with session.post(server.graphql_url(), json={"query": query, "variables": variables or {}},
-                                headers={"X-Shopify-Access-Token": SANDBOX_TOKEN}) as response:
+                                headers={"X-Shopify-Access-Token": token}) as response:
             return await response.json()  # type: ignore[no-any-return]
 
 

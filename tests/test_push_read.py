@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -23,6 +24,7 @@ from gateway.push.reader import (
     PushReader,
     receipt_cost,
 )
+from gateway.push.reconcile import OVERLAP_SECONDS, reconcile_shop
 from gateway.push.rules import Rules
 from gateway.push.setup import PUSH_RUNTIME
 from gateway.push.store import EventStatus, PushStatus, PushStore, WebhookMeta
@@ -31,7 +33,7 @@ from gateway.sandbox import payloads as store_payloads
 from gateway.sandbox.cost import CostCalculator
 from gateway.sandbox.executor import admin_schema
 from gateway.settings import Settings
-from gateway.shopify.client import open_clients
+from gateway.shopify.client import SHOPIFY_CLIENTS, open_clients
 from gateway.shopify.queries import load_query
 from tests.fixtures_push import (
     SHOP_DOMAIN,
@@ -47,7 +49,7 @@ from tests.fixtures_push import (
     signed_webhook_headers,
     wait_until_settled,
 )
-from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_DOMAIN
+from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_DOMAIN, gql
 
 
 async def post_store_webhook(gw: SandboxGateway, topic: str, payload: dict[str, Any]) -> None:
@@ -291,6 +293,54 @@ async def test_a_fulfillment_beyond_the_orders_first_page_is_read_again_and_push
     assert push_sandbox.graphql_requests(SHOP_DOMAIN) - before == 2  # the batch's read and one follow-up
     number = fulfillments[-1]["trackingInfo"][0]["number"]
     assert await gw.store.order_name_for_tracking(SHOP_KEY, number) == order["name"].lstrip("#")
+
+
+async def test_the_store_filters_an_orders_fulfillments_by_timestamp_as_shopify_does(
+    push_sandbox: SandboxServer,
+) -> None:
+    """`Order.fulfillments(query:)` filters by created_at/updated_at (the schema's own description), before `first`:
+    the fulfillments changed since a time, wherever they are in the order's list."""
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order, fulfillments = await _order_in_parts(shop, "filter@example.com", 7)
+    since = shop.now()
+    await shop.add_fulfillment_event(fulfillments[-1]["id"], "IN_TRANSIT")
+    document = """query($id: ID!, $q: String!) { order(id: $id) {
+      changed: fulfillments(first: 5, query: $q) { legacyResourceId }
+      all: fulfillments(first: 5) { legacyResourceId } } }"""
+    answer = await gql(push_sandbox, document, {"id": order["id"], "q": f"updated_at:>='{since.isoformat()}'"},
+                         token=SHOPIFY_TOKEN)
+    assert "errors" not in answer, answer
+    assert answer["data"]["order"]["changed"] == [{"legacyResourceId": fulfillments[-1]["legacyResourceId"]}]
+    assert [f["legacyResourceId"] for f in answer["data"]["order"]["all"]] == [
+        f["legacyResourceId"] for f in fulfillments[:5]
+    ]
+
+
+async def test_reconciliation_sees_a_change_to_an_orders_seventh_fulfillment(
+    make_push_gateway: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer
+) -> None:
+    """The webhooks of a big order's 7th shipment were lost; reconciliation lists the fulfillments changed since its
+    watermark (not the order's first five), so the 7th's transition is pushed, complete."""
+    gw = await make_push_gateway()
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order, fulfillments = await _order_in_parts(shop, "bigorder@example.com", 7)
+    # the gateway has seen everything up to here (its watermark), then the 7th shipment moves and no webhook arrives;
+    # a watermark is whole seconds (as Shopify's updated_at search), so the move comes in the next second
+    await asyncio.sleep(1.01 - shop.now().microsecond / 1e6)
+    seen = shop.now()
+    await gw.store.set_watermark(SHOP_KEY, (seen + timedelta(seconds=OVERLAP_SECONDS)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    await shop.add_fulfillment_event(fulfillments[-1]["id"], "IN_TRANSIT")
+    runtime = gw.app[PUSH_RUNTIME]
+    report = await reconcile_shop(SHOP_KEY, runtime.settings, gw.store, runtime.rules, gw.app[SHOPIFY_CLIENTS][SHOP_KEY])
+    assert (report.orders, report.pushes) == (1, 2)  # the order's receipt (never seen either) and the 7th's move
+    await bot_receiver.wait_for(lambda r: any(
+        p.body["params"]["tracking_number"] == fulfillments[-1]["trackingInfo"][0]["number"]
+        for p in r.delivered("package/update")))
+    pushes = [p for p in bot_receiver.delivered("package/update")
+              if p.body["params"]["tracking_number"] == fulfillments[-1]["trackingInfo"][0]["number"]]
+    assert [p.body["params"] for p in pushes] == [_expected_package(order, fulfillments[-1], 7, "in_transit")]
+    assert len(bot_receiver.delivered("package/update")) == 1  # the unchanged shipments 1-6 are not listed again
+    assert pushes[-1].body["recipient"] == {"email": "bigorder@example.com"}
 
 
 # --- batched, cost-aware reads ---------------------------------------------------------------------------------------

@@ -61,10 +61,11 @@ async def reconcile_shop(
     since = (_parse(stored) - OVERLAP_SECONDS) if stored else now - FIRST_LOOKBACK_SECONDS
     newest = _parse(stored) if stored else since
     after: str | None = None
+    changed_since = f"updated_at:>='{_iso(since)}'"
     for _ in range(MAX_PAGES_PER_PASS):
         data = await client.execute(
             load_query("push_orders_updated"),
-            {"query": f"updated_at:>='{_iso(since)}'", "after": after},
+            {"query": changed_since, "fulfillmentQuery": changed_since, "after": after},
             background=True,  # behind every lookup on the shop's query points: a shopper is waiting for those
         )
         conn = data.get("orders") or {}

@@ -545,10 +545,20 @@ def _order_customer(order: Record, info: GraphQLResolveInfo) -> Record | None:
     return info.context.shop.customer(cid) if cid is not None else None
 
 
+#: `Order.fulfillments(query:)` filters "by timestamps" only (the schema's description of the argument).
+FULFILLMENT_RESOURCE = search.Resource(
+    {
+        "created_at": search.FieldSpec("date", lambda f: f["createdAt"]),
+        "updated_at": search.FieldSpec("date", lambda f: f["updatedAt"]),
+    },
+    lambda f: "",
+)
+
+
 @resolver("Order", "fulfillments")
 def _order_fulfillments(order: Record, info: GraphQLResolveInfo, first: int | None = None, query: str | None = None) -> list[Record]:
     check_page_size(first, "first")
-    items = order["fulfillments"]
+    items = run_search(info, order["fulfillments"], FULFILLMENT_RESOURCE, query) if query else order["fulfillments"]
     return items[:first] if first is not None else items
 
 
