@@ -7,8 +7,8 @@ HTTP against the local store (gateway/sandbox, in this process; its cost model f
 see gateway/sandbox/cost.py). Per kind it prints the GraphQL requests the store received, and the summed
 `requestedQueryCost` / `actualQueryCost` of those requests (from each response's `extensions.cost`). Targets: one
 request per lookup, except a phone number (the customer first), a cold page N (the cursor of page N-1 first), the
-open API's fallback from an id to a name, and an order with more line items than the first request's page (one
-follow-up for the rest); requested cost ≤ 1000 (Shopify's per-query maximum), and at the default limit of 3 ≤ 200
+open API's fallback from an id to a name, an order with more line items than the first request's page (one
+follow-up for the rest), and the packages of an order listing 5 fulfillments (one follow-up for the whole list); requested cost ≤ 1000 (Shopify's per-query maximum), and at the default limit of 3 ≤ 200
 for a list of receipts (RECEIPTS_COST_BUDGET: what a burst holds at once) and ≤ 500 with fulfillments
 (QUERY_COST_BUDGET), gateway/lookups/orders.py.
 
@@ -94,7 +94,12 @@ async def main(orders: int) -> int:
     assert first is not None
     long = await shop.create_order(line_items=[{"title": f"Part {i}", "price": "1.00"} for i in range(105)])
     long_kind = ("orders by number, 105-line order (+ follow-up)", OrdersByNumber(long["name"].lstrip("#")), False, 2)
-    kinds = [*KINDS[:2], long_kind, *KINDS[2:-1],
+    parts = await shop.create_order(line_items=[{"title": f"Part {i}", "price": "1.00"} for i in range(7)])
+    for item in parts["lineItems"]:
+        await shop.create_fulfillment(parts["id"], tracking_numbers=[f"1ZBENCH{item['id'][-6:]}"], line_items=[item["id"]])
+    parts_kind = ("packages by order, 7 fulfillments (+ follow-up)", PackagesQuery(order_number=parts["name"].lstrip("#")),
+                  False, 2)
+    kinds = [*KINDS[:2], long_kind, *KINDS[2:11], parts_kind, *KINDS[11:-1],
              ("open api order by id", OpenApiOrderQuery(str(first["legacyResourceId"])), False, 1), KINDS[-1]]
     async with SandboxServer([shop], host="127.0.0.1", port=0) as server, aiohttp.ClientSession() as session:
         print(f"Shopify requests and query cost per lookup (cold cache, local store with {orders} orders):")

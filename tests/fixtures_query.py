@@ -5,6 +5,7 @@ Shops (keys): `jc1` joinchat v1 (two secrets: a rotation in progress; open API e
   nothing listens (for everything that never reaches Shopify: `test`, signatures, errors, sizes).
 - `Platform` signs bodies exactly as each bot platform does and posts them (`await platform.ask("jc1", body)`).
 - `lookup_context(...)` is one shop's `ShopContext` on a local store, for running lookups without the HTTP layer.
+- `document_cost(name, variables)`: the requested cost of one of our documents by the local store's cost model.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from graphql import OperationDefinitionNode, parse
 
 from gateway import signing
 from gateway.app import create_app
 from gateway.cache import LookupCache
 from gateway.lookups.context import ShopContext
 from gateway.sandbox import SandboxServer, SandboxShop
+from gateway.sandbox.cost import CostCalculator
+from gateway.sandbox.executor import admin_schema
 from gateway.settings import Settings, parse_settings
 from gateway.shopify.client import ShopifyAdminClient
+from gateway.shopify.queries import load_query
 
 JC1_SECRETS = ["jc1-current-secret", "jc1-previous-secret"]
 JC2_SECRET = "jc2-secret"
@@ -41,6 +46,14 @@ TOKENS = {"jc1": "shpat_sandbox_demo", "jc2": "shpat_sandbox_v2", "mb": "shpat_s
 NOWHERE = "http://127.0.0.1:9"
 
 DEFAULT_DOMAINS = {"jc1": "demo.myshopify.com", "jc2": "demo-v2.myshopify.com", "mb": "demo-meetbot.myshopify.com"}
+
+
+def document_cost(name: str, variables: dict[str, Any]) -> int:
+    """The requested cost of our document `name` with `variables`, by the local store's model of Shopify's rules
+    (gateway/sandbox/cost.py), without sending it."""
+    document = parse(load_query(name))
+    [operation] = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    return CostCalculator(admin_schema(), document, variables).plan(operation).requested
 
 
 def lookup_context(

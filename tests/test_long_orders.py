@@ -81,3 +81,60 @@ async def test_package_product_name_lists_the_fulfilled_items_cut_at_80(gateway:
     await shop.create_fulfillment(two, line_items=[ordered["lineItems"][1]["id"]])
     reply = await gateway.query("jc1", "packages", {"order_number": two})
     assert [p["product_name"] for p in reply.json["packages"]] == ["Part 001"]
+
+
+async def shipped_in_parts(shop: SandboxShop, parts: int) -> tuple[str, list[dict[str, Any]]]:
+    """An order of `parts` line items shipped one item per fulfillment, each tracked → (its number, fulfillments)."""
+    number = await long_order(shop, parts)
+    order = shop.order_by_name(f"#{number}")
+    assert order is not None
+    fulfillments = [
+        await shop.create_fulfillment(number, tracking_numbers=[f"1ZPARTS{n:02d}{number}"], line_items=[item["id"]])
+        for n, item in enumerate(order["lineItems"], 1)
+    ]
+    return number, fulfillments
+
+
+async def test_an_order_shipped_in_7_parts_lists_its_7_packages_with_one_follow_up(gateway: Platform) -> None:
+    """`Order.fulfillments(first: 5)` has no cursor: an order listing 5 is read again with a larger page, and the
+    packages reply pages through the complete list."""
+    store = gateway.store
+    assert store is not None
+    number, fulfillments = await shipped_in_parts(store.shop(DOMAIN), 7)
+    store.reset_counters()
+    reply = await gateway.query("jc1", "packages", {"order_number": number}, {"page": 1, "limit": 10})
+    assert reply.status == 200
+    expected = [(f["name"].lstrip("#"), f["trackingInfo"][0]["number"]) for f in fulfillments]
+    assert len(expected) == 7
+    assert [(p["package_number"], p["tracking_number"]) for p in reply.json["packages"]] == expected
+    assert [p["product_name"] for p in reply.json["packages"]] == [f"Part {i:03d}" for i in range(7)]
+    assert store.graphql_requests(DOMAIN) == 2  # the order's first 5 fulfillments, then its whole list
+    last = await gateway.query("jc1", "packages", {"order_number": number}, {"page": 3, "limit": 3})
+    assert last.status == 200
+    assert [(p["package_number"], p["tracking_number"]) for p in last.json["packages"]] == expected[6:]
+    second = await gateway.query("jc1", "packages", {"order_number": number}, {"page": 2, "limit": 3})
+    assert [(p["package_number"], p["tracking_number"]) for p in second.json["packages"]] == expected[3:6]
+    assert store.graphql_requests(DOMAIN) == 2  # every page from the one cached list
+
+
+async def test_only_orders_listing_5_fulfillments_get_the_follow_up(gateway: Platform) -> None:
+    store = gateway.store
+    assert store is not None
+    shop = store.shop(DOMAIN)
+    four, _ = await shipped_in_parts(shop, 4)
+    five, _ = await shipped_in_parts(shop, 5)
+    store.reset_counters()
+    reply = await gateway.query("jc1", "packages", {"order_number": four}, {"page": 1, "limit": 10})
+    assert reply.status == 200 and len(reply.json["packages"]) == 4
+    assert store.graphql_requests(DOMAIN) == 1
+    store.reset_counters()
+    reply = await gateway.query("jc1", "packages", {"order_number": five}, {"page": 1, "limit": 10})
+    assert reply.status == 200 and len(reply.json["packages"]) == 5
+    assert store.graphql_requests(DOMAIN) == 2  # 5 listed may mean more: asked, and there are none
+    # the open API's record statuses read the first page only: no follow-up there
+    assert (await gateway.openapi("1001")).status == 200  # the shop's facts (time zone), read once an hour
+    order = shop.order_by_name(f"#{five}")
+    assert order is not None
+    store.reset_counters()
+    answer = await gateway.openapi(str(order["legacyResourceId"]))
+    assert answer.status == 200 and store.graphql_requests(DOMAIN) == 1

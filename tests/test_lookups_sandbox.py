@@ -16,7 +16,7 @@ import pytest
 
 from gateway.lookups.context import ShopContext
 from gateway.lookups.dispatch import run_lookup
-from gateway.lookups.orders import QUERY_COST_BUDGET
+from gateway.lookups.orders import FOLLOW_UP_FULFILLMENTS, FULFILLMENT_COST, QUERY_COST_BUDGET
 from gateway.lookups.types import (
     InvalidRequest,
     NotFound,
@@ -309,6 +309,28 @@ async def test_packages_by_order_number(ctx: ShopContext, server: SandboxServer)
     assert (await run_lookup(ctx, PackagesQuery(order_number="1014"))).packages == []  # its fulfillment was cancelled
     with pytest.raises(NotFound):
         await run_lookup(ctx, PackagesQuery(order_number="999999"))
+
+
+async def test_packages_of_an_order_shipped_in_7_parts(
+    store: tuple[SandboxServer, SandboxShop], ctx: ShopContext, server: SandboxServer
+) -> None:
+    """The first request lists 5 fulfillments; the follow-up reads the whole list within Shopify's 1000 points."""
+    _, shop = store
+    order = await shop.create_order(line_items=[{"title": f"Part {i}", "price": "1.00"} for i in range(7)])
+    fulfillments = [
+        await shop.create_fulfillment(order["id"], tracking_numbers=[f"1ZSEVEN{n}"], line_items=[item["id"]])
+        for n, item in enumerate(order["lineItems"])
+    ]
+    number = strip_hash(order["name"])
+    server.reset_counters()
+    result = await run_lookup(ctx, PackagesQuery(order_number=number, page=Page(1, 10)))
+    assert [p.package_number for p in result.packages] == [strip_hash(f["name"]) for f in fulfillments]
+    assert [p.tracking_number for p in result.packages] == [f"1ZSEVEN{n}" for n in range(7)]
+    assert (result.total, result.has_next_page) == (7, False)
+    assert requests(server) == 2
+    assert requested_cost(ctx) == 1 + FOLLOW_UP_FULFILLMENTS * FULFILLMENT_COST <= 1000  # the follow-up's
+    (seventh,) = (await run_lookup(ctx, PackagesQuery(order_number=number, page=Page(3, 3)))).packages
+    assert seventh == result.packages[6] and requests(server) == 2
 
 
 async def test_every_display_status_gets_a_label(ctx: ShopContext) -> None:

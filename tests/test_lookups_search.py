@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 
 from gateway.lookups.orders import (
+    FOLLOW_UP_FULFILLMENTS,
+    FULFILLMENT_COST,
     FULFILLMENTS_COST,
+    FULFILLMENTS_PAGE,
     LINE_ITEM_COST,
+    MAX_QUERY_COST,
     MIN_LINE_ITEMS,
     ORDER_BASE_COST,
     QUERY_COST_BUDGET,
@@ -20,6 +24,7 @@ from gateway.lookups.orders import (
 from gateway.lookups.products import effective_sort, product_matches, search_string, title_matches
 from gateway.lookups.search import order_filter_terms, search_term, title_prefix_terms
 from gateway.lookups.types import InvalidRequest, OrderFilter, ProductsQuery, Sort, SortField
+from tests.fixtures_query import document_cost
 
 
 @pytest.mark.parametrize(
@@ -125,3 +130,14 @@ def test_line_item_budget() -> None:
     single = ORDER_BASE_COST + FULFILLMENTS_COST + line_items_per_order(1, with_fulfillments=True) * LINE_ITEM_COST
     assert QUERY_OVERHEAD + single <= QUERY_COST_BUDGET
     assert line_items_per_order(250) == MIN_LINE_ITEMS
+
+
+def test_fulfillment_cost_figures_are_the_stores() -> None:
+    # orders_packages: the orders connection 2, each order 1 plus GatewayFulfillments (FULFILLMENTS_PAGE of them)
+    assert FULFILLMENTS_COST == FULFILLMENTS_PAGE * FULFILLMENT_COST
+    for orders in (1, 3):
+        assert document_cost("orders_packages", {"query": "x", "first": orders}) == 2 + orders * (1 + FULFILLMENTS_COST)
+    # the packages follow-up: the order 1 plus its fulfillments, as many as fit within Shopify's 1000 points
+    follow_up = document_cost("order_fulfillments", {"id": "gid://shopify/Order/1", "first": FOLLOW_UP_FULFILLMENTS})
+    assert follow_up == 1 + FOLLOW_UP_FULFILLMENTS * FULFILLMENT_COST == 993
+    assert follow_up <= MAX_QUERY_COST < follow_up + FULFILLMENT_COST

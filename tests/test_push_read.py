@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from graphql import OperationDefinitionNode, parse
 
 from gateway.ops import Metrics
 from gateway.push.reader import (
@@ -30,8 +29,6 @@ from gateway.push.setup import PUSH_RUNTIME
 from gateway.push.store import EventStatus, PushStatus, PushStore, WebhookMeta
 from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.sandbox import payloads as store_payloads
-from gateway.sandbox.cost import CostCalculator
-from gateway.sandbox.executor import admin_schema
 from gateway.settings import Settings
 from gateway.shopify.client import SHOPIFY_CLIENTS, open_clients
 from gateway.shopify.queries import load_query
@@ -49,6 +46,7 @@ from tests.fixtures_push import (
     signed_webhook_headers,
     wait_until_settled,
 )
+from tests.fixtures_query import document_cost
 from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_DOMAIN, gql
 
 
@@ -346,15 +344,9 @@ async def test_reconciliation_sees_a_change_to_an_orders_seventh_fulfillment(
 # --- batched, cost-aware reads ---------------------------------------------------------------------------------------
 
 
-def _document_cost(name: str, variables: dict[str, Any]) -> int:
-    document = parse(load_query(name))
-    [operation] = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    return CostCalculator(admin_schema(), document, variables).plan(operation).requested
-
-
 def _requested_cost(receipts: int, packages: int, line_items: int) -> int:
     ids = {"receiptIds": ["gid://shopify/Order/1"] * receipts, "packageIds": ["gid://shopify/Order/1"] * packages}
-    return _document_cost("push_orders", {**ids, "lineItems": line_items, "fulfillments": PACKAGE_FULFILLMENTS})
+    return document_cost("push_orders", {**ids, "lineItems": line_items, "fulfillments": PACKAGE_FULFILLMENTS})
 
 
 def test_the_readers_cost_figures_are_the_stores() -> None:
@@ -365,7 +357,7 @@ def test_the_readers_cost_figures_are_the_stores() -> None:
     assert MAX_REQUEST_COST // receipt_cost(RECEIPT_LINE_ITEMS) >= 10 and MAX_REQUEST_COST // PACKAGE_COST >= 10
     for fulfillments in (1, 4):
         ids = ["gid://shopify/Fulfillment/1"] * fulfillments
-        assert _document_cost("push_fulfillments", {"ids": ids}) == fulfillments * FULFILLMENT_COST
+        assert document_cost("push_fulfillments", {"ids": ids}) == fulfillments * FULFILLMENT_COST
 
 
 async def _decide_stored_events(push_store: PushStore, settings: Settings, events: int) -> tuple[PushReader, Metrics]:

@@ -42,7 +42,8 @@ from mappings.receipt import order_status, order_to_receipt
 # refilling 100/s; the unused part is refunded at the end). A query must stay ≤ 1000, and what a lookup requests is
 # what a burst of lookups holds at once: ten lookups of 200 points fit a standard bucket together, four of 500 do.
 # So a list of receipts asks for few line items per order (RECEIPTS_COST_BUDGET) and the rare order with more gets
-# one follow-up request for the rest (`complete_line_items`); lookups with fulfillments stay within
+# one follow-up request for the rest (`complete_line_items`), as the rare order shipped in more parts than the first
+# request lists gets one for its packages (`complete_fulfillments`); lookups with fulfillments stay within
 # QUERY_COST_BUDGET. The costs below are our documents' pieces, measured with the local store's model of Shopify's
 # rules (gateway/sandbox/cost.py); tests/test_lookups_sandbox.py checks them.
 MAX_QUERY_COST = 1000
@@ -51,13 +52,21 @@ RECEIPTS_COST_BUDGET = 200
 QUERY_OVERHEAD = 8  # the orders connection, ordersCount, the customers alias (6), plus a margin
 ORDER_BASE_COST = 31  # GatewayOrder without its line items (incl. the lineItems connection's 2)
 LINE_ITEM_COST = 10  # one line item of GatewayOrder
-FULFILLMENTS_COST = 155  # GatewayFulfillments
+#: One GatewayFulfillment: the fulfillment 1, trackingInfo(first: 3) 3, the titles' connection 2 + 10 × 2, the first
+#: item's image 2 + 3.
+FULFILLMENT_COST = 31
+#: GatewayFulfillments' page (`fulfillments(first: 5)`): an order listing that many may have more.
+FULFILLMENTS_PAGE = 5
+FULFILLMENTS_COST = FULFILLMENTS_PAGE * FULFILLMENT_COST  # GatewayFulfillments: 155
 MAX_LINE_ITEMS = 100  # PROTOCOL §5: at most 100 elements
 #: Even a page of max_limit receipts lists this many line items per order in the first request (then the budget is
 #: exceeded, not 1000); longer orders get the follow-up.
 MIN_LINE_ITEMS = 3
 #: The follow-up's page: the rest up to 100, within one query's max cost (the order 1, the connection 2).
 FOLLOW_UP_LINE_ITEMS = min(MAX_LINE_ITEMS, (MAX_QUERY_COST - 3) // LINE_ITEM_COST)
+#: The packages follow-up's page (order_fulfillments.graphql): as many fulfillments as fit within one query's max
+#: cost (the order 1): 32, requested 1 + 32 × 31 = 993. An order shipped in more parts lists its first 32.
+FOLLOW_UP_FULFILLMENTS = (MAX_QUERY_COST - 1) // FULFILLMENT_COST
 
 _SORT_KEYS = {
     SortField.CREATED_AT: "CREATED_AT",
@@ -173,7 +182,7 @@ async def orders_named(ctx: ShopContext, name: str, *, first: int, line_items: i
     query = search_term("name", name)
     if line_items is None:
         data = await ctx.execute("orders_packages", {"query": query, "first": first})
-        return [node for node in nodes(data["orders"]) if name_matches(node, name)]
+        return await complete_fulfillments(ctx, [node for node in nodes(data["orders"]) if name_matches(node, name)])
     data = await ctx.execute("orders_by_name", {"query": query, "first": first, "lineItems": line_items})
     return await complete_line_items(ctx, [node for node in nodes(data["orders"]) if name_matches(node, name)])
 
@@ -201,6 +210,24 @@ async def complete_line_items(ctx: ShopContext, orders: list[Node]) -> list[Node
     long_orders = [order for order in orders if incomplete(order)]
     if long_orders:
         await asyncio.gather(*(complete(order) for order in long_orders))
+    return orders
+
+
+async def complete_fulfillments(ctx: ShopContext, orders: list[Node]) -> list[Node]:
+    """Orders listing a full page of fulfillments (FULFILLMENTS_PAGE; `Order.fulfillments` says nothing of more, and
+    has no cursor) get their list read again from the start with FOLLOW_UP_FULFILLMENTS, one follow-up request each
+    (run together); the others cost nothing more. Only the packages reply needs every fulfillment (the open API's
+    record statuses read the first page). Returns `orders`, completed in place."""
+
+    async def complete(order: Node) -> None:
+        data = await ctx.execute("order_fulfillments", {"id": order["id"], "first": FOLLOW_UP_FULFILLMENTS})
+        listed = dig(data, "order", "fulfillments")
+        if listed is not None:  # None: the order is gone since the first request; keep what it listed
+            order["fulfillments"] = listed
+
+    full = [order for order in orders if order.get("id") and len(order.get("fulfillments") or ()) >= FULFILLMENTS_PAGE]
+    if full:
+        await asyncio.gather(*(complete(order) for order in full))
     return orders
 
 
