@@ -8,7 +8,7 @@ see gateway/sandbox/cost.py). Per kind it prints the GraphQL requests the store 
 `requestedQueryCost` / `actualQueryCost` of those requests (from each response's `extensions.cost`). Targets: one
 request per lookup, except a phone number (the customer first), a cold page N (the cursor of page N-1 first), the
 open API's fallback from an id to a name, an order with more line items than the first request's page (one
-follow-up for the rest), and the packages of an order listing 5 fulfillments (one follow-up for the whole list); requested cost ≤ 1000 (Shopify's per-query maximum), and at the default limit of 3 ≤ 200
+follow-up for the rest), and the packages of an order with more than 5 fulfillments (one follow-up for the whole list); requested cost ≤ 1000 (Shopify's per-query maximum), and at the default limit of 3 ≤ 200
 for a list of receipts (RECEIPTS_COST_BUDGET: what a burst holds at once) and ≤ 500 with fulfillments
 (QUERY_COST_BUDGET), gateway/lookups/orders.py.
 

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.lookups.context import ShopContext
 from gateway.lookups.dispatch import run_lookup
-from gateway.lookups.orders import FOLLOW_UP_FULFILLMENTS, FULFILLMENT_COST, QUERY_COST_BUDGET
+from gateway.lookups.orders import FULFILLMENT_COST, QUERY_COST_BUDGET
 from gateway.lookups.types import (
     InvalidRequest,
     NotFound,
@@ -328,7 +328,7 @@ async def test_packages_of_an_order_shipped_in_7_parts(
     assert [p.tracking_number for p in result.packages] == [f"1ZSEVEN{n}" for n in range(7)]
     assert (result.total, result.has_next_page) == (7, False)
     assert requests(server) == 2
-    assert requested_cost(ctx) == 1 + FOLLOW_UP_FULFILLMENTS * FULFILLMENT_COST <= 1000  # the follow-up's
+    assert requested_cost(ctx) == 1 + 7 * FULFILLMENT_COST  # the follow-up asks for the 7 fulfillments there are
     (seventh,) = (await run_lookup(ctx, PackagesQuery(order_number=number, page=Page(3, 3)))).packages
     assert seventh == result.packages[6] and requests(server) == 2
 

@@ -133,10 +133,12 @@ def test_line_item_budget() -> None:
 
 
 def test_fulfillment_cost_figures_are_the_stores() -> None:
-    # orders_packages: the orders connection 2, each order 1 plus GatewayFulfillments (FULFILLMENTS_PAGE of them)
+    # orders_packages: the orders connection 2, each order 1, its fulfillmentsCount 1 and GatewayFulfillments
+    # (FULFILLMENTS_PAGE of them)
     assert FULFILLMENTS_COST == FULFILLMENTS_PAGE * FULFILLMENT_COST
     for orders in (1, 3):
-        assert document_cost("orders_packages", {"query": "x", "first": orders}) == 2 + orders * (1 + FULFILLMENTS_COST)
+        cost = document_cost("orders_packages", {"query": "x", "first": orders})
+        assert cost == 2 + orders * (1 + 1 + FULFILLMENTS_COST)
     # the packages follow-up: the order 1 plus its fulfillments, as many as fit within Shopify's 1000 points
     follow_up = document_cost("order_fulfillments", {"id": "gid://shopify/Order/1", "first": FOLLOW_UP_FULFILLMENTS})
     assert follow_up == 1 + FOLLOW_UP_FULFILLMENTS * FULFILLMENT_COST == 993

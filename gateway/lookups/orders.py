@@ -65,7 +65,8 @@ MIN_LINE_ITEMS = 3
 #: The follow-up's page: the rest up to 100, within one query's max cost (the order 1, the connection 2).
 FOLLOW_UP_LINE_ITEMS = min(MAX_LINE_ITEMS, (MAX_QUERY_COST - 3) // LINE_ITEM_COST)
 #: The packages follow-up's page (order_fulfillments.graphql): as many fulfillments as fit within one query's max
-#: cost (the order 1): 32, requested 1 + 32 × 31 = 993. An order shipped in more parts lists its first 32.
+#: cost (the order 1): 32, requested 1 + 32 × 31 = 993. An order shipped in more parts lists its first 32; one
+#: in fewer asks for as many as its fulfillmentsCount.
 FOLLOW_UP_FULFILLMENTS = (MAX_QUERY_COST - 1) // FULFILLMENT_COST
 
 _SORT_KEYS = {
@@ -214,20 +215,27 @@ async def complete_line_items(ctx: ShopContext, orders: list[Node]) -> list[Node
 
 
 async def complete_fulfillments(ctx: ShopContext, orders: list[Node]) -> list[Node]:
-    """Orders listing a full page of fulfillments (FULFILLMENTS_PAGE; `Order.fulfillments` says nothing of more, and
-    has no cursor) get their list read again from the start with FOLLOW_UP_FULFILLMENTS, one follow-up request each
-    (run together); the others cost nothing more. Only the packages reply needs every fulfillment (the open API's
-    record statuses read the first page). Returns `orders`, completed in place."""
+    """Orders with more fulfillments than their first page lists (`fulfillmentsCount` says how many; the list has no
+    cursor) get their list read again from the start, as many as there are up to FOLLOW_UP_FULFILLMENTS, one
+    follow-up request each (run together); the others cost nothing more. Without a count (a document that does not
+    ask for it), a full page (FULFILLMENTS_PAGE) counts as maybe more. Only the packages reply needs every
+    fulfillment (the open API's record statuses read the first page). Returns `orders`, completed in place."""
 
-    async def complete(order: Node) -> None:
-        data = await ctx.execute("order_fulfillments", {"id": order["id"], "first": FOLLOW_UP_FULFILLMENTS})
+    async def complete(order: Node, first: int) -> None:
+        data = await ctx.execute("order_fulfillments", {"id": order["id"], "first": first})
         listed = dig(data, "order", "fulfillments")
         if listed is not None:  # None: the order is gone since the first request; keep what it listed
             order["fulfillments"] = listed
 
-    full = [order for order in orders if order.get("id") and len(order.get("fulfillments") or ()) >= FULFILLMENTS_PAGE]
-    if full:
-        await asyncio.gather(*(complete(order) for order in full))
+    wanted: list[tuple[Node, int]] = []
+    for order in orders:
+        listed = len(order.get("fulfillments") or ())
+        count = dig(order, "fulfillmentsCount", "count")
+        total = count if isinstance(count, int) else (FOLLOW_UP_FULFILLMENTS if listed >= FULFILLMENTS_PAGE else 0)
+        if order.get("id") and total > listed:
+            wanted.append((order, min(total, FOLLOW_UP_FULFILLMENTS)))
+    if wanted:
+        await asyncio.gather(*(complete(order, first) for order, first in wanted))
     return orders
 
 
