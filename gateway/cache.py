@@ -212,7 +212,7 @@ class LookupCache:
         self._partitions: dict[str, _Partition] = {}
         # (shop_key, tag) -> keys registered with that tag
         self._tag_index: dict[tuple[str, str], set[Hashable]] = {}
-        self._inflight: dict[Hashable, asyncio.Task[Any]] = {}
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
         # bumped by every invalidation of a shop; a load that saw it change does not store its result
         self._generation: dict[str, int] = {}
         self._background: set[asyncio.Future[Any]] = set()
@@ -326,24 +326,12 @@ class LookupCache:
     async def _load(
         self, key: tuple[Any, ...], loader: Loader[V], ttl: float, tags: Iterable[str], kind: str | None
     ) -> tuple[V, CacheStatus]:
-        task = self._inflight.get(key)
-        status = CacheStatus.SHARED
-        if task is None:
-            status = CacheStatus.MISS
-            # the shop's invalidation generation as of now: if it moves before the load ends, the result is not stored
-            generation = self._generation.get(key[0], 0)
-            task = asyncio.ensure_future(self._run_loader(key, loader, ttl, tags, kind, generation))
-            self._inflight[key] = task
-            task.add_done_callback(functools.partial(self._load_done, key))
-            self.misses += 1
-            part = self._partitions.get(key[0])
-            if part is not None:
-                part.misses += 1
-        else:
-            self.shared += 1
         try:
-            # shield: a caller cancelled mid-wait (client gone) must not cancel the load the others wait for
-            return await asyncio.shield(task), status
+            shared = self._inflight.get(key)
+            if shared is None:
+                return await self._load_here(key, loader, ttl, tags, kind), CacheStatus.MISS
+            self.shared += 1
+            return await self._join(key, shared, loader, ttl, tags, kind)
         except ShopifyUnavailable:
             stale = self._stale_value(key)
             if stale is _NOTHING:
@@ -353,11 +341,59 @@ class LookupCache:
                 self._metrics.inc("lookup_cache_stale_served_total", shop=str(key[0]))
             return stale, CacheStatus.STALE  # type: ignore[return-value]
 
-    def _load_done(self, key: Hashable, task: asyncio.Task[Any]) -> None:
-        if self._inflight.get(key) is task:
-            del self._inflight[key]
-        if not task.cancelled():
-            task.exception()  # mark retrieved: nobody may be left awaiting a shared failure
+    async def _load_here(
+        self, key: tuple[Any, ...], loader: Loader[V], ttl: float, tags: Iterable[str], kind: str | None
+    ) -> V:
+        """Run the load in the calling task (no task of its own: a miss is the common case under load, and a task,
+        its shield and its callbacks were a measurable part of a miss's CPU); callers of the same key that come
+        meanwhile wait on `done`. If this caller is cancelled (shutdown: aiohttp does not cancel a handler whose
+        client went away), `done` is cancelled and each waiting caller loads again itself."""
+        # the shop's invalidation generation as of now: if it moves before the load ends, the result is not stored
+        generation = self._generation.get(key[0], 0)
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = done
+        self.misses += 1
+        part = self._partitions.get(key[0])
+        if part is not None:
+            part.misses += 1
+        try:
+            value = await self._run_loader(key, loader, ttl, tags, kind, generation)
+        except asyncio.CancelledError:
+            done.cancel()
+            raise
+        except Exception as exc:
+            done.set_exception(exc)
+            done.exception()  # mark retrieved: nobody may be waiting for a shared failure
+            raise
+        else:
+            done.set_result(value)
+            return value
+        finally:
+            if self._inflight.get(key) is done:
+                del self._inflight[key]
+
+    async def _join(
+        self,
+        key: tuple[Any, ...],
+        shared: asyncio.Future[Any],
+        loader: Loader[V],
+        ttl: float,
+        tags: Iterable[str],
+        kind: str | None,
+    ) -> tuple[V, CacheStatus]:
+        """Wait for the load another caller runs; load here if that caller was cancelled (not this one)."""
+        while True:
+            try:
+                # shield: this caller cancelled mid-wait must not cancel the load the others wait for
+                return await asyncio.shield(shared), CacheStatus.SHARED
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if not shared.cancelled() or (me is not None and me.cancelling()):
+                    raise
+            again = self._inflight.get(key)
+            if again is None:
+                return await self._load_here(key, loader, ttl, tags, kind), CacheStatus.MISS
+            shared = again
 
     async def _run_loader(
         self,

@@ -123,6 +123,39 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_load(cache: LookupC
     assert cache.peek(("demo", "q")) == "done"
 
 
+async def test_a_cancelled_waiter_does_not_cancel_the_load_it_shares(cache: LookupCache) -> None:
+    load = CountingLoader("done")
+    load.gate = asyncio.Event()
+    loader = asyncio.ensure_future(cache.get_or_load(("demo", "q"), load, ttl=60))
+    quitter = asyncio.ensure_future(cache.get_or_load(("demo", "q"), load, ttl=60))
+    await asyncio.sleep(0)
+    quitter.cancel()
+    await asyncio.sleep(0)
+    load.gate.set()
+    assert await loader == "done" and quitter.cancelled()
+    assert load.calls == 1
+
+
+async def test_when_the_loading_caller_is_cancelled_each_waiter_is_still_answered(cache: LookupCache) -> None:
+    """The first caller runs the load itself; cancelled (a shutdown), the callers waiting on it load again — one of
+    them, the others wait for that one — instead of failing."""
+    load = CountingLoader("done")
+    load.gate = asyncio.Event()
+    first = asyncio.ensure_future(cache.get_or_load_status(("demo", "q"), load, ttl=60))
+    waiters = [asyncio.ensure_future(cache.get_or_load_status(("demo", "q"), load, ttl=60)) for _ in range(3)]
+    await asyncio.sleep(0)
+    first.cancel()
+    for _ in range(3):  # the cancellation reaches the waiters; one of them starts the load again
+        await asyncio.sleep(0)
+    load.gate.set()
+    results = await asyncio.gather(*waiters)
+    assert first.cancelled()
+    assert [value for value, _ in results] == ["done"] * 3
+    statuses = [status for _, status in results]
+    assert statuses.count(CacheStatus.MISS) == 1 and statuses.count(CacheStatus.SHARED) == 2
+    assert load.calls == 2  # the cancelled load, and one more for the three that waited
+
+
 async def test_ttl_expiry(cache: LookupCache, clock: FakeClock) -> None:
     load = CountingLoader()
     await cache.get_or_load(("demo", "q"), load, ttl=60)
