@@ -261,7 +261,7 @@ def main() -> int:
                              *wrk_latency(store_url, [store_request(n) for n in distinct], args.seconds, args.clients)))
                 store_cpu = (f"; store CPU {s_gateway:.0f} us per request via the gateway, "
                              f"{(cpu_seconds(store.pid) - s1) / (rows[1][3] * args.seconds) * 1e6:.0f} us direct; "
-                             f"ratio per round {', '.join(f'{x:.2f}' for x in ratios)}")
+                             f"ratio per round, sorted {', '.join(f'{x:.2f}' for x in ratios)}")
                 rows.append(("bare aiohttp relay (verify+forward)", *(median([r[i] for r in relay_runs]) for i in (1, 2, 3))))
             else:
                 print("bench_query_miss: wrk not found (apt-get install wrk); 50 aiohttp clients in this process "
