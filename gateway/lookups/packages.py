@@ -3,8 +3,8 @@ tracking number (through the push side's tracking index: Shopify cannot search b
 
 The packages of an order are fetched once (`orders_packages` by name: names and fulfillments) and cached as a list; every
 page and every package-number lookup of that order reads the same entry. That request lists an order's first 5
-fulfillments; an order listing all 5 gets one follow-up request for its whole list (`complete_fulfillments`), so an
-order shipped in 7 parts shows its 7 packages.
+fulfillments and its `fulfillmentsCount`; an order with more gets one follow-up request for its whole list
+(`complete_fulfillments`), so an order shipped in 7 parts shows its 7 packages.
 """
 
 from __future__ import annotations

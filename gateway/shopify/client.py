@@ -445,12 +445,9 @@ class ShopifyAdminClient:
     async def _reserve(self, key: _CostKey, deadline: float, background: bool) -> _Booking:
         """Book this document's expected cost, waiting (behind lookups when `background`) until the bucket holds it;
         ShopifyThrottled when even the refunds in flight and the restore rate cannot bring the points before the
-        deadline. Called when `_book_if_free` could not book."""
+        deadline. Called right after `_book_if_free` could not book (nothing ran in between: no need to ask again)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        booking = self._book_if_free(key, background)
-        if booking is not None:
-            return booking
         self._check_feasible(key, deadline, background, now)
         waiter = _Waiter(key, background, loop.create_future())
         (self._background_waiters if background else self._lookup_waiters).append(waiter)
