@@ -118,16 +118,23 @@ async def serve_bare(port: int) -> None:
     await serve_forever(port, bare_handler)
 
 
-async def serve_proxy(port: int, store_port: int) -> None:
+async def serve_proxy(port: int, store_port: int, fast_json: bool = False) -> None:
     """The floor of an aiohttp relay, for bench_query_miss.py: verify the signature, decode the JSON, send the same
     GraphQL request as the gateway to the store over one keep-alive aiohttp session, decode the answer and reply with
-    its order nodes as JSON. No cache, no mapping, no throttling."""
+    its order nodes as JSON. No cache, no mapping, no throttling. JSON with the standard library (the issue's relay),
+    or with `fast_json` the gateway's own codec (orjson): the lowest floor an aiohttp relay can have."""
     import aiohttp
 
+    from gateway import jsoncodec
     from gateway.lookups.orders import line_items_per_order, sort_variables
     from gateway.lookups.search import search_term
     from gateway.lookups.types import DEFAULT_ORDER_SORT
     from gateway.shopify.queries import load_query
+
+    loads: Callable[[bytes], Any] = jsoncodec.loads if fast_json else json.loads
+
+    def dumps(value: Any, separators: tuple[str, str] | None = None) -> bytes:
+        return jsoncodec.dumps(value) if fast_json else json.dumps(value, separators=separators).encode()
 
     document = load_query("orders_search")
     url = f"http://127.0.0.1:{store_port}/admin/api/2026-10/graphql.json"
@@ -138,14 +145,14 @@ async def serve_proxy(port: int, store_port: int) -> None:
         body = await request.read()
         if not signing.verify(request.headers.get(signing.JOINCHAT_HEADER), body, (SECRET,)):
             return web.json_response({"success": False}, status=401)
-        number = str(json.loads(body)["params"]["order_number"])
+        number = str(loads(body)["params"]["order_number"])
         variables = {"query": search_term("name", number), "first": 3, "after": None, **sort_variables(DEFAULT_ORDER_SORT),
                      "lineItems": line_items_per_order(3)}
-        payload = json.dumps({"query": document, "variables": variables}, separators=(",", ":")).encode()
+        payload = dumps({"query": document, "variables": variables}, separators=(",", ":"))
         async with session.post(url, data=payload, headers=headers) as resp:
-            data = json.loads(await resp.read())["data"]
+            data = loads(await resp.read())["data"]
         reply = {"success": True, "orders": data["orders"]["nodes"]}
-        return web.Response(body=json.dumps(reply).encode(), content_type="application/json")
+        return web.Response(body=dumps(reply), content_type="application/json")
 
     await serve_forever(port, relay)
 
@@ -235,7 +242,7 @@ def py_load(url: str, body: bytes, headers: dict[str, str], seconds: int, connec
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--serve", choices=["gateway", "bare", "store", "proxy"], help=argparse.SUPPRESS)
+    ap.add_argument("--serve", choices=["gateway", "bare", "store", "proxy", "proxy-orjson"], help=argparse.SUPPRESS)
     ap.add_argument("--load", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--store-port", type=int, default=0, help=argparse.SUPPRESS)
@@ -257,8 +264,8 @@ def main() -> int:
     if args.serve == "bare":
         asyncio.run(serve_bare(args.port))
         return 0
-    if args.serve == "proxy":
-        asyncio.run(serve_proxy(args.port, args.store_port))
+    if args.serve in ("proxy", "proxy-orjson"):
+        asyncio.run(serve_proxy(args.port, args.store_port, fast_json=args.serve == "proxy-orjson"))
         return 0
     if args.load:
         spec = json.loads(args.load)
