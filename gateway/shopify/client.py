@@ -282,12 +282,15 @@ class ShopifyAdminClient:
                 self._headers_token = token
             self.metrics.inc("shopify_requests_total", shop=self.shop_key)
             try:
-                async with self.session.post(
+                resp = await self.session.post(
                     self.url, data=request.payload, headers=self._headers, timeout=aiohttp.ClientTimeout(total=remaining)
-                ) as resp:
+                )
+                try:
                     raw = await resp.read()
-                    status = resp.status
-                    resp_headers = resp.headers
+                finally:
+                    resp.release()
+                status = resp.status
+                resp_headers = resp.headers
             except aiohttp.ClientConnectorError as exc:
                 raise _TransportError(
                     f"cannot connect to Shopify: {type(exc).__name__}", may_have_arrived=False
