@@ -709,13 +709,15 @@ def _body_prefix(document: str) -> bytes:
 
 
 def _cost_key(document: str, variables: dict[str, Any] | None) -> _CostKey:
-    """The document, then each integer variable's name and value (a plain loop: no generator to resume per item)."""
+    """The document, then each integer variable's name and value (a plain loop: no generator to resume per item;
+    two appends time faster than extending by a pair)."""
     if not variables:
         return (document,)
     key: list[Any] = [document]
     for name, value in variables.items():
         if type(value) is int:
-            key += (name, value)
+            key.append(name)
+            key.append(value)
     return tuple(key)
 
 
