@@ -500,6 +500,29 @@ async def test_other_errors_with_partial_data_raise_and_carry_the_data(session: 
     assert len(shopify.seen_headers) == 3
 
 
+def _priced(requested: float, actual: float | None) -> dict[str, Any]:
+    return {**OK_BODY, "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual}}}
+
+
+async def test_each_document_expects_what_shopify_last_reported(session: aiohttp.ClientSession) -> None:
+    """Learned per document: the last requested cost, and the last actual cost reported (an answer without one keeps
+    it), never above the requested one; metrics count what each answer said."""
+    from gateway.shopify.client import _cost_key
+
+    script = [(200, _priced(*costs), {}) for costs in ((12, 5), (12, 5), (12, 8), (20, None), (6, None))]
+    expected = [(12.0, 5.0), (12.0, 5.0), (12.0, 8.0), (20.0, 8.0), (6.0, 6.0)]
+    async with ScriptedShopify(script) as shopify:
+        client = ShopifyAdminClient(shop_settings(shopify.base_url, TOKEN_AUTH), session, shop_key="demo")
+        key = _cost_key(SHOP_NAME, None)
+        assert client._expected(key) == (1000.0, 1000.0)  # unpriced: the single-query maximum
+        for want in expected:
+            assert await client.execute(SHOP_NAME) == OK_BODY["data"]
+            assert client._expected(key) == want
+    assert client.metrics.value("shopify_query_requested_cost_total", shop="demo") == 12 * 3 + 20 + 6
+    assert client.metrics.value("shopify_query_cost_total", shop="demo") == 5 + 5 + 8
+    assert client.metrics.value("shopify_requests_total", shop="demo") == 5
+
+
 def test_mutations_are_recognised_after_fragments() -> None:
     from gateway.shopify.client import _is_mutation
 

@@ -52,6 +52,7 @@ from typing import Any
 import aiohttp
 import shopify
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway import jsoncodec
 from gateway.keys import SETTINGS
@@ -115,6 +116,9 @@ class CostBucket:
         refilled = self.currently_available + (now - self.read_at) * self.restore_rate
         return min(self.maximum_available, refilled)
 
+
+#: What `extensions.cost` figures are (JSON numbers).
+_NUMBER = (int, float)
 
 #: A document and the integer variables that size its lists (`first`, `lineItems`): what Shopify prices.
 _CostKey = tuple[Any, ...]
@@ -194,8 +198,10 @@ class ShopifyAdminClient:
         self.bucket: CostBucket | None = None
         #: The last `extensions.cost` seen (benchmarks print it).
         self.last_cost: Mapping[str, Any] | None = None
-        self._expected_requested: dict[_CostKey, float] = {}
-        self._expected_actual: dict[_CostKey, float] = {}
+        #: Per document and page sizes, as Shopify last priced it: (requested, expected actual = the last actual
+        #: cost reported, at most the requested one); and that last actual cost as reported.
+        self._expected_costs: dict[_CostKey, tuple[float, float]] = {}
+        self._last_actual: dict[_CostKey, float] = {}
         # our copy of the shop's bucket: points available as of `_available_at` (loop time)
         self._maximum, self._restore_rate = ASSUMED_BUCKET
         self._available = self._maximum
@@ -207,6 +213,9 @@ class ShopifyAdminClient:
         self._lookup_waiters: deque[_Waiter] = deque()
         self._background_waiters: deque[_Waiter] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        # the request headers, built once per token
+        self._headers_token: str | None = None
+        self._headers: CIMultiDict[str] = CIMultiDict()
         #: The `X-Shopify-API-Version` of the last answer: the version Shopify served (the operator console shows it).
         self.served_api_version: str | None = None
 
@@ -244,30 +253,76 @@ class ShopifyAdminClient:
             return self._data_of(answer)
 
     async def _send(self, request: _Request) -> _Answer | None:
-        """One request within a booking of the shop's query points; None when a transport failure was retried."""
+        """One request within a booking of the shop's query points; None when a transport failure was retried.
+
+        The usual round runs in this one coroutine (book, post, read, settle) with two clock reads: at the booking
+        and at the answer."""
+        loop = asyncio.get_running_loop()
+        key = request.key
+        now = loop.time()
         # the usual case books at once, without a coroutine for the wait
-        booking = self._book_if_free(request.key, request.background) or await self._reserve(
-            request.key, request.deadline, request.background
+        booking = self._book_if_free(key, request.background, now) or await self._reserve(
+            key, request.deadline, request.background
         )
         settled = False
         try:
             tokens = self.tokens
-            # a fixed token is just read (no coroutine); others may have to fetch one within the deadline
-            token = tokens.value if type(tokens) is StaticTokenProvider else await self._token(request.deadline)
-            status, raw, retry_after = await self._post(request.payload, token, request.deadline)
+            if type(tokens) is StaticTokenProvider:
+                token = tokens.value  # a fixed token is just read (no coroutine)
+                if booking.sent_at != now:
+                    now = loop.time()  # booked after a wait
+            else:  # others may have to fetch one within the deadline
+                token = await self._token(request.deadline)
+                now = loop.time()
+            remaining = request.deadline - now
+            if remaining <= 0:
+                raise _TransportError("deadline passed before the request", may_have_arrived=False)
+            if token != self._headers_token:
+                self._headers = CIMultiDict({"X-Shopify-Access-Token": token, **_HEADERS})
+                self._headers_token = token
+            self.metrics.inc("shopify_requests_total", shop=self.shop_key)
+            try:
+                resp = await self.session.post(
+                    self.url, data=request.payload, headers=self._headers, timeout=aiohttp.ClientTimeout(total=remaining)
+                )
+                try:
+                    raw = await resp.read()
+                finally:
+                    resp.release()
+                status = resp.status
+                resp_headers = resp.headers
+            except aiohttp.ClientConnectorError as exc:
+                raise _TransportError(
+                    f"cannot connect to Shopify: {type(exc).__name__}", may_have_arrived=False
+                ) from None
+            except TimeoutError:
+                raise _TransportError("Shopify did not answer before the deadline", may_have_arrived=True) from None
+            except aiohttp.ClientError as exc:
+                raise _TransportError(
+                    f"Shopify connection failed: {type(exc).__name__}", may_have_arrived=True
+                ) from None
+            self.served_api_version = resp_headers.get("X-Shopify-API-Version") or self.served_api_version
+            retry_after = resp_headers.get("Retry-After")
             body = _json_or_none(raw)
-            cost = _cost_of(body)
-            errors = body.get("errors") if isinstance(body, dict) else None
-            throttled = status == 429 or _is_throttled(errors)
+            # orjson builds plain dicts: `type(...) is dict` is isinstance here
+            if type(body) is dict:
+                extensions = body.get("extensions")
+                cost = extensions.get("cost") if type(extensions) is dict else None
+                if type(cost) is not dict:
+                    cost = None
+                errors = body.get("errors")
+            else:
+                cost = errors = None
+            throttled = status == 429 or (errors is not None and _is_throttled(errors))
             # an HTTP answer without a cost (401, 5xx) ran no query
-            self._settle(booking, request.key, cost, throttled=throttled, refund_all=cost is None)
+            self._settle(booking, key, cost, loop.time(), throttled=throttled, refund_all=cost is None)
             settled = True
         except ShopifyUnavailable as exc:
             await self._retry_once_or_raise(request, exc)
             return None
         finally:
             if not settled:
-                self._settle(booking, request.key, None)
+                self._settle(booking, key, None, loop.time())
         return _Answer(status, body, cost, errors, throttled, retry_after, token)
 
     async def _retries_after(self, request: _Request, answer: _Answer) -> bool:
@@ -357,26 +412,6 @@ class ShopifyAdminClient:
 
     # --- transport -------------------------------------------------------------------------------------------------
 
-    async def _post(self, payload: bytes, token: str, deadline: float) -> tuple[int, bytes, str | None]:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            raise _TransportError("deadline passed before the request", may_have_arrived=False)
-        headers = {"X-Shopify-Access-Token": token, **_HEADERS}
-        self.metrics.inc("shopify_requests_total", shop=self.shop_key)
-        try:
-            async with self.session.post(
-                self.url, data=payload, headers=headers, timeout=aiohttp.ClientTimeout(total=remaining)
-            ) as resp:
-                raw = await resp.read()
-                self.served_api_version = resp.headers.get("X-Shopify-API-Version") or self.served_api_version
-                return resp.status, raw, resp.headers.get("Retry-After")
-        except aiohttp.ClientConnectorError as exc:
-            raise _TransportError(f"cannot connect to Shopify: {type(exc).__name__}", may_have_arrived=False) from None
-        except TimeoutError:
-            raise _TransportError("Shopify did not answer before the deadline", may_have_arrived=True) from None
-        except aiohttp.ClientError as exc:
-            raise _TransportError(f"Shopify connection failed: {type(exc).__name__}", may_have_arrived=True) from None
-
     def _may_retry(self, exc: ShopifyUnavailable, is_mutation: bool, deadline: float) -> bool:
         if is_mutation and getattr(exc, "may_have_arrived", False):
             return False  # a mutation that may have been applied is not repeated blindly
@@ -407,15 +442,18 @@ class ShopifyAdminClient:
     def _expected(self, key: _CostKey) -> tuple[float, float]:
         """(requested, actual) expected of a document with these page sizes: the last ones Shopify reported, or the
         single-query maximum until it has (so an unknown document never overdraws the bucket)."""
-        requested = self._expected_requested.get(key)
-        if requested is None:
+        known = self._expected_costs.get(key)
+        if known is None:
             requested = min(UNKNOWN_DOCUMENT_COST, self._maximum)
             return requested, requested
-        return min(requested, self._maximum), min(self._expected_actual.get(key, requested), requested)
+        if known[0] > self._maximum:
+            return self._maximum, known[1]
+        return known
 
     def _refill(self, now: float) -> float:
         if now > self._available_at:
-            self._available = min(self._maximum, self._available + (now - self._available_at) * self._restore_rate)
+            refilled = self._available + (now - self._available_at) * self._restore_rate
+            self._available = refilled if refilled < self._maximum else self._maximum
             self._available_at = now
         return self._available
 
@@ -424,23 +462,21 @@ class ShopifyAdminClient:
         floor = self._maximum * BACKGROUND_RESERVE if background else 0.0
         return self._refill(now) - requested >= floor
 
-    def _book(self, key: _CostKey, now: float) -> _Booking:
-        requested, actual = self._expected(key)
-        self._refill(now)
+    def _book(self, key: _CostKey, requested: float, actual: float, now: float) -> _Booking:
+        """Charge `requested` (what `_expected` says of `key`) to the bucket, just refilled to `now` by `_fits`."""
         self._available -= requested
         self._refunds_in_flight += requested - actual
         booking = _Booking(key, requested, actual, now)
         self._flying.add(booking)
         return booking
 
-    def _book_if_free(self, key: _CostKey, background: bool) -> _Booking | None:
+    def _book_if_free(self, key: _CostKey, background: bool, now: float) -> _Booking | None:
         """The booking of this document's expected cost when the bucket holds it now and nobody waits ahead; else
         None (then `_reserve` waits)."""
-        now = asyncio.get_running_loop().time()
-        queued = self._lookup_waiters or (background and self._background_waiters)
-        if not queued and self._fits(self._expected(key)[0], background, now):
-            return self._book(key, now)
-        return None
+        if self._lookup_waiters or (background and self._background_waiters):
+            return None
+        requested, actual = self._expected(key)
+        return self._book(key, requested, actual, now) if self._fits(requested, background, now) else None
 
     async def _reserve(self, key: _CostKey, deadline: float, background: bool) -> _Booking:
         """Book this document's expected cost, waiting (behind lookups when `background`) until the bucket holds it;
@@ -451,7 +487,7 @@ class ShopifyAdminClient:
         self._check_feasible(key, deadline, background, now)
         waiter = _Waiter(key, background, loop.create_future())
         (self._background_waiters if background else self._lookup_waiters).append(waiter)
-        self._pump()
+        self._pump(now)
         give_up = deadline - max(MIN_ATTEMPT_SECONDS, self._round_trip)
         try:
             async with asyncio.timeout_at(give_up):
@@ -463,7 +499,8 @@ class ShopifyAdminClient:
             booking = waiter.future.result()  # booked just as time ran out: still worth sending
         except asyncio.CancelledError:
             if waiter.future.done() and not waiter.future.cancelled():
-                self._settle(waiter.future.result(), key, None, refund_all=True)  # booked for a caller who left
+                # booked for a caller who left
+                self._settle(waiter.future.result(), key, None, loop.time(), refund_all=True)
             raise
         self.metrics.inc("shopify_throttle_wait_seconds_total", booking.sent_at - now, shop=self.shop_key)
         return booking
@@ -471,7 +508,7 @@ class ShopifyAdminClient:
     def _check_feasible(self, key: _CostKey, deadline: float, background: bool, now: float) -> None:
         """Raise ShopifyThrottled if the points cannot be there in time even counting every refund in flight: the
         bucket then only refills at the restore rate."""
-        if key not in self._expected_requested or any(b.key not in self._expected_requested for b in self._flying):
+        if key not in self._expected_costs or any(b.key not in self._expected_costs for b in self._flying):
             return  # what unpriced documents hold is a guess: wait, bounded by the deadline, and see
         requested, _ = self._expected(key)
         ahead = self._lookup_waiters if not background else [*self._lookup_waiters, *self._background_waiters]
@@ -486,11 +523,13 @@ class ShopifyAdminClient:
                 f"Shopify query points short by {short:.0f}; refilling takes {wait:.2f} s, past the deadline"
             )
 
-    def _pump(self) -> None:
+    def _pump(self, now: float | None = None) -> None:
         """Book the waiting queries that now fit, lookups first and each queue in arrival order; arm a timer for the
-        restore rate when the first one left does not fit (refunds arriving call this again)."""
+        restore rate when the first one left does not fit (refunds arriving call this again). `now`: the loop time
+        when the caller just read it (the timer calls this without)."""
         loop = asyncio.get_running_loop()
-        now = loop.time()
+        if now is None:
+            now = loop.time()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -500,7 +539,7 @@ class ShopifyAdminClient:
                 if waiter.future.done():
                     queue.popleft()
                     continue
-                requested = self._expected(waiter.key)[0]
+                requested, actual = self._expected(waiter.key)
                 if not self._fits(requested, background, now):
                     floor = self._maximum * BACKGROUND_RESERVE if background else 0.0
                     if self._restore_rate > 0:
@@ -508,54 +547,62 @@ class ShopifyAdminClient:
                         self._timer = loop.call_at(now + max(wait, 0.001), self._pump)
                     return
                 queue.popleft()
-                waiter.future.set_result(self._book(waiter.key, now))
+                waiter.future.set_result(self._book(waiter.key, requested, actual, now))
 
     def _settle(
-        self, booking: _Booking, key: _CostKey, cost: Mapping[str, Any] | None, *, throttled: bool = False,
-        refund_all: bool = False,
+        self, booking: _Booking, key: _CostKey, cost: Mapping[str, Any] | None, now: float, *,
+        throttled: bool = False, refund_all: bool = False,
     ) -> None:
-        """Credit back what the request did not spend and learn from its `extensions.cost`; then let waiters in."""
-        now = asyncio.get_running_loop().time()
+        """Credit back what the request did not spend and learn from its `extensions.cost` (read at `now`, loop
+        time); then let waiters in."""
         self._flying.discard(booking)
         self._refunds_in_flight -= booking.requested - booking.actual
         self._refill(now)
         if cost is not None:
             self._learn(key, cost)  # first: a newly priced document re-prices the bookings still in flight
-        actual = cost.get("actualQueryCost") if cost else None
-        if throttled or refund_all:
-            self._available += booking.requested  # a throttled (or never answered) query spent nothing
-        elif isinstance(actual, int | float):
-            self._available += booking.requested - float(actual)
+            actual = cost.get("actualQueryCost")
         else:
-            self._available += booking.requested - booking.actual  # unknown outcome: assume the usual spend
-        self._available = min(self._available, self._maximum)
+            actual = None
+        if throttled or refund_all:
+            available = self._available + booking.requested  # a throttled (or never answered) query spent nothing
+        elif isinstance(actual, _NUMBER):
+            available = self._available + (booking.requested - float(actual))
+        else:
+            available = self._available + (booking.requested - booking.actual)  # unknown outcome: the usual spend
+        self._available = available if available < self._maximum else self._maximum
         if cost is not None:
             self._observe_status(cost, now)
         if not throttled and not refund_all:
             took = now - booking.sent_at
             self._round_trip = took if not self._round_trip else 0.8 * self._round_trip + 0.2 * took
-        self._pump()
+        if self._lookup_waiters or self._background_waiters or self._timer is not None:
+            self._pump(now)  # (with nobody waiting and no timer armed it has nothing to do)
 
     def _learn(self, key: _CostKey, cost: Mapping[str, Any]) -> None:
         """Remember what the document requested and spent; re-price the bookings in flight of the same document
         (the first ones of a burst were booked at the single-query maximum)."""
         self.last_cost = cost  # the decoded answer's own object: nothing changes it afterwards
         requested = cost.get("requestedQueryCost")
-        actual = cost.get("actualQueryCost")
-        if isinstance(actual, int | float):
-            self.metrics.inc("shopify_query_cost_total", float(actual), shop=self.shop_key)
-        if not isinstance(requested, int | float) or requested <= 0:
+        reported = cost.get("actualQueryCost")
+        actual = float(reported) if isinstance(reported, _NUMBER) else None
+        if actual is not None:
+            self.metrics.inc("shopify_query_cost_total", actual, shop=self.shop_key)
+        if not isinstance(requested, _NUMBER) or requested <= 0:
             return
         self.metrics.inc("shopify_query_requested_cost_total", float(requested), shop=self.shop_key)
-        if len(self._expected_requested) >= _MAX_TRACKED_DOCUMENTS and key not in self._expected_requested:
-            self._expected_requested.clear()
-            self._expected_actual.clear()
-        repriced = self._expected_requested.get(key) != requested
-        self._expected_requested[key] = float(requested)
-        if isinstance(actual, int | float):
-            self._expected_actual[key] = float(actual)
-        if not repriced:
-            return  # the usual case: bookings in flight already hold this price
+        known = self._expected_costs.get(key)
+        if known is not None and known[0] == requested and (actual is None or self._last_actual.get(key) == actual):
+            return  # the usual case: Shopify priced it as last time, so there is nothing new to write
+        if len(self._expected_costs) >= _MAX_TRACKED_DOCUMENTS and known is None:
+            self._expected_costs.clear()
+            self._last_actual.clear()
+        requested = float(requested)
+        if actual is not None:
+            self._last_actual[key] = actual
+        expected_actual = self._last_actual.get(key, requested)
+        self._expected_costs[key] = (requested, expected_actual if expected_actual < requested else requested)
+        if known is not None and known[0] == requested:
+            return  # only the actual cost changed: bookings in flight already hold this price
         new_requested, new_actual = self._expected(key)
         for booking in self._flying:
             if booking.key == key and booking.requested != new_requested:
@@ -585,10 +632,9 @@ class ShopifyAdminClient:
         # With nothing else of ours in flight Shopify's balance is the truth. Otherwise it does not count our
         # requests still on their way to Shopify, which our copy charged at send: the lower of the two is safe
         # (Shopify's is lower when someone else spends from the same bucket).
-        if not self._flying:
-            self._available = bucket.currently_available
-        else:
-            self._available = min(self._available, bucket.currently_available)
+        shopify_says = bucket.currently_available
+        if not self._flying or shopify_says < self._available:
+            self._available = shopify_says
         self._available_at = now
 
     def _throttle_delay(self, retry_after: str | None) -> float:
@@ -612,14 +658,6 @@ def _json_or_none(raw: bytes) -> Any:
         return jsoncodec.loads(raw)
     except ValueError:
         return None
-
-
-def _cost_of(body: Any) -> Mapping[str, Any] | None:
-    if not isinstance(body, dict):
-        return None
-    ext = body.get("extensions")
-    cost = ext.get("cost") if isinstance(ext, dict) else None
-    return cost if isinstance(cost, dict) else None
 
 
 def _error_code(error: Any) -> str | None:
@@ -671,9 +709,16 @@ def _body_prefix(document: str) -> bytes:
 
 
 def _cost_key(document: str, variables: dict[str, Any] | None) -> _CostKey:
+    """The document, then each integer variable's name and value (a plain loop: no generator to resume per item;
+    two appends time faster than extending by a pair)."""
     if not variables:
         return (document,)
-    return (document, *((k, v) for k, v in variables.items() if type(v) is int))
+    key: list[Any] = [document]
+    for name, value in variables.items():
+        if type(value) is int:
+            key.append(name)
+            key.append(value)
+    return tuple(key)
 
 
 _MUTATION = re.compile(r"^\s*mutation\b", re.MULTILINE)
