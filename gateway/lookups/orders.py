@@ -176,8 +176,13 @@ async def search_orders(
     if past_end:
         return SearchPage([], False, total, customer_found)
     found = nodes(connection)
-    kept = [n for n in found if keep(n)]
-    long_orders = incomplete_line_items(kept)
+    kept: list[Node] = []
+    long_orders: list[Node] = []
+    for node in found:
+        if keep(node):
+            kept.append(node)
+            if _incomplete(node):
+                long_orders.append(node)
     if long_orders:  # rare: most orders fit the first request's line items
         await complete_line_items(ctx, long_orders)
     info = connection.get("pageInfo") or {}
@@ -198,12 +203,8 @@ async def orders_named(ctx: ShopContext, name: str, *, first: int, line_items: i
     return await complete_line_items(ctx, [node for node in nodes(data["orders"]) if name_matches(node, name)])
 
 
-def incomplete_line_items(orders: list[Node]) -> list[Node]:
-    """The orders whose first request did not bring all their line items (up to 100)."""
-    return [order for order in orders if _incomplete(order)]
-
-
 def _incomplete(order: Node) -> bool:
+    """The first request did not bring all the order's line items (up to 100)."""
     page = order.get("lineItems") or {}
     info = page.get("pageInfo") or {}
     return bool(info.get("hasNextPage") and info.get("endCursor") and order.get("id")) and (
@@ -214,7 +215,7 @@ def _incomplete(order: Node) -> bool:
 async def complete_line_items(ctx: ShopContext, orders: list[Node]) -> list[Node]:
     """Orders whose first request did not bring all their line items get the rest, up to 100 in all, with one
     follow-up request each (run together); the others cost nothing more. Returns `orders`, completed in place.
-    (A caller that may have nothing to complete asks `incomplete_line_items` first: no coroutine then.)"""
+    (A caller that may have nothing to complete asks `_incomplete` first: no coroutine then.)"""
 
     async def complete(order: Node) -> None:
         page = order.get("lineItems") or {}
@@ -225,7 +226,7 @@ async def complete_line_items(ctx: ShopContext, orders: list[Node]) -> list[Node
         rest = dig(data, "order", "lineItems") or {}
         order["lineItems"] = {"nodes": have + list(nodes(rest)), "pageInfo": rest.get("pageInfo") or {}}
 
-    long_orders = incomplete_line_items(orders)
+    long_orders = [order for order in orders if _incomplete(order)]
     if long_orders:
         await asyncio.gather(*(complete(order) for order in long_orders))
     return orders

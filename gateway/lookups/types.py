@@ -2,16 +2,14 @@
 
 A codec turns a raw, verified request into one of the `*Query` objects (or raises `InvalidRequest`); a lookup turns the
 query into a `*Result` (or raises `NotFound` / `StoreUnavailable`); the codec renders either in its documented JSON.
-Queries are frozen and hashable so they double as cache keys; each hashes its fields once (`_hash_once`): one
-lookup hashes its key several times (the cache, single-flight, the reply memo).
+Queries are frozen and hashable so they double as cache keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
 from mappings.models import OpenApiOrder, Package, Product, Receipt
 from mappings.phone import is_e164
@@ -51,50 +49,20 @@ class Page:
 
 # --- queries -------------------------------------------------------------------------------------------------------
 
-_Q = TypeVar("_Q")
 
-
-class _HashedOnce:
-    """The slot where a query keeps its hash (see `_hash_once`); not a field, so equality, repr and pickling (a hash
-    of strings holds only within one process) leave it out."""
-
-    __slots__ = ("_hash",)
-
-
-def _hash_once(cls: type[_Q]) -> type[_Q]:
-    """Make a frozen dataclass deriving from `_HashedOnce` compute its value-based hash (the one dataclass made) on
-    first use and answer it from then on. Equality stays dataclass's field-by-field comparison."""
-    compute: Callable[[Any], int] = cls.__hash__  # type: ignore[assignment]
-
-    def __hash__(self: Any) -> int:
-        try:
-            return self._hash  # type: ignore[no-any-return]
-        except AttributeError:
-            value = compute(self)
-            object.__setattr__(self, "_hash", value)
-            return value
-
-    cls.__hash__ = __hash__  # type: ignore[method-assign,assignment]
-    return cls
-
-
-
-@_hash_once
 @dataclass(frozen=True, slots=True)
-class TestQuery(_HashedOnce):
+class TestQuery:
     token: str
 
 
-@_hash_once
 @dataclass(frozen=True, slots=True)
-class OrdersByNumber(_HashedOnce):
+class OrdersByNumber:
     order_number: str  # spaces and one leading '#' already stripped
     page: Page = Page()
 
 
-@_hash_once
 @dataclass(frozen=True, slots=True)
-class OrdersByAccount(_HashedOnce):
+class OrdersByAccount:
     """Exactly one of email / phone. Email lower-cased; phone in E.164 (+16135550135).
 
     Input is validated once. The codec's parse turns what the platform wrote into this type: it is the one place that
@@ -122,9 +90,8 @@ class OrdersByAccount(_HashedOnce):
             raise InvalidRequest("user_account is not a phone number")
 
 
-@_hash_once
 @dataclass(frozen=True, slots=True)
-class PackagesQuery(_HashedOnce):
+class PackagesQuery:
     """Exactly one of order_number / package_number (a fulfillment name without '#', or a tracking number), checked
     here once, for the codecs and the lookup alike (see OrdersByAccount)."""
 
@@ -137,9 +104,8 @@ class PackagesQuery(_HashedOnce):
             raise InvalidRequest("give exactly one of order_number or package_number")
 
 
-@_hash_once
 @dataclass(frozen=True, slots=True)
-class ProductsQuery(_HashedOnce):
+class ProductsQuery:
     """At least one of title / product_type / vendor, combined with OR. sort None = relevance when title else title asc."""
 
     title: str | None = None
@@ -149,15 +115,13 @@ class ProductsQuery(_HashedOnce):
     page: Page = Page()
 
 
-@_hash_once
 @dataclass(frozen=True, slots=True)
-class PropertyQuery(_HashedOnce):
+class PropertyQuery:
     search_type: str  # "product_type" | "vendor"
 
 
-@_hash_once
 @dataclass(frozen=True, slots=True)
-class OpenApiOrderQuery(_HashedOnce):
+class OpenApiOrderQuery:
     order_id: str  # numeric Shopify order id, or (fallback) an order name
 
 
