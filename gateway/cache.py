@@ -262,20 +262,20 @@ class LookupCache:
     ) -> V:
         """The cached value for `key` (a tuple starting with the shop key), else `await loader()`.
 
-        `looked=True`: the caller has just had `fresh(key)` answer `_NOTHING` and has not awaited since, so the
+        `looked=True`: the caller has just had `fresh(key)` answer `NOTHING` and has not awaited since, so the
         entry is not looked up again (a missed LRU lookup is the dearest part of a look: cachetools raises twice).
         Raises whatever the loader raises when no stale value can stand in."""
         # Hot path: a fresh hit costs one partition lookup, one LRU lookup and a clock read.
         if not looked:
             value = self.fresh(key)
-            if value is not _NOTHING:
+            if value is not NOTHING:
                 return value  # type: ignore[no-any-return]
         value, _ = await self._load(key, loader, ttl, tags, kind)
         return value  # type: ignore[no-any-return]
 
     def fresh(self, key: tuple[Any, ...]) -> Any:
         """The fresh cached value for `key`, counted as a hit and refreshing its LRU position (as `get_or_load` does
-        on a hit); `_NOTHING` (see `is_nothing`) when there is none. For callers that can answer a hit without
+        on a hit); `NOTHING` when there is none. For callers that can answer a hit without
         setting up a load."""
         part = self._partitions.get(key[0])
         if part is not None:
@@ -286,7 +286,7 @@ class LookupCache:
                     self.hits += 1
                     part.hits += 1
                     return entry.value
-        return _NOTHING
+        return NOTHING
 
     def put(self, key: tuple[Any, ...], value: Any, *, ttl: float, tags: Iterable[str] = ()) -> None:
         """Store a value we already have (no loader, no task): what `get_or_load` with a loader returning `value`
@@ -305,7 +305,7 @@ class LookupCache:
     ) -> tuple[V, CacheStatus]:
         """Like `get_or_load`, and says where the value came from (e.g. to report a stale answer)."""
         value = self.fresh(key)
-        if value is _NOTHING:
+        if value is NOTHING:
             return await self._load(key, loader, ttl, tags, kind)
         return value, CacheStatus.HIT
 
@@ -347,7 +347,7 @@ class LookupCache:
             if shared is not done:
                 self.shared += 1
                 value = await self._join(key, shared)
-                if value is not _NOTHING:
+                if value is not NOTHING:
                     return value, CacheStatus.SHARED
                 inflight[key] = done  # the load it waited for was cancelled and none other is in flight: load here
             shop_key = key[0]
@@ -382,7 +382,7 @@ class LookupCache:
             return value, CacheStatus.MISS
         except ShopifyUnavailable:
             stale = self._stale_value(key)
-            if stale is _NOTHING:
+            if stale is NOTHING:
                 raise
             self.stale_served += 1
             if self._metrics is not None:
@@ -390,7 +390,7 @@ class LookupCache:
             return stale, CacheStatus.STALE  # type: ignore[return-value]
 
     async def _join(self, key: tuple[Any, ...], shared: asyncio.Future[Any]) -> Any:
-        """Wait for the load another caller runs: its value, or `_NOTHING` when that caller was cancelled (not this
+        """Wait for the load another caller runs: its value, or `NOTHING` when that caller was cancelled (not this
         one) and no other load of `key` is in flight (this caller then loads here)."""
         while True:
             try:
@@ -402,7 +402,7 @@ class LookupCache:
                     raise
             again = self._inflight.get(key)
             if again is None:
-                return _NOTHING
+                return NOTHING
             shared = again
 
     def _store(self, key: tuple[Any, ...], value: Any, ttl: float, tags: tuple[str, ...]) -> None:
@@ -421,7 +421,7 @@ class LookupCache:
         part = self._partitions.get(key[0])
         entry = part.peek(key) if part is not None else None
         if entry is None or entry.stale_until <= self._clock():
-            return _NOTHING
+            return NOTHING
         return entry.value
 
     # --- invalidation ----------------------------------------------------------------------------------------------
@@ -510,12 +510,8 @@ class LookupCache:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-_NOTHING: Any = object()
-
-
-def is_nothing(value: Any) -> bool:
-    """True for `LookupCache.fresh`'s "no fresh value" marker."""
-    return value is _NOTHING
+#: `LookupCache.fresh`'s "no fresh value" (compare with `is`; a cached value may be None or falsy).
+NOTHING: Any = object()
 
 
 # --- app wiring ----------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import overload
 
-from gateway.cache import is_nothing
+from gateway.cache import NOTHING
 from gateway.lookups.context import LOOKUP_DEADLINE, ShopContext
 from gateway.lookups.open_api import find_open_api_order
 from gateway.lookups.orders import orders_by_account, orders_by_number
@@ -93,7 +93,7 @@ async def run_lookup(ctx: ShopContext, query: Query) -> LookupResult:
     looked = kind is OrdersByNumber or (kind is OrdersByAccount and bool(query.email))  # type: ignore[union-attr]
     if looked:
         value = ctx.cache.fresh((ctx.key, query))
-        if not is_nothing(value):
+        if value is not NOTHING:
             return value  # type: ignore[no-any-return]
     handler = _HANDLERS.get(kind)
     if handler is None:
