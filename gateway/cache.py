@@ -7,8 +7,8 @@ evict another's entries.
     result = await cache.get_or_load((shop_key, query), load, ttl=shop.cache.orders, tags=order_tags(name="#1001"))
 
 - A hit is a dict lookup plus an expiry check: no await, no copy. Callers must treat cached values as read-only.
-- Concurrent identical misses share one loader call (single-flight); the load runs in its own task, so a caller that
-  goes away (client disconnect) does not cancel it for the others.
+- Concurrent identical misses share one loader call (single-flight); the load runs in the first caller's task, and if
+  that caller is cancelled, each waiting caller loads again itself (a waiter cancelled does not cancel the load).
 - If the loader raises `ShopifyUnavailable` (incl. `ShopifyThrottled`) and an expired value younger than the shop's
   `stale_if_error` exists, that value is served (`CacheStatus.STALE`). Errors are never cached.
 - `ttl == 0`: nothing is stored, but concurrent identical lookups are still shared.
@@ -263,7 +263,7 @@ class LookupCache:
         """The cached value for `key` (a tuple starting with the shop key), else `await loader()`.
 
         `looked=True`: the caller has just had `fresh(key)` answer `NOTHING` and has not awaited since, so the
-        entry is not looked up again (a missed LRU lookup is the dearest part of a look: cachetools raises twice).
+        entry is not looked up a second time (run_lookup's orders lookups, which answer their hits themselves).
         Raises whatever the loader raises when no stale value can stand in."""
         # Hot path: a fresh hit costs one partition lookup, one LRU lookup and a clock read.
         if not looked:
