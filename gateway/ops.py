@@ -5,7 +5,6 @@ Each flow registers its readiness probes (`add_readiness_check`) and counts what
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -17,14 +16,19 @@ class Metrics:
     """Counters and gauges rendered in Prometheus text format. Cheap enough for the hot path (a dict add)."""
 
     def __init__(self) -> None:
-        self._counters: defaultdict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+        # (name, labels) -> [value]: a one-item list, so adding to a counter is one dict lookup, not a lookup and a
+        # store
+        self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
         self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], Callable[[], float]] = {}
         self._help: dict[str, tuple[str, str]] = {}
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
         # most counters carry one label (the shop): nothing to sort
-        items = tuple(labels.items()) if len(labels) < 2 else tuple(sorted(labels.items()))
-        self._counters[(name, items)] += value
+        key = (name, tuple(labels.items()) if len(labels) < 2 else tuple(sorted(labels.items())))
+        cell = self._counters.get(key)
+        if cell is None:
+            cell = self._counters[key] = [0.0]
+        cell[0] += value
 
     def gauge(self, name: str, read: Callable[[], float], help_text: str = "", **labels: str) -> None:
         self._gauges[(name, tuple(sorted(labels.items())))] = read
@@ -35,12 +39,13 @@ class Metrics:
         self._help[name] = (kind, help_text)
 
     def value(self, name: str, **labels: str) -> float:
-        return self._counters.get((name, tuple(sorted(labels.items()))), 0.0)
+        cell = self._counters.get((name, tuple(sorted(labels.items()))))
+        return cell[0] if cell is not None else 0.0
 
     def total(self, name: str, **labels: str) -> float:
         """The sum of every sample of `name` (counters and gauges) whose labels include `labels`."""
         wanted = set(labels.items())
-        found = sum(v for (n, lbl), v in self._counters.items() if n == name and wanted <= set(lbl))
+        found = sum(v for (n, lbl), (v,) in self._counters.items() if n == name and wanted <= set(lbl))
         for (n, lbl), read in self._gauges.items():
             if n == name and wanted <= set(lbl):
                 try:
@@ -53,7 +58,7 @@ class Metrics:
         lines: list[str] = []
         seen: set[str] = set()
         samples: list[tuple[str, tuple[tuple[str, str], ...], float]] = [
-            (n, lbl, v) for (n, lbl), v in self._counters.items()
+            (n, lbl, v) for (n, lbl), (v,) in self._counters.items()
         ]
         for (n, lbl), read in self._gauges.items():
             try:

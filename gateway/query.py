@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,20 +56,28 @@ class RenderMemo:
     __slots__ = ("_entries", "_max")
 
     def __init__(self, max_entries: int = MEMO_MAX_ENTRIES) -> None:
-        self._entries: dict[Any, tuple[weakref.ref[Any], bytes]] = {}
+        # key -> [weak reference to the Result, its reply bytes]; a list, so a query rendered again updates its entry
+        # in place instead of hashing and comparing its key a second time
+        self._entries: dict[Any, list[Any]] = {}
         self._max = max_entries
 
-    def get(self, key: Any, result: Any) -> bytes | None:
-        entry = self._entries.get(key)
-        if entry is not None and entry[0]() is result:
-            return entry[1]
-        return None
-
-    def put(self, key: Any, result: Any, body: bytes) -> None:
+    def reply(self, key: Any, result: Any, render: Callable[[Any, Any], bytes]) -> bytes:
+        """The reply bytes for `result`: the memoized ones if they were rendered from this very object, else
+        `render(key, result)` (then memoized)."""
         entries = self._entries
-        if key not in entries and len(entries) >= self._max:
+        entry = entries.get(key)
+        if entry is not None:
+            if entry[0]() is result:
+                return entry[1]  # type: ignore[no-any-return]
+            body = render(key, result)
+            entry[0] = weakref.ref(result)
+            entry[1] = body
+            return body
+        body = render(key, result)
+        if len(entries) >= self._max:
             del entries[next(iter(entries))]
-        entries[key] = (weakref.ref(result), body)
+        entries[key] = [weakref.ref(result), body]
+        return body
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -158,11 +166,7 @@ async def bot_query(request: web.Request) -> web.Response:
     context = route.context
     assert context is not None  # set by ready_contexts before the app serves
     result = await run_lookup(context, query)
-    reply = route.memo.get(query, result)
-    if reply is None:
-        reply = route.codec.render(query, result)
-        route.memo.put(query, result, reply)
-    return web.Response(body=reply, content_type=_JSON)
+    return web.Response(body=route.memo.reply(query, result, route.codec.render), content_type=_JSON)
 
 
 async def openapi_order(request: web.Request) -> web.Response:
@@ -184,11 +188,7 @@ async def openapi_order(request: web.Request) -> web.Response:
     assert route.context is not None  # set by ready_contexts before the app serves
     result: OpenApiOrderResult = await run_lookup(route.context, query)
     check_age(result, cfg, now)
-    reply = route.memo.get(query, result)
-    if reply is None:
-        reply = _OPENAPI_CODEC.render(query, result)
-        route.memo.put(query, result, reply)
-    return web.Response(body=reply, content_type=_JSON)
+    return web.Response(body=route.memo.reply(query, result, _OPENAPI_CODEC.render), content_type=_JSON)
 
 
 def _describe(metrics: Metrics) -> None:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.cache import (
     LOOKUP_CACHE,
+    NOTHING,
     CacheStatus,
     Invalidation,
     LookupCache,
@@ -395,3 +396,20 @@ async def test_lazy_tags_are_only_materialised_when_storing(cache: LookupCache) 
     await cache.get_or_load(("demo", "q"), load, ttl=60, tags=Lazy())
     assert made == 1
     assert cache.invalidate("demo", order_tags(email="ann@example.com")) == 1
+
+
+async def test_looked_load_counts_like_get_or_load_and_still_single_flights(cache: LookupCache) -> None:
+    """`get_or_load(looked=True)`, for a caller that `fresh` just told there is nothing (run_lookup's orders): the
+    same miss, single flight and store as get_or_load, without a second look (no hit or miss counted twice)."""
+    key = ("demo", "q")
+    load = CountingLoader("v")
+    load.gate = asyncio.Event()
+    assert cache.fresh(key) is NOTHING
+    first = asyncio.ensure_future(cache.get_or_load(key, load, ttl=60, looked=True))
+    others = [asyncio.ensure_future(cache.get_or_load(key, load, ttl=60, looked=True)) for _ in range(9)]
+    await asyncio.sleep(0)
+    load.gate.set()
+    assert await asyncio.gather(first, *others) == ["v"] * 10
+    assert (load.calls, cache.misses, cache.shared, cache.hits, cache.loader_calls) == (1, 1, 9, 0, 1)
+    assert cache.shop_counts("demo") == (0, 1)
+    assert cache.fresh(key) == "v" and cache.hits == 1  # stored as get_or_load stores

@@ -158,18 +158,41 @@ async def test_memoized_reply_follows_a_fresh_result(gateway: Platform) -> None:
 def test_render_memo_does_not_keep_a_result_alive() -> None:
     """The memo answers for the very Result it rendered, and only while something else (the lookup cache) holds it."""
     import gc
+    import weakref
 
     from gateway.lookups.types import OrdersResult
     from gateway.query import RenderMemo
 
+    rendered: list[object] = []
+
+    def render(key: object, result: object) -> bytes:
+        rendered.append(result)
+        return b"reply %d" % len(rendered)
+
     memo = RenderMemo()
     result = OrdersResult([], False, 0)
-    memo.put("q", result, b"reply")
-    assert memo.get("q", result) == b"reply"
-    assert memo.get("q", OrdersResult([], False, 0)) is None  # an equal but fresh Result is rendered again
-    del result
+    assert memo.reply("q", result, render) == b"reply 1"
+    assert memo.reply("q", result, render) == b"reply 1"  # the very same Result: not rendered again
+    fresh = OrdersResult([], False, 0)
+    assert memo.reply("q", fresh, render) == b"reply 2"  # an equal but fresh Result is rendered again
+    rendered.clear()
+    alive = weakref.ref(fresh)
+    del result, fresh
     gc.collect()
-    assert memo.get("q", OrdersResult([], False, 0)) is None
+    assert alive() is None  # the memo kept nothing alive
+    assert memo.reply("q", OrdersResult([], False, 0), render) == b"reply 1"
+
+
+def test_render_memo_is_bounded() -> None:
+    from gateway.lookups.types import OrdersResult
+    from gateway.query import RenderMemo
+
+    memo = RenderMemo(max_entries=2)
+    results = [OrdersResult([], False, i) for i in range(3)]
+    for i, result in enumerate(results):
+        memo.reply(f"q{i}", result, lambda key, result: b"reply")
+    assert len(memo) == 2
+    assert memo.reply("q0", results[0], lambda key, result: b"again") == b"again"  # the oldest went
 
 
 async def test_package_number_sent_as_a_json_number(gateway: Platform) -> None:

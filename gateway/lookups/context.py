@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -49,10 +48,6 @@ class ShopContext:
         `StoreUnavailable`. A plain method handing back the client's coroutine: one coroutine less alive per request
         in flight (the garbage collector walks every one of them while they wait for Shopify)."""
         return self.client.execute(load_query(document_name), variables, deadline=LOOKUP_DEADLINE.get())
-
-    def start_deadline(self) -> contextvars.Token[float | None]:
-        """Start the lookup's deadline (now + the shop's deadline_seconds); reset it with the returned token."""
-        return LOOKUP_DEADLINE.set(asyncio.get_running_loop().time() + self.settings.deadline_seconds)
 
     async def shop_info(self) -> ShopInfo:
         """Name, currency, time zone and storefront host, fetched once and cached."""

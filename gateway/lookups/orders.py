@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from gateway.cache import email_tag, order_name_tag, phone_tag
@@ -76,6 +77,7 @@ _SORT_KEYS = {
 }
 
 
+@functools.cache  # a pure function of small ints, asked on every order search
 def line_items_per_order(orders_per_request: int, *, with_fulfillments: bool = False) -> int:
     """The first request's line-item page: what keeps `orders_per_request` orders within RECEIPTS_COST_BUDGET (with
     fulfillments: QUERY_COST_BUDGET), at least MIN_LINE_ITEMS, at most 100. 16 for a single receipt, 3 each at
@@ -91,6 +93,9 @@ def sort_variables(sort: Sort) -> dict[str, Any]:
     if key is None:
         raise InvalidRequest(f"orders cannot be sorted by {sort.field.value}")
     return {"sortKey": key, "reverse": sort.descending}
+
+
+_DEFAULT_SORTING = sort_variables(DEFAULT_ORDER_SORT)
 
 
 def name_matches(node: Node, order_number: str) -> bool:
@@ -145,7 +150,8 @@ async def search_orders(
     customer_query: str | None = None,
 ) -> SearchPage:
     """One page of an order search, each result re-checked with `keep` (Shopify's search is a superset at best)."""
-    sorting = sort_variables(sort)
+    # the default sort (every number lookup, most account lookups) has its variables ready
+    sorting = _DEFAULT_SORTING if sort is DEFAULT_ORDER_SORT else sort_variables(sort)
     after: str | None = None
     past_end = False
     if page.page > 1:  # page 1 (most lookups) starts at the beginning: no cursor to find
@@ -165,13 +171,22 @@ async def search_orders(
     data = await ctx.execute("orders_search", variables)
     connection = data["orders"]
     total = int(dig(data, "ordersCount", "count") or 0)
-    customer_found = bool(nodes(data.get("customers")))
+    # without customerQuery the document leaves the customers alias out
+    customer_found = customer_query is not None and bool(nodes(data.get("customers")))
     if past_end:
         return SearchPage([], False, total, customer_found)
     found = nodes(connection)
-    kept = await complete_line_items(ctx, [n for n in found if keep(n)])
+    kept: list[Node] = []
+    long_orders: list[Node] = []
+    for node in found:
+        if keep(node):
+            kept.append(node)
+            if _incomplete(node):
+                long_orders.append(node)
+    if long_orders:  # rare: most orders fit the first request's line items
+        await complete_line_items(ctx, long_orders)
     info = connection.get("pageInfo") or {}
-    await remember_cursor(ctx, base, page, info.get("endCursor"), ttl=ttl, tags=tags)
+    remember_cursor(ctx, base, page, info.get("endCursor"), ttl=ttl, tags=tags)
     total = corrected_total(total, page, len(found), len(kept))
     return SearchPage(kept, bool(info.get("hasNextPage")), total, customer_found)
 
@@ -188,9 +203,19 @@ async def orders_named(ctx: ShopContext, name: str, *, first: int, line_items: i
     return await complete_line_items(ctx, [node for node in nodes(data["orders"]) if name_matches(node, name)])
 
 
+def _incomplete(order: Node) -> bool:
+    """The first request did not bring all the order's line items (up to 100)."""
+    page = order.get("lineItems") or {}
+    info = page.get("pageInfo") or {}
+    return bool(info.get("hasNextPage") and info.get("endCursor") and order.get("id")) and (
+        len(nodes(page)) < MAX_LINE_ITEMS
+    )
+
+
 async def complete_line_items(ctx: ShopContext, orders: list[Node]) -> list[Node]:
     """Orders whose first request did not bring all their line items get the rest, up to 100 in all, with one
-    follow-up request each (run together); the others cost nothing more. Returns `orders`, completed in place."""
+    follow-up request each (run together); the others cost nothing more. Returns `orders`, completed in place.
+    (A caller that may have nothing to complete asks `_incomplete` first: no coroutine then.)"""
 
     async def complete(order: Node) -> None:
         page = order.get("lineItems") or {}
@@ -201,14 +226,7 @@ async def complete_line_items(ctx: ShopContext, orders: list[Node]) -> list[Node
         rest = dig(data, "order", "lineItems") or {}
         order["lineItems"] = {"nodes": have + list(nodes(rest)), "pageInfo": rest.get("pageInfo") or {}}
 
-    def incomplete(order: Node) -> bool:
-        page = order.get("lineItems") or {}
-        info = page.get("pageInfo") or {}
-        return bool(info.get("hasNextPage") and info.get("endCursor") and order.get("id")) and (
-            len(nodes(page)) < MAX_LINE_ITEMS
-        )
-
-    long_orders = [order for order in orders if incomplete(order)]
+    long_orders = [order for order in orders if _incomplete(order)]
     if long_orders:
         await asyncio.gather(*(complete(order) for order in long_orders))
     return orders
@@ -249,7 +267,9 @@ def _first_page_key(query: Any) -> Any:
 # --- by order number -----------------------------------------------------------------------------------------------
 
 
-async def orders_by_number(ctx: ShopContext, query: OrdersByNumber) -> OrdersResult:
+def orders_by_number(ctx: ShopContext, query: OrdersByNumber, *, looked: bool = False) -> Awaitable[OrdersResult]:
+    """(await it) `looked`: see `LookupCache.get_or_load`. A plain function handing back the cache's coroutine: one
+    coroutine layer less on a miss (each costs again on every resume)."""
     number = strip_hash(query.order_number)
     if not number:
         raise InvalidRequest("order_number is empty")
@@ -271,16 +291,19 @@ async def orders_by_number(ctx: ShopContext, query: OrdersByNumber) -> OrdersRes
         receipts = [order_to_receipt(node) for node in found.nodes]
         return OrdersResult(receipts, found.has_next_page, found.total)
 
-    return await ctx.cache.get_or_load((ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders")
+    return ctx.cache.get_or_load(
+        (ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders", looked=looked
+    )
 
 
 # --- by account ----------------------------------------------------------------------------------------------------
 
 
-async def orders_by_account(ctx: ShopContext, query: OrdersByAccount) -> OrdersResult:
+async def orders_by_account(ctx: ShopContext, query: OrdersByAccount, *, looked: bool = False) -> OrdersResult:
+    """`looked` (email lookups only): see `LookupCache.get_or_load`."""
     # The query holds exactly one of them, the email already lower-cased and the phone in E.164 (OrdersByAccount).
     if query.email:
-        return await _orders_by_email(ctx, query, query.email)
+        return await _orders_by_email(ctx, query, query.email, looked)
     assert query.phone is not None
     return await _orders_by_phone(ctx, query, query.phone)
 
@@ -289,7 +312,7 @@ def _account_keep(order_filter: OrderFilter, belongs: Callable[[Node], bool]) ->
     return lambda node: belongs(node) and matches_filter(node, order_filter)
 
 
-async def _orders_by_email(ctx: ShopContext, query: OrdersByAccount, email: str) -> OrdersResult:
+async def _orders_by_email(ctx: ShopContext, query: OrdersByAccount, email: str, looked: bool) -> OrdersResult:
     tags = LazyTags(lambda: (email_tag(email),))
     mask = ctx.settings.privacy.mask_account_lookups
 
@@ -310,7 +333,9 @@ async def _orders_by_email(ctx: ShopContext, query: OrdersByAccount, email: str)
         receipts = [order_to_receipt(node, mask_personal=mask) for node in found.nodes]
         return OrdersResult(receipts, found.has_next_page, found.total)
 
-    return await ctx.cache.get_or_load((ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders")
+    return await ctx.cache.get_or_load(
+        (ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders", looked=looked
+    )
 
 
 async def _email_has_orders(ctx: ShopContext, query: OrdersByAccount, email: str) -> bool:

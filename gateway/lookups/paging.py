@@ -54,10 +54,11 @@ async def start_cursor(ctx: ShopContext, base: Hashable, page: Page, spec: Curso
     return after, False
 
 
-async def remember_cursor(
+def remember_cursor(
     ctx: ShopContext, base: Hashable, page: Page, cursor: str | None, *, ttl: float, tags: Iterable[str]
 ) -> None:
-    if cursor:
+    """Keep page N's end cursor for page N+1 (stored like the page: nothing when `ttl` is 0)."""
+    if cursor and ttl > 0:
         ctx.cache.put(cursor_key(ctx, base, page.page), cursor, ttl=ttl, tags=tags)
 
 

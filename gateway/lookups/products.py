@@ -87,7 +87,7 @@ async def find_products(ctx: ShopContext, query: ProductsQuery) -> ProductsResul
         found = nodes(data["products"])
         kept = [node for node in found if product_matches(node, query)]
         info = data["products"].get("pageInfo") or {}
-        await remember_cursor(ctx, base, query.page, info.get("endCursor"), ttl=ttl, tags=tags)
+        remember_cursor(ctx, base, query.page, info.get("endCursor"), ttl=ttl, tags=tags)
         products = [product_to_product(n, store_domain=shop.storefront_host, currency=shop.currency) for n in kept]
         total = corrected_total(total, query.page, len(found), len(kept))
         return ProductsResult(products, bool(info.get("hasNextPage")), total)

@@ -19,13 +19,15 @@ _WORD_CHARS = re.compile(r"[^\w]|_", re.UNICODE)
 TITLE_WORD_SPLIT = re.compile(r"[\s_\-]+")
 
 MAX_VALUE_LENGTH = 255
+#: Control characters (code points below 32), refused in search values.
+_CONTROL_CHAR = re.compile(r"[\x00-\x1f]")
 
 
 def search_term(field: str, value: str) -> str:
     """`field:"value"` with `\\` and `"` escaped; the field name is ours, never the user's."""
     if not _FIELD.fullmatch(field):
         raise ValueError(f"not a search field: {field!r}")
-    if len(value) > MAX_VALUE_LENGTH or any(ord(ch) < 32 for ch in value):
+    if len(value) > MAX_VALUE_LENGTH or _CONTROL_CHAR.search(value):
         raise InvalidRequest(f"invalid {field}")
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'{field}:"{escaped}"'

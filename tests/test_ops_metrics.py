@@ -1,0 +1,34 @@
+"""Metrics: counters add up per (name, labels), whatever the labels' order, and render in Prometheus text format."""
+
+from __future__ import annotations
+
+from gateway.ops import Metrics
+
+
+def test_counters_add_per_labels_and_render() -> None:
+    metrics = Metrics()
+    metrics.describe("shopify_requests_total", "Requests sent to Shopify.")
+    metrics.inc("shopify_requests_total", shop="a")
+    metrics.inc("shopify_requests_total", shop="a")
+    metrics.inc("shopify_requests_total", 2.5, shop="b")
+    metrics.inc("webhooks_total", shop="a", topic="orders/create")
+    metrics.inc("webhooks_total", topic="orders/create", shop="a")  # the same sample, labels in another order
+    metrics.inc("plain_total")
+    metrics.gauge("entries", lambda: 7.0, "Entries.")
+    assert metrics.value("shopify_requests_total", shop="a") == 2.0
+    assert metrics.value("webhooks_total", topic="orders/create", shop="a") == 2.0
+    assert metrics.value("missing_total") == 0.0
+    assert metrics.total("shopify_requests_total") == 4.5
+    assert metrics.render() == (
+        "# HELP entries Entries.\n"
+        "# TYPE entries gauge\n"
+        "entries 7\n"
+        "# TYPE plain_total counter\n"
+        "plain_total 1\n"
+        "# HELP shopify_requests_total Requests sent to Shopify.\n"
+        "# TYPE shopify_requests_total counter\n"
+        'shopify_requests_total{shop="a"} 2\n'
+        'shopify_requests_total{shop="b"} 2.5\n'
+        "# TYPE webhooks_total counter\n"
+        'webhooks_total{shop="a",topic="orders/create"} 2\n'
+    )
