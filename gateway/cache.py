@@ -34,14 +34,13 @@ import hashlib
 import inspect
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
 from aiohttp import web
-from cachetools import LRUCache
+from cachetools import Cache, LRUCache
 
 from gateway.keys import SETTINGS
 from gateway.ops import Metrics, get_metrics
@@ -168,12 +167,6 @@ class _Partition(LRUCache[Hashable, _Entry]):
 
     def __init__(self, maxsize: int, stale_if_error: float, on_evict: Callable[[Hashable, _Entry], None]) -> None:
         super().__init__(maxsize)
-        # cachetools' own storage and recency order, read directly where a lookup is hot (`fresh`, `peek`):
-        # `part[key]` is three Python calls and, for a missing key, two raised KeyErrors (≈ 2 µs a miss, 0.8 µs a
-        # hit, against 0.3 / 0.5 µs so). Writes still go through cachetools (the size bound, the eviction callback).
-        # Private names (cachetools 5.x to 8.x): a cachetools without them fails here, at the first partition.
-        self.entries: dict[Hashable, _Entry] = self._Cache__data  # type: ignore[attr-defined]
-        self.order: OrderedDict[Hashable, None] = self._LRUCache__order  # type: ignore[attr-defined]
         self.stale_if_error = stale_if_error
         self._on_evict = on_evict
         #: This shop's fresh hits and started loads (the operator console's hit ratio, per shop in /metrics).
@@ -187,7 +180,11 @@ class _Partition(LRUCache[Hashable, _Entry]):
 
     def peek(self, key: Hashable) -> _Entry | None:
         """The entry without refreshing its LRU position."""
-        return self.entries.get(key)
+        # asked first: cachetools answers a missing key with a KeyError raised from Python (≈ 1.5 µs), and every
+        # store asks for a key that is usually not there
+        if key not in self:
+            return None
+        return Cache.__getitem__(self, key)  # type: ignore[no-any-return]
 
     def remove(self, key: Hashable) -> _Entry | None:
         """Delete without counting as an eviction; the removed entry, or None."""
@@ -279,9 +276,9 @@ class LookupCache:
         setting up a load."""
         part = self._partitions.get(key[0])
         if part is not None:
-            entry = part.entries.get(key)
-            if entry is not None:
-                part.order.move_to_end(key)  # the LRU refresh `part[key]` would make
+            # asked first: a missing key would be a KeyError raised and caught (≈ 2 µs against 0.1)
+            if key in part:
+                entry = part[key]  # refreshes the LRU position
                 if entry.fresh_until > self._clock():
                     self.hits += 1
                     part.hits += 1
