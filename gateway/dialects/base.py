@@ -46,6 +46,7 @@ from gateway.lookups.types import (
 from gateway.settings import Limits
 from mappings.models import Product, Receipt
 from mappings.phone import looks_like_email, normalize_phone
+from mappings.receipt import receipt_fields
 
 # --- errors --------------------------------------------------------------------------------------------------------
 
@@ -408,10 +409,10 @@ def dumps(obj: Any) -> bytes:
 
 def receipt_dict(receipt: Receipt, *, closed_word: str = "closed", with_status: bool = True) -> dict[str, Any]:
     """One order in the receipt-template shape: `address` omitted when there is none (PROTOCOL §5)."""
-    d = receipt.model_dump(exclude_none=True)
+    d = receipt_fields(receipt)
     if not with_status:
-        d.pop("status", None)
-    elif d.get("status") == "closed":
+        del d["status"]
+    elif d["status"] == "closed":
         d["status"] = closed_word
     return d
 
