@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,10 @@ MAX_ELEMENTS = 100
 UNPAID_FINANCIAL_STATUSES = frozenset({"PENDING", "AUTHORIZED", "PARTIALLY_PAID"})
 
 _MASK = "***"
+#: Where a recipient name may be, best first (read lazily: the shipping address usually has it).
+_NAME_FIELDS = (("shippingAddress", "name"), ("billingAddress", "name"), ("customer", "displayName"))
+#: Everything but the ASCII digits 0-9 (a card number arrives as "•••• 4242").
+_NOT_DIGITS = re.compile(r"[^0-9]+")
 _ZERO = Decimal(0)
 
 
@@ -32,11 +37,8 @@ def order_status(node: Node) -> str:
 
 def recipient_name(node: Node) -> str:
     """Shipping address name, else billing name, else the customer's display name."""
-    for name in (
-        dig(node, "shippingAddress", "name"),
-        dig(node, "billingAddress", "name"),
-        dig(node, "customer", "displayName"),
-    ):
+    for holder, field in _NAME_FIELDS:
+        name = dig(node, holder, field)
         if name and str(name).strip():
             return str(name).strip()
     return ""
@@ -55,7 +57,7 @@ def payment_method(node: Node) -> str:
             continue
         details = transaction.get("paymentDetails") or {}
         company = (details.get("company") or "").strip()
-        digits = "".join(ch for ch in (details.get("number") or "") if ch.isascii() and ch.isdigit())
+        digits = _NOT_DIGITS.sub("", details.get("number") or "")
         if company and digits:
             return f"{company} {digits[-4:]}"
         if company:
@@ -86,13 +88,12 @@ def _address(node: Node, *, mask_personal: bool) -> dict[str, str] | None:
 
 
 def _presentment(node: Node, field: str) -> str | None:
-    """dig(node, field, "presentmentMoney", "amount") for a dict node, unrolled (ten of them per receipt)."""
-    money_bag = node.get(field)
-    if isinstance(money_bag, dict):
-        money = money_bag.get("presentmentMoney")
-        if isinstance(money, dict):
-            return money.get("amount")
-    return None
+    """dig(node, field, "presentmentMoney", "amount"), unrolled: ten per receipt, and the bags are there (a null or
+    missing level, the rare case, costs the exception)."""
+    try:
+        return node[field]["presentmentMoney"]["amount"]  # type: ignore[no-any-return]
+    except (KeyError, TypeError):
+        return None
 
 
 def _adjustments(node: Node, currency: str) -> list[dict[str, str | Number]]:
