@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
@@ -101,13 +100,17 @@ def _adjustments(node: Node, currency: str) -> list[dict[str, str | Number]]:
     applications = nodes(node.get("discountApplications"))
     if not applications:
         return []  # most orders: no allocations worth adding up
-    allocated: dict[int, Decimal] = defaultdict(Decimal)
-    holders = nodes(node.get("lineItems")) + nodes(node.get("shippingLines"))
-    for holder in holders:
+    allocated: dict[int, Decimal] = {}
+    for holder in nodes(node.get("lineItems")) + nodes(node.get("shippingLines")):
         for allocation in holder.get("discountAllocations") or ():
-            index = dig(allocation, "discountApplication", "index")
+            try:
+                index = allocation["discountApplication"]["index"]
+            except (KeyError, TypeError):
+                continue  # dig(allocation, "discountApplication", "index") is None, unrolled like _presentment
             if index is not None:
-                allocated[int(index)] += to_decimal(_presentment(allocation, "allocatedAmountSet"))
+                index = int(index)
+                amount = to_decimal(_presentment(allocation, "allocatedAmountSet"))
+                allocated[index] = allocated.get(index, _ZERO) + amount
     return [
         {
             "name": application.get("code") or application.get("title") or "",

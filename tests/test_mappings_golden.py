@@ -1,7 +1,8 @@
 """The exact bytes of rendered receipts: order node → Receipt → each dialect's reply and the push params.
 
-Pinned before the receipt mapping and rendering were made cheaper (one validation per receipt, one dump per receipt):
-any change to field order, int/float choice, omitted keys or the closed word shows here as a byte difference.
+Pinned before the receipt mapping and rendering were made cheaper (one validation per receipt, the reply read off the
+models' field dicts instead of `model_dump`): any change to field order, int/float choice, omitted keys or the closed
+word shows here as a byte difference.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import pytest
 
 from gateway import jsoncodec
 from gateway.dialects import JoinChatCodec, MeetbotCodec
+from gateway.dialects.base import package_dict
 from gateway.lookups.types import OrdersByNumber, OrdersResult
+from mappings.models import Package
 from mappings.push import receipt_push_params
-from mappings.receipt import order_to_receipt
+from mappings.receipt import order_to_receipt, receipt_fields
 from tests.test_mappings_pure import allocation, bag, line, order
 
 V1 = JoinChatCodec(1)
@@ -342,3 +345,43 @@ EXPECTED: dict[str, tuple[bytes, ...]] = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_rendered_receipt_bytes(name: str) -> None:
     assert tuple(out for _, out in rendered(name)) == EXPECTED[name]
+
+
+def _same_dump(fast: Any, dumped: Any) -> bool:
+    """Equal, with the same key order at every level and the same types (1 and 1.0 are equal in Python)."""
+    if isinstance(dumped, dict):
+        return (
+            isinstance(fast, dict)
+            and list(fast) == list(dumped)
+            and all(_same_dump(fast[k], v) for k, v in dumped.items())
+        )
+    if isinstance(dumped, list):
+        return isinstance(fast, list) and len(fast) == len(dumped) and all(map(_same_dump, fast, dumped))
+    return type(fast) is type(dumped) and fast == dumped
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_receipt_fields_are_model_dump(name: str) -> None:
+    node, mask = CASES[name]
+    receipt = order_to_receipt(node, mask_personal=mask)
+    copied = receipt.model_copy(update={"address": None, "status": "closed"})
+    for r in (receipt, copied):
+        assert _same_dump(receipt_fields(r), r.model_dump(exclude_none=True))
+        fields = receipt_fields(r)
+        fields["summary"]["total_cost"] = -1  # a copy: the model is untouched
+        assert r.summary.total_cost != -1
+
+
+def test_package_dict_is_model_dump() -> None:
+    package = Package(
+        order_number="1001",
+        package_number="1001.1",
+        product_name="Socks",
+        carrier="UPS",
+        tracking_number="1Z999",
+        tracking_url="https://ups.example/1Z999",
+        package_status="In transit",
+        exp_delivery="2024-05-02",
+    )
+    assert _same_dump(package_dict(package), package.model_dump())
+    assert _same_dump(package_dict(package.model_copy(update={"carrier": "DHL"})), {**package.model_dump(), "carrier": "DHL"})
