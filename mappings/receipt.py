@@ -95,13 +95,13 @@ def _presentment(node: Node, field: str) -> str | None:
         return None
 
 
-def _adjustments(node: Node, currency: str) -> list[dict[str, str | Number]]:
+def _adjustments(node: Node, line_items: list[Node], currency: str) -> list[dict[str, str | Number]]:
     """One per discount application: its code or title, and the total allocated to line items and shipping lines."""
     applications = nodes(node.get("discountApplications"))
     if not applications:
         return []  # most orders: no allocations worth adding up
     allocated: dict[int, Decimal] = {}
-    for holder in nodes(node.get("lineItems")) + nodes(node.get("shippingLines")):
+    for holder in line_items + nodes(node.get("shippingLines")):
         for allocation in holder.get("discountAllocations") or ():
             try:
                 index = allocation["discountApplication"]["index"]
@@ -120,9 +120,9 @@ def _adjustments(node: Node, currency: str) -> list[dict[str, str | Number]]:
     ]
 
 
-def _elements(node: Node, currency: str) -> list[dict[str, str | Number]]:
+def _elements(line_items: list[Node], currency: str) -> list[dict[str, str | Number]]:
     elements = []
-    for item in nodes(node.get("lineItems"))[:MAX_ELEMENTS]:
+    for item in line_items[:MAX_ELEMENTS]:
         image = item.get("image")
         elements.append(
             {
@@ -147,15 +147,15 @@ def receipt_fields(receipt: Receipt) -> dict[str, Any]:
     reply (cache hits too), and pydantic's serializer took about four times as long for the same dict. The nested
     dicts are copies, so a caller may change them. Exact because every value a Receipt holds is already its JSON
     value (str, int, float, or a sub-model of those) and only `address` may be None."""
-    fields = dict(receipt.__dict__)
+    fields = receipt.__dict__.copy()
     address = fields["address"]
     if address is None:
         del fields["address"]
     else:
-        fields["address"] = dict(address.__dict__)
-    fields["summary"] = dict(fields["summary"].__dict__)
-    fields["adjustments"] = [dict(adjustment.__dict__) for adjustment in fields["adjustments"]]
-    fields["elements"] = [dict(element.__dict__) for element in fields["elements"]]
+        fields["address"] = address.__dict__.copy()
+    fields["summary"] = fields["summary"].__dict__.copy()
+    fields["adjustments"] = [adjustment.__dict__.copy() for adjustment in fields["adjustments"]]
+    fields["elements"] = [element.__dict__.copy() for element in fields["elements"]]
     return fields
 
 
@@ -164,6 +164,7 @@ def order_to_receipt(node: Node, *, mask_personal: bool = False) -> Receipt:
     and the recipient's name (the shop's privacy option for account lookups)."""
     currency = node.get("presentmentCurrencyCode") or node.get("currencyCode") or ""
     name = recipient_name(node)
+    line_items = nodes(node.get("lineItems"))
     # Plain nested dicts validated once: one pass of pydantic-core for the receipt and its five or more sub-models,
     # instead of one per model (each with its Python __init__), is most of the mapping time saved on a cache miss.
     return Receipt.model_validate(
@@ -182,7 +183,7 @@ def order_to_receipt(node: Node, *, mask_personal: bool = False) -> Receipt:
                 "total_tax": money_number(_presentment(node, "totalTaxSet"), currency),
                 "total_cost": money_number(_presentment(node, "totalPriceSet"), currency),
             },
-            "adjustments": _adjustments(node, currency),
-            "elements": _elements(node, currency),
+            "adjustments": _adjustments(node, line_items, currency),
+            "elements": _elements(line_items, currency),
         }
     )
