@@ -142,20 +142,30 @@ def unix_timestamp(value: str | None) -> int:
     return int(parsed.timestamp()) if parsed else 0
 
 
-def receipt_fields(receipt: Receipt) -> dict[str, Any]:
+def receipt_fields(receipt: Receipt, *, copy_nested: bool = True) -> dict[str, Any]:
     """`receipt.model_dump(exclude_none=True)`, read off the models' field dicts: a receipt renders on every `orders`
-    reply (cache hits too), and pydantic's serializer took about four times as long for the same dict. The nested
-    dicts are copies, so a caller may change them. Exact because every value a Receipt holds is already its JSON
-    value (str, int, float, or a sub-model of those) and only `address` may be None."""
+    reply (cache hits too), and pydantic's serializer took about four times as long for the same dict. Exact because
+    every value a Receipt holds is already its JSON value (str, int, float, or a sub-model of those) and only `address`
+    may be None. The top-level dict is always a new one; the nested ones are copies unless `copy_nested` is False,
+    for a caller that only serializes the result (they are then the models' own: changing one would change a cached
+    receipt)."""
     fields = receipt.__dict__.copy()
     address = fields["address"]
+    summary = fields["summary"]
+    if copy_nested:
+        if address is not None:
+            fields["address"] = address.__dict__.copy()
+        fields["summary"] = summary.__dict__.copy()
+        fields["adjustments"] = [adjustment.__dict__.copy() for adjustment in fields["adjustments"]]
+        fields["elements"] = [element.__dict__.copy() for element in fields["elements"]]
+    else:
+        if address is not None:
+            fields["address"] = address.__dict__
+        fields["summary"] = summary.__dict__
+        fields["adjustments"] = [adjustment.__dict__ for adjustment in fields["adjustments"]]
+        fields["elements"] = [element.__dict__ for element in fields["elements"]]
     if address is None:
         del fields["address"]
-    else:
-        fields["address"] = address.__dict__.copy()
-    fields["summary"] = fields["summary"].__dict__.copy()
-    fields["adjustments"] = [adjustment.__dict__.copy() for adjustment in fields["adjustments"]]
-    fields["elements"] = [element.__dict__.copy() for element in fields["elements"]]
     return fields
 
 

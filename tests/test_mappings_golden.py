@@ -367,6 +367,7 @@ def test_receipt_fields_are_model_dump(name: str) -> None:
     copied = receipt.model_copy(update={"address": None, "status": "closed"})
     for r in (receipt, copied):
         assert _same_dump(receipt_fields(r), r.model_dump(exclude_none=True))
+        assert _same_dump(receipt_fields(r, copy_nested=False), r.model_dump(exclude_none=True))
         fields = receipt_fields(r)
         fields["summary"]["total_cost"] = -1  # a copy: the model is untouched
         assert r.summary.total_cost != -1

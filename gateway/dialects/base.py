@@ -408,8 +408,9 @@ def dumps(obj: Any) -> bytes:
 
 
 def receipt_dict(receipt: Receipt, *, closed_word: str = "closed", with_status: bool = True) -> dict[str, Any]:
-    """One order in the receipt-template shape: `address` omitted when there is none (PROTOCOL §5)."""
-    d = receipt_fields(receipt)
+    """One order in the receipt-template shape: `address` omitted when there is none (PROTOCOL §5). For serializing
+    only: the nested dicts are the receipt's own (mappings.receipt.receipt_fields)."""
+    d = receipt_fields(receipt, copy_nested=False)  # the codecs only serialize it
     if not with_status:
         del d["status"]
     elif d["status"] == "closed":
