@@ -420,7 +420,7 @@ def receipt_dict(receipt: Receipt, *, closed_word: str = "closed", with_status: 
 
 def package_dict(package: Package) -> dict[str, Any]:
     """`package.model_dump()` (PROTOCOL §6), copied off the model's field dict: every field is a str, so the dict is
-    already the wire shape, and pydantic's serializer took about ten times as long (a `packages` reply lists many)."""
+    already the wire shape, and pydantic's serializer took over ten times as long (a `packages` reply lists many)."""
     return dict(package.__dict__)
 
 
