@@ -28,6 +28,18 @@ def minor_units(currency: str) -> int:
 
 def to_decimal(amount: str | int | Decimal | None) -> Decimal:
     """A Shopify amount as a Decimal; None, "" and garbage count as zero (a missing money bag means nothing charged)."""
+    if type(amount) is str:
+        return _decimal_of_text(amount)
+    return _decimal(amount)
+
+
+@functools.lru_cache(maxsize=8192)
+def _decimal_of_text(amount: str) -> Decimal:
+    # Decimals are immutable, so one parse serves every receipt with the same amount (discount allocations, prices).
+    return _decimal(amount)
+
+
+def _decimal(amount: str | int | Decimal | None) -> Decimal:
     if amount is None or amount == "":
         return Decimal(0)
     try:
@@ -46,6 +58,10 @@ def money_number(amount: str | int | Decimal | None, currency: str) -> int | flo
     repr is the quantized decimal (json.dumps prints 19.99, never 19.990000000000002)."""
     if type(amount) is str:
         return _money_number_of_text(amount, currency)
+    if type(amount) is Decimal:
+        # A sum (discount allocations): its str() parses back to the same Decimal (sign and exponent too), so the
+        # cache of Shopify's strings serves it without a quantize per receipt.
+        return _money_number_of_text(str(amount), currency)
     return _money_number(amount, currency)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from mappings.models import PackageUpdateParams, Receipt
 from mappings.nodes import Node, nodes
 from mappings.package import fulfillment_packages
-from mappings.receipt import order_to_receipt, recipient_name
+from mappings.receipt import order_to_receipt, receipt_fields, recipient_name
 
 #: financial_status words (REST, lower case) for which Order/Receipt goes out.
 PAID_STATUSES = frozenset({"paid"})
@@ -342,8 +342,9 @@ def recipient(node: Node, psid_keys: Iterable[str]) -> dict[str, str] | None:
 def receipt_push_params(receipt: Receipt) -> dict[str, Any]:
     """Order/Receipt and Order/Unpaid params (PROTOCOL §8): the receipt of §5 with `timestamp` as an integer,
     without the query-only `status`, `address` omitted when there is none."""
-    params = receipt.model_dump(exclude={"status"}, exclude_none=True)
-    params["timestamp"] = int(params.get("timestamp") or 0)
+    params = receipt_fields(receipt)
+    del params["status"]
+    params["timestamp"] = int(params["timestamp"] or 0)
     return params
 
 

@@ -20,6 +20,7 @@ from gateway.dialects.base import (
     dumps,
     envelope_error,
     lookup_query,
+    package_dict,
     params_of,
     product_v1_dict,
     receipt_dict,
@@ -105,7 +106,7 @@ class JoinChatCodec:
             return {
                 "success": True,
                 "has_next_page": result.has_next_page,
-                "packages": [p.model_dump() for p in result.packages],
+                "packages": [package_dict(p) for p in result.packages],
             }
         if isinstance(result, ProductsResult):
             return {
@@ -124,7 +125,7 @@ class JoinChatCodec:
         if isinstance(result, ProductsResult):
             return {"success": True, "total": result.total, "data": [product_v2_dict(p) for p in result.products]}
         if isinstance(result, PackagesResult):
-            return {"success": True, "total": result.total, "data": [p.model_dump() for p in result.packages]}
+            return {"success": True, "total": result.total, "data": [package_dict(p) for p in result.packages]}
         if isinstance(result, PropertyResult):
             return {"success": True, "data": list(result.values)}
         raise TypeError(f"joinchat cannot render {type(result).__name__}")

@@ -21,6 +21,7 @@ from gateway.dialects.base import (
     dumps,
     envelope_error,
     lookup_query,
+    package_dict,
     params_of,
     product_v1_dict,
     receipt_dict,
@@ -112,7 +113,7 @@ class MeetbotCodec:
             items: list[Any] = [receipt_dict(r, closed_word="past") for r in result.orders]
             return self._list("orders", result.has_next_page, items)
         if isinstance(result, PackagesResult):
-            return self._list("packages", result.has_next_page, [p.model_dump() for p in result.packages])
+            return self._list("packages", result.has_next_page, [package_dict(p) for p in result.packages])
         if isinstance(result, ProductsResult):
             return self._list("products", result.has_next_page, [product_v1_dict(p) for p in result.products])
         if isinstance(result, PropertyResult):
