@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -150,23 +151,24 @@ def receipt_fields(receipt: Receipt, *, copy_nested: bool = True) -> dict[str, A
     for a caller that only serializes the result (they are then the models' own: changing one would change a cached
     receipt)."""
     fields = receipt.__dict__.copy()
+    nested: Callable[[Any], dict[str, Any]] = _copied_fields if copy_nested else _own_fields
     address = fields["address"]
-    summary = fields["summary"]
-    if copy_nested:
-        if address is not None:
-            fields["address"] = address.__dict__.copy()
-        fields["summary"] = summary.__dict__.copy()
-        fields["adjustments"] = [adjustment.__dict__.copy() for adjustment in fields["adjustments"]]
-        fields["elements"] = [element.__dict__.copy() for element in fields["elements"]]
-    else:
-        if address is not None:
-            fields["address"] = address.__dict__
-        fields["summary"] = summary.__dict__
-        fields["adjustments"] = [adjustment.__dict__ for adjustment in fields["adjustments"]]
-        fields["elements"] = [element.__dict__ for element in fields["elements"]]
     if address is None:
         del fields["address"]
+    else:
+        fields["address"] = nested(address)
+    fields["summary"] = nested(fields["summary"])
+    fields["adjustments"] = [nested(adjustment) for adjustment in fields["adjustments"]]
+    fields["elements"] = [nested(element) for element in fields["elements"]]
     return fields
+
+
+def _own_fields(model: Any) -> dict[str, Any]:
+    return model.__dict__  # type: ignore[no-any-return]
+
+
+def _copied_fields(model: Any) -> dict[str, Any]:
+    return model.__dict__.copy()  # type: ignore[no-any-return]
 
 
 def order_to_receipt(node: Node, *, mask_personal: bool = False) -> Receipt:
