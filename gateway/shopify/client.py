@@ -194,6 +194,10 @@ class ShopifyAdminClient:
         self.url = self.api_version.api_path(shop.admin_base_url) + "/graphql.json"
         #: Counters land here; a private Metrics when none is given, so benchmarks can always read them.
         self.metrics = metrics if metrics is not None else Metrics()
+        # the counters every request adds to, kept as cells: no label key built per request
+        self._requests_sent = self.metrics.counter("shopify_requests_total", shop=self.shop_key)
+        self._cost_spent = self.metrics.counter("shopify_query_cost_total", shop=self.shop_key)
+        self._cost_requested = self.metrics.counter("shopify_query_requested_cost_total", shop=self.shop_key)
         self.tokens = token_provider or token_provider_for(shop, session, user_agent=USER_AGENT)
         self.bucket: CostBucket | None = None
         #: The last `extensions.cost` seen (benchmarks print it).
@@ -280,7 +284,7 @@ class ShopifyAdminClient:
             if token != self._headers_token:
                 self._headers = CIMultiDict({"X-Shopify-Access-Token": token, **_HEADERS})
                 self._headers_token = token
-            self.metrics.inc("shopify_requests_total", shop=self.shop_key)
+            self._requests_sent.add()
             try:
                 resp = await self.session.post(
                     self.url, data=request.payload, headers=self._headers, timeout=aiohttp.ClientTimeout(total=remaining)
@@ -586,10 +590,10 @@ class ShopifyAdminClient:
         reported = cost.get("actualQueryCost")
         actual = float(reported) if isinstance(reported, _NUMBER) else None
         if actual is not None:
-            self.metrics.inc("shopify_query_cost_total", actual, shop=self.shop_key)
+            self._cost_spent.add(actual)
         if not isinstance(requested, _NUMBER) or requested <= 0:
             return
-        self.metrics.inc("shopify_query_requested_cost_total", float(requested), shop=self.shop_key)
+        self._cost_requested.add(float(requested))
         known = self._expected_costs.get(key)
         if known is not None and known[0] == requested and (actual is None or self._last_actual.get(key) == actual):
             return  # the usual case: Shopify priced it as last time, so there is nothing new to write
