@@ -164,7 +164,7 @@ class _Answer:
     cost: Mapping[str, Any] | None
     errors: Any
     throttled: bool
-    retry_after: str | None
+    retry_after: str | None  # read only when throttled
     token: str  # the token it was sent with
 
 
@@ -306,7 +306,6 @@ class ShopifyAdminClient:
                     f"Shopify connection failed: {type(exc).__name__}", may_have_arrived=True
                 ) from None
             self.served_api_version = resp_headers.get("X-Shopify-API-Version") or self.served_api_version
-            retry_after = resp_headers.get("Retry-After")
             body = _json_or_none(raw)
             # orjson builds plain dicts: `type(...) is dict` is isinstance here
             if type(body) is dict:
@@ -318,6 +317,8 @@ class ShopifyAdminClient:
             else:
                 cost = errors = None
             throttled = status == 429 or (errors is not None and _is_throttled(errors))
+            # only a throttled answer's wait reads it
+            retry_after = resp_headers.get("Retry-After") if throttled else None
             # an HTTP answer without a cost (401, 5xx) ran no query
             self._settle(booking, key, cost, loop.time(), throttled=throttled, refund_all=cost is None)
             settled = True
