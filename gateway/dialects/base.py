@@ -407,9 +407,8 @@ def lookup_query(
 # --- rendering -----------------------------------------------------------------------------------------------------
 
 
-def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON, the only serializer the codecs use."""
-    return jsoncodec.dumps(obj)
+#: Compact UTF-8 JSON, the only serializer the codecs use (jsoncodec's function itself: no second frame per reply).
+dumps = jsoncodec.dumps
 
 
 def receipt_dict(receipt: Receipt, *, closed_word: str = "closed", with_status: bool = True) -> dict[str, Any]:
