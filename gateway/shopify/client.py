@@ -563,15 +563,12 @@ class ShopifyAdminClient:
         self._flying.discard(booking)
         self._refunds_in_flight -= booking.requested - booking.actual
         self._refill(now)
-        if cost is not None:
-            self._learn(key, cost)  # first: a newly priced document re-prices the bookings still in flight
-            actual = cost.get("actualQueryCost")
-        else:
-            actual = None
+        # first: a newly priced document re-prices the bookings still in flight
+        actual = self._learn(key, cost) if cost is not None else None
         if throttled or refund_all:
             available = self._available + booking.requested  # a throttled (or never answered) query spent nothing
-        elif isinstance(actual, _NUMBER):
-            available = self._available + (booking.requested - float(actual))
+        elif actual is not None:
+            available = self._available + (booking.requested - actual)
         else:
             available = self._available + (booking.requested - booking.actual)  # unknown outcome: the usual spend
         self._available = available if available < self._maximum else self._maximum
@@ -583,9 +580,10 @@ class ShopifyAdminClient:
         if self._lookup_waiters or self._background_waiters or self._timer is not None:
             self._pump(now)  # (with nobody waiting and no timer armed it has nothing to do)
 
-    def _learn(self, key: _CostKey, cost: Mapping[str, Any]) -> None:
+    def _learn(self, key: _CostKey, cost: Mapping[str, Any]) -> float | None:
         """Remember what the document requested and spent; re-price the bookings in flight of the same document
-        (the first ones of a burst were booked at the single-query maximum)."""
+        (the first ones of a burst were booked at the single-query maximum). Returns the actual cost reported (None
+        when it is not a number), which `_settle` credits."""
         self.last_cost = cost  # the decoded answer's own object: nothing changes it afterwards
         requested = cost.get("requestedQueryCost")
         reported = cost.get("actualQueryCost")
@@ -593,11 +591,11 @@ class ShopifyAdminClient:
         if actual is not None:
             self._cost_spent.add(actual)
         if not isinstance(requested, _NUMBER) or requested <= 0:
-            return
+            return actual
         self._cost_requested.add(float(requested))
         known = self._expected_costs.get(key)
         if known is not None and known[0] == requested and (actual is None or self._last_actual.get(key) == actual):
-            return  # the usual case: Shopify priced it as last time, so there is nothing new to write
+            return actual  # the usual case: Shopify priced it as last time, so there is nothing new to write
         if len(self._expected_costs) >= _MAX_TRACKED_DOCUMENTS and known is None:
             self._expected_costs.clear()
             self._last_actual.clear()
@@ -607,13 +605,14 @@ class ShopifyAdminClient:
         expected_actual = self._last_actual.get(key, requested)
         self._expected_costs[key] = (requested, expected_actual if expected_actual < requested else requested)
         if known is not None and known[0] == requested:
-            return  # only the actual cost changed: bookings in flight already hold this price
+            return actual  # only the actual cost changed: bookings in flight already hold this price
         new_requested, new_actual = self._expected(key)
         for booking in self._flying:
             if booking.key == key and booking.requested != new_requested:
                 self._available += booking.requested - new_requested
                 self._refunds_in_flight += (new_requested - new_actual) - (booking.requested - booking.actual)
                 booking.requested, booking.actual = new_requested, new_actual
+        return actual
 
     def _observe_status(self, cost: Mapping[str, Any], now: float) -> None:
         """Take Shopify's `throttleStatus` into our copy of the bucket."""
