@@ -22,6 +22,7 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
-def loads(raw: bytes | bytearray | memoryview | str) -> Any:
-    """Parse JSON; raises JSONDecodeError (a ValueError) on anything that is not valid JSON, nesting too deep included."""
-    return orjson.loads(raw)
+#: Parse JSON (bytes, bytearray, memoryview or str); raises JSONDecodeError (a ValueError) on anything that is not
+#: valid JSON, nesting too deep included. orjson's own function, not a wrapper: it runs twice per lookup (the bot's
+#: body and Shopify's answer), and a Python frame around it took half as long again (timeit min 211 against 138 ns).
+loads = orjson.loads

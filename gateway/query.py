@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,20 +153,26 @@ def decode_json(body: bytes) -> Any:
         raise InvalidRequest("the body is not valid JSON") from None
 
 
-async def bot_query(request: web.Request) -> web.Response:
-    route = request.app[BOT_ROUTES].get(request.match_info["shop"])
-    if route is None:
-        raise GatewayError(ErrorKind.UNKNOWN_SHOP)
-    body = await read_body(request, route.max_body)
-    if not signing.verify(request.headers.get(route.signature_header), body, route.secrets):
-        raise GatewayError(ErrorKind.BAD_SIGNATURE)
-    query: Query = route.codec.parse(decode_json(body))
-    if type(query) is TestQuery:
-        return web.Response(body=route.codec.render(query, None), content_type=_JSON)
-    context = route.context
-    assert context is not None  # set by ready_contexts before the app serves
-    result = await run_lookup(context, query)
-    return web.Response(body=route.memo.reply(query, result, route.codec.render), content_type=_JSON)
+def bot_query_handler(routes: dict[str, BotRoute]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The `POST /bot/{shop}` handler over the app's routes (`app[BOT_ROUTES]`), bound at start-up: no app state
+    lookup per request (`request.app[...]` is three Python calls)."""
+
+    async def bot_query(request: web.Request) -> web.Response:
+        route = routes.get(request.match_info["shop"])
+        if route is None:
+            raise GatewayError(ErrorKind.UNKNOWN_SHOP)
+        body = await read_body(request, route.max_body)
+        if not signing.verify(request.headers.get(route.signature_header), body, route.secrets):
+            raise GatewayError(ErrorKind.BAD_SIGNATURE)
+        query: Query = route.codec.parse(decode_json(body))
+        if type(query) is TestQuery:
+            return web.Response(body=route.codec.render(query, None), content_type=_JSON)
+        context = route.context
+        assert context is not None  # set by ready_contexts before the app serves
+        result = await run_lookup(context, query)
+        return web.Response(body=route.memo.reply(query, result, route.codec.render), content_type=_JSON)
+
+    return bot_query
 
 
 async def openapi_order(request: web.Request) -> web.Response:
@@ -222,5 +228,5 @@ def setup_query(app: web.Application) -> None:
         contexts.clear()
 
     app.cleanup_ctx.append(ready_contexts)
-    app.router.add_post("/bot/{shop}", bot_query)
+    app.router.add_post("/bot/{shop}", bot_query_handler(routes))
     app.router.add_post("/api/openapi/v1/orders/{order_id}", openapi_order)

@@ -39,8 +39,10 @@ def recipient_name(node: Node) -> str:
     """Shipping address name, else billing name, else the customer's display name."""
     for holder, field in _NAME_FIELDS:
         name = dig(node, holder, field)
-        if name and str(name).strip():
-            return str(name).strip()
+        if name:
+            name = str(name).strip()
+            if name:
+                return name
     return ""
 
 

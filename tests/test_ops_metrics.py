@@ -32,3 +32,22 @@ def test_counters_add_per_labels_and_render() -> None:
         "# TYPE webhooks_total counter\n"
         'webhooks_total{shop="a",topic="orders/create"} 2\n'
     )
+
+
+def test_counter_cell_adds_to_the_sample_inc_updates() -> None:
+    metrics = Metrics()
+    cell = metrics.counter("shopify_requests_total", shop="a")
+    assert metrics.render() == "\n"  # not in the scrape before its first add
+    cell.add()
+    metrics.inc("shopify_requests_total", shop="a")
+    cell.add(2.5)
+    metrics.counter("webhooks_total", topic="orders/create", shop="a").add()
+    metrics.inc("webhooks_total", shop="a", topic="orders/create")
+    assert metrics.value("shopify_requests_total", shop="a") == 4.5
+    assert metrics.value("webhooks_total", shop="a", topic="orders/create") == 2.0
+    assert metrics.render() == (
+        "# TYPE shopify_requests_total counter\n"
+        'shopify_requests_total{shop="a"} 4.5\n'
+        "# TYPE webhooks_total counter\n"
+        'webhooks_total{shop="a",topic="orders/create"} 2\n'
+    )

@@ -213,16 +213,19 @@ def number_text(params: dict[str, Any], name: str) -> str | None:
     only mean fulfillment 1; a platform meaning the tenth must send the string). An integral float (1001.0) reads as
     the integer."""
     value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer() and 0 <= value < 2**53:
-            value = str(int(value))
-        elif math.isfinite(value) and value > 0 and name == "package_number":
-            value = repr(value)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise InvalidRequest(f"{name} must be a number or a string")
-    s = str(value).strip()
+    if type(value) is str:
+        s = value.strip()  # the usual shape: nothing to convert
+    else:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            if math.isfinite(value) and value.is_integer() and 0 <= value < 2**53:
+                value = str(int(value))
+            elif math.isfinite(value) and value > 0 and name == "package_number":
+                value = repr(value)
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise InvalidRequest(f"{name} must be a number or a string")
+        s = str(value).strip()
     if s.startswith("#"):
         s = s[1:].strip()
     if not s:
@@ -234,6 +237,8 @@ def number_text(params: dict[str, Any], name: str) -> str | None:
 
 def integer(value: Any, name: str) -> int | None:
     """A JSON integer or a digit string (PROTOCOL §3); None when absent."""
+    if type(value) is int:
+        return value  # the usual JSON integer, asked first (a bool is not one: its type is bool)
     if value is None:
         return None
     if isinstance(value, bool):
@@ -402,9 +407,8 @@ def lookup_query(
 # --- rendering -----------------------------------------------------------------------------------------------------
 
 
-def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON, the only serializer the codecs use."""
-    return jsoncodec.dumps(obj)
+#: Compact UTF-8 JSON, the only serializer the codecs use (jsoncodec's function itself: no second frame per reply).
+dumps = jsoncodec.dumps
 
 
 def receipt_dict(receipt: Receipt, *, closed_word: str = "closed", with_status: bool = True) -> dict[str, Any]:

@@ -67,5 +67,7 @@ def corrected_total(total: int, page: Page, returned: int, kept: int) -> int:
     pages so far prove exists."""
     total -= returned - kept
     if kept:
-        total = max(total, (page.page - 1) * page.limit + kept)
-    return max(total, 0)
+        proven = (page.page - 1) * page.limit + kept
+        if total < proven:
+            total = proven
+    return total if total > 0 else 0

@@ -29,7 +29,8 @@ def search_term(field: str, value: str) -> str:
         raise ValueError(f"not a search field: {field!r}")
     if len(value) > MAX_VALUE_LENGTH or _CONTROL_CHAR.search(value):
         raise InvalidRequest(f"invalid {field}")
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    # most values (order numbers, emails, phones) have nothing to escape: two str.replace calls fewer per search
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"') if "\\" in value or '"' in value else value
     return f'{field}:"{escaped}"'
 
 

@@ -164,7 +164,7 @@ class _Answer:
     cost: Mapping[str, Any] | None
     errors: Any
     throttled: bool
-    retry_after: str | None
+    retry_after: str | None  # read only when throttled
     token: str  # the token it was sent with
 
 
@@ -194,6 +194,10 @@ class ShopifyAdminClient:
         self.url = self.api_version.api_path(shop.admin_base_url) + "/graphql.json"
         #: Counters land here; a private Metrics when none is given, so benchmarks can always read them.
         self.metrics = metrics if metrics is not None else Metrics()
+        # the counters every request adds to, kept as cells: no label key built per request
+        self._requests_sent = self.metrics.counter("shopify_requests_total", shop=self.shop_key)
+        self._cost_spent = self.metrics.counter("shopify_query_cost_total", shop=self.shop_key)
+        self._cost_requested = self.metrics.counter("shopify_query_requested_cost_total", shop=self.shop_key)
         self.tokens = token_provider or token_provider_for(shop, session, user_agent=USER_AGENT)
         self.bucket: CostBucket | None = None
         #: The last `extensions.cost` seen (benchmarks print it).
@@ -280,7 +284,7 @@ class ShopifyAdminClient:
             if token != self._headers_token:
                 self._headers = CIMultiDict({"X-Shopify-Access-Token": token, **_HEADERS})
                 self._headers_token = token
-            self.metrics.inc("shopify_requests_total", shop=self.shop_key)
+            self._requests_sent.add()
             try:
                 resp = await self.session.post(
                     self.url, data=request.payload, headers=self._headers, timeout=aiohttp.ClientTimeout(total=remaining)
@@ -302,7 +306,6 @@ class ShopifyAdminClient:
                     f"Shopify connection failed: {type(exc).__name__}", may_have_arrived=True
                 ) from None
             self.served_api_version = resp_headers.get("X-Shopify-API-Version") or self.served_api_version
-            retry_after = resp_headers.get("Retry-After")
             body = _json_or_none(raw)
             # orjson builds plain dicts: `type(...) is dict` is isinstance here
             if type(body) is dict:
@@ -314,6 +317,8 @@ class ShopifyAdminClient:
             else:
                 cost = errors = None
             throttled = status == 429 or (errors is not None and _is_throttled(errors))
+            # only a throttled answer's wait reads it
+            retry_after = resp_headers.get("Retry-After") if throttled else None
             # an HTTP answer without a cost (401, 5xx) ran no query
             self._settle(booking, key, cost, loop.time(), throttled=throttled, refund_all=cost is None)
             settled = True
@@ -558,15 +563,12 @@ class ShopifyAdminClient:
         self._flying.discard(booking)
         self._refunds_in_flight -= booking.requested - booking.actual
         self._refill(now)
-        if cost is not None:
-            self._learn(key, cost)  # first: a newly priced document re-prices the bookings still in flight
-            actual = cost.get("actualQueryCost")
-        else:
-            actual = None
+        # first: a newly priced document re-prices the bookings still in flight
+        actual = self._learn(key, cost) if cost is not None else None
         if throttled or refund_all:
             available = self._available + booking.requested  # a throttled (or never answered) query spent nothing
-        elif isinstance(actual, _NUMBER):
-            available = self._available + (booking.requested - float(actual))
+        elif actual is not None:
+            available = self._available + (booking.requested - actual)
         else:
             available = self._available + (booking.requested - booking.actual)  # unknown outcome: the usual spend
         self._available = available if available < self._maximum else self._maximum
@@ -578,21 +580,22 @@ class ShopifyAdminClient:
         if self._lookup_waiters or self._background_waiters or self._timer is not None:
             self._pump(now)  # (with nobody waiting and no timer armed it has nothing to do)
 
-    def _learn(self, key: _CostKey, cost: Mapping[str, Any]) -> None:
+    def _learn(self, key: _CostKey, cost: Mapping[str, Any]) -> float | None:
         """Remember what the document requested and spent; re-price the bookings in flight of the same document
-        (the first ones of a burst were booked at the single-query maximum)."""
+        (the first ones of a burst were booked at the single-query maximum). Returns the actual cost reported (None
+        when it is not a number), which `_settle` credits."""
         self.last_cost = cost  # the decoded answer's own object: nothing changes it afterwards
         requested = cost.get("requestedQueryCost")
         reported = cost.get("actualQueryCost")
         actual = float(reported) if isinstance(reported, _NUMBER) else None
         if actual is not None:
-            self.metrics.inc("shopify_query_cost_total", actual, shop=self.shop_key)
+            self._cost_spent.add(actual)
         if not isinstance(requested, _NUMBER) or requested <= 0:
-            return
-        self.metrics.inc("shopify_query_requested_cost_total", float(requested), shop=self.shop_key)
+            return actual
+        self._cost_requested.add(float(requested))
         known = self._expected_costs.get(key)
         if known is not None and known[0] == requested and (actual is None or self._last_actual.get(key) == actual):
-            return  # the usual case: Shopify priced it as last time, so there is nothing new to write
+            return actual  # the usual case: Shopify priced it as last time, so there is nothing new to write
         if len(self._expected_costs) >= _MAX_TRACKED_DOCUMENTS and known is None:
             self._expected_costs.clear()
             self._last_actual.clear()
@@ -602,13 +605,14 @@ class ShopifyAdminClient:
         expected_actual = self._last_actual.get(key, requested)
         self._expected_costs[key] = (requested, expected_actual if expected_actual < requested else requested)
         if known is not None and known[0] == requested:
-            return  # only the actual cost changed: bookings in flight already hold this price
+            return actual  # only the actual cost changed: bookings in flight already hold this price
         new_requested, new_actual = self._expected(key)
         for booking in self._flying:
             if booking.key == key and booking.requested != new_requested:
                 self._available += booking.requested - new_requested
                 self._refunds_in_flight += (new_requested - new_actual) - (booking.requested - booking.actual)
                 booking.requested, booking.actual = new_requested, new_actual
+        return actual
 
     def _observe_status(self, cost: Mapping[str, Any], now: float) -> None:
         """Take Shopify's `throttleStatus` into our copy of the bucket."""
