@@ -6,7 +6,8 @@ A steadier figure for comparing two versions on a shared machine, where CPU time
 the number of Python-level calls (cProfile's count, coroutine resumes included) the server makes per request moves a
 few per cent with load (how many answers one event-loop pass handles), not with what else runs. It is a proxy, not the target: a call into orjson or pydantic-core counts one however long
 it runs, so a change that swaps Python code for a C call looks better here than its CPU gain (bench_query_miss.py has
-the CPU figures). Same load as bench_query_miss.py (wrk -c50, 999 distinct order numbers, 50 ms store latency, the
+the CPU figures), and the methods dataclasses generate (all named `<string>`) count as one function, so creating
+fewer dataclass objects hardly shows. Same load as bench_query_miss.py (wrk -c50, 999 distinct order numbers, 50 ms store latency, the
 gateway's cache off); each server runs in this process under cProfile, the store and wrk in others. Needs wrk.
 """
 
