@@ -106,10 +106,7 @@ def _adjustments(node: Node, line_items: list[Node], currency: str) -> list[dict
     allocated: dict[int, Decimal] = {}
     for holder in line_items + nodes(node.get("shippingLines")):
         for allocation in holder.get("discountAllocations") or ():
-            try:
-                index = allocation["discountApplication"]["index"]
-            except (KeyError, TypeError):
-                continue  # dig(allocation, "discountApplication", "index") is None, unrolled like _presentment
+            index = dig(allocation, "discountApplication", "index")
             if index is not None:
                 index = int(index)
                 amount = to_decimal(_presentment(allocation, "allocatedAmountSet"))

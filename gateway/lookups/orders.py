@@ -170,11 +170,7 @@ async def search_orders(
         variables["withCustomer"] = True
     data = await ctx.execute("orders_search", variables)
     connection = data["orders"]
-    try:
-        count = data["ordersCount"]["count"]
-    except (KeyError, TypeError):
-        count = None  # dig(data, "ordersCount", "count") is None, unrolled: read on every search, and it is there
-    total = int(count or 0)
+    total = int(dig(data, "ordersCount", "count") or 0)
     # without customerQuery the document leaves the customers alias out
     customer_found = customer_query is not None and bool(nodes(data.get("customers")))
     if past_end:
