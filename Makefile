@@ -32,8 +32,8 @@ chromium:
 	fi
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check gateway mappings tests bench
-	$(BIN)/mypy gateway mappings
+	$(BIN)/ruff check gateway mappings localstore tests bench
+	$(BIN)/mypy gateway mappings localstore
 
 bench: $(BIN)/.installed
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done

@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_lookup_cost.py [--orders 60]
 
 Runs each lookup kind once, on a cold cache, through `gateway.lookups.dispatch.run_lookup` with a real ShopifyAdminClient over
-HTTP against the local store (gateway/sandbox, in this process; its cost model follows Shopify's calculated query cost,
-see gateway/sandbox/cost.py). Per kind it prints the GraphQL requests the store received, and the summed
+HTTP against the local store (localstore, in this process; its cost model follows Shopify's calculated query cost,
+see localstore/cost.py). Per kind it prints the GraphQL requests the store received, and the summed
 `requestedQueryCost` / `actualQueryCost` of those requests (from each response's `extensions.cost`). Targets: one
 request per lookup, except a phone number (the customer first), a cold page N (the cursor of page N-1 first), the
 open API's fallback from an id to a name, an order with more line items than the first request's page (one
@@ -40,13 +40,13 @@ from gateway.lookups.types import (  # noqa: E402
     ProductsQuery,
     PropertyQuery,
 )
-from gateway.sandbox import SandboxServer, SandboxShop  # noqa: E402
 from gateway.shopify.client import ShopifyAdminClient  # noqa: E402
+from localstore import SandboxServer, SandboxShop  # noqa: E402
 from tests.fixtures_query import lookup_context  # noqa: E402
 
 DOMAIN = "cost.myshopify.com"
 TOKEN = "shpat_bench_cost"
-BOB_EMAIL = "bob.norman@mail.example.com"  # well-known fixtures: gateway/sandbox/data.py
+BOB_EMAIL = "bob.norman@mail.example.com"  # well-known fixtures: localstore/data.py
 BOB_PHONE = "+16136120707"
 
 # (label, query, warm the customer-by-phone cache first?, Shopify requests it may take)

@@ -65,8 +65,8 @@ def bench_settings(store_url: str, dialect: str = "joinchat", ttl: float = 3600,
 
 async def serve_store(port: int, latency: float = 0.0, orders: int = 200, plan: str | None = None) -> None:
     """The local store in its own process, so the gateway's process holds only the gateway."""
-    from gateway.sandbox import SandboxServer, SandboxShop
-    from gateway.sandbox.cost import Bucket
+    from localstore import SandboxServer, SandboxShop
+    from localstore.cost import Bucket
 
     shop = SandboxShop.seeded(domain=DOMAIN, seed=42, orders=orders, products=60, access_token=TOKEN)
     if plan:

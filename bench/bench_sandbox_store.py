@@ -22,11 +22,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.sandbox import SandboxServer, SandboxShop  # noqa: E402
-from gateway.sandbox.cost import Bucket  # noqa: E402
-from gateway.sandbox.executor import GraphQLRunner, admin_schema  # noqa: E402,F401
-from gateway.sandbox.resolvers import RequestContext  # noqa: E402
 from gateway.shopify.queries import load_query  # noqa: E402
+from localstore import SandboxServer, SandboxShop  # noqa: E402
+from localstore.cost import Bucket  # noqa: E402
+from localstore.executor import GraphQLRunner, admin_schema  # noqa: E402,F401
+from localstore.resolvers import RequestContext  # noqa: E402
 
 TOKEN = "shpat_sandbox_demo"
 

@@ -15,11 +15,12 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway import query_cli, receiver
+from gateway import query_cli
 from gateway.cli_common import add_config_arg, freeze_startup_objects, settings_from_args, until_stopped
 from gateway.push import cli as push_cli
-from gateway.sandbox import cli as sandbox_cli
 from gateway.settings import Settings
+from localstore import cli as localstore_cli
+from localstore import receiver
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
@@ -28,7 +29,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     sandbox = None
     if settings.sandbox.enabled:
         # The demo: the local Shopify store runs in the same process, seeded, answering the shops configured for it.
-        from gateway.sandbox.server import SandboxServer
+        from localstore.server import SandboxServer
 
         sandbox = SandboxServer.for_settings(settings)
         await sandbox.start()
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_config)
 
     registrars: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
-        query_cli.register, sandbox_cli.register, push_cli.register, receiver.register
+        query_cli.register, localstore_cli.register, push_cli.register, receiver.register
     ]
     for register in registrars:
         register(sub)

@@ -23,8 +23,8 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.push.store import PUSH_STORE, PushStore
 from gateway.push.subscriptions import TOPICS
-from gateway.sandbox import SandboxServer
 from gateway.settings import Settings, parse_settings
+from localstore import SandboxServer
 from tests.fixtures_push import PUSH_SECRET, BotReceiver, eventually, free_port
 
 CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"

@@ -19,8 +19,8 @@ from aiohttp import web
 
 from gateway import signing
 from gateway.push.store import PushStore
-from gateway.receiver import PushReceiver, ReceivedPush
 from gateway.settings import Settings, parse_settings
+from localstore.receiver import PushReceiver, ReceivedPush
 
 if TYPE_CHECKING:
     from gateway.push.redis_store import RedisPushStore
@@ -363,7 +363,7 @@ SHOPIFY_TOKEN = "shpat_test"  # the access token push_config gives the shop
 
 def push_shop() -> Any:
     """The local store behind `demo` (demo-shop.myshopify.com): products to order, a few seeded orders."""
-    from gateway.sandbox import SandboxShop
+    from localstore import SandboxShop
 
     return SandboxShop.seeded(domain=SHOP_DOMAIN, seed=7, orders=0, products=12, access_token=SHOPIFY_TOKEN)
 
@@ -371,7 +371,7 @@ def push_shop() -> Any:
 @pytest.fixture
 async def push_sandbox() -> AsyncIterator[Any]:
     """A started local store serving `push_shop()`; it sends no webhooks (nothing subscribes): tests post their own."""
-    from gateway.sandbox import SandboxServer
+    from localstore import SandboxServer
 
     server = SandboxServer([push_shop()], host="127.0.0.1", port=0, webhook_retry_schedule=None)
     await server.start()

@@ -26,12 +26,12 @@ from gateway import signing
 from gateway.app import create_app
 from gateway.cache import LookupCache
 from gateway.lookups.context import ShopContext
-from gateway.sandbox import SandboxServer, SandboxShop
-from gateway.sandbox.cost import CostCalculator
-from gateway.sandbox.executor import admin_schema
 from gateway.settings import Settings, parse_settings
 from gateway.shopify.client import ShopifyAdminClient
 from gateway.shopify.queries import load_query
+from localstore import SandboxServer, SandboxShop
+from localstore.cost import CostCalculator
+from localstore.executor import admin_schema
 
 JC1_SECRETS = ["jc1-current-secret", "jc1-previous-secret"]
 JC2_SECRET = "jc2-secret"
@@ -50,7 +50,7 @@ DEFAULT_DOMAINS = {"jc1": "demo.myshopify.com", "jc2": "demo-v2.myshopify.com", 
 
 def document_cost(name: str, variables: dict[str, Any]) -> int:
     """The requested cost of our document `name` with `variables`, by the local store's model of Shopify's rules
-    (gateway/sandbox/cost.py), without sending it."""
+    (localstore/cost.py), without sending it."""
     document = parse(load_query(name))
     [operation] = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     return CostCalculator(admin_schema(), document, variables).plan(operation).requested

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.sandbox import SandboxServer, SandboxShop
+from localstore import SandboxServer, SandboxShop
 
 SANDBOX_DOMAIN = "demo.myshopify.com"
 SANDBOX_TOKEN = "shpat_sandbox_demo"

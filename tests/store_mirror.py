@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.sandbox.data import SandboxShop, iso
-from gateway.sandbox.seed import build_fulfillment, build_order, record_payment, refresh_fulfillment_status
+from localstore.data import SandboxShop, iso
+from localstore.seed import build_fulfillment, build_order, record_payment, refresh_fulfillment_status
 from mappings.push import FULFILLMENT_EVENT_TOPIC, FULFILLMENT_TOPICS, ORDER_TOPICS
 
 

@@ -1,4 +1,5 @@
-"""No import cycles in `gateway/` and `mappings/`, function-level imports included.
+"""No import cycles in `gateway/`, `mappings/` and `localstore/`, function-level imports included; the gateway never
+imports the local store except to launch the demo.
 
 A cycle hidden behind a function-level import or a module `__getattr__` still couples the two modules: neither can be
 read, tested or replaced without the other. Imports under `if TYPE_CHECKING:` are left out: they never run, and
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("gateway", "mappings")
+PACKAGES = ("gateway", "mappings", "localstore")
 
 
 def _module_name(path: Path) -> str:
@@ -144,3 +145,18 @@ def test_importing_a_submodule_from_outside_depends_on_its_package_init() -> Non
     graph = import_graph()
     assert {"gateway.lookups", "gateway.lookups.types"} <= graph["gateway.keys"]
     assert "gateway.lookups" not in graph["gateway.lookups.orders"]  # a sibling's import runs no __init__ again
+
+
+#: The only gateway module that may import the local store: the command line, which launches the demo store
+#: (`gateway serve` with `sandbox.enabled`) and offers `gateway sandbox` / `gateway receiver`.
+DEMO_WIRING = {"gateway.cli"}
+
+
+def test_the_gateway_imports_the_local_store_only_to_launch_the_demo() -> None:
+    graph = import_graph()
+    offenders = {
+        module: sorted(t for t in targets if t == "localstore" or t.startswith("localstore."))
+        for module, targets in graph.items()
+        if module.startswith(("gateway", "mappings")) and module not in DEMO_WIRING
+    }
+    assert {m: t for m, t in offenders.items() if t} == {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.sandbox import SandboxShop
+from localstore import SandboxShop
 from mappings.package import MAX_PRODUCT_NAME
 from tests.fixtures_query import Platform
 

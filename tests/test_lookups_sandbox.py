@@ -1,6 +1,6 @@
 """Lookups end to end against the local Shopify store: a real ShopifyAdminClient over HTTP, a real LookupCache.
 
-Well-known fixtures: gateway/sandbox/data.py (Bob Norman's orders #1001–#1004, Jane's phone-only #1005, Chloé's EUR
+Well-known fixtures: localstore/data.py (Bob Norman's orders #1001–#1004, Jane's phone-only #1005, Chloé's EUR
 #1006, fulfillment fixtures #1011/#1012/#1013…, products "Classic T-Shirt", "Draft Hoodie", "Unlisted Cap"...).
 """
 
@@ -32,8 +32,8 @@ from gateway.lookups.types import (
     SortField,
     StoreUnavailable,
 )
-from gateway.sandbox import SandboxServer, SandboxShop
-from gateway.sandbox.seed import build_customer
+from localstore import SandboxServer, SandboxShop
+from localstore.seed import build_customer
 from mappings.nodes import strip_hash
 from tests.fixtures_query import lookup_context
 
@@ -334,7 +334,7 @@ async def test_packages_of_an_order_shipped_in_7_parts(
 
 
 async def test_every_display_status_gets_a_label(ctx: ShopContext) -> None:
-    from gateway.sandbox.seed import DISPLAY_STATUS_FIXTURES
+    from localstore.seed import DISPLAY_STATUS_FIXTURES
 
     for name, status in DISPLAY_STATUS_FIXTURES.items():
         packages = (await run_lookup(ctx, PackagesQuery(order_number=name.lstrip("#")))).packages

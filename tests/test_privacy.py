@@ -12,8 +12,8 @@ import pytest
 from gateway import signing
 from gateway.app import create_app
 from gateway.push.store import PUSH_STORE
-from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.settings import parse_settings
+from localstore import SandboxServer, SandboxShop
 from tests.fixtures_push import PUSH_SECRET, WEBHOOK_SECRET, BotReceiver, eventually, free_port, push_config
 from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SANDBOX_DOMAIN, SANDBOX_TOKEN
 

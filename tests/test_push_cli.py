@@ -10,8 +10,8 @@ from gateway.app import create_app
 from gateway.push.sqlite_store import SqlitePushStore
 from gateway.push.store import EventStatus, Push, PushStatus
 from gateway.push.subscriptions import TOPICS
-from gateway.sandbox import SandboxServer
 from gateway.settings import parse_settings
+from localstore import SandboxServer
 from tests.fixtures_push import (
     SHOP_DOMAIN,
     SHOP_KEY,

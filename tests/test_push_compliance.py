@@ -15,8 +15,8 @@ import pytest
 from gateway.push.reader import PushReader
 from gateway.push.rules import Rules
 from gateway.push.store import EventStatus, PushStore, StoredCounts, WebhookMeta
-from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.shopify.client import open_clients
+from localstore import SandboxServer, SandboxShop
 from tests.fixtures_push import (
     QUERY_SECRET,
     SHOP_DOMAIN,

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.sandbox import SandboxServer
+from localstore import SandboxServer
 from tests.fixtures_push import QUERY_SECRET, SHOP_KEY, BotReceiver, SandboxGateway, wait_until_settled
 from tests.fixtures_query import APP_ID, APP_SECRET, MACHINE, Platform, Reply, envelope
 from tests.fixtures_sandbox import SANDBOX_DOMAIN

@@ -27,11 +27,11 @@ from gateway.push.reconcile import OVERLAP_SECONDS, reconcile_shop
 from gateway.push.rules import Rules
 from gateway.push.setup import PUSH_RUNTIME
 from gateway.push.store import EventStatus, PushStatus, PushStore, WebhookMeta
-from gateway.sandbox import SandboxServer, SandboxShop
-from gateway.sandbox import payloads as store_payloads
 from gateway.settings import Settings
 from gateway.shopify.client import SHOPIFY_CLIENTS, open_clients
 from gateway.shopify.queries import load_query
+from localstore import SandboxServer, SandboxShop
+from localstore import payloads as store_payloads
 from tests.fixtures_push import (
     SHOP_DOMAIN,
     SHOP_KEY,

@@ -11,8 +11,8 @@ from gateway.push.reconcile import reconcile_shop
 from gateway.push.setup import PUSH_RUNTIME
 from gateway.push.store import PUSH_STORE, PushStatus
 from gateway.push.subscriptions import TOPICS, list_subscriptions, sync_shop
-from gateway.sandbox import SandboxServer
 from gateway.shopify.client import SHOPIFY_CLIENTS
+from localstore import SandboxServer
 from tests.fixtures_push import BotReceiver, as_push, eventually, orders_reply, wait_until_settled
 from tests.fixtures_sandbox import SANDBOX_DOMAIN
 

@@ -8,7 +8,6 @@ documents that use them, and each fragment must be used by at least one document
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import pytest
 from graphql import (
@@ -24,9 +23,7 @@ from graphql import (
 )
 from graphql.language import ArgumentNode, EnumValueNode, FieldNode
 
-from gateway.shopify.queries import QUERIES_DIR, _fragments, document_names, load_query
-
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "gateway" / "shopify" / "schema" / "admin-2026-10.graphql"
+from gateway.shopify.queries import QUERIES_DIR, SCHEMA_PATH, _fragments, document_names, load_query
 
 
 @functools.cache

@@ -11,8 +11,8 @@ import pytest
 
 from gateway.app import create_app
 from gateway.ops import Metrics
-from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.shopify.client import ShopifyAdminClient, ShopifyThrottled
+from localstore import SandboxServer, SandboxShop
 from tests.fixtures_query import AiohttpClient, Platform, query_settings
 from tests.fixtures_sandbox import SANDBOX_DOMAIN
 from tests.test_shopify_client import TOKEN_AUTH, shop_settings

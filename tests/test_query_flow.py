@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from gateway.app import create_app
-from gateway.sandbox import SandboxServer
+from localstore import SandboxServer
 from tests.fixtures_query import DEFAULT_DOMAINS, AiohttpClient, Platform, query_settings
 
 JC1 = DEFAULT_DOMAINS["jc1"]

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.app import create_app
-from gateway.sandbox import SandboxServer, SandboxShop
+from localstore import SandboxServer, SandboxShop
 from tests.fixtures_query import (
     APP_ID,
     APP_SECRET,

@@ -2,7 +2,7 @@
 
 Where a seed's example contradicts PROTOCOL.md (it sends both `order_number` and `user_account`, or the literal
 `"product_type|vendor"`), the verbatim example must get the dialect's invalid-request error, and each of its lookups
-sent alone must succeed. Values are checked against the store's well-known fixtures (gateway/sandbox/data.py).
+sent alone must succeed. Values are checked against the store's well-known fixtures (localstore/data.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import json
 import aiohttp
 
 from gateway import signing
-from gateway.receiver import PushReceiver, describe
+from localstore.receiver import PushReceiver, describe
 from tests.fixtures_push import free_port
 
 

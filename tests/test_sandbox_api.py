@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.sandbox import SandboxServer, SandboxShop
+from localstore import SandboxServer, SandboxShop
 from tests.fixtures_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_TOKEN
 
 ORDER_PAGE = """query($first: Int, $last: Int, $after: String, $before: String, $sortKey: OrderSortKeys, $reverse: Boolean,

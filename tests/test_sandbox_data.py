@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from gateway.sandbox import SandboxServer, SandboxShop
-from gateway.sandbox.seed import DISPLAY_STATUS_FIXTURES, FINANCIAL_STATUSES
 from gateway.settings import load_settings
+from localstore import SandboxServer, SandboxShop
+from localstore.seed import DISPLAY_STATUS_FIXTURES, FINANCIAL_STATUSES
 
 
 @pytest.fixture(scope="module", params=[1, 42, 2026])
@@ -86,7 +86,7 @@ def test_fulfillment_fixtures(shop: SandboxShop) -> None:
         order = shop.order_by_name(name)
         assert order is not None and order["fulfillments"][0]["displayStatus"] == status
     seen = {f["displayStatus"] for o in shop.orders for f in o["fulfillments"]}
-    from gateway.sandbox.executor import admin_schema
+    from localstore.executor import admin_schema
 
     assert seen == set(admin_schema().type_map["FulfillmentDisplayStatus"].values)  # type: ignore[attr-defined]
 

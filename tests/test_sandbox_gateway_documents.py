@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.shopify.queries import document_names, load_query
+from localstore import SandboxServer, SandboxShop
 from tests.fixtures_sandbox import SANDBOX_TOKEN
 
 _VARIABLE = re.compile(r"\$(\w+)\s*:\s*([\w!\[\]]+)")

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.sandbox import SandboxServer, SandboxShop
+from localstore import SandboxServer, SandboxShop
 from tests.fixtures_sandbox import SANDBOX_TOKEN
 
 

@@ -1,4 +1,4 @@
-"""Shopify's search grammar as the local store evaluates it (gateway/sandbox/search.py)."""
+"""Shopify's search grammar as the local store evaluates it (localstore/search.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from gateway.sandbox import SandboxShop
-from gateway.sandbox.resolvers import customer_resource, order_resource, product_resource
-from gateway.sandbox.search import And, Matcher, Not, Or, Term, index_terms, parse
+from localstore import SandboxShop
+from localstore.resolvers import customer_resource, order_resource, product_resource
+from localstore.search import And, Matcher, Not, Or, Term, index_terms, parse
 
 RECORDS: list[dict[str, Any]] = [
     {"title": "Classic T-Shirt", "vendor": "JACK & JONES", "kind": "T-Shirt", "n": 1},
@@ -19,7 +19,7 @@ RECORDS: list[dict[str, Any]] = [
 
 
 def _resource() -> Any:
-    from gateway.sandbox.search import FieldSpec, Resource
+    from localstore.search import FieldSpec, Resource
 
     return Resource(
         {"title": FieldSpec("text", lambda r: r["title"]), "vendor": FieldSpec("exact", lambda r: r["vendor"]),

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.sandbox import SandboxServer, SandboxShop
+from localstore import SandboxServer, SandboxShop
 from tests.fixtures_push import rest_fulfillment, rest_fulfillment_event, rest_order
 from tests.fixtures_sandbox import SANDBOX_DOMAIN, Receiver, subscribe
 from tests.shopify_examples import TOPIC_EXAMPLES, example, extra_keys, reference_shape

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.signing import SHOPIFY_HEADER, verify
+from localstore import SandboxServer, SandboxShop
 from tests.fixtures_sandbox import SANDBOX_CLIENT_SECRET, SUBSCRIBE, Receiver, gql, subscribe
 
 

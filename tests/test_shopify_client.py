@@ -13,7 +13,6 @@ from aiohttp import web
 from gateway.cache import LookupCache
 from gateway.keys import SETTINGS
 from gateway.ops import Metrics
-from gateway.sandbox import SandboxServer, SandboxShop
 from gateway.settings import Settings, ShopSettings, parse_settings
 from gateway.shopify.auth import ClientCredentialsTokenProvider, StaticTokenProvider
 from gateway.shopify.client import (
@@ -26,6 +25,7 @@ from gateway.shopify.client import (
     open_clients,
     setup_shopify,
 )
+from localstore import SandboxServer, SandboxShop
 from tests.fixtures_sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_DOMAIN, SANDBOX_TOKEN
 
 SHOP_NAME = "{ shop { name } }"

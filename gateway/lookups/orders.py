@@ -46,7 +46,7 @@ from mappings.receipt import order_status, order_to_receipt
 # one follow-up request for the rest (`complete_line_items`), as the rare order shipped in more parts than the first
 # request lists gets one for its packages (`complete_fulfillments`); lookups with fulfillments stay within
 # QUERY_COST_BUDGET. The costs below are our documents' pieces, measured with the local store's model of Shopify's
-# rules (gateway/sandbox/cost.py); tests/test_lookups_sandbox.py checks them.
+# rules (localstore/cost.py); tests/test_lookups_sandbox.py checks them.
 MAX_QUERY_COST = 1000
 QUERY_COST_BUDGET = 500
 RECEIPTS_COST_BUDGET = 200

@@ -44,7 +44,7 @@ RECEIPT_LINE_ITEMS = 3
 MAX_LINE_ITEMS = 96
 #: Fulfillments read with each package order: most orders ship in fewer parts (the rest are read by id).
 PACKAGE_FULFILLMENTS = 5
-# Requested cost of one id in each list, by the local store's model of Shopify's rules (gateway/sandbox/cost.py;
+# Requested cost of one id in each list, by the local store's model of Shopify's rules (localstore/cost.py;
 # tests/test_push_read.py checks these): a receipt is the node, GatewayOrder and the recipient's custom attributes
 # (32) plus 10 per line item; a package is the node, PushRecipient and PushFulfillments (50); a fulfillment read by id
 # is PushFulfillment and its order (10).

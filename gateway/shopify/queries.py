@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 
 QUERIES_DIR = Path(__file__).with_name("queries")
+#: The pinned Admin API schema every document is validated against (tests) and the local store executes.
+SCHEMA_PATH = Path(__file__).with_name("schema") / "admin-2026-10.graphql"
 
 _FRAGMENT_DEF = re.compile(r"\bfragment\s+([_A-Za-z]\w*)\s+on\b")
 # `... Name` is a fragment spread; `... on Type` is an inline fragment.

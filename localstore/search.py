@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from gateway.sandbox.records import digits, legacy_id_of
+from localstore.records import digits, legacy_id_of
 
 Comparator = Literal[":", ">", "<", ">=", "<="]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cachetools import LRUCache
@@ -27,10 +26,9 @@ from graphql import (
     validate,
 )
 
-from gateway.sandbox.cost import Bucket, CostCalculator, CostPlan
-from gateway.sandbox.resolvers import RequestContext, resolve_field, resolve_type
-
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "shopify" / "schema" / "admin-2026-10.graphql"
+from gateway.shopify.queries import SCHEMA_PATH
+from localstore.cost import Bucket, CostCalculator, CostPlan
+from localstore.resolvers import RequestContext, resolve_field, resolve_type
 
 
 @functools.cache

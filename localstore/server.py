@@ -4,7 +4,7 @@ Routes:
 - `POST /admin/api/{version}/graphql.json` — Admin GraphQL (shop picked by Host header, else by token, else the only
   shop); `X-Shopify-Access-Token` must be the shop's static token or a live token from the grant, else 401.
 - `POST /admin/oauth/access_token` — client credentials grant (JSON or form body) → `{access_token, scope, expires_in}`.
-- `/_sandbox/...` — the admin surface for tests and humans (see gateway/sandbox/README.md).
+- `/_sandbox/...` — the admin surface for tests and humans (see localstore/README.md).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.sandbox.admin import add_admin_routes
-from gateway.sandbox.cost import Bucket
-from gateway.sandbox.data import SandboxShop
-from gateway.sandbox.executor import GraphQLRunner
-from gateway.sandbox.faults import Faults
-from gateway.sandbox.resolvers import RequestContext
-from gateway.sandbox.webhooks import WebhookDispatcher
+from localstore.admin import add_admin_routes
+from localstore.cost import Bucket
+from localstore.data import SandboxShop
+from localstore.executor import GraphQLRunner
+from localstore.faults import Faults
+from localstore.resolvers import RequestContext
+from localstore.webhooks import WebhookDispatcher
 
 if TYPE_CHECKING:
     from gateway.settings import Settings

@@ -32,8 +32,8 @@ import aiohttp
 from gateway.signing import SHOPIFY_HEADER, sign_base64
 
 if TYPE_CHECKING:
-    from gateway.sandbox.data import SandboxShop
-    from gateway.sandbox.records import Record
+    from localstore.data import SandboxShop
+    from localstore.records import Record
 
 SHOPIFY_RETRY_SCHEDULE = [60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 3840.0, 7680.0]  # 8 retries, ~4 h in all
 

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from graphql import GraphQLError, GraphQLResolveInfo, get_named_type, is_list_type, is_non_null_type
 from graphql.type import GraphQLEnumType, GraphQLScalarType
 
-from gateway.sandbox import search
-from gateway.sandbox.records import Record, gid, legacy_id_of
+from localstore import search
+from localstore.records import Record, gid, legacy_id_of
 
 if TYPE_CHECKING:
-    from gateway.sandbox.data import SandboxShop
+    from localstore.data import SandboxShop
 
 MAX_PAGE = 250
 

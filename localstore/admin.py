@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.sandbox.records import public
+from localstore.records import public
 
 if TYPE_CHECKING:
-    from gateway.sandbox.data import SandboxShop
-    from gateway.sandbox.server import SandboxServer
+    from localstore.data import SandboxShop
+    from localstore.server import SandboxServer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

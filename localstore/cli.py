@@ -2,7 +2,7 @@
 
     gateway sandbox --port 8765 --orders 200 --seed 42
 
-It is the test double and demo store (see gateway/sandbox/README.md); its credentials are public demo values.
+It is the test double and demo store (see localstore/README.md); its credentials are public demo values.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    from gateway.sandbox import SandboxServer, SandboxShop
+    from localstore import SandboxServer, SandboxShop
 
     domains = args.domain or [DEFAULT_DOMAIN]
     shops = [
@@ -69,7 +69,7 @@ async def _run(args: argparse.Namespace) -> None:
     print(f"  client id:      {args.client_id}", flush=True)
     print(f"  client secret:  {args.client_secret}   (client credentials grant and webhook HMAC)", flush=True)
     print(f"  token grant:    POST {server.base_url}/admin/oauth/access_token", flush=True)
-    print(f"  admin surface:  {server.base_url}/_sandbox/shops   (see gateway/sandbox/README.md)", flush=True)
+    print(f"  admin surface:  {server.base_url}/_sandbox/shops   (see localstore/README.md)", flush=True)
     try:
         await until_stopped()
     finally:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gateway.sandbox.records import Record, gid_number
+from localstore.records import Record, gid_number
 
 if TYPE_CHECKING:
-    from gateway.sandbox.data import SandboxShop
+    from localstore.data import SandboxShop
 
 
 def _ts(value: str | None) -> str | None:

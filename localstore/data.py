@@ -3,8 +3,8 @@
 Records are plain dicts shaped like the Admin GraphQL objects (camelCase keys = field names), so graphql-core's
 default resolution reads most fields straight off them. Keys starting with `_` are internal (references by id,
 flags) and never reach the wire. Money is kept as decimal strings, exactly as Shopify serialises `Decimal` (the
-shared primitives are in `gateway.sandbox.records`). The records are built by `gateway.sandbox.seed`, the webhook
-bodies by `gateway.sandbox.payloads`.
+shared primitives are in `localstore.records`). The records are built by `localstore.seed`, the webhook
+bodies by `localstore.payloads`.
 
 Seeding is deterministic for a given `seed` (only the absolute dates move: they are relative to the seeding day).
 `orders=N` / `products=N` are totals; the well-known fixtures below always exist and count towards them.
@@ -53,10 +53,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.sandbox import payloads
-from gateway.sandbox.cost import PLANS, Bucket
-from gateway.sandbox.records import EVENT_STATUSES, SHOP_CURRENCY, Record, digits, gid_number, iso, legacy_id_of
-from gateway.sandbox.seed import (
+from localstore import payloads
+from localstore.cost import PLANS, Bucket
+from localstore.records import EVENT_STATUSES, SHOP_CURRENCY, Record, digits, gid_number, iso, legacy_id_of
+from localstore.seed import (
     add_event,
     apply_product_changes,
     build_fulfillment,

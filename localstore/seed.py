@@ -1,6 +1,6 @@
 """Builders of sandbox records (orders, fulfillments, products, customers) and the deterministic seeding.
 
-The well-known fixtures are documented in `gateway.sandbox.data`; this module makes them, then fills the shop up to
+The well-known fixtures are documented in `localstore.data`; this module makes them, then fills the shop up to
 the requested totals with generated records drawn from `shop.rng` (seeded), so the same seed gives the same shop.
 """
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from gateway.sandbox.records import (
+from localstore.records import (
     CENT,
     SHOP_CURRENCY,
     Record,
@@ -22,7 +22,7 @@ from gateway.sandbox.records import (
 )
 
 if TYPE_CHECKING:
-    from gateway.sandbox.data import SandboxShop
+    from localstore.data import SandboxShop
 
 _DEFAULT: Any = object()
 TAX_RATE = Decimal("0.08")
@@ -701,7 +701,7 @@ def _fulfil(shop: SandboxShop, order: Record, display_status: str, stamp: dateti
 
 
 def populate(shop: SandboxShop, *, seed: int, orders: int, products: int) -> None:
-    """Fixtures first (documented in gateway.sandbox.data), then generated records up to the requested totals."""
+    """Fixtures first (documented in localstore.data), then generated records up to the requested totals."""
     rng = shop.rng
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(days=60)
