@@ -18,7 +18,7 @@ from aiohttp import web
 from gateway import query_cli
 from gateway.cli_common import add_config_arg, freeze_startup_objects, settings_from_args, until_stopped
 from gateway.push import cli as push_cli
-from gateway.settings import Settings
+from gateway.settings import ConfigError, Settings
 from localstore import cli as localstore_cli
 from localstore import receiver
 
@@ -73,6 +73,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as err:  # most often: the port is taken (another gateway or demo store is running)
         print(f"gateway: cannot serve: {err.strerror or err}", file=sys.stderr)
         return 1
+    except ConfigError as err:  # found while starting: a GATEWAY_REPLICA_ID that is no replica id
+        print(f"gateway: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

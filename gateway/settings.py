@@ -223,6 +223,10 @@ class ShopSettings(_Model):
         return key.replace("_", " ").capitalize() if key else "Processing"
 
 
+#: A replica id: what a host name may hold, so the default (the host name) always fits.
+REPLICA_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
 class StorageSettings(_Model):
     """Where accepted webhooks, the push outbox, the delivery log and the tracking index live."""
 
@@ -231,6 +235,31 @@ class StorageSettings(_Model):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: Key prefix in Redis, so several gateways (or test runs) can share one server.
     redis_prefix: str = "gw"
+    #: This gateway process's name among the replicas sharing the store (docs/replicas.md). Empty: the environment
+    #: variable GATEWAY_REPLICA_ID, else the host name. Keep it stable across restarts (a StatefulSet pod name, a
+    #: systemd instance name): a replica that restarts under the same name takes its unfinished work back at once.
+    replica_id: str = ""
+    #: How long a replica's claim on an event, a push or an unpaid check lasts without renewal; a dead replica's
+    #: work is taken over by another one this long after its last heartbeat.
+    lease_seconds: float = Field(default=6.0, gt=0)
+    #: How often a live replica renews the leases it holds (at most half the lease, so one late beat loses nothing).
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+
+    @field_validator("replica_id")
+    @classmethod
+    def _replica_name(cls, v: str) -> str:
+        if v and not REPLICA_ID.fullmatch(v):
+            raise ValueError(f"replica id {v!r} may hold only letters, digits, '.', '-' and '_' (at most 64)")
+        return v
+
+    @model_validator(mode="after")
+    def _beats_within_lease(self) -> StorageSettings:
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise ValueError(
+                f"heartbeat_seconds ({self.heartbeat_seconds:g}) must be at most half of lease_seconds"
+                f" ({self.lease_seconds:g})"
+            )
+        return self
 
 
 class ServerSettings(_Model):

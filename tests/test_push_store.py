@@ -235,7 +235,8 @@ async def test_long_reasons_are_cut_the_same_way_by_every_backend(push_store: Pu
     await push_store.schedule_retry(claimed.id, time.time() + 3600, long)
     retried = await push_store.get_push(claimed.id)
     assert retried is not None and retried.last_error == cut
-    await push_store.dead_letter(claimed.id, long + "!")
+    [again] = await push_store.claim_pushes(10, lease_seconds=30, now=time.time() + 3601)  # due again: retried
+    await push_store.dead_letter(again.id, long + "!")
     dead = await push_store.get_push(claimed.id)
     assert dead is not None and dead.status == PushStatus.DEAD and dead.last_error == cut
 

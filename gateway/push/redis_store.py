@@ -28,11 +28,17 @@ Key layout (P = the prefix; shop keys are `[A-Za-z0-9_-]+`, checked by the setti
     P:s:<shop>:o:<oid>:q              zset: the order's pending pushes by id (only the lowest is in P:due: ordering)
     P:s:<shop>:o:<oid>:ev/:push/:ful/:trk   what is stored about the order (compliance purges)
     P:s:<shop>:c:<cid>:o / :ev        sets: the customer's order ids / customer-only events (compliance purges)
+    P:held:<replica id>               set: what the replica's starts hold ("e:<seq>", "p:<id>", "c:<shop>\\n<oid>")
+    P:replicas                        hash: replica id → "<nonce>\\t<started>\\t<last heartbeat>"
 
-Leases: a claim sets the row's lease expiry and re-scores it in its queue (P:ev:leased, P:due, P:checks) to that
-expiry, so a replica that dies mid-delivery loses nothing: the row becomes claimable again, by any replica, once its
-lease expires. Per-order ordering: only an order's head is in P:due; delivering, dead-lettering or dropping it puts
-the next one there.
+Leases (docs/replicas.md): a claim writes the claiming replica's owner token in the row ('own', with 'lsince') and
+re-scores the row in its queue (P:ev:leased, P:due, P:checks) to its lease expiry; the replica's heartbeat pushes the
+expiry on while the work runs. A replica that dies loses nothing: its rows become claimable again, by any replica,
+when their leases expire (one lease after its last heartbeat), and a replica that restarts under the same replica id
+releases at once what its earlier start held (P:held). Settling is fenced: mark_delivered, schedule_retry and
+dead_letter check the owner in their script, and `commit` WATCHes the events and checks it finishes, so a replica
+that lost a lease writes nothing for that work. Per-order ordering: only an order's head is in P:due; delivering,
+dead-lettering or dropping it puts the next one there.
 
 Wake-ups travel over Redis pub/sub: `P:work` (new work, so idle workers on other replicas wake at once). The
 lookup-cache invalidations have a channel of their own, `P:inval`, kept by gateway.cache_fanout.
@@ -53,32 +59,35 @@ import asyncio
 import functools
 import importlib.resources
 import logging
-import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway import jsoncodec
+from gateway.push.replica import ReplicaIdentity
 from gateway.push.store import (
     EventOutcome,
     EventStatus,
     FulfillmentState,
+    LeaseHolder,
+    LeaseKind,
     OrderState,
     Push,
     PushAttempt,
     PushStatus,
     RecordResult,
+    ReplicaStatus,
     StoredCounts,
     StoredEvent,
     UnpaidCheck,
     WebhookMeta,
 )
-from gateway.push.store_base import PushStoreBase
+from gateway.push.store_base import LeaseIds, PushStoreBase, Taken
 from gateway.redis_pubsub import Subscription
 
 log = logging.getLogger(__name__)
@@ -131,7 +140,7 @@ _LUA_DIR = importlib.resources.files("gateway.push") / "redis_lua"
 _SCRIPT_NAMES = ("record_event", "claim_events", "requeue_event", "upsert_order", "upsert_fulfillment", "enqueue_push",
                  "add_tracking", "schedule_check", "done_check", "finish_event", "claim_checks", "claim_pushes",
                  "mark_delivered", "schedule_retry", "dead_letter", "record_attempt", "retry_push", "drop_push",
-                 "customer_data")  # fmt: skip
+                 "customer_data", "renew_leases", "defer_events", "reclaim_leases", "leases_held")  # fmt: skip
 
 
 def _lua(name: str) -> str:
@@ -286,13 +295,21 @@ class RedisPushStore(PushStoreBase):
     """`PushStore` on Redis, shared by every replica that uses the same URL and prefix: `PushStoreBase`'s primitives
     as Lua scripts and pipelines."""
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "gw", max_connections: int = 64) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "gw",
+        max_connections: int = 64,
+        identity: ReplicaIdentity | None = None,
+        reclaim: bool = False,
+    ) -> None:
+        super().__init__(identity)
         self.url = url
         self.prefix = prefix
         self.max_connections = max_connections
-        #: Identifies this store's messages on the pub/sub channels, so it ignores its own.
-        self.replica_id = uuid.uuid4().hex[:16]
+        #: The serving gateway: at open, take back at once what earlier starts of this replica id held.
+        self.reclaim = reclaim
         self._redis: aioredis.Redis | None = None
         self._work_subscription: Subscription | None = None
         self._work_channel = f"{prefix}:work"
@@ -322,6 +339,8 @@ class RedisPushStore(PushStoreBase):
         for name, body in _SCRIPTS.items():
             self._scripts[name] = client.register_script(body)
         await self._load_scripts()
+        if self.reclaim:
+            await self._reclaim_leases()
         self._work_subscription = await Subscription.open(client, self._work_channel, self._on_work, "push store")
 
     async def close(self) -> None:
@@ -434,7 +453,7 @@ class RedisPushStore(PushStoreBase):
         await asyncio.sleep(0)  # let a burst of commits in this loop iteration share one message
         self._publish_pending = False
         try:
-            await self.redis.publish(self._work_channel, self.replica_id)
+            await self.redis.publish(self._work_channel, self.identity.token)
         except (RedisError, RuntimeError) as exc:  # other replicas still poll: a lost wake-up only delays them
             log.warning("push store: work notification not published (%s)", type(exc).__name__)
 
@@ -444,7 +463,7 @@ class RedisPushStore(PushStoreBase):
         task.add_done_callback(self._background.discard)
 
     def _on_work(self, data: bytes) -> None:
-        if _s(data) != self.replica_id:  # another replica's work: its own wake-up was local already
+        if _s(data) != self.identity.token:  # another replica's work: its own wake-up was local already
             self._wake_local()
 
     # intake -------------------------------------------------------------------------------------------------------
@@ -466,14 +485,16 @@ class RedisPushStore(PushStoreBase):
         return "duplicate" if int(seq) == 0 else "new"
 
     @_shielded
-    async def _claim_events(self, limit: int, now: float, lease_until: float) -> list[StoredEvent]:
-        rows = await self._run("claim_events", _num(now), _num(lease_until), limit)
-        return [_event(r) for r in rows]
+    async def _claim_events(
+        self, limit: int, now: float, lease_until: float, owner: str
+    ) -> tuple[list[StoredEvent], Taken]:
+        rows, taken = await self._run("claim_events", _num(now), _num(lease_until), limit, owner)
+        return [_event(r) for r in rows], _taken(taken)
 
     @_shielded
-    async def _defer_events(self, seqs: Sequence[int], until: float) -> None:
-        # still leased (so no replica claims them), until `until`; claim_events moves them back to ready then
-        await self.redis.zadd(self._k("ev", "leased"), {str(s): until for s in seqs}, xx=True)
+    async def _defer_events(self, seqs: Sequence[int], until: float, owner: str) -> None:
+        # still in P:ev:leased (so no replica claims them), until `until`; claim_events moves them back to ready then
+        await self._run("defer_events", _num(until), owner, *seqs)
 
     @_shielded
     async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:
@@ -533,31 +554,63 @@ class RedisPushStore(PushStoreBase):
         return out
 
     @_shielded
-    async def _commit_outcomes(self, outcomes: Sequence[EventOutcome], now: float) -> bool:
-        """One MULTI/EXEC of small scripts: Redis applies all of it or (connection lost before EXEC) none of it."""
-        created = _num(now)
-        calls: list[tuple[str, tuple[Any, ...]]] = []
-        for o in outcomes:
-            calls += _commit_calls(o, created)
-        if not calls:
-            return False
+    async def _commit_outcomes(
+        self, outcomes: Sequence[EventOutcome], now: float, owner: str
+    ) -> tuple[bool, list[int]]:
+        """One MULTI/EXEC of small scripts: Redis applies all of it or (connection lost before EXEC) none of it.
+
+        Fencing: the stored events and unpaid checks the outcomes finish are WATCHed, their owners read, and the
+        outcomes of rows another owner holds left out; a claim that changes an owner before EXEC makes Redis refuse
+        the transaction, and it is built again from fresh owners. (Heartbeats do not write those rows' hashes, so
+        they never cause a retry.)"""
+        fenced_rows = {i: _fenced_keys(self, o) for i, o in enumerate(outcomes)}
+        watched = [key for keys in fenced_rows.values() for key in keys]
         async with self.redis.pipeline(transaction=True) as pipe:
-            for name, args in calls:
-                await self._scripts[name](args=[self.prefix, *args], client=pipe)
-            results = await pipe.execute()
-        return any(int(r) == 1 for (name, _), r in zip(calls, results, strict=True) if name in _WAKING)
+            while True:
+                fenced: list[int] = []
+                if watched:
+                    await pipe.watch(*watched)
+                    owners = await self._owners(watched)
+                    fenced = [i for i, keys in fenced_rows.items() if any(owners[k] not in (None, owner) for k in keys)]
+                calls: list[tuple[str, tuple[Any, ...]]] = []
+                for i, o in enumerate(outcomes):
+                    if i not in fenced:
+                        calls += _commit_calls(o, _num(now))
+                if not calls:
+                    await pipe.reset()
+                    return False, fenced
+                pipe.multi()
+                for name, args in calls:
+                    await self._scripts[name](args=[self.prefix, *args], client=pipe)
+                try:
+                    results = await pipe.execute()
+                except WatchError:
+                    continue  # an owner changed meanwhile: decide the fencing again
+                wake = any(int(r) == 1 for (name, _), r in zip(calls, results, strict=True) if name in _WAKING)
+                return wake, fenced
+
+    async def _owners(self, keys: Sequence[str]) -> dict[str, str | None]:
+        """The lease owner of each row (None when the row is gone: a purge took it, nobody holds it)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, ["own", "status", "done"])
+            rows = await pipe.execute()
+        return {key: None if row == [None, None, None] else _s(row[0]) for key, row in zip(keys, rows, strict=True)}
 
     @_shielded
-    async def _claim_unpaid_checks(self, limit: int, now: float, lease_until: float) -> list[UnpaidCheck]:
-        rows = await self._run("claim_checks", _num(now), _num(lease_until), limit)
-        return [UnpaidCheck(_s(shop), int(oid), float(due), _opt_int(cid)) for shop, oid, due, cid in rows]
+    async def _claim_unpaid_checks(
+        self, limit: int, now: float, lease_until: float, owner: str
+    ) -> tuple[list[UnpaidCheck], Taken]:
+        rows, taken = await self._run("claim_checks", _num(now), _num(lease_until), limit, owner)
+        checks = [UnpaidCheck(_s(shop), int(oid), float(due), _opt_int(cid)) for shop, oid, due, cid in rows]
+        return checks, _taken(taken)
 
     # delivery -----------------------------------------------------------------------------------------------------
 
     @_shielded
-    async def _claim_pushes(self, limit: int, now: float, lease_until: float) -> list[Push]:
-        rows = await self._run("claim_pushes", _num(now), _num(lease_until), limit)
-        return [_push(r) for r in rows]
+    async def _claim_pushes(self, limit: int, now: float, lease_until: float, owner: str) -> tuple[list[Push], Taken]:
+        rows, taken = await self._run("claim_pushes", _num(now), _num(lease_until), limit, owner)
+        return [_push(r) for r in rows], _taken(taken)
 
     @_shielded
     async def next_due(self) -> float | None:
@@ -579,14 +632,63 @@ class RedisPushStore(PushStoreBase):
             ready, leased, pending, dead, checks = await pipe.execute()
         return {"events": ready + leased, "pushes": pending, "dead": dead, "checks": checks}
 
-    async def _mark_delivered(self, push_id: int, now: float) -> None:
-        await self._run_batched("mark_delivered", push_id, _num(now))
+    async def _mark_delivered(self, push_id: int, now: float, owner: str) -> bool:
+        return int(await self._run_batched("mark_delivered", push_id, _num(now), owner)) == 1
 
-    async def _schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
-        await self._run_batched("schedule_retry", push_id, _num(due_at), error)
+    async def _schedule_retry(self, push_id: int, due_at: float, error: str, owner: str) -> bool:
+        return int(await self._run_batched("schedule_retry", push_id, _num(due_at), error, owner)) == 1
 
-    async def _dead_letter(self, push_id: int, reason: str) -> None:
-        await self._run_batched("dead_letter", push_id, reason)
+    async def _dead_letter(self, push_id: int, reason: str, owner: str) -> bool:
+        return int(await self._run_batched("dead_letter", push_id, reason, owner)) == 1
+
+    # leases -------------------------------------------------------------------------------------------------------
+
+    async def _renew_leases(
+        self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
+    ) -> dict[LeaseKind, list[str]]:
+        members = [f"{_MEMBER[kind]}:{lease_id}" for kind, ids in held.items() for lease_id in ids]
+        entry = self._replica_entry(now) if beat else ""
+        if not members and not entry:
+            return {}
+        lost = await self._run_batched("renew_leases", _num(lease_until), owner, entry, *members)
+        out: dict[LeaseKind, list[str]] = {}
+        for member in map(_s, lost):
+            out.setdefault(_KIND[member[0]], []).append(member[2:])
+        return out
+
+    def _replica_entry(self, beat_at: float) -> str:
+        return f"{self.identity.nonce}\t{_num(self.identity.started_at)}\t{_num(beat_at)}"
+
+    async def _reclaim_leases(self) -> None:
+        found = await self._run("reclaim_leases", self.identity.token, self._replica_entry(self.identity.started_at))
+        by_kind: dict[LeaseKind, Taken] = {}
+        for i in range(0, len(found), 3):
+            kind, owner, count = _KIND[_s(found[i])], _s(found[i + 1]), int(found[i + 2])
+            by_kind.setdefault(kind, {})[owner] = count
+        for kind, taken in by_kind.items():
+            self._report_taken(kind, taken, "restart")
+
+    @_shielded
+    async def push_holders(self, push_ids: Sequence[int]) -> dict[int, LeaseHolder]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for pid in push_ids:
+                pipe.hmget(self._k("push", pid), ["own", "lsince", "lease", "status"])
+            rows = await pipe.execute()
+        return {
+            pid: LeaseHolder(_s(own), float(since or 0), float(lease or 0))
+            for pid, (own, since, lease, status) in zip(push_ids, rows, strict=True)
+            if own and status == b"pending"
+        }
+
+    @_shielded
+    async def replicas(self) -> list[ReplicaStatus]:
+        out = []
+        for rid, entry, events, pushes, checks, oldest in await self._run("leases_held"):
+            nonce, started, beat = _s(entry).split("\t")
+            held = {LeaseKind.EVENT: int(events), LeaseKind.PUSH: int(pushes), LeaseKind.CHECK: int(checks)}
+            since = float(oldest) if oldest else None
+            out.append(ReplicaStatus(_s(rid), nonce, float(started), float(beat), held, since))
+        return sorted(out, key=lambda r: r.replica_id)
 
     async def _record_attempt(self, push_id: int, attempt: PushAttempt, keep: int) -> None:
         entry = jsoncodec.dumps(
@@ -774,5 +876,21 @@ class RedisPushStore(PushStoreBase):
 
 #: Commit steps whose result 1 means new work for some worker.
 _WAKING = frozenset({"enqueue_push", "schedule_check"})
+
+#: How a lease is named in the held sets and the renewal script: "<letter>:<lease id>".
+_MEMBER = {LeaseKind.EVENT: "e", LeaseKind.PUSH: "p", LeaseKind.CHECK: "c"}
+_KIND = {letter: kind for kind, letter in _MEMBER.items()} | {kind.value: kind for kind in LeaseKind}
+
+
+def _taken(flat: Sequence[Any]) -> Taken:
+    """A claim script's {owner, count, ...} as owner → count."""
+    return {_s(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def _fenced_keys(store: RedisPushStore, o: EventOutcome) -> list[str]:
+    """The rows whose lease decides whether the outcome may be written: its event and its unpaid checks."""
+    keys = [store._k("ev", o.event_seq)] if o.event_seq is not None else []
+    return keys + [store._shop(shop_key, "chk", order_id) for shop_key, order_id in o.done_checks]
+
 
 __all__ = ["RedisPushStore", "RedisUnavailable"]

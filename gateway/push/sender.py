@@ -11,6 +11,12 @@ Outcomes:
 - 5xx, 408, 429, timeouts and connection errors → retried with exponential backoff and jitter (full jitter between
   half and all of `backoff_base_seconds * 2**attempts`, capped at `backoff_max_seconds`) until the push is older than
   `push.max_age_seconds`, then dead letter.
+
+Leases (docs/replicas.md): a push is claimed for `storage.lease_seconds`, which the replica's heartbeat renews while
+the delivery runs (up to `push.timeout_seconds`). Right before the request goes out the lease is renewed once more,
+atomically, and the push is not sent when another replica has taken it meanwhile (this one was paused or cut off past
+its lease); recording the outcome is fenced the same way. Only a push whose request was already on the wire when its
+replica died can reach the platform twice, under the same Idempotency-Key.
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ import functools
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 
 from gateway import jsoncodec, signing
 from gateway.ops import Metrics
-from gateway.push.store import MAX_ANSWER_CHARS, Push, PushAttempt, PushStore
+from gateway.push.store import MAX_ANSWER_CHARS, LeaseKind, Push, PushAttempt, PushStore
 from gateway.settings import Settings, ShopSettings
 
 log = logging.getLogger(__name__)
@@ -101,16 +108,21 @@ class PushSender:
         metrics: Metrics | None = None,
         *,
         concurrency: int = 64,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.store = store
         self.session = session
         self.metrics = metrics or Metrics()
         self.concurrency = concurrency
+        #: A claim's lease: short, because the heartbeat renews it while the delivery runs.
+        self.lease_seconds = settings.storage.lease_seconds
+        self._clock = clock
         self._installed: dict[str, tuple[bool, float]] = {}
 
     async def run(self) -> None:
-        """Dispatch forever (cancel to stop; in-flight deliveries are cancelled and their leases expire)."""
+        """Dispatch forever (cancel to stop; in-flight deliveries are cancelled and their leases expire, or are
+        taken back at once when this replica starts again)."""
         inflight: set[asyncio.Task[None]] = set()
         slot_freed = asyncio.Event()
 
@@ -128,7 +140,7 @@ class PushSender:
                     await slot_freed.wait()
                     continue
                 try:
-                    pushes = await self.store.claim_pushes(free, self._lease_seconds())
+                    pushes = await self.store.claim_pushes(free, self.lease_seconds)
                 except Exception:
                     log.exception("push sender: claim failed")
                     await asyncio.sleep(1)
@@ -150,10 +162,6 @@ class PushSender:
             if inflight:
                 await asyncio.gather(*inflight, return_exceptions=True)
 
-    def _lease_seconds(self) -> float:
-        longest = max((s.push.timeout_seconds for s in self.settings.shops.values() if s.push), default=10.0)
-        return longest + 30.0
-
     async def _shop_installed(self, shop_key: str) -> bool:
         cached = self._installed.get(shop_key)
         now = time.monotonic()
@@ -170,6 +178,19 @@ class PushSender:
             raise
         except Exception:  # never lose the dispatcher to one bad row; the lease brings it back
             log.exception("push %s: delivery crashed", push.id)
+        finally:  # settled: no longer held; crashed: its lease expires unrenewed and the push comes back
+            self.store.forget_leases(LeaseKind.PUSH, [str(push.id)])
+
+    async def _still_held(self, push: Push) -> bool:
+        """Renew the push's lease right before its request goes out. False when another replica holds it now: this
+        one must not send it. The renewal is asked again if it took so long (a pause of this process, not a slow
+        store) that the lease could have run out between the answer and the send."""
+        while True:
+            asked = self._clock()
+            if not await self.store.hold_push(push.id, self.lease_seconds):
+                return False
+            if self._clock() - asked < self.lease_seconds / 2:
+                return True
 
     async def _deliver_once(self, push: Push) -> None:
         shop = self.settings.shops.get(push.shop_key)
@@ -183,6 +204,8 @@ class PushSender:
             await self._dead(push, "app uninstalled")
             return
         headers = push_headers(shop, push.body, push.idempotency_key)
+        if not await self._still_held(push):
+            return  # taken over while this replica could not renew: the replica that holds it now sends it
         started = time.monotonic()
         http_status: int | None = None
         answer = ""

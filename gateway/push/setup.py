@@ -4,6 +4,7 @@ Workers (one asyncio task each, started in cleanup_ctx, cancelled on shutdown):
 - processor: claims stored webhook events and runs the rules (gateway.push.rules) on them, in batches;
 - unpaid checker: re-reads orders whose Order/Unpaid delay elapsed (the push read) and enqueues what is due;
 - sender: delivers the outbox (gateway.push.sender);
+- lease heartbeat: renews the leases this replica holds on claimed work (gateway.push.leases);
 - reconciler and webhook-subscription sync (gateway.push.reconcile / gateway.push.subscriptions), when configured.
 """
 
@@ -22,11 +23,12 @@ from gateway.cache import LOOKUP_CACHE
 from gateway.keys import PUSH_STATE, SETTINGS
 from gateway.push.backends import make_store
 from gateway.push.intake import handle_webhook
+from gateway.push.leases import count_leases, start_heartbeat
 from gateway.push.reader import PushReader
 from gateway.push.reconcile import start_reconciler
 from gateway.push.rules import Rules
 from gateway.push.sender import PushSender
-from gateway.push.store import PUSH_STORE, PushStore
+from gateway.push.store import PUSH_STORE, LeaseKind, PushStore, check_lease_id
 from gateway.push.subscriptions import start_sync_task
 from gateway.settings import Settings
 from gateway.shopify.client import SHOPIFY_CLIENTS
@@ -35,18 +37,21 @@ log = logging.getLogger(__name__)
 
 #: How many stored events one rules pass takes (one store transaction for all of them).
 EVENT_BATCH = 256
-EVENT_LEASE_SECONDS = 30.0
-UNPAID_LEASE_SECONDS = 60.0
 IDLE_SECONDS = 1.0
 
 
-async def run_processor(rules: Rules, store: PushStore) -> None:
+async def run_processor(rules: Rules, store: PushStore, lease_seconds: float) -> None:
     """Run the rules on stored events as they arrive; idle waits are woken by the intake's notifications."""
     while True:
         try:
-            events = await store.claim_events(EVENT_BATCH, EVENT_LEASE_SECONDS)
+            events = await store.claim_events(EVENT_BATCH, lease_seconds)
             if events:
-                await rules.process(events)
+                try:
+                    await rules.process(events)
+                finally:
+                    # Those the pass settled are held no more; any a failed pass left come back when their leases,
+                    # no longer renewed, expire.
+                    store.forget_leases(LeaseKind.EVENT, [str(e.seq) for e in events])
                 continue
         except asyncio.CancelledError:
             raise
@@ -57,12 +62,15 @@ async def run_processor(rules: Rules, store: PushStore) -> None:
         await store.wait_for_work(IDLE_SECONDS)
 
 
-async def run_unpaid_checker(rules: Rules, store: PushStore, poll_seconds: float) -> None:
+async def run_unpaid_checker(rules: Rules, store: PushStore, poll_seconds: float, lease_seconds: float) -> None:
     while True:
         try:
-            checks = await store.claim_unpaid_checks(64, UNPAID_LEASE_SECONDS)
+            checks = await store.claim_unpaid_checks(64, lease_seconds)
             if checks:
-                await rules.run_unpaid_checks(checks)
+                try:
+                    await rules.run_unpaid_checks(checks)
+                finally:  # a check whose read failed is retried when its lease, no longer renewed, expires
+                    store.forget_leases(LeaseKind.CHECK, [check_lease_id(c.shop_key, c.order_id) for c in checks])
                 continue
         except asyncio.CancelledError:
             raise
@@ -93,6 +101,7 @@ def setup_push(app: web.Application) -> None:
     app[PUSH_STORE] = store
     app[PUSH_STATE] = store
     app[PUSH_RUNTIME] = PushRuntime(settings, store, metrics)
+    count_leases(store, metrics)
     app.router.add_post("/webhooks/shopify", handle_webhook)
 
     async def push_store_ready() -> str | None:
@@ -118,12 +127,15 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
     rules = Rules(settings, store, runtime.metrics, invalidator=app.get(LOOKUP_CACHE), reader=reader)
     runtime.rules = rules
     runtime.sender = PushSender(settings, store, session, runtime.metrics, concurrency=concurrency)
-    runtime.tasks.append(asyncio.create_task(run_processor(rules, store), name="push-processor"))
+    lease = settings.storage.lease_seconds
+    runtime.tasks.append(start_heartbeat(settings.storage, store))
+    runtime.tasks.append(asyncio.create_task(run_processor(rules, store, lease), name="push-processor"))
     if pushing:
         runtime.tasks.append(asyncio.create_task(runtime.sender.run(), name="push-sender"))
         min_delay = min((s.push.unpaid_delay_seconds for s in settings.shops.values() if s.push), default=60.0)
         poll = min(max(min_delay / 4, 0.05), 5.0)
-        runtime.tasks.append(asyncio.create_task(run_unpaid_checker(rules, store, poll), name="push-unpaid-checker"))
+        checker = run_unpaid_checker(rules, store, poll, lease)
+        runtime.tasks.append(asyncio.create_task(checker, name="push-unpaid-checker"))
     for task in (start_sync_task(settings, clients), start_reconciler(settings, clients, rules, store)):
         if task is not None:
             runtime.tasks.append(task)

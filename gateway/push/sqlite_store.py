@@ -19,6 +19,10 @@ docs/benchmarks.md, `bench_push_intake.py`). The loop never waits for a lock or 
 which waits for the lock.
 
 Schema changes are ordered migrations recorded in `schema_version`; add a new entry to `MIGRATIONS`, never edit one.
+
+Several processes: the CLI may open the file next to a running gateway, and several gateway processes on one host may
+serve it, each under its own replica id (`gateway.push.sqlite_leases`: leases with owners, one process per replica
+id). A process notices work another one committed at its next poll (within a second), not at once.
 """
 
 from __future__ import annotations
@@ -34,16 +38,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway import jsoncodec
+from gateway.push import sqlite_leases
+from gateway.push.replica import ReplicaIdentity
 from gateway.push.store import (
     EventOutcome,
     EventStatus,
     FulfillmentState,
+    LeaseHolder,
+    LeaseKind,
     NewPush,
     OrderState,
     Push,
     PushAttempt,
     PushStatus,
     RecordResult,
+    ReplicaStatus,
     StoredCounts,
     StoredEvent,
     TrackingEntry,
@@ -51,7 +60,7 @@ from gateway.push.store import (
     WebhookMeta,
     idempotency_key,
 )
-from gateway.push.store_base import PushStoreBase
+from gateway.push.store_base import LeaseIds, PushStoreBase, Taken
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +169,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX push_attempts_push ON push_attempts (push_id)",
         "CREATE INDEX events_shop_received ON events (shop_key, received_at)",
     ],
+    sqlite_leases.MIGRATION,
 ]
 
 #: How many queued operations one transaction may take (bounds the latency of the last one in a batch).
@@ -203,13 +213,18 @@ class _Whole:
 
 class SqlitePushStore(PushStoreBase):
     """`PushStore` on one SQLite file: `PushStoreBase`'s primitives as SQL run through the group commit. Safe to open
-    from several processes (the CLI next to a running gateway)."""
+    from several processes (the CLI next to running gateways, gateway processes with distinct replica ids)."""
 
-    def __init__(self, path: str | Path, *, reclaim_leases: bool = False) -> None:
-        super().__init__()
+    def __init__(
+        self, path: str | Path, *, identity: ReplicaIdentity | None = None, reclaim_leases: bool = False
+    ) -> None:
+        super().__init__(identity)
         self.path = str(path)
-        #: The serving gateway owns the file: leases left by a crashed predecessor are void at open.
+        #: A serving gateway: it locks its replica id on the file, and takes back at once what the earlier start of
+        #: that replica id held.
         self.reclaim_leases = reclaim_leases
+        self._replica_lock: sqlite_leases.ReplicaLock | None = None
+        self._reclaimed: dict[LeaseKind, Taken] = {}
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         #: Commits and batch sizes, for the benchmark and /metrics.
@@ -231,11 +246,22 @@ class SqlitePushStore(PushStoreBase):
             return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            if self.reclaim_leases:
+                lock = sqlite_leases.ReplicaLock(self.path, self.identity.replica_id)
+                lock.acquire()
+                self._replica_lock = lock
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._loop = ready.get_loop()
         self._thread = threading.Thread(target=self._run, args=(ready,), name="push-sqlite-writer", daemon=True)
         self._thread.start()
-        await ready
+        try:
+            await ready
+        except BaseException:
+            self._thread = None
+            self._release_replica_lock()
+            raise
+        for kind, taken in self._reclaimed.items():
+            self._report_taken(kind, taken, "restart")
 
     async def close(self) -> None:
         thread, self._thread = self._thread, None
@@ -248,6 +274,12 @@ class SqlitePushStore(PushStoreBase):
         for op in left:
             op.loop.call_soon_threadsafe(_settle, op.future, None, RuntimeError("push store closed"))
         self._conn = None
+        self._release_replica_lock()
+
+    def _release_replica_lock(self) -> None:
+        if self._replica_lock is not None:
+            self._replica_lock.release()
+            self._replica_lock = None
 
     async def ping(self) -> str | None:
         if self._thread is None or not self._thread.is_alive():
@@ -268,9 +300,7 @@ class SqlitePushStore(PushStoreBase):
         self._migrate(conn)
         if self.reclaim_leases:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("UPDATE events SET lease_until = 0 WHERE status = 'pending' AND lease_until > 0")
-            conn.execute("UPDATE outbox SET lease_until = 0 WHERE status = 'pending' AND lease_until > 0")
-            conn.execute("UPDATE unpaid_checks SET lease_until = 0 WHERE done = 0 AND lease_until > 0")
+            self._reclaimed = sqlite_leases.reclaim(conn, self.identity)
             conn.execute("COMMIT")
         conn.execute("PRAGMA busy_timeout=0")  # the loop never waits for a lock; see _Whole for who does
         return conn
@@ -452,23 +482,30 @@ class SqlitePushStore(PushStoreBase):
 
         return await self._call(op)
 
-    async def _claim_events(self, limit: int, now: float, lease_until: float) -> list[StoredEvent]:
-        def op(c: sqlite3.Connection) -> list[StoredEvent]:
+    async def _claim_events(
+        self, limit: int, now: float, lease_until: float, owner: str
+    ) -> tuple[list[StoredEvent], Taken]:
+        def op(c: sqlite3.Connection) -> tuple[list[StoredEvent], Taken]:
             rows = c.execute(
                 "SELECT seq, shop_key, event_id, topic, webhook_id, triggered_at, api_version, body, received_at,"
-                " status, error FROM events WHERE status = 'pending' AND lease_until <= ? ORDER BY seq LIMIT ?",
+                " status, error, lease_owner FROM events WHERE status = 'pending' AND lease_until <= ?"
+                " ORDER BY seq LIMIT ?",
                 (now, limit),
             ).fetchall()
-            if rows:
-                c.executemany("UPDATE events SET lease_until = ? WHERE seq = ?", [(lease_until, r[0]) for r in rows])
-            return [_event(r) for r in rows]
+            c.executemany(
+                "UPDATE events SET lease_until = ?, lease_owner = ?, leased_at = ? WHERE seq = ?",
+                [(lease_until, owner, now, r[0]) for r in rows],
+            )
+            return [_event(r) for r in rows], sqlite_leases.taken_from([r[11] for r in rows], owner)
 
         return await self._call(op)
 
-    async def _defer_events(self, seqs: Sequence[int], until: float) -> None:
+    async def _defer_events(self, seqs: Sequence[int], until: float, owner: str) -> None:
         def op(c: sqlite3.Connection) -> None:
             c.executemany(
-                "UPDATE events SET lease_until = ? WHERE seq = ? AND status = 'pending'", [(until, s) for s in seqs]
+                "UPDATE events SET lease_until = ?, lease_owner = '' WHERE seq = ? AND status = 'pending'"
+                " AND lease_owner = ?",
+                [(until, s, owner) for s in seqs],
             )
 
         await self._call(op)
@@ -538,38 +575,46 @@ class SqlitePushStore(PushStoreBase):
 
         return await self._call(op)
 
-    async def _commit_outcomes(self, outcomes: Sequence[EventOutcome], now: float) -> bool:
-        def op(c: sqlite3.Connection) -> bool:
+    async def _commit_outcomes(
+        self, outcomes: Sequence[EventOutcome], now: float, owner: str
+    ) -> tuple[bool, list[int]]:
+        def op(c: sqlite3.Connection) -> tuple[bool, list[int]]:
+            fenced = sqlite_leases.fenced(c, outcomes, owner)
             wake = False
-            for o in outcomes:
-                wake |= _write_outcome(c, o, now)
-            return wake
+            for i, o in enumerate(outcomes):
+                if i not in fenced:
+                    wake |= _write_outcome(c, o, now)
+            return wake, fenced
 
         return await self._call(op)
 
-    async def _claim_unpaid_checks(self, limit: int, now: float, lease_until: float) -> list[UnpaidCheck]:
-        def op(c: sqlite3.Connection) -> list[UnpaidCheck]:
+    async def _claim_unpaid_checks(
+        self, limit: int, now: float, lease_until: float, owner: str
+    ) -> tuple[list[UnpaidCheck], Taken]:
+        def op(c: sqlite3.Connection) -> tuple[list[UnpaidCheck], Taken]:
             rows = c.execute(
-                "SELECT shop_key, order_id, due_at, customer_id FROM unpaid_checks"
+                "SELECT shop_key, order_id, due_at, customer_id, lease_owner FROM unpaid_checks"
                 " WHERE done = 0 AND due_at <= ? AND lease_until <= ? ORDER BY due_at LIMIT ?",
                 (now, now, limit),
             ).fetchall()
             c.executemany(
-                "UPDATE unpaid_checks SET lease_until = ? WHERE shop_key = ? AND order_id = ?",
-                [(lease_until, r[0], r[1]) for r in rows],
+                "UPDATE unpaid_checks SET lease_until = ?, lease_owner = ?, leased_at = ?"
+                " WHERE shop_key = ? AND order_id = ?",
+                [(lease_until, owner, now, r[0], r[1]) for r in rows],
             )
-            return [UnpaidCheck(r[0], r[1], r[2], r[3]) for r in rows]
+            checks = [UnpaidCheck(r[0], r[1], r[2], r[3]) for r in rows]
+            return checks, sqlite_leases.taken_from([r[4] for r in rows], owner)
 
         return await self._call(op)
 
     # delivery -----------------------------------------------------------------------------------------------------
 
-    async def _claim_pushes(self, limit: int, now: float, lease_until: float) -> list[Push]:
-        def op(c: sqlite3.Connection) -> list[Push]:
+    async def _claim_pushes(self, limit: int, now: float, lease_until: float, owner: str) -> tuple[list[Push], Taken]:
+        def op(c: sqlite3.Connection) -> tuple[list[Push], Taken]:
             # The head of each order's queue only: an earlier pending push (due later, being retried, or leased)
             # holds back every later push of the same order.
             rows = c.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox o WHERE o.status = 'pending' AND o.due_at <= ?"
+                f"SELECT {_OUTBOX_COLUMNS}, lease_owner FROM outbox o WHERE o.status = 'pending' AND o.due_at <= ?"
                 " AND o.lease_until <= ? AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.shop_key = o.shop_key"
                 " AND e.order_id = o.order_id AND e.status = 'pending' AND e.id < o.id)"
                 # due_at, id: the partial index's own order (rowid breaks ties), so LIMIT stops early instead of
@@ -577,8 +622,11 @@ class SqlitePushStore(PushStoreBase):
                 " ORDER BY o.due_at, o.id LIMIT ?",
                 (now, now, limit),
             ).fetchall()
-            c.executemany("UPDATE outbox SET lease_until = ? WHERE id = ?", [(lease_until, r[0]) for r in rows])
-            return [_push(r) for r in rows]
+            c.executemany(
+                "UPDATE outbox SET lease_until = ?, lease_owner = ?, leased_at = ? WHERE id = ?",
+                [(lease_until, owner, now, r[0]) for r in rows],
+            )
+            return [_push(r) for r in rows], sqlite_leases.taken_from([r[14] for r in rows], owner)
 
         return await self._call(op)
 
@@ -602,32 +650,48 @@ class SqlitePushStore(PushStoreBase):
 
         return await self._call(op)
 
-    async def _mark_delivered(self, push_id: int, now: float) -> None:
-        await self._call(
-            lambda c: c.execute(
-                "UPDATE outbox SET status = 'delivered', delivered_at = ?, attempts = attempts + 1, lease_until = 0,"
-                " last_error = '' WHERE id = ?",
-                (now, push_id),
-            )
+    async def _mark_delivered(self, push_id: int, now: float, owner: str) -> bool:
+        return await self._settle_push(
+            "UPDATE outbox SET status = 'delivered', delivered_at = ?, attempts = attempts + 1, lease_until = 0,"
+            " lease_owner = '', last_error = '' WHERE id = ? AND lease_owner = ?",
+            (now, push_id, owner),
         )
 
-    async def _schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
-        await self._call(
-            lambda c: c.execute(
-                "UPDATE outbox SET due_at = ?, last_error = ?, attempts = attempts + 1, lease_until = 0"
-                " WHERE id = ? AND status = 'pending'",
-                (due_at, error, push_id),
-            )
+    async def _schedule_retry(self, push_id: int, due_at: float, error: str, owner: str) -> bool:
+        return await self._settle_push(
+            "UPDATE outbox SET due_at = ?, last_error = ?, attempts = attempts + 1, lease_until = 0,"
+            " lease_owner = '' WHERE id = ? AND status = 'pending' AND lease_owner = ?",
+            (due_at, error, push_id, owner),
         )
 
-    async def _dead_letter(self, push_id: int, reason: str) -> None:
-        await self._call(
-            lambda c: c.execute(
-                "UPDATE outbox SET status = 'dead', last_error = ?, attempts = attempts + 1, lease_until = 0"
-                " WHERE id = ?",
-                (reason, push_id),
-            )
+    async def _dead_letter(self, push_id: int, reason: str, owner: str) -> bool:
+        return await self._settle_push(
+            "UPDATE outbox SET status = 'dead', last_error = ?, attempts = attempts + 1, lease_until = 0,"
+            " lease_owner = '' WHERE id = ? AND lease_owner = ?",
+            (reason, push_id, owner),
         )
+
+    async def _settle_push(self, sql: str, args: tuple[Any, ...]) -> bool:
+        """Run a fenced settle (its WHERE names the lease owner); True when it applied."""
+        return await self._call(lambda c: c.execute(sql, args).rowcount == 1)
+
+    # leases -------------------------------------------------------------------------------------------------------
+
+    async def _renew_leases(
+        self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
+    ) -> dict[LeaseKind, list[str]]:
+        def op(c: sqlite3.Connection) -> dict[LeaseKind, list[str]]:
+            if beat:
+                sqlite_leases.beat(c, self.identity, now)
+            return sqlite_leases.renew(c, held, lease_until, owner)
+
+        return await self._call(op)
+
+    async def push_holders(self, push_ids: Sequence[int]) -> dict[int, LeaseHolder]:
+        return await self._call(lambda c: sqlite_leases.holders(c, push_ids))
+
+    async def replicas(self) -> list[ReplicaStatus]:
+        return await self._call(sqlite_leases.replicas)
 
     async def _record_attempt(self, push_id: int, attempt: PushAttempt, keep: int) -> None:
         def op(c: sqlite3.Connection) -> None:
@@ -815,7 +879,10 @@ def _write_outcome(c: sqlite3.Connection, o: EventOutcome, now: float) -> bool:
     for u in o.unpaid_checks:
         wake |= _schedule_check(c, u)
     for shop_key, order_id in o.done_checks:
-        c.execute("UPDATE unpaid_checks SET done = 1 WHERE shop_key = ? AND order_id = ?", (shop_key, order_id))
+        c.execute(
+            "UPDATE unpaid_checks SET done = 1, lease_until = 0, lease_owner = '' WHERE shop_key = ? AND order_id = ?",
+            (shop_key, order_id),
+        )
     if o.event_seq is not None:
         _finish_event(c, o)
     return wake
@@ -894,7 +961,7 @@ def _schedule_check(c: sqlite3.Connection, u: UnpaidCheck) -> bool:
 def _finish_event(c: sqlite3.Connection, o: EventOutcome) -> None:
     """Mark the outcome's event done (dead with its error), linked to its order and customer for purges."""
     c.execute(
-        "UPDATE events SET status = ?, error = ?, lease_until = 0,"
+        "UPDATE events SET status = ?, error = ?, lease_until = 0, lease_owner = '',"
         " order_id = COALESCE(?, order_id), customer_id = COALESCE(?, customer_id) WHERE seq = ?",
         (
             str(EventStatus.DEAD if o.event_error else EventStatus.DONE),

@@ -17,11 +17,17 @@ What it keeps, per shop:
   (Keeping the check out of the outbox means a pending Unpaid never holds back the order's Receipt.)
 - **the tracking index** (tracking number → order), the **reconciliation watermark**, and whether the shop is installed.
 
+**Leases** (docs/replicas.md): claimed events, pushes and unpaid checks are leased under the claiming replica's owner
+token (`gateway.push.replica`) for a short time that the replica's heartbeat renews while the work runs. A dead
+replica's leases expire and another replica takes the work over; a replica that restarts under the same replica id
+takes its earlier start's leases back at once. Settling leased work is fenced: it applies only while the lease is
+still the settling replica's own.
+
 Times are Unix epoch seconds (`time.time()`), because they must survive restarts. Everything that is written in one
 `commit()` is applied atomically: an event is marked processed in the same transaction that stores what it produced.
 
-The contract comes in narrow roles (`EventLog`, `OrderStateStore`, `PushOutbox`, `TrackingIndex`, `ShopLedger`,
-`ComplianceStore`); `PushStore` is all of them plus the lifecycle. `TrackingIndex` is what the query side reads as
+The contract comes in narrow roles (`EventLog`, `OrderStateStore`, `PushOutbox`, `LeaseLedger`, `TrackingIndex`,
+`ShopLedger`, `ComplianceStore`); `PushStore` is all of them plus the lifecycle. `TrackingIndex` is what the query side reads as
 `gateway.lookups.types.PushStateReader`. The rules every backend shares live once in `gateway.push.store_base`; which
 backend runs is chosen in `gateway.push.backends`. This module imports neither.
 """
@@ -31,12 +37,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from aiohttp import web
+
+from gateway.push.replica import ReplicaIdentity, replica_of
 
 # --- records -------------------------------------------------------------------------------------------------------
 
@@ -208,11 +216,64 @@ class PushAttempt:
     outcome: str  # delivered | retry | dead
 
 
+class LeaseKind(StrEnum):
+    """What a lease is on: a stored event (id: its seq), an outbox push (its id), an unpaid check (`check_lease_id`)."""
+
+    EVENT = "event"
+    PUSH = "push"
+    CHECK = "check"
+
+
+def check_lease_id(shop_key: str, order_id: int) -> str:
+    """The lease id of an unpaid check (one check per order)."""
+    return f"{shop_key}\n{order_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseHolder:
+    """Who holds a lease, since when, and until when it lasts unless renewed (epoch seconds)."""
+
+    owner: str  # the owner token: "<replica id>/<nonce>"
+    since: float
+    until: float
+
+    @property
+    def replica_id(self) -> str:
+        return replica_of(self.owner)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    """One replica as the store knows it (the console's Pushes page): its current start and what it holds."""
+
+    replica_id: str
+    nonce: str  # of its latest start
+    started_at: float
+    beat_at: float  # its latest heartbeat
+    held: dict[LeaseKind, int]  # leases held under the replica id, by kind (any of its starts)
+    oldest_since: float | None = None  # when its oldest held lease was taken
+
+
+class LeaseListener(Protocol):
+    """Told when leases change hands (the app counts these in /metrics; the store logs them)."""
+
+    def took_over(self, kind: LeaseKind, from_owner: str, count: int, reason: str) -> None:
+        """This replica took `count` leases of `kind` from `from_owner`; reason "expired" (its lease ran out) or
+        "restart" (an earlier start of this replica held them)."""
+        ...
+
+    def lost(self, kind: LeaseKind, count: int) -> None:
+        """This replica found `count` leases of `kind` it held taken by another (renewal or fenced settle)."""
+        ...
+
+
 @dataclass(slots=True)
 class EventOutcome:
     """Everything one processing step produced, applied atomically by `PushStore.commit`.
 
-    `event_seq` (when set) marks that stored event done (or dead with `event_error`) in the same transaction.
+    `event_seq` (when set) marks that stored event done (or dead with `event_error`) in the same transaction. An outcome
+    whose event or unpaid checks are leased by another replica now is not written at all (fencing): that replica
+    redoes the work.
     `done_checks` removes unpaid checks that were handled. Order/fulfillment states are upserted only when their
     `updated_at` is not older than the stored one (the store enforces the watermark too, not only the rules).
     """
@@ -265,13 +326,15 @@ class EventLog(Protocol):
         ...
 
     async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[StoredEvent]:
-        """Up to `limit` PENDING events not leased by someone else, oldest first (by seq), leased for `lease_seconds`.
-        A crashed processor's lease expires and the events come back."""
+        """Up to `limit` PENDING events not leased by someone else, oldest first (by seq), leased to this replica for
+        `lease_seconds` (renewed by `renew_leases` while held). A crashed processor's lease expires and the events come
+        back; taking an expired lease of another replica is reported as a takeover."""
         ...
 
     async def defer_events(self, seqs: Sequence[int], until: float) -> None:
         """Leave claimed events PENDING but unclaimable until `until` (epoch seconds): the rules could not finish them
-        (Shopify could not answer the read their pushes need) and retry them later, with backoff."""
+        (Shopify could not answer the read their pushes need) and retry them later, with backoff. Only events this
+        replica still holds are deferred; they are no longer held (no heartbeat renews a deferral)."""
         ...
 
     async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:
@@ -326,13 +389,17 @@ class PushOutbox(Protocol):
         floor (the sender uses 50 ms) and rely on `wait_for_work` for prompt wake-ups."""
         ...
 
-    async def mark_delivered(self, push_id: int, now: float | None = None) -> None: ...
-
-    async def schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
-        """Release the lease, count the attempt, keep the row PENDING until `due_at`."""
+    async def mark_delivered(self, push_id: int, now: float | None = None) -> bool:
+        """DELIVERED, if this replica still holds the push's lease (False, nothing written, when it was taken)."""
         ...
 
-    async def dead_letter(self, push_id: int, reason: str) -> None: ...
+    async def schedule_retry(self, push_id: int, due_at: float, error: str) -> bool:
+        """Release the lease, count the attempt, keep the row PENDING until `due_at` (fenced like mark_delivered)."""
+        ...
+
+    async def dead_letter(self, push_id: int, reason: str) -> bool:
+        """DEAD with the reason (fenced like mark_delivered)."""
+        ...
 
     async def record_attempt(self, push_id: int, attempt: PushAttempt) -> None:
         """Append to the push's attempt log (the newest MAX_ATTEMPTS_KEPT are kept; deleted with the push)."""
@@ -362,6 +429,47 @@ class PushOutbox(Protocol):
 
     async def drop_push(self, push_id: int) -> bool:
         """A push in DROPPABLE_STATUSES becomes DROPPED (never sent). False if absent or in another status."""
+        ...
+
+
+@runtime_checkable
+class LeaseLedger(Protocol):
+    """This replica's leases: what it holds (claimed and not yet settled), their renewal, and who holds what.
+
+    A claim makes the claimed rows *held*; settling them (commit, defer, mark_delivered, ...) ends the hold. A worker
+    that gives up on claimed work without settling it calls `forget_leases`: the leases then expire instead of being
+    renewed, and the work comes back."""
+
+    identity: ReplicaIdentity
+
+    def watch_leases(self, listener: LeaseListener) -> None:
+        """Report takeovers and losses to `listener` from now on (also those found when the store opens)."""
+        ...
+
+    def held_leases(self) -> dict[LeaseKind, int]:
+        """How many leases of each kind this replica holds now (no store round trip: for /metrics)."""
+        ...
+
+    def forget_leases(self, kind: LeaseKind, ids: Iterable[str]) -> None:
+        """Stop renewing these leases (the work was abandoned); they expire within one lease."""
+        ...
+
+    async def renew_leases(self, lease_seconds: float, now: float | None = None) -> dict[LeaseKind, int]:
+        """The heartbeat: extend every held lease to `now + lease_seconds` and record the beat. Leases found taken by
+        another replica (this one was paused or cut off past its lease) stop being held; returns their count by kind."""
+        ...
+
+    async def hold_push(self, push_id: int, lease_seconds: float, now: float | None = None) -> bool:
+        """Right before a push is sent: extend its lease to `now + lease_seconds` if this replica still holds it,
+        atomically; False (the push must not be sent) when another replica took it."""
+        ...
+
+    async def push_holders(self, push_ids: Sequence[int]) -> dict[int, LeaseHolder]:
+        """Who holds each of these pending pushes (those not leased are left out), for the console."""
+        ...
+
+    async def replicas(self) -> list[ReplicaStatus]:
+        """Every replica that has used the store, with what it holds, by replica id."""
         ...
 
 
@@ -414,7 +522,9 @@ class ComplianceStore(Protocol):
 
 
 @runtime_checkable
-class PushStore(EventLog, OrderStateStore, PushOutbox, TrackingIndex, ShopLedger, ComplianceStore, Protocol):
+class PushStore(
+    EventLog, OrderStateStore, PushOutbox, LeaseLedger, TrackingIndex, ShopLedger, ComplianceStore, Protocol
+):
     """Durable state of the push pipeline: every role, plus the lifecycle and the wake-up. All methods are coroutines
     and never block the event loop. The shared rules (wake-ups, `now` defaults, truncation, status transitions) live
     once in `gateway.push.store_base.PushStoreBase`, which both backends extend.

@@ -14,24 +14,45 @@
 - **status transitions**: which statuses `retry_push` and `drop_push` take a push from (RETRYABLE_STATUSES,
   DROPPABLE_STATUSES) are passed to the primitive, which checks them in its SQL or Lua.
 
+- **leases**: which leases this replica holds (claimed, not yet settled) is kept here, so the heartbeat
+  (`renew_leases`) renews exactly those; every claim and settle passes the replica's owner token down, and what a
+  backend reports (takeovers, fenced settles, leases found lost) is logged here, once, and told to the listener.
+
 Methods with no shared rule (most reads, `purge_shop`, the watermarks, ...) each backend implements directly.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from gateway.push import store
+from gateway.push.replica import ReplicaIdentity, replica_of
+from gateway.push.store import LeaseKind
+
+log = logging.getLogger("gateway.push.leases")
+
+#: Who took leases from whom, as a backend reports it: owner token → how many.
+Taken = dict[str, int]
+#: Lease ids by kind (events: seq, pushes: id, checks: `store.check_lease_id`).
+LeaseIds = Mapping[LeaseKind, Sequence[str]]
+
+Row = TypeVar("Row")
 
 
 class PushStoreBase(ABC):
     """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
 
-    def __init__(self) -> None:
+    def __init__(self, identity: ReplicaIdentity | None = None) -> None:
         self._work = store.WorkSignal()
+        #: Whose leases this store takes and settles: this process (a new nonce on every start).
+        self.identity = identity or ReplicaIdentity.start()
+        self._held: dict[LeaseKind, dict[str, None]] = {kind: {} for kind in LeaseKind}
+        self._lease_listener: store.LeaseListener | None = None
 
     # wake-ups -----------------------------------------------------------------------------------------------------
 
@@ -54,11 +75,13 @@ class PushStoreBase(ABC):
 
     async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[store.StoredEvent]:
         t = time.time() if now is None else now
-        return await self._claim_events(limit, t, t + lease_seconds)
+        events, taken = await self._claim_events(limit, t, t + lease_seconds, self.identity.token)
+        return self._claimed(LeaseKind.EVENT, events, [str(e.seq) for e in events], taken)
 
     async def defer_events(self, seqs: Sequence[int], until: float) -> None:
         if seqs:
-            await self._defer_events(seqs, until)
+            await self._defer_events(seqs, until, self.identity.token)
+            self._release(LeaseKind.EVENT, map(str, seqs))
 
     async def requeue_event(self, seq: int) -> bool:
         done = await self._requeue_event(seq)
@@ -81,32 +104,52 @@ class PushStoreBase(ABC):
     async def commit(self, outcomes: Sequence[store.EventOutcome]) -> None:
         if not outcomes:
             return
-        if await self._commit_outcomes([_with_stored_reasons(o) for o in outcomes], time.time()):
+        wake, fenced = await self._commit_outcomes(
+            [_with_stored_reasons(o) for o in outcomes], time.time(), self.identity.token
+        )
+        for o in outcomes:
+            if o.event_seq is not None:
+                self._release(LeaseKind.EVENT, [str(o.event_seq)])
+            self._release(LeaseKind.CHECK, (store.check_lease_id(*c) for c in o.done_checks))
+        for kind in (LeaseKind.EVENT, LeaseKind.CHECK):
+            count = sum(1 for i in fenced if (outcomes[i].event_seq is not None) == (kind is LeaseKind.EVENT))
+            if count:
+                self._report_lost(kind, count, "the work done on them was not committed")
+        if wake:
             self._notify()
 
     async def claim_unpaid_checks(
         self, limit: int, lease_seconds: float, now: float | None = None
     ) -> list[store.UnpaidCheck]:
         t = time.time() if now is None else now
-        return await self._claim_unpaid_checks(limit, t, t + lease_seconds)
+        checks, taken = await self._claim_unpaid_checks(limit, t, t + lease_seconds, self.identity.token)
+        ids = [store.check_lease_id(c.shop_key, c.order_id) for c in checks]
+        return self._claimed(LeaseKind.CHECK, checks, ids, taken)
 
     # delivery -----------------------------------------------------------------------------------------------------
 
     async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[store.Push]:
         t = time.time() if now is None else now
-        return await self._claim_pushes(limit, t, t + lease_seconds)
+        pushes, taken = await self._claim_pushes(limit, t, t + lease_seconds, self.identity.token)
+        return self._claimed(LeaseKind.PUSH, pushes, [str(p.id) for p in pushes], taken)
 
-    async def mark_delivered(self, push_id: int, now: float | None = None) -> None:
-        await self._mark_delivered(push_id, time.time() if now is None else now)
+    async def mark_delivered(self, push_id: int, now: float | None = None) -> bool:
+        done = await self._mark_delivered(push_id, time.time() if now is None else now, self.identity.token)
+        self._settled(push_id, done, "delivered")
         self._notify()  # the order's next push (if any) is now claimable
+        return done
 
-    async def schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
-        await self._schedule_retry(push_id, due_at, store.stored_reason(error))
+    async def schedule_retry(self, push_id: int, due_at: float, error: str) -> bool:
+        done = await self._schedule_retry(push_id, due_at, store.stored_reason(error), self.identity.token)
+        self._settled(push_id, done, "scheduled for a retry")
         self._notify()
+        return done
 
-    async def dead_letter(self, push_id: int, reason: str) -> None:
-        await self._dead_letter(push_id, store.stored_reason(reason))
+    async def dead_letter(self, push_id: int, reason: str) -> bool:
+        done = await self._dead_letter(push_id, store.stored_reason(reason), self.identity.token)
+        self._settled(push_id, done, "dead-lettered")
         self._notify()
+        return done
 
     async def record_attempt(self, push_id: int, attempt: store.PushAttempt) -> None:
         if len(attempt.answer) > store.MAX_ANSWER_CHARS:
@@ -126,6 +169,81 @@ class PushStoreBase(ABC):
         if done:
             self._notify()  # a dropped head frees the order's next push
         return done
+
+    # leases -------------------------------------------------------------------------------------------------------
+
+    def watch_leases(self, listener: store.LeaseListener) -> None:
+        self._lease_listener = listener
+
+    def held_leases(self) -> dict[LeaseKind, int]:
+        return {kind: len(ids) for kind, ids in self._held.items()}
+
+    def forget_leases(self, kind: LeaseKind, ids: Iterable[str]) -> None:
+        self._release(kind, ids)
+
+    async def renew_leases(self, lease_seconds: float, now: float | None = None) -> dict[LeaseKind, int]:
+        t = time.time() if now is None else now
+        held = {kind: list(ids) for kind, ids in self._held.items() if ids}
+        lost = await self._renew_leases(held, t, t + lease_seconds, self.identity.token, beat=True)
+        counts = {}
+        for kind, ids in lost.items():
+            if ids:
+                self._release(kind, ids)
+                self._report_lost(kind, len(ids), "taken by another replica")
+                counts[kind] = len(ids)
+        return counts
+
+    async def hold_push(self, push_id: int, lease_seconds: float, now: float | None = None) -> bool:
+        t = time.time() if now is None else now
+        lost = await self._renew_leases({LeaseKind.PUSH: [str(push_id)]}, t, t + lease_seconds, self.identity.token)
+        if lost.get(LeaseKind.PUSH):
+            self._release(LeaseKind.PUSH, [str(push_id)])
+            self._report_lost(LeaseKind.PUSH, 1, f"push {push_id} not sent: taken by another replica")
+            return False
+        return True
+
+    def _claimed(self, kind: LeaseKind, rows: list[Row], ids: Sequence[str], taken: Taken) -> list[Row]:
+        held = self._held[kind]
+        for lease_id in ids:
+            held[lease_id] = None
+        self._report_taken(kind, taken, "expired")
+        return rows
+
+    def _release(self, kind: LeaseKind, ids: Iterable[str]) -> None:
+        held = self._held[kind]
+        for lease_id in ids:
+            held.pop(lease_id, None)
+
+    def _settled(self, push_id: int, done: bool, what: str) -> None:
+        self._release(LeaseKind.PUSH, [str(push_id)])
+        if not done:
+            self._report_lost(LeaseKind.PUSH, 1, f"push {push_id} not recorded as {what}")
+
+    def _report_taken(self, kind: LeaseKind, taken: Taken, reason: str) -> None:
+        """Log and count leases this replica took from another owner (another replica, or an earlier start)."""
+        for owner, count in taken.items():
+            if owner == self.identity.token or count <= 0:
+                continue
+            if reason == "restart":
+                log.warning(
+                    "replica %s (start %s) took back %d %s lease(s) its earlier start %s held",
+                    self.identity.replica_id, self.identity.nonce, count, kind, owner,
+                )  # fmt: skip
+            else:
+                log.warning(
+                    "replica %s took over %d %s lease(s) from replica %s (start %s): its lease expired",
+                    self.identity.replica_id, count, kind, replica_of(owner), owner.rpartition("/")[2],
+                )  # fmt: skip
+            if self._lease_listener is not None:
+                self._lease_listener.took_over(kind, owner, count, reason)
+
+    def _report_lost(self, kind: LeaseKind, count: int, what: str) -> None:
+        log.warning(
+            "replica %s lost %d %s lease(s) (%s): it was paused or cut off past its lease",
+            self.identity.token, count, kind, what,
+        )  # fmt: skip
+        if self._lease_listener is not None:
+            self._lease_listener.lost(kind, count)
 
     # tracking index and compliance --------------------------------------------------------------------------------
 
@@ -151,12 +269,16 @@ class PushStoreBase(ABC):
         """Store the event (deduplicated on shop_key, event_id), durably before returning."""
 
     @abstractmethod
-    async def _claim_events(self, limit: int, now: float, lease_until: float) -> list[store.StoredEvent]:
-        """Lease up to `limit` claimable pending events until `lease_until`, oldest first."""
+    async def _claim_events(
+        self, limit: int, now: float, lease_until: float, owner: str
+    ) -> tuple[list[store.StoredEvent], Taken]:
+        """Lease up to `limit` claimable pending events to `owner` until `lease_until`, oldest first; with the
+        events, the other owners whose expired leases were taken, and how many from each."""
 
     @abstractmethod
-    async def _defer_events(self, seqs: Sequence[int], until: float) -> None:
-        """Leave the (non-empty) claimed events pending but unclaimable until `until`."""
+    async def _defer_events(self, seqs: Sequence[int], until: float, owner: str) -> None:
+        """Leave those of the (non-empty) events that `owner` holds pending but unclaimable until `until`, no longer
+        owned."""
 
     @abstractmethod
     async def _requeue_event(self, seq: int) -> bool:
@@ -171,29 +293,48 @@ class PushStoreBase(ABC):
         """The stored states of these fulfillments (distinct ids, at least one); absent ones are left out."""
 
     @abstractmethod
-    async def _commit_outcomes(self, outcomes: Sequence[store.EventOutcome], now: float) -> bool:
-        """Write the outcomes atomically (`now`: when enqueued pushes were created); True when one made new work
-        (a pending push enqueued, an unpaid check scheduled). Reasons are already cut to MAX_REASON_CHARS."""
+    async def _commit_outcomes(
+        self, outcomes: Sequence[store.EventOutcome], now: float, owner: str
+    ) -> tuple[bool, list[int]]:
+        """Write the outcomes atomically (`now`: when enqueued pushes were created), except those whose stored event
+        or unpaid checks exist and are owned by someone other than `owner` (fencing). Returns whether one made new
+        work (a pending push enqueued, an unpaid check scheduled) and the indexes of the fenced outcomes. Reasons are
+        already cut to MAX_REASON_CHARS."""
 
     @abstractmethod
-    async def _claim_unpaid_checks(self, limit: int, now: float, lease_until: float) -> list[store.UnpaidCheck]:
-        """Lease up to `limit` due, open, unleased unpaid checks until `lease_until`."""
+    async def _claim_unpaid_checks(
+        self, limit: int, now: float, lease_until: float, owner: str
+    ) -> tuple[list[store.UnpaidCheck], Taken]:
+        """Lease up to `limit` due, open, unleased unpaid checks to `owner` until `lease_until` (and who they were
+        taken from, as `_claim_events`)."""
 
     @abstractmethod
-    async def _claim_pushes(self, limit: int, now: float, lease_until: float) -> list[store.Push]:
-        """Lease up to `limit` due, unleased order heads until `lease_until` (see `PushStore.claim_pushes`)."""
+    async def _claim_pushes(
+        self, limit: int, now: float, lease_until: float, owner: str
+    ) -> tuple[list[store.Push], Taken]:
+        """Lease up to `limit` due, unleased order heads to `owner` until `lease_until` (see
+        `PushStore.claim_pushes`), and who they were taken from, as `_claim_events`."""
 
     @abstractmethod
-    async def _mark_delivered(self, push_id: int, now: float) -> None:
-        """DELIVERED at `now`, the attempt counted, the lease and the error cleared; the order's next push released."""
+    async def _renew_leases(
+        self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
+    ) -> dict[LeaseKind, list[str]]:
+        """Extend to `lease_until` each of these leases that `owner` still holds on pending work; return the others,
+        by kind. With `beat`, also record this replica's heartbeat at `now` (see `replicas`)."""
 
     @abstractmethod
-    async def _schedule_retry(self, push_id: int, due_at: float, error: str) -> None:
-        """A PENDING push: due at `due_at`, the attempt counted, the lease released, `error` kept."""
+    async def _mark_delivered(self, push_id: int, now: float, owner: str) -> bool:
+        """If `owner` holds the push: DELIVERED at `now`, the attempt counted, the lease and the error cleared; the
+        order's next push released. False (nothing written) when it does not."""
 
     @abstractmethod
-    async def _dead_letter(self, push_id: int, reason: str) -> None:
-        """DEAD with `reason`, the attempt counted; the order's next push released."""
+    async def _schedule_retry(self, push_id: int, due_at: float, error: str, owner: str) -> bool:
+        """If `owner` holds the PENDING push: due at `due_at`, the attempt counted, the lease released, `error`
+        kept. False otherwise."""
+
+    @abstractmethod
+    async def _dead_letter(self, push_id: int, reason: str, owner: str) -> bool:
+        """If `owner` holds the push: DEAD with `reason`, the attempt counted; the order's next push released."""
 
     @abstractmethod
     async def _record_attempt(self, push_id: int, attempt: store.PushAttempt, keep: int) -> None:

@@ -1,9 +1,10 @@
--- ARGV: P, now, lease expiry, limit → {{id, fields...}, ...}
-local out = {}
+-- ARGV: P, now, lease expiry, limit, owner → {{{id, fields...}, ...}, {taken from, count, ...}}
+local out, taken, owner = {}, {}, ARGV[5]
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. ':due', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))) do
   local f = redis.call('HMGET', PK(id), $PUSH_FIELDS)
   if f[7] == 'pending' then
-    redis.call('HSET', PK(id), 'lease', ARGV[3])
+    take(taken, 'p:' .. id, owner, redis.call('HGET', PK(id), 'own'))
+    redis.call('HSET', PK(id), 'lease', ARGV[3], 'own', owner, 'lsince', ARGV[2])
     redis.call('ZADD', P .. ':due', ARGV[3], id)
     table.insert(f, 1, id)
     out[#out + 1] = f
@@ -11,4 +12,4 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. ':due', '-inf', ARGV[2], 'L
     redis.call('ZREM', P .. ':due', id)  -- purged or finished meanwhile
   end
 end
-return out
+return {out, flat(taken)}

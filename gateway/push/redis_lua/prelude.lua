@@ -35,3 +35,29 @@ local function in_argv(value, from)
   end
   return false
 end
+-- Leases (docs/replicas.md): a leased row's 'own' field is its holder's token "<replica id>/<nonce>", and the row is a
+-- member of its holder's set P:held:<replica id> ("e:<seq>", "p:<id>", "c:<shop>\n<oid>"), where a restarted replica
+-- finds what its earlier start held. Settling a row clears 'own' and leaves the set.
+local function RID(owner) return string.match(owner, '^(.*)/[^/]*$') or owner end
+local function HELD(owner) return P .. ':held:' .. RID(owner) end
+-- `owner` takes the row `member` (its 'own' was `old`); an expired lease of another owner counts as taken from it.
+local function take(taken, member, owner, old)
+  if old and old ~= '' and old ~= owner then
+    redis.call('SREM', HELD(old), member)
+    taken[old] = (taken[old] or 0) + 1
+  end
+  redis.call('SADD', HELD(owner), member)
+end
+local function unhold(member, owner)
+  if owner and owner ~= '' then redis.call('SREM', HELD(owner), member) end
+end
+-- {owner, count, owner, count, ...}: what a claim took, returned after its rows.
+local function flat(taken)
+  local out = {}
+  for owner, n in pairs(taken) do out[#out + 1] = owner; out[#out + 1] = n end
+  return out
+end
+local function check_key(member)
+  local nl = string.find(member, '\n', 1, true)
+  return S(string.sub(member, 1, nl - 1)) .. ':chk:' .. string.sub(member, nl + 1)
+end

@@ -1,0 +1,33 @@
+-- ARGV: P, lease expiry, owner, heartbeat ("" or the P:replicas entry to write), members... → the members `owner` no
+-- longer holds (settled meanwhile, or taken by another owner after its lease expired)
+local expiry, owner = ARGV[2], ARGV[3]
+if ARGV[4] ~= '' then redis.call('HSET', P .. ':replicas', RID(owner), ARGV[4]) end
+local lost = {}
+for i = 5, #ARGV do
+  local m = ARGV[i]
+  local kind, id = string.sub(m, 1, 1), string.sub(m, 3)
+  local held = false
+  if kind == 'e' then
+    local f = redis.call('HMGET', P .. ':ev:' .. id, 'own', 'status')
+    if f[1] == owner and f[2] == 'pending' then
+      held = true
+      redis.call('ZREM', P .. ':ev:ready', id)  -- expired, moved back by a claim, but nobody took it: still ours
+      redis.call('ZADD', P .. ':ev:leased', expiry, id)
+    end
+  elseif kind == 'p' then
+    local f = redis.call('HMGET', PK(id), 'own', 'status', 'shop', 'oid')
+    if f[1] == owner and f[2] == 'pending' then
+      held = true
+      redis.call('HSET', PK(id), 'lease', expiry)
+      refresh_head(f[3], f[4], nil)
+    end
+  else
+    local f = redis.call('HMGET', check_key(id), 'own', 'done')
+    if f[1] == owner and f[2] == '0' then
+      held = true
+      redis.call('ZADD', P .. ':checks', expiry, id)
+    end
+  end
+  if not held then lost[#lost + 1] = m end
+end
+return lost
