@@ -198,9 +198,10 @@ async def test_retry_and_dead_letter_across_replicas(make_replica: MakeReplica) 
 async def test_work_notifications_wake_the_other_replica(make_replica: MakeReplica) -> None:
     a, b = await make_replica(), await make_replica()
     waiter = asyncio.create_task(b.wait_for_work(30))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the waiter runs up to its wait
+    assert not waiter.done()  # nothing was committed: it waits (a wait_for_work that returns at once fails here)
     await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
-    await asyncio.wait_for(waiter, 5)
+    await asyncio.wait_for(waiter, 5)  # woken by a's commit, through Redis, long before its 30 s
 
 
 async def _cached(cache: LookupCache, key: str, tags: tuple[str, ...], shop_key: str = "shop") -> CacheStatus:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+
+import pytest
 
 from gateway.push.store import (
     MAX_ATTEMPTS_KEPT,
@@ -218,9 +221,10 @@ async def test_last_event_at_is_the_latest_arrival_per_shop(push_store: PushStor
 
 async def test_wait_for_work_wakes_on_enqueue(push_store: PushStore) -> None:
     waiter = asyncio.create_task(push_store.wait_for_work(30))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # the waiter runs up to its wait
+    assert not waiter.done()  # nothing was committed: it waits (a wait_for_work that returns at once fails here)
     await push_store.commit([EventOutcome(pushes=[push(1, "receipt:1")])])
-    await asyncio.wait_for(waiter, 5)
+    await asyncio.wait_for(waiter, 5)  # woken by the commit, long before its 30 s
 
 
 async def test_long_reasons_are_cut_the_same_way_by_every_backend(push_store: PushStore) -> None:
@@ -245,3 +249,16 @@ async def test_long_reasons_are_cut_the_same_way_by_every_backend(push_store: Pu
     await push_store.commit([EventOutcome(event_seq=event.seq, event_error=long)])
     stored = await push_store.get_event("shop", "e-long")
     assert stored is not None and stored.status == EventStatus.DEAD and stored.error == cut
+
+
+def test_a_redis_backend_that_cannot_be_imported_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fixture's skip is for a developer's machine without redis-py; CI must run the Redis backend or fail."""
+    from tests.fixtures_push import _redis_store
+
+    monkeypatch.setitem(sys.modules, "gateway.push.redis_store", None)  # `import` now raises ImportError
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(ImportError):
+        _redis_store("unused")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="with CI set this fails instead"):
+        _redis_store("unused")

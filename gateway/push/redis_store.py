@@ -310,6 +310,7 @@ class RedisPushStore(PushStoreBase):
         self.max_connections = max_connections
         #: The serving gateway: at open, take back at once what earlier starts of this replica id held.
         self.reclaim = reclaim
+        self._other_starts: set[str] = set()
         self._redis: aioredis.Redis | None = None
         self._work_subscription: Subscription | None = None
         self._work_channel = f"{prefix}:work"
@@ -650,11 +651,27 @@ class RedisPushStore(PushStoreBase):
         entry = self._replica_entry(now) if beat else ""
         if not members and not entry:
             return {}
-        lost = await self._run_batched("renew_leases", _num(lease_until), owner, entry, *members)
+        lost, other = await self._run_batched("renew_leases", _num(lease_until), owner, entry, *members)
+        if other:
+            self._warn_shared_id(_s(other))
         out: dict[LeaseKind, list[str]] = {}
         for member in map(_s, lost):
             out.setdefault(_KIND[member[0]], []).append(member[2:])
         return out
+
+    def _warn_shared_id(self, other: str) -> None:
+        """Another start of this replica id wrote the heartbeat since this one did: unless that start is dead (then
+        this process is the stale one: paused past its leases), two live processes share the id and take each other's
+        work at every restart. Said once per other start."""
+        nonce = other.split("\t", 1)[0]
+        if nonce in self._other_starts:
+            return
+        self._other_starts.add(nonce)
+        log.error(
+            "replica id %s: another process (start %s) beats under the same id as this one (start %s); give every"
+            " gateway replica its own GATEWAY_REPLICA_ID",
+            self.identity.replica_id, nonce, self.identity.nonce,
+        )  # fmt: skip
 
     def _replica_entry(self, beat_at: float) -> str:
         return f"{self.identity.nonce}\t{_num(self.identity.started_at)}\t{_num(beat_at)}"

@@ -1,7 +1,14 @@
--- ARGV: P, lease expiry, owner, heartbeat ("" or the P:replicas entry to write), members... → the members `owner` no
--- longer holds (settled meanwhile, or taken by another owner after its lease expired)
+-- ARGV: P, lease expiry, owner, heartbeat ("" or the P:replicas entry to write), members...
+--   → {the members `owner` no longer holds (settled meanwhile, or taken after its lease expired), the replica id's
+--      entry this heartbeat replaced when another start wrote it (two live processes share the replica id) or ''}
 local expiry, owner = ARGV[2], ARGV[3]
-if ARGV[4] ~= '' then redis.call('HSET', P .. ':replicas', RID(owner), ARGV[4]) end
+local other = ''
+if ARGV[4] ~= '' then
+  local before = redis.call('HGET', P .. ':replicas', RID(owner))
+  local function nonce(entry) return string.match(entry, '^[^\t]*') end  -- entries are "nonce\tstarted\tbeat"
+  if before and nonce(before) ~= nonce(ARGV[4]) then other = before end
+  redis.call('HSET', P .. ':replicas', RID(owner), ARGV[4])
+end
 local lost = {}
 for i = 5, #ARGV do
   local m = ARGV[i]
@@ -30,4 +37,4 @@ for i = 5, #ARGV do
   end
   if not held then lost[#lost + 1] = m end
 end
-return lost
+return {lost, other}
