@@ -28,6 +28,7 @@ from gateway.push.store import (
     UnpaidCheck,
     WebhookMeta,
 )
+from gateway.settings import ConfigError
 from tests.fixtures_push import open_redis_or_skip, purge_redis_prefix
 
 META = WebhookMeta(topic="orders/paid")
@@ -303,3 +304,14 @@ async def test_redis_says_when_two_live_processes_share_a_replica_id(caplog: pyt
         await purge_redis_prefix(one)
         await one.close()
         await two.close()
+
+
+def test_replica_identity_is_the_configured_or_env_name_with_a_new_nonce_per_start() -> None:
+    first = ReplicaIdentity.start("", {"GATEWAY_REPLICA_ID": "gw-1"})
+    second = ReplicaIdentity.start("", {"GATEWAY_REPLICA_ID": "gw-1"})
+    assert first.replica_id == second.replica_id == "gw-1" and first.nonce != second.nonce
+    assert first.token == f"gw-1/{first.nonce}"
+    assert ReplicaIdentity.start("from-config", {"GATEWAY_REPLICA_ID": "gw-1"}).replica_id == "from-config"
+    assert ReplicaIdentity.start("", {}).replica_id  # the host name
+    with pytest.raises(ConfigError, match="GATEWAY_REPLICA_ID"):
+        ReplicaIdentity.start("", {"GATEWAY_REPLICA_ID": "has/slash"})

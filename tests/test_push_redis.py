@@ -266,8 +266,15 @@ async def test_cache_invalidation_fans_out_once(
 
 
 def redis_push_settings(receiver: BotReceiver, tmp_path: Path, prefix: str, **kw: Any) -> Any:
+    """A gateway on Redis under `prefix`, with a replica id of its own (two in one test process are two replicas,
+    not two starts of one)."""
     config = push_config(receiver.url, tmp_path / "unused.sqlite3", **kw)
-    config["storage"] = {"backend": "redis", "redis_url": REDIS_URL, "redis_prefix": prefix}
+    config["storage"] = {
+        "backend": "redis",
+        "redis_url": REDIS_URL,
+        "redis_prefix": prefix,
+        "replica_id": f"gw-{uuid.uuid4().hex[:8]}",
+    }
     return parse_settings(config, env={})
 
 
