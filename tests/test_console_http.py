@@ -388,6 +388,52 @@ async def test_pushes_pages_on_the_redis_backend(console_demo: Any, operator: An
         await probe.close()
 
 
+async def test_pushes_page_shows_which_replica_holds_what_and_since_when(
+    console_demo: Any, operator: Any, bot_receiver: BotReceiver
+) -> None:
+    """Replicas share the Redis store: the page lists each (alive or silent, what it holds, since when) and names the
+    holder of each pending push being delivered."""
+    import os
+    import time
+
+    from gateway.push.redis_store import RedisPushStore
+    from gateway.push.replica import ReplicaIdentity
+    from gateway.push.store import EventOutcome, NewPush
+
+    prefix = f"console-replicas-{os.getpid()}-{id(bot_receiver)}"
+    now = time.time()
+    other = RedisPushStore(prefix=prefix, identity=ReplicaIdentity("replica-b", "b1", now - 60))
+    silent = RedisPushStore(prefix=prefix, identity=ReplicaIdentity("replica-c", "c1", now - 7200))
+    await open_redis_or_skip(other)
+    await silent.open()
+    try:
+        demo: ConsoleDemo = await console_demo(
+            storage={"backend": "redis", "redis_prefix": prefix, "replica_id": "replica-a"}
+        )
+        op = await signed_in(demo, operator)
+        # replica-b holds a push (due later, so replica-a's sender leaves it alone) and beats; replica-c beat long ago
+        later = now + 600
+        body = b'{"recipient": {"id": "psid-1"}, "params": {}}'
+        push = NewPush("demo", "receipt:4242", 4242, "Order/Receipt", body, later)
+        await other.commit([EventOutcome(pushes=[push])])
+        [held] = await other.claim_pushes(10, 3600, now=later)
+        await other.renew_leases(3600)
+        await silent.renew_leases(6, now=now - 3600)
+        status, html, _ = await op.get("/console/pushes")
+        assert status == 200
+        assert '<tr data-replica="replica-b" data-alive="yes">' in html and "0 events · 1 pushes · 0 checks" in html
+        assert '<tr data-replica="replica-c" data-alive="no">' in html
+        assert 'replica-a</strong> <span class="badge">this page</span>' in html
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(later))
+        assert f'data-holder="replica-b">held by replica-b since {when}' in html
+        status, html, _ = await op.get(f"/console/pushes/{held.id}")
+        assert f"replica replica-b (start b1) since {when}, lease renewed to" in html
+    finally:
+        await purge_redis_prefix(other)
+        await other.close()
+        await silent.close()
+
+
 async def test_drop_filters_and_unpushable(console_demo: Any, operator: Any, bot_receiver: BotReceiver) -> None:
     demo: ConsoleDemo = await console_demo(push={"max_age_seconds": 3600, "backoff_base_seconds": 30})
     op = await signed_in(demo, operator)

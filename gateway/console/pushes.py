@@ -1,13 +1,15 @@
 """The Pushes page: the outbox (pending, delivered, dead with the reason, unpushable, dropped), filtered by shop,
-topic, status and order number, read through the same `PushStore` calls as `gateway outbox list/show`."""
+topic, status and order number, read through the same `PushStore` calls as `gateway outbox list/show`; and the
+replicas sharing the store: which one holds which pending push, since when, and whether each is still beating."""
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.push.store import OrderStateStore, Push, PushStatus, PushStore
+from gateway.push.store import LeaseHolder, LeaseKind, OrderStateStore, Push, PushStatus, PushStore, ReplicaStatus
 from gateway.settings import PUSH_TOPICS
 
 #: How many of the newest matching pushes one page lists.
@@ -46,6 +48,12 @@ class PushRow:
     order_number: str
     recipient_kind: str  # psid | email | phone | none
     test: bool
+    holder: LeaseHolder | None = None  # the replica delivering it right now (pending pushes only)
+
+    @property
+    def lease_expired(self) -> bool:
+        """Its holder stopped renewing (died or stalled): the next claim by any replica takes it over."""
+        return self.holder is not None and self.holder.until < time.time()
 
     @property
     def can_retry(self) -> bool:
@@ -84,11 +92,42 @@ async def order_numbers(store: OrderStateStore, pushes: list[Push]) -> dict[tupl
     return names
 
 
-def _row(push: Push, names: dict[tuple[str, int], str]) -> PushRow:
-    body = body_of(push)
-    params = body.get("params") if isinstance(body.get("params"), dict) else {}
-    number = names.get((push.shop_key, push.order_id)) or str((params or {}).get("order_number") or "")
-    return PushRow(push, number, recipient_kind(body), push.dedupe_key.startswith("test:"))
+def _order_number(push: Push, names: dict[tuple[str, int], str]) -> str:
+    params = body_of(push).get("params")
+    pushed = params.get("order_number") if isinstance(params, dict) else None
+    return names.get((push.shop_key, push.order_id)) or str(pushed or "")
+
+
+def _row(push: Push, names: dict[tuple[str, int], str], holders: dict[int, LeaseHolder]) -> PushRow:
+    kind = recipient_kind(body_of(push))
+    return PushRow(push, _order_number(push, names), kind, push.dedupe_key.startswith("test:"), holders.get(push.id))
+
+
+async def _holders(store: PushStore, pushes: list[Push]) -> dict[int, LeaseHolder]:
+    pending = [p.id for p in pushes if p.status == PushStatus.PENDING]
+    return await store.push_holders(pending) if pending else {}
+
+
+@dataclass(frozen=True)
+class ReplicaRow:
+    status: ReplicaStatus
+    alive: bool  # it beat within the last lease: what it holds is still its own
+    serving: bool  # the replica that serves this page
+
+    @property
+    def holds(self) -> str:
+        held = self.status.held
+        return f"{held[LeaseKind.EVENT]} events · {held[LeaseKind.PUSH]} pushes · {held[LeaseKind.CHECK]} checks"
+
+
+async def replica_rows(store: PushStore, lease_seconds: float) -> list[ReplicaRow]:
+    """Every replica that has used the store, those holding work or beating first."""
+    now = time.time()
+    rows = [
+        ReplicaRow(r, alive=now - r.beat_at <= lease_seconds, serving=r.replica_id == store.identity.replica_id)
+        for r in await store.replicas()
+    ]
+    return sorted(rows, key=lambda r: (not r.alive and not any(r.status.held.values()), r.status.replica_id))
 
 
 async def list_rows(store: PushStore, flt: PushFilter) -> list[PushRow]:
@@ -98,14 +137,15 @@ async def list_rows(store: PushStore, flt: PushFilter) -> list[PushRow]:
     if flt.topic:
         pushes = [p for p in pushes if p.topic == flt.topic]
     names = await order_numbers(store, pushes)
-    rows = [_row(p, names) for p in pushes]
     if flt.order:
-        rows = [r for r in rows if r.order_number.lower() == flt.order.lower()]
-    return rows[:LIST_LIMIT]
+        pushes = [p for p in pushes if _order_number(p, names).lower() == flt.order.lower()]
+    pushes = pushes[:LIST_LIMIT]
+    holders = await _holders(store, pushes)
+    return [_row(p, names, holders) for p in pushes]
 
 
 async def push_row(store: PushStore, push_id: int) -> PushRow | None:
     push = await store.get_push(push_id)
     if push is None:
         return None
-    return _row(push, await order_numbers(store, [push]))
+    return _row(push, await order_numbers(store, [push]), await _holders(store, [push]))

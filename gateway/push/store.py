@@ -241,6 +241,11 @@ class LeaseHolder:
     def replica_id(self) -> str:
         return replica_of(self.owner)
 
+    @property
+    def nonce(self) -> str:
+        """Which start of the replica holds it."""
+        return self.owner.rpartition("/")[2]
+
 
 @dataclass(frozen=True, slots=True)
 class ReplicaStatus:
