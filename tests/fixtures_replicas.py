@@ -30,16 +30,20 @@ def replica_config(
     port: int,
     receiver_url: str,
     admin_api_base: str,
-    prefix: str,
+    prefix: str = "",
+    sqlite_path: Path | None = None,
     lease_seconds: float | None = None,
     heartbeat_seconds: float | None = None,
     push: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One replica's config: shop `demo` read from `admin_api_base`, pushing to `receiver_url`, stored in Redis under
-    `prefix`. Without lease settings the config is one a gateway from before leases also accepts (the benchmark runs
-    the branch point too)."""
+    `prefix` (or in the SQLite file `sqlite_path` the replicas share). Without lease settings the config is one a
+    gateway from before leases also accepts (the benchmark runs the branch point too)."""
     raw = push_config(receiver_url, "unused.sqlite3", push=push, admin_api_base=admin_api_base, server={"port": port})
-    raw["storage"] = {"backend": "redis", "redis_url": REDIS_URL, "redis_prefix": prefix}
+    if sqlite_path is not None:
+        raw["storage"] = {"backend": "sqlite", "sqlite_path": str(sqlite_path)}
+    else:
+        raw["storage"] = {"backend": "redis", "redis_url": REDIS_URL, "redis_prefix": prefix}
     if lease_seconds is not None:
         raw["storage"]["lease_seconds"] = lease_seconds
     if heartbeat_seconds is not None:

@@ -1,6 +1,6 @@
-"""Replicas as real processes on one Redis prefix (docs/replicas.md): a replica killed mid-burst hands its work over, a
-replica that restarts takes its own work back at once, and a replica paused past its lease does not deliver or
-commit the work it lost.
+"""Replicas as real processes on one Redis prefix (docs/replicas.md): a replica killed mid-burst hands its work over (on
+one shared SQLite file too), a replica that restarts takes its own work back at once, and a replica paused past its
+lease does not deliver or commit the work it lost.
 
 Each replica pushes to a receiver of its own, so every push that arrives says which replica sent it. The order
 reads come from the local store in this process. Leases are short (seconds) so the tests run in seconds; they
@@ -12,8 +12,10 @@ reached the receiver of the replica that was killed or paused (that replica sent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
+import sqlite3
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -73,9 +75,15 @@ async def receivers() -> AsyncIterator[dict[str, HeldReceiver]]:
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path, view: RedisPushStore, sandbox: Any, receivers: dict[str, HeldReceiver]) -> None:
+    """The replicas of a test, their receivers, and a view of the store they share: the Redis prefix, or (backend
+    "sqlite") one SQLite file that every replica process serves under its own replica id."""
+
+    def __init__(
+        self, tmp_path: Path, view: RedisPushStore, sandbox: Any, receivers: dict[str, HeldReceiver], backend: str
+    ) -> None:
         self.tmp_path = tmp_path
         self.view = view
+        self.sqlite_path = tmp_path / "shared.sqlite3" if backend == "sqlite" else None
         self.sandbox = sandbox
         self.receivers = receivers
         self.replicas: list[ReplicaProcess] = []
@@ -89,6 +97,7 @@ class Cluster:
             receiver_url=self.receivers[name].url,
             admin_api_base=store_url or self.sandbox.base_url,
             prefix=self.view.prefix,
+            sqlite_path=self.sqlite_path,
             lease_seconds=lease,
             heartbeat_seconds=heartbeat,
             # A delivery may wait far longer than a lease: the heartbeat keeps its lease (held answers test it).
@@ -126,20 +135,31 @@ class Cluster:
 
     async def token_of(self, name: str) -> str:
         """The owner token of the replica's current start, from its heartbeat entry."""
+        if self.sqlite_path is not None:
+            [(nonce,)] = self._sqlite("SELECT nonce FROM replicas WHERE replica_id = ?", name)
+            return f"{name}/{nonce}"
         entry = _text(await self.view.redis.hget(f"{self.view.prefix}:replicas", name))
         assert entry, f"replica {name} has not registered"
         return f"{name}/{entry.split(chr(9))[0]}"
 
     async def owned_by(self, token: str) -> dict[str, set[str]]:
         """The rows the owner token holds now, by kind letter (e: events, p: pushes, c: checks), from Redis."""
-        prefix, rid = self.view.prefix, token.partition("/")[0]
         out: dict[str, set[str]] = {"e": set(), "p": set(), "c": set()}
+        if self.sqlite_path is not None:
+            out["e"] = {str(r[0]) for r in self._sqlite("SELECT seq FROM events WHERE lease_owner = ?", token)}
+            out["p"] = {str(r[0]) for r in self._sqlite("SELECT id FROM outbox WHERE lease_owner = ?", token)}
+            return out
+        prefix, rid = self.view.prefix, token.partition("/")[0]
         for raw in await self.view.redis.smembers(f"{prefix}:held:{rid}"):
             kind, _, key = _text(raw).partition(":")
             row = f"{prefix}:ev:{key}" if kind == "e" else f"{prefix}:push:{key}"
             if kind in "ep" and _text(await self.view.redis.hget(row, "own")) == token:
                 out[kind].add(key)
         return out
+
+    def _sqlite(self, sql: str, *args: object) -> list[Any]:
+        with contextlib.closing(sqlite3.connect(f"file:{self.sqlite_path}?mode=ro", uri=True)) as conn:
+            return conn.execute(sql, args).fetchall()
 
     async def close(self) -> None:
         for replica in self.replicas:
@@ -152,9 +172,14 @@ def _text(value: bytes | str | None) -> str:
 
 @pytest.fixture
 async def cluster(
-    tmp_path: Path, redis_view: RedisPushStore, push_sandbox: Any, receivers: dict[str, HeldReceiver]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    redis_view: RedisPushStore,
+    push_sandbox: Any,
+    receivers: dict[str, HeldReceiver],
 ) -> AsyncIterator[Cluster]:
-    made = Cluster(tmp_path, redis_view, push_sandbox, receivers)
+    """Replicas on Redis; `indirect` "sqlite" puts them on one shared SQLite file instead."""
+    made = Cluster(tmp_path, redis_view, push_sandbox, receivers, getattr(request, "param", "redis"))
     try:
         yield made
     finally:
@@ -171,6 +196,7 @@ def assert_duplicates_only_in_flight(cluster: Cluster, stopped: str) -> Counter[
     return duplicates
 
 
+@pytest.mark.parametrize("cluster", ["redis", "sqlite"], indirect=True)
 async def test_a_replica_killed_mid_burst_hands_its_work_to_the_other(cluster: Cluster) -> None:
     a = cluster.replica("a", lease=4, heartbeat=1)
     b = cluster.replica("b", lease=4, heartbeat=1)
