@@ -15,12 +15,14 @@ Per scenario (no restart; restart after `--restart-after` s) it prints:
 - duplicates: Idempotency-Keys that arrived more than once, and how many of them were in flight at the kill (their
   first copy reached the killed replica's path before the kill's restart: that replica sent it and never recorded it);
   every duplicate should be one of those;
-- kill → last push: from the kill to the last first-arrival of any push (target <= 10 s), and to the last push of
-  the orders the killed replica had acknowledged but not yet pushed (its stranded work);
+- kill → last push: from the kill to the last first-arrival of any push (target <= 10 s), to the last push of the
+  orders the killed replica had acknowledged but not yet pushed (its stranded work), and to nothing pending in the
+  store (re-sends at a lease's expiry included: duplicates are counted then);
 - what the replicas counted (gateway_push_lease_takeovers_total).
 
 Throughput: `--throughput-orders` orders through one replica, then through two (fresh prefix, fresh orders each),
-`--rounds` times interleaved; pushes/s = orders / (first webhook sent → last push arrived). Target: two >= one.
+`--rounds` times interleaved; pushes/s = orders / (first webhook sent → last push arrived), and the replicas' CPU per
+push (steadier when other jobs share the cores). Target: two >= one (the median of the paired ratios).
 
 `--tree PATH` runs the gateway of another checkout (for instance the branch point, exported with `git archive`): its
 config then carries no lease settings, which a gateway from before leases would refuse.
@@ -47,8 +49,8 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_push_e2e import WEBHOOK_SECRET, Delivery, Platform, capture_webhooks  # noqa: E402
-from bench.bench_query_hit import DOMAIN, TOKEN, start_server, stop_server  # noqa: E402
+from bench.bench_push_e2e import WEBHOOK_SECRET, Delivery, Platform, capture_webhooks, shopify_requests  # noqa: E402
+from bench.bench_query_hit import DOMAIN, TOKEN, cpu_seconds, start_server, stop_server  # noqa: E402
 from gateway import signing  # noqa: E402
 from gateway.push.redis_store import RedisPushStore  # noqa: E402
 from tests.fixtures_push import PUSH_SECRET, free_port, purge_redis_prefix  # noqa: E402
@@ -175,19 +177,49 @@ async def purge(prefix: str) -> None:
         await janitor.close()
 
 
-async def throughput(bench: Bench, replicas: int, deliveries: list[Delivery]) -> float:
+async def drained(prefix: str, quiet_seconds: float) -> float:
+    """Wait until the store has no pending event or push left (a re-send after a lease expiry comes before that);
+    returns when (time.time()), or NaN after `quiet_seconds` more. The key layout read here is the branch point's
+    too."""
+    view = RedisPushStore(REDIS_URL, prefix=prefix)
+    await view.open()
+    try:
+        deadline = time.time() + quiet_seconds
+        while time.time() < deadline:
+            backlog = await view.backlog()
+            if backlog["events"] == 0 and backlog["pushes"] == 0:
+                return time.time()
+            await asyncio.sleep(0.1)
+        return float("nan")
+    finally:
+        await view.close()
+
+
+@dataclass
+class Throughput:
+    rate: float  # pushes/s: orders / (first webhook sent → last push arrived)
+    cpu_us: float  # the replicas' CPU per push (all their threads), steadier than the rate on a shared machine
+    reads: float  # Shopify (local store) GraphQL requests per push: how well the replicas batch their reads
+
+
+async def throughput(bench: Bench, replicas: int, deliveries: list[Delivery]) -> Throughput:
     prefix = f"bench-failover-{uuid.uuid4().hex[:8]}"
     processes = [bench.replica(name, prefix) for name in "ab"[:replicas]]
     await asyncio.gather(*(p.start() for p in processes))
     bench.receiver.arrivals.clear()
+    pids = [p.proc.pid for p in processes if p.proc is not None]
     try:
+        cpu0 = sum(cpu_seconds(pid) for pid in pids)
+        requests0 = await shopify_requests(bench.store)
         started = time.time()
         await send_all(Balancer(processes), deliveries)
         orders = {d.number for d in deliveries}
         if not await bench.receiver.until(orders, bench.args.timeout):
             raise RuntimeError(f"{replicas} replica(s): pushes missing after {bench.args.timeout} s")
         finished = max(a.at for a in bench.receiver.first_arrivals().values())
-        return len(deliveries) / (finished - started)
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
+        reads = (await shopify_requests(bench.store) - requests0) / len(deliveries)
+        return Throughput(len(deliveries) / (finished - started), cpu / len(deliveries) * 1e6, reads)
     finally:
         for p in processes:
             await p.stop()
@@ -203,7 +235,9 @@ class Failover:
     in_flight_duplicates: int = 0
     kill_to_last: float = 0.0
     kill_to_last_stranded: float = 0.0
+    kill_to_drained: float = 0.0
     stranded: int = 0
+    restart_ready: float | None = None  # seconds from the kill to the restarted replica's /readyz
     takeovers: str = ""
 
     def line(self) -> str:
@@ -214,7 +248,9 @@ class Failover:
             f" ({'all' if self.duplicates == self.in_flight_duplicates else 'NOT all'});"
             f" kill → last push {self.kill_to_last:.1f} s (target <= 10 s:"
             f" {'met' if self.kill_to_last <= 10 else 'MISSED'}), → last of the {self.stranded} stranded"
-            f" {self.kill_to_last_stranded:.1f} s; {self.takeovers}"
+            f" {self.kill_to_last_stranded:.1f} s, → nothing pending {self.kill_to_drained:.1f} s"
+            + (f"; restarted replica ready {self.restart_ready:.1f} s after the kill" if self.restart_ready else "")
+            + (f"; {self.takeovers}" if self.takeovers else "")
         )
 
 
@@ -233,6 +269,7 @@ async def failover(bench: Bench, deliveries: list[Delivery], restart_after: floa
         await asyncio.sleep(delay)
         restarted_at.append(time.time())
         await a.start()
+        restarted_at.append(time.time())
 
     async def on_ack() -> None:
         if len(balancer.acked) >= kill_after and not killed_at:
@@ -248,6 +285,9 @@ async def failover(bench: Bench, deliveries: list[Delivery], restart_after: floa
         orders = set(balancer.acked)
         await bench.receiver.until(orders, bench.args.timeout)
         kill = killed_at[0]
+        # duplicates are counted once nothing is pending: a re-send at a lease's expiry may come after the last
+        # order's first push
+        settled = await drained(prefix, bench.args.timeout)
         # What the killed replica acknowledged and had not pushed at the kill: the work it stranded.
         first = bench.receiver.first_arrivals()
         stranded = {o for o, r in balancer.acked.items() if r == "a" and (o not in first or first[o].at > kill)}
@@ -256,6 +296,8 @@ async def failover(bench: Bench, deliveries: list[Delivery], restart_after: floa
         result.kill_to_last = max(arrived) - kill if arrived else float("nan")
         stranded_at = [first[o].at for o in stranded if o in first]
         result.kill_to_last_stranded = max(stranded_at) - kill if stranded_at else 0.0
+        result.kill_to_drained = settled - kill
+        result.restart_ready = restarted_at[1] - kill if len(restarted_at) > 1 else None
         counts = Counter(x.key for x in bench.receiver.arrivals)
         duplicates = {k for k, n in counts.items() if n > 1}
         cutoff = restarted_at[0] if restarted_at else float("inf")
@@ -300,24 +342,33 @@ async def main(args: argparse.Namespace) -> None:
         store_proc.send_signal(signal.SIGUSR1)  # the store freezes what set-up made (see bench_push_e2e)
         with tempfile.TemporaryDirectory() as tmp:
             bench = Bench(args, store, receiver, platform.port, Path(tmp))
-            one, two = [], []
+            one: list[Throughput] = []
+            two: list[Throughput] = []
             base = 2 * args.orders
             for n in range(args.rounds):
                 batch = deliveries[base + n * per_round : base + (n + 1) * per_round]
                 one.append(await throughput(bench, 1, batch[: args.throughput_orders]))
                 two.append(await throughput(bench, 2, batch[args.throughput_orders :]))
-                print(f"  throughput round {n + 1}: one replica {one[-1]:.0f} pushes/s, two {two[-1]:.0f}", flush=True)
+                print(
+                    f"  throughput round {n + 1}: one replica {one[-1].rate:.0f} pushes/s ({one[-1].cpu_us:.0f} us CPU"
+                    f" and {one[-1].reads:.3f} store requests per push), two {two[-1].rate:.0f} pushes/s"
+                    f" ({two[-1].cpu_us:.0f} us, {two[-1].reads:.3f})",
+                    flush=True,
+                )
             results = [
                 await failover(bench, deliveries[: args.orders], None),
                 await failover(bench, deliveries[args.orders : 2 * args.orders], args.restart_after),
             ]
             for r in results:
                 print(r.line(), flush=True)
-            ratio = statistics.median(t / o for t, o in zip(two, one, strict=True))
+            ratios = [t.rate / o.rate for t, o in zip(two, one, strict=True)]
+            ratio = statistics.median(ratios)
             print(
-                f"  throughput: one replica {statistics.median(one):.0f} pushes/s, two {statistics.median(two):.0f}"
-                f" (medians of {args.rounds} interleaved rounds); two / one {ratio:.2f}"
-                f" (target >= 1: {'met' if ratio >= 1 else 'MISSED'})"
+                f"  throughput: one replica {statistics.median(t.rate for t in one):.0f} pushes/s, two"
+                f" {statistics.median(t.rate for t in two):.0f} (medians of {args.rounds} interleaved rounds); two / one"
+                f" {ratio:.2f}, the median of {' · '.join(f'{r:.2f}' for r in ratios)}"
+                f" (target >= 1: {'met' if ratio >= 1 else 'MISSED'}); CPU per push one"
+                f" {statistics.median(t.cpu_us for t in one):.0f} us, two {statistics.median(t.cpu_us for t in two):.0f} us"
             )
             if receiver.bad:
                 print(f"  bad push signatures: {receiver.bad}")

@@ -14,10 +14,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from gateway.push.leases import Heartbeat
 from gateway.push.replica import ReplicaIdentity
+from gateway.push.sender import PushSender
 from gateway.push.store import (
     EventOutcome,
     EventStatus,
@@ -29,7 +31,7 @@ from gateway.push.store import (
     WebhookMeta,
 )
 from gateway.settings import ConfigError
-from tests.fixtures_push import open_redis_or_skip, purge_redis_prefix
+from tests.fixtures_push import BotReceiver, open_redis_or_skip, purge_redis_prefix, push_settings
 
 META = WebhookMeta(topic="orders/paid")
 LEASE = 6.0
@@ -315,3 +317,32 @@ def test_replica_identity_is_the_configured_or_env_name_with_a_new_nonce_per_sta
     assert ReplicaIdentity.start("", {}).replica_id  # the host name
     with pytest.raises(ConfigError, match="GATEWAY_REPLICA_ID"):
         ReplicaIdentity.start("", {"GATEWAY_REPLICA_ID": "has/slash"})
+
+
+async def test_a_sender_paused_between_claim_and_send_sends_only_what_it_still_holds(
+    replica: Replica, bot_receiver: BotReceiver, tmp_path: Path
+) -> None:
+    """A claim covers the send for half a lease by the sender's clock; past that (the process was paused) the push's
+    lease is renewed before it goes out, and the push is not sent at all when another replica took it meanwhile."""
+    a, b = await replica("a"), await replica("b")
+    settings = push_settings(bot_receiver.url, tmp_path / "unused.sqlite3")
+    lease = settings.storage.lease_seconds
+    clock = [100.0]
+    pushes = [NewPush("demo", f"receipt:{o}", o, "Order/Receipt", b'{"params": {}}', due_at=T0) for o in (1, 2, 3)]
+    await a.commit([EventOutcome(pushes=pushes)])
+    fresh, taken, kept = await a.claim_pushes(10, lease, now=T0)
+    claimed_at = clock[0]
+    async with aiohttp.ClientSession() as session:
+        sender = PushSender(settings, a, session, clock=lambda: clock[0])
+        clock[0] += lease / 2 - 0.1  # sent promptly: its claim covers it
+        await sender._deliver(fresh, claimed_at)
+        # a is paused past its leases; b takes one of the two it still holds
+        clock[0] += 2 * lease
+        [took] = await b.claim_pushes(1, lease, now=T0 + lease + 1)
+        assert took.id == taken.id
+        await sender._deliver(taken, claimed_at)
+        await sender._deliver(kept, claimed_at)  # nobody took it: renewed, then sent
+    sent = [r.headers["Idempotency-Key"] for r in bot_receiver.received]
+    assert sent == [fresh.idempotency_key, kept.idempotency_key]  # not `taken`: b holds it
+    delivered = {p.id for p in await a.list_pushes(statuses=[PushStatus.DELIVERED])}
+    assert delivered == {fresh.id, kept.id}

@@ -122,6 +122,11 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         log.warning("push store: an operation abandoned by its caller failed: %r", task.exception())
 
 
+#: How long a replica gathers its work notifications into one message to the other replicas (their wake-up latency
+#: for work another replica made; a replica's own workers are woken at once).
+WAKE_COALESCE_SECONDS = 0.05
+
+
 class RedisUnavailable(OSError):
     """Redis cannot be reached at open(): an OSError, like any other refused connection."""
 
@@ -451,7 +456,10 @@ class RedisPushStore(PushStoreBase):
         self._spawn(self._publish_work())
 
     async def _publish_work(self) -> None:
-        await asyncio.sleep(0)  # let a burst of commits in this loop iteration share one message
+        # One message per burst: the commits of the next WAKE_COALESCE_SECONDS share it. Each message makes every
+        # other replica's workers claim (mostly finding nothing: each replica works off what it accepted itself),
+        # so one per commit would cost the other replicas as much CPU as the work.
+        await asyncio.sleep(WAKE_COALESCE_SECONDS)
         self._publish_pending = False
         try:
             await self.redis.publish(self._work_channel, self.identity.token)

@@ -13,9 +13,10 @@ Outcomes:
   `push.max_age_seconds`, then dead letter.
 
 Leases (docs/replicas.md): a push is claimed for `storage.lease_seconds`, which the replica's heartbeat renews while
-the delivery runs (up to `push.timeout_seconds`). Right before the request goes out the lease is renewed once more,
-atomically, and the push is not sent when another replica has taken it meanwhile (this one was paused or cut off past
-its lease); recording the outcome is fenced the same way. Only a push whose request was already on the wire when its
+the delivery runs (up to `push.timeout_seconds`). Right before the request goes out the sender makes sure the lease
+has at least half its length left: claimed less than that ago, or else renewed then, atomically; the push is not sent
+when another replica has taken it meanwhile (this one was paused or cut off past its lease). Recording the outcome is
+fenced: it applies only while this replica still holds the push. Only a push whose request was already on the wire when its
 replica died can reach the platform twice, under the same Idempotency-Key.
 """
 
@@ -140,13 +141,14 @@ class PushSender:
                     await slot_freed.wait()
                     continue
                 try:
+                    claimed_at = self._clock()  # the leases run from at least here
                     pushes = await self.store.claim_pushes(free, self.lease_seconds)
                 except Exception:
                     log.exception("push sender: claim failed")
                     await asyncio.sleep(1)
                     continue
                 for push in pushes:
-                    task = asyncio.create_task(self._deliver(push))
+                    task = asyncio.create_task(self._deliver(push, claimed_at))
                     inflight.add(task)
                     task.add_done_callback(finished)
                 if len(pushes) == free:
@@ -171,9 +173,9 @@ class PushSender:
         self._installed[shop_key] = (installed, now + 5.0)
         return installed
 
-    async def _deliver(self, push: Push) -> None:
+    async def _deliver(self, push: Push, claimed_at: float) -> None:
         try:
-            await self._deliver_once(push)
+            await self._deliver_once(push, claimed_at)
         except asyncio.CancelledError:
             raise
         except Exception:  # never lose the dispatcher to one bad row; the lease brings it back
@@ -181,18 +183,18 @@ class PushSender:
         finally:  # settled: no longer held; crashed: its lease expires unrenewed and the push comes back
             self.store.forget_leases(LeaseKind.PUSH, [str(push.id)])
 
-    async def _still_held(self, push: Push) -> bool:
-        """Renew the push's lease right before its request goes out. False when another replica holds it now: this
-        one must not send it. The renewal is asked again if it took so long (a pause of this process, not a slow
-        store) that the lease could have run out between the answer and the send."""
-        while True:
-            asked = self._clock()
+    async def _still_held(self, push: Push, confirmed_at: float) -> bool:
+        """Whether this replica may send the push now: it holds a lease with at least half its length left. A lease
+        confirmed (claimed) less than half a lease ago by this process's clock is; otherwise (the process was paused,
+        or the push waited) the lease is renewed first, atomically, and False means another replica holds the push
+        now: this one must not send it. A renewal that itself took half a lease is asked again."""
+        while self._clock() - confirmed_at >= self.lease_seconds / 2:
+            confirmed_at = self._clock()
             if not await self.store.hold_push(push.id, self.lease_seconds):
                 return False
-            if self._clock() - asked < self.lease_seconds / 2:
-                return True
+        return True
 
-    async def _deliver_once(self, push: Push) -> None:
+    async def _deliver_once(self, push: Push, claimed_at: float) -> None:
         shop = self.settings.shops.get(push.shop_key)
         if shop is None or shop.push is None:
             await self._dead(push, "shop or its push settings are no longer configured")
@@ -204,7 +206,7 @@ class PushSender:
             await self._dead(push, "app uninstalled")
             return
         headers = push_headers(shop, push.body, push.idempotency_key)
-        if not await self._still_held(push):
+        if not await self._still_held(push, claimed_at):
             return  # taken over while this replica could not renew: the replica that holds it now sends it
         started = time.monotonic()
         http_status: int | None = None
