@@ -440,7 +440,12 @@ async def test_drop_filters_and_unpushable(console_demo: Any, operator: Any, bot
     bot_receiver.fail_next(1000, status=503)
     await paid_push(demo, "1002")
     pending = await wait_for_status(demo, PushStatus.PENDING)
-    await eventually(lambda: bot_receiver.received, what="a first (failed) attempt")
+
+    async def retry_recorded() -> bool:  # the receiver answered 503 and the gateway recorded it
+        push = await demo.push_store.get_push(pending)
+        return push is not None and push.last_error.startswith("HTTP 503")
+
+    await eventually(retry_recorded, what="a first (failed) attempt")
     status, html, _ = await op.get("/console/pushes?shop=demo&topic=Order%2FReceipt&status=pending&order=1002")
     assert f'data-push-id="{pending}"' in html and "HTTP 503" in html
     for query in ("order=9999", "topic=package%2Fupdate", "status=dead", "shop=demo-v2"):

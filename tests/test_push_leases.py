@@ -165,16 +165,21 @@ async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_comm
     assert "receipt:4" in {p.dedupe_key for p in await b.list_pushes()}
 
 
-async def test_renewal_reports_what_another_replica_took(replica: Replica) -> None:
-    a, b = await replica("a"), await replica("b")
-    await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1"), new_push(2, "receipt:2")])])
+async def test_renewal_reports_what_another_replica_took_and_not_what_was_settled(replica: Replica) -> None:
+    losses = Recorder()
+    a, b = await replica("a", listener=losses), await replica("b")
+    pushes = [new_push(o, f"receipt:{o}") for o in (1, 2, 3)]
+    await a.commit([EventOutcome(pushes=pushes)])
     await a.record_event("shop", "e1", META, b"{}")
-    await a.claim_pushes(10, LEASE, now=T0)
+    first, _, third = await a.claim_pushes(10, LEASE, now=T0)
     await a.claim_events(10, LEASE, now=T0)
-    await b.claim_pushes(1, LEASE, now=T0 + LEASE + 1)  # one of the two
+    await b.claim_pushes(1, LEASE, now=T0 + LEASE + 1)  # the first: b takes it
+    assert await a.drop_push(third.id)  # an operator drops the third: settled, nobody holds it, nothing was lost
     assert await a.renew_leases(LEASE, now=T0 + LEASE + 2) == {LeaseKind.PUSH: 1}  # the event was not taken: kept
+    assert losses.losses == [(LeaseKind.PUSH, 1)]
     assert a.held_leases() == {LeaseKind.EVENT: 1, LeaseKind.PUSH: 1, LeaseKind.CHECK: 0}
     assert await b.claim_events(10, LEASE, now=T0 + LEASE + 3) == []  # renewed again at T0 + 8
+    assert (await a.push_holders([first.id]))[first.id].replica_id == "b"
 
 
 async def test_a_restarted_replica_takes_back_at_once_what_its_earlier_start_held(replica: Replica) -> None:

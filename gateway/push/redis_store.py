@@ -87,7 +87,7 @@ from gateway.push.store import (
     UnpaidCheck,
     WebhookMeta,
 )
-from gateway.push.store_base import LeaseIds, PushStoreBase, Taken
+from gateway.push.store_base import LeaseIds, PushStoreBase, Renewal, Taken
 from gateway.redis_pubsub import Subscription
 
 log = logging.getLogger(__name__)
@@ -654,18 +654,15 @@ class RedisPushStore(PushStoreBase):
 
     async def _renew_leases(
         self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
-    ) -> dict[LeaseKind, list[str]]:
+    ) -> Renewal:
         members = [f"{_MEMBER[kind]}:{lease_id}" for kind, ids in held.items() for lease_id in ids]
         entry = self._replica_entry(now) if beat else ""
         if not members and not entry:
-            return {}
-        lost, other = await self._run_batched("renew_leases", _num(lease_until), owner, entry, *members)
+            return Renewal({}, {})
+        taken, gone, other = await self._run_batched("renew_leases", _num(lease_until), owner, entry, *members)
         if other:
             self._warn_shared_id(_s(other))
-        out: dict[LeaseKind, list[str]] = {}
-        for member in map(_s, lost):
-            out.setdefault(_KIND[member[0]], []).append(member[2:])
-        return out
+        return Renewal(_by_kind(taken), _by_kind(gone))
 
     def _warn_shared_id(self, other: str) -> None:
         """Another start of this replica id wrote the heartbeat since this one did: unless that start is dead (then
@@ -905,6 +902,13 @@ _WAKING = frozenset({"enqueue_push", "schedule_check"})
 #: How a lease is named in the held sets and the renewal script: "<letter>:<lease id>".
 _MEMBER = {LeaseKind.EVENT: "e", LeaseKind.PUSH: "p", LeaseKind.CHECK: "c"}
 _KIND = {letter: kind for kind, letter in _MEMBER.items()} | {kind.value: kind for kind in LeaseKind}
+
+
+def _by_kind(members: Sequence[Any]) -> dict[LeaseKind, list[str]]:
+    out: dict[LeaseKind, list[str]] = {}
+    for member in map(_s, members):
+        out.setdefault(_KIND[member[0]], []).append(member[2:])
+    return out
 
 
 def _taken(flat: Sequence[Any]) -> Taken:

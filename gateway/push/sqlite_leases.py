@@ -22,7 +22,7 @@ from typing import IO
 
 from gateway.push.replica import ReplicaIdentity
 from gateway.push.store import EventOutcome, LeaseHolder, LeaseKind, ReplicaStatus, check_lease_id
-from gateway.push.store_base import LeaseIds, Taken
+from gateway.push.store_base import LeaseIds, Renewal, Taken
 
 #: The schema the leases add (appended to sqlite_store.MIGRATIONS).
 MIGRATION: list[str] = [
@@ -116,16 +116,21 @@ def beat(c: sqlite3.Connection, identity: ReplicaIdentity, now: float) -> None:
     )
 
 
-def renew(c: sqlite3.Connection, held: LeaseIds, lease_until: float, owner: str) -> dict[LeaseKind, list[str]]:
-    """Extend the leases `owner` still holds on pending work to `lease_until`; return the others by kind."""
-    lost: dict[LeaseKind, list[str]] = {}
+def renew(c: sqlite3.Connection, held: LeaseIds, lease_until: float, owner: str) -> Renewal:
+    """Extend the leases `owner` still holds on pending work to `lease_until`; the others were taken by another owner
+    or are gone (settled or purged meanwhile)."""
+    renewal = Renewal({}, {})
     for kind, ids in held.items():
         table, pending, row = _TABLES[kind]
         sql = f"UPDATE {table} SET lease_until = ? WHERE {row} AND lease_owner = ? AND {pending}"
         for lease_id in ids:
-            if c.execute(sql, (lease_until, *_key(kind, lease_id), owner)).rowcount != 1:
-                lost.setdefault(kind, []).append(lease_id)
-    return lost
+            key = _key(kind, lease_id)
+            if c.execute(sql, (lease_until, *key, owner)).rowcount == 1:
+                continue
+            found = c.execute(f"SELECT lease_owner FROM {table} WHERE {row} AND {pending}", key).fetchone()
+            lost = renewal.taken if found is not None and found[0] not in ("", owner) else renewal.gone
+            lost.setdefault(kind, []).append(lease_id)
+    return renewal
 
 
 def fenced(c: sqlite3.Connection, outcomes: Sequence[EventOutcome], owner: str) -> list[int]:

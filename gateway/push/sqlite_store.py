@@ -60,7 +60,7 @@ from gateway.push.store import (
     WebhookMeta,
     idempotency_key,
 )
-from gateway.push.store_base import LeaseIds, PushStoreBase, Taken
+from gateway.push.store_base import LeaseIds, PushStoreBase, Renewal, Taken
 
 log = logging.getLogger(__name__)
 
@@ -679,8 +679,8 @@ class SqlitePushStore(PushStoreBase):
 
     async def _renew_leases(
         self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
-    ) -> dict[LeaseKind, list[str]]:
-        def op(c: sqlite3.Connection) -> dict[LeaseKind, list[str]]:
+    ) -> Renewal:
+        def op(c: sqlite3.Connection) -> Renewal:
             if beat:
                 sqlite_leases.beat(c, self.identity, now)
             return sqlite_leases.renew(c, held, lease_until, owner)

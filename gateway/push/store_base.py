@@ -44,6 +44,16 @@ LeaseIds = Mapping[LeaseKind, Sequence[str]]
 Row = TypeVar("Row")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Renewal:
+    """The leases a renewal could not extend, by kind: `taken` by another owner (this replica was paused or cut off
+    past them), or `gone`: nobody holds them any more (settled or purged meanwhile, by this replica's own settle in
+    flight as well as by another's)."""
+
+    taken: dict[LeaseKind, list[str]]
+    gone: dict[LeaseKind, list[str]]
+
+
 class PushStoreBase(ABC):
     """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
 
@@ -184,21 +194,22 @@ class PushStoreBase(ABC):
     async def renew_leases(self, lease_seconds: float, now: float | None = None) -> dict[LeaseKind, int]:
         t = time.time() if now is None else now
         held = {kind: list(ids) for kind, ids in self._held.items() if ids}
-        lost = await self._renew_leases(held, t, t + lease_seconds, self.identity.token, beat=True)
+        renewal = await self._renew_leases(held, t, t + lease_seconds, self.identity.token, beat=True)
+        for kind, ids in renewal.gone.items():
+            self._release(kind, ids)  # not renewable; whoever settled it reported anything amiss
         counts = {}
-        for kind, ids in lost.items():
-            if ids:
-                self._release(kind, ids)
-                self._report_lost(kind, len(ids), "taken by another replica")
-                counts[kind] = len(ids)
+        for kind, ids in renewal.taken.items():
+            self._release(kind, ids)
+            self._report_lost(kind, len(ids), "taken by another replica")
+            counts[kind] = len(ids)
         return counts
 
     async def hold_push(self, push_id: int, lease_seconds: float, now: float | None = None) -> bool:
         t = time.time() if now is None else now
-        lost = await self._renew_leases({LeaseKind.PUSH: [str(push_id)]}, t, t + lease_seconds, self.identity.token)
-        if lost.get(LeaseKind.PUSH):
+        renewal = await self._renew_leases({LeaseKind.PUSH: [str(push_id)]}, t, t + lease_seconds, self.identity.token)
+        if renewal.taken or renewal.gone:
             self._release(LeaseKind.PUSH, [str(push_id)])
-            self._report_lost(LeaseKind.PUSH, 1, f"push {push_id} not sent: taken by another replica")
+            self._report_lost(LeaseKind.PUSH, 1, f"push {push_id} not sent: another replica has taken or settled it")
             return False
         return True
 
@@ -318,9 +329,9 @@ class PushStoreBase(ABC):
     @abstractmethod
     async def _renew_leases(
         self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
-    ) -> dict[LeaseKind, list[str]]:
-        """Extend to `lease_until` each of these leases that `owner` still holds on pending work; return the others,
-        by kind. With `beat`, also record this replica's heartbeat at `now` (see `replicas`)."""
+    ) -> Renewal:
+        """Extend to `lease_until` each of these leases that `owner` still holds on pending work; return the others.
+        With `beat`, also record this replica's heartbeat at `now` (see `replicas`)."""
 
     @abstractmethod
     async def _mark_delivered(self, push_id: int, now: float, owner: str) -> bool:
