@@ -568,3 +568,22 @@ async def run_cli(*argv: str) -> CliResult:
         return CliResult(code, out.getvalue())
 
     return await asyncio.to_thread(run)
+
+
+async def reconcile_now(app: web.Application, shop_key: str) -> Any:
+    """One reconciliation pass of the running app's shop, with the app's settings, Shopify client and metrics (what
+    its reconciler task runs every `server.reconcile_interval_seconds`) → the PassReport."""
+    from gateway.keys import SETTINGS
+    from gateway.ops import get_metrics
+    from gateway.push.reader import PushReader
+    from gateway.push.reconcile import reconcile_shop
+    from gateway.push.render import PushRenderer
+    from gateway.push.rules import Rules
+    from gateway.push.store import PUSH_STORE
+    from gateway.shopify.client import SHOPIFY_CLIENTS
+
+    settings, clients, metrics = app[SETTINGS], app[SHOPIFY_CLIENTS], get_metrics(app)
+    renderer = PushRenderer(settings, PushReader(clients, metrics), metrics)
+    return await reconcile_shop(
+        shop_key, settings, app[PUSH_STORE], Rules(settings, metrics), renderer, clients[shop_key]
+    )

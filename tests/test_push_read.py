@@ -12,7 +12,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.ops import Metrics
+from gateway.ops import Metrics, get_metrics
+from gateway.push.processor import build_processor
 from gateway.push.reader import (
     FULFILLMENT_COST,
     MAX_LINE_ITEMS,
@@ -23,12 +24,10 @@ from gateway.push.reader import (
     PushReader,
     receipt_cost,
 )
-from gateway.push.reconcile import OVERLAP_SECONDS, reconcile_shop
-from gateway.push.rules import Rules
-from gateway.push.setup import PUSH_RUNTIME
+from gateway.push.reconcile import OVERLAP_SECONDS
 from gateway.push.store import EventStatus, PushStatus, PushStore, WebhookMeta
 from gateway.settings import Settings
-from gateway.shopify.client import SHOPIFY_CLIENTS, open_clients
+from gateway.shopify.client import open_clients
 from gateway.shopify.queries import load_query
 from localstore import SandboxServer, SandboxShop
 from localstore import payloads as store_payloads
@@ -43,6 +42,7 @@ from tests.fixtures_push import (
     orders_reply,
     packages_reply,
     push_settings,
+    reconcile_now,
     signed_webhook_headers,
     wait_until_settled,
 )
@@ -328,8 +328,7 @@ async def test_reconciliation_sees_a_change_to_an_orders_seventh_fulfillment(
     seen = shop.now()
     await gw.store.set_watermark(SHOP_KEY, (seen + timedelta(seconds=OVERLAP_SECONDS)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     await shop.add_fulfillment_event(fulfillments[-1]["id"], "IN_TRANSIT")
-    runtime = gw.app[PUSH_RUNTIME]
-    report = await reconcile_shop(SHOP_KEY, runtime.settings, gw.store, runtime.rules, gw.app[SHOPIFY_CLIENTS][SHOP_KEY])
+    report = await reconcile_now(gw.app, SHOP_KEY)
     assert (report.orders, report.pushes) == (1, 2)  # the order's receipt (never seen either) and the 7th's move
     await bot_receiver.wait_for(lambda r: any(
         p.body["params"]["tracking_number"] == fulfillments[-1]["trackingInfo"][0]["number"]
@@ -360,15 +359,15 @@ def test_the_readers_cost_figures_are_the_stores() -> None:
         assert document_cost("push_fulfillments", {"ids": ids}) == fulfillments * FULFILLMENT_COST
 
 
-async def _decide_stored_events(push_store: PushStore, settings: Settings, events: int) -> tuple[PushReader, Metrics]:
-    """Claim the stored events (`events` of them) and run the rules on them as one batch, reading through a
-    PushReader of the shop's own client → the reader (its counts) and the client's metrics."""
+async def _decide_stored_events(push_store: PushStore, settings: Settings, events: int) -> tuple[Metrics, Metrics]:
+    """Claim the stored events (`events` of them) and process them as one batch, reading through a PushReader of
+    the shop's own client → the push side's metrics and the client's."""
+    metrics = Metrics()
     async with open_clients(settings) as clients:
-        reader = PushReader(clients)
         claimed = await push_store.claim_events(100, 30.0)
         assert len(claimed) == events
-        await Rules(settings, push_store, reader=reader).process(claimed)
-        return reader, clients[SHOP_KEY].metrics
+        await build_processor(settings, push_store, metrics=metrics, reader=PushReader(clients, metrics)).process(claimed)
+        return metrics, clients[SHOP_KEY].metrics
 
 
 async def test_one_read_per_batch_split_to_stay_within_1000_points(
@@ -392,9 +391,10 @@ async def test_one_read_per_batch_split_to_stay_within_1000_points(
         body = json.dumps(store_payloads.fulfillment_payload(shop, order, fulfillment)).encode()
         await push_store.record_event(SHOP_KEY, f"batch-ship-{i}", WebhookMeta("fulfillments/create"), body)
     before = push_sandbox.graphql_requests(SHOP_DOMAIN)
-    reader, metrics = await _decide_stored_events(push_store, settings, 55)
+    _, metrics = await _decide_stored_events(push_store, settings, 55)
     costs = (40 * receipt_cost(RECEIPT_LINE_ITEMS), 15 * PACKAGE_COST)
-    assert reader.requests == push_sandbox.graphql_requests(SHOP_DOMAIN) - before == -(-sum(costs) // MAX_REQUEST_COST)
+    requests = push_sandbox.graphql_requests(SHOP_DOMAIN) - before
+    assert requests == metrics.value("shopify_requests_total", shop=SHOP_KEY) == -(-sum(costs) // MAX_REQUEST_COST)
     assert metrics.value("shopify_throttled_total", shop=SHOP_KEY) == 0
     pushes = await push_store.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=100)
     assert sorted(p.topic for p in pushes) == ["Order/Receipt"] * 40 + ["package/update"] * 15
@@ -422,9 +422,11 @@ async def test_only_the_order_missing_a_fulfillment_gets_a_follow_up_read(
         body = json.dumps(store_payloads.fulfillment_payload(shop, order, fulfillments[n - 1])).encode()
         await push_store.record_event(SHOP_KEY, f"parts-{i}", WebhookMeta("fulfillments/create"), body)
     before = push_sandbox.graphql_requests(SHOP_DOMAIN)
-    reader, _ = await _decide_stored_events(push_store, settings, len(wanted))
-    assert reader.requests == push_sandbox.graphql_requests(SHOP_DOMAIN) - before == 2
-    assert reader.fulfillments_read_again == 2  # the 7th of one order and the 6th of the other, nothing else
+    push_metrics, client_metrics = await _decide_stored_events(push_store, settings, len(wanted))
+    requests = push_sandbox.graphql_requests(SHOP_DOMAIN) - before
+    assert requests == client_metrics.value("shopify_requests_total", shop=SHOP_KEY) == 2
+    # the 7th of one order and the 6th of the other, nothing else
+    assert push_metrics.value("gateway_push_fulfillments_read_again_total", shop=SHOP_KEY) == 2
     pushes = {p.fulfillment_id: p for p in await push_store.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=100)}
     assert len(pushes) == len(wanted)
     for order, fulfillments, n in wanted:
@@ -481,7 +483,8 @@ async def test_a_failed_follow_up_read_defers_the_push_until_shopify_answers(
     assert await gw.webhook("fulfillments/create", created, mirror=False) == 200
     await switch
     await eventually(lambda: push_sandbox.graphql_requests(SHOP_DOMAIN) >= before + 4, what="reads retried")
-    assert gw.app[PUSH_RUNTIME].rules.reader.fulfillments_read_again >= 1  # the follow-up was what failed first
+    # the follow-up was what failed first
+    assert get_metrics(gw.app).value("gateway_push_fulfillments_read_again_total", shop=SHOP_KEY) >= 1
     assert bot_receiver.received == [] and await gw.store.list_pushes(SHOP_KEY) == []
     assert (await gw.store.backlog())["events"] == 1  # the webhook waits, stored
 

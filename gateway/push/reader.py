@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from gateway.ops import Metrics
 from gateway.shopify.errors import ShopifyError
 from gateway.shopify.queries import load_query
 from mappings.nodes import Node, nodes
@@ -99,11 +100,10 @@ def _merge(into: dict[int, Node | None], order_id: int, node: Node | None) -> No
 class PushReader:
     """Batched, cost-aware order reads for the push pipeline, through the shops' ShopifyAdminClients."""
 
-    def __init__(self, clients: dict[str, ShopifyAdminClient]) -> None:
+    def __init__(self, clients: dict[str, ShopifyAdminClient], metrics: Metrics | None = None) -> None:
         #: shop key → client; the app's dict is filled at start-up, so it is looked up at read time.
         self.clients = clients
-        self.requests = 0  # Shopify requests made (benchmarks and tests read it)
-        self.fulfillments_read_again = 0  # fulfillments their order did not list, read by id (tests read it)
+        self.metrics = metrics or Metrics()
 
     async def read(
         self,
@@ -165,7 +165,6 @@ class PushReader:
     async def _execute(self, client: ShopifyAdminClient, document: str, variables: dict[str, Any]) -> Node:
         """One push-read request: behind every lookup on the shop's query points (a shopper is waiting for those),
         within READ_DEADLINE_SECONDS; Shopify's failures become ReadFailed."""
-        self.requests += 1
         try:
             deadline = asyncio.get_running_loop().time() + READ_DEADLINE_SECONDS
             return await client.execute(load_query(document), variables, deadline=deadline, background=True)
@@ -193,7 +192,7 @@ class PushReader:
         self, client: ShopifyAdminClient, wanted: list[tuple[int, int]]
     ) -> list[tuple[int, Node]]:
         """(order id, fulfillment node) of each wanted (order id, fulfillment id) that Shopify has, of that order."""
-        self.fulfillments_read_again += len(wanted)
+        self.metrics.inc("gateway_push_fulfillments_read_again_total", len(wanted), shop=client.shop_key)
         data = await self._execute(client, "push_fulfillments", {"ids": [fulfillment_gid(f) for _, f in wanted]})
         out = []
         for (order_id, _), node in zip(wanted, _answered(data, "fulfillments", len(wanted)), strict=True):
