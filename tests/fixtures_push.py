@@ -412,13 +412,13 @@ class PushGateway:
 async def make_push_gateway(
     aiohttp_client: Any, bot_receiver: BotReceiver, push_sandbox: Any, tmp_path: Path
 ) -> Callable[..., Any]:
-    """`await make_push_gateway(push={...}, shop={...})` → a PushGateway pushing to `bot_receiver`, reading from
-    `push_sandbox`."""
+    """`await make_push_gateway(push={...}, shop={...}, sqlite_path=...)` → a PushGateway pushing to `bot_receiver`,
+    reading from `push_sandbox` (its SQLite store a new file unless `sqlite_path` names one)."""
     from gateway.app import create_app
 
-    async def make(**kw: Any) -> PushGateway:
+    async def make(sqlite_path: Path | None = None, **kw: Any) -> PushGateway:
         kw.setdefault("admin_api_base", push_sandbox.base_url)
-        settings = push_settings(bot_receiver.url, tmp_path / f"push-{next(_event_ids)}.sqlite3", **kw)
+        settings = push_settings(bot_receiver.url, sqlite_path or tmp_path / f"push-{next(_event_ids)}.sqlite3", **kw)
         app = create_app(settings)
         client = await aiohttp_client(app)
         return PushGateway(client, app, push_sandbox.shop(SHOP_DOMAIN))

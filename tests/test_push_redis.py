@@ -7,6 +7,7 @@ the reason, unless CI is set: then an unreachable Redis is a failure.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -322,3 +323,22 @@ async def test_scripts_are_reloaded_when_redis_lost_them(make_replica: MakeRepli
     await a.mark_delivered(p.id)
     [delivered] = await a.list_pushes(statuses=[PushStatus.DELIVERED])
     assert delivered.id == p.id and await a.backlog() == {"events": 1, "pushes": 0, "dead": 0, "checks": 0}
+
+
+async def test_order_states_written_by_earlier_versions_keep_their_receipt_decision(make_replica: MakeReplica) -> None:
+    """Hashes written before `receipt_decided` was a plain field said it as a `receipt` value starting "receipt:"
+    (earlier still, the receipt's JSON for every order, which is no decision), next to shopper data no longer kept:
+    read tolerantly, and rewriting a row leaves only the plain field."""
+    store = await make_replica()
+    for oid, receipt in ((7301, b'{"order_number": "7301"}'), (7302, b"receipt:7302")):
+        await store.redis.hset(
+            f"{store.prefix}:s:shop:ord:{oid}",
+            mapping={"name": str(oid), "updated": "100.0", "fin": "paid", "cancelled": "0", "cid": "",
+                     "recipient": '{"email": "a@b.c"}', "rname": "Ann", "receipt": receipt},
+        )  # fmt: skip
+    states = await store.load_order_states("shop", [7301, 7302])
+    assert [states[7301].receipt_decided, states[7302].receipt_decided] == [False, True]
+    await store.commit([EventOutcome(order_states=[dataclasses.replace(states[7302], updated_at=200.0)])])
+    assert (await store.load_order_states("shop", [7302]))[7302].receipt_decided
+    fields = await store.redis.hkeys(f"{store.prefix}:s:shop:ord:7302")
+    assert {f.decode() for f in fields} == {"name", "updated", "fin", "cancelled", "cid", "decided"}

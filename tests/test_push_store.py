@@ -124,7 +124,7 @@ async def test_unpushable_is_recorded_not_sent(push_store: PushStore) -> None:
 
 
 async def test_order_state_watermark(push_store: PushStore) -> None:
-    newer = OrderState("shop", 7, "1007", updated_at=200.0, financial_status="paid", recipient={"email": "a@b.c"})
+    newer = OrderState("shop", 7, "1007", updated_at=200.0, financial_status="paid", receipt_decided=True)
     older = OrderState("shop", 7, "1007", updated_at=100.0, financial_status="pending")
     await push_store.commit([EventOutcome(order_states=[newer])])
     await push_store.commit([EventOutcome(order_states=[older])])
@@ -153,7 +153,7 @@ async def test_tracking_index_delivery_log_and_purges(push_store: PushStore) -> 
     await push_store.commit(
         [
             EventOutcome(
-                order_states=[OrderState("shop", 11, "1011", 1.0, customer_id=500, recipient={"email": "x@y.z"})],
+                order_states=[OrderState("shop", 11, "1011", 1.0, customer_id=500, receipt_decided=True)],
                 tracking=[TrackingEntry("shop", "1Z999", 11, "1011", customer_id=500)],
                 pushes=[push(11, "package:90:shipped", topic="package/update", fulfillment_id=90, customer_id=500)],
             ),

@@ -189,9 +189,7 @@ def _commit_calls(o: EventOutcome, now: str) -> list[tuple[str, tuple[Any, ...]]
                     s.financial_status,
                     int(s.cancelled),
                     _opt(s.customer_id),
-                    jsoncodec.dumps(s.recipient) if s.recipient else "",
-                    s.recipient_name,
-                    s.receipt,
+                    int(s.receipt_decided),
                 ),
             )
         )
@@ -496,13 +494,13 @@ class RedisPushStore(PushStoreBase):
 
     @_shielded
     async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, OrderState]:
-        fields = ["name", "updated", "fin", "cancelled", "cid", "recipient", "rname", "receipt"]
+        fields = ["name", "updated", "fin", "cancelled", "cid", "decided", "receipt"]
         async with self.redis.pipeline(transaction=False) as pipe:
             for oid in ids:
                 pipe.hmget(self._shop(shop_key, "ord", oid), fields)
             rows = await pipe.execute()
         out: dict[int, OrderState] = {}
-        for oid, (name, updated, fin, cancelled, cid, recipient, rname, receipt) in zip(ids, rows, strict=True):
+        for oid, (name, updated, fin, cancelled, cid, decided, receipt) in zip(ids, rows, strict=True):
             if updated is None:
                 continue
             out[oid] = OrderState(
@@ -513,9 +511,8 @@ class RedisPushStore(PushStoreBase):
                 financial_status=_s(fin),
                 cancelled=cancelled == b"1",
                 customer_id=_opt_int(cid),
-                recipient=jsoncodec.loads(recipient) if recipient else None,
-                recipient_name=_s(rname),
-                receipt=bytes(receipt or b""),
+                # `receipt`: how rows written before said it (upsert_order.lua removes it when it rewrites a row)
+                receipt_decided=decided == b"1" or bytes(receipt or b"").startswith(b"receipt:"),
             )
         return out
 

@@ -34,10 +34,6 @@ from gateway.push.store import (
 from gateway.settings import Settings, ShopSettings
 from mappings.push import FulfillmentChange, OrderChange
 
-#: `OrderState.receipt` starts so once the order's receipt was decided (rows written before kept the receipt's JSON
-#: there, for every order: that says nothing about whether a receipt went out).
-RECEIPT_DECIDED = b"receipt:"
-
 
 @dataclass(frozen=True, slots=True)
 class PushIntent:
@@ -109,7 +105,7 @@ class Rules:
             self.metrics.inc("gateway_push_stale_total", kind="order")
             return  # an older state never overrides a newer one
         receipt_key = f"receipt:{facts.order_id}"
-        decided = known is not None and known.receipt.startswith(RECEIPT_DECIDED)
+        decided = known is not None and known.receipt_decided
         announce = facts.paid and not decided and push_allowed(shop, "Order/Receipt")
         # No recipient or receipt is kept (they are read from Shopify when a push needs them), only whether the
         # order's receipt was decided: a paid order is announced once, and later paid states need no read.
@@ -121,7 +117,7 @@ class Rules:
             financial_status=facts.financial_status,
             cancelled=facts.cancelled,
             customer_id=facts.customer_id,
-            receipt=receipt_key.encode() if announce else (known.receipt if known and decided else b""),
+            receipt_decided=announce or decided,
         )
         batch.orders[(shop_key, facts.order_id)] = state
         item.outcome.order_states.append(state)

@@ -96,12 +96,9 @@ class OrderState:
     financial_status: str = ""  # Shopify REST words, lower case: pending, authorized, partially_paid, paid, ...
     cancelled: bool = False
     customer_id: int | None = None
-    #: Unused by the rules since pushes read the order from Shopify (kept for stored rows; None / "" when written now).
-    recipient: dict[str, str] | None = None
-    recipient_name: str = ""
-    #: The dedupe key of the Order/Receipt the rules decided on for this order (b"" while none): an order is
-    #: announced paid once. The receipt itself is never kept: the push read fetches it.
-    receipt: bytes = b""
+    #: Whether the rules decided the order's Order/Receipt: an order is announced paid once. The receipt itself is
+    #: never kept (the push read fetches it when the push is rendered).
+    receipt_decided: bool = False
 
 
 @dataclass(frozen=True, slots=True)
