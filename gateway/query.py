@@ -32,13 +32,14 @@ from gateway.dialects.openapi import (
     credentials_match,
 )
 from gateway.errors import BOT_CODECS
-from gateway.keys import PUSH_STATE, SETTINGS
+from gateway.flows import PUSH_STATE
+from gateway.keys import SETTINGS
 from gateway.lookups.context import SHOP_CONTEXTS, ShopContext, shop_contexts
 from gateway.lookups.dispatch import run_lookup
 from gateway.lookups.types import InvalidRequest, OpenApiOrderResult, Query, TestQuery
 from gateway.ops import Metrics, get_metrics
 from gateway.settings import Settings, ShopSettings
-from gateway.shopify.client import SHOPIFY_CLIENTS
+from gateway.shopify.client import SHOPIFY_CLIENTS, ShopifyUnavailable
 
 MEMO_MAX_ENTRIES = 4096
 
@@ -213,7 +214,8 @@ def setup_query(app: web.Application) -> None:
         if shop.openapi is not None
     }
     _describe(get_metrics(app))
-    cache = setup_cache(app)
+    # an outage (or throttling past the deadline) may be answered from an expired lookup
+    cache = setup_cache(app, serve_stale_on=(ShopifyUnavailable,))
     contexts: dict[str, ShopContext] = {}
     app[SHOP_CONTEXTS] = contexts  # the dict exists from the start; it is filled when the app starts
 

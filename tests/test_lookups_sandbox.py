@@ -517,7 +517,7 @@ async def test_concurrent_identical_lookups_share_one_request(ctx: ShopContext, 
 
 
 async def test_webhook_style_invalidation_refetches(ctx: ShopContext, server: SandboxServer) -> None:
-    from gateway.cache import order_tags
+    from gateway.cache_tags import order_tags
 
     await run_lookup(ctx, OrdersByNumber("1002"))
     await run_lookup(ctx, OrdersByAccount(email=BOB_EMAIL))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.cache import order_name_tag
+from gateway.cache_tags import order_name_tag
 from gateway.lookups.context import ShopContext
 from gateway.lookups.orders import complete_line_items, line_items_per_order, orders_named
 from gateway.lookups.types import InvalidRequest, NotFound, OpenApiOrderQuery, OpenApiOrderResult

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from gateway.cache import email_tag, order_name_tag, phone_tag
+from gateway.cache_tags import email_tag, order_name_tag, phone_tag
 from gateway.lookups.context import ShopContext
 from gateway.lookups.paging import CursorSpec, corrected_total, remember_cursor, start_cursor
 from gateway.lookups.search import both, order_filter_terms, search_term
@@ -267,9 +267,7 @@ def _first_page_key(query: Any) -> Any:
 # --- by order number -----------------------------------------------------------------------------------------------
 
 
-def orders_by_number(ctx: ShopContext, query: OrdersByNumber, *, looked: bool = False) -> Awaitable[OrdersResult]:
-    """(await it) `looked`: see `LookupCache.get_or_load`. A plain function handing back the cache's coroutine: one
-    coroutine layer less on a miss (each costs again on every resume)."""
+async def orders_by_number(ctx: ShopContext, query: OrdersByNumber) -> OrdersResult:
     number = strip_hash(query.order_number)
     if not number:
         raise InvalidRequest("order_number is empty")
@@ -291,19 +289,16 @@ def orders_by_number(ctx: ShopContext, query: OrdersByNumber, *, looked: bool = 
         receipts = [order_to_receipt(node) for node in found.nodes]
         return OrdersResult(receipts, found.has_next_page, found.total)
 
-    return ctx.cache.get_or_load(
-        (ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders", looked=looked
-    )
+    return await ctx.cache.get_or_load((ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders")
 
 
 # --- by account ----------------------------------------------------------------------------------------------------
 
 
-async def orders_by_account(ctx: ShopContext, query: OrdersByAccount, *, looked: bool = False) -> OrdersResult:
-    """`looked` (email lookups only): see `LookupCache.get_or_load`."""
+async def orders_by_account(ctx: ShopContext, query: OrdersByAccount) -> OrdersResult:
     # The query holds exactly one of them, the email already lower-cased and the phone in E.164 (OrdersByAccount).
     if query.email:
-        return await _orders_by_email(ctx, query, query.email, looked)
+        return await _orders_by_email(ctx, query, query.email)
     assert query.phone is not None
     return await _orders_by_phone(ctx, query, query.phone)
 
@@ -312,7 +307,7 @@ def _account_keep(order_filter: OrderFilter, belongs: Callable[[Node], bool]) ->
     return lambda node: belongs(node) and matches_filter(node, order_filter)
 
 
-async def _orders_by_email(ctx: ShopContext, query: OrdersByAccount, email: str, looked: bool) -> OrdersResult:
+async def _orders_by_email(ctx: ShopContext, query: OrdersByAccount, email: str) -> OrdersResult:
     tags = LazyTags(lambda: (email_tag(email),))
     mask = ctx.settings.privacy.mask_account_lookups
 
@@ -333,9 +328,7 @@ async def _orders_by_email(ctx: ShopContext, query: OrdersByAccount, email: str,
         receipts = [order_to_receipt(node, mask_personal=mask) for node in found.nodes]
         return OrdersResult(receipts, found.has_next_page, found.total)
 
-    return await ctx.cache.get_or_load(
-        (ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders", looked=looked
-    )
+    return await ctx.cache.get_or_load((ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders")
 
 
 async def _email_has_orders(ctx: ShopContext, query: OrdersByAccount, email: str) -> bool:

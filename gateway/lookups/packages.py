@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.cache import order_name_tag
+from gateway.cache_tags import order_name_tag
 from gateway.lookups.context import ShopContext
 from gateway.lookups.orders import orders_named
 from gateway.lookups.types import InvalidRequest, NotFound, PackagesQuery, PackagesResult, Page

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway import jsoncodec
+from gateway.flows import LookupInvalidator
 from gateway.ops import Metrics
 from gateway.push.compliance import COMPLIANCE_TOPICS, PURGE_TOPICS, Compliance
 from gateway.push.holds import ShopHolds
@@ -26,7 +27,6 @@ from gateway.push.reader import PushReader
 from gateway.push.render import PushRenderer, count_enqueued
 from gateway.push.rules import Decided, Rules, StateBatch
 from gateway.push.stale import (
-    CacheInvalidator,
     StaleLookups,
     fulfillment_change_tags,
     order_change_tags,
@@ -185,7 +185,7 @@ def build_processor(
     store: PushStore,
     *,
     metrics: Metrics | None = None,
-    invalidator: CacheInvalidator | None = None,
+    invalidator: LookupInvalidator | None = None,
     reader: PushReader | None = None,
 ) -> EventProcessor:
     """An EventProcessor with its parts: `invalidator` is the query side's lookup cache (None: no cache), `reader`

@@ -18,8 +18,8 @@ import aiohttp
 from aiohttp import web
 
 from gateway import ops
-from gateway.cache import LOOKUP_CACHE
-from gateway.keys import PUSH_STATE, SETTINGS
+from gateway.flows import LOOKUP_INVALIDATOR, PUSH_STATE
+from gateway.keys import SETTINGS
 from gateway.push.backends import make_store
 from gateway.push.intake import handle_webhook
 from gateway.push.processor import build_processor, run_processor
@@ -63,7 +63,7 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
     clients = app[SHOPIFY_CLIENTS]  # filled by setup_shopify's cleanup_ctx, which runs first
     # The query side's lookup cache (setup_query): webhooks evict what they make stale.
     processor = build_processor(
-        settings, store, metrics=metrics, invalidator=app.get(LOOKUP_CACHE), reader=PushReader(clients, metrics)
+        settings, store, metrics=metrics, invalidator=app.get(LOOKUP_INVALIDATOR), reader=PushReader(clients, metrics)
     )
     tasks = [asyncio.create_task(run_processor(processor, store), name="push-processor")]
     if any(s.push is not None for s in settings.shops.values()):

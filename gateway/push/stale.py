@@ -1,6 +1,6 @@
 """Which of the query side's cached lookups a webhook makes stale, and evicting them.
 
-The tags are the lookup cache's scheme (order_tags / product_tags): a lookup is tagged with what it searched for, a
+The tags are the lookup cache's scheme (gateway.cache_tags): a lookup is tagged with what it searched for, a
 webhook evicts with what the order or product carries. A cache problem never blocks the push pipeline: it is logged
 and the webhook goes on (the entries expire by their TTL).
 """
@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
-from gateway.cache import order_tags, product_tags
+from gateway.cache_tags import order_tags, product_tags
+from gateway.flows import LookupInvalidator
 from gateway.push.rules import StateBatch
 from mappings.push import OrderChange, parse_id
 
 log = logging.getLogger(__name__)
-
-
-class CacheInvalidator(Protocol):
-    """What the push side needs of the query side's lookup cache: evict the lookups a webhook made stale, by tag or
-    the whole shop. Returns how many entries went."""
-
-    def invalidate(self, shop_key: str, tags: Iterable[str]) -> int: ...
-
-    def invalidate_shop(self, shop_key: str) -> int: ...
 
 
 def order_change_tags(facts: OrderChange) -> list[str]:
@@ -59,7 +51,7 @@ def customer_tags(customer: Mapping[str, Any], customer_id: int | None, order_id
 class StaleLookups:
     """Evicts stale lookups from the query side's cache (no cache: does nothing)."""
 
-    def __init__(self, invalidator: CacheInvalidator | None) -> None:
+    def __init__(self, invalidator: LookupInvalidator | None) -> None:
         self.invalidator = invalidator
 
     def evict(self, shop_key: str, tags: Iterable[str] | None) -> None:

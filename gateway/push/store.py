@@ -22,7 +22,7 @@ Times are Unix epoch seconds (`time.time()`), because they must survive restarts
 
 The contract comes in narrow roles (`EventLog`, `OrderStateStore`, `PushOutbox`, `TrackingIndex`, `ShopLedger`,
 `ComplianceStore`); `PushStore` is all of them plus the lifecycle. `TrackingIndex` is what the query side reads as
-`gateway.lookups.types.PushStateReader`. The rules every backend shares live once in `gateway.push.store_base`; which
+`gateway.flows.PushStateReader`. The rules every backend shares live once in `gateway.push.store_base`; which
 backend runs is chosen in `gateway.push.backends`. This module imports neither.
 """
 
@@ -364,7 +364,7 @@ class PushOutbox(Protocol):
 
 @runtime_checkable
 class TrackingIndex(Protocol):
-    """The two reads the query side makes (it sees them as `gateway.lookups.types.PushStateReader`)."""
+    """The two reads the query side makes (it sees them as `gateway.flows.PushStateReader`)."""
 
     async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None: ...
 
@@ -480,5 +480,5 @@ class WorkSignal:
             self._seen[task] = self._generation
 
 
-#: The store of the running app (also registered as `gateway.keys.PUSH_STATE` for the query side).
+#: The store of the running app (also registered as `gateway.flows.PUSH_STATE` for the query side).
 PUSH_STORE = web.AppKey("push_store", PushStore)
