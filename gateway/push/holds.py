@@ -10,16 +10,19 @@ with each failed read (push.backoff_*); a read that answers releases it. An even
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 
 from gateway.ops import Metrics
+from gateway.push.backoff import backoff_delay
 from gateway.push.rules import Decided
 from gateway.push.store import EventLog, EventOutcome, StoredEvent
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: (base, ceiling) seconds for a shop whose push settings are gone since its events were read.
+DEFAULT_BACKOFF = (1.0, 600.0)
 
 
 class ShopHolds:
@@ -97,11 +100,10 @@ class ShopHolds:
 
     def _hold(self, shop_key: str, now: float) -> float:
         shop = self.settings.shops.get(shop_key)
-        base, ceiling = (
-            (shop.push.backoff_base_seconds, shop.push.backoff_max_seconds) if shop and shop.push else (1, 600)
+        base, ceiling = DEFAULT_BACKOFF if shop is None or shop.push is None else (
+            shop.push.backoff_base_seconds, shop.push.backoff_max_seconds
         )
-        failures = self._holds.get(shop_key, (0.0, 0))[1] + 1
-        delay = min(ceiling, base * 2 ** min(failures - 1, 30))
-        until = now + random.uniform(delay / 2, delay)
-        self._holds[shop_key] = (until, failures)
+        earlier = self._holds.get(shop_key, (0.0, 0))[1]
+        until = now + backoff_delay(base, ceiling, earlier)
+        self._holds[shop_key] = (until, earlier + 1)
         return until
