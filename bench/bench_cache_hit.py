@@ -36,7 +36,7 @@ async def main(entries: int, seconds: float) -> None:
     cache = LookupCache(max_entries=entries * 2)
     keys = [("demo", Query(str(1000 + i))) for i in range(entries)]
     for i, key in enumerate(keys):
-        await cache.get_or_load(key, _value, ttl=3600, tags=order_tags(name=str(1000 + i)))
+        await cache.get_or_load(key, _value, ttl=3600, tags=order_tags(number=str(1000 + i)))
     plain = {key: object() for key in keys}
 
     def run_plain() -> int:
@@ -65,7 +65,7 @@ async def main(entries: int, seconds: float) -> None:
     misses = LookupCache(max_entries=entries)
     started = time.perf_counter()
     for i in range(entries):
-        await misses.get_or_load(("demo", Query(f"m{i}")), _value, ttl=3600, tags=order_tags(name=f"m{i}"))
+        await misses.get_or_load(("demo", Query(f"m{i}")), _value, ttl=3600, tags=order_tags(number=f"m{i}"))
     _report("miss + store (instant loader)", entries, time.perf_counter() - started)
     print(f"hits={cache.hits} misses={cache.misses} entries={len(cache)}")
 

@@ -4,7 +4,7 @@ One `LookupCache` serves every shop of the app (`app[LOOKUP_CACHE]`). Keys are t
 shop key, e.g. `(shop_key, OrdersByNumber(...))`; each shop gets its own bounded partition so one busy shop cannot
 evict another's entries.
 
-    result = await cache.get_or_load((shop_key, query), load, ttl=shop.cache.orders, tags=order_tags(name="#1001"))
+    result = await cache.get_or_load((shop_key, query), load, ttl=shop.cache.orders, tags=order_tags(number="1001"))
 
 - A hit is a dict lookup plus an expiry check: no await, no copy. Callers must treat cached values as read-only.
 - Concurrent identical misses share one loader call (single-flight); the load runs in the first caller's task, and if

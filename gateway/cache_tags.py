@@ -4,7 +4,7 @@ A lookup is tagged with what it searched for; a webhook evicts with what the ord
 lookup that could show it goes. Tags are scoped per shop by the cache; emails and phones are hashed, so invalidations
 can travel between replicas (through Redis) without personal data:
 
-`order:<name without #, lower case>`, `order_id:<numeric id>`, `customer:<numeric id>`, `email:<hash>`,
+`order:#<order number, lower case>` (the order's name when its prefix is "#"), `order_id:<numeric id>`, `customer:<numeric id>`, `email:<hash>`,
 `phone:<hash>`, `product:<numeric id>`, `products` (every product search / property list), `kind:<kind>` (added by
 the cache to entries stored with a kind), and `*` (the whole shop).
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 
+from mappings.nodes import numeric_id, strip_hash
+
 #: `invalidate(shop_key, [ALL_TAG])` evicts every lookup of the shop.
 ALL_TAG = "*"
 
@@ -24,8 +26,11 @@ def _pii_digest(value: str) -> str:
     return hashlib.blake2b(value.encode("utf-8"), digest_size=12).hexdigest()
 
 
-def order_name_tag(name: str) -> str:
-    return "order:" + name.strip().lstrip("#").lower()
+def order_number_tag(number: str) -> str:
+    """The tag of an order number, the order's name without its leading '#' (PROTOCOL §5: "1001" for "#1001",
+    "#1001" for "##1001"). Written with the '#' again, so a tag written by hand with the order's name, or with its
+    number, means the same (`canonical_tag`)."""
+    return "order:#" + number.strip().lower()
 
 
 def email_tag(email: str) -> str:
@@ -40,47 +45,42 @@ def kind_tag(kind: str) -> str:
     return "kind:" + kind
 
 
-def _numeric_id(value: int | str) -> str:
-    """`gid://shopify/Order/123` and `123` name the same thing."""
-    return str(value).rsplit("/", 1)[-1]
-
-
 def order_tags(
-    name: str | None = None,
+    number: str | None = None,
     email: str | None = None,
     phone: str | None = None,
     customer_id: int | str | None = None,
     order_id: int | str | None = None,
 ) -> tuple[str, ...]:
-    """Tags of every lookup that may contain this order (by number, by account, by id)."""
+    """Tags of every lookup that may contain this order (by number, by account, by id). Ids may be numbers or gids."""
     tags: list[str] = []
-    if name:
-        tags.append(order_name_tag(name))
+    if number:
+        tags.append(order_number_tag(number))
     if email:
         tags.append(email_tag(email))
     if phone:
         tags.append(phone_tag(phone))
-    if customer_id is not None and str(customer_id):
-        tags.append(f"customer:{_numeric_id(customer_id)}")
-    if order_id is not None and str(order_id):
-        tags.append(f"order_id:{_numeric_id(order_id)}")
+    if (customer := numeric_id(customer_id)) is not None:
+        tags.append(f"customer:{customer}")
+    if (order := numeric_id(order_id)) is not None:
+        tags.append(f"order_id:{order}")
     return tuple(tags)
 
 
 def product_tags(product_id: int | str | None = None) -> tuple[str, ...]:
     """A product change can alter any product search or property list, so `products` always comes along."""
-    if product_id is None:
-        return ("products",)
-    return ("products", f"product:{_numeric_id(product_id)}")
+    product = numeric_id(product_id)
+    return ("products",) if product is None else ("products", f"product:{product}")
 
 
 def canonical_tag(tag: str) -> str:
     """Tags built by hand mean the same as the helpers' output: `email:Ann@x.com` is hashed like `email_tag`,
-    `phone:+1613...` like `phone_tag`, `order:#1001` becomes `order:1001`."""
+    `phone:+1613...` like `phone_tag`, and `order:<name or number>` like `order_number_tag`: `order:#1001` and
+    `order:1001` both name order #1001, `order:##1001` names order ##1001. Canonical tags stay as they are."""
     if tag.startswith("email:") and "@" in tag:
         return email_tag(tag[6:])
     if tag.startswith("phone:") and tag[6:7] == "+":
         return phone_tag(tag[6:])
     if tag.startswith("order:"):
-        return order_name_tag(tag[6:])
+        return order_number_tag(strip_hash(tag[6:]))
     return tag

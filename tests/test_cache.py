@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from gateway.cache import LOOKUP_CACHE, NOTHING, Invalidation, LookupCache, setup_cache
-from gateway.cache_tags import email_tag, order_tags, product_tags
+from gateway.cache_tags import canonical_tag, email_tag, order_tags, product_tags
 from gateway.flows import LOOKUP_INVALIDATOR
 from gateway.keys import SETTINGS
 from gateway.ops import get_metrics
@@ -214,20 +214,21 @@ async def test_invalidation_by_tag_is_scoped_to_the_shop(cache: LookupCache) -> 
     by_email = ("demo", "orders of ann@example.com")
     unrelated = ("demo", "orders #1002")
     other_shop = ("other", "orders #1001")
-    await cache.get_or_load(by_number, load, ttl=60, tags=order_tags(name="#1001"))
+    await cache.get_or_load(by_number, load, ttl=60, tags=order_tags(number="1001"))
     await cache.get_or_load(by_email, load, ttl=60, tags=order_tags(email="Ann@Example.com"))
-    await cache.get_or_load(unrelated, load, ttl=60, tags=order_tags(name="1002"))
-    await cache.get_or_load(other_shop, load, ttl=60, tags=order_tags(name="1001"))
+    await cache.get_or_load(unrelated, load, ttl=60, tags=order_tags(number="1002"))
+    await cache.get_or_load(other_shop, load, ttl=60, tags=order_tags(number="1001"))
 
     # what the orders/updated webhook of #1001 (owned by ann@example.com) would evict
-    removed = cache.invalidate("demo", order_tags(name="1001", email="ann@example.com", customer_id=7, order_id=99))
+    removed = cache.invalidate("demo", order_tags(number="1001", email="ann@example.com", customer_id=7, order_id=99))
     assert removed == 2
     assert cache.peek(by_number) is None and cache.peek(by_email) is None
     assert cache.peek(unrelated) == "v" and cache.peek(other_shop) == "v"
 
 
 def test_tags_normalise_names_ids_and_hide_pii() -> None:
-    assert order_tags(name="#1001") == order_tags(name=" 1001 ")
+    assert canonical_tag("order:#1001") == canonical_tag("order:1001") == order_tags(number=" 1001 ")[0]
+    assert canonical_tag(order_tags(number="1001")[0]) == order_tags(number="1001")[0]  # canonical stays so
     assert order_tags(order_id="gid://shopify/Order/99") == order_tags(order_id=99)
     assert order_tags(customer_id="gid://shopify/Customer/7") == ("customer:7",)
     assert "ann" not in email_tag("ann@example.com")
@@ -276,10 +277,10 @@ async def test_hooks_see_local_invalidations_but_not_remote_ones(cache: LookupCa
 
     cache.on_invalidate.append(seen.append)
     cache.on_invalidate.append(publish)
-    cache.invalidate("demo", order_tags(name="1001"))
+    cache.invalidate("demo", order_tags(number="1001"))
     cache.invalidate_shop("demo", kind="products")
     await cache.close()
-    expected = [Invalidation("demo", ("order:1001",)), Invalidation("demo", None, "products")]
+    expected = [Invalidation("demo", ("order:#1001",)), Invalidation("demo", None, "products")]
     assert seen == expected and published == expected
 
     load = CountingLoader()
@@ -288,7 +289,7 @@ async def test_hooks_see_local_invalidations_but_not_remote_ones(cache: LookupCa
     assert cache.peek(("demo", "q")) is None
     assert len(seen) == 2  # not re-broadcast
     # tags from the wire are canonicalised like local ones
-    await cache.get_or_load(("demo", "q"), load, ttl=60, tags=order_tags(name="1001"))
+    await cache.get_or_load(("demo", "q"), load, ttl=60, tags=order_tags(number="1001"))
     assert cache.apply_remote_invalidation(Invalidation("demo", ("order:#1001",))) == 1
     assert cache.peek(("demo", "q")) is None
 
@@ -314,7 +315,7 @@ async def test_size_bound_evicts_least_recently_used_and_cleans_the_tag_index(cl
     assert len(cache) == 3 and cache.evictions == 1
     assert cache.peek(("demo", 1)) is None  # the least recently used went
     assert cache.peek(("demo", 0)) == "v"
-    assert ("demo", "order:1") not in cache._tag_index
+    assert ("demo", canonical_tag("order:1")) not in cache._tag_index
     for i in range(100):
         await cache.get_or_load(("demo", f"k{i}"), load, ttl=60, tags=(f"order:k{i}",))
     assert len(cache) == 3
@@ -358,7 +359,7 @@ async def test_setup_cache_configures_every_shop_and_exports_counters() -> None:
 async def test_hand_written_tags_match_the_helpers_and_star_clears_the_shop(cache: LookupCache) -> None:
     load = CountingLoader()
     await cache.get_or_load(("demo", "by email"), load, ttl=60, tags=order_tags(email="ann@example.com"))
-    await cache.get_or_load(("demo", "by number"), load, ttl=60, tags=order_tags(name="#1001"))
+    await cache.get_or_load(("demo", "by number"), load, ttl=60, tags=order_tags(number="1001"))
     await cache.get_or_load(("demo", "products"), load, ttl=60, tags=product_tags())
     # the webhook side may write tags by hand (raw email, order name with '#')
     assert cache.invalidate("demo", ["email:Ann@Example.com", "order:#1001"]) == 2

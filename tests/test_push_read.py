@@ -340,6 +340,47 @@ async def test_reconciliation_sees_a_change_to_an_orders_seventh_fulfillment(
     assert pushes[-1].body["recipient"] == {"email": "bigorder@example.com"}
 
 
+# --- cancelled fulfillments ------------------------------------------------------------------------------------------
+# Decided (README): a fulfillment whose label was voided counts as cancelled, as on the query side (packages does not
+# list it: tests/test_lookups_sandbox.py), so no package/update announces it, whichever way the gateway learns of it.
+
+
+async def test_a_fulfillment_with_a_voided_label_is_not_pushed_from_its_webhook(
+    make_push_gateway: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer
+) -> None:
+    """The REST payload does not say the label was voided (its status is "success"): the push read does, and the
+    push is recorded unpushable with the reason instead of announcing a package the `packages` reply does not show."""
+    gw = await make_push_gateway()
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order = await shop.create_order(email="voided@example.com")
+    voided = await shop.create_fulfillment(order["id"], tracking_numbers=["1ZVOIDED01"], display_status="LABEL_VOIDED")
+    created = store_payloads.fulfillment_payload(shop, order, voided)
+    assert created["status"] == "success"
+    assert await gw.webhook("fulfillments/create", created, mirror=False) == 200
+    await wait_until_settled(gw.store)
+    assert bot_receiver.delivered("package/update") == []
+    [push] = await gw.store.list_pushes(SHOP_KEY, [PushStatus.UNPUSHABLE])
+    assert push.topic == "package/update"
+    assert push.last_error == f"not pushable: Shopify's fulfillment {voided['legacyResourceId']} is cancelled"
+    assert await packages_reply(gw.client, order["name"].lstrip("#")) == []
+
+
+async def test_reconciliation_announces_no_fulfillment_with_a_voided_label(
+    make_push_gateway: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer
+) -> None:
+    gw = await make_push_gateway()
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order = await shop.create_order(email="voided-rec@example.com")
+    await shop.create_fulfillment(order["id"], tracking_numbers=["1ZVOIDED02"], display_status="LABEL_VOIDED")
+    shipped = await shop.create_fulfillment(order["id"], tracking_numbers=["1ZSHIPPED02"])
+    report = await reconcile_now(gw.app, SHOP_KEY)  # the webhooks were lost: the first pass finds the order
+    assert (report.orders, report.pushes) == (1, 2)  # its receipt and the live fulfillment's shipment
+    await wait_until_settled(gw.store)
+    [package] = bot_receiver.delivered("package/update")
+    assert package.body["params"]["tracking_number"] == shipped["trackingInfo"][0]["number"]
+    assert len(bot_receiver.delivered("Order/Receipt")) == 1
+
+
 # --- batched, cost-aware reads ---------------------------------------------------------------------------------------
 
 

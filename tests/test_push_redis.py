@@ -261,7 +261,7 @@ async def test_cache_invalidation_fans_out_once(
         messages.append(json.loads(msg["data"]))
     await listener.aclose()
     sent = [(m["origin"], [item["tags"] for item in m["items"]]) for m in messages]
-    assert sent == [(a.replica_id, [["order:1001"]]), (b.replica_id, [None])]
+    assert sent == [(a.replica_id, [["order:#1001"]]), (b.replica_id, [None])]
     assert "@" not in json.dumps(messages)
 
 

@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from gateway.cache_tags import email_tag, order_name_tag, phone_tag
+from gateway.cache_tags import email_tag, order_number_tag, phone_tag
 from gateway.lookups.context import ShopContext
 from gateway.lookups.paging import CursorSpec, corrected_total, remember_cursor, start_cursor
 from gateway.lookups.search import both, order_filter_terms, search_term
@@ -271,7 +271,7 @@ async def orders_by_number(ctx: ShopContext, query: OrdersByNumber) -> OrdersRes
     number = strip_hash(query.order_number)
     if not number:
         raise InvalidRequest("order_number is empty")
-    tags = (order_name_tag(number),)
+    tags = (order_number_tag(number),)
 
     async def load() -> OrdersResult:
         found = await search_orders(

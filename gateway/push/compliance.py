@@ -12,7 +12,8 @@ from typing import Any
 from gateway import jsoncodec
 from gateway.push.stale import StaleLookups, customer_tags
 from gateway.push.store import ComplianceStore, EventOutcome, StoredEvent
-from mappings.push import parse_id, sub_mapping
+from mappings.nodes import numeric_id
+from mappings.push import sub_mapping
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,8 @@ COMPLIANCE_TOPICS = PURGE_TOPICS | {"customers/data_request"}
 
 def compliance_target(payload: Mapping[str, Any], orders_field: str) -> tuple[int | None, list[int]]:
     """(customer id, order ids) of a customers/redact or customers/data_request payload."""
-    customer_id = parse_id(sub_mapping(payload, "customer").get("id"))
-    order_ids = [i for i in (parse_id(o) for o in payload.get(orders_field) or ()) if i is not None]
+    customer_id = numeric_id(sub_mapping(payload, "customer").get("id"))
+    order_ids = [i for i in (numeric_id(o) for o in payload.get(orders_field) or ()) if i is not None]
     return customer_id, order_ids
 
 
@@ -54,7 +55,7 @@ class Compliance:
             outcome.customer_id, outcome.order_id = customer_id, (order_ids[0] if order_ids else None)
             # Counts only (no ids, emails or phones): the merchant answers the shopper from Shopify; this line is
             # what the operator reports about this gateway, matched to the merchant's request by its id.
-            request_id = parse_id(sub_mapping(payload, "data_request").get("id"))
+            request_id = numeric_id(sub_mapping(payload, "data_request").get("id"))
             log.info(
                 "shop %s: customers/data_request %s (%d order(s) named): gateway stores %s",
                 event.shop_key,

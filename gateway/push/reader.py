@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gateway.ops import Metrics
 from gateway.shopify.errors import ShopifyError
 from gateway.shopify.queries import load_query
-from mappings.nodes import Node, nodes
-from mappings.push import parse_id
+from mappings.nodes import Node, nodes, numeric_id
 
 if TYPE_CHECKING:
     from gateway.shopify.client import ShopifyAdminClient
@@ -196,7 +195,7 @@ class PushReader:
         data = await self._execute(client, "push_fulfillments", {"ids": [fulfillment_gid(f) for _, f in wanted]})
         out = []
         for (order_id, _), node in zip(wanted, _answered(data, "fulfillments", len(wanted)), strict=True):
-            if node is not None and parse_id((node.get("order") or {}).get("legacyResourceId")) == order_id:
+            if node is not None and numeric_id((node.get("order") or {}).get("legacyResourceId")) == order_id:
                 out.append((order_id, node))
         return out
 
@@ -220,7 +219,7 @@ def _unlisted_fulfillments(
         listed = nodes(node.get("fulfillments")) if node is not None else []
         if len(listed) < PACKAGE_FULFILLMENTS:
             continue
-        known = {parse_id(f.get("legacyResourceId")) for f in listed}
+        known = {numeric_id(f.get("legacyResourceId")) for f in listed}
         unlisted += [(order_id, f) for f in sorted(set(fulfillment_ids)) if f not in known]
     return unlisted
 

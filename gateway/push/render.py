@@ -21,7 +21,8 @@ from gateway.push.rules import Decided, PushIntent
 from gateway.push.store import EventOutcome, NewPush, PushStatus, TrackingEntry
 from gateway.settings import Settings, ShopSettings
 from mappings.nodes import Node
-from mappings.push import package_update_params, receipt_params, recipient, tracking_numbers
+from mappings.package import is_live_fulfillment
+from mappings.push import find_fulfillment, package_update_params, receipt_params, recipient, tracking_numbers
 
 NO_RECIPIENT = "not pushable: the order carries no PSID attribute, email or phone"
 
@@ -93,36 +94,21 @@ class PushRenderer:
             return exc.reason
 
     def render_one(self, intent: PushIntent, node: Node | None, outcome: EventOutcome, now: float) -> None:
+        """Append the intent's push, rendered from the read's order node, to `outcome`; recorded unpushable with the
+        reason when Shopify has no such order (or fulfillment) or the order carries no recipient."""
         shop = self.settings.shops[intent.shop_key]
-        status, reason = PushStatus.PENDING, ""
         params: dict[str, Any] | None = None
         to: dict[str, str] | None = None
         if node is None:
-            status, reason = PushStatus.UNPUSHABLE, f"not pushable: Shopify has no order {intent.order_id}"
+            reason = f"not pushable: Shopify has no order {intent.order_id}"
+        elif intent.topic == "package/update":
+            params, reason = self._package(intent, node, outcome)
         else:
+            params, reason = receipt_params(node), ""
+        if params is not None:
+            assert node is not None
             to = recipient(node, shop.push.psid_attribute_keys if shop.push else ())
-            if intent.topic == "package/update":
-                assert intent.fulfillment_id is not None
-                params = package_update_params(node, intent.fulfillment_id, intent.status)
-                for fid, fname, number in tracking_numbers(node):
-                    if fid == intent.fulfillment_id:
-                        outcome.tracking.append(
-                            TrackingEntry(
-                                intent.shop_key,
-                                number,
-                                intent.order_id,
-                                fname.rsplit(".", 1)[0],
-                                intent.customer_id,
-                            )
-                        )
-                if params is None:
-                    status = PushStatus.UNPUSHABLE
-                    # the reader looked past the order's first page of fulfillments: Shopify has no such one
-                    reason = f"not pushable: Shopify's order has no fulfillment {intent.fulfillment_id}"
-            else:
-                params = receipt_params(node)
-            if params is not None and not to:
-                status, reason = PushStatus.UNPUSHABLE, NO_RECIPIENT
+            reason = "" if to else NO_RECIPIENT
         push = NewPush(
             shop_key=intent.shop_key,
             dedupe_key=intent.dedupe_key,
@@ -133,6 +119,23 @@ class PushRenderer:
             fulfillment_id=intent.fulfillment_id,
             customer_id=intent.customer_id,
         )
-        if status is not PushStatus.PENDING:
-            push = replace(push, status=status, reason=reason)
+        if reason:
+            push = replace(push, status=PushStatus.UNPUSHABLE, reason=reason)
         outcome.pushes.append(push)
+
+    def _package(self, intent: PushIntent, node: Node, outcome: EventOutcome) -> tuple[dict[str, Any] | None, str]:
+        """The package/update params of the intent's fulfillment (and, into `outcome`, the tracking numbers the read
+        shows for it), or why there is no package to push."""
+        assert intent.fulfillment_id is not None
+        for fid, fname, number in tracking_numbers(node):
+            if fid == intent.fulfillment_id:
+                order_name = fname.rsplit(".", 1)[0]
+                outcome.tracking.append(
+                    TrackingEntry(intent.shop_key, number, intent.order_id, order_name, intent.customer_id)
+                )
+        fulfillment = find_fulfillment(node, intent.fulfillment_id)
+        if fulfillment is None:  # the reader looked past the order's first page of fulfillments: Shopify has none
+            return None, f"not pushable: Shopify's order has no fulfillment {intent.fulfillment_id}"
+        if not is_live_fulfillment(fulfillment):  # cancelled (or its label voided) since the webhook: no package
+            return None, f"not pushable: Shopify's fulfillment {intent.fulfillment_id} is cancelled"
+        return package_update_params(node, fulfillment, intent.status), ""

@@ -14,7 +14,8 @@ from typing import Any
 from gateway.cache_tags import order_tags, product_tags
 from gateway.flows import LookupInvalidator
 from gateway.push.rules import StateBatch
-from mappings.push import OrderChange, parse_id
+from mappings.nodes import numeric_id
+from mappings.push import OrderChange
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 def order_change_tags(facts: OrderChange) -> list[str]:
     return list(
         order_tags(
-            name=facts.order_name,
+            number=facts.order_name,
             email=facts.email or None,
             phone=facts.phone or None,
             customer_id=facts.customer_id,
@@ -33,11 +34,11 @@ def order_change_tags(facts: OrderChange) -> list[str]:
 
 def fulfillment_change_tags(order_name: str, order_id: int, batch: StateBatch, shop_key: str) -> list[str]:
     known = batch.orders.get((shop_key, order_id))
-    return list(order_tags(name=order_name or (known.order_name if known else None), order_id=order_id))
+    return list(order_tags(number=order_name or (known.order_name if known else None), order_id=order_id))
 
 
 def product_change_tags(payload: Mapping[str, Any]) -> list[str]:
-    return list(product_tags(parse_id(payload.get("id"))))
+    return list(product_tags(numeric_id(payload.get("id"))))
 
 
 def customer_tags(customer: Mapping[str, Any], customer_id: int | None, order_ids: Iterable[int]) -> list[str]:

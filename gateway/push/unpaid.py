@@ -14,7 +14,7 @@ from gateway.push.rules import PushIntent, push_allowed
 from gateway.push.store import EventOutcome, PushStore, UnpaidCheck
 from gateway.settings import Settings
 from mappings.nodes import Node
-from mappings.push import UNPAID_STATUSES
+from mappings.receipt import awaiting_payment
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ UNPAID_LEASE_SECONDS = 60.0
 
 
 def still_unpaid(node: Node) -> bool:
-    return str(node.get("displayFinancialStatus") or "").lower() in UNPAID_STATUSES and not node.get("cancelledAt")
+    return awaiting_payment(node.get("displayFinancialStatus")) and not node.get("cancelledAt")
 
 
 class UnpaidChecks:
