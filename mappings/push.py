@@ -113,13 +113,13 @@ def parse_webhook(topic: str, payload: Any) -> WebhookFacts:
         return Unusable("body is not a JSON object")
     if topic in ORDER_TOPICS:
         order = order_change(payload)
-        return order if order is not None else Unusable("order payload without an id")
+        return order if order is not None else Unusable("order payload without a valid id")
     if topic in FULFILLMENT_TOPICS:
         change = fulfillment_change(payload, created=topic == "fulfillments/create")
-        return change if change is not None else Unusable("fulfillment payload without ids")
+        return change if change is not None else Unusable("fulfillment payload without valid ids")
     if topic == FULFILLMENT_EVENT_TOPIC:
         event = fulfillment_event_change(payload)
-        return event if event is not None else Unusable("fulfillment event without ids or status")
+        return event if event is not None else Unusable("fulfillment event without valid ids or a status")
     return OtherWebhook(payload)
 
 
@@ -129,6 +129,12 @@ def parse_webhook(topic: str, payload: Any) -> WebhookFacts:
 def _time(value: Any) -> float:
     """A payload's time as Unix seconds; 0.0 when absent or unreadable (older than any stored state)."""
     return epoch_seconds(value) or 0.0
+
+
+def sub_list(obj: Mapping[str, Any], key: str) -> list[Any]:
+    """`obj[key]` when it is a list, else an empty one (as `sub_mapping`, for list fields)."""
+    value = obj.get(key)
+    return value if isinstance(value, list) else []
 
 
 def sub_mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -184,7 +190,7 @@ def fulfillment_change(payload: Mapping[str, Any], *, created: bool = False) -> 
     order_id = numeric_id(payload.get("order_id"))
     if fulfillment_id is None or order_id is None:
         return None
-    numbers = [_text(n) for n in payload.get("tracking_numbers") or () if _text(n)]
+    numbers = [_text(n) for n in sub_list(payload, "tracking_numbers") if _text(n)]
     if not numbers and _text(payload.get("tracking_number")):
         numbers = [_text(payload.get("tracking_number"))]
     status = tracking_status(payload.get("shipment_status"), payload.get("status"))
@@ -219,7 +225,7 @@ def order_change(order: Mapping[str, Any]) -> OrderChange | None:
         return None
     customer = sub_mapping(order, "customer")
     fulfillments = []
-    for f in order.get("fulfillments") or ():
+    for f in sub_list(order, "fulfillments"):
         if isinstance(f, Mapping):
             change = fulfillment_change({**f, "order_id": f.get("order_id", order_id)})
             if change is not None:
@@ -244,7 +250,7 @@ def order_change_from_node(node: Mapping[str, Any]) -> OrderChange | None:
     if order_id is None:
         return None
     fulfillments = []
-    for f in node.get("fulfillments") or ():
+    for f in sub_list(node, "fulfillments"):
         fid = numeric_id(f.get("legacyResourceId")) if isinstance(f, Mapping) else None
         if fid is None:
             continue
@@ -256,7 +262,7 @@ def order_change_from_node(node: Mapping[str, Any]) -> OrderChange | None:
                 status=status_from_display(f.get("displayStatus"), f.get("status")),
                 name=strip_hash(f.get("name")),
                 tracking_numbers=tuple(
-                    _text(t.get("number")) for t in f.get("trackingInfo") or () if _text(t.get("number"))
+                    _text(t.get("number")) for t in nodes(f.get("trackingInfo")) if _text(t.get("number"))
                 ),
             )
         )

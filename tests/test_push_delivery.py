@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from gateway.push.sqlite_store import MIGRATIONS
-from gateway.push.store import PushStatus
+from gateway.push.store import EventStatus, PushStatus
 from tests.fixtures_push import (
     BotReceiver,
     as_push,
@@ -286,3 +287,31 @@ async def test_order_states_written_by_earlier_versions_keep_their_receipt_decis
     with sqlite3.connect(path) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(orders)")}
     assert {"receipt_decided"} <= columns and not {"receipt", "recipient", "recipient_name"} & columns
+
+
+async def test_poison_webhooks_do_not_hold_back_the_genuine_one(make_push_gateway: Any, bot_receiver: BotReceiver) -> None:
+    """Issue #21: correctly signed orders/paid webhooks whose id is no Shopify id ("²" as a digit, past 2^63) or
+    whose fulfillments are not a list arrive together with a genuine one. The genuine receipt goes out; each poison
+    event is settled on its own (dead with the reason), none is left pending to be claimed again and again."""
+    gw = await make_push_gateway()
+    poison = {
+        "evt-poison-digit": {**rest_order(1), "id": "gid://shopify/Order/²"},
+        "evt-poison-big": {**rest_order(1), "id": 2**63 + 5},
+        "evt-poison-list": {**rest_order(7402, name="#7402"), "fulfillments": 5},
+    }
+    genuine = rest_order(7401, name="#7401")
+    statuses = await asyncio.gather(
+        *(gw.webhook("orders/paid", payload, mirror=False, event_id=event_id) for event_id, payload in poison.items()),
+        gw.webhook("orders/paid", genuine, event_id="evt-genuine"),
+    )
+    assert statuses == [200] * 4
+    await bot_receiver.wait_for(lambda r: any(p.body["params"]["order_number"] == "7401" for p in r.delivered()))
+    await wait_until_settled(gw.store)
+    events = {event_id: await gw.store.get_event("demo", event_id) for event_id in (*poison, "evt-genuine")}
+    assert {k: (e.status, e.error) for k, e in events.items() if e is not None} == {
+        "evt-poison-digit": (EventStatus.DEAD, "order payload without a valid id"),
+        "evt-poison-big": (EventStatus.DEAD, "order payload without a valid id"),
+        "evt-poison-list": (EventStatus.DONE, ""),  # a valid order: its fulfillments, not a list, are none
+        "evt-genuine": (EventStatus.DONE, ""),
+    }
+    assert (await gw.store.backlog())["events"] == 0

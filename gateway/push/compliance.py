@@ -13,7 +13,7 @@ from gateway import jsoncodec
 from gateway.push.stale import StaleLookups, customer_tags
 from gateway.push.store import ComplianceStore, EventOutcome, StoredEvent
 from mappings.nodes import numeric_id
-from mappings.push import sub_mapping
+from mappings.push import sub_list, sub_mapping
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ COMPLIANCE_TOPICS = PURGE_TOPICS | {"customers/data_request"}
 def compliance_target(payload: Mapping[str, Any], orders_field: str) -> tuple[int | None, list[int]]:
     """(customer id, order ids) of a customers/redact or customers/data_request payload."""
     customer_id = numeric_id(sub_mapping(payload, "customer").get("id"))
-    order_ids = [i for i in (numeric_id(o) for o in payload.get(orders_field) or ()) if i is not None]
+    order_ids = [i for i in (numeric_id(o) for o in sub_list(payload, orders_field)) if i is not None]
     return customer_id, order_ids
 
 

@@ -9,6 +9,10 @@ A batch's way, in one direction:
    rendered from what Shopify answered (gateway.push.render); a shop whose read fails is held (gateway.push.holds);
 4. **outbox**: everything the batch produced (pushes, states, tracking index, unpaid checks, events marked done) is
    committed in one store transaction, after the lookups the batch made stale were evicted.
+
+Nothing a signed payload holds stops the queue: a payload that cannot be parsed, a rule that fails on it, or an
+outcome the store cannot keep dead-letters its own event, with the reason, and the rest of the batch goes on
+(`gateway replay` runs a dead event again).
 """
 
 from __future__ import annotations
@@ -89,7 +93,10 @@ class EventProcessor:
                 await self._process_batch(segment)
                 segment = []
             await self._process_batch([event])
-            await self.compliance.forget_request(event)
+            try:
+                await self.compliance.forget_request(event)
+            except Exception:  # the request is linked to the customer: the next purge of them removes it
+                log.exception("shop %s: forgetting customers/redact request %s failed", event.shop_key, event.seq)
         if segment:
             await self._process_batch(segment)
 
@@ -114,8 +121,32 @@ class EventProcessor:
         for shop_key, tags in stale_tags.items():
             if shop_key not in failed:
                 self.stale.evict(shop_key, tags)
-        await self.store.commit([d.outcome for d in committed])
-        count_enqueued(self.metrics, (d.outcome for d in committed))
+        outcomes = await self._commit([d.outcome for d in committed])
+        count_enqueued(self.metrics, outcomes)
+
+    async def _commit(self, outcomes: list[EventOutcome]) -> list[EventOutcome]:
+        """Commit the outcomes in one transaction; when that fails, each on its own, and one that cannot be stored even
+        so becomes its event's dead letter. Returns what was committed. A store that cannot be written at all raises
+        (the batch comes back when its lease expires)."""
+        try:
+            await self.store.commit(outcomes)
+            return outcomes
+        except Exception:
+            if len(outcomes) == 1 and outcomes[0].event_seq is None:
+                raise
+            log.warning("push: committing a batch of %d failed; committing its events one by one", len(outcomes))
+        committed = []
+        for outcome in outcomes:
+            try:
+                await self.store.commit([outcome])
+            except Exception as exc:
+                if outcome.event_seq is None:
+                    raise
+                outcome = EventOutcome(event_seq=outcome.event_seq, event_error=f"cannot be stored: {type(exc).__name__}")
+                await self.store.commit([outcome])
+                log.error("push: event %s cannot be stored (%s); dead-lettered", outcome.event_seq, type(exc).__name__)
+            committed.append(outcome)
+        return committed
 
     async def _load_states(self, parsed: Sequence[tuple[StoredEvent, WebhookFacts]]) -> StateBatch:
         order_ids: dict[str, set[int]] = {}
@@ -173,11 +204,16 @@ class EventProcessor:
 
 
 def _facts(event: StoredEvent) -> WebhookFacts:
+    """The event's facts; Unusable (its event is dead-lettered with the reason) when its body cannot be read."""
     try:
         payload = jsoncodec.loads(event.body)
     except ValueError:
-        payload = None
-    return parse_webhook(event.meta.topic, payload)
+        return Unusable("body is not JSON")
+    try:
+        return parse_webhook(event.meta.topic, payload)
+    except Exception as exc:  # a parser bug must not wedge the queue either (the message may quote the payload)
+        log.error("push: parsing event %s (%s) failed: %s", event.seq, event.meta.topic, type(exc).__name__)
+        return Unusable(f"payload cannot be parsed: {type(exc).__name__}")
 
 
 def build_processor(
