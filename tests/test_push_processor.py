@@ -8,8 +8,9 @@ import contextlib
 import json
 import os
 import threading
+import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,14 +20,16 @@ from hypothesis import strategies as st
 
 from gateway.cache import LookupCache
 from gateway.cache_tags import canonical_tag, order_tags
+from gateway.push.holds import ShopHolds
 from gateway.push.processor import EventProcessor, build_processor
 from gateway.push.reader import PushReader
 from gateway.push.redis_store import RedisPushStore
+from gateway.push.rules import Decided, PushIntent
 from gateway.push.sqlite_store import SqlitePushStore
-from gateway.push.store import EventOutcome, EventStatus, OrderState, PushStore, WebhookMeta
+from gateway.push.store import EventOutcome, EventStatus, OrderState, PushStore, StoredEvent, WebhookMeta
 from gateway.shopify.client import open_clients
 from localstore import SandboxServer
-from tests.fixtures_push import SHOP_KEY, purge_redis_prefix, push_settings, push_shop, rest_order
+from tests.fixtures_push import SHOP_KEY, open_redis_or_skip, purge_redis_prefix, push_settings, push_shop, rest_order
 
 T = TypeVar("T")
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -224,3 +227,72 @@ async def test_an_outcome_the_store_cannot_keep_dead_letters_only_its_own_event(
     assert dead is not None and dead.status in (EventStatus.DONE, EventStatus.DEAD)  # Redis keeps any integer as text
     if isinstance(push_store, SqlitePushStore):
         assert (dead.status, dead.error) == (EventStatus.DEAD, "cannot be stored: OverflowError")
+
+
+# --- shop holds, shared (issue #20 item 3) ---------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[PushStore, PushStore]]:
+    """Two opened stores over one backing store, as two replicas (Redis) or two processes on one file (SQLite) have."""
+    if request.param == "sqlite":
+        stores: tuple[PushStore, PushStore] = (
+            SqlitePushStore(tmp_path / "shared.sqlite3"),
+            SqlitePushStore(tmp_path / "shared.sqlite3"),
+        )
+        for store in stores:
+            await store.open()
+    else:
+        prefix = f"test-holds-{uuid.uuid4().hex[:12]}"
+        stores = (RedisPushStore(REDIS_URL, prefix=prefix), RedisPushStore(REDIS_URL, prefix=prefix))
+        for store in stores:
+            await open_redis_or_skip(store)
+    try:
+        yield stores
+    finally:
+        if request.param == "redis":
+            await purge_redis_prefix(stores[0])  # type: ignore[arg-type]
+        for store in stores:
+            await store.close()
+
+
+async def test_a_shop_held_by_one_replica_is_held_by_the_other(
+    two_stores: tuple[PushStore, PushStore], tmp_path: Path
+) -> None:
+    """Replica A's push read fails: the shop is held in the store, so replica B defers the shop's events without
+    reading; B's read failing too backs off from both failures; A's read answering releases the shop for both."""
+    a, b = two_stores
+    settings = push_settings("http://127.0.0.1:9/push", tmp_path / "unused", push={"backoff_base_seconds": 10, "backoff_max_seconds": 600})
+    now = [time.time()]
+    holds_a, holds_b = (ShopHolds(settings, store, clock=lambda: now[0]) for store in (a, b))  # type: ignore[arg-type]
+    intent = PushIntent(SHOP_KEY, "Order/Receipt", "receipt:1", 1, None)
+
+    async def claim(store: PushStore, event_id: str) -> StoredEvent:
+        await store.record_event(SHOP_KEY, event_id, WebhookMeta("orders/paid"), b"{}")
+        [event] = await store.claim_events(10, 30.0, now=now[0])
+        return event
+
+    async def read_fails(holds: ShopHolds, events: list[StoredEvent]) -> list[Decided]:
+        held = await holds.defer_held(events)
+        assert held.events == events
+        decided = [Decided(EventOutcome(event_seq=e.seq), [intent], SHOP_KEY, now[0]) for e in events]
+        return await holds.settle(decided, {SHOP_KEY: "ShopifyUnavailable: down"}, held)
+
+    assert await read_fails(holds_a, [await claim(a, "e1")]) == []  # not committed: the event waits
+    [hold] = (await b.shop_holds([SHOP_KEY])).values()
+    assert hold.failures == 1 and now[0] + 5 <= hold.until <= now[0] + 10  # backoff_base, with jitter
+    e2 = await claim(b, "e2")
+    assert (await holds_b.defer_held([e2])).events == []  # B holds the shop too: e2 deferred, no read
+    assert await b.claim_events(10, 30.0, now=hold.until - 0.1) == []
+    now[0] = hold.until + 0.1  # the hold is over: both events come back together; B's read fails as well
+    again = await b.claim_events(10, 30.0, now=now[0])
+    assert [e.event_id for e in again] == ["e1", "e2"]
+    assert await read_fails(holds_b, again) == []
+    [hold] = (await a.shop_holds([SHOP_KEY])).values()
+    assert hold.failures == 2 and now[0] + 10 <= hold.until <= now[0] + 20  # doubled: A's failure counted
+    now[0] = hold.until + 0.1
+    events = await a.claim_events(10, 30.0, now=now[0])
+    held = await holds_a.defer_held(events)
+    decided = [Decided(EventOutcome(event_seq=e.seq), [intent], SHOP_KEY, now[0]) for e in held.events]
+    assert len(await holds_a.settle(decided, {}, held)) == len(events) == 2  # A's read answers: both go on
+    assert await a.shop_holds([SHOP_KEY]) == await b.shop_holds([SHOP_KEY]) == {}

@@ -5,6 +5,9 @@ so when it passes they are claimed again together, in arrival order — a later 
 of the same order, and a customers/redact never runs before the events it must purge are committed. The hold doubles
 with each failed read (push.backoff_*); a read that answers releases it. An event whose read still fails after
 `push.max_age_seconds` is dead-lettered with the reason (`gateway replay` runs it again).
+
+Holds are kept in the push store (`ShopHoldStore`): every replica sharing a Redis store, or every process sharing a
+SQLite file, holds the shop alike and backs off from the same count of failed reads.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from gateway.ops import Metrics
 from gateway.push.backoff import backoff_delay
 from gateway.push.rules import Decided
-from gateway.push.store import EventLog, EventOutcome, StoredEvent
+from gateway.push.store import EventLog, EventOutcome, ShopHold, ShopHoldStore, StoredEvent
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,48 +30,61 @@ log = logging.getLogger(__name__)
 DEFAULT_BACKOFF = (1.0, 600.0)
 
 
+class HoldStore(EventLog, ShopHoldStore, Protocol):
+    """What ShopHolds needs of the push store."""
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The batch's events to process now, and the holds recorded for their shops when they were read."""
+
+    events: list[StoredEvent]
+    holds: Mapping[str, ShopHold]
+
+
 class ShopHolds:
     def __init__(
         self,
         settings: Settings,
-        store: EventLog,
+        store: HoldStore,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics or Metrics()
+        #: Epoch seconds (holds are shared between processes through the store).
         self.clock = clock
-        #: shop key → (held until, consecutive failed reads)
-        self._holds: dict[str, tuple[float, int]] = {}
 
-    async def defer_held(self, events: Sequence[StoredEvent]) -> list[StoredEvent]:
-        """Defer the events of held shops to the end of their hold; the others, to process now."""
+    async def defer_held(self, events: Sequence[StoredEvent]) -> Held:
+        """Defer the events of held shops to the end of their hold; the others are to be processed now."""
+        holds = await self.store.shop_holds([event.shop_key for event in events])
         now = self.clock()
-        held: dict[float, list[int]] = {}
+        deferred: dict[float, list[int]] = {}
         kept = []
         for event in events:
-            until = self._held_until(event.shop_key, now)
-            if until is None:
-                kept.append(event)
+            hold = holds.get(event.shop_key)
+            if hold is not None and hold.until > now:
+                deferred.setdefault(hold.until, []).append(event.seq)
             else:
-                held.setdefault(until, []).append(event.seq)
-        for until, seqs in held.items():
+                kept.append(event)
+        for until, seqs in deferred.items():
             await self.store.defer_events(seqs, until)
-        return kept
+        return Held(kept, holds)
 
-    async def settle(self, decided: list[Decided], failed: Mapping[str, str]) -> list[Decided]:
+    async def settle(self, decided: list[Decided], failed: Mapping[str, str], held: Held) -> list[Decided]:
         """After the read: release the shops that answered, hold those whose read failed (`failed`: shop key →
         reason). Returns what to commit now. The events of a held shop are not committed (all of the shop's events
         of the batch, not only those with pushes: a later event of an order decided in this batch saw the earlier
         one's state); they stay pending until the hold ends. Past `push.max_age_seconds` they are dead-lettered with
         the reason instead, still linked to their order and customer (so a purge finds them)."""
-        for shop_key in {i.shop_key for d in decided for i in d.intents} - failed.keys():
-            self._holds.pop(shop_key, None)  # the shop answered again
+        answered = {i.shop_key for d in decided for i in d.intents} - failed.keys()
+        for shop_key in answered & held.holds.keys():
+            await self.store.release_shop(shop_key)
         if not failed:
             return decided
         now = self.clock()
-        holds = {shop_key: self._hold(shop_key, now) for shop_key in failed}
+        holds = {shop_key: await self._hold(shop_key, held.holds.get(shop_key), now) for shop_key in failed}
         keep: list[Decided] = []
         deferred: dict[float, list[int]] = {}
         for d in decided:
@@ -94,16 +112,13 @@ class ShopHolds:
             )
         return keep
 
-    def _held_until(self, shop_key: str, now: float) -> float | None:
-        held = self._holds.get(shop_key)
-        return held[0] if held is not None and held[0] > now else None
-
-    def _hold(self, shop_key: str, now: float) -> float:
+    async def _hold(self, shop_key: str, earlier: ShopHold | None, now: float) -> float:
+        """Hold the shop after one more failed read; returns until when."""
         shop = self.settings.shops.get(shop_key)
         base, ceiling = DEFAULT_BACKOFF if shop is None or shop.push is None else (
             shop.push.backoff_base_seconds, shop.push.backoff_max_seconds
         )
-        earlier = self._holds.get(shop_key, (0.0, 0))[1]
-        until = now + backoff_delay(base, ceiling, earlier)
-        self._holds[shop_key] = (until, earlier + 1)
+        failures = earlier.failures if earlier is not None else 0
+        until = now + backoff_delay(base, ceiling, failures)
+        await self.store.hold_shop(shop_key, ShopHold(until, failures + 1))
         return until

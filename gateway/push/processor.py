@@ -101,8 +101,8 @@ class EventProcessor:
             await self._process_batch(segment)
 
     async def _process_batch(self, events: Sequence[StoredEvent]) -> None:
-        events = await self.holds.defer_held(events)
-        parsed = [(event, _facts(event)) for event in events]
+        held = await self.holds.defer_held(events)
+        parsed = [(event, _facts(event)) for event in held.events]
         batch = await self._load_states(parsed)
         stale_tags: dict[str, list[str]] = {}
         decided: list[Decided] = []
@@ -117,7 +117,7 @@ class EventProcessor:
                 item = Decided(EventOutcome(event_seq=event.seq, event_error=f"rules failed: {type(exc).__name__}"), [])
             decided.append(item)
         failed = await self.renderer.render(decided)
-        committed = await self.holds.settle(decided, failed)
+        committed = await self.holds.settle(decided, failed, held)
         for shop_key, tags in stale_tags.items():
             if shop_key not in failed:
                 self.stale.evict(shop_key, tags)

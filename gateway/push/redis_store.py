@@ -25,6 +25,7 @@ Key layout (P = the prefix; shop keys are `[A-Za-z0-9_-]+`, checked by the setti
     P:s:<shop>:trk:<tracking number>  hash: the tracking index (oid, name, cid)
     P:s:<shop>:chk:<oid>              hash: the unpaid check of an order (kept when done: once per order)
     P:s:<shop>:wm                     the reconciliation watermark
+    P:s:<shop>:hold                   hash: the shop's push-read hold (until, failures), while its reads fail
     P:s:<shop>:o:<oid>:q              zset: the order's pending pushes by id (only the lowest is in P:due: ordering)
     P:s:<shop>:o:<oid>:ev/:push/:ful/:trk   what is stored about the order (compliance purges)
     P:s:<shop>:c:<cid>:o / :ev        sets: the customer's order ids / customer-only events (compliance purges)
@@ -73,6 +74,7 @@ from gateway.push.store import (
     PushAttempt,
     PushStatus,
     RecordResult,
+    ShopHold,
     StoredCounts,
     StoredEvent,
     UnpaidCheck,
@@ -687,6 +689,29 @@ class RedisPushStore(PushStoreBase):
     @_shielded
     async def shop_installed(self, shop_key: str) -> bool:
         return await self.redis.hget(self._k("installed"), shop_key) != b"0"
+
+    # shop holds ---------------------------------------------------------------------------------------------------
+
+    @_shielded
+    async def shop_holds(self, shop_keys: Sequence[str]) -> dict[str, ShopHold]:
+        keys = list(dict.fromkeys(shop_keys))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shop_key in keys:
+                pipe.hmget(self._shop(shop_key, "hold"), ["until", "failures"])
+            rows = await pipe.execute() if keys else []
+        return {
+            shop_key: ShopHold(float(until), int(failures))
+            for shop_key, (until, failures) in zip(keys, rows, strict=True)
+            if until is not None and failures is not None
+        }
+
+    @_shielded
+    async def hold_shop(self, shop_key: str, hold: ShopHold) -> None:
+        await self.redis.hset(self._shop(shop_key, "hold"), mapping={"until": _num(hold.until), "failures": hold.failures})
+
+    @_shielded
+    async def release_shop(self, shop_key: str) -> None:
+        await self.redis.delete(self._shop(shop_key, "hold"))
 
     # compliance ---------------------------------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from gateway.push.store import (
     PushAttempt,
     PushStatus,
     RecordResult,
+    ShopHold,
     StoredCounts,
     StoredEvent,
     TrackingEntry,
@@ -168,6 +169,8 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE orders DROP COLUMN receipt",
         "ALTER TABLE orders DROP COLUMN recipient",
         "ALTER TABLE orders DROP COLUMN recipient_name",
+        # Shops whose push read failed, held for every process that opens the file (gateway.push.holds).
+        "CREATE TABLE shop_holds (shop_key TEXT PRIMARY KEY, until REAL NOT NULL, failures INTEGER NOT NULL)",
     ],
 ]
 
@@ -772,6 +775,31 @@ class SqlitePushStore(PushStoreBase):
             return True if row is None else bool(row[0])
 
         return await self._call(op)
+
+    # shop holds ---------------------------------------------------------------------------------------------------
+
+    async def shop_holds(self, shop_keys: Sequence[str]) -> dict[str, ShopHold]:
+        keys = list(dict.fromkeys(shop_keys))
+        if not keys:
+            return {}
+
+        def op(c: sqlite3.Connection) -> dict[str, ShopHold]:
+            rows = c.execute(f"SELECT shop_key, until, failures FROM shop_holds WHERE shop_key IN ({_marks(keys)})", keys)
+            return {r[0]: ShopHold(r[1], r[2]) for r in rows}
+
+        return await self._call(op)
+
+    async def hold_shop(self, shop_key: str, hold: ShopHold) -> None:
+        await self._call(
+            lambda c: c.execute(
+                "INSERT INTO shop_holds (shop_key, until, failures) VALUES (?, ?, ?) ON CONFLICT (shop_key)"
+                " DO UPDATE SET until = excluded.until, failures = excluded.failures",
+                (shop_key, hold.until, hold.failures),
+            )
+        )
+
+    async def release_shop(self, shop_key: str) -> None:
+        await self._call(lambda c: c.execute("DELETE FROM shop_holds WHERE shop_key = ?", (shop_key,)))
 
     # compliance ---------------------------------------------------------------------------------------------------
 

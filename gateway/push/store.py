@@ -16,6 +16,8 @@ What it keeps, per shop:
   falls due the rules re-read the order from Shopify and enqueue the push only if it is still unpaid and not cancelled.
   (Keeping the check out of the outbox means a pending Unpaid never holds back the order's Receipt.)
 - **the tracking index** (tracking number → order), the **reconciliation watermark**, and whether the shop is installed.
+- **shop holds**: a shop whose push read failed waits, backing off (gateway.push.holds); kept here so that every
+  replica sharing the store holds the shop alike.
 
 Times are Unix epoch seconds (`time.time()`), because they must survive restarts. Everything that is written in one
 `commit()` is applied atomically: an event is marked processed in the same transaction that stores what it produced.
@@ -227,6 +229,15 @@ class EventOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class ShopHold:
+    """A shop whose push read failed: its events wait until `until` (epoch seconds); `failures`: reads failed in a
+    row (what the next hold backs off from)."""
+
+    until: float
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredCounts:
     """What a purge removed or a data request found (numbers only: safe to log)."""
 
@@ -391,6 +402,23 @@ class ShopLedger(Protocol):
 
 
 @runtime_checkable
+class ShopHoldStore(Protocol):
+    """The holds of shops whose push read failed (gateway.push.holds), shared by every replica of the store."""
+
+    async def shop_holds(self, shop_keys: Sequence[str]) -> dict[str, ShopHold]:
+        """The holds recorded for these shops (also those whose `until` has passed: their failures still count)."""
+        ...
+
+    async def hold_shop(self, shop_key: str, hold: ShopHold) -> None:
+        """Record the shop's hold, replacing the one there was."""
+        ...
+
+    async def release_shop(self, shop_key: str) -> None:
+        """The shop's read answered again: forget its hold."""
+        ...
+
+
+@runtime_checkable
 class ComplianceStore(Protocol):
     """The GDPR webhooks' side of the store."""
 
@@ -411,7 +439,9 @@ class ComplianceStore(Protocol):
 
 
 @runtime_checkable
-class PushStore(EventLog, OrderStateStore, PushOutbox, TrackingIndex, ShopLedger, ComplianceStore, Protocol):
+class PushStore(
+    EventLog, OrderStateStore, PushOutbox, TrackingIndex, ShopLedger, ShopHoldStore, ComplianceStore, Protocol
+):
     """Durable state of the push pipeline: every role, plus the lifecycle and the wake-up. All methods are coroutines
     and never block the event loop. The shared rules (wake-ups, `now` defaults, truncation, status transitions) live
     once in `gateway.push.store_base.PushStoreBase`, which both backends extend.
