@@ -96,12 +96,8 @@ def _address(node: Node, *, mask_personal: bool) -> dict[str, str] | None:
 
 
 def _presentment(node: Node, field: str) -> str | None:
-    """dig(node, field, "presentmentMoney", "amount"), unrolled: ten per receipt, and the bags are there (a null or
-    missing level, the rare case, costs the exception)."""
-    try:
-        return node[field]["presentmentMoney"]["amount"]  # type: ignore[no-any-return]
-    except (KeyError, TypeError):
-        return None
+    """The amount of a money bag in the shopper's currency (PROTOCOL §5: what the shopper paid in)."""
+    return dig(node, field, "presentmentMoney", "amount")  # type: ignore[no-any-return]
 
 
 def _adjustments(node: Node, line_items: list[Node], currency: str) -> list[dict[str, str | Number]]:
@@ -148,10 +144,10 @@ def unix_timestamp(value: str | None) -> int:
 
 
 def receipt_fields(receipt: Receipt, *, copy_nested: bool = True) -> dict[str, Any]:
-    """`receipt.model_dump(exclude_none=True)`, read off the models' field dicts: a receipt renders on every `orders`
-    reply (cache hits too), and pydantic's serializer took about five times as long for the same dict (timeit). Exact because
-    every value a Receipt holds is already its JSON value (str, int, float, or a sub-model of those) and only `address`
-    may be None. The top-level dict is always a new one; the nested ones are copies unless `copy_nested` is False,
+    """`receipt.model_dump(exclude_none=True)`, read off the models' field dicts: it runs for every receipt an
+    `orders` reply or a push renders, and pydantic's serializer costs several times as much for the same dict. Exact
+    because every value a Receipt holds is already its JSON value (str, int, float, or a sub-model of those) and only
+    `address` may be None. The top-level dict is always a new one; the nested ones are copies unless `copy_nested` is False,
     for a caller that only serializes the result (they are then the models' own: changing one would change a cached
     receipt)."""
     fields = receipt.__dict__.copy()
