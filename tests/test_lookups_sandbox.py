@@ -341,7 +341,7 @@ async def test_every_display_status_gets_a_label(ctx: ShopContext) -> None:
         if status in ("CANCELED", "LABEL_VOIDED"):
             assert packages == []  # cancelled: no package (see the next test)
         else:
-            assert packages and packages[0].package_status == ctx.settings.label_for(status)
+            assert packages and packages[0].package_status == ctx.settings.labels.for_order("en")(status)
 
 
 async def test_a_fulfillment_whose_label_was_voided_is_no_package(ctx: ShopContext) -> None:
