@@ -147,7 +147,8 @@ _LUA_DIR = importlib.resources.files("gateway.push") / "redis_lua"
 _SCRIPT_NAMES = ("record_event", "claim_events", "requeue_event", "upsert_order", "upsert_fulfillment", "enqueue_push",
                  "add_tracking", "schedule_check", "done_check", "finish_event", "claim_checks", "claim_pushes",
                  "mark_delivered", "schedule_retry", "dead_letter", "record_attempt", "retry_push", "drop_push",
-                 "customer_data", "renew_leases", "defer_events", "reclaim_leases", "leases_held")  # fmt: skip
+                 "customer_data", "renew_leases", "defer_events", "reclaim_leases", "leases_held",
+                 "lease_owners")  # fmt: skip
 
 
 def _lua(name: str) -> str:
@@ -599,11 +600,8 @@ class RedisPushStore(PushStoreBase):
 
     async def _owners(self, keys: Sequence[str]) -> dict[str, str | None]:
         """The lease owner of each row (None when the row is gone: a purge took it, nobody holds it)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hmget(key, ["own", "status", "done"])
-            rows = await pipe.execute()
-        return {key: None if row == [None, None, None] else _s(row[0]) for key, row in zip(keys, rows, strict=True)}
+        owners = await self._run("lease_owners", *keys)
+        return {key: None if own is None else _s(own) for key, own in zip(keys, owners, strict=True)}
 
     @_shielded
     async def _claim_unpaid_checks(
