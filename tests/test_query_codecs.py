@@ -356,7 +356,7 @@ def test_error_shapes(kind: ErrorKind, v1: int, v2: int, meetbot: int) -> None:
 
 # --- open API ------------------------------------------------------------------------------------------------------
 
-CFG = OpenApiSettings(app_id="app", app_secret="s", allowed_machines=["16327129"], max_order_age_days=30)
+CFG = OpenApiSettings(app_id="app", app_secret="test-app-secret", allowed_machines=["16327129"], max_order_age_days=30)
 
 
 def payload(machine_no: object = "16327129", ts: object = None) -> dict[str, str]:
