@@ -273,6 +273,13 @@ class ServerSettings(_Model):
     #: Seconds between reconciliation passes (orders updated since the watermark); 0 disables.
     reconcile_interval_seconds: float = Field(default=300, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: A new connection must send a complete request head within this many seconds, or it is closed.
+    header_timeout_seconds: float = Field(default=10, gt=0)
+    #: An idle kept-alive connection (or one stuck in a later request head) is closed after this many seconds.
+    keepalive_timeout_seconds: float = Field(default=15, gt=0)
+    #: Open connections at most; past it a new connection is closed at once (keep it under the process's file
+    #: descriptor limit, `ulimit -n`, less what Redis, SQLite and Shopify connections need).
+    max_connections: int = Field(default=1000, ge=1)
 
 
 class SandboxSettings(_Model):
