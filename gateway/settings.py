@@ -296,6 +296,18 @@ class SandboxSettings(_Model):
     plan: Literal["standard", "advanced", "plus", "commerce_components"] = "standard"
 
 
+class SignInLimits(_Model):
+    """Failed console sign-ins allowed before each further failure makes the client wait (gateway.console.signin_limit)."""
+
+    failures_per_address: int = Field(default=5, ge=1)
+    failures_overall: int = Field(default=30, ge=1)
+    #: The first wait; each further failure doubles it, up to max_delay_seconds.
+    first_delay_seconds: float = Field(default=2, gt=0)
+    max_delay_seconds: float = Field(default=300, gt=0)
+    #: Failures are forgotten this long after the last one.
+    forget_after_seconds: float = Field(default=900, gt=0)
+
+
 class ConsoleSettings(_Model):
     """The operator console (`GET /console`). Off unless `token` is set (write it as `${ENV}`, never in the file)."""
 
@@ -303,6 +315,7 @@ class ConsoleSettings(_Model):
     token: SecretStr = SecretStr("")
     #: A signed-in session lasts this long, then the operator signs in again.
     session_minutes: float = Field(default=480, gt=0)
+    signin: SignInLimits = Field(default_factory=SignInLimits)
 
     @field_validator("token")
     @classmethod
