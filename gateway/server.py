@@ -4,6 +4,8 @@ aiohttp's defaults keep a silent socket open for an hour and accept every connec
 few thousand slow sockets exhaust the process's file descriptors. `GatewayRunner` serves the app with:
 - a header timeout: a connection that has not sent a complete request head within `header_timeout_seconds` of
   opening is closed (sending a byte now and then does not extend it);
+- a body timeout: a request whose body has not fully arrived `body_timeout_seconds` after its head is cut off
+  (a slow body holds a handler as long as it trickles);
 - a keep-alive timeout: a connection idle (or stuck in a request head) for `keepalive_timeout_seconds` after a
   response is closed (aiohttp's own timer, set from the config);
 - a cap on open connections: past `max_connections`, a new connection is closed at once, so descriptors stay
@@ -30,6 +32,7 @@ class GuardedServer(web.Server):
         super().__init__(handler, **kwargs)
         self._max_connections = limits.max_connections
         self._header_timeout = limits.header_timeout_seconds
+        self._body_timeout = limits.body_timeout_seconds
         self._metrics = metrics
         #: connections still waiting for their first request head → the timer that closes them
         self._head_timers: dict[RequestHandler, asyncio.TimerHandle] = {}
@@ -39,13 +42,15 @@ class GuardedServer(web.Server):
             timer = self._head_timers.pop(protocol, None)
             if timer is not None:
                 timer.cancel()
+            if not payload.is_eof() and protocol.transport is not None:  # the body is still on its way
+                asyncio.get_running_loop().call_later(self._body_timeout, self._body_overdue, payload, protocol.transport)
             return make_request(message, payload, protocol, writer, task)
 
         self.request_factory = request_started
         metrics.gauge("gateway_open_connections", lambda: len(self._connections), "Open HTTP connections.")
         metrics.describe("gateway_connections_refused_total", "Connections closed at once: max_connections reached.")
         metrics.describe(
-            "gateway_connections_timed_out_total", "Connections closed before sending a request head in time."
+            "gateway_connections_timed_out_total", "Connections closed for a request head or body not sent in time."
         )
 
     def __call__(self) -> asyncio.Protocol:  # type: ignore[override]
@@ -69,8 +74,14 @@ class GuardedServer(web.Server):
 
     def _head_overdue(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         if self._head_timers.pop(handler, None) is not None:
-            self._metrics.inc("gateway_connections_timed_out_total")
+            self._metrics.inc("gateway_connections_timed_out_total", phase="head")
             transport.abort()
+
+    def _body_overdue(self, payload: Any, transport: asyncio.BaseTransport) -> None:
+        # done by now (complete, failed, or answered without reading it: aiohttp then marks it failed): nothing to do
+        if not payload.is_eof() and payload.exception() is None and not transport.is_closing():
+            self._metrics.inc("gateway_connections_timed_out_total", phase="body")
+            transport.abort()  # type: ignore[attr-defined]
 
 
 class _Refused(asyncio.Protocol):

@@ -275,6 +275,8 @@ class ServerSettings(_Model):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: A new connection must send a complete request head within this many seconds, or it is closed.
     header_timeout_seconds: float = Field(default=10, gt=0)
+    #: A request body must have fully arrived this many seconds after its head, or the connection is closed.
+    body_timeout_seconds: float = Field(default=30, gt=0)
     #: An idle kept-alive connection (or one stuck in a later request head) is closed after this many seconds.
     keepalive_timeout_seconds: float = Field(default=15, gt=0)
     #: Open connections at most; past it a new connection is closed at once (keep it under the process's file
