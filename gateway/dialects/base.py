@@ -136,14 +136,13 @@ class Codec(Protocol):
 # --- rendering -----------------------------------------------------------------------------------------------------
 
 
-#: Compact UTF-8 JSON, the only serializer the codecs use (jsoncodec's function itself: no second frame per reply).
+#: Compact UTF-8 JSON: the one serializer the codecs use.
 dumps = jsoncodec.dumps
 
 
 def receipt_dict(receipt: Receipt, *, closed_word: str = "closed", with_status: bool = True) -> dict[str, Any]:
-    """One order in the receipt-template shape: `address` omitted when there is none (PROTOCOL §5). For serializing
-    only: the nested dicts are the receipt's own (mappings.receipt.receipt_fields)."""
-    d = receipt_fields(receipt, copy_nested=False)  # the codecs only serialize it
+    """One order in the receipt-template shape: `address` omitted when there is none (PROTOCOL §5)."""
+    d = receipt_fields(receipt)
     if not with_status:
         del d["status"]
     elif d["status"] == "closed":
@@ -152,9 +151,8 @@ def receipt_dict(receipt: Receipt, *, closed_word: str = "closed", with_status: 
 
 
 def package_dict(package: Package) -> dict[str, Any]:
-    """`package.model_dump()` (PROTOCOL §6), copied off the model's field dict: every field is a str, so the dict is
-    already the wire shape, and pydantic's serializer took over ten times as long (a `packages` reply lists many)."""
-    return dict(package.__dict__)
+    """One package (PROTOCOL §6): every field is already its wire value."""
+    return package.model_dump()
 
 
 V1_PRODUCT_FIELDS = (
