@@ -85,31 +85,32 @@ class MalformedRequestFilter(logging.Filter):
         return True
 
 
-_installed: dict[str, logging.Handler | logging.Filter] = {}
+class _Installed:
+    """What `configure_logging` put in place, so calling it again replaces rather than stacks."""
+
+    handler: logging.Handler | None = None
+    log_filter: MalformedRequestFilter | None = None
 
 
 def install_malformed_request_filter(log_filter: MalformedRequestFilter | None = None) -> MalformedRequestFilter:
     """Put one `MalformedRequestFilter` on aiohttp's server logger (replacing the one installed before)."""
     server_log = logging.getLogger(SERVER_LOGGER)
-    old = _installed.pop("filter", None)
-    if isinstance(old, logging.Filter):
-        server_log.removeFilter(old)
-    new = log_filter or MalformedRequestFilter()
-    server_log.addFilter(new)
-    _installed["filter"] = new
-    return new
+    if _Installed.log_filter is not None:
+        server_log.removeFilter(_Installed.log_filter)
+    _Installed.log_filter = log_filter or MalformedRequestFilter()
+    server_log.addFilter(_Installed.log_filter)
+    return _Installed.log_filter
 
 
 def configure_logging(level: str | int = "INFO", stream: IO[str] | None = None) -> logging.Handler:
     """The gateway's logging: one root handler with the escaping formatter, and the malformed-request filter."""
     root = logging.getLogger()
-    old = _installed.pop("handler", None)
-    if isinstance(old, logging.Handler):
-        root.removeHandler(old)
+    if _Installed.handler is not None:
+        root.removeHandler(_Installed.handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(EscapingFormatter(LOG_FORMAT))
     root.addHandler(handler)
     root.setLevel(level)
-    _installed["handler"] = handler
+    _Installed.handler = handler
     install_malformed_request_filter()
     return handler

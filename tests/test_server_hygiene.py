@@ -51,9 +51,11 @@ class Served:
 @pytest.fixture
 def logged() -> Iterator[io.StringIO]:
     buffer = io.StringIO()
+    level = logging.getLogger().level
     handler = configure_logging("INFO", buffer)
     yield buffer
     logging.getLogger().removeHandler(handler)
+    logging.getLogger().setLevel(level)
     install_malformed_request_filter()  # a fresh filter: the next test's first line is not held back
 
 
