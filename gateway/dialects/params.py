@@ -30,7 +30,6 @@ from pydantic import (
     Strict,
     StringConstraints,
     ValidationError,
-    ValidationInfo,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -122,7 +121,7 @@ Phrase = Annotated[str, BeforeValidator(_stripped), Strict(),
                    StringConstraints(max_length=32, pattern=_NO_CONTROLS), AfterValidator(_blank_is_none)]  # fmt: skip
 
 
-def _number_text(value: Any, info: ValidationInfo) -> str | None:
+def _number_text(value: Any, fraction_ok: bool) -> str | None:
     """An order/package number: a JSON number or a string; spaces and one leading '#' stripped (PROTOCOL §5).
 
     A package number is a fulfillment name such as "3010.2", so a platform may send it as the JSON number 3010.2: a
@@ -134,7 +133,7 @@ def _number_text(value: Any, info: ValidationInfo) -> str | None:
     if isinstance(value, float) and math.isfinite(value):
         if value.is_integer() and 0 <= value < 2**53:
             value = str(int(value))
-        elif value > 0 and info.field_name == "package_number":
+        elif value > 0 and fraction_ok:
             value = repr(value)
     if isinstance(value, bool) or not isinstance(value, int | str):
         _refuse("must be a number or a string")
@@ -148,7 +147,9 @@ def _number_text(value: Any, info: ValidationInfo) -> str | None:
     return s
 
 
-NumberText = Annotated[str | None, BeforeValidator(_number_text)]
+#: An order number; a package number, which may also be a float with a fraction.
+OrderNumber = Annotated[str | None, BeforeValidator(lambda value: _number_text(value, fraction_ok=False))]
+PackageNumber = Annotated[str | None, BeforeValidator(lambda value: _number_text(value, fraction_ok=True))]
 
 
 def _integer(value: Any) -> int | None:
@@ -264,7 +265,7 @@ def pagination(value: Any, limits: Limits) -> Page:
 
 
 class OrdersParams(_Params):
-    order_number: NumberText = None
+    order_number: OrderNumber = None
     user_account: Email | None = None
 
     @model_validator(mode="after")
@@ -282,8 +283,8 @@ class AccountOptions(_Params):
 
 
 class PackagesParams(_Params):
-    order_number: NumberText = None
-    package_number: NumberText = None  # PackagesQuery checks that exactly one is given
+    order_number: OrderNumber = None
+    package_number: PackageNumber = None  # PackagesQuery checks that exactly one is given
 
 
 class ProductsParams(_Params):
