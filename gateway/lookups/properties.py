@@ -8,7 +8,7 @@ together under one key: asking for vendors after product types costs no second s
 
 from __future__ import annotations
 
-from gateway.cache import product_tags
+from gateway.cache_tags import product_tags
 from gateway.lookups.context import ShopContext
 from gateway.lookups.products import VISIBLE
 from gateway.lookups.types import InvalidRequest, PropertyQuery, PropertyResult
