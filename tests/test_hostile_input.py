@@ -333,7 +333,7 @@ def live() -> Iterator[LiveGateway]:
 
 
 @pytest.mark.parametrize("entrance", ENTRANCES, ids=lambda e: e.name)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(data=st.data())
 def test_no_entrance_answers_5xx_or_logs_a_traceback(live: LiveGateway, entrance: Entrance, data: st.DataObject) -> None:
