@@ -524,6 +524,14 @@ def build_cache(shops: Mapping[str, Any], *, metrics: Metrics | None = None) -> 
     return cache
 
 
+def export_shop_counts(metrics: Metrics, cache: LookupCache, shop_key: str) -> None:
+    """The shop's hits and loads in /metrics (at start for config shops, on first use for shops connected later)."""
+    metrics.gauge("lookup_cache_shop_hits_total", functools.partial(lambda k: cache.shop_counts(k)[0], shop_key),
+                  shop=shop_key)  # fmt: skip
+    metrics.gauge("lookup_cache_shop_misses_total", functools.partial(lambda k: cache.shop_counts(k)[1], shop_key),
+                  shop=shop_key)  # fmt: skip
+
+
 def setup_cache(app: web.Application) -> LookupCache:
     """Create `app[LOOKUP_CACHE]` (idempotent) and export its counters in /metrics."""
     if LOOKUP_CACHE in app:
@@ -543,10 +551,7 @@ def setup_cache(app: web.Application) -> LookupCache:
         metrics.describe(name, help_text, "counter")
     metrics.gauge("lookup_cache_entries", lambda: len(cache), "Entries currently cached (all shops).")
     for shop_key in app[SETTINGS].shops:
-        metrics.gauge("lookup_cache_shop_hits_total", functools.partial(lambda k: cache.shop_counts(k)[0], shop_key),
-                      shop=shop_key)  # fmt: skip
-        metrics.gauge("lookup_cache_shop_misses_total", functools.partial(lambda k: cache.shop_counts(k)[1], shop_key),
-                      shop=shop_key)  # fmt: skip
+        export_shop_counts(metrics, cache, shop_key)
     metrics.describe("lookup_cache_shop_hits_total", "Lookups answered from a fresh cache entry, per shop.")
     metrics.describe("lookup_cache_shop_misses_total", "Lookups that started a load, per shop.")
 

@@ -61,7 +61,7 @@ class SandboxServer:
     @classmethod
     def for_settings(cls, settings: Settings) -> SandboxServer:
         """The demo store of `gateway serve`: one seeded shop per configured shop whose admin_api_base is this store."""
-        from gateway.settings import ClientCredentialsAuth
+        from gateway.settings import ClientCredentialsAuth, TokenAuth
 
         box = settings.sandbox
         base = f"http://{box.host}:{box.port}"
@@ -70,6 +70,8 @@ class SandboxServer:
             auth = shop_settings.auth
             if isinstance(auth, ClientCredentialsAuth):
                 token, client_id, secret = None, auth.client_id, auth.client_secret.get_secret_value()
+            elif not isinstance(auth, TokenAuth):
+                continue
             else:
                 token, client_id, secret = auth.access_token.get_secret_value(), None, None
             shop = SandboxShop.seeded(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +11,10 @@ from aiohttp import web
 
 from gateway.cache import LookupCache
 from gateway.lookups.types import PushStateReader
-from gateway.settings import Settings, ShopSettings
+from gateway.settings import ShopSettings
 from gateway.shopify.client import ShopifyAdminClient
 from gateway.shopify.queries import load_query
+from gateway.shops.registry import watch_shops
 
 #: The deadline (absolute loop time) of the lookup being run: every Shopify request of one lookup (a phone lookup's
 #: two, a cursor walk and its page) shares it, so the lookup as a whole answers within the shop's deadline_seconds.
@@ -65,19 +66,51 @@ class ShopContext:
         )
 
 
-def shop_contexts(
-    settings: Settings,
-    clients: dict[str, ShopifyAdminClient],
-    cache: LookupCache,
-    push_state: PushStateReader | None,
-) -> dict[str, ShopContext]:
-    """One ready context per configured shop (built once, when the app starts: the clients exist only then)."""
-    return {
-        key: ShopContext(key=key, settings=shop, client=clients[key], cache=cache, push_state=push_state)
-        for key, shop in settings.shops.items()
-    }
+class ShopContexts(dict[str, ShopContext]):
+    """Shop key → its ready ShopContext, built on first use (its client then exists: the app has started) and
+    dropped when the shop's settings change, like the clients (gateway.shopify.client.ShopifyClients)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shops: Mapping[str, ShopSettings] = {}
+        self.clients: Mapping[str, ShopifyAdminClient] = {}
+        self.cache: LookupCache | None = None
+        self.push_state: PushStateReader | None = None
+        #: Called with each context built after start-up (the metrics of a newly connected shop's cache).
+        self.on_new: Callable[[ShopContext], None] | None = None
+
+    def open(
+        self,
+        shops: Mapping[str, ShopSettings],
+        clients: Mapping[str, ShopifyAdminClient],
+        cache: LookupCache,
+        push_state: PushStateReader | None,
+    ) -> None:
+        self.shops, self.clients, self.cache, self.push_state = shops, clients, cache, push_state
+        watch_shops(shops, self._forget)
+
+    def _forget(self, key: str) -> None:
+        self.pop(key, None)
+
+    def __missing__(self, key: str) -> ShopContext:
+        shop = self.shops.get(key)
+        if shop is None or self.cache is None:
+            raise KeyError(key)
+        context = self[key] = ShopContext(
+            key=key, settings=shop, client=self.clients[key], cache=self.cache, push_state=self.push_state
+        )
+        self.cache.configure_shop(key, max_entries=shop.cache.max_entries, stale_if_error=shop.cache.stale_if_error)
+        if self.on_new is not None:
+            self.on_new(context)
+        return context
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
 
-#: Every configured shop's ShopContext, filled when the app starts (gateway.query.setup_query); handlers and the
-#: console take the ready one instead of assembling it from the settings, clients, cache and push state.
-SHOP_CONTEXTS = web.AppKey("shop_contexts", dict[str, ShopContext])
+#: Every shop's ShopContext, built on first use once the app has started (gateway.query.setup_query); handlers and
+#: the console take the ready one instead of assembling it from the settings, clients, cache and push state.
+SHOP_CONTEXTS = web.AppKey("shop_contexts", ShopContexts)

@@ -32,7 +32,10 @@ import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Protocol
+
+from aiohttp import web
 
 from gateway import jsoncodec
 from gateway.cache import order_tags, product_tags
@@ -88,6 +91,23 @@ class CacheInvalidator(Protocol):
     def invalidate_shop(self, shop_key: str) -> int: ...
 
 
+class AppLifecycle(Protocol):
+    """What the rules need of the shops connected from the browser (gateway.shops.lifecycle.ShopLifecycle). Each
+    answers False when the event is older than the shop's latest install, so a late event cannot undo a reinstall."""
+
+    async def uninstalled(self, shop_key: str, at: float) -> bool:
+        """app/uninstalled at `at` (epoch seconds): drop the shop's token."""
+        ...
+
+    async def redacted(self, shop_key: str, at: float) -> bool:
+        """shop/redact at `at`: forget the connected shop (its settings, secrets, tokens)."""
+        ...
+
+
+#: Set by gateway.shops.setup; the push pipeline hands it to its Rules.
+APP_LIFECYCLE = web.AppKey("app_lifecycle", AppLifecycle)
+
+
 def push_body(shop: ShopSettings, topic: str, to: Mapping[str, str] | None, params: Mapping[str, Any]) -> bytes:
     """The exact JSON body of a push (PROTOCOL §8)."""
     page_id = shop.push.page_id if shop.push else ""
@@ -138,6 +158,7 @@ class Rules:
         metrics: Metrics | None = None,
         invalidator: CacheInvalidator | None = None,
         reader: PushReader | None = None,
+        lifecycle: AppLifecycle | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -146,6 +167,8 @@ class Rules:
         self.invalidator = invalidator
         #: Where pushes get what they say from (None: no Shopify access, so every push waits).
         self.reader = reader
+        #: Install ordering and clean-up of connected shops (None: config shops only).
+        self.lifecycle = lifecycle
         #: shop key → (held until, consecutive failed reads): see `_hold_blocked`.
         self._holds: dict[str, tuple[float, int]] = {}
 
@@ -338,6 +361,9 @@ class Rules:
         if topic in PRODUCT_TOPICS:
             self._invalidate(event.shop_key, _product_tags(payload))
         elif topic == "app/uninstalled":
+            if self.lifecycle is not None and not await self.lifecycle.uninstalled(event.shop_key, _event_time(event)):
+                log.info("shop %s: app/uninstalled older than the latest install, ignored", event.shop_key)
+                return
             await self.store.set_shop_installed(event.shop_key, False)
             log.warning("shop %s: app uninstalled, pushes stopped", event.shop_key)
         elif topic == "customers/redact":
@@ -352,6 +378,9 @@ class Rules:
             self._invalidate(event.shop_key, tags)
             log.info("shop %s: customers/redact purged %s", event.shop_key, counts.as_dict())
         elif topic == "shop/redact":
+            if self.lifecycle is not None and not await self.lifecycle.redacted(event.shop_key, _event_time(event)):
+                log.info("shop %s: shop/redact older than the latest install, ignored", event.shop_key)
+                return
             counts = await self.store.purge_shop(event.shop_key)
             self._invalidate(event.shop_key, None)
             log.info("shop %s: shop/redact purged %s", event.shop_key, counts.as_dict())
@@ -607,6 +636,14 @@ class Rules:
         await self.store.commit([d.outcome for d in decided])
         self._count_enqueued(decided)
         return sum(len(d.outcome.done_checks) for d in decided)
+
+
+def _event_time(event: StoredEvent) -> float:
+    """When Shopify says the event happened (X-Shopify-Triggered-At), else when it arrived."""
+    try:
+        return datetime.fromisoformat(event.meta.triggered_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return event.received_at
 
 
 def _still_unpaid(node: Node) -> bool:

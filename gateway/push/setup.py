@@ -4,7 +4,7 @@ Workers (one asyncio task each, started in cleanup_ctx, cancelled on shutdown):
 - processor: claims stored webhook events and runs the rules (gateway.push.rules) on them, in batches;
 - unpaid checker: re-reads orders whose Order/Unpaid delay elapsed (the push read) and enqueues what is due;
 - sender: delivers the outbox (gateway.push.sender);
-- reconciler and webhook-subscription sync (gateway.push.reconcile / gateway.push.subscriptions), when configured.
+- reconciler (gateway.push.reconcile), when configured.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from gateway.push.backends import make_store
 from gateway.push.intake import handle_webhook
 from gateway.push.reader import PushReader
 from gateway.push.reconcile import start_reconciler
-from gateway.push.rules import Rules
+from gateway.push.rules import APP_LIFECYCLE, Rules
 from gateway.push.sender import PushSender
 from gateway.push.store import PUSH_STORE, PushStore
-from gateway.push.subscriptions import start_sync_task
 from gateway.settings import Settings
 from gateway.shopify.client import SHOPIFY_CLIENTS
 
@@ -106,7 +105,8 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
     runtime = app[PUSH_RUNTIME]
     settings, store = runtime.settings, runtime.store
     await store.open()
-    pushing = any(s.push is not None for s in settings.shops.values())
+    # Shops connected from the browser may push from their first minute: with app mode the sender always runs.
+    pushing = settings.app is not None or any(s.push is not None for s in settings.shops.values())
     concurrency = 64
     # No cookies: pushes are stateless, and a cookie the platform sets must not ride along on later pushes.
     session = aiohttp.ClientSession(
@@ -115,7 +115,10 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
     clients = app[SHOPIFY_CLIENTS]  # filled by setup_shopify's cleanup_ctx, which runs first
     reader = PushReader(clients)
     # The query side's lookup cache (setup_query): webhooks evict what they make stale.
-    rules = Rules(settings, store, runtime.metrics, invalidator=app.get(LOOKUP_CACHE), reader=reader)
+    rules = Rules(
+        settings, store, runtime.metrics, invalidator=app.get(LOOKUP_CACHE), reader=reader,
+        lifecycle=app.get(APP_LIFECYCLE),
+    )  # fmt: skip
     runtime.rules = rules
     runtime.sender = PushSender(settings, store, session, runtime.metrics, concurrency=concurrency)
     runtime.tasks.append(asyncio.create_task(run_processor(rules, store), name="push-processor"))
@@ -124,9 +127,10 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
         min_delay = min((s.push.unpaid_delay_seconds for s in settings.shops.values() if s.push), default=60.0)
         poll = min(max(min_delay / 4, 0.05), 5.0)
         runtime.tasks.append(asyncio.create_task(run_unpaid_checker(rules, store, poll), name="push-unpaid-checker"))
-    for task in (start_sync_task(settings, clients), start_reconciler(settings, clients, rules, store)):
-        if task is not None:
-            runtime.tasks.append(task)
+    # (the start-up webhook subscription sync is gateway.shops.setup's: it knows which shops need one)
+    reconciler = start_reconciler(settings, clients, rules, store)
+    if reconciler is not None:
+        runtime.tasks.append(reconciler)
     try:
         yield
     finally:
