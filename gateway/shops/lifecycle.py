@@ -66,7 +66,7 @@ def key_base(domain: str) -> str:
 
 class ShopLifecycle:
     def __init__(
-        self, registry: ShopRegistry, store: ShopStore, app: AppSettings, *, clock: Callable[[], float] = time.time
+        self, registry: ShopRegistry, store: ShopStore, app: AppSettings | None, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.registry = registry
         self.store = store
@@ -95,6 +95,8 @@ class ShopLifecycle:
         return installed
 
     async def _create(self, domain: str, tokens: TokenSet, now: float) -> Installed:
+        if self.app is None:
+            raise InstallRefused("app mode is off: shops are configured in config.yaml")
         settings: dict[str, Any] = {"dialect": self.app.dialect}
         if self.app.dialect == "joinchat":
             settings["joinchat_version"] = self.app.joinchat_version
@@ -118,9 +120,10 @@ class ShopLifecycle:
     # --- what the push rules report (gateway.push.rules.AppLifecycle) ----------------------------------------------
 
     async def uninstalled(self, shop_key: str, at: float) -> bool:
-        stored = await self.store.load(shop_key)
+        stored = await self.store.load(shop_key) if self.app is not None else None
         if stored is None:
-            return True  # a config shop: nothing of ours to drop
+            await self.store.set_sync_state(shop_key, None)  # Shopify deleted the subscriptions (below)
+            return True  # a config shop: no token of ours to drop
         if stored.installed_at is not None and at < stored.installed_at:
             return False
         await self._update(shop_key, lambda shop: shop.with_changes(
@@ -132,8 +135,9 @@ class ShopLifecycle:
         return True
 
     async def redacted(self, shop_key: str, at: float) -> bool:
-        stored = await self.store.load(shop_key)
+        stored = await self.store.load(shop_key) if self.app is not None else None
         if stored is None:
+            await self.store.set_sync_state(shop_key, None)  # a config shop: only its subscription state is ours
             return True
         if stored.installed_at is not None and at < stored.installed_at:
             return False

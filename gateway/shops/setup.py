@@ -65,10 +65,9 @@ def setup_shops(app: web.Application, *, clock: Callable[[], float] = time.time)
     store = make_shop_store(settings, clock=clock)
     app[SHOP_STORE] = store
     background: set[asyncio.Task[None]] = set()
-    lifecycle: ShopLifecycle | None = None
+    lifecycle = ShopLifecycle(registry, store, settings.app, clock=clock)
+    app[SHOP_LIFECYCLE] = app[APP_LIFECYCLE] = lifecycle
     if settings.app is not None:
-        lifecycle = ShopLifecycle(registry, store, settings.app, clock=clock)
-        app[SHOP_LIFECYCLE] = app[APP_LIFECYCLE] = lifecycle
 
         def endpoint() -> AppTokenEndpoint:
             session = app[SHOPIFY_CLIENTS].session
@@ -103,8 +102,8 @@ def setup_shops(app: web.Application, *, clock: Callable[[], float] = time.time)
     async def start(app: web.Application) -> None:
         # After every cleanup context: the Shopify session, the push store and the lookup contexts exist.
         clients = app[SHOPIFY_CLIENTS]
-        if lifecycle is not None and settings.app is not None:
-            lifecycle.ledger = app.get(PUSH_STORE)
+        lifecycle.ledger = app.get(PUSH_STORE)
+        if settings.app is not None:
             clients.token_providers = _token_providers(store, settings.app, lifecycle, clock)
         task = start_sync_task(settings, clients, store, eligible=lambda key: _connected(registry, key))
         if task is not None:
