@@ -6,6 +6,7 @@ time, so the file itself can be committed. A bad config fails at start with a me
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -15,31 +16,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from mappings.phone import is_known_region
+from mappings.status_labels import StatusLabels, parse_overrides
 
 DEFAULT_API_VERSION = "2026-10"
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-#: Readable labels of Shopify's `FulfillmentDisplayStatus` values (PROTOCOL §6); a shop may override any of them.
-DEFAULT_STATUS_LABELS: dict[str, str] = {
-    "ATTEMPTED_DELIVERY": "Attempted delivery",
-    "CANCELED": "Canceled",
-    "CONFIRMED": "Confirmed",
-    "DELAYED": "Delayed",
-    "DELIVERED": "Delivered",
-    "FAILURE": "Delivery failed",
-    "FULFILLED": "Shipped",
-    "IN_TRANSIT": "In transit",
-    "LABEL_PRINTED": "Label printed",
-    "LABEL_PURCHASED": "Label purchased",
-    "LABEL_VOIDED": "Label voided",
-    "MARKED_AS_FULFILLED": "Shipped",
-    "NOT_DELIVERED": "Not delivered",
-    "OUT_FOR_DELIVERY": "Out for delivery",
-    "PICKED_UP": "Picked up",
-    "READY_FOR_PICKUP": "Ready for pickup",
-    "SUBMITTED": "Submitted",
-}
 
 PushTopic = Literal["Order/Receipt", "Order/Unpaid", "package/update"]
 PUSH_TOPICS: tuple[PushTopic, ...] = ("Order/Receipt", "Order/Unpaid", "package/update")
@@ -176,7 +157,9 @@ class ShopSettings(_Model):
     deadline_seconds: float = Field(default=4.0, gt=0, le=60)
     cache: CacheTTLs = Field(default_factory=CacheTTLs)
     limits: Limits = Field(default_factory=Limits)
-    status_labels: dict[str, str] = Field(default_factory=dict)
+    #: Package status labels that replace the built-in ones (docs/labels.md): `{fr: {IN_TRANSIT: En route}}` per
+    #: locale, or flat `{IN_TRANSIT: On its way}` for English. Held as `{locale: {STATUS: label}}`.
+    status_labels: dict[str, dict[str, str]] = Field(default_factory=dict)
     privacy: Privacy = Field(default_factory=Privacy)
     #: The shop's country (ISO 3166 alpha-2, e.g. "FR"): a phone typed the local way ("06 12 34 56 78") is read as
     #: a number of that country. Unset: only international numbers (+33…, 0033…, or 11–15 digits with the code).
@@ -198,6 +181,15 @@ class ShopSettings(_Model):
     @classmethod
     def _version(cls, v: str) -> str:
         return _api_version(v)
+
+    @field_validator("status_labels", mode="before")
+    @classmethod
+    def _labels(cls, v: Any) -> dict[str, dict[str, str]]:
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise ValueError("status_labels must map statuses (flat, English) or locales to labels")
+        return parse_overrides(v)
 
     @field_validator("phone_region")
     @classmethod
@@ -230,14 +222,10 @@ class ShopSettings(_Model):
             return self.auth.client_secret.get_secret_value()
         return None
 
-    def label_for(self, display_status: str | None) -> str:
-        """Readable package status; a shop's override wins; unknown values get a generic label, never an error."""
-        key = (display_status or "").upper()
-        if key in self.status_labels:
-            return self.status_labels[key]
-        if key in DEFAULT_STATUS_LABELS:
-            return DEFAULT_STATUS_LABELS[key]
-        return key.replace("_", " ").capitalize() if key else "Processing"
+    @functools.cached_property
+    def labels(self) -> StatusLabels:
+        """The built-in package labels with this shop's overrides (mappings.status_labels)."""
+        return StatusLabels(self.status_labels)
 
 
 class StorageSettings(_Model):
@@ -297,7 +285,7 @@ class ConsoleSettings(_Model):
 
 
 #: The Admin API scopes the gateway needs (README "Connecting a real store"); what app mode asks for at install.
-APP_SCOPES = ("read_orders", "read_all_orders", "read_products", "read_customers", "read_fulfillments")
+APP_SCOPES = ("read_orders", "read_all_orders", "read_products", "read_customers", "read_fulfillments", "read_locales")
 
 SHOP_KEY_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 

@@ -13,7 +13,7 @@ Every body is JSON; every answer is JSON. `{shop}` is a shop domain (e.g. demo.m
 | POST /_sandbox/{shop}/fulfillments/{id} | update_fulfillment(**body) |
 | POST /_sandbox/{shop}/fulfillments/{id}/events | add_fulfillment_event(**body) (`{"status": "out_for_delivery"}`) |
 | POST /_sandbox/{shop}/products/{id} | update_product(**body) |
-| POST /_sandbox/{shop}/settings | plan (standard, advanced, plus, commerce_components), token_ttl, bucket_size, restore_rate, max_query_cost, access_scopes |
+| POST /_sandbox/{shop}/settings | plan (standard, advanced, plus, commerce_components), token_ttl, bucket_size, restore_rate, max_query_cost, access_scopes, primary_locale, locales |
 | POST /_sandbox/{shop}/revoke-tokens | expire every access token issued by a grant (client credentials, the app's) |
 | POST /_sandbox/{shop}/apps/{client_id}/uninstall | the merchant removes the app: app/uninstalled, then its tokens and subscriptions go |
 | GET/POST/DELETE /_sandbox/faults | read / set (partial) / clear fault injection |
@@ -77,7 +77,8 @@ def _guarded(handler: Handler) -> Handler:
 
 
 #: What `POST /_sandbox/{shop}/settings` may set besides `plan`.
-SHOP_SETTINGS = ("token_ttl", "bucket_size", "restore_rate", "max_query_cost", "access_scopes")
+SHOP_SETTINGS = ("token_ttl", "bucket_size", "restore_rate", "max_query_cost", "access_scopes", "primary_locale",
+                 "locales")
 
 
 class SandboxAdmin:
@@ -208,10 +209,12 @@ class SandboxAdmin:
         for key, value in body.items():
             if key not in SHOP_SETTINGS:
                 raise ValueError(f"unknown shop setting {key!r}")
-            setattr(shop, key, list(value) if key == "access_scopes" else value)
+            setattr(shop, key, list(value) if key in ("access_scopes", "locales") else value)
+        shop.touch()
         return _json({"token_ttl": shop.token_ttl, "plan": shop.plan, "bucket_size": shop.bucket_size,
                       "restore_rate": shop.restore_rate, "currently_available": shop.bucket.status()["currentlyAvailable"],
-                      "max_query_cost": shop.max_query_cost, "access_scopes": shop.access_scopes})
+                      "max_query_cost": shop.max_query_cost, "access_scopes": shop.access_scopes,
+                      "primary_locale": shop.primary_locale, "locales": shop.locales})
 
     async def revoke_tokens(self, request: web.Request) -> web.Response:
         self.server.revoke_tokens(self._shop(request).domain)

@@ -34,7 +34,9 @@ Orders (shop currency USD)
 - #1012 — a fulfillment with **three** tracking numbers (IN_TRANSIT, DHL Express).
 - #1013 … #1029 — one fulfillment each, one per remaining `FulfillmentDisplayStatus`
   (see `seed.DISPLAY_STATUS_FIXTURES`: order name → display status), each with one tracking number.
-- Every later order (#1030 …) is generated from the seed.
+- #1030 … #1032 — the same order (#N.1 DELIVERED, #N.2 IN_TRANSIT) bought in `zh-CN`, `fr-Fr` and `is-IS`
+  (`customerLocale`, see `seed.LOCALE_FIXTURES`); #1006 is `fr-FR`, the other fixtures `en`.
+- Every later order (#1033 …) is generated from the seed (`customerLocale` from `seed.GENERATED_LOCALES`).
 
 Products (legacy ids 632910392 …)
 - "Classic T-Shirt" — vendor "JACK & JONES", type "T-Shirt", active + published, compare-at price (25.00 vs 19.99), image.
@@ -81,7 +83,7 @@ OTHER_ID_BASE = 1_000_000
 
 #: The access scopes the demo app is installed with (`currentAppInstallation.accessScopes`, the grant's `scope`).
 DEFAULT_ACCESS_SCOPES = ("read_orders", "read_all_orders", "read_products", "read_customers", "read_fulfillments",
-                         "read_inventory")  # fmt: skip
+                         "read_inventory", "read_locales")  # fmt: skip
 
 
 class SandboxShop:
@@ -112,6 +114,10 @@ class SandboxShop:
         self.max_query_cost: int = 1000
         self.currency = SHOP_CURRENCY
         self.timezone = "America/New_York"
+        #: The languages the shop has published (`shopLocales`, Settings → Languages in a real admin); the primary
+        #: one is `primary_locale` (listed first whether or not it is here).
+        self.locales: list[str] = ["en", "fr", "de", "es", "ja"]
+        self._primary_locale = "en"
         self.shop_id = 548380009
         self.rng = random.Random(seed)
         self.orders: list[Record] = []
@@ -141,6 +147,16 @@ class SandboxShop:
     def touch(self) -> None:
         """Declare a change made by editing records directly (only matters with the server's response cache on)."""
         self.version += 1
+
+    @property
+    def primary_locale(self) -> str:
+        return self._primary_locale
+
+    @primary_locale.setter
+    def primary_locale(self, locale: str) -> None:
+        """The merchant changing the shop's default language (tests: the fallback of untranslated orders)."""
+        self._primary_locale = locale
+        self.touch()
 
     # ----------------------------------------------------------------------------------------------- cost bucket
 
@@ -371,7 +387,8 @@ class SandboxShop:
 
         Options: email, phone, line_items ([{"variant_id"|"product_id"|"title", "quantity", "price"}]),
         financial_status, note_attributes (dict), shipping_address (dict, or None for none), currency (presentment),
-        customer (id, or dict with first_name/last_name/email/phone), created_at (datetime), discount_code, tags, test.
+        customer (id, or dict with first_name/last_name/email/phone), created_at (datetime), discount_code, tags, test,
+        customer_locale ("en"; Shopify's casing such as "fr-Fr" is kept as given).
         """
         order = build_order(self, created_at=options.pop("created_at", None) or self.now(), **options)
         self.add_order(order)

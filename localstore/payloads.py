@@ -119,6 +119,7 @@ def order_payload(shop: SandboxShop, order: Record) -> Record:
         "cancel_reason": order["cancelReason"].lower() if order.get("cancelReason") else None,
         "financial_status": order["displayFinancialStatus"].lower(), "fulfillment_status": fulfillment_status,
         "currency": order["currencyCode"], "presentment_currency": order["presentmentCurrencyCode"],
+        "customer_locale": order.get("customerLocale"),
         "subtotal_price": order["subtotalPriceSet"]["shopMoney"]["amount"], "subtotal_price_set": _set(order["subtotalPriceSet"]),
         "total_price": order["totalPriceSet"]["shopMoney"]["amount"], "total_price_set": _set(order["totalPriceSet"]),
         "current_total_price": order["currentTotalPriceSet"]["shopMoney"]["amount"],

@@ -514,6 +514,26 @@ def _current_app_installation(_: Any, info: GraphQLResolveInfo) -> Record:
     }
 
 
+#: `ShopLocale.name` of the locales the store is usually given (any other answers its code).
+_LOCALE_NAMES = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "ja": "Japanese",
+                 "zh-CN": "Chinese (Simplified)", "zh-TW": "Chinese (Traditional)", "pt-BR": "Portuguese (Brazil)",
+                 "it": "Italian", "nl": "Dutch", "is": "Icelandic", "sw": "Swahili"}  # fmt: skip
+
+
+@resolver("QueryRoot", "shopLocales")
+def _shop_locales(_: Any, info: GraphQLResolveInfo, published: bool = False) -> list[Record]:
+    """The shop's languages, the primary first. Shopify refuses the field to an app without `read_locales` (every
+    language the store has is published here, so `published` filters nothing)."""
+    shop: SandboxShop = info.context.shop
+    if not {"read_locales", "write_locales"} & set(shop.access_scopes):
+        raise GraphQLError("Access denied for shopLocales field. Required access: `read_locales` access scope.",
+                           extensions={"code": "ACCESS_DENIED", "documentation": "https://shopify.dev/api/usage/access-scopes",
+                                       "requiredAccess": "`read_locales` access scope."})
+    codes = [shop.primary_locale, *(code for code in shop.locales if code != shop.primary_locale)]
+    return [{"locale": code, "name": _LOCALE_NAMES.get(code, code), "primary": code == shop.primary_locale,
+             "published": True, "marketWebPresences": []} for code in codes]
+
+
 @resolver("QueryRoot", "webhookSubscriptions")
 def _webhook_subscriptions(_: Any, info: GraphQLResolveInfo, **args: Any) -> Record:
     subs = list(info.context.shop.webhook_subscriptions)

@@ -6,6 +6,7 @@ the requested totals with generated records drawn from `shop.rng` (seeded), so t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -69,6 +70,15 @@ DISPLAY_STATUS_FIXTURES: dict[str, str] = {
         "SUBMITTED", "CONFIRMED", "IN_TRANSIT", "OUT_FOR_DELIVERY",
     ])
 }
+
+
+#: Orders #1030 …: the same order (a delivered T-shirt and a graphic T-shirt in transit) bought in other languages:
+#: one we have labels for, one in Shopify's odd casing, one we have no labels for (its labels fall back to the shop's
+#: primary locale, then English).
+LOCALE_FIXTURES: dict[str, str] = {"#1030": "zh-CN", "#1031": "fr-Fr", "#1032": "is-IS"}
+
+#: Generated orders' languages, by order number (not drawn from the rng, so the rest of a seed's shop is unchanged).
+GENERATED_LOCALES = ("en", "en", "en", "en", "en", "fr", "de", "es", "ja", "zh-CN", "pt-BR", "en-GB", "nl", "zh-TW", "ko")
 
 
 def _handle(title: str) -> str:
@@ -606,8 +616,11 @@ def build_order(
     card: tuple[str, str] | None = None,
     shipping_price: Decimal | str | None = None,
     number: int | None = None,
+    customer_locale: str | None = "en",
 ) -> Record:
-    """A complete order record (not yet added to the shop). Totals are computed from the lines like Shopify does."""
+    """A complete order record (not yet added to the shop). Totals are computed from the lines like Shopify does.
+    `customer_locale` is the language the shopper bought in, as Shopify records it (odd casing such as `fr-Fr`
+    included; None for an order made without a storefront)."""
     number = number or shop.next_order_number()
     legacy = shop.next_id("Order")
     stamp = iso(created_at)
@@ -641,7 +654,8 @@ def build_order(
         "displayFinancialStatus": "PENDING", "displayFulfillmentStatus": "UNFULFILLED",
         "currencyCode": SHOP_CURRENCY, "presentmentCurrencyCode": presentment,
         "statusPageUrl": f"https://{shop.domain}/{shop.shop_id}/orders/{token}/authenticate?key=sandbox{legacy}",
-        "note": note, "tags": tags or [], "sourceName": "web", "taxesIncluded": False, "taxExempt": False,
+        "note": note, "tags": tags or [], "sourceName": "web", "customerLocale": customer_locale,
+        "taxesIncluded": False, "taxExempt": False,
         "requiresShipping": shipping_address is not None, "confirmationNumber": f"SBX{legacy % 1000000:06d}",
         "customAttributes": [{"key": k, "value": str(v)} for k, v in (note_attributes or {}).items()],
         "shippingAddress": shipping_address, "billingAddress": billing_address,
@@ -707,13 +721,14 @@ def populate(shop: SandboxShop, *, seed: int, orders: int, products: int) -> Non
     start = now - timedelta(days=60)
     _seed_products(shop, rng, products, start)
     fixture_customers = _seed_customers(shop, rng, max(12, orders // 3), start)
-    total = max(orders, 29)
+    total = max(orders, 29 + len(LOCALE_FIXTURES))
     step = (now - timedelta(hours=2) - start) / max(total, 1)
 
     def when(index: int) -> datetime:
         return (start + step * index + timedelta(seconds=rng.randint(0, 59))).replace(microsecond=0)
 
     _seed_fixture_orders(shop, fixture_customers, when)
+    _seed_locale_fixtures(shop, lambda index: (start + step * index).replace(microsecond=0))
     generated_customers = shop.customers[3:]
     active = [p for p in shop.products if p["status"] == "ACTIVE"]
     for index in range(len(shop.orders), total):
@@ -798,6 +813,7 @@ def _seed_fixture_orders(shop: SandboxShop, customers: list[Record], when: Any) 
     order(4, customer=jane, email=None, phone=jane["phone"], shipping_address=None,
           line_items=[{"title": "Gift card e-voucher", "price": "25.00"}])
     o6 = order(5, customer=chloe, email=chloe["email"], currency="EUR", automatic_discount="Autumn sale",
+               customer_locale="fr-FR",
                line_items=[{"variant_id": tee["variants"][1]["legacyResourceId"], "quantity": 3}],
                shipping_address=_address("Chloé", "Durand", "12 Rue de la République", _CITIES[4], chloe["phone"]))
     _fulfil(shop, o6, "OUT_FOR_DELIVERY", when(5) + timedelta(hours=4))
@@ -817,6 +833,23 @@ def _seed_fixture_orders(shop: SandboxShop, customers: list[Record], when: Any) 
         _fulfil(shop, fixture, status, when(12 + offset) + timedelta(hours=2))
 
 
+def _seed_locale_fixtures(shop: SandboxShop, at: Callable[[int], datetime]) -> None:
+    """LOCALE_FIXTURES, drawing nothing from the rng (the generated orders after them stay what they were)."""
+    tee, graphic = shop.products[0], shop.products[1]
+    for offset, (name, locale) in enumerate(LOCALE_FIXTURES.items()):
+        index = len(shop.orders)
+        customer = shop.customers[6 + offset]
+        order = shop.add_order(build_order(
+            shop, created_at=at(index), customer=customer, email=customer["email"], customer_locale=locale,
+            line_items=[{"variant_id": tee["variants"][0]["legacyResourceId"]},
+                        {"variant_id": graphic["variants"][0]["legacyResourceId"]}]))
+        assert order["name"] == name
+        _fulfil(shop, order, "DELIVERED", at(index) + timedelta(hours=2), [f"JD0146000{offset}10"], "DHL Express",
+                order["lineItems"][:1])
+        _fulfil(shop, order, "IN_TRANSIT", at(index) + timedelta(hours=3), [f"JD0146000{offset}20"], "DHL Express",
+                order["lineItems"][1:])
+
+
 def _seed_generated_order(shop: SandboxShop, rng: Any, created: datetime, customer: Record, active: list[Record],
                           now: datetime) -> None:
     roll = rng.random()
@@ -833,6 +866,7 @@ def _seed_generated_order(shop: SandboxShop, rng: Any, created: datetime, custom
         shipping_address=None if rng.random() < 0.05 else _DEFAULT,
         discount_code=rng.choice(["WELCOME10", "TENOFF"]) if rng.random() < 0.2 else None,
         automatic_discount="Spring sale" if rng.random() < 0.05 else None,
+        customer_locale=GENERATED_LOCALES[len(shop.orders) % len(GENERATED_LOCALES)],
     ))
     if status == "VOIDED":
         _cancel(order, iso(min(now, created + timedelta(hours=rng.randint(1, 48)))), rng.choice(["CUSTOMER", "INVENTORY", "FRAUD"]))

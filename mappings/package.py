@@ -62,7 +62,8 @@ def fulfillment_packages(order_name: str, fulfillment: Node, label_for: Callable
 
 def order_to_packages(node: Node, label_for: Callable[[str | None], str]) -> list[Package]:
     """Every package of an order, fulfillments in Shopify's order. `label_for` turns a FulfillmentDisplayStatus into
-    the shop's readable label (pass `ShopSettings.label_for`; unknown values must get a generic label)."""
+    a readable label in the order's language (the lookup passes the `mappings.status_labels.PackageLabels` it chose
+    for this order; unknown values must get a generic label)."""
     packages: list[Package] = []
     for fulfillment in nodes(node.get("fulfillments")):
         if is_live_fulfillment(fulfillment):

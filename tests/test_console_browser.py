@@ -208,6 +208,22 @@ async def test_preview_order_1001_image_and_total_in_the_card(console_demo: Any,
     await shot(small, "preview-1001-360", full_page=False)
 
 
+async def test_preview_of_an_order_bought_in_french_shows_french_package_statuses(
+    console_demo: Any, browser: Any
+) -> None:
+    demo: ConsoleDemo = await console_demo()
+    page = await new_page(browser)
+    await sign_in(page, demo)
+    await page.goto(demo.base_url + "/console/preview?shop=demo&order=1031")  # customerLocale "fr-Fr"
+    packages = page.locator("article.package")
+    await packages.first.wait_for()
+    badges = packages.locator(".badge")
+    assert await badges.all_inner_texts() == ["Livré", "En cours d'acheminement"]
+    assert await badges.first.get_attribute("lang") == "fr"
+    await packages.last.scroll_into_view_if_needed()
+    await shot(page, "preview-1031-fr")
+
+
 async def test_every_button_shows_focus_pressed_and_disabled(console_demo: Any, browser: Any) -> None:
     demo: ConsoleDemo = await console_demo()
     page = await new_page(browser)

@@ -339,7 +339,7 @@ async def test_every_display_status_gets_a_label(ctx: ShopContext) -> None:
     for name, status in DISPLAY_STATUS_FIXTURES.items():
         packages = (await run_lookup(ctx, PackagesQuery(order_number=name.lstrip("#")))).packages
         if status != "CANCELED":
-            assert packages and packages[0].package_status == ctx.settings.label_for(status)
+            assert packages and packages[0].package_status == ctx.settings.labels.for_order("en")(status)
 
 
 async def test_packages_by_package_number_and_tracking(store: tuple[SandboxServer, SandboxShop]) -> None:

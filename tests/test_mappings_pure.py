@@ -8,18 +8,16 @@ from typing import Any
 
 import pytest
 
-from gateway.settings import DEFAULT_STATUS_LABELS
 from mappings.money import minor_units, money_number, money_string, total
 from mappings.open_api import local_date, order_to_open_api
 from mappings.package import order_to_packages
 from mappings.phone import looks_like_email, normalize_phone
 from mappings.product import product_to_product
 from mappings.receipt import order_to_receipt
+from mappings.status_labels import StatusLabels
 
-
-def label_for(status: str | None) -> str:
-    key = (status or "").upper()
-    return DEFAULT_STATUS_LABELS.get(key) or (key.replace("_", " ").capitalize() if key else "Processing")
+#: The built-in English labels, no overrides: what an order bought in English shows.
+label_for = StatusLabels().for_order("en")
 
 
 def bag(amount: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ NEEDED_SCOPES: dict[str, str] = {
     "read_products": "product lookups and product webhooks",
     "read_customers": "phone lookups and push recipients",
     "read_fulfillments": "packages and fulfillment webhooks",
+    "read_locales": "the shop's language, for package labels of orders in a language without labels",
 }
 
 SHOPIFY_ERROR_KINDS = ("unavailable", "throttled", "auth", "query")

@@ -33,6 +33,7 @@ from gateway.settings import ShopSettings
 from mappings.models import Package, Receipt
 from mappings.phone import normalize_phone
 from mappings.push import receipt_push_params
+from mappings.status_labels import built_in_labels
 
 #: Test pushes carry no Shopify order id: they share this one, so they queue behind each other, never behind (or
 #: ahead of) a real order's pushes.
@@ -55,8 +56,16 @@ class Preview:
     order_number: str
     receipt: Receipt | None = None
     packages: list[Package] = field(default_factory=list)
+    #: The locale the package statuses are in (the order's language, else the shop's, else English), and its name.
+    label_language: str = ""
     problem: str = ""
     answers: list[DialectAnswer] = field(default_factory=list)
+
+    @property
+    def label_language_name(self) -> str:
+        """The language's own name and code, "Français (fr)"; the bare code for one only the shop's overrides speak."""
+        shipped = built_in_labels().get(self.label_language)
+        return f"{shipped.name} ({self.label_language})" if shipped else self.label_language
 
 
 def _pretty(raw: bytes) -> str:
@@ -105,6 +114,7 @@ async def build_preview(app: web.Application, shop_key: str, order_number: str) 
                 preview.receipt = result.orders[0]
             if own and isinstance(result, PackagesResult):
                 preview.packages = list(result.packages)
+                preview.label_language = result.label_language
     if shop.openapi is not None:
         preview.answers.append(await _open_api_answer(ctx, shop, number))
     if preview.receipt is None:

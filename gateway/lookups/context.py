@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,16 +13,20 @@ from aiohttp import web
 from gateway.cache import LookupCache
 from gateway.lookups.types import PushStateReader
 from gateway.settings import ShopSettings
-from gateway.shopify.client import ShopifyAdminClient
+from gateway.shopify.client import ShopifyAdminClient, ShopifyError, ShopifyQueryError
 from gateway.shopify.queries import load_query
 from gateway.shops.registry import watch_shops
+from mappings.status_labels import PackageLabels
+
+log = logging.getLogger(__name__)
 
 #: The deadline (absolute loop time) of the lookup being run: every Shopify request of one lookup (a phone lookup's
 #: two, a cursor walk and its page) shares it, so the lookup as a whole answers within the shop's deadline_seconds.
 #: A context variable because cache loads run in their own tasks, which inherit the caller's context.
 LOOKUP_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("lookup_deadline", default=None)
 
-#: Shop facts change rarely (time zone, currency, domain); webhooks don't cover them, so a plain hour.
+#: Shop facts change rarely (time zone, currency, domain, primary language); webhooks don't cover them, so a plain
+#: hour.
 SHOP_INFO_TTL = 3600.0
 
 
@@ -53,6 +58,34 @@ class ShopContext:
     async def shop_info(self) -> ShopInfo:
         """Name, currency, time zone and storefront host, fetched once and cached."""
         return await self.cache.get_or_load((self.key, "shop_info"), self._load_shop_info, ttl=SHOP_INFO_TTL)
+
+    async def primary_locale(self) -> str | None:
+        """The shop's primary language (`shopLocales`), read once and cached like `shop_info`; None when the shop
+        does not say or the app may not read it (no `read_locales` scope: labels then end in English, and the
+        Shops page lists the missing scope)."""
+        return await self.cache.get_or_load((self.key, "primary_locale"), self._load_primary_locale, ttl=SHOP_INFO_TTL)
+
+    async def _load_primary_locale(self) -> str | None:
+        try:
+            data = await self.execute("shop_locales", {})
+        except ShopifyQueryError as err:
+            # cached as "unknown" for the hour: one warning, not one extra request per lookup
+            log.warning("shop %s: cannot read its languages (%s); package labels fall back to English", self.key, err)
+            return None
+        return next((loc.get("locale") for loc in data.get("shopLocales") or () if loc.get("primary")), None)
+
+    async def package_labels(self, customer_locale: str | None) -> PackageLabels:
+        """The labels of an order's packages: its own language when we have labels for it, else the shop's primary
+        locale (read only then), else English (mappings.status_labels). A Shopify failure reading the shop's
+        language is not the lookup's failure: those labels are English this once."""
+        labels = self.settings.labels
+        shop_locale = None
+        if labels.needs_shop_locale(customer_locale):
+            try:
+                shop_locale = await self.primary_locale()
+            except ShopifyError:
+                pass
+        return labels.for_order(customer_locale, shop_locale)
 
     async def _load_shop_info(self) -> ShopInfo:
         shop = (await self.execute("shop_info", {}))["shop"]

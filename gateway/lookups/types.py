@@ -145,6 +145,8 @@ class PackagesResult:
     packages: list[Package]
     has_next_page: bool
     total: int
+    #: The locale the `package_status` labels are in (mappings.status_labels): for the console, not on the wire.
+    label_language: str = "en"
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
