@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import time
@@ -24,15 +25,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from gateway import signing
 from gateway.app import create_app
 from gateway.keys import SETTINGS
 from gateway.settings import Settings, parse_settings
+from gateway.shops.redis_store import RedisShopStore
 from gateway.shops.registry import SHOP_REGISTRY, ShopRegistry
 from gateway.shops.setup import SHOP_STORE
 from gateway.shops.store import ShopStore
 from localstore import SandboxServer
 from localstore.oauth import SandboxApp
-from tests.fixtures_push import free_port, open_redis_or_skip
+from tests.fixtures_push import free_port, open_redis_or_skip, purge_redis_prefix
 
 APP_CLIENT_ID = "test-app-client-id"
 APP_SECRET = "test-app-client-secret-0123456789"
@@ -86,10 +89,27 @@ class AppGateway:
     def shop_store(self) -> ShopStore:
         return self.app[SHOP_STORE]
 
+    async def ask(self, key: str, order_number: str = "1001", secret: str | None = None) -> tuple[int, Any]:
+        """A JoinChat v1 `orders` query for one order, signed with the shop's first secret (as its platform does)."""
+        if secret is None:
+            secret = self.registry.stored[key].bot_secrets[0].value
+        body = json.dumps({"method": "orders", "params": {"order_number": order_number},
+                           "pagination": {"page": 1, "limit": 1}}).encode()  # fmt: skip
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{self.base_url}/bot/{key}", data=body,
+                                    headers={"X-Joinchat-Signature": signing.sign_base64(secret, body)}) as resp:
+                return resp.status, await resp.json()
+
+    async def readyz(self) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{self.base_url}/readyz") as resp:
+                return await resp.json()  # type: ignore[no-any-return]
+
 
 @pytest.fixture
 async def app_gateway(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[SandboxServer] = []
+    redis_prefixes: set[str] = set()
     store_clock = FakeClock()
 
     async def make(
@@ -110,6 +130,7 @@ async def app_gateway(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[Call
         port = free_port()
         if backend == "redis":
             storage = {"backend": "redis", "redis_prefix": redis_prefix or f"test-shops-{os.getpid()}-{port}"}
+            redis_prefixes.add(storage["redis_prefix"])
         else:
             storage = {"backend": "sqlite", "sqlite_path": str(sqlite_path or tmp_path / f"gw-{port}.sqlite3")}
         settings = parse_settings(app_config(store.base_url, port, storage, **app), env={})
@@ -126,6 +147,11 @@ async def app_gateway(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[Call
     finally:
         for server in started:
             await server.stop()
+        for prefix in redis_prefixes:
+            cleaner = RedisShopStore("redis://127.0.0.1:6379/0", None, prefix=prefix)
+            await cleaner.open()
+            await purge_redis_prefix(cleaner)  # type: ignore[arg-type]
+            await cleaner.close()
 
 
 @pytest.fixture

@@ -37,10 +37,10 @@ POLL_SECONDS = 10.0
 _FIELDS = ("key", "domain", "config", "status", "problem", "scope", "paused", "installed_at", "uninstalled_at",
            "created_at", "version")  # fmt: skip
 
-# KEYS: shop hash, set, domain index, version counter; ARGV: channel, origin, then field/value pairs
+# KEYS: shop hash, set, domain index, version counter; ARGV: channel, origin, domain, key, then field/value pairs
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 local v = redis.call('INCR', KEYS[4])
@@ -179,7 +179,9 @@ class RedisShopStore:
         if tokens is not None:
             pairs += ["tokens", seal_tokens(self.sealer(), shop.key, tokens), "tokens_id", token_id(tokens)]
         keys = [self._k("shop", shop.key), self._k("shops"), self._k("shopdomain"), self._k("shops", "ver")]
-        done = await self.redis.eval(_CREATE, len(keys), *keys, self.channel, self.replica_id, shop.domain, *pairs)
+        done = await self.redis.eval(
+            _CREATE, len(keys), *keys, self.channel, self.replica_id, shop.domain, shop.key, *pairs
+        )
         return self._written(shop.key, done)
 
     async def save(self, shop: StoredShop, *, tokens: Any = KEEP, expected_version: int) -> bool:
