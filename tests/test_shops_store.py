@@ -126,6 +126,10 @@ async def test_sync_states_are_kept_per_shop(stores: Any) -> None:
     assert await store.sync_states() == {"demo": "abc"}
 
 
+def _bytes_on_disk(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.glob("shops.sqlite3*"))  # the file and any WAL left
+
+
 async def test_secrets_and_tokens_are_sealed_at_rest(tmp_path: Path) -> None:
     store = SqliteShopStore(tmp_path / "shops.sqlite3", Sealer(TOKEN_KEY))
     await store.open()
@@ -133,7 +137,7 @@ async def test_secrets_and_tokens_are_sealed_at_rest(tmp_path: Path) -> None:
         await store.create(shop(), TOKENS)
     finally:
         await store.close()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("shops.sqlite3*"))  # the file and any WAL left
+    raw = _bytes_on_disk(tmp_path)
     for clear in (SECRET, TOKENS.access_token, TOKENS.refresh_token or "", "meetbot"):
         assert clear.encode() not in raw
     with sqlite3.connect(tmp_path / "shops.sqlite3") as conn:
