@@ -133,6 +133,9 @@ class OAuthProvider:
         self._refresh: dict[str, _Refresh] = {}
         #: Token requests answered with tokens, per grant: "authorization_code", "refresh_token", "token_exchange".
         self.grants: Counter[str] = Counter()
+        #: Called with the grant's name once its tokens are issued, before the answer leaves (tests: a crash of
+        #: the app at exactly that moment).
+        self.on_grant: Callable[[str], None] | None = None
 
     def add_app(self, app: SandboxApp) -> None:
         self.apps[app.client_id] = app
@@ -248,9 +251,8 @@ class OAuthProvider:
         if found is None or found.used or found.client_id != app.client_id or self.clock() >= found.expires_at:
             return _error(400, "invalid_request", "The authorization code was not found or was already used")
         found.used = True
-        self.grants["authorization_code"] += 1
         install = self.installs[(found.shop, app.client_id)]
-        return web.json_response(self._issue(found.shop, app, install, expiring or install.expiring_only))
+        return self._granted("authorization_code", self._issue(found.shop, app, install, expiring or install.expiring_only))
 
     def _refresh_grant(self, app: SandboxApp, token: str) -> web.Response:
         refresh = self._refresh.get(token)
@@ -263,10 +265,9 @@ class OAuthProvider:
             refresh.first_used_at = now
         for access in (refresh.access_token, *refresh.issued):
             self._access.pop(access, None)
-        self.grants["refresh_token"] += 1
         answer = self._issue(refresh.shop, app, self.installs[(refresh.shop, app.client_id)], True, predecessor=token)
         refresh.issued.append(answer["access_token"])
-        return web.json_response(answer)
+        return self._granted("refresh_token", answer)
 
     def _refresh_valid(self, refresh: _Refresh, now: float) -> bool:
         if refresh.superseded or now >= refresh.expires_at:
@@ -282,8 +283,14 @@ class OAuthProvider:
         del self._access[subject]
         install = self.installs[(access.shop, app.client_id)]
         install.expiring_only = True
-        self.grants["token_exchange"] += 1
-        return web.json_response(self._issue(access.shop, app, install, True))
+        return self._granted("token_exchange", self._issue(access.shop, app, install, True))
+
+    def _granted(self, grant: str, answer: dict[str, Any]) -> web.Response:
+        """The answer of a grant whose tokens were issued (counted; `on_grant` told before it leaves)."""
+        self.grants[grant] += 1
+        if self.on_grant is not None:
+            self.on_grant(grant)
+        return web.json_response(answer)
 
     def _issue(
         self, shop: str, app: SandboxApp, install: _Install, expiring: bool, predecessor: str | None = None

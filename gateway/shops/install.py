@@ -180,12 +180,22 @@ class InstallFlow:
             shop = shop_domain(query.get("shop", ""))
         except BadRequest as refused:
             return page(400, "Cannot install", str(refused))
-        key = self.lifecycle.registry.key_for_domain(shop)
-        stored = self.lifecycle.registry.stored.get(key) if key else None
-        if stored is not None and stored.status is ShopStatus.CONNECTED:
-            # the merchant opened the app from Shopify's admin: already connected, nothing to authorize again
+        if await self._still_connected(shop):
+            # the merchant opened the app from Shopify's admin: connected, and Shopify takes our token
             return page(200, "Connected", f"{shop} is connected to the chatbot gateway.")
         return self.begin(request, shop, "shopify")
+
+    async def _still_connected(self, shop: str) -> bool:
+        """Connected here, and Shopify still takes the token: a reinstall whose app/uninstalled has not arrived
+        yet (the token is already dead) goes through the flow again."""
+        key = self.lifecycle.registry.key_for_domain(shop)
+        stored = self.lifecycle.registry.stored.get(key) if key else None
+        if key is None or stored is None or stored.status is not ShopStatus.CONNECTED:
+            return False
+        tokens = await self.lifecycle.store.load_tokens(key)
+        if tokens is None:
+            return False
+        return await self._endpoint().works(shop, tokens.access_token) is True
 
     async def callback(self, request: web.Request) -> web.Response:
         try:

@@ -47,14 +47,15 @@ def sealer_for(app: AppSettings | None) -> Sealer | None:
     return Sealer(app.token_key.get_secret_value(), [k.get_secret_value() for k in app.previous_token_keys])
 
 
-def make_shop_store(settings: Settings, *, clock: Callable[[], float] = time.time) -> ShopStore:
+def make_shop_store(settings: Settings, *, clock: Callable[[], float] = time.time, serving: bool = False) -> ShopStore:
     """The store the config names (`storage.backend`), sealing with `app.token_key`. Without app mode it keeps only
-    the webhook subscription states (connected shops need the key to be read)."""
+    the webhook subscription states (connected shops need the key to be read). `serving`: the gateway process itself
+    (an embedded SQLite file is then its own: refresh locks a killed predecessor held are taken back)."""
     sealer = sealer_for(settings.app)
     storage = settings.storage
     if storage.backend == "redis":
         return RedisShopStore(storage.redis_url, sealer, prefix=storage.redis_prefix)
-    return SqliteShopStore(storage.sqlite_path, sealer, clock=clock)
+    return SqliteShopStore(storage.sqlite_path, sealer, clock=clock, reclaim_leases=serving)
 
 
 def setup_shops(app: web.Application, *, clock: Callable[[], float] = time.time) -> None:
@@ -62,7 +63,7 @@ def setup_shops(app: web.Application, *, clock: Callable[[], float] = time.time)
     registry = ShopRegistry(settings.shops, settings.app)
     app[SETTINGS] = settings = settings.model_copy(update={"shops": registry})
     app[SHOP_REGISTRY] = registry
-    store = make_shop_store(settings, clock=clock)
+    store = make_shop_store(settings, clock=clock, serving=True)
     app[SHOP_STORE] = store
     background: set[asyncio.Task[None]] = set()
     lifecycle = ShopLifecycle(registry, store, settings.app, clock=clock)

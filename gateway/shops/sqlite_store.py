@@ -5,7 +5,8 @@ refresh per shop and hour), so the event loop never waits for the file. Each ope
 `synchronous=FULL` as for the push store: an install whose callback answered survives a power cut.
 
 The refresh lock is a lease row (`lease_owner`, `lease_until`), taken by a conditional UPDATE: processes that share
-the file (a second gateway, the CLI) take turns, and a lease left by a process killed mid-refresh simply expires.
+the file (the CLI) take turns, and a lease left by a process killed mid-refresh expires, or is taken back at once
+by the gateway that starts next (`reclaim_leases`: the embedded file belongs to one serving gateway).
 Other processes' changes are noticed by polling a change counter (`shops_meta.version`) every `POLL_SECONDS`.
 """
 
@@ -57,8 +58,13 @@ _COLUMNS = "key, domain, config, status, problem, scope, paused, installed_at, u
 
 
 class SqliteShopStore:
-    def __init__(self, path: str | Path, sealer: Sealer | None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: str | Path, sealer: Sealer | None, *, clock: Callable[[], float] = time.time,
+        reclaim_leases: bool = False,
+    ) -> None:
         self.path = Path(path)
+        #: The serving gateway owns the file: at open it takes back refresh locks a killed predecessor left.
+        self._reclaim = reclaim_leases
         self._sealer = sealer
         self._clock = clock
         self._conn: sqlite3.Connection | None = None
@@ -86,6 +92,8 @@ class SqliteShopStore:
         conn.execute("PRAGMA synchronous=FULL")
         self._conn = conn
         await self._run(self._create_schema)
+        if self._reclaim:
+            await self._run(lambda c: c.execute("UPDATE connected_shops SET lease_owner = '', lease_until = 0"))
         self._seen_version = await self._run(self._meta_version)
         self._poller = asyncio.create_task(self._poll(), name="shops-change-poller")
 

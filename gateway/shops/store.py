@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 from gateway.shops.crypto import Sealer
 
-#: How long a replica may hold a shop's refresh lock (a refresh is one HTTP request with a 10 s timeout).
-REFRESH_LOCK_SECONDS = 30.0
+#: How long a replica may hold a shop's refresh lock: a refresh is one HTTP request with a 10 s timeout, then a
+#: write; a replica killed while holding it holds up the shop's other replicas this long at most.
+REFRESH_LOCK_SECONDS = 20.0
 #: Between two tries to take a lock another replica holds.
 LOCK_POLL_SECONDS = 0.05
 

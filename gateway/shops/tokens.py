@@ -227,6 +227,8 @@ class InstalledTokenProvider:
                 self._tokens = stored
                 return stored.access_token
             if not taken:
+                if rejected is None and stored.access_expires_at is not None and self._clock() < stored.access_expires_at:
+                    return stored.access_token  # inside the margin, not expired: serve while the other one refreshes
                 raise ShopifyUnavailable("another replica is refreshing this shop's token")
             fresh = await self._obtain(stored)
             if fresh is None:  # a non-expiring token whose migration must wait: it still works
