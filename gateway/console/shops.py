@@ -68,7 +68,14 @@ async def connect(request: web.Request) -> web.StreamResponse:
     if key is not None and registry.is_config_shop(key):
         return back(request, f"/console/shops/{key}", f"{domain} is configured in config.yaml as {key}.")
     log.info("console: connecting %s (install flow started)", domain)
-    return flow.begin(request, domain, "console")
+    # Not a redirect: the console's Content-Security-Policy (form-action 'self') forbids a form to land elsewhere,
+    # so a page that goes on to Shopify by itself (and a link, if it does not), with the install's state cookie.
+    redirect = flow.begin(request, domain, "console")
+    response = render(request, "connect.html", {"title": f"Connecting {domain}", "domain": domain,
+                                                "authorize_url": redirect.headers["Location"]})  # fmt: skip
+    for cookie in redirect.cookies.values():
+        response.cookies[cookie.key] = cookie
+    return response
 
 
 # --- a shop's page -------------------------------------------------------------------------------------------------

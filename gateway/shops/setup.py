@@ -25,12 +25,10 @@ from gateway.push.subscriptions import fingerprint, start_sync_task, sync_shop, 
 from gateway.settings import AppSettings, InstalledAppAuth, Settings, ShopSettings
 from gateway.shopify.auth import TokenProvider
 from gateway.shopify.client import SHOPIFY_CLIENTS
-from gateway.shops.crypto import Sealer
+from gateway.shops.backends import make_shop_store
 from gateway.shops.install import InstallFlow, add_install_routes
 from gateway.shops.lifecycle import Installed, ShopLifecycle
-from gateway.shops.redis_store import RedisShopStore
 from gateway.shops.registry import SHOP_REGISTRY, ShopRegistry
-from gateway.shops.sqlite_store import SqliteShopStore
 from gateway.shops.store import ShopStatus, ShopStore
 from gateway.shops.tokens import AppTokenEndpoint, InstalledTokenProvider
 
@@ -39,23 +37,6 @@ log = logging.getLogger(__name__)
 SHOP_STORE = web.AppKey("shop_store", ShopStore)  # type: ignore[type-abstract]
 SHOP_LIFECYCLE = web.AppKey("shop_lifecycle", ShopLifecycle)
 INSTALL_FLOW = web.AppKey("install_flow", InstallFlow)
-
-
-def sealer_for(app: AppSettings | None) -> Sealer | None:
-    if app is None:
-        return None
-    return Sealer(app.token_key.get_secret_value(), [k.get_secret_value() for k in app.previous_token_keys])
-
-
-def make_shop_store(settings: Settings, *, clock: Callable[[], float] = time.time, serving: bool = False) -> ShopStore:
-    """The store the config names (`storage.backend`), sealing with `app.token_key`. Without app mode it keeps only
-    the webhook subscription states (connected shops need the key to be read). `serving`: the gateway process itself
-    (an embedded SQLite file is then its own: refresh locks a killed predecessor held are taken back)."""
-    sealer = sealer_for(settings.app)
-    storage = settings.storage
-    if storage.backend == "redis":
-        return RedisShopStore(storage.redis_url, sealer, prefix=storage.redis_prefix)
-    return SqliteShopStore(storage.sqlite_path, sealer, clock=clock, reclaim_leases=serving)
 
 
 def setup_shops(app: web.Application, *, clock: Callable[[], float] = time.time) -> None:
