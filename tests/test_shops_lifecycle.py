@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.push.store import PUSH_STORE
+from gateway.push.store import PUSH_STORE, PushStatus
 from gateway.push.subscriptions import TOPICS, fingerprint, webhook_uri
 from gateway.shops.setup import SHOP_LIFECYCLE
 from gateway.shops.store import Secret, ShopStatus, StoredShop
@@ -62,6 +62,22 @@ async def test_a_connected_shop_pushes_with_the_settings_saved_in_the_console(
     await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) >= 1)
     push = bot_receiver.delivered("Order/Receipt")[0]
     assert push.body["request"]["page_id"] == "page-4"
+
+    # paused: the next push waits (webhooks still taken); resumed, it goes
+    await gw.app[SHOP_LIFECYCLE].edit("shop4", lambda shop: shop.with_changes(paused=True))
+    await store_shop.mark_paid((await store_shop.create_order(
+        email="bo@example.com", note_attributes={"joinchat_psid": "PSID-5"}))["id"])  # fmt: skip
+    outbox = gw.app[PUSH_STORE]
+    await eventually(lambda: _held(outbox), what="the push held while paused")
+    assert len(bot_receiver.delivered("Order/Receipt")) == 1
+    await gw.app[SHOP_LIFECYCLE].edit("shop4", lambda shop: shop.with_changes(paused=False))
+    for held in await _held(outbox):
+        await outbox.retry_push(held.id)  # the console's "Retry now" instead of waiting for the recheck
+    await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == 2)
+
+
+async def _held(outbox: Any) -> list[Any]:
+    return [p for p in await outbox.list_pushes("shop4", [PushStatus.PENDING]) if p.last_error == "shop paused"]
 
 
 async def test_uninstall_drops_the_token_at_once_keeps_the_data_and_a_reinstall_reconnects(
