@@ -204,6 +204,23 @@ class Merchant:
         assert status == 302, status
         return callback
 
+    async def sign_in(self, gw: AppGateway, token: str = CONSOLE_TOKEN) -> None:
+        """The operator signs in to the console in this browser."""
+        status, _, _ = await self.post_form(gw.base_url + "/console/login",
+                                            {"csrf": await self.csrf(gw, "/console/login"), "token": token})
+        assert status == 303
+
+    async def csrf(self, gw: AppGateway, path: str = "/console") -> str:
+        _, _, page = await self.get(gw.base_url + path)
+        found = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert found, f"no CSRF token on {path}"
+        return found.group(1)
+
+    async def console_post(self, gw: AppGateway, path: str, form: dict[str, str] | None = None,
+                           page: str = "/console") -> tuple[int, str, str]:
+        """Post a console form as its page does (the page's CSRF token); (status, Location, body)."""
+        return await self.post_form(gw.base_url + path, {"csrf": await self.csrf(gw, page), **(form or {})})
+
     async def install(self, gw: AppGateway, domain: str) -> tuple[int, str, str]:
         """The whole flow from the store's admin; the callback's (status, Location, body)."""
         callback = await self.click_install(await self.open_app(gw, domain))

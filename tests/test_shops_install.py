@@ -13,7 +13,7 @@ import aiohttp
 from gateway.settings import APP_SCOPES
 from gateway.shops.store import ShopStatus
 from localstore.oauth import signed_query
-from tests.fixtures_shops import APP_CLIENT_ID, APP_SECRET, CONSOLE_TOKEN, AppGateway, Merchant, query_of
+from tests.fixtures_shops import APP_CLIENT_ID, APP_SECRET, AppGateway, Merchant, query_of
 
 DOMAIN = "shop4.myshopify.com"
 
@@ -32,24 +32,11 @@ async def test_a_merchant_installs_the_app_and_the_shop_answers_queries(app_gate
     assert tokens is not None and tokens.expiring and tokens.refresh_token
 
 
-async def sign_in(merchant: Merchant, gw: AppGateway) -> None:
-    """The operator signs in to the console in the same browser (tests.fixtures_console's form, by hand)."""
-    _, _, page = await merchant.get(gw.base_url + "/console/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    status, _, _ = await merchant.post_form(gw.base_url + "/console/login", {"csrf": csrf, "token": CONSOLE_TOKEN})
-    assert status == 303
-
-
-async def console_csrf(merchant: Merchant, gw: AppGateway, path: str = "/console") -> str:
-    _, _, page = await merchant.get(gw.base_url + path)
-    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-
-
 async def test_connect_a_shop_from_the_console_shows_its_secret_once(app_gateway: Any, merchant: Merchant) -> None:
     gw: AppGateway = await app_gateway()
-    await sign_in(merchant, gw)
+    await merchant.sign_in(gw)
     status, _, page = await merchant.post_form(
-        gw.base_url + "/console/connect", {"csrf": await console_csrf(merchant, gw), "domain": " Shop4.MyShopify.com "}
+        gw.base_url + "/console/connect", {"csrf": await merchant.csrf(gw), "domain": " Shop4.MyShopify.com "}
     )
     # a page that goes on to Shopify (the console's CSP keeps its forms from landing elsewhere)
     authorize = html.unescape(re.search(r'content="0;url=([^"]+)"', page).group(1))  # type: ignore[union-attr]

@@ -44,8 +44,8 @@ class ShopStatus(StrEnum):
 class Secret:
     """A bot or push secret. `shown` once the operator has seen it: secrets are shown once, then only named."""
 
-    value: str
-    created_at: float
+    value: str = field(repr=False)
+    created_at: float = 0.0
     shown: bool = False
 
 
