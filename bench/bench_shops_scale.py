@@ -43,7 +43,7 @@ from gateway import signing  # noqa: E402
 from gateway.push.subscriptions import TOPICS, fingerprint  # noqa: E402
 from gateway.shops.crypto import Sealer  # noqa: E402
 from gateway.shops.sqlite_store import SqliteShopStore  # noqa: E402
-from gateway.shops.store import Secret, StoredShop, TokenSet  # noqa: E402
+from gateway.shops.store import StoredSecret, StoredShop, TokenSet  # noqa: E402
 from gateway.shops.tokens import token_set  # noqa: E402
 from localstore import SandboxServer  # noqa: E402
 from localstore.oauth import SandboxApp  # noqa: E402
@@ -121,7 +121,7 @@ async def fill_store(db: Path, store: SandboxServer, shops: int, unknown: int, r
                     tokens = TokenSet(f"shpat_idle_{n}", SCOPES, now, now + 3600, f"shprt_idle_{n}", now + 90 * 86400)
                 secret = f"bench-bot-secret-{n:04d}-0123456789abcdef"
                 shop = StoredShop(key=key, domain=domain, settings={"dialect": "joinchat", "joinchat_version": 1},
-                                  bot_secrets=(Secret(secret, now, True),), scope=SCOPES, installed_at=now,
+                                  bot_secrets=(StoredSecret(secret, now, True),), scope=SCOPES, installed_at=now,
                                   created_at=now)  # fmt: skip
                 assert await shop_store.create(shop, tokens)
                 if n in (1, shops):

@@ -11,7 +11,7 @@ from gateway.console.shops import secret_name
 from gateway.keys import SETTINGS
 from gateway.settings import parse_settings
 from gateway.shops.registry import ShopRegistry
-from gateway.shops.store import Secret, StoredShop
+from gateway.shops.store import StoredSecret, StoredShop
 from tests.fixtures_console import CONSOLE_TOKEN as DEMO_CONSOLE_TOKEN
 from tests.fixtures_shops import TOKEN_KEY, AppGateway, Merchant
 
@@ -120,7 +120,7 @@ def test_the_registry_leaves_out_what_it_cannot_serve_and_says_why() -> None:
     registry = ShopRegistry(settings.shops, settings.app)
     changed: list[str] = []
     registry.on_change(changed.append)
-    secret = (Secret("y" * 40, 1.0),)
+    secret = (StoredSecret("y" * 40, 1.0),)
     registry.replace_all([
         StoredShop("demo", "other.myshopify.com", bot_secrets=secret),  # a config shop's key
         StoredShop("dup", "demo.myshopify.com", bot_secrets=secret),  # a config shop's domain

@@ -12,7 +12,7 @@ import aiohttp
 from gateway.push.store import PUSH_STORE, PushStatus
 from gateway.push.subscriptions import TOPICS, fingerprint, webhook_uri
 from gateway.shops.setup import SHOP_LIFECYCLE
-from gateway.shops.store import Secret, ShopStatus, StoredShop
+from gateway.shops.store import ShopStatus, StoredSecret, StoredShop
 from tests.fixtures_push import PUSH_SECRET, BotReceiver, eventually, signed_webhook_headers
 from tests.fixtures_shops import APP_SECRET, AppGateway, FakeClock, Merchant
 
@@ -51,7 +51,7 @@ async def test_a_connected_shop_pushes_with_the_settings_saved_in_the_console(
     def pushing(shop: StoredShop) -> StoredShop:
         push = {"url": bot_receiver.url, "page_id": "page-4", "enabled": True}
         return shop.with_changes(settings={**shop.settings, "push": push},
-                                 push_secrets=(Secret(PUSH_SECRET, 1.0, True),))  # fmt: skip
+                                 push_secrets=(StoredSecret(PUSH_SECRET, 1.0, True),))  # fmt: skip
 
     await gw.app[SHOP_LIFECYCLE].edit("shop4", pushing)
     assert gw.settings.shops["shop4"].push is not None

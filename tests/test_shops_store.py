@@ -14,7 +14,7 @@ import pytest
 from gateway.shops.crypto import SealedValueError, Sealer
 from gateway.shops.redis_store import RedisShopStore
 from gateway.shops.sqlite_store import SqliteShopStore
-from gateway.shops.store import KEEP, Secret, ShopStatus, ShopStore, StoredShop, TokenSet
+from gateway.shops.store import KEEP, ShopStatus, ShopStore, StoredSecret, StoredShop, TokenSet
 from tests.fixtures_push import eventually, open_redis_or_skip, purge_redis_prefix
 from tests.fixtures_shops import TOKEN_KEY
 
@@ -23,7 +23,7 @@ TOKENS = TokenSet("shpat_access_one", "read_orders", 1000.0, 4600.0, "shprt_refr
 
 
 def shop(key: str = "shop4", domain: str = "shop4.myshopify.com") -> StoredShop:
-    return StoredShop(key=key, domain=domain, settings={"dialect": "meetbot"}, bot_secrets=(Secret(SECRET, 1.0),),
+    return StoredShop(key=key, domain=domain, settings={"dialect": "meetbot"}, bot_secrets=(StoredSecret(SECRET, 1.0),),
                       installed_at=1000.0, created_at=1000.0)  # fmt: skip
 
 

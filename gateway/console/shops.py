@@ -29,7 +29,7 @@ from gateway.shops.install import BadRequest, shop_domain
 from gateway.shops.lifecycle import StaleShop, new_secret
 from gateway.shops.registry import SHOP_REGISTRY, shop_settings, validation_message
 from gateway.shops.setup import INSTALL_FLOW, SHOP_LIFECYCLE
-from gateway.shops.store import Secret, StoredShop
+from gateway.shops.store import StoredSecret, StoredShop
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ def _signature_header(shop: Any) -> str:
 async def _mark_shown(request: web.Request, key: str) -> StoredShop | None:
     def shown(shop: StoredShop) -> StoredShop:
         return shop.with_changes(
-            bot_secrets=tuple(Secret(s.value, s.created_at, True) for s in shop.bot_secrets),
-            push_secrets=tuple(Secret(s.value, s.created_at, True) for s in shop.push_secrets),
+            bot_secrets=tuple(StoredSecret(s.value, s.created_at, True) for s in shop.bot_secrets),
+            push_secrets=tuple(StoredSecret(s.value, s.created_at, True) for s in shop.push_secrets),
         )
 
     try:
@@ -182,7 +182,7 @@ async def save_settings(request: web.Request) -> web.StreamResponse:
         else:
             settings.pop("push", None)
         if typed_secret:
-            push_secrets = (*push_secrets, Secret(typed_secret, _now(request), True))
+            push_secrets = (*push_secrets, StoredSecret(typed_secret, _now(request), True))
         return shop.with_changes(settings=settings, push_secrets=push_secrets)
 
     try:
@@ -194,7 +194,7 @@ async def save_settings(request: web.Request) -> web.StreamResponse:
 @operator_only
 async def add_secret(request: web.Request) -> web.StreamResponse:
     def change(shop: StoredShop) -> StoredShop:
-        return shop.with_changes(bot_secrets=(*shop.bot_secrets, Secret(new_secret(), _now(request))))
+        return shop.with_changes(bot_secrets=(*shop.bot_secrets, StoredSecret(new_secret(), _now(request))))
 
     return await _edit(request, change, "A second secret was added: both are accepted. Give the platform the new "
                        "one, then retire the old one.")  # fmt: skip

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from gateway.settings import AppSettings
 from gateway.shops.registry import ShopRegistry
-from gateway.shops.store import Secret, ShopStatus, ShopStore, StoredShop, TokenSet
+from gateway.shops.store import ShopStatus, ShopStore, StoredSecret, StoredShop, TokenSet
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class ShopLifecycle:
             if key in self.registry or key in self.registry.stored:
                 continue
             shop = StoredShop(
-                key=key, domain=domain, settings=settings, bot_secrets=(Secret(new_secret(), now),),
+                key=key, domain=domain, settings=settings, bot_secrets=(StoredSecret(new_secret(), now),),
                 status=ShopStatus.CONNECTED, scope=tokens.scope, installed_at=now, created_at=now,
             )  # fmt: skip
             if await self.store.create(shop, tokens):

@@ -41,7 +41,7 @@ class ShopStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Secret:
+class StoredSecret:
     """A bot or push secret. `shown` once the operator has seen it: secrets are shown once, then only named."""
 
     value: str = field(repr=False)
@@ -90,8 +90,8 @@ class StoredShop:
     #: The shop's ShopSettings fields the operator edits (dialect, joinchat_version, api_version, deadline_seconds,
     #: status_labels, push without its secrets): validated by `gateway.shops.registry.shop_settings`.
     settings: Mapping[str, Any] = field(default_factory=dict)
-    bot_secrets: tuple[Secret, ...] = ()
-    push_secrets: tuple[Secret, ...] = ()
+    bot_secrets: tuple[StoredSecret, ...] = ()
+    push_secrets: tuple[StoredSecret, ...] = ()
     paused: bool = False
     status: ShopStatus = ShopStatus.CONNECTED
     #: Why the shop needs attention (a refused refresh), in words fit for the console: never a token.
@@ -121,8 +121,8 @@ class StoredShop:
             key=key,
             domain=str(row["domain"]),
             settings=doc["settings"],
-            bot_secrets=tuple(Secret(v, t, s) for v, t, s in doc["bot_secrets"]),
-            push_secrets=tuple(Secret(v, t, s) for v, t, s in doc["push_secrets"]),
+            bot_secrets=tuple(StoredSecret(v, t, s) for v, t, s in doc["bot_secrets"]),
+            push_secrets=tuple(StoredSecret(v, t, s) for v, t, s in doc["push_secrets"]),
             paused=bool(int(row["paused"])),
             status=ShopStatus(str(row["status"])),
             problem=str(row["problem"] or ""),
