@@ -70,7 +70,7 @@ async def connect(request: web.Request) -> web.StreamResponse:
     log.info("console: connecting %s (install flow started)", domain)
     # Not a redirect: the console's Content-Security-Policy (form-action 'self') forbids a form to land elsewhere,
     # so a page that goes on to Shopify by itself (and a link, if it does not), with the install's state cookie.
-    redirect = flow.begin(request, domain, "console")
+    redirect = flow.begin(domain, "console")
     response = render(request, "connect.html", {"title": f"Connecting {domain}", "domain": domain,
                                                 "authorize_url": redirect.headers["Location"]})  # fmt: skip
     for cookie in redirect.cookies.values():

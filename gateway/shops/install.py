@@ -162,7 +162,7 @@ class InstallFlow:
         base = self.app.admin_api_base or f"https://{shop}"
         return f"{base}/admin/oauth/authorize?{urlencode(query)}"
 
-    def begin(self, request: web.Request, shop: str, origin: str) -> web.Response:
+    def begin(self, shop: str, origin: str) -> web.Response:
         """Send the browser to Shopify's authorize page, the state nonce in a signed cookie."""
         state = InstallState(secrets.token_urlsafe(24), shop, origin, self.clock() + STATE_SECONDS)
         response = web.Response(status=302, headers={"Location": self.authorize_url(shop, state.nonce)})
@@ -183,7 +183,7 @@ class InstallFlow:
         if await self._still_connected(shop):
             # the merchant opened the app from Shopify's admin: connected, and Shopify takes our token
             return page(200, "Connected", f"{shop} is connected to the chatbot gateway.")
-        return self.begin(request, shop, "shopify")
+        return self.begin(shop, "shopify")
 
     async def _still_connected(self, shop: str) -> bool:
         """Connected here, and Shopify still takes the token: a reinstall whose app/uninstalled has not arrived

@@ -114,11 +114,6 @@ class ShopRegistry(dict[str, ShopSettings]):
             except Exception:  # the store is away: the next change or poll brings the shop up to date
                 log.exception("shops: could not reload %s from the store", ", ".join(sorted(keys)))
 
-    async def settle(self) -> None:
-        """Wait until the changes heard so far are applied (tests, and the console after its own writes)."""
-        while self._reloading is not None and not self._reloading.done():
-            await self._reloading
-
     def replace_all(self, shops: list[StoredShop]) -> None:
         seen = {shop.key for shop in shops}
         for key in [k for k in self.stored if k not in seen]:
