@@ -86,6 +86,10 @@ async def test_an_expired_refresh_token_marks_the_shop_reinstall_needed_until_it
     assert await gw.shop_store.load_tokens("shop4") is None
     ready = await gw.readyz()
     assert ready["status"] == "ready" and ready["shops"] == {"shop4": "reinstall needed"}
+    await merchant.sign_in(gw)
+    _, _, listing = await merchant.get(gw.base_url + "/console")
+    _, _, page = await merchant.get(gw.base_url + "/console/shops/shop4")
+    assert 'data-status="reinstall_needed"' in listing and "Reinstall needed" in page
     # the merchant installs again: connected, with the same key, secret and settings
     secret = gw.registry.stored["shop4"].bot_secrets[0].value
     status, _, _ = await merchant.install(gw, DOMAIN)
