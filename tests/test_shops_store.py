@@ -36,7 +36,7 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     async def make() -> ShopStore:
         store: Any
         if request.param == "sqlite":
-            store = SqliteShopStore(tmp_path / "shops.sqlite3", Sealer(TOKEN_KEY))
+            store = SqliteShopStore(tmp_path / "shops.sqlite3", Sealer(TOKEN_KEY), poll_seconds=0.05)
             await store.open()
         else:
             store = RedisShopStore("redis://127.0.0.1:6379/0", Sealer(TOKEN_KEY), prefix=prefix)

@@ -60,9 +60,10 @@ _COLUMNS = "key, domain, config, status, problem, scope, paused, installed_at, u
 class SqliteShopStore:
     def __init__(
         self, path: str | Path, sealer: Sealer | None, *, clock: Callable[[], float] = time.time,
-        reclaim_leases: bool = False,
+        reclaim_leases: bool = False, poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self.path = Path(path)
+        self._poll_seconds = poll_seconds
         #: The serving gateway owns the file: at open it takes back refresh locks a killed predecessor left.
         self._reclaim = reclaim_leases
         self._sealer = sealer
@@ -287,7 +288,7 @@ class SqliteShopStore:
         """Another process wrote: "*" asks the listeners to reload every shop (a shop deleted elsewhere is in no
         listing, so naming the changed ones would need a log of deletions; a change from elsewhere is rare)."""
         while True:
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(self._poll_seconds)
             try:
                 version = await self._run(self._meta_version)
             except (sqlite3.Error, RuntimeError) as exc:
