@@ -80,6 +80,7 @@ class AppGateway:
     settings: Settings
     store_server: SandboxServer
     clock: Callable[[], float]
+    raw_config: dict[str, Any] = field(default_factory=dict)  # as given to the gateway
 
     @property
     def registry(self) -> ShopRegistry:
@@ -133,14 +134,15 @@ async def app_gateway(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[Call
             redis_prefixes.add(storage["redis_prefix"])
         else:
             storage = {"backend": "sqlite", "sqlite_path": str(sqlite_path or tmp_path / f"gw-{port}.sqlite3")}
-        settings = parse_settings(app_config(store.base_url, port, storage, **app), env={})
+        raw = app_config(store.base_url, port, storage, **app)
+        settings = parse_settings(raw, env={})
         register_app(store, settings.server.public_url)
         gateway = create_app(settings, clock=clock)
         if backend == "redis":
             await open_redis_or_skip(gateway[SHOP_STORE])  # skips without Redis (fails in CI); the app reopens it
             await gateway[SHOP_STORE].close()
         await aiohttp_client(gateway, server_kwargs={"port": port})
-        return AppGateway(f"http://127.0.0.1:{port}", gateway, gateway[SETTINGS], store, clock)
+        return AppGateway(f"http://127.0.0.1:{port}", gateway, gateway[SETTINGS], store, clock, raw)
 
     try:
         yield make

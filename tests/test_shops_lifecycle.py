@@ -13,7 +13,7 @@ from gateway.push.store import PUSH_STORE, PushStatus
 from gateway.push.subscriptions import TOPICS, fingerprint, webhook_uri
 from gateway.shops.setup import SHOP_LIFECYCLE
 from gateway.shops.store import ShopStatus, StoredSecret, StoredShop
-from tests.fixtures_push import PUSH_SECRET, BotReceiver, eventually, signed_webhook_headers
+from tests.fixtures_push import PUSH_SECRET, BotReceiver, eventually, run_cli, signed_webhook_headers, write_config
 from tests.fixtures_shops import APP_SECRET, AppGateway, FakeClock, Merchant
 
 DOMAIN = "shop4.myshopify.com"
@@ -29,7 +29,7 @@ async def connected(app_gateway: Any, merchant: Merchant, **kw: Any) -> AppGatew
 
 
 async def test_install_subscribes_the_shop_to_every_topic_uninstall_and_scope_changes_included(
-    app_gateway: Any, merchant: Merchant
+    app_gateway: Any, merchant: Merchant, tmp_path: Any
 ) -> None:
     gw = await connected(app_gateway, merchant)
     subscriptions = gw.store_server.shop(DOMAIN).webhook_subscriptions
@@ -37,6 +37,13 @@ async def test_install_subscribes_the_shop_to_every_topic_uninstall_and_scope_ch
     assert {s["uri"] for s in subscriptions} == {gw.base_url + "/webhooks/shopify"}
     await eventually(lambda: _sync_state(gw), what="the subscriptions remembered as complete")
     assert (await gw.shop_store.sync_states())["shop4"] == fingerprint(webhook_uri(gw.settings))
+    # the command line sees the connected shop too (its token read from the store)
+    config = write_config(tmp_path / "config.yaml", gw.raw_config)
+    listed = await run_cli("webhooks", "list", "--config", str(config), "--shop", "shop4")
+    assert listed.code == 0 and f"shop4 ({len(TOPICS)} subscriptions" in listed.out
+    asked = await run_cli("ask", "--config", str(config), "--url", gw.base_url, "shop4", "orders", "-p",
+                          "order_number=1001")  # fmt: skip
+    assert asked.code == 0 and '"order_number": "1001"' in asked.out
 
 
 async def _sync_state(gw: AppGateway) -> bool:

@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
-from gateway.settings import AppSettings, Settings
+import aiohttp
+
+from gateway.settings import AppSettings, InstalledAppAuth, Settings, ShopSettings
+from gateway.shopify.auth import TokenProvider
+from gateway.shopify.client import ShopifyClients, new_session
 from gateway.shops.crypto import Sealer
+from gateway.shops.lifecycle import ShopLifecycle
 from gateway.shops.redis_store import RedisShopStore
 from gateway.shops.registry import ShopRegistry
 from gateway.shops.sqlite_store import SqliteShopStore
 from gateway.shops.store import ShopStore
+from gateway.shops.tokens import AppTokenEndpoint, InstalledTokenProvider
 
 
 def sealer_for(app: AppSettings | None) -> Sealer | None:
@@ -51,3 +58,33 @@ def with_connected_shops(settings: Settings) -> Settings:
         return registry
 
     return settings.model_copy(update={"shops": asyncio.run(load())})
+
+
+@asynccontextmanager
+async def shop_clients(settings: Settings) -> AsyncIterator[ShopifyClients]:
+    """Every shop's Shopify client, connected shops included (their tokens read from the store and refreshed under
+    the same lock as the serving replicas'), for CLI commands such as `gateway webhooks`."""
+    store = make_shop_store(settings)
+    await store.open()
+    registry = ShopRegistry(settings.shops, settings.app)
+    try:
+        if settings.app is not None:
+            registry.replace_all(await store.load_all())
+        lifecycle = ShopLifecycle(registry, store, settings.app)
+        async with new_session() as session:
+            clients = ShopifyClients()
+            clients.open(registry, session)
+            app = settings.app
+
+            def provider(key: str, shop: ShopSettings, session: aiohttp.ClientSession) -> TokenProvider | None:
+                if app is None or not isinstance(shop.auth, InstalledAppAuth):
+                    return None
+                return InstalledTokenProvider(
+                    key, shop.domain, store, AppTokenEndpoint(session, app),
+                    refresh_margin_seconds=app.refresh_margin_seconds, on_refused=lifecycle.refused,
+                )  # fmt: skip
+
+            clients.token_providers = provider
+            yield clients
+    finally:
+        await store.close()

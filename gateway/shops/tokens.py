@@ -55,7 +55,9 @@ class TokenRefused(ShopifyAuthError):
 class AppTokenEndpoint:
     """The app's token requests to one Shopify (or the local store), over the gateway's aiohttp session."""
 
-    def __init__(self, session: aiohttp.ClientSession, app: AppSettings, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, app: AppSettings, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._session = session
         self._app = app
         self._clock = clock
