@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_cache_hit.py [--entries 10000] [--seconds 2]
 
-Prints hits/s and ns per hit for: a plain dict `get` (the floor), `get_or_load` on a fresh entry,
-`get_or_load_status`, and (for scale) a cold miss + store with a loader that returns at once.
+Prints hits/s and ns per hit for: a plain dict `get` (the floor), `get_or_load` on a fresh entry, and (for scale) a
+cold miss + store with a loader that returns at once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from gateway.cache import LookupCache, order_tags
+from gateway.cache import LookupCache
+from gateway.cache_tags import order_tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ async def main(entries: int, seconds: float) -> None:
     cache = LookupCache(max_entries=entries * 2)
     keys = [("demo", Query(str(1000 + i))) for i in range(entries)]
     for i, key in enumerate(keys):
-        await cache.get_or_load(key, _value, ttl=3600, tags=order_tags(name=str(1000 + i)))
+        await cache.get_or_load(key, _value, ttl=3600, tags=order_tags(number=str(1000 + i)))
     plain = {key: object() for key in keys}
 
     def run_plain() -> int:
@@ -46,27 +47,25 @@ async def main(entries: int, seconds: float) -> None:
             n += 1000
         return n
 
-    async def run_hits(status: bool) -> int:
+    async def run_hits() -> int:
         n, end = 0, time.perf_counter() + seconds
-        get = cache.get_or_load_status if status else cache.get_or_load
         while time.perf_counter() < end:
             for key in keys[:1000]:
-                await get(key, _value, ttl=3600)
+                await cache.get_or_load(key, _value, ttl=3600)
             n += 1000
         return n
 
     started = time.perf_counter()
     n = run_plain()
     _report("dict.get (floor)", n, time.perf_counter() - started)
-    for status in (False, True):
-        started = time.perf_counter()
-        n = await run_hits(status)
-        _report("get_or_load_status hit" if status else "get_or_load hit", n, time.perf_counter() - started)
+    started = time.perf_counter()
+    n = await run_hits()
+    _report("get_or_load hit", n, time.perf_counter() - started)
 
     misses = LookupCache(max_entries=entries)
     started = time.perf_counter()
     for i in range(entries):
-        await misses.get_or_load(("demo", Query(f"m{i}")), _value, ttl=3600, tags=order_tags(name=f"m{i}"))
+        await misses.get_or_load(("demo", Query(f"m{i}")), _value, ttl=3600, tags=order_tags(number=f"m{i}"))
     _report("miss + store (instant loader)", entries, time.perf_counter() - started)
     print(f"hits={cache.hits} misses={cache.misses} entries={len(cache)}")
 

@@ -4,13 +4,13 @@ One `LookupCache` serves every shop of the app (`app[LOOKUP_CACHE]`). Keys are t
 shop key, e.g. `(shop_key, OrdersByNumber(...))`; each shop gets its own bounded partition so one busy shop cannot
 evict another's entries.
 
-    result = await cache.get_or_load((shop_key, query), load, ttl=shop.cache.orders, tags=order_tags(name="#1001"))
+    result = await cache.get_or_load((shop_key, query), load, ttl=shop.cache.orders, tags=order_tags(number="1001"))
 
 - A hit is a dict lookup plus an expiry check: no await, no copy. Callers must treat cached values as read-only.
 - Concurrent identical misses share one loader call (single-flight); the load runs in the first caller's task, and if
   that caller is cancelled, each waiting caller loads again itself (a waiter cancelled does not cancel the load).
-- If the loader raises `ShopifyUnavailable` (incl. `ShopifyThrottled`) and an expired value younger than the shop's
-  `stale_if_error` exists, that value is served (`CacheStatus.STALE`). Errors are never cached.
+- If the loader raises one of `serve_stale_on` (the wiring passes Shopify's "unavailable" failures) and an expired
+  value younger than the shop's `stale_if_error` exists, that value is served. Errors are never cached.
 - `ttl == 0`: nothing is stored, but concurrent identical lookups are still shared.
 - Invalidation (`invalidate(shop_key, tags)`, `invalidate_shop(shop_key, kind)`) removes entries outright: an entry
   the webhooks say is outdated is not served even as stale (and a compliance purge really purges). A load that was in
@@ -18,33 +18,29 @@ evict another's entries.
 - `on_invalidate` callbacks see every local invalidation (gateway.cache_fanout publishes them to other replicas, which
   call `apply_remote_invalidation`, which does not call the callbacks again).
 
-Tag scheme (scoped per shop; emails and phones are hashed so invalidations can travel through Redis without PII):
-`order:<name without #, lower case>`, `order_id:<numeric id>`, `customer:<numeric id>`, `email:<hash>`,
-`phone:<hash>`, `product:<numeric id>`, `products` (every product search / property list), plus `kind:<kind>` added
-automatically when `get_or_load(..., kind=...)` is given. Build them with `order_tags()` / `product_tags()`; tags
-written by hand are canonicalised (`canonical_tag`: raw emails/phones hashed, `order:#1001` → `order:1001`), and
-`invalidate(shop_key, ["*"])` evicts the whole shop.
+Tags follow gateway.cache_tags (`kind:<kind>` is added when `get_or_load(..., kind=...)` is given); tags written by
+hand are canonicalised, and `invalidate(shop_key, ["*"])` evicts the whole shop. The push side evicts through the
+`gateway.flows.LookupInvalidator` interface this cache implements.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, TypeVar
 
 from aiohttp import web
 from cachetools import Cache, LRUCache
 
+from gateway.cache_tags import ALL_TAG, canonical_tag, kind_tag
+from gateway.flows import LOOKUP_INVALIDATOR
 from gateway.keys import SETTINGS
 from gateway.ops import Metrics, get_metrics
-from gateway.shopify.errors import ShopifyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +49,6 @@ Loader = Callable[[], Awaitable[V]]
 
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_STALE_IF_ERROR = 3600.0
-
-
-class CacheStatus(Enum):
-    HIT = "hit"  # fresh entry
-    MISS = "miss"  # this caller ran the loader
-    SHARED = "shared"  # joined a load another caller had started
-    STALE = "stale"  # the loader failed with ShopifyUnavailable; an expired entry answered
 
 
 @dataclass(slots=True)
@@ -80,83 +69,6 @@ class Invalidation:
 
 
 InvalidationHook = Callable[[Invalidation], Awaitable[None] | None]
-
-
-# --- tag scheme ----------------------------------------------------------------------------------------------------
-
-
-def _pii_digest(value: str) -> str:
-    # Not a secret-keeping hash, just a way to keep raw emails/phones out of tags that travel between replicas.
-    return hashlib.blake2b(value.encode("utf-8"), digest_size=12).hexdigest()
-
-
-def order_name_tag(name: str) -> str:
-    return "order:" + name.strip().lstrip("#").lower()
-
-
-def email_tag(email: str) -> str:
-    return "email:" + _pii_digest(email.strip().lower())
-
-
-def phone_tag(phone: str) -> str:
-    return "phone:" + _pii_digest(phone.strip())
-
-
-def order_tags(
-    name: str | None = None,
-    email: str | None = None,
-    phone: str | None = None,
-    customer_id: int | str | None = None,
-    order_id: int | str | None = None,
-) -> tuple[str, ...]:
-    """Tags of every lookup that may contain this order (by number, by account, by id).
-
-    The lookup side tags an entry with what it searched for; the webhook side calls this with what the order
-    carries, and invalidating with the result evicts every lookup that could have shown the order."""
-    tags: list[str] = []
-    if name:
-        tags.append(order_name_tag(name))
-    if email:
-        tags.append(email_tag(email))
-    if phone:
-        tags.append(phone_tag(phone))
-    if customer_id is not None and str(customer_id):
-        tags.append(f"customer:{_numeric_id(customer_id)}")
-    if order_id is not None and str(order_id):
-        tags.append(f"order_id:{_numeric_id(order_id)}")
-    return tuple(tags)
-
-
-def product_tags(product_id: int | str | None = None) -> tuple[str, ...]:
-    """A product change can alter any product search or property list, so `products` always comes along."""
-    if product_id is None:
-        return ("products",)
-    return ("products", f"product:{_numeric_id(product_id)}")
-
-
-def kind_tag(kind: str) -> str:
-    return "kind:" + kind
-
-
-#: `invalidate(shop_key, [ALL_TAG])` is `invalidate_shop(shop_key)`.
-ALL_TAG = "*"
-
-
-def canonical_tag(tag: str) -> str:
-    """Tags built by hand mean the same as the helpers' output: `email:Ann@x.com` is hashed like `email_tag`,
-    `phone:+1613...` like `phone_tag`, `order:#1001` becomes `order:1001`."""
-    if tag.startswith("email:") and "@" in tag:
-        return email_tag(tag[6:])
-    if tag.startswith("phone:") and tag[6:7] == "+":
-        return phone_tag(tag[6:])
-    if tag.startswith("order:"):
-        return order_name_tag(tag[6:])
-    return tag
-
-
-def _numeric_id(value: int | str) -> str:
-    """`gid://shopify/Order/123` and `123` name the same thing."""
-    return str(value).rsplit("/", 1)[-1]
 
 
 # --- the cache -----------------------------------------------------------------------------------------------------
@@ -180,11 +92,7 @@ class _Partition(LRUCache[Hashable, _Entry]):
 
     def peek(self, key: Hashable) -> _Entry | None:
         """The entry without refreshing its LRU position."""
-        # asked first: cachetools answers a missing key with a KeyError raised from Python (≈ 1.5 µs), and every
-        # store asks for a key that is usually not there
-        if key not in self:
-            return None
-        return Cache.__getitem__(self, key)  # type: ignore[no-any-return]
+        return Cache.__getitem__(self, key) if key in self else None  # type: ignore[no-any-return]
 
     def remove(self, key: Hashable) -> _Entry | None:
         """Delete without counting as an eviction; the removed entry, or None."""
@@ -202,11 +110,14 @@ class LookupCache:
         stale_if_error: float = DEFAULT_STALE_IF_ERROR,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        serve_stale_on: tuple[type[Exception], ...] = (),
     ) -> None:
         """`max_entries` / `stale_if_error` apply to shops not set up with `configure_shop`. `clock` is injectable
-        so tests can move time without sleeping."""
+        so tests can move time without sleeping. `serve_stale_on`: the loader failures an expired entry may answer
+        for (within `stale_if_error`); any other failure reaches the caller."""
         self.default_max_entries = max_entries
         self.default_stale_if_error = stale_if_error
+        self.serve_stale_on = serve_stale_on
         self._clock = clock
         self._metrics = metrics
         self._partitions: dict[str, _Partition] = {}
@@ -217,7 +128,7 @@ class LookupCache:
         self._generation: dict[str, int] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self.on_invalidate: list[InvalidationHook] = []
-        # plain ints: cheaper than Metrics on the hit path; exported as counters by setup_cache
+        # exported as counters by setup_cache
         self.hits = 0
         self.misses = 0
         self.shared = 0
@@ -255,34 +166,24 @@ class LookupCache:
         ttl: float,
         tags: Iterable[str] = (),
         kind: str | None = None,
-        looked: bool = False,
     ) -> V:
         """The cached value for `key` (a tuple starting with the shop key), else `await loader()`.
-
-        `looked=True`: the caller has just had `fresh(key)` answer `NOTHING` and has not awaited since, so the
-        entry is not looked up a second time (run_lookup's orders lookups, which answer their hits themselves).
         Raises whatever the loader raises when no stale value can stand in."""
-        # Hot path: a fresh hit costs one partition lookup, one LRU lookup and a clock read.
-        if not looked:
-            value = self.fresh(key)
-            if value is not NOTHING:
-                return value  # type: ignore[no-any-return]
-        value, _ = await self._load(key, loader, ttl, tags, kind)
+        value = self.fresh(key)
+        if value is NOTHING:
+            value = await self._load(key, loader, ttl, tags, kind)
         return value  # type: ignore[no-any-return]
 
     def fresh(self, key: tuple[Any, ...]) -> Any:
         """The fresh cached value for `key`, counted as a hit and refreshing its LRU position (as `get_or_load` does
-        on a hit); `NOTHING` when there is none. For callers that can answer a hit without
-        setting up a load."""
+        on a hit); `NOTHING` when there is none. For callers that can answer a hit without setting up a load."""
         part = self._partitions.get(key[0])
-        if part is not None:
-            # asked first: a missing key would be a KeyError raised and caught (≈ 2 µs against 0.1)
-            if key in part:
-                entry = part[key]  # refreshes the LRU position
-                if entry.fresh_until > self._clock():
-                    self.hits += 1
-                    part.hits += 1
-                    return entry.value
+        if part is not None and key in part:  # asked first: indexing a missing key raises
+            entry = part[key]  # refreshes the LRU position
+            if entry.fresh_until > self._clock():
+                self.hits += 1
+                part.hits += 1
+                return entry.value
         return NOTHING
 
     def put(self, key: tuple[Any, ...], value: Any, *, ttl: float, tags: Iterable[str] = ()) -> None:
@@ -290,21 +191,6 @@ class LookupCache:
         stores, except that it replaces a fresh entry instead of keeping it. `ttl <= 0` stores nothing."""
         if ttl > 0:
             self._store(key, value, ttl, tuple(canonical_tag(t) for t in tags))
-
-    async def get_or_load_status(
-        self,
-        key: tuple[Any, ...],
-        loader: Loader[V],
-        *,
-        ttl: float,
-        tags: Iterable[str] = (),
-        kind: str | None = None,
-    ) -> tuple[V, CacheStatus]:
-        """Like `get_or_load`, and says where the value came from (e.g. to report a stale answer)."""
-        value = self.fresh(key)
-        if value is NOTHING:
-            return await self._load(key, loader, ttl, tags, kind)
-        return value, CacheStatus.HIT
 
     def peek(self, key: tuple[Any, ...]) -> Any | None:
         """The fresh cached value or None, without loading (and without touching LRU order)."""
@@ -329,14 +215,12 @@ class LookupCache:
 
     async def _load(
         self, key: tuple[Any, ...], loader: Loader[V], ttl: float, tags: Iterable[str], kind: str | None
-    ) -> tuple[V, CacheStatus]:
+    ) -> V:
         """A miss: join the load of `key` in flight, or run it in the calling task.
 
-        One coroutine for the whole miss (each coroutine layer costs again on every resume). The load has no task of
-        its own: a miss is the common case under load, and a task, its shield and its callbacks were a measurable
-        part of a miss's CPU. Callers of the same key that come meanwhile wait on `done`. If this caller is cancelled
-        (shutdown: aiohttp does not cancel a handler whose client went away), `done` is cancelled and each waiting
-        caller loads again itself."""
+        Callers of the same key that come meanwhile wait on `done`. If this caller is cancelled (shutdown: aiohttp
+        does not cancel a handler whose client went away), `done` is cancelled and each waiting caller loads again
+        itself."""
         inflight = self._inflight
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         try:
@@ -345,7 +229,7 @@ class LookupCache:
                 self.shared += 1
                 value = await self._join(key, shared)
                 if value is not NOTHING:
-                    return value, CacheStatus.SHARED
+                    return value  # type: ignore[no-any-return]
                 inflight[key] = done  # the load it waited for was cancelled and none other is in flight: load here
             shop_key = key[0]
             # the shop's invalidation generation as of now: if it moves before the load ends, the result is not stored
@@ -371,20 +255,20 @@ class LookupCache:
                 done.exception()  # mark retrieved: nobody may be waiting for a shared failure
                 raise
             finally:
-                # one dict operation in the usual case (the entry is `done`); put back whatever else was there
+                # put back whatever other load of the key is in flight (one started after a cancelled wait)
                 current = inflight.pop(key, None)
                 if current is not None and current is not done:
                     inflight[key] = current
             done.set_result(value)
-            return value, CacheStatus.MISS
-        except ShopifyUnavailable:
+            return value
+        except self.serve_stale_on:
             stale = self._stale_value(key)
             if stale is NOTHING:
                 raise
             self.stale_served += 1
             if self._metrics is not None:
                 self._metrics.inc("lookup_cache_stale_served_total", shop=str(key[0]))
-            return stale, CacheStatus.STALE  # type: ignore[return-value]
+            return stale  # type: ignore[no-any-return]
 
     async def _join(self, key: tuple[Any, ...], shared: asyncio.Future[Any]) -> Any:
         """Wait for the load another caller runs: its value, or `NOTHING` when that caller was cancelled (not this
@@ -516,9 +400,11 @@ NOTHING: Any = object()
 LOOKUP_CACHE = web.AppKey("lookup_cache", LookupCache)
 
 
-def build_cache(shops: Mapping[str, Any], *, metrics: Metrics | None = None) -> LookupCache:
+def build_cache(
+    shops: Mapping[str, Any], *, serve_stale_on: tuple[type[Exception], ...], metrics: Metrics | None = None
+) -> LookupCache:
     """A cache with one partition per configured shop (`ShopSettings.cache.max_entries` / `.stale_if_error`)."""
-    cache = LookupCache(metrics=metrics)
+    cache = LookupCache(metrics=metrics, serve_stale_on=serve_stale_on)
     for shop_key, shop in shops.items():
         cache.configure_shop(shop_key, max_entries=shop.cache.max_entries, stale_if_error=shop.cache.stale_if_error)
     return cache
@@ -532,13 +418,15 @@ def export_shop_counts(metrics: Metrics, cache: LookupCache, shop_key: str) -> N
                   shop=shop_key)  # fmt: skip
 
 
-def setup_cache(app: web.Application) -> LookupCache:
-    """Create `app[LOOKUP_CACHE]` (idempotent) and export its counters in /metrics."""
+def setup_cache(app: web.Application, *, serve_stale_on: tuple[type[Exception], ...]) -> LookupCache:
+    """Create `app[LOOKUP_CACHE]` (idempotent), offer it to the push side as `app[LOOKUP_INVALIDATOR]`, and export its
+    counters in /metrics."""
     if LOOKUP_CACHE in app:
         return app[LOOKUP_CACHE]
     metrics = get_metrics(app)
-    cache = build_cache(app[SETTINGS].shops, metrics=metrics)
+    cache = build_cache(app[SETTINGS].shops, serve_stale_on=serve_stale_on, metrics=metrics)
     app[LOOKUP_CACHE] = cache
+    app[LOOKUP_INVALIDATOR] = cache
     counters: tuple[tuple[str, Callable[[], float], str], ...] = (
         ("lookup_cache_hits_total", lambda: cache.hits, "Lookups answered from a fresh cache entry."),
         ("lookup_cache_misses_total", lambda: cache.misses, "Lookups that started a load."),

@@ -4,7 +4,7 @@ Replicas share a store only with `storage.backend: redis`; each then runs a `Red
 `storage.redis_prefix`. It publishes its LookupCache's local invalidations (the `on_invalidate` hook) on the pub/sub
 channel `P:inval` and applies the other replicas' with `LookupCache.apply_remote_invalidation`, which does not
 broadcast again: one message per invalidation, whichever replica made it. Tags carry no raw emails or phones
-(gateway.cache hashes them). A message lost while Redis is away only leaves the other replicas' entries until their
+(gateway.cache_tags hashes them). A message lost while Redis is away only leaves the other replicas' entries until their
 TTL ends. With the embedded SQLite store there is one replica and nothing to fan out.
 
 Its own Redis connections, not the push store's: the cache and the push pipeline only share the server.

@@ -23,6 +23,5 @@ def dumps(value: Any) -> bytes:
 
 
 #: Parse JSON (bytes, bytearray, memoryview or str); raises JSONDecodeError (a ValueError) on anything that is not
-#: valid JSON, nesting too deep included. orjson's own function, not a wrapper: it runs twice per lookup (the bot's
-#: body and Shopify's answer), and a Python frame around it took half as long again (timeit min 211 against 138 ns).
+#: valid JSON, nesting too deep included.
 loads = orjson.loads

@@ -1,12 +1,10 @@
-"""Typed application keys shared by both flows. Each flow defines its own keys next to the objects they hold."""
+"""Typed application keys shared by every part of the app. Each flow defines its own keys next to the objects they
+hold; what the two flows share is in gateway.flows."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.lookups.types import PushStateReader
 from gateway.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
-#: Set by the push pipeline: the tracking index and delivery log the query side reads.
-PUSH_STATE = web.AppKey("push_state", PushStateReader)

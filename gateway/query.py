@@ -33,13 +33,14 @@ from gateway.dialects.openapi import (
     credentials_match,
 )
 from gateway.errors import BOT_CODECS
-from gateway.keys import PUSH_STATE, SETTINGS
+from gateway.flows import PUSH_STATE
+from gateway.keys import SETTINGS
 from gateway.lookups.context import SHOP_CONTEXTS, ShopContext, ShopContexts
 from gateway.lookups.dispatch import run_lookup
 from gateway.lookups.types import InvalidRequest, OpenApiOrderResult, Query, TestQuery
 from gateway.ops import Metrics, get_metrics
 from gateway.settings import Settings, ShopSettings
-from gateway.shopify.client import SHOPIFY_CLIENTS
+from gateway.shopify.client import SHOPIFY_CLIENTS, ShopifyUnavailable
 from gateway.shops.registry import watch_shops
 
 MEMO_MAX_ENTRIES = 4096
@@ -50,9 +51,8 @@ class RenderMemo:
 
     The entry refers to that Result weakly: a dead reference never matches, so an identity check cannot be fooled by
     a recycled id, and the memo does not keep alive what the lookup cache has let go (a cache miss's Result that was
-    not stored, or an evicted one). Holding them kept every recent miss's receipts alive for the garbage collector to
-    walk again and again (profiled: about a third of the collector's time per miss). Bounded: when full, the oldest
-    entry goes (insertion order), which is all a memo in front of a TTL cache needs.
+    not stored, or an evicted one), which the garbage collector would otherwise walk again and again. Bounded: when
+    full, the oldest entry goes (insertion order), which is all a memo in front of a TTL cache needs.
     """
 
     __slots__ = ("_entries", "_max")
@@ -193,8 +193,7 @@ def decode_json(body: bytes) -> Any:
 
 
 def bot_query_handler(routes: BotRoutes) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The `POST /bot/{shop}` handler over the app's routes (`app[BOT_ROUTES]`), bound at start-up: no app state
-    lookup per request (`request.app[...]` is three Python calls)."""
+    """The `POST /bot/{shop}` handler over the app's routes (`app[BOT_ROUTES]`), bound at start-up."""
 
     async def bot_query(request: web.Request) -> web.Response:
         route = routes.get(request.match_info["shop"])
@@ -208,7 +207,7 @@ def bot_query_handler(routes: BotRoutes) -> Callable[[web.Request], Awaitable[we
         if not signing.verify(request.headers.get(route.signature_header), body, route.secrets):
             raise GatewayError(ErrorKind.BAD_SIGNATURE)
         query: Query = route.codec.parse(decode_json(body))
-        if type(query) is TestQuery:
+        if isinstance(query, TestQuery):
             return web.Response(body=route.codec.render(query, None), content_type=_JSON)
         context = route.context
         assert context is not None  # set by ready_contexts before the app serves
@@ -258,7 +257,8 @@ def setup_query(app: web.Application) -> None:
     }
     metrics = get_metrics(app)
     _describe(metrics)
-    cache = setup_cache(app)
+    # an outage (or throttling past the deadline) may be answered from an expired lookup
+    cache = setup_cache(app, serve_stale_on=(ShopifyUnavailable,))
 
     async def ready_contexts(app: web.Application) -> AsyncIterator[None]:
         # After setup_shopify's cleanup context (registered before this one), which opens the clients.

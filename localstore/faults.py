@@ -6,6 +6,7 @@ tests can always reach them). Set them from Python (`server.faults.latency = 0.0
 
 - `latency` — fixed seconds added before answering; `latency_range` = [low, high] adds a random delay instead;
 - `error_rate` — probability (0..1) of answering `error_status` (default 503); `fail_next` — the next N requests do;
+  `fail_after` — the next N requests are answered, every one after them fails (-1, the default: off);
 - `hang_next` / `hang` — the next N requests (or every request while `hang` is true) never get an answer (the server
   sleeps `hang_seconds`, default 3600): the client's timeout is what ends them;
 - `reset_next` / `reset_rate` — close the connection without an answer (the client sees a disconnect);
@@ -28,6 +29,7 @@ class Faults:
     error_rate: float = 0.0
     error_status: int = 503
     fail_next: int = 0
+    fail_after: int = -1
     hang: bool = False
     hang_next: int = 0
     hang_seconds: float = 3600.0
@@ -74,6 +76,10 @@ class Faults:
         if self.fail_next > 0:
             self.fail_next -= 1
             return "error"
+        if self.fail_after == 0:
+            return "error"
+        if self.fail_after > 0:
+            self.fail_after -= 1
         if self.throttle_next > 0:
             self.throttle_next -= 1
             return "throttle"

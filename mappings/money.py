@@ -7,7 +7,6 @@ the currency, so sums never show float noise (0.1 + 0.2 gives 0.3, "19.99" stays
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -28,18 +27,6 @@ def minor_units(currency: str) -> int:
 
 def to_decimal(amount: str | int | Decimal | None) -> Decimal:
     """A Shopify amount as a Decimal; None, "" and garbage count as zero (a missing money bag means nothing charged)."""
-    if type(amount) is str:
-        return _decimal_of_text(amount)
-    return _decimal(amount)
-
-
-@functools.lru_cache(maxsize=8192)
-def _decimal_of_text(amount: str) -> Decimal:
-    # Decimals are immutable, so one parse serves every receipt with the same amount (discount allocations, prices).
-    return _decimal(amount)
-
-
-def _decimal(amount: str | int | Decimal | None) -> Decimal:
     if amount is None or amount == "":
         return Decimal(0)
     try:
@@ -56,23 +43,6 @@ def quantize(amount: str | int | Decimal | None, currency: str) -> Decimal:
 def money_number(amount: str | int | Decimal | None, currency: str) -> int | float:
     """A JSON number with the currency's decimals: an int for 0-decimal currencies, else the float whose shortest
     repr is the quantized decimal (json.dumps prints 19.99, never 19.990000000000002)."""
-    if type(amount) is str:
-        return _money_number_of_text(amount, currency)
-    if type(amount) is Decimal:
-        # A sum (discount allocations): its str() parses back to the same Decimal (sign and exponent too), so the
-        # cache of Shopify's strings serves it without a quantize per receipt.
-        return _money_number_of_text(str(amount), currency)
-    return _money_number(amount, currency)
-
-
-@functools.lru_cache(maxsize=8192)
-def _money_number_of_text(amount: str, currency: str) -> int | float:
-    # Shopify's amounts repeat (prices, "0.0" taxes and shipping): each receipt has about ten of them, and the
-    # Decimal parse + quantize is most of a receipt's mapping time on a cache miss.
-    return _money_number(amount, currency)
-
-
-def _money_number(amount: str | int | Decimal | None, currency: str) -> int | float:
     value = quantize(amount, currency)
     if minor_units(currency) == 0:
         return int(value)

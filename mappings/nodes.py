@@ -28,28 +28,49 @@ def nodes(connection: Any) -> list[Node]:
     return [edge["node"] for edge in connection.get("edges") or []]
 
 
+#: Shopify ids are 64-bit integers; every one Shopify issues fits in 63 bits, which is what the push store keeps.
+MAX_ID = 2**63 - 1
+
+
 def numeric_id(value: Any) -> int | None:
-    """`gid://shopify/Order/123` or "123" or 123 → 123."""
-    if value is None:
+    """A Shopify id as an int: a JSON integer, a digit string or a gid (`gid://shopify/Order/123`); None for anything
+    else (absent, a bool or float, other digits than 0-9, zero, or past MAX_ID)."""
+    if isinstance(value, bool):
         return None
-    text = str(value).rsplit("/", 1)[-1].split("?", 1)[0]
-    return int(text) if text.isascii() and text.isdigit() else None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        tail = value.rsplit("/", 1)[-1].split("?", 1)[0]
+        if not (tail.isascii() and tail.isdigit()):
+            return None
+        number = int(tail)
+    else:
+        return None
+    return number if 0 < number <= MAX_ID else None
 
 
-def strip_hash(name: str | None) -> str:
-    """Order / fulfillment name without its leading '#' ("#1001.1" → "1001.1")."""
-    return (name or "").strip().removeprefix("#")
+def strip_hash(name: Any) -> str:
+    """An order or fulfillment name without its one leading '#' ("#1001.1" → "1001.1", "##1001" → "#1001"): the
+    number PROTOCOL §5/§6 answer with. "" when the name is not text."""
+    return name.strip().removeprefix("#") if isinstance(name, str) else ""
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """Shopify DateTime (ISO 8601, 'Z' or offset) → aware datetime; None when absent or unreadable."""
-    if not value:
+def parse_time(value: Any) -> datetime | None:
+    """Shopify DateTime (ISO 8601, 'Z' or an offset; without one, UTC) → aware datetime; None when absent or
+    unreadable."""
+    if not isinstance(value, str) or not value:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def epoch_seconds(value: Any) -> float | None:
+    """A Shopify DateTime as Unix seconds; None when absent or unreadable."""
+    parsed = parse_time(value)
+    return parsed.timestamp() if parsed is not None else None
 
 
 def iso_utc(value: str | None) -> str:

@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from mappings.models import Package
 from mappings.nodes import Node, dig, nodes, strip_hash, utc_date
 
 MAX_PRODUCT_NAME = 80
 
-#: Fulfillment statuses (FulfillmentStatus) and display statuses that mean "this shipment no longer exists".
-_CANCELLED = frozenset({"CANCELLED", "CANCELED", "ERROR", "FAILURE"})
+#: A fulfillment in one of these FulfillmentStatus values (REST says them in lower case) or FulfillmentDisplayStatus
+#: values is no package: the shipment no longer exists. A voided label counts: Shopify puts the fulfillment's items
+#: back to unfulfilled. Neither the `packages` reply lists it nor a package/update announces it.
+CANCELLED_FULFILLMENT_STATUSES = frozenset({"CANCELLED", "CANCELED", "ERROR", "FAILURE"})
+CANCELLED_DISPLAY_STATUSES = frozenset({"CANCELED", "LABEL_VOIDED"})
+
+
+def is_cancelled_fulfillment(status: Any, display_status: Any = None) -> bool:
+    """Whether a fulfillment of that status (and display status, when known) is cancelled: see above."""
+    return _upper(status) in CANCELLED_FULFILLMENT_STATUSES or _upper(display_status) in CANCELLED_DISPLAY_STATUSES
 
 
 def is_live_fulfillment(fulfillment: Node) -> bool:
-    status = (fulfillment.get("status") or "").upper()
-    display = (fulfillment.get("displayStatus") or "").upper()
-    return status not in _CANCELLED and display != "CANCELED"
+    """A GraphQL fulfillment node that is a package (not cancelled)."""
+    return not is_cancelled_fulfillment(fulfillment.get("status"), fulfillment.get("displayStatus"))
+
+
+def _upper(value: Any) -> str:
+    return value.strip().upper() if isinstance(value, str) else ""
 
 
 def expected_delivery(fulfillment: Node) -> str:

@@ -18,20 +18,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from mappings.models import PackageUpdateParams, Receipt
-from mappings.nodes import Node, nodes
-from mappings.package import fulfillment_packages
-from mappings.receipt import order_to_receipt, receipt_fields, recipient_name
+from mappings.nodes import Node, epoch_seconds, nodes, numeric_id, strip_hash
+from mappings.package import fulfillment_packages, is_cancelled_fulfillment
+from mappings.receipt import awaiting_payment, order_to_receipt, receipt_fields, recipient_name
 
 #: financial_status words (REST, lower case) for which Order/Receipt goes out.
 PAID_STATUSES = frozenset({"paid"})
-#: financial_status words that count as "unpaid" for Order/Unpaid (PROTOCOL §5 `unpaid`).
-UNPAID_STATUSES = frozenset({"pending", "authorized", "partially_paid"})
-#: Fulfillment statuses that never produce a package push.
-DEAD_FULFILLMENT_STATUSES = frozenset({"cancelled", "canceled", "error", "failure"})
 
 ORDER_TOPICS = frozenset(
     {
@@ -91,7 +86,7 @@ class OrderChange:
 
     @property
     def unpaid(self) -> bool:
-        return self.financial_status in UNPAID_STATUSES and not self.cancelled
+        return awaiting_payment(self.financial_status) and not self.cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,40 +113,28 @@ def parse_webhook(topic: str, payload: Any) -> WebhookFacts:
         return Unusable("body is not a JSON object")
     if topic in ORDER_TOPICS:
         order = order_change(payload)
-        return order if order is not None else Unusable("order payload without an id")
+        return order if order is not None else Unusable("order payload without a valid id")
     if topic in FULFILLMENT_TOPICS:
         change = fulfillment_change(payload, created=topic == "fulfillments/create")
-        return change if change is not None else Unusable("fulfillment payload without ids")
+        return change if change is not None else Unusable("fulfillment payload without valid ids")
     if topic == FULFILLMENT_EVENT_TOPIC:
         event = fulfillment_event_change(payload)
-        return event if event is not None else Unusable("fulfillment event without ids or status")
+        return event if event is not None else Unusable("fulfillment event without valid ids or a status")
     return OtherWebhook(payload)
 
 
 # --- small parsers -------------------------------------------------------------------------------------------------
 
 
-def parse_time(value: Any) -> float:
-    """ISO 8601 (Shopify's `2021-12-31T19:00:00-05:00` or `...Z`) → Unix seconds; 0.0 when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return 0.0
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+def _time(value: Any) -> float:
+    """A payload's time as Unix seconds; 0.0 when absent or unreadable (older than any stored state)."""
+    return epoch_seconds(value) or 0.0
 
 
-def parse_id(value: Any) -> int | None:
-    """A Shopify id as an int: JSON integers, digit strings, or a gid (`gid://shopify/Order/123`)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        tail = value.rsplit("/", 1)[-1].split("?", 1)[0]
-        if tail.isdigit():
-            return int(tail)
-    return None
+def sub_list(obj: Mapping[str, Any], key: str) -> list[Any]:
+    """`obj[key]` when it is a list, else an empty one (as `sub_mapping`, for list fields)."""
+    value = obj.get(key)
+    return value if isinstance(value, list) else []
 
 
 def sub_mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -165,10 +148,6 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _strip_hash(name: Any) -> str:
-    return _text(name).removeprefix("#")
-
-
 _PHONE_DIGITS = re.compile(r"\d")
 
 
@@ -179,16 +158,14 @@ def _phone(value: Any) -> str:
 
 
 def tracking_status(shipment_status: Any, fulfillment_status: Any = None) -> str | None:
-    """The push word for a fulfillment's state: its shipment status (in_transit, delivered, ...) when the carrier
-    reported one, else `shipped`; None for a cancelled or failed fulfillment (nothing to announce)."""
-    if _text(fulfillment_status).lower() in DEAD_FULFILLMENT_STATUSES:
+    """The push word for a fulfillment's state (REST words): its shipment status (in_transit, delivered, ...) when
+    the carrier reported one, else `shipped`; None for a cancelled fulfillment (nothing to announce)."""
+    if is_cancelled_fulfillment(fulfillment_status):
         return None
     status = _text(shipment_status).lower()
     return status or "shipped"
 
 
-#: FulfillmentDisplayStatus values that announce nothing (the package is not on its way).
-_SILENT_DISPLAY = frozenset({"CANCELED", "LABEL_VOIDED"})
 #: FulfillmentDisplayStatus values that mean "it left the warehouse" without a carrier status yet.
 _SHIPPED_DISPLAY = frozenset({"FULFILLED", "MARKED_AS_FULFILLED", "SUBMITTED"})
 
@@ -196,9 +173,9 @@ _SHIPPED_DISPLAY = frozenset({"FULFILLED", "MARKED_AS_FULFILLED", "SUBMITTED"})
 def status_from_display(display_status: Any, status: Any = None) -> str | None:
     """GraphQL `displayStatus` → the push word of the webhook path (IN_TRANSIT → in_transit, FULFILLED → shipped);
     None for a cancelled fulfillment."""
-    display = _text(display_status).upper()
-    if _text(status).upper() in ("CANCELLED", "ERROR", "FAILURE") or display in _SILENT_DISPLAY:
+    if is_cancelled_fulfillment(status, display_status):
         return None
+    display = _text(display_status).upper()
     if not display or display in _SHIPPED_DISPLAY:
         return "shipped"
     return display.lower()
@@ -209,11 +186,11 @@ def status_from_display(display_status: Any, status: Any = None) -> str | None:
 
 def fulfillment_change(payload: Mapping[str, Any], *, created: bool = False) -> FulfillmentChange | None:
     """fulfillments/create|update payloads (and the `fulfillments` of an order payload). None without ids."""
-    fulfillment_id = parse_id(payload.get("id"))
-    order_id = parse_id(payload.get("order_id"))
+    fulfillment_id = numeric_id(payload.get("id"))
+    order_id = numeric_id(payload.get("order_id"))
     if fulfillment_id is None or order_id is None:
         return None
-    numbers = [_text(n) for n in payload.get("tracking_numbers") or () if _text(n)]
+    numbers = [_text(n) for n in sub_list(payload, "tracking_numbers") if _text(n)]
     if not numbers and _text(payload.get("tracking_number")):
         numbers = [_text(payload.get("tracking_number"))]
     status = tracking_status(payload.get("shipment_status"), payload.get("status"))
@@ -222,9 +199,9 @@ def fulfillment_change(payload: Mapping[str, Any], *, created: bool = False) -> 
     return FulfillmentChange(
         fulfillment_id=fulfillment_id,
         order_id=order_id,
-        updated_at=parse_time(payload.get("updated_at")) or parse_time(payload.get("created_at")),
+        updated_at=_time(payload.get("updated_at")) or _time(payload.get("created_at")),
         status=status,
-        name=_strip_hash(payload.get("name")),
+        name=strip_hash(payload.get("name")),
         tracking_numbers=tuple(numbers),
     )
 
@@ -232,35 +209,35 @@ def fulfillment_change(payload: Mapping[str, Any], *, created: bool = False) -> 
 def fulfillment_event_change(payload: Mapping[str, Any]) -> FulfillmentChange | None:
     """fulfillment_events/create (only ids, status, times and location in a real delivery); None without ids or
     status. The fulfillment's name and tracking come from the gateway's state or from the push read."""
-    fulfillment_id = parse_id(payload.get("fulfillment_id"))
-    order_id = parse_id(payload.get("order_id"))
+    fulfillment_id = numeric_id(payload.get("fulfillment_id"))
+    order_id = numeric_id(payload.get("order_id"))
     status = _text(payload.get("status")).lower()
     if fulfillment_id is None or order_id is None or not status:
         return None
-    when = parse_time(payload.get("happened_at")) or parse_time(payload.get("created_at"))
+    when = _time(payload.get("happened_at")) or _time(payload.get("created_at"))
     return FulfillmentChange(fulfillment_id=fulfillment_id, order_id=order_id, updated_at=when, status=status)
 
 
 def order_change(order: Mapping[str, Any]) -> OrderChange | None:
     """orders/create|paid|updated|cancelled payloads; None without an id."""
-    order_id = parse_id(order.get("id"))
+    order_id = numeric_id(order.get("id"))
     if order_id is None:
         return None
     customer = sub_mapping(order, "customer")
     fulfillments = []
-    for f in order.get("fulfillments") or ():
+    for f in sub_list(order, "fulfillments"):
         if isinstance(f, Mapping):
             change = fulfillment_change({**f, "order_id": f.get("order_id", order_id)})
             if change is not None:
                 fulfillments.append(change)
     return OrderChange(
         order_id=order_id,
-        order_name=_strip_hash(order.get("name")),
-        created_at=parse_time(order.get("created_at")),
-        updated_at=parse_time(order.get("updated_at")) or parse_time(order.get("created_at")),
+        order_name=strip_hash(order.get("name")),
+        created_at=_time(order.get("created_at")),
+        updated_at=_time(order.get("updated_at")) or _time(order.get("created_at")),
         financial_status=_text(order.get("financial_status")).lower(),
         cancelled=bool(order.get("cancelled_at")),
-        customer_id=parse_id(customer.get("id")),
+        customer_id=numeric_id(customer.get("id")),
         email=_text(order.get("email")),
         phone=_text(order.get("phone")) or _text(customer.get("phone")),
         fulfillments=tuple(fulfillments),
@@ -269,34 +246,34 @@ def order_change(order: Mapping[str, Any]) -> OrderChange | None:
 
 def order_change_from_node(node: Mapping[str, Any]) -> OrderChange | None:
     """An order node of reconciliation's listing (push_orders_updated.graphql) → the facts a webhook would give."""
-    order_id = parse_id(node.get("legacyResourceId")) or parse_id(node.get("id"))
+    order_id = numeric_id(node.get("legacyResourceId")) or numeric_id(node.get("id"))
     if order_id is None:
         return None
     fulfillments = []
-    for f in node.get("fulfillments") or ():
-        fid = parse_id(f.get("legacyResourceId")) if isinstance(f, Mapping) else None
+    for f in sub_list(node, "fulfillments"):
+        fid = numeric_id(f.get("legacyResourceId")) if isinstance(f, Mapping) else None
         if fid is None:
             continue
         fulfillments.append(
             FulfillmentChange(
                 fulfillment_id=fid,
                 order_id=order_id,
-                updated_at=parse_time(f.get("updatedAt")) or parse_time(f.get("createdAt")),
+                updated_at=_time(f.get("updatedAt")) or _time(f.get("createdAt")),
                 status=status_from_display(f.get("displayStatus"), f.get("status")),
-                name=_strip_hash(f.get("name")),
+                name=strip_hash(f.get("name")),
                 tracking_numbers=tuple(
-                    _text(t.get("number")) for t in f.get("trackingInfo") or () if _text(t.get("number"))
+                    _text(t.get("number")) for t in nodes(f.get("trackingInfo")) if _text(t.get("number"))
                 ),
             )
         )
     return OrderChange(
         order_id=order_id,
-        order_name=_strip_hash(node.get("name")),
-        created_at=parse_time(node.get("createdAt")),
-        updated_at=parse_time(node.get("updatedAt")) or parse_time(node.get("createdAt")),
+        order_name=strip_hash(node.get("name")),
+        created_at=_time(node.get("createdAt")),
+        updated_at=_time(node.get("updatedAt")) or _time(node.get("createdAt")),
         financial_status=_text(node.get("displayFinancialStatus")).lower(),
         cancelled=bool(node.get("cancelledAt")),
-        customer_id=parse_id(sub_mapping(node, "customer").get("legacyResourceId")),
+        customer_id=numeric_id(sub_mapping(node, "customer").get("legacyResourceId")),
         email=_text(node.get("email")),
         phone=_text(node.get("phone")),
         fulfillments=tuple(fulfillments),
@@ -360,19 +337,15 @@ def _no_label(_: str | None) -> str:
 
 def find_fulfillment(node: Node, fulfillment_id: int) -> Node | None:
     for fulfillment in nodes(node.get("fulfillments")):
-        if parse_id(fulfillment.get("legacyResourceId")) == fulfillment_id:
+        if numeric_id(fulfillment.get("legacyResourceId")) == fulfillment_id:
             return fulfillment
     return None
 
 
-def package_update_params(node: Node, fulfillment_id: int, status: str) -> dict[str, Any] | None:
-    """package/update params: the `packages` reply's (first) package of that fulfillment — its tracking number, URL
-    and carrier, the first fulfilled line item's image — with the order's recipient name and the transition's status
-    word.
-    None when the order node does not list the fulfillment."""
-    fulfillment = find_fulfillment(node, fulfillment_id)
-    if fulfillment is None:
-        return None
+def package_update_params(node: Node, fulfillment: Node, status: str) -> dict[str, Any]:
+    """package/update params: the `packages` reply's (first) package of that fulfillment of the order node — its
+    tracking number, URL and carrier, the first fulfilled line item's image — with the order's recipient name and the
+    transition's status word."""
     package = fulfillment_packages(str(node.get("name") or ""), fulfillment, _no_label)[0]
     return PackageUpdateParams(
         tracking_number=package.tracking_number,
@@ -388,9 +361,9 @@ def tracking_numbers(node: Node) -> list[tuple[int, str, str]]:
     """(fulfillment id, fulfillment name without '#', tracking number) of every tracked fulfillment in the node."""
     found = []
     for fulfillment in nodes(node.get("fulfillments")):
-        fid = parse_id(fulfillment.get("legacyResourceId"))
+        fid = numeric_id(fulfillment.get("legacyResourceId"))
         for info in fulfillment.get("trackingInfo") or ():
             number = _text(info.get("number")) if isinstance(info, Mapping) else ""
             if fid is not None and number:
-                found.append((fid, _strip_hash(fulfillment.get("name")), number))
+                found.append((fid, strip_hash(fulfillment.get("name")), number))
     return found

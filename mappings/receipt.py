@@ -9,12 +9,13 @@ from typing import Any
 
 from mappings.models import Number, Receipt
 from mappings.money import money_number, to_decimal
-from mappings.nodes import Node, dig, nodes, parse_time, strip_hash
+from mappings.nodes import Node, dig, epoch_seconds, nodes, strip_hash
 
 MAX_ELEMENTS = 100
 
-#: displayFinancialStatus values that make an open order "unpaid" (PROTOCOL §5).
-UNPAID_FINANCIAL_STATUSES = frozenset({"PENDING", "AUTHORIZED", "PARTIALLY_PAID"})
+#: Financial statuses that make an open order "unpaid" (PROTOCOL §5; GraphQL's displayFinancialStatus words, which
+#: REST says in lower case), in the order the `unpaid` filter searches them.
+UNPAID_FINANCIAL_STATUSES = ("PENDING", "AUTHORIZED", "PARTIALLY_PAID")
 
 _MASK = "***"
 #: Where a recipient name may be, best first (read lazily: the shipping address usually has it).
@@ -24,13 +25,18 @@ _NOT_DIGITS = re.compile(r"[^0-9]+")
 _ZERO = Decimal(0)
 
 
+def awaiting_payment(financial_status: Any) -> bool:
+    """Whether an order's financial status (either API's word) is one of PROTOCOL §5's unpaid ones."""
+    return isinstance(financial_status, str) and financial_status.strip().upper() in UNPAID_FINANCIAL_STATUSES
+
+
 def order_status(node: Node) -> str:
     """cancelled > closed > unpaid > open (joinchat words; the meetbot codec says `past` for closed)."""
     if node.get("cancelledAt"):
         return "cancelled"
     if node.get("closed") or node.get("closedAt"):
         return "closed"
-    if (node.get("displayFinancialStatus") or "").upper() in UNPAID_FINANCIAL_STATUSES:
+    if awaiting_payment(node.get("displayFinancialStatus")):
         return "unpaid"
     return "open"
 
@@ -90,12 +96,8 @@ def _address(node: Node, *, mask_personal: bool) -> dict[str, str] | None:
 
 
 def _presentment(node: Node, field: str) -> str | None:
-    """dig(node, field, "presentmentMoney", "amount"), unrolled: ten per receipt, and the bags are there (a null or
-    missing level, the rare case, costs the exception)."""
-    try:
-        return node[field]["presentmentMoney"]["amount"]  # type: ignore[no-any-return]
-    except (KeyError, TypeError):
-        return None
+    """The amount of a money bag in the shopper's currency (PROTOCOL §5: what the shopper paid in)."""
+    return dig(node, field, "presentmentMoney", "amount")  # type: ignore[no-any-return]
 
 
 def _adjustments(node: Node, line_items: list[Node], currency: str) -> list[dict[str, str | Number]]:
@@ -138,15 +140,14 @@ def _elements(line_items: list[Node], currency: str) -> list[dict[str, str | Num
 
 
 def unix_timestamp(value: str | None) -> int:
-    parsed = parse_time(value)
-    return int(parsed.timestamp()) if parsed else 0
+    return int(epoch_seconds(value) or 0)
 
 
 def receipt_fields(receipt: Receipt, *, copy_nested: bool = True) -> dict[str, Any]:
-    """`receipt.model_dump(exclude_none=True)`, read off the models' field dicts: a receipt renders on every `orders`
-    reply (cache hits too), and pydantic's serializer took about five times as long for the same dict (timeit). Exact because
-    every value a Receipt holds is already its JSON value (str, int, float, or a sub-model of those) and only `address`
-    may be None. The top-level dict is always a new one; the nested ones are copies unless `copy_nested` is False,
+    """`receipt.model_dump(exclude_none=True)`, read off the models' field dicts: it runs for every receipt an
+    `orders` reply or a push renders, and pydantic's serializer costs several times as much for the same dict. Exact
+    because every value a Receipt holds is already its JSON value (str, int, float, or a sub-model of those) and only
+    `address` may be None. The top-level dict is always a new one; the nested ones are copies unless `copy_nested` is False,
     for a caller that only serializes the result (they are then the models' own: changing one would change a cached
     receipt)."""
     fields = receipt.__dict__.copy()

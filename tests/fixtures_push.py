@@ -412,13 +412,13 @@ class PushGateway:
 async def make_push_gateway(
     aiohttp_client: Any, bot_receiver: BotReceiver, push_sandbox: Any, tmp_path: Path
 ) -> Callable[..., Any]:
-    """`await make_push_gateway(push={...}, shop={...})` → a PushGateway pushing to `bot_receiver`, reading from
-    `push_sandbox`."""
+    """`await make_push_gateway(push={...}, shop={...}, sqlite_path=...)` → a PushGateway pushing to `bot_receiver`,
+    reading from `push_sandbox` (its SQLite store a new file unless `sqlite_path` names one)."""
     from gateway.app import create_app
 
-    async def make(**kw: Any) -> PushGateway:
+    async def make(sqlite_path: Path | None = None, **kw: Any) -> PushGateway:
         kw.setdefault("admin_api_base", push_sandbox.base_url)
-        settings = push_settings(bot_receiver.url, tmp_path / f"push-{next(_event_ids)}.sqlite3", **kw)
+        settings = push_settings(bot_receiver.url, sqlite_path or tmp_path / f"push-{next(_event_ids)}.sqlite3", **kw)
         app = create_app(settings)
         client = await aiohttp_client(app)
         return PushGateway(client, app, push_sandbox.shop(SHOP_DOMAIN))
@@ -568,3 +568,22 @@ async def run_cli(*argv: str) -> CliResult:
         return CliResult(code, out.getvalue())
 
     return await asyncio.to_thread(run)
+
+
+async def reconcile_now(app: web.Application, shop_key: str) -> Any:
+    """One reconciliation pass of the running app's shop, with the app's settings, Shopify client and metrics (what
+    its reconciler task runs every `server.reconcile_interval_seconds`) → the PassReport."""
+    from gateway.keys import SETTINGS
+    from gateway.ops import get_metrics
+    from gateway.push.reader import PushReader
+    from gateway.push.reconcile import reconcile_shop
+    from gateway.push.render import PushRenderer
+    from gateway.push.rules import Rules
+    from gateway.push.store import PUSH_STORE
+    from gateway.shopify.client import SHOPIFY_CLIENTS
+
+    settings, clients, metrics = app[SETTINGS], app[SHOPIFY_CLIENTS], get_metrics(app)
+    renderer = PushRenderer(settings, PushReader(clients, metrics), metrics)
+    return await reconcile_shop(
+        shop_key, settings, app[PUSH_STORE], Rules(settings, metrics), renderer, clients[shop_key]
+    )

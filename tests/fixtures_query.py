@@ -27,7 +27,7 @@ from gateway.app import create_app
 from gateway.cache import LookupCache
 from gateway.lookups.context import ShopContext
 from gateway.settings import Settings, parse_settings
-from gateway.shopify.client import ShopifyAdminClient
+from gateway.shopify.client import ShopifyAdminClient, ShopifyUnavailable
 from gateway.shopify.queries import load_query
 from localstore import SandboxServer, SandboxShop
 from localstore.cost import CostCalculator
@@ -79,7 +79,7 @@ def lookup_context(
         key="demo",
         settings=shop_settings,
         client=ShopifyAdminClient(shop_settings, session, shop_key="demo"),
-        cache=LookupCache(),
+        cache=LookupCache(serve_stale_on=(ShopifyUnavailable,)),  # as the app's (gateway.query)
         push_state=push_state,
     )
 

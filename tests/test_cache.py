@@ -8,17 +8,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.cache import (
-    LOOKUP_CACHE,
-    NOTHING,
-    CacheStatus,
-    Invalidation,
-    LookupCache,
-    email_tag,
-    order_tags,
-    product_tags,
-    setup_cache,
-)
+from gateway.cache import LOOKUP_CACHE, NOTHING, Invalidation, LookupCache, setup_cache
+from gateway.cache_tags import canonical_tag, email_tag, order_tags, product_tags
+from gateway.flows import LOOKUP_INVALIDATOR
 from gateway.keys import SETTINGS
 from gateway.ops import get_metrics
 from gateway.settings import parse_settings
@@ -58,7 +50,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def cache(clock: FakeClock) -> LookupCache:
-    c = LookupCache(clock=clock)
+    c = LookupCache(clock=clock, serve_stale_on=(ShopifyUnavailable,))
     c.configure_shop("demo", max_entries=100, stale_if_error=600)
     c.configure_shop("other", max_entries=100, stale_if_error=600)
     return c
@@ -68,11 +60,10 @@ async def test_hit_returns_the_same_object_without_calling_the_loader(cache: Loo
     value = {"orders": [1, 2, 3]}
     load = CountingLoader(value)
     first = await cache.get_or_load(("demo", "q"), load, ttl=60)
-    second, status = await cache.get_or_load_status(("demo", "q"), load, ttl=60)
+    second = await cache.get_or_load(("demo", "q"), load, ttl=60)
     assert first is value and second is value  # no copy on the hit path
-    assert status is CacheStatus.HIT
+    assert (cache.hits, cache.misses) == (1, 1)  # the second was a hit
     assert load.calls == 1
-    assert (cache.hits, cache.misses) == (1, 1)
 
 
 async def test_keys_are_per_shop(cache: LookupCache) -> None:
@@ -85,14 +76,13 @@ async def test_keys_are_per_shop(cache: LookupCache) -> None:
 async def test_single_flight_100_concurrent_identical_misses_call_the_loader_once(cache: LookupCache) -> None:
     load = CountingLoader("shared")
     load.gate = asyncio.Event()
-    waiters = [asyncio.ensure_future(cache.get_or_load_status(("demo", "q"), load, ttl=60)) for _ in range(100)]
+    waiters = [asyncio.ensure_future(cache.get_or_load(("demo", "q"), load, ttl=60)) for _ in range(100)]
     await asyncio.sleep(0)
     load.gate.set()
     results = await asyncio.gather(*waiters)
     assert load.calls == 1
-    assert all(value == "shared" for value, _ in results)
-    statuses = [status for _, status in results]
-    assert statuses.count(CacheStatus.MISS) == 1 and statuses.count(CacheStatus.SHARED) == 99
+    assert all(value == "shared" for value in results)
+    assert (cache.misses, cache.shared, cache.hits) == (1, 99, 0)  # one ran the load, 99 joined it
 
 
 async def test_shared_failure_reaches_every_waiter_and_is_not_cached(cache: LookupCache) -> None:
@@ -142,18 +132,19 @@ async def test_when_the_loading_caller_is_cancelled_each_waiter_is_still_answere
     them, the others wait for that one — instead of failing."""
     load = CountingLoader("done")
     load.gate = asyncio.Event()
-    first = asyncio.ensure_future(cache.get_or_load_status(("demo", "q"), load, ttl=60))
-    waiters = [asyncio.ensure_future(cache.get_or_load_status(("demo", "q"), load, ttl=60)) for _ in range(3)]
+    first = asyncio.ensure_future(cache.get_or_load(("demo", "q"), load, ttl=60))
+    waiters = [asyncio.ensure_future(cache.get_or_load(("demo", "q"), load, ttl=60)) for _ in range(3)]
     await asyncio.sleep(0)
+    assert (cache.misses, cache.shared) == (1, 3)  # the first caller's load, and the three that joined it
     first.cancel()
     for _ in range(3):  # the cancellation reaches the waiters; one of them starts the load again
         await asyncio.sleep(0)
     load.gate.set()
     results = await asyncio.gather(*waiters)
     assert first.cancelled()
-    assert [value for value, _ in results] == ["done"] * 3
-    statuses = [status for _, status in results]
-    assert statuses.count(CacheStatus.MISS) == 1 and statuses.count(CacheStatus.SHARED) == 2
+    assert results == ["done"] * 3
+    # one of the three waiters loaded again; the other two, counted as sharing already, waited for its load
+    assert (cache.misses, cache.shared) == (1 + 1, 3)
     assert load.calls == 2  # the cancelled load, and one more for the three that waited
 
 
@@ -164,8 +155,9 @@ async def test_ttl_expiry(cache: LookupCache, clock: FakeClock) -> None:
     await cache.get_or_load(("demo", "q"), load, ttl=60)
     assert load.calls == 1
     clock.now += 0.2
-    _, status = await cache.get_or_load_status(("demo", "q"), load, ttl=60)
-    assert status is CacheStatus.MISS and load.calls == 2
+    misses = cache.misses
+    await cache.get_or_load(("demo", "q"), load, ttl=60)
+    assert cache.misses == misses + 1 and load.calls == 2
 
 
 async def test_ttl_zero_stores_nothing_but_still_shares_concurrent_loads(cache: LookupCache) -> None:
@@ -189,8 +181,7 @@ async def test_stale_if_error_serves_an_expired_value_within_the_window(
     await cache.get_or_load(("demo", "q"), load, ttl=60)
     clock.now += 300  # expired, but younger than stale_if_error (600 s)
     load.error = failure
-    value, status = await cache.get_or_load_status(("demo", "q"), load, ttl=60)
-    assert (value, status) == ("old", CacheStatus.STALE)
+    assert await cache.get_or_load(("demo", "q"), load, ttl=60) == "old"
     assert cache.stale_served == 1
     clock.now += 400  # now 700 s old: too old to stand in
     with pytest.raises(type(failure)):
@@ -223,20 +214,21 @@ async def test_invalidation_by_tag_is_scoped_to_the_shop(cache: LookupCache) -> 
     by_email = ("demo", "orders of ann@example.com")
     unrelated = ("demo", "orders #1002")
     other_shop = ("other", "orders #1001")
-    await cache.get_or_load(by_number, load, ttl=60, tags=order_tags(name="#1001"))
+    await cache.get_or_load(by_number, load, ttl=60, tags=order_tags(number="1001"))
     await cache.get_or_load(by_email, load, ttl=60, tags=order_tags(email="Ann@Example.com"))
-    await cache.get_or_load(unrelated, load, ttl=60, tags=order_tags(name="1002"))
-    await cache.get_or_load(other_shop, load, ttl=60, tags=order_tags(name="1001"))
+    await cache.get_or_load(unrelated, load, ttl=60, tags=order_tags(number="1002"))
+    await cache.get_or_load(other_shop, load, ttl=60, tags=order_tags(number="1001"))
 
     # what the orders/updated webhook of #1001 (owned by ann@example.com) would evict
-    removed = cache.invalidate("demo", order_tags(name="1001", email="ann@example.com", customer_id=7, order_id=99))
+    removed = cache.invalidate("demo", order_tags(number="1001", email="ann@example.com", customer_id=7, order_id=99))
     assert removed == 2
     assert cache.peek(by_number) is None and cache.peek(by_email) is None
     assert cache.peek(unrelated) == "v" and cache.peek(other_shop) == "v"
 
 
 def test_tags_normalise_names_ids_and_hide_pii() -> None:
-    assert order_tags(name="#1001") == order_tags(name=" 1001 ")
+    assert canonical_tag("order:#1001") == canonical_tag("order:1001") == order_tags(number=" 1001 ")[0]
+    assert canonical_tag(order_tags(number="1001")[0]) == order_tags(number="1001")[0]  # canonical stays so
     assert order_tags(order_id="gid://shopify/Order/99") == order_tags(order_id=99)
     assert order_tags(customer_id="gid://shopify/Customer/7") == ("customer:7",)
     assert "ann" not in email_tag("ann@example.com")
@@ -285,10 +277,10 @@ async def test_hooks_see_local_invalidations_but_not_remote_ones(cache: LookupCa
 
     cache.on_invalidate.append(seen.append)
     cache.on_invalidate.append(publish)
-    cache.invalidate("demo", order_tags(name="1001"))
+    cache.invalidate("demo", order_tags(number="1001"))
     cache.invalidate_shop("demo", kind="products")
     await cache.close()
-    expected = [Invalidation("demo", ("order:1001",)), Invalidation("demo", None, "products")]
+    expected = [Invalidation("demo", ("order:#1001",)), Invalidation("demo", None, "products")]
     assert seen == expected and published == expected
 
     load = CountingLoader()
@@ -297,7 +289,7 @@ async def test_hooks_see_local_invalidations_but_not_remote_ones(cache: LookupCa
     assert cache.peek(("demo", "q")) is None
     assert len(seen) == 2  # not re-broadcast
     # tags from the wire are canonicalised like local ones
-    await cache.get_or_load(("demo", "q"), load, ttl=60, tags=order_tags(name="1001"))
+    await cache.get_or_load(("demo", "q"), load, ttl=60, tags=order_tags(number="1001"))
     assert cache.apply_remote_invalidation(Invalidation("demo", ("order:#1001",))) == 1
     assert cache.peek(("demo", "q")) is None
 
@@ -323,7 +315,7 @@ async def test_size_bound_evicts_least_recently_used_and_cleans_the_tag_index(cl
     assert len(cache) == 3 and cache.evictions == 1
     assert cache.peek(("demo", 1)) is None  # the least recently used went
     assert cache.peek(("demo", 0)) == "v"
-    assert ("demo", "order:1") not in cache._tag_index
+    assert ("demo", canonical_tag("order:1")) not in cache._tag_index
     for i in range(100):
         await cache.get_or_load(("demo", f"k{i}"), load, ttl=60, tags=(f"order:k{i}",))
     assert len(cache) == 3
@@ -353,8 +345,10 @@ async def test_setup_cache_configures_every_shop_and_exports_counters() -> None:
     )
     app = web.Application()
     app[SETTINGS] = settings
-    cache = setup_cache(app)
-    assert app[LOOKUP_CACHE] is cache and setup_cache(app) is cache
+    cache = setup_cache(app, serve_stale_on=(ShopifyUnavailable,))
+    assert app[LOOKUP_CACHE] is cache and setup_cache(app, serve_stale_on=()) is cache
+    assert app[LOOKUP_INVALIDATOR] is cache  # what the push side evicts through
+    assert cache.serve_stale_on == (ShopifyUnavailable,)
     assert cache._partition("demo").maxsize == 5 and cache._partition("demo").stale_if_error == 30
     await cache.get_or_load(("demo", "q"), CountingLoader(), ttl=60)
     await cache.get_or_load(("demo", "q"), CountingLoader(), ttl=60)
@@ -365,7 +359,7 @@ async def test_setup_cache_configures_every_shop_and_exports_counters() -> None:
 async def test_hand_written_tags_match_the_helpers_and_star_clears_the_shop(cache: LookupCache) -> None:
     load = CountingLoader()
     await cache.get_or_load(("demo", "by email"), load, ttl=60, tags=order_tags(email="ann@example.com"))
-    await cache.get_or_load(("demo", "by number"), load, ttl=60, tags=order_tags(name="#1001"))
+    await cache.get_or_load(("demo", "by number"), load, ttl=60, tags=order_tags(number="1001"))
     await cache.get_or_load(("demo", "products"), load, ttl=60, tags=product_tags())
     # the webhook side may write tags by hand (raw email, order name with '#')
     assert cache.invalidate("demo", ["email:Ann@Example.com", "order:#1001"]) == 2
@@ -398,15 +392,15 @@ async def test_lazy_tags_are_only_materialised_when_storing(cache: LookupCache) 
     assert cache.invalidate("demo", order_tags(email="ann@example.com")) == 1
 
 
-async def test_looked_load_counts_like_get_or_load_and_still_single_flights(cache: LookupCache) -> None:
-    """`get_or_load(looked=True)`, for a caller that `fresh` just told there is nothing (run_lookup's orders): the
-    same miss, single flight and store as get_or_load, without a second look (no hit or miss counted twice)."""
+async def test_a_load_after_fresh_found_nothing_counts_once_and_still_single_flights(cache: LookupCache) -> None:
+    """`get_or_load` for a caller that `fresh` just told there is nothing: the same miss, single flight and store as
+    without the look (no hit or miss counted twice)."""
     key = ("demo", "q")
     load = CountingLoader("v")
     load.gate = asyncio.Event()
     assert cache.fresh(key) is NOTHING
-    first = asyncio.ensure_future(cache.get_or_load(key, load, ttl=60, looked=True))
-    others = [asyncio.ensure_future(cache.get_or_load(key, load, ttl=60, looked=True)) for _ in range(9)]
+    first = asyncio.ensure_future(cache.get_or_load(key, load, ttl=60))
+    others = [asyncio.ensure_future(cache.get_or_load(key, load, ttl=60)) for _ in range(9)]
     await asyncio.sleep(0)
     load.gate.set()
     assert await asyncio.gather(first, *others) == ["v"] * 10

@@ -454,3 +454,67 @@ def test_open_api_status(over: dict[str, Any], status: str) -> None:
 
 def test_local_date_unknown_zone_is_utc() -> None:
     assert local_date("2024-04-26T23:30:00Z", "Not/AZone") == "2024-04-26"
+
+
+# --- rules both flows read the same way (mappings.nodes, mappings.package, mappings.receipt) ------------------------
+
+
+def test_a_shopify_id_is_a_positive_integer_that_fits_the_store() -> None:
+    from mappings.nodes import MAX_ID, numeric_id
+
+    assert [numeric_id(v) for v in (5, "5", "gid://shopify/Order/5", "gid://shopify/Order/5?x=1")] == [5] * 4
+    assert numeric_id(MAX_ID) == MAX_ID
+    for not_an_id in (None, True, 5.0, 0, -5, MAX_ID + 1, "gid://shopify/Order/²", "١٢", "", "x", [5], {"id": 5}):
+        assert numeric_id(not_an_id) is None, not_an_id
+
+
+def test_a_name_loses_one_leading_hash() -> None:
+    from mappings.nodes import strip_hash
+
+    assert [strip_hash(n) for n in ("#1001", " #1001.1 ", "1001", "##1001", None, 1001)] == [
+        "1001", "1001.1", "1001", "#1001", "", ""
+    ]  # fmt: skip
+
+
+def test_webhook_times_read_as_the_query_side_reads_them() -> None:
+    """The push facts' Unix seconds and the receipt's timestamp come from one reading of a Shopify DateTime (an offset,
+    'Z', or none: UTC)."""
+    from mappings.push import order_change
+    from mappings.receipt import unix_timestamp
+
+    for value in ("2024-04-26T10:00:00-04:00", "2024-04-26T14:00:00Z", "2024-04-26T14:00:00"):
+        facts = order_change({"id": 1, "created_at": value, "updated_at": value})
+        assert facts is not None and facts.created_at == facts.updated_at == unix_timestamp(value) == 1714140000
+    for unreadable in ("", "yesterday", "2024-13-01T00:00:00Z", 1714140000, None):
+        facts = order_change({"id": 1, "created_at": unreadable})
+        assert facts is not None and facts.created_at == 0.0 and unix_timestamp(unreadable) == 0  # type: ignore[arg-type]
+
+
+def test_unpaid_is_one_rule_for_the_query_status_the_push_facts_and_the_recheck() -> None:
+    from gateway.push.unpaid import still_unpaid
+    from mappings.push import order_change
+    from mappings.receipt import UNPAID_FINANCIAL_STATUSES, order_status
+
+    for status in (*UNPAID_FINANCIAL_STATUSES, "PAID", "REFUNDED", "VOIDED"):
+        unpaid = status in UNPAID_FINANCIAL_STATUSES
+        assert (order_status({"displayFinancialStatus": status}) == "unpaid") is unpaid
+        assert still_unpaid({"displayFinancialStatus": status}) is unpaid
+        facts = order_change({"id": 1, "financial_status": status.lower()})
+        assert facts is not None and facts.unpaid is unpaid
+    assert not still_unpaid({"displayFinancialStatus": "PENDING", "cancelledAt": "2024-04-26T14:00:00Z"})
+
+
+def test_cancelled_fulfillments_are_one_rule_for_packages_and_pushes() -> None:
+    """Decided (README): a voided label is a cancelled fulfillment, for the `packages` reply and for package/update."""
+    from mappings.package import is_live_fulfillment
+    from mappings.push import status_from_display, tracking_status
+
+    for status, display in (("CANCELLED", "FULFILLED"), ("SUCCESS", "CANCELED"), ("SUCCESS", "LABEL_VOIDED"),
+                            ("ERROR", None), ("FAILURE", None)):  # fmt: skip
+        assert not is_live_fulfillment({"status": status, "displayStatus": display})
+        assert status_from_display(display, status) is None
+    for word in ("cancelled", "error", "failure"):
+        assert tracking_status(None, word) is None
+    for status, display in (("SUCCESS", "FULFILLED"), ("SUCCESS", "FAILURE"), ("OPEN", "IN_TRANSIT")):
+        assert is_live_fulfillment({"status": status, "displayStatus": display})
+        assert status_from_display(display, status) is not None

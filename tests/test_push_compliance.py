@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from gateway.push.processor import EventProcessor, build_processor
 from gateway.push.reader import PushReader
-from gateway.push.rules import Rules
 from gateway.push.store import EventStatus, PushStore, StoredCounts, WebhookMeta
 from gateway.shopify.client import open_clients
 from localstore import SandboxServer, SandboxShop
@@ -100,30 +100,32 @@ async def test_shop_redact_purges_everything_stored_for_the_shop_and_its_cache(
 
 
 @pytest.fixture
-async def rules(push_store: PushStore, push_sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[Rules]:
-    """The push rules on `push_store`, reading from the local store `push_sandbox` (no gateway around them)."""
+async def processor(
+    push_store: PushStore, push_sandbox: SandboxServer, tmp_path: Path
+) -> AsyncIterator[EventProcessor]:
+    """The event processor on `push_store`, reading from the local store `push_sandbox` (no gateway around it)."""
     settings = push_settings(
         "http://127.0.0.1:9/push", tmp_path / "unused.sqlite3", admin_api_base=push_sandbox.base_url
     )
     async with open_clients(settings) as clients:
-        yield Rules(settings, push_store, reader=PushReader(clients))
+        yield build_processor(settings, push_store, reader=PushReader(clients))
 
 
 async def _run_one_batch(
-    store: PushStore, rules: Rules, shopify: SandboxShop, events: list[tuple[str, str, dict[str, Any]]]
+    store: PushStore, processor: EventProcessor, shopify: SandboxShop, events: list[tuple[str, str, dict[str, Any]]]
 ) -> None:
-    """Store the webhooks and hand them to the rules as one claimed batch, as the processor does under load (the
+    """Store the webhooks and hand them to the processor as one claimed batch, as the worker does under load (the
     local store holds the orders they are about: tests.store_mirror)."""
     for event_id, topic, payload in events:
         mirror_webhook(shopify, topic, payload)
         assert await store.record_event(SHOP_KEY, event_id, WebhookMeta(topic), json.dumps(payload).encode()) == "new"
     claimed = await store.claim_events(100, 30.0)
     assert [e.event_id for e in claimed] == [e[0] for e in events]
-    await rules.process(claimed)
+    await processor.process(claimed)
 
 
 async def test_customers_redact_in_the_middle_of_a_batch(
-    push_store: PushStore, rules: Rules, push_sandbox: SandboxServer
+    push_store: PushStore, processor: EventProcessor, push_sandbox: SandboxServer
 ) -> None:
     """What came before the redact in the same batch is purged too; the other customer's data and what came after
     stay; the redact request (it names the customer) does not outlive the purge."""
@@ -136,7 +138,7 @@ async def test_customers_redact_in_the_middle_of_a_batch(
     }
     await _run_one_batch(
         push_store,
-        rules,
+        processor,
         push_sandbox.shop(SHOP_DOMAIN),
         [
             ("a-paid", "orders/paid", a1),
@@ -158,12 +160,12 @@ async def test_customers_redact_in_the_middle_of_a_batch(
 
 
 async def test_shop_redact_in_the_middle_of_a_batch(
-    push_store: PushStore, rules: Rules, push_sandbox: SandboxServer
+    push_store: PushStore, processor: EventProcessor, push_sandbox: SandboxServer
 ) -> None:
     await push_store.set_watermark(SHOP_KEY, "2026-01-01T00:00:00Z")
     await _run_one_batch(
         push_store,
-        rules,
+        processor,
         push_sandbox.shop(SHOP_DOMAIN),
         [
             ("paid", "orders/paid", rest_order(8301, name="#8301")),
@@ -219,7 +221,7 @@ async def test_data_request_logs_counts_only_and_a_later_redact_removes_it(
 
 
 async def test_customers_redact_without_orders_leaves_no_trace(
-    push_store: PushStore, rules: Rules, push_sandbox: SandboxServer
+    push_store: PushStore, processor: EventProcessor, push_sandbox: SandboxServer
 ) -> None:
     """A redact that names only the customer (no orders_to_redact): the request itself, which carries the
     customer's email and phone, is not kept on either backend."""
@@ -229,6 +231,6 @@ async def test_customers_redact_without_orders_leaves_no_trace(
         "orders_to_redact": [],
     }
     await _run_one_batch(
-        push_store, rules, push_sandbox.shop(SHOP_DOMAIN), [("only-redact", "customers/redact", redact)]
+        push_store, processor, push_sandbox.shop(SHOP_DOMAIN), [("only-redact", "customers/redact", redact)]
     )
     assert await push_store.get_event(SHOP_KEY, "only-redact") is None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-from gateway.push.store import EventOutcome, OrderState, PushStatus
+from gateway.push.store import EventStatus, PushStatus
 from tests.fixtures_push import (
     BotReceiver,
     as_push,
@@ -238,16 +239,29 @@ async def test_each_attempt_is_recorded_with_status_and_answer(make_push_gateway
     assert attempts[0].at <= attempts[1].at
 
 
-async def test_an_order_state_written_before_the_push_read_still_gets_its_receipt(
-    make_push_gateway: Any, bot_receiver: BotReceiver
-) -> None:
-    """Rows written by earlier versions kept the receipt's JSON in OrderState.receipt for every order, paid or not;
-    that is not "the receipt was decided": the order's receipt still goes out when it is paid."""
+async def test_poison_webhooks_do_not_hold_back_the_genuine_one(make_push_gateway: Any, bot_receiver: BotReceiver) -> None:
+    """Issue #21: correctly signed orders/paid webhooks whose id is no Shopify id ("²" as a digit, past 2^63) or
+    whose fulfillments are not a list arrive together with a genuine one. The genuine receipt goes out; each poison
+    event is settled on its own (dead with the reason), none is left pending to be claimed again and again."""
     gw = await make_push_gateway()
-    t0 = time.time() - 600
-    old = OrderState("demo", 7301, "7301", t0, financial_status="pending", receipt=b'{"order_number": "7301"}')
-    await gw.store.commit([EventOutcome(order_states=[old])])
-    assert await gw.webhook("orders/paid", rest_order(7301, name="#7301", updated_at=t0 + 60)) == 200
-    await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == 1)
-    states = await gw.store.load_order_states("demo", [7301])
-    assert states[7301].receipt == b"receipt:7301" and states[7301].recipient is None
+    poison = {
+        "evt-poison-digit": {**rest_order(1), "id": "gid://shopify/Order/²"},
+        "evt-poison-big": {**rest_order(1), "id": 2**63 + 5},
+        "evt-poison-list": {**rest_order(7402, name="#7402"), "fulfillments": 5},
+    }
+    genuine = rest_order(7401, name="#7401")
+    statuses = await asyncio.gather(
+        *(gw.webhook("orders/paid", payload, mirror=False, event_id=event_id) for event_id, payload in poison.items()),
+        gw.webhook("orders/paid", genuine, event_id="evt-genuine"),
+    )
+    assert statuses == [200] * 4
+    await bot_receiver.wait_for(lambda r: any(p.body["params"]["order_number"] == "7401" for p in r.delivered()))
+    await wait_until_settled(gw.store)
+    events = {event_id: await gw.store.get_event("demo", event_id) for event_id in (*poison, "evt-genuine")}
+    assert {k: (e.status, e.error) for k, e in events.items() if e is not None} == {
+        "evt-poison-digit": (EventStatus.DEAD, "order payload without a valid id"),
+        "evt-poison-big": (EventStatus.DEAD, "order payload without a valid id"),
+        "evt-poison-list": (EventStatus.DONE, ""),  # a valid order: its fulfillments, not a list, are none
+        "evt-genuine": (EventStatus.DONE, ""),
+    }
+    assert (await gw.store.backlog())["events"] == 0

@@ -12,7 +12,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.ops import Metrics
+from gateway.ops import Metrics, get_metrics
+from gateway.push.processor import build_processor
 from gateway.push.reader import (
     FULFILLMENT_COST,
     MAX_LINE_ITEMS,
@@ -23,12 +24,10 @@ from gateway.push.reader import (
     PushReader,
     receipt_cost,
 )
-from gateway.push.reconcile import OVERLAP_SECONDS, reconcile_shop
-from gateway.push.rules import Rules
-from gateway.push.setup import PUSH_RUNTIME
+from gateway.push.reconcile import OVERLAP_SECONDS
 from gateway.push.store import EventStatus, PushStatus, PushStore, WebhookMeta
 from gateway.settings import Settings
-from gateway.shopify.client import SHOPIFY_CLIENTS, open_clients
+from gateway.shopify.client import open_clients
 from gateway.shopify.queries import load_query
 from localstore import SandboxServer, SandboxShop
 from localstore import payloads as store_payloads
@@ -43,6 +42,7 @@ from tests.fixtures_push import (
     orders_reply,
     packages_reply,
     push_settings,
+    reconcile_now,
     signed_webhook_headers,
     wait_until_settled,
 )
@@ -328,8 +328,7 @@ async def test_reconciliation_sees_a_change_to_an_orders_seventh_fulfillment(
     seen = shop.now()
     await gw.store.set_watermark(SHOP_KEY, (seen + timedelta(seconds=OVERLAP_SECONDS)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     await shop.add_fulfillment_event(fulfillments[-1]["id"], "IN_TRANSIT")
-    runtime = gw.app[PUSH_RUNTIME]
-    report = await reconcile_shop(SHOP_KEY, runtime.settings, gw.store, runtime.rules, gw.app[SHOPIFY_CLIENTS][SHOP_KEY])
+    report = await reconcile_now(gw.app, SHOP_KEY)
     assert (report.orders, report.pushes) == (1, 2)  # the order's receipt (never seen either) and the 7th's move
     await bot_receiver.wait_for(lambda r: any(
         p.body["params"]["tracking_number"] == fulfillments[-1]["trackingInfo"][0]["number"]
@@ -339,6 +338,47 @@ async def test_reconciliation_sees_a_change_to_an_orders_seventh_fulfillment(
     assert [p.body["params"] for p in pushes] == [_expected_package(order, fulfillments[-1], 7, "in_transit")]
     assert len(bot_receiver.delivered("package/update")) == 1  # the unchanged shipments 1-6 are not listed again
     assert pushes[-1].body["recipient"] == {"email": "bigorder@example.com"}
+
+
+# --- cancelled fulfillments ------------------------------------------------------------------------------------------
+# Decided (README): a fulfillment whose label was voided counts as cancelled, as on the query side (packages does not
+# list it: tests/test_lookups_sandbox.py), so no package/update announces it, whichever way the gateway learns of it.
+
+
+async def test_a_fulfillment_with_a_voided_label_is_not_pushed_from_its_webhook(
+    make_push_gateway: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer
+) -> None:
+    """The REST payload does not say the label was voided (its status is "success"): the push read does, and the
+    push is recorded unpushable with the reason instead of announcing a package the `packages` reply does not show."""
+    gw = await make_push_gateway()
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order = await shop.create_order(email="voided@example.com")
+    voided = await shop.create_fulfillment(order["id"], tracking_numbers=["1ZVOIDED01"], display_status="LABEL_VOIDED")
+    created = store_payloads.fulfillment_payload(shop, order, voided)
+    assert created["status"] == "success"
+    assert await gw.webhook("fulfillments/create", created, mirror=False) == 200
+    await wait_until_settled(gw.store)
+    assert bot_receiver.delivered("package/update") == []
+    [push] = await gw.store.list_pushes(SHOP_KEY, [PushStatus.UNPUSHABLE])
+    assert push.topic == "package/update"
+    assert push.last_error == f"not pushable: Shopify's fulfillment {voided['legacyResourceId']} is cancelled"
+    assert await packages_reply(gw.client, order["name"].lstrip("#")) == []
+
+
+async def test_reconciliation_announces_no_fulfillment_with_a_voided_label(
+    make_push_gateway: Any, bot_receiver: BotReceiver, push_sandbox: SandboxServer
+) -> None:
+    gw = await make_push_gateway()
+    shop: SandboxShop = push_sandbox.shop(SHOP_DOMAIN)
+    order = await shop.create_order(email="voided-rec@example.com")
+    await shop.create_fulfillment(order["id"], tracking_numbers=["1ZVOIDED02"], display_status="LABEL_VOIDED")
+    shipped = await shop.create_fulfillment(order["id"], tracking_numbers=["1ZSHIPPED02"])
+    report = await reconcile_now(gw.app, SHOP_KEY)  # the webhooks were lost: the first pass finds the order
+    assert (report.orders, report.pushes) == (1, 2)  # its receipt and the live fulfillment's shipment
+    await wait_until_settled(gw.store)
+    [package] = bot_receiver.delivered("package/update")
+    assert package.body["params"]["tracking_number"] == shipped["trackingInfo"][0]["number"]
+    assert len(bot_receiver.delivered("Order/Receipt")) == 1
 
 
 # --- batched, cost-aware reads ---------------------------------------------------------------------------------------
@@ -360,15 +400,15 @@ def test_the_readers_cost_figures_are_the_stores() -> None:
         assert document_cost("push_fulfillments", {"ids": ids}) == fulfillments * FULFILLMENT_COST
 
 
-async def _decide_stored_events(push_store: PushStore, settings: Settings, events: int) -> tuple[PushReader, Metrics]:
-    """Claim the stored events (`events` of them) and run the rules on them as one batch, reading through a
-    PushReader of the shop's own client → the reader (its counts) and the client's metrics."""
+async def _decide_stored_events(push_store: PushStore, settings: Settings, events: int) -> tuple[Metrics, Metrics]:
+    """Claim the stored events (`events` of them) and process them as one batch, reading through a PushReader of
+    the shop's own client → the push side's metrics and the client's."""
+    metrics = Metrics()
     async with open_clients(settings) as clients:
-        reader = PushReader(clients)
         claimed = await push_store.claim_events(100, 30.0)
         assert len(claimed) == events
-        await Rules(settings, push_store, reader=reader).process(claimed)
-        return reader, clients[SHOP_KEY].metrics
+        await build_processor(settings, push_store, metrics=metrics, reader=PushReader(clients, metrics)).process(claimed)
+        return metrics, clients[SHOP_KEY].metrics
 
 
 async def test_one_read_per_batch_split_to_stay_within_1000_points(
@@ -392,9 +432,10 @@ async def test_one_read_per_batch_split_to_stay_within_1000_points(
         body = json.dumps(store_payloads.fulfillment_payload(shop, order, fulfillment)).encode()
         await push_store.record_event(SHOP_KEY, f"batch-ship-{i}", WebhookMeta("fulfillments/create"), body)
     before = push_sandbox.graphql_requests(SHOP_DOMAIN)
-    reader, metrics = await _decide_stored_events(push_store, settings, 55)
+    _, metrics = await _decide_stored_events(push_store, settings, 55)
     costs = (40 * receipt_cost(RECEIPT_LINE_ITEMS), 15 * PACKAGE_COST)
-    assert reader.requests == push_sandbox.graphql_requests(SHOP_DOMAIN) - before == -(-sum(costs) // MAX_REQUEST_COST)
+    requests = push_sandbox.graphql_requests(SHOP_DOMAIN) - before
+    assert requests == metrics.value("shopify_requests_total", shop=SHOP_KEY) == -(-sum(costs) // MAX_REQUEST_COST)
     assert metrics.value("shopify_throttled_total", shop=SHOP_KEY) == 0
     pushes = await push_store.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=100)
     assert sorted(p.topic for p in pushes) == ["Order/Receipt"] * 40 + ["package/update"] * 15
@@ -422,9 +463,11 @@ async def test_only_the_order_missing_a_fulfillment_gets_a_follow_up_read(
         body = json.dumps(store_payloads.fulfillment_payload(shop, order, fulfillments[n - 1])).encode()
         await push_store.record_event(SHOP_KEY, f"parts-{i}", WebhookMeta("fulfillments/create"), body)
     before = push_sandbox.graphql_requests(SHOP_DOMAIN)
-    reader, _ = await _decide_stored_events(push_store, settings, len(wanted))
-    assert reader.requests == push_sandbox.graphql_requests(SHOP_DOMAIN) - before == 2
-    assert reader.fulfillments_read_again == 2  # the 7th of one order and the 6th of the other, nothing else
+    push_metrics, client_metrics = await _decide_stored_events(push_store, settings, len(wanted))
+    requests = push_sandbox.graphql_requests(SHOP_DOMAIN) - before
+    assert requests == client_metrics.value("shopify_requests_total", shop=SHOP_KEY) == 2
+    # the 7th of one order and the 6th of the other, nothing else
+    assert push_metrics.value("gateway_push_fulfillments_read_again_total", shop=SHOP_KEY) == 2
     pushes = {p.fulfillment_id: p for p in await push_store.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=100)}
     assert len(pushes) == len(wanted)
     for order, fulfillments, n in wanted:
@@ -470,18 +513,12 @@ async def test_a_failed_follow_up_read_defers_the_push_until_shopify_answers(
     parts = PACKAGE_FULFILLMENTS + 2
     order, fulfillments = await _order_in_parts(shop, "parts-down@example.com", parts)
     before = push_sandbox.graphql_requests(SHOP_DOMAIN)
-    push_sandbox.faults.set(latency=0.2)  # the first answer takes long enough for the switch below to come first
-
-    async def fail_after_the_first_request() -> None:
-        await eventually(lambda: push_sandbox.graphql_requests(SHOP_DOMAIN) > before, what="the batch's read")
-        push_sandbox.faults.set(latency=0.0, error_rate=1.0)
-
-    switch = asyncio.create_task(fail_after_the_first_request())
+    push_sandbox.faults.set(fail_after=1)  # the batch's read is answered, every request after it fails
     created = store_payloads.fulfillment_payload(shop, order, fulfillments[-1])
     assert await gw.webhook("fulfillments/create", created, mirror=False) == 200
-    await switch
     await eventually(lambda: push_sandbox.graphql_requests(SHOP_DOMAIN) >= before + 4, what="reads retried")
-    assert gw.app[PUSH_RUNTIME].rules.reader.fulfillments_read_again >= 1  # the follow-up was what failed first
+    # the follow-up was what failed first
+    assert get_metrics(gw.app).value("gateway_push_fulfillments_read_again_total", shop=SHOP_KEY) >= 1
     assert bot_receiver.received == [] and await gw.store.list_pushes(SHOP_KEY) == []
     assert (await gw.store.backlog())["events"] == 1  # the webhook waits, stored
 
@@ -510,5 +547,6 @@ async def test_a_read_failing_past_max_age_dead_letters_the_event_with_the_reaso
     event = await gw.store.get_event(SHOP_KEY, "evt-read-dead")
     assert event is not None and event.error.startswith("Shopify read failed") and "503" in event.error
     push_sandbox.faults.clear()
-    await asyncio.sleep(0.3)
+    # settled for good: nothing waits (no event, no push) that could still go out now that Shopify answers
+    assert await gw.store.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
     assert bot_receiver.received == [] and await gw.store.list_pushes(SHOP_KEY) == []

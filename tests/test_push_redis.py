@@ -7,6 +7,7 @@ the reason, unless CI is set: then an unreachable Redis is a failure.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cache import LOOKUP_CACHE, CacheStatus, LookupCache
+from gateway.cache import LOOKUP_CACHE, LookupCache
 from gateway.cache_fanout import RedisCacheFanOut
 from gateway.push.redis_store import RedisPushStore
 from gateway.push.store import EventOutcome, NewPush, PushStatus, UnpaidCheck, WebhookMeta
@@ -203,12 +204,15 @@ async def test_work_notifications_wake_the_other_replica(make_replica: MakeRepli
     await asyncio.wait_for(waiter, 5)
 
 
-async def _cached(cache: LookupCache, key: str, tags: tuple[str, ...], shop_key: str = "shop") -> CacheStatus:
+async def _cached(cache: LookupCache, key: str, tags: tuple[str, ...], shop_key: str = "shop") -> str:
+    """Look `key` up: "hit" when the cache answered it, "miss" when it was loaded."""
+
     async def load() -> str:
         return key
 
-    _, status = await cache.get_or_load_status((shop_key, key), load, ttl=300, tags=tags)
-    return status
+    hits = cache.hits
+    await cache.get_or_load((shop_key, key), load, ttl=300, tags=tags)
+    return "hit" if cache.hits > hits else "miss"
 
 
 async def _until(predicate: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
@@ -232,18 +236,18 @@ async def test_cache_invalidation_fans_out_once(
     confirmation = await listener.get_message(timeout=2.0)
     assert confirmation is not None and confirmation["type"] == "subscribe"
     for cache in (cache_a, cache_b):
-        assert await _cached(cache, "order-1001", ("order:1001",)) == CacheStatus.MISS
-        assert await _cached(cache, "products", ("products",)) == CacheStatus.MISS
-    assert await _cached(cache_b, "order-1001", ("order:1001",)) == CacheStatus.HIT
+        assert await _cached(cache, "order-1001", ("order:1001",)) == "miss"
+        assert await _cached(cache, "products", ("products",)) == "miss"
+    assert await _cached(cache_b, "order-1001", ("order:1001",)) == "hit"
 
     cache_a.invalidate("shop", ["order:1001"])
-    assert await _cached(cache_a, "order-1001", ("order:1001",)) == CacheStatus.MISS
+    assert await _cached(cache_a, "order-1001", ("order:1001",)) == "miss"
 
     async def evicted_on_b() -> bool:
         return cache_b._partitions["shop"].peek(("shop", "order-1001")) is None
 
     await _until(evicted_on_b)
-    assert await _cached(cache_b, "products", ("products",)) == CacheStatus.HIT  # other entries stay
+    assert await _cached(cache_b, "products", ("products",)) == "hit"  # other entries stay
 
     cache_b.invalidate_shop("shop")  # the other direction, whole shop
 
@@ -257,7 +261,7 @@ async def test_cache_invalidation_fans_out_once(
         messages.append(json.loads(msg["data"]))
     await listener.aclose()
     sent = [(m["origin"], [item["tags"] for item in m["items"]]) for m in messages]
-    assert sent == [(a.replica_id, [["order:1001"]]), (b.replica_id, [None])]
+    assert sent == [(a.replica_id, [["order:#1001"]]), (b.replica_id, [None])]
     assert "@" not in json.dumps(messages)
 
 
@@ -299,8 +303,8 @@ async def test_two_gateways_share_dedupe_outbox_and_cache_invalidation(
     # product lookups: the processing one locally, the other through the fan-out
     caches = [gw.app[LOOKUP_CACHE] for gw in gateways]
     for cache in caches:
-        assert await _cached(cache, "products-all", ("products",), "demo") == CacheStatus.MISS
-        assert await _cached(cache, "products-all", ("products",), "demo") == CacheStatus.HIT
+        assert await _cached(cache, "products-all", ("products",), "demo") == "miss"
+        assert await _cached(cache, "products-all", ("products",), "demo") == "hit"
     assert await one.webhook("products/update", {"id": 1, "title": "x"}) == 200
 
     async def evicted_everywhere() -> bool:
@@ -322,3 +326,22 @@ async def test_scripts_are_reloaded_when_redis_lost_them(make_replica: MakeRepli
     await a.mark_delivered(p.id)
     [delivered] = await a.list_pushes(statuses=[PushStatus.DELIVERED])
     assert delivered.id == p.id and await a.backlog() == {"events": 1, "pushes": 0, "dead": 0, "checks": 0}
+
+
+async def test_order_states_written_by_earlier_versions_keep_their_receipt_decision(make_replica: MakeReplica) -> None:
+    """Hashes written before `receipt_decided` was a plain field said it as a `receipt` value starting "receipt:"
+    (earlier still, the receipt's JSON for every order, which is no decision), next to shopper data no longer kept:
+    read tolerantly, and rewriting a row leaves only the plain field."""
+    store = await make_replica()
+    for oid, receipt in ((7301, b'{"order_number": "7301"}'), (7302, b"receipt:7302")):
+        await store.redis.hset(
+            f"{store.prefix}:s:shop:ord:{oid}",
+            mapping={"name": str(oid), "updated": "100.0", "fin": "paid", "cancelled": "0", "cid": "",
+                     "recipient": '{"email": "a@b.c"}', "rname": "Ann", "receipt": receipt},
+        )  # fmt: skip
+    states = await store.load_order_states("shop", [7301, 7302])
+    assert [states[7301].receipt_decided, states[7302].receipt_decided] == [False, True]
+    await store.commit([EventOutcome(order_states=[dataclasses.replace(states[7302], updated_at=200.0)])])
+    assert (await store.load_order_states("shop", [7302]))[7302].receipt_decided
+    fields = await store.redis.hkeys(f"{store.prefix}:s:shop:ord:7302")
+    assert {f.decode() for f in fields} == {"name", "updated", "fin", "cancelled", "cid", "decided"}

@@ -7,13 +7,11 @@ from typing import Any
 
 import pytest
 
-from gateway.push.reconcile import reconcile_shop
-from gateway.push.setup import PUSH_RUNTIME
 from gateway.push.store import PUSH_STORE, PushStatus
 from gateway.push.subscriptions import TOPICS, list_subscriptions, sync_shop
 from gateway.shopify.client import SHOPIFY_CLIENTS
 from localstore import SandboxServer
-from tests.fixtures_push import BotReceiver, as_push, eventually, orders_reply, wait_until_settled
+from tests.fixtures_push import BotReceiver, as_push, eventually, orders_reply, reconcile_now, wait_until_settled
 from tests.fixtures_sandbox import SANDBOX_DOMAIN
 
 
@@ -104,8 +102,7 @@ async def test_reconciliation_catches_a_dropped_webhook(
     store = app[PUSH_STORE]
     await wait_until_settled(store)
     assert bot_receiver.delivered() == []
-    runtime = app[PUSH_RUNTIME]
-    report = await reconcile_shop("demo", runtime.settings, store, runtime.rules, app[SHOPIFY_CLIENTS]["demo"])
+    report = await reconcile_now(app, "demo")
     assert report.orders >= 1
     await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == 1)
     [receipt] = bot_receiver.delivered("Order/Receipt")
@@ -116,7 +113,7 @@ async def test_reconciliation_catches_a_dropped_webhook(
     )
     assert receipt.body["recipient"] == {"email": "lost@example.com"}
     # a second pass (overlap) enqueues nothing new
-    await reconcile_shop("demo", runtime.settings, store, runtime.rules, app[SHOPIFY_CLIENTS]["demo"])
+    await reconcile_now(app, "demo")
     await wait_until_settled(store)
     assert len(bot_receiver.delivered("Order/Receipt")) == 1
     assert await store.list_pushes(statuses=[PushStatus.DEAD]) == []

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from pathlib import Path
+from typing import Any
 
+from gateway.push.sqlite_store import MIGRATIONS
 from gateway.push.store import (
     MAX_ATTEMPTS_KEPT,
     MAX_REASON_CHARS,
@@ -21,6 +25,7 @@ from gateway.push.store import (
     WebhookMeta,
     idempotency_key,
 )
+from tests.fixtures_push import BotReceiver, rest_order, wait_until_settled
 
 META = WebhookMeta(topic="orders/paid", webhook_id="w-1")
 
@@ -124,7 +129,7 @@ async def test_unpushable_is_recorded_not_sent(push_store: PushStore) -> None:
 
 
 async def test_order_state_watermark(push_store: PushStore) -> None:
-    newer = OrderState("shop", 7, "1007", updated_at=200.0, financial_status="paid", recipient={"email": "a@b.c"})
+    newer = OrderState("shop", 7, "1007", updated_at=200.0, financial_status="paid", receipt_decided=True)
     older = OrderState("shop", 7, "1007", updated_at=100.0, financial_status="pending")
     await push_store.commit([EventOutcome(order_states=[newer])])
     await push_store.commit([EventOutcome(order_states=[older])])
@@ -153,7 +158,7 @@ async def test_tracking_index_delivery_log_and_purges(push_store: PushStore) -> 
     await push_store.commit(
         [
             EventOutcome(
-                order_states=[OrderState("shop", 11, "1011", 1.0, customer_id=500, recipient={"email": "x@y.z"})],
+                order_states=[OrderState("shop", 11, "1011", 1.0, customer_id=500, receipt_decided=True)],
                 tracking=[TrackingEntry("shop", "1Z999", 11, "1011", customer_id=500)],
                 pushes=[push(11, "package:90:shipped", topic="package/update", fulfillment_id=90, customer_id=500)],
             ),
@@ -244,3 +249,53 @@ async def test_long_reasons_are_cut_the_same_way_by_every_backend(push_store: Pu
     await push_store.commit([EventOutcome(event_seq=event.seq, event_error=long)])
     stored = await push_store.get_event("shop", "e-long")
     assert stored is not None and stored.status == EventStatus.DEAD and stored.error == cut
+
+
+# --- stores written by earlier versions (SQLite; the Redis twin is in test_push_redis.py) ------------------------
+
+
+def _file_of_the_version_before(path: Path, rows: list[tuple[Any, ...]]) -> None:
+    """A store file as the gateway before the plain `receipt_decided` flag left it (schema version 2), holding these
+    orders rows (shop, id, name, updated_at, financial status, receipt blob, recipient JSON, recipient name)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version (version) VALUES (2)")
+    for statement in MIGRATIONS[0] + MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.executemany(
+        "INSERT INTO orders (shop_key, order_id, order_name, updated_at, financial_status, receipt, recipient,"
+        " recipient_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    conn.close()
+
+
+async def test_order_states_written_by_earlier_versions_keep_their_receipt_decision(
+    make_push_gateway: Any, bot_receiver: BotReceiver, tmp_path: Path
+) -> None:
+    """Rows written by earlier versions kept the receipt's JSON in the `receipt` blob for every order, paid or not:
+    that is not "the receipt was decided", and the order's receipt still goes out when it is paid. A blob starting
+    "receipt:" is: that order is not announced again. The migration keeps no shopper data (recipient, name)."""
+    path = tmp_path / "before.sqlite3"
+    t0 = time.time() - 600
+    _file_of_the_version_before(
+        path,
+        [
+            ("demo", 7301, "7301", t0, "pending", b'{"order_number": "7301"}', '{"email": "a@b.c"}', "Ann"),
+            ("demo", 7302, "7302", t0, "paid", b"receipt:7302", None, ""),
+        ],
+    )
+    gw = await make_push_gateway(sqlite_path=path)
+    states = await gw.store.load_order_states("demo", [7301, 7302])
+    assert [states[7301].receipt_decided, states[7302].receipt_decided] == [False, True]
+    assert await gw.webhook("orders/paid", rest_order(7301, name="#7301", updated_at=t0 + 60)) == 200
+    assert await gw.webhook("orders/paid", rest_order(7302, name="#7302", updated_at=t0 + 60)) == 200
+    await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == 1)
+    await wait_until_settled(gw.store)
+    [receipt] = bot_receiver.delivered("Order/Receipt")
+    assert receipt.body["params"]["order_number"] == "7301"
+    states = await gw.store.load_order_states("demo", [7301, 7302])
+    assert states[7301].receipt_decided and states[7302].receipt_decided
+    with sqlite3.connect(path) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(orders)")}
+    assert {"receipt_decided"} <= columns and not {"receipt", "recipient", "recipient_name"} & columns

@@ -348,7 +348,7 @@ async def test_100_concurrent_identical_cache_misses_make_one_upstream_request(
 async def test_stale_value_answers_while_the_store_is_down(sandbox: SandboxServer, make_client: MakeClient) -> None:
     client = make_client()
     now = [0.0]
-    cache = LookupCache(clock=lambda: now[0], stale_if_error=600)
+    cache = LookupCache(clock=lambda: now[0], stale_if_error=600, serve_stale_on=(ShopifyUnavailable,))
     fresh = await cache.get_or_load(("demo", "shop"), lambda: client.execute(SHOP_NAME), ttl=60)
     now[0] = 120.0
     sandbox.faults.error_rate = 1.0

@@ -20,6 +20,7 @@ from gateway.push.store import PUSH_STORE
 from gateway.push.subscriptions import repair_shop, webhook_uri
 from gateway.shopify.client import SHOPIFY_CLIENTS
 from gateway.shops.registry import SHOP_REGISTRY
+from mappings.nodes import strip_hash
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ async def preview_page(request: web.Request) -> web.StreamResponse:
             "shops": list(request.app[SETTINGS].shops),
             "shop_key": shop_key,
             "shop": shop,
-            "number": number.lstrip("#"),
+            "number": strip_hash(number),
             "recent": await preview.recent_orders(request.app, shop_key),
             "preview": result,
             "can_push": shop.push is not None and shop.push.enabled,

@@ -27,10 +27,11 @@ from gateway.keys import SETTINGS
 from gateway.lookups.context import SHOP_CONTEXTS, ShopContext
 from gateway.lookups.dispatch import run_lookup
 from gateway.lookups.types import LookupFailure, OrdersResult, PackagesResult
-from gateway.push.rules import push_body
+from gateway.push.render import push_body
 from gateway.push.store import PUSH_STORE, EventOutcome, NewPush
 from gateway.settings import ShopSettings
 from mappings.models import Package, Receipt
+from mappings.nodes import strip_hash
 from mappings.phone import normalize_phone
 from mappings.push import receipt_push_params
 from mappings.status_labels import built_in_labels
@@ -103,7 +104,7 @@ async def _answer(ctx: ShopContext, codec: Any, body: dict[str, Any]) -> tuple[b
 async def build_preview(app: web.Application, shop_key: str, order_number: str) -> Preview:
     shop = app[SETTINGS].shops[shop_key]
     ctx = app[SHOP_CONTEXTS][shop_key]
-    number = order_number.strip().lstrip("#")
+    number = strip_hash(order_number)
     preview = Preview(order_number=number)
     for name, codec, own in _dialects(shop):
         for method in ("orders", "packages"):
@@ -157,7 +158,7 @@ async def recent_orders(app: web.Application, shop_key: str) -> list[dict[str, s
         return []
     return [
         {
-            "number": str(n.get("name") or "").lstrip("#"),
+            "number": strip_hash(n.get("name")),
             "created": str(n.get("createdAt") or "")[:10],
             "payment": str(n.get("displayFinancialStatus") or "").replace("_", " ").lower(),
         }

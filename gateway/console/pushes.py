@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.push.store import OrderStateStore, Push, PushStatus, PushStore
 from gateway.settings import PUSH_TOPICS
+from mappings.nodes import strip_hash
 
 #: How many of the newest matching pushes one page lists.
 LIST_LIMIT = 200
@@ -31,7 +32,7 @@ class PushFilter:
         shop = query.get("shop", "")
         topic = query.get("topic", "")
         status = query.get("status", "")
-        order = query.get("order", "").strip().lstrip("#")[:64]
+        order = strip_hash(query.get("order", ""))[:64]
         return cls(
             shop=shop if shop in shops else "",
             topic=topic if topic in TOPICS else "",

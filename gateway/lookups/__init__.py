@@ -10,6 +10,6 @@ Raises the failures of `gateway.lookups.types`: InvalidRequest, NotFound("user" 
 unavailable and nothing cached to serve, or Shopify refused the query / our credentials). `TestQuery` is answered by
 the dialect codec, never here.
 
-This package's `__init__` imports nothing: `gateway.keys` imports `gateway.lookups.types`, and the lookups use the
-cache, which uses `gateway.keys`; re-exporting them here would put all of them in one import cycle.
+This package's `__init__` imports nothing, so a module that needs one lookup (or only the types) does not import them
+all.
 """

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from gateway.cache import LookupCache
-from gateway.lookups.types import PushStateReader
+from gateway.flows import PushStateReader
 from gateway.settings import ShopSettings
 from gateway.shopify.client import ShopifyAdminClient, ShopifyError, ShopifyQueryError
 from gateway.shopify.queries import load_query
@@ -48,12 +48,11 @@ class ShopContext:
     cache: LookupCache
     push_state: PushStateReader | None = None
 
-    def execute(self, document_name: str, variables: dict[str, Any]) -> Coroutine[Any, Any, dict[str, Any]]:
-        """Run one of our GraphQL documents within the lookup's deadline (await it). Shopify failures propagate as
+    async def execute(self, document_name: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """Run one of our GraphQL documents within the lookup's deadline. Shopify failures propagate as
         `ShopifyError` (a `ShopifyUnavailable` lets the cache serve a stale answer); `run_lookup` turns them into
-        `StoreUnavailable`. A plain method handing back the client's coroutine: one coroutine less alive per request
-        in flight (the garbage collector walks every one of them while they wait for Shopify)."""
-        return self.client.execute(load_query(document_name), variables, deadline=LOOKUP_DEADLINE.get())
+        `StoreUnavailable`."""
+        return await self.client.execute(load_query(document_name), variables, deadline=LOOKUP_DEADLINE.get())
 
     async def shop_info(self) -> ShopInfo:
         """Name, currency, time zone and storefront host, fetched once and cached."""

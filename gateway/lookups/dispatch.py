@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import overload
+from typing import Any, overload
 
-from gateway.cache import NOTHING
 from gateway.lookups.context import LOOKUP_DEADLINE, ShopContext
 from gateway.lookups.open_api import find_open_api_order
 from gateway.lookups.orders import orders_by_account, orders_by_number
@@ -43,8 +42,7 @@ log = logging.getLogger(__name__)
 
 LookupResult = OrdersResult | PackagesResult | ProductsResult | PropertyResult | OpenApiOrderResult
 
-#: Each takes (ctx, query); those `run_lookup` answers hits of itself also take `looked` (see there).
-_HANDLERS: dict[type, Callable[..., Awaitable[LookupResult]]] = {
+_HANDLERS: dict[type, Callable[[ShopContext, Any], Awaitable[LookupResult]]] = {
     OrdersByNumber: orders_by_number,
     OrdersByAccount: orders_by_account,
     PackagesQuery: find_packages,
@@ -87,21 +85,13 @@ async def run_lookup(ctx: ShopContext, query: Query) -> LookupResult: ...
 
 async def run_lookup(ctx: ShopContext, query: Query) -> LookupResult:
     kind = type(query)
-    # Orders by number and by email, the bulk of bot traffic, are cached under (shop, query) and do nothing before
-    # reading the cache: their hits are answered here, before the deadline and the handler's set-up, and on a miss
-    # the handler is told the cache was just asked (`looked`), so it does not ask again.
-    looked = kind is OrdersByNumber or (kind is OrdersByAccount and bool(query.email))  # type: ignore[union-attr]
-    if looked:
-        value = ctx.cache.fresh((ctx.key, query))
-        if value is not NOTHING:
-            return value  # type: ignore[no-any-return]
     handler = _HANDLERS.get(kind)
     if handler is None:
         raise TypeError(f"no lookup for {kind.__name__} (TestQuery is answered by the codec)")
     # the lookup's deadline (see LOOKUP_DEADLINE): now + the shop's deadline_seconds
     deadline = LOOKUP_DEADLINE.set(asyncio.get_running_loop().time() + ctx.settings.deadline_seconds)
     try:
-        return await (handler(ctx, query, looked=True) if looked else handler(ctx, query))
+        return await handler(ctx, query)
     except ShopifyError as err:
         raise store_unavailable(ctx.key, kind.__name__, err) from err
     finally:

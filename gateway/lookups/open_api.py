@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from gateway.cache import order_name_tag
+from gateway.cache_tags import order_number_tag
 from gateway.lookups.context import ShopContext
 from gateway.lookups.orders import complete_line_items, line_items_per_order, orders_named
 from gateway.lookups.types import InvalidRequest, NotFound, OpenApiOrderQuery, OpenApiOrderResult
-from mappings.nodes import Node, numeric_id, parse_time, strip_hash
+from mappings.nodes import Node, epoch_seconds, numeric_id, strip_hash
 from mappings.open_api import order_to_open_api
-
-#: A Shopify id is an unsigned 64-bit integer.
-MAX_ORDER_ID = 2**64 - 1
 
 
 async def _order_node(ctx: ShopContext, order_id: str) -> Node | None:
     ttl = ctx.settings.cache.openapi
-    numeric = int(order_id) if order_id.isascii() and order_id.isdigit() else None
-    if numeric is not None and 0 < numeric <= MAX_ORDER_ID:
+    numeric = numeric_id(order_id)
+    if numeric is not None:
 
         async def load_by_id() -> Node | None:
             data = await ctx.execute(
@@ -33,7 +30,7 @@ async def _order_node(ctx: ShopContext, order_id: str) -> Node | None:
             return node
     # decided fallback: the order name ("1001" / "#1001")
     name = strip_hash(order_id)
-    tags = (order_name_tag(name),)
+    tags = (order_number_tag(name),)
 
     async def load_by_name() -> Node | None:
         found = await orders_named(ctx, name, first=1, line_items=line_items_per_order(1, with_fulfillments=True))
@@ -58,5 +55,4 @@ async def find_open_api_order(ctx: ShopContext, query: OpenApiOrderQuery) -> Ope
         # not cached: the push counts change as pushes go out, and the push store answers locally
         delivered = await ctx.push_state.delivered_package_pushes(ctx.key, numeric)
     order = order_to_open_api(node, shop_timezone=shop.timezone, delivered_pushes=delivered)
-    created = parse_time(node.get("createdAt"))
-    return OpenApiOrderResult(order, created_at=created.timestamp() if created else None)
+    return OpenApiOrderResult(order, created_at=epoch_seconds(node.get("createdAt")))

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from gateway.cache import email_tag, order_name_tag, phone_tag
+from gateway.cache_tags import email_tag, order_number_tag, phone_tag
 from gateway.lookups.context import ShopContext
 from gateway.lookups.paging import CursorSpec, corrected_total, remember_cursor, start_cursor
 from gateway.lookups.search import both, order_filter_terms, search_term
@@ -77,7 +76,6 @@ _SORT_KEYS = {
 }
 
 
-@functools.cache  # a pure function of small ints, asked on every order search
 def line_items_per_order(orders_per_request: int, *, with_fulfillments: bool = False) -> int:
     """The first request's line-item page: what keeps `orders_per_request` orders within RECEIPTS_COST_BUDGET (with
     fulfillments: QUERY_COST_BUDGET), at least MIN_LINE_ITEMS, at most 100. 16 for a single receipt, 3 each at
@@ -93,9 +91,6 @@ def sort_variables(sort: Sort) -> dict[str, Any]:
     if key is None:
         raise InvalidRequest(f"orders cannot be sorted by {sort.field.value}")
     return {"sortKey": key, "reverse": sort.descending}
-
-
-_DEFAULT_SORTING = sort_variables(DEFAULT_ORDER_SORT)
 
 
 def name_matches(node: Node, order_number: str) -> bool:
@@ -150,8 +145,7 @@ async def search_orders(
     customer_query: str | None = None,
 ) -> SearchPage:
     """One page of an order search, each result re-checked with `keep` (Shopify's search is a superset at best)."""
-    # the default sort (every number lookup, most account lookups) has its variables ready
-    sorting = _DEFAULT_SORTING if sort is DEFAULT_ORDER_SORT else sort_variables(sort)
+    sorting = sort_variables(sort)
     after: str | None = None
     past_end = False
     if page.page > 1:  # page 1 (most lookups) starts at the beginning: no cursor to find
@@ -176,15 +170,7 @@ async def search_orders(
     if past_end:
         return SearchPage([], False, total, customer_found)
     found = nodes(connection)
-    kept: list[Node] = []
-    long_orders: list[Node] = []
-    for node in found:
-        if keep(node):
-            kept.append(node)
-            if _incomplete(node):
-                long_orders.append(node)
-    if long_orders:  # rare: most orders fit the first request's line items
-        await complete_line_items(ctx, long_orders)
+    kept = await complete_line_items(ctx, [node for node in found if keep(node)])
     info = connection.get("pageInfo") or {}
     remember_cursor(ctx, base, page, info.get("endCursor"), ttl=ttl, tags=tags)
     total = corrected_total(total, page, len(found), len(kept))
@@ -214,8 +200,7 @@ def _incomplete(order: Node) -> bool:
 
 async def complete_line_items(ctx: ShopContext, orders: list[Node]) -> list[Node]:
     """Orders whose first request did not bring all their line items get the rest, up to 100 in all, with one
-    follow-up request each (run together); the others cost nothing more. Returns `orders`, completed in place.
-    (A caller that may have nothing to complete asks `_incomplete` first: no coroutine then.)"""
+    follow-up request each (run together); the others cost nothing more. Returns `orders`, completed in place."""
 
     async def complete(order: Node) -> None:
         page = order.get("lineItems") or {}
@@ -259,21 +244,17 @@ async def complete_fulfillments(ctx: ShopContext, orders: list[Node]) -> list[No
 
 def _first_page_key(query: Any) -> Any:
     """The query with page 1: the identity of a search across its pages (cursor keys)."""
-    if query.page.page == 1:
-        return query  # already is (the usual lookup): no copy
     return dataclasses.replace(query, page=Page(1, query.page.limit))
 
 
 # --- by order number -----------------------------------------------------------------------------------------------
 
 
-def orders_by_number(ctx: ShopContext, query: OrdersByNumber, *, looked: bool = False) -> Awaitable[OrdersResult]:
-    """(await it) `looked`: see `LookupCache.get_or_load`. A plain function handing back the cache's coroutine: one
-    coroutine layer less on a miss (each costs again on every resume)."""
+async def orders_by_number(ctx: ShopContext, query: OrdersByNumber) -> OrdersResult:
     number = strip_hash(query.order_number)
     if not number:
         raise InvalidRequest("order_number is empty")
-    tags = (order_name_tag(number),)
+    tags = (order_number_tag(number),)
 
     async def load() -> OrdersResult:
         found = await search_orders(
@@ -291,19 +272,16 @@ def orders_by_number(ctx: ShopContext, query: OrdersByNumber, *, looked: bool = 
         receipts = [order_to_receipt(node) for node in found.nodes]
         return OrdersResult(receipts, found.has_next_page, found.total)
 
-    return ctx.cache.get_or_load(
-        (ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders", looked=looked
-    )
+    return await ctx.cache.get_or_load((ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders")
 
 
 # --- by account ----------------------------------------------------------------------------------------------------
 
 
-async def orders_by_account(ctx: ShopContext, query: OrdersByAccount, *, looked: bool = False) -> OrdersResult:
-    """`looked` (email lookups only): see `LookupCache.get_or_load`."""
+async def orders_by_account(ctx: ShopContext, query: OrdersByAccount) -> OrdersResult:
     # The query holds exactly one of them, the email already lower-cased and the phone in E.164 (OrdersByAccount).
     if query.email:
-        return await _orders_by_email(ctx, query, query.email, looked)
+        return await _orders_by_email(ctx, query, query.email)
     assert query.phone is not None
     return await _orders_by_phone(ctx, query, query.phone)
 
@@ -312,7 +290,7 @@ def _account_keep(order_filter: OrderFilter, belongs: Callable[[Node], bool]) ->
     return lambda node: belongs(node) and matches_filter(node, order_filter)
 
 
-async def _orders_by_email(ctx: ShopContext, query: OrdersByAccount, email: str, looked: bool) -> OrdersResult:
+async def _orders_by_email(ctx: ShopContext, query: OrdersByAccount, email: str) -> OrdersResult:
     tags = LazyTags(lambda: (email_tag(email),))
     mask = ctx.settings.privacy.mask_account_lookups
 
@@ -333,9 +311,7 @@ async def _orders_by_email(ctx: ShopContext, query: OrdersByAccount, email: str,
         receipts = [order_to_receipt(node, mask_personal=mask) for node in found.nodes]
         return OrdersResult(receipts, found.has_next_page, found.total)
 
-    return await ctx.cache.get_or_load(
-        (ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders", looked=looked
-    )
+    return await ctx.cache.get_or_load((ctx.key, query), load, ttl=ctx.settings.cache.orders, tags=tags, kind="orders")
 
 
 async def _email_has_orders(ctx: ShopContext, query: OrdersByAccount, email: str) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gateway.cache import order_name_tag
+from gateway.cache_tags import order_number_tag
 from gateway.lookups.context import ShopContext
 from gateway.lookups.orders import orders_named
 from gateway.lookups.types import InvalidRequest, NotFound, PackagesQuery, PackagesResult, Page
@@ -39,7 +39,7 @@ class OrderPackages:
 async def packages_of_order(ctx: ShopContext, order_number: str) -> OrderPackages | None:
     """Every package of the order(s) named `order_number`; None when no order has that name."""
     number = strip_hash(order_number)
-    tags = (order_name_tag(number),)
+    tags = (order_number_tag(number),)
 
     async def load() -> OrderPackages | None:
         # packages read names, languages and fulfillments only (orders_packages.graphql): the lookup requests little

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gateway.cache import product_tags
+from gateway.cache_tags import product_tags
 from gateway.lookups.context import ShopContext
 from gateway.lookups.paging import CursorSpec, corrected_total, remember_cursor, start_cursor
 from gateway.lookups.search import both, search_term, title_prefix_terms, title_words

@@ -5,7 +5,7 @@ with up to 250 values, one more per further 250."""
 
 from __future__ import annotations
 
-from gateway.cache import product_tags
+from gateway.cache_tags import product_tags
 from gateway.lookups.context import ShopContext
 from gateway.lookups.types import InvalidRequest, PropertyQuery, PropertyResult
 

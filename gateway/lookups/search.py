@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from gateway.lookups.types import InvalidRequest, OrderFilter
+from mappings.receipt import UNPAID_FINANCIAL_STATUSES
 
 _FIELD = re.compile(r"[a-z_]+")
 #: Title words for a prefix search: letters and digits only (anything else would be search syntax).
@@ -57,10 +58,8 @@ def order_filter_terms(order_filter: OrderFilter) -> str:
     if order_filter is OrderFilter.OPEN:
         return "status:open AND -status:cancelled"
     if order_filter is OrderFilter.UNPAID:
-        return (
-            "status:open AND -status:cancelled"
-            " AND (financial_status:pending OR financial_status:authorized OR financial_status:partially_paid)"
-        )
+        unpaid = " OR ".join(f"financial_status:{status.lower()}" for status in UNPAID_FINANCIAL_STATUSES)
+        return f"status:open AND -status:cancelled AND ({unpaid})"
     if order_filter is OrderFilter.CLOSED:
         return "(status:closed OR status:cancelled)"
     return ""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
 
 from mappings.models import OpenApiOrder, Package, Product, Receipt
 from mappings.phone import is_e164
@@ -211,17 +210,3 @@ class StoreUnavailable(LookupFailure):
     def __str__(self) -> str:
         return self.message
 
-
-# --- what the query side reads from the push side ------------------------------------------------------------------
-
-
-class PushStateReader(Protocol):
-    """Implemented by the push pipeline's store; the query side only reads it (PROTOCOL §6 and §10)."""
-
-    async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
-        """The order name (without '#') a tracking number belongs to, from fulfillment webhooks and reconciliation."""
-        ...
-
-    async def delivered_package_pushes(self, shop_key: str, order_id: int) -> dict[str, int]:
-        """Delivered `package/update` pushes of one order (numeric id), per fulfillment numeric id (as str) → count."""
-        ...

@@ -1,6 +1,6 @@
 """`POST /webhooks/shopify`: verify, deduplicate, store durably, THEN acknowledge (PROTOCOL §9).
 
-Nothing is parsed for business meaning here: the rules run later on the stored event (the processor in gateway.push.setup), so a
+Nothing is parsed for business meaning here: the rules run later on the stored event (gateway.push.processor), so a
 crash right after the 2xx loses nothing and Shopify's 5-second budget is never at risk.
 
 Decisions:

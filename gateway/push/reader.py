@@ -23,10 +23,10 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from gateway.ops import Metrics
 from gateway.shopify.errors import ShopifyError
 from gateway.shopify.queries import load_query
-from mappings.nodes import Node, nodes
-from mappings.push import parse_id
+from mappings.nodes import Node, nodes, numeric_id
 
 if TYPE_CHECKING:
     from gateway.shopify.client import ShopifyAdminClient
@@ -99,11 +99,10 @@ def _merge(into: dict[int, Node | None], order_id: int, node: Node | None) -> No
 class PushReader:
     """Batched, cost-aware order reads for the push pipeline, through the shops' ShopifyAdminClients."""
 
-    def __init__(self, clients: dict[str, ShopifyAdminClient]) -> None:
+    def __init__(self, clients: dict[str, ShopifyAdminClient], metrics: Metrics | None = None) -> None:
         #: shop key → client; the app's dict is filled at start-up, so it is looked up at read time.
         self.clients = clients
-        self.requests = 0  # Shopify requests made (benchmarks and tests read it)
-        self.fulfillments_read_again = 0  # fulfillments their order did not list, read by id (tests read it)
+        self.metrics = metrics or Metrics()
 
     async def read(
         self,
@@ -165,7 +164,6 @@ class PushReader:
     async def _execute(self, client: ShopifyAdminClient, document: str, variables: dict[str, Any]) -> Node:
         """One push-read request: behind every lookup on the shop's query points (a shopper is waiting for those),
         within READ_DEADLINE_SECONDS; Shopify's failures become ReadFailed."""
-        self.requests += 1
         try:
             deadline = asyncio.get_running_loop().time() + READ_DEADLINE_SECONDS
             return await client.execute(load_query(document), variables, deadline=deadline, background=True)
@@ -193,11 +191,11 @@ class PushReader:
         self, client: ShopifyAdminClient, wanted: list[tuple[int, int]]
     ) -> list[tuple[int, Node]]:
         """(order id, fulfillment node) of each wanted (order id, fulfillment id) that Shopify has, of that order."""
-        self.fulfillments_read_again += len(wanted)
+        self.metrics.inc("gateway_push_fulfillments_read_again_total", len(wanted), shop=client.shop_key)
         data = await self._execute(client, "push_fulfillments", {"ids": [fulfillment_gid(f) for _, f in wanted]})
         out = []
         for (order_id, _), node in zip(wanted, _answered(data, "fulfillments", len(wanted)), strict=True):
-            if node is not None and parse_id((node.get("order") or {}).get("legacyResourceId")) == order_id:
+            if node is not None and numeric_id((node.get("order") or {}).get("legacyResourceId")) == order_id:
                 out.append((order_id, node))
         return out
 
@@ -221,7 +219,7 @@ def _unlisted_fulfillments(
         listed = nodes(node.get("fulfillments")) if node is not None else []
         if len(listed) < PACKAGE_FULFILLMENTS:
             continue
-        known = {parse_id(f.get("legacyResourceId")) for f in listed}
+        known = {numeric_id(f.get("legacyResourceId")) for f in listed}
         unlisted += [(order_id, f) for f in sorted(set(fulfillment_ids)) if f not in known]
     return unlisted
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.push.reader import ReadFailed
+from gateway.push.render import PushRenderer
 from gateway.push.rules import Decided, Rules, StateBatch
 from gateway.push.store import EventOutcome, PushStore
 from gateway.settings import Settings
@@ -50,7 +51,14 @@ class PassReport:
 
 
 async def reconcile_shop(
-    shop_key: str, settings: Settings, store: PushStore, rules: Rules, client: Any, *, now: float | None = None
+    shop_key: str,
+    settings: Settings,
+    store: PushStore,
+    rules: Rules,
+    renderer: PushRenderer,
+    client: Any,
+    *,
+    now: float | None = None,
 ) -> PassReport:
     """One pass for one shop. Raises ShopifyError (listing) or ReadFailed (push read) when Shopify cannot answer;
     the caller logs and retries at the next pass, from the same watermark."""
@@ -72,11 +80,8 @@ async def reconcile_shop(
         facts = [f for f in (order_change_from_node(n) for n in conn.get("nodes") or ()) if f]
         if facts:
             batch = StateBatch()
-            states = await store.load_order_states(shop_key, [f.order_id for f in facts])
-            fids = [ff.fulfillment_id for f in facts for ff in f.fulfillments]
-            fstates = await store.load_fulfillment_states(shop_key, fids)
-            batch.orders.update({(shop_key, k): v for k, v in states.items()})
-            batch.fulfillments.update({(shop_key, k): v for k, v in fstates.items()})
+            fids = {ff.fulfillment_id for f in facts for ff in f.fulfillments}
+            await batch.load(store, {shop_key: {f.order_id for f in facts}}, {shop_key: fids} if fids else {})
             decided = []
             for f in facts:
                 item = Decided(EventOutcome(order_id=f.order_id, customer_id=f.customer_id), [], shop_key)
@@ -90,7 +95,7 @@ async def reconcile_shop(
                 decided.append(item)
                 newest = max(newest, f.updated_at)
             # the same read and mappings as the webhook path; a failed read fails the pass (the watermark stays)
-            failed = await rules.render(decided, now=now)
+            failed = await renderer.render(decided, now=now)
             if shop_key in failed:
                 raise ReadFailed(failed[shop_key])
             await store.commit([d.outcome for d in decided])
@@ -106,7 +111,11 @@ async def reconcile_shop(
 
 
 async def run_reconciler(
-    settings: Settings, clients: Mapping[str, ShopifyAdminClient], rules: Rules, store: PushStore
+    settings: Settings,
+    clients: Mapping[str, ShopifyAdminClient],
+    rules: Rules,
+    renderer: PushRenderer,
+    store: PushStore,
 ) -> None:
     """Every `server.reconcile_interval_seconds`, one pass per installed shop with pushes on (`clients` is the app's
     `SHOPIFY_CLIENTS`, filled when the app starts)."""
@@ -120,7 +129,7 @@ async def run_reconciler(
             if client is None or not await store.shop_installed(shop_key):
                 continue
             try:
-                report = await reconcile_shop(shop_key, settings, store, rules, client)
+                report = await reconcile_shop(shop_key, settings, store, rules, renderer, client)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -140,11 +149,15 @@ async def run_reconciler(
 
 
 def start_reconciler(
-    settings: Settings, clients: Mapping[str, ShopifyAdminClient], rules: Rules, store: PushStore
+    settings: Settings,
+    clients: Mapping[str, ShopifyAdminClient],
+    rules: Rules,
+    renderer: PushRenderer,
+    store: PushStore,
 ) -> asyncio.Task[None] | None:
     """The reconciler's task, or None when reconciliation is off or no shop has pushes on."""
     if settings.server.reconcile_interval_seconds <= 0:
         return None
     if settings.app is None and not any(s.push is not None and s.push.enabled for s in settings.shops.values()):
         return None
-    return asyncio.create_task(run_reconciler(settings, clients, rules, store), name="push-reconciler")
+    return asyncio.create_task(run_reconciler(settings, clients, rules, renderer, store), name="push-reconciler")

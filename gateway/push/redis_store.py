@@ -25,6 +25,7 @@ Key layout (P = the prefix; shop keys are `[A-Za-z0-9_-]+`, checked by the setti
     P:s:<shop>:trk:<tracking number>  hash: the tracking index (oid, name, cid)
     P:s:<shop>:chk:<oid>              hash: the unpaid check of an order (kept when done: once per order)
     P:s:<shop>:wm                     the reconciliation watermark
+    P:s:<shop>:hold                   hash: the shop's push-read hold (until, failures), while its reads fail
     P:s:<shop>:o:<oid>:q              zset: the order's pending pushes by id (only the lowest is in P:due: ordering)
     P:s:<shop>:o:<oid>:ev/:push/:ful/:trk   what is stored about the order (compliance purges)
     P:s:<shop>:c:<cid>:o / :ev        sets: the customer's order ids / customer-only events (compliance purges)
@@ -73,6 +74,7 @@ from gateway.push.store import (
     PushAttempt,
     PushStatus,
     RecordResult,
+    ShopHold,
     StoredCounts,
     StoredEvent,
     UnpaidCheck,
@@ -189,9 +191,7 @@ def _commit_calls(o: EventOutcome, now: str) -> list[tuple[str, tuple[Any, ...]]
                     s.financial_status,
                     int(s.cancelled),
                     _opt(s.customer_id),
-                    jsoncodec.dumps(s.recipient) if s.recipient else "",
-                    s.recipient_name,
-                    s.receipt,
+                    int(s.receipt_decided),
                 ),
             )
         )
@@ -496,13 +496,13 @@ class RedisPushStore(PushStoreBase):
 
     @_shielded
     async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, OrderState]:
-        fields = ["name", "updated", "fin", "cancelled", "cid", "recipient", "rname", "receipt"]
+        fields = ["name", "updated", "fin", "cancelled", "cid", "decided", "receipt"]
         async with self.redis.pipeline(transaction=False) as pipe:
             for oid in ids:
                 pipe.hmget(self._shop(shop_key, "ord", oid), fields)
             rows = await pipe.execute()
         out: dict[int, OrderState] = {}
-        for oid, (name, updated, fin, cancelled, cid, recipient, rname, receipt) in zip(ids, rows, strict=True):
+        for oid, (name, updated, fin, cancelled, cid, decided, receipt) in zip(ids, rows, strict=True):
             if updated is None:
                 continue
             out[oid] = OrderState(
@@ -513,9 +513,8 @@ class RedisPushStore(PushStoreBase):
                 financial_status=_s(fin),
                 cancelled=cancelled == b"1",
                 customer_id=_opt_int(cid),
-                recipient=jsoncodec.loads(recipient) if recipient else None,
-                recipient_name=_s(rname),
-                receipt=bytes(receipt or b""),
+                # `receipt`: how rows written before said it (upsert_order.lua removes it when it rewrites a row)
+                receipt_decided=decided == b"1" or bytes(receipt or b"").startswith(b"receipt:"),
             )
         return out
 
@@ -690,6 +689,29 @@ class RedisPushStore(PushStoreBase):
     @_shielded
     async def shop_installed(self, shop_key: str) -> bool:
         return await self.redis.hget(self._k("installed"), shop_key) != b"0"
+
+    # shop holds ---------------------------------------------------------------------------------------------------
+
+    @_shielded
+    async def shop_holds(self, shop_keys: Sequence[str]) -> dict[str, ShopHold]:
+        keys = list(dict.fromkeys(shop_keys))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shop_key in keys:
+                pipe.hmget(self._shop(shop_key, "hold"), ["until", "failures"])
+            rows = await pipe.execute() if keys else []
+        return {
+            shop_key: ShopHold(float(until), int(failures))
+            for shop_key, (until, failures) in zip(keys, rows, strict=True)
+            if until is not None and failures is not None
+        }
+
+    @_shielded
+    async def hold_shop(self, shop_key: str, hold: ShopHold) -> None:
+        await self.redis.hset(self._shop(shop_key, "hold"), mapping={"until": _num(hold.until), "failures": hold.failures})
+
+    @_shielded
+    async def release_shop(self, shop_key: str) -> None:
+        await self.redis.delete(self._shop(shop_key, "hold"))
 
     # compliance ---------------------------------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import time
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ import aiohttp
 
 from gateway import jsoncodec, signing
 from gateway.ops import Metrics
+from gateway.push.backoff import backoff_delay
 from gateway.push.store import MAX_ANSWER_CHARS, Push, PushAttempt, PushStore
 from gateway.settings import Settings, ShopSettings
 
@@ -87,12 +87,6 @@ def judge(status: int, body: bytes) -> Verdict:
 @functools.lru_cache(maxsize=64)
 def _timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)  # immutable: one per distinct setting, not one per push
-
-
-def backoff_delay(shop: ShopSettings, attempts: int) -> float:
-    assert shop.push is not None
-    ceiling = min(shop.push.backoff_max_seconds, shop.push.backoff_base_seconds * (2 ** min(attempts, 30)))
-    return random.uniform(ceiling / 2, ceiling)
 
 
 class PushSender:
@@ -213,7 +207,7 @@ class PushSender:
         self.metrics.inc("gateway_push_attempt_seconds_total", time.monotonic() - started)
         outcome, delay = verdict.outcome, 0.0
         if outcome == "retry":
-            delay = backoff_delay(shop, push.attempts)
+            delay = backoff_delay(shop.push.backoff_base_seconds, shop.push.backoff_max_seconds, push.attempts)
             if time.time() + delay - push.created_at > shop.push.max_age_seconds:
                 outcome = "dead"  # too old to retry: this attempt was the last
         # The attempt log of `gateway outbox show` and the console: when, the HTTP status, the platform's answer.

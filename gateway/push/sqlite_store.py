@@ -33,7 +33,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway import jsoncodec
 from gateway.push.store import (
     EventOutcome,
     EventStatus,
@@ -44,6 +43,7 @@ from gateway.push.store import (
     PushAttempt,
     PushStatus,
     RecordResult,
+    ShopHold,
     StoredCounts,
     StoredEvent,
     TrackingEntry,
@@ -159,6 +159,18 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX push_attempts_push ON push_attempts (push_id)",
         "CREATE INDEX events_shop_received ON events (shop_key, received_at)",
+    ],
+    [
+        # Whether an order's receipt was decided is a plain flag. Rows written before kept it as the `receipt` blob
+        # starting "receipt:" (and, earlier still, the receipt's JSON for every order, which says nothing about it);
+        # the shopper's address fields were never read since pushes read the order from Shopify.
+        "ALTER TABLE orders ADD COLUMN receipt_decided INTEGER NOT NULL DEFAULT 0",
+        "UPDATE orders SET receipt_decided = 1 WHERE CAST(substr(receipt, 1, 8) AS TEXT) = 'receipt:'",
+        "ALTER TABLE orders DROP COLUMN receipt",
+        "ALTER TABLE orders DROP COLUMN recipient",
+        "ALTER TABLE orders DROP COLUMN recipient_name",
+        # Shops whose push read failed, held for every process that opens the file (gateway.push.holds).
+        "CREATE TABLE shop_holds (shop_key TEXT PRIMARY KEY, until REAL NOT NULL, failures INTEGER NOT NULL)",
     ],
 ]
 
@@ -503,8 +515,8 @@ class SqlitePushStore(PushStoreBase):
             for chunk in _chunks(ids):
                 marks = _marks(chunk)
                 for r in c.execute(
-                    "SELECT order_id, order_name, updated_at, financial_status, cancelled, customer_id, recipient,"
-                    f" recipient_name, receipt FROM orders WHERE shop_key = ? AND order_id IN ({marks})",
+                    "SELECT order_id, order_name, updated_at, financial_status, cancelled, customer_id,"
+                    f" receipt_decided FROM orders WHERE shop_key = ? AND order_id IN ({marks})",
                     (shop_key, *chunk),
                 ):
                     out[r[0]] = OrderState(
@@ -515,9 +527,7 @@ class SqlitePushStore(PushStoreBase):
                         financial_status=r[3],
                         cancelled=bool(r[4]),
                         customer_id=r[5],
-                        recipient=jsoncodec.loads(r[6]) if r[6] else None,
-                        recipient_name=r[7],
-                        receipt=bytes(r[8]),
+                        receipt_decided=bool(r[6]),
                     )
             return out
 
@@ -766,6 +776,31 @@ class SqlitePushStore(PushStoreBase):
 
         return await self._call(op)
 
+    # shop holds ---------------------------------------------------------------------------------------------------
+
+    async def shop_holds(self, shop_keys: Sequence[str]) -> dict[str, ShopHold]:
+        keys = list(dict.fromkeys(shop_keys))
+        if not keys:
+            return {}
+
+        def op(c: sqlite3.Connection) -> dict[str, ShopHold]:
+            rows = c.execute(f"SELECT shop_key, until, failures FROM shop_holds WHERE shop_key IN ({_marks(keys)})", keys)
+            return {r[0]: ShopHold(r[1], r[2]) for r in rows}
+
+        return await self._call(op)
+
+    async def hold_shop(self, shop_key: str, hold: ShopHold) -> None:
+        await self._call(
+            lambda c: c.execute(
+                "INSERT INTO shop_holds (shop_key, until, failures) VALUES (?, ?, ?) ON CONFLICT (shop_key)"
+                " DO UPDATE SET until = excluded.until, failures = excluded.failures",
+                (shop_key, hold.until, hold.failures),
+            )
+        )
+
+    async def release_shop(self, shop_key: str) -> None:
+        await self._call(lambda c: c.execute("DELETE FROM shop_holds WHERE shop_key = ?", (shop_key,)))
+
     # compliance ---------------------------------------------------------------------------------------------------
 
     async def _customer_data(
@@ -825,12 +860,11 @@ def _upsert_order(c: sqlite3.Connection, s: OrderState) -> None:
     """An order state replaces the stored one unless it is older."""
     c.execute(
         "INSERT INTO orders (shop_key, order_id, order_name, updated_at, financial_status, cancelled,"
-        " customer_id, recipient, recipient_name, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " customer_id, receipt_decided) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (shop_key, order_id) DO UPDATE SET order_name = excluded.order_name,"
         " updated_at = excluded.updated_at, financial_status = excluded.financial_status,"
         " cancelled = excluded.cancelled, customer_id = excluded.customer_id,"
-        " recipient = excluded.recipient, recipient_name = excluded.recipient_name,"
-        " receipt = excluded.receipt"
+        " receipt_decided = excluded.receipt_decided"
         " WHERE excluded.updated_at >= orders.updated_at",
         (
             s.shop_key,
@@ -840,9 +874,7 @@ def _upsert_order(c: sqlite3.Connection, s: OrderState) -> None:
             s.financial_status,
             int(s.cancelled),
             s.customer_id,
-            jsoncodec.dumps(s.recipient).decode() if s.recipient else None,  # a TEXT column
-            s.recipient_name,
-            s.receipt,
+            int(s.receipt_decided),
         ),
     )
 

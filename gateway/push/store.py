@@ -16,13 +16,15 @@ What it keeps, per shop:
   falls due the rules re-read the order from Shopify and enqueue the push only if it is still unpaid and not cancelled.
   (Keeping the check out of the outbox means a pending Unpaid never holds back the order's Receipt.)
 - **the tracking index** (tracking number → order), the **reconciliation watermark**, and whether the shop is installed.
+- **shop holds**: a shop whose push read failed waits, backing off (gateway.push.holds); kept here so that every
+  replica sharing the store holds the shop alike.
 
 Times are Unix epoch seconds (`time.time()`), because they must survive restarts. Everything that is written in one
 `commit()` is applied atomically: an event is marked processed in the same transaction that stores what it produced.
 
 The contract comes in narrow roles (`EventLog`, `OrderStateStore`, `PushOutbox`, `TrackingIndex`, `ShopLedger`,
 `ComplianceStore`); `PushStore` is all of them plus the lifecycle. `TrackingIndex` is what the query side reads as
-`gateway.lookups.types.PushStateReader`. The rules every backend shares live once in `gateway.push.store_base`; which
+`gateway.flows.PushStateReader`. The rules every backend shares live once in `gateway.push.store_base`; which
 backend runs is chosen in `gateway.push.backends`. This module imports neither.
 """
 
@@ -96,12 +98,9 @@ class OrderState:
     financial_status: str = ""  # Shopify REST words, lower case: pending, authorized, partially_paid, paid, ...
     cancelled: bool = False
     customer_id: int | None = None
-    #: Unused by the rules since pushes read the order from Shopify (kept for stored rows; None / "" when written now).
-    recipient: dict[str, str] | None = None
-    recipient_name: str = ""
-    #: The dedupe key of the Order/Receipt the rules decided on for this order (b"" while none): an order is
-    #: announced paid once. The receipt itself is never kept: the push read fetches it.
-    receipt: bytes = b""
+    #: Whether the rules decided the order's Order/Receipt: an order is announced paid once. The receipt itself is
+    #: never kept (the push read fetches it when the push is rendered).
+    receipt_decided: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +226,15 @@ class EventOutcome:
     tracking: list[TrackingEntry] = field(default_factory=list)
     unpaid_checks: list[UnpaidCheck] = field(default_factory=list)
     done_checks: list[tuple[str, int]] = field(default_factory=list)  # (shop_key, order_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ShopHold:
+    """A shop whose push read failed: its events wait until `until` (epoch seconds); `failures`: reads failed in a
+    row (what the next hold backs off from)."""
+
+    until: float
+    failures: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +375,7 @@ class PushOutbox(Protocol):
 
 @runtime_checkable
 class TrackingIndex(Protocol):
-    """The two reads the query side makes (it sees them as `gateway.lookups.types.PushStateReader`)."""
+    """The two reads the query side makes (it sees them as `gateway.flows.PushStateReader`)."""
 
     async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None: ...
 
@@ -394,6 +402,23 @@ class ShopLedger(Protocol):
 
 
 @runtime_checkable
+class ShopHoldStore(Protocol):
+    """The holds of shops whose push read failed (gateway.push.holds), shared by every replica of the store."""
+
+    async def shop_holds(self, shop_keys: Sequence[str]) -> dict[str, ShopHold]:
+        """The holds recorded for these shops (also those whose `until` has passed: their failures still count)."""
+        ...
+
+    async def hold_shop(self, shop_key: str, hold: ShopHold) -> None:
+        """Record the shop's hold, replacing the one there was."""
+        ...
+
+    async def release_shop(self, shop_key: str) -> None:
+        """The shop's read answered again: forget its hold."""
+        ...
+
+
+@runtime_checkable
 class ComplianceStore(Protocol):
     """The GDPR webhooks' side of the store."""
 
@@ -414,7 +439,9 @@ class ComplianceStore(Protocol):
 
 
 @runtime_checkable
-class PushStore(EventLog, OrderStateStore, PushOutbox, TrackingIndex, ShopLedger, ComplianceStore, Protocol):
+class PushStore(
+    EventLog, OrderStateStore, PushOutbox, TrackingIndex, ShopLedger, ShopHoldStore, ComplianceStore, Protocol
+):
     """Durable state of the push pipeline: every role, plus the lifecycle and the wake-up. All methods are coroutines
     and never block the event loop. The shared rules (wake-ups, `now` defaults, truncation, status transitions) live
     once in `gateway.push.store_base.PushStoreBase`, which both backends extend.
@@ -483,5 +510,5 @@ class WorkSignal:
             self._seen[task] = self._generation
 
 
-#: The store of the running app (also registered as `gateway.keys.PUSH_STATE` for the query side).
+#: The store of the running app (also registered as `gateway.flows.PUSH_STATE` for the query side).
 PUSH_STORE = web.AppKey("push_store", PushStore)

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway import ops
 from gateway.keys import SETTINGS
-from gateway.push.rules import APP_LIFECYCLE
+from gateway.push.processor import APP_LIFECYCLE
 from gateway.push.store import PUSH_STORE
 from gateway.push.subscriptions import fingerprint, start_sync_task, sync_shop, webhook_uri
 from gateway.settings import AppSettings, InstalledAppAuth, Settings, ShopSettings
