@@ -63,7 +63,7 @@ def serve_gateway(port: int, db: str) -> None:
                     "domain": SHOP_DOMAIN,
                     "auth": {"mode": "token", "access_token": "x"},
                     "webhook_secret": WEBHOOK_SECRET,
-                    "secrets": ["q"],
+                    "secrets": ["bench-bot-secret"],
                 }
             },
         },

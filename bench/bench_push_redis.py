@@ -66,7 +66,7 @@ def serve_gateway_redis(port: int, redis_url: str, prefix: str) -> None:
                     "domain": SHOP_DOMAIN,
                     "auth": {"mode": "token", "access_token": "x"},
                     "webhook_secret": WEBHOOK_SECRET,
-                    "secrets": ["q"],
+                    "secrets": ["bench-bot-secret"],
                 }
             },
         },

@@ -86,11 +86,10 @@ async def serve_store(port: int, latency: float = 0.0, orders: int = 200, plan: 
 async def serve_gateway(port: int, store_port: int, ttl: float = 3600, deadline: float = 10) -> None:
     from gateway.app import create_app
     from gateway.cli_common import freeze_startup_objects
+    from gateway.server import start_site
 
     settings = bench_settings(f"http://127.0.0.1:{store_port}", ttl=ttl, deadline=deadline)
-    runner = web.AppRunner(create_app(settings), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await start_site(create_app(settings), settings.server, "127.0.0.1", port)  # the server `gateway serve` runs
     freeze_startup_objects()  # as `gateway serve` does
     print("ready", flush=True)
     await asyncio.Event().wait()

@@ -23,7 +23,12 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     """`clock` (epoch seconds) times what the shops flow does: token expiry and refresh, install timestamps."""
     # The largest body we ever accept is a Shopify webhook; bot queries are capped lower in their handlers
     # (PROTOCOL §2: 64 KiB → 413 in the caller's dialect).
-    app = web.Application(client_max_size=2 * 1024 * 1024, middlewares=[error_middleware])
+    # Bodies arrive as sent (auto_decompress off): aiohttp's decoder can leave a handler waiting forever on a deflate
+    # body that turns out broken after the request head was handled. The query routes decode gzip/deflate themselves,
+    # within their size cap (gateway.bodies); a webhook or a console form is never compressed.
+    app = web.Application(
+        client_max_size=2 * 1024 * 1024, middlewares=[error_middleware], handler_args={"auto_decompress": False}
+    )
     app[SETTINGS] = settings
     setup_shops(app, clock=clock)  # app[SETTINGS].shops becomes the live registry (config + connected shops)
     setup_shopify(app)  # one ClientSession (keep-alive) shared by every shop's ShopifyAdminClient

@@ -13,10 +13,9 @@ import logging
 import sys
 from collections.abc import Callable
 
-from aiohttp import web
-
 from gateway import query_cli
 from gateway.cli_common import add_config_arg, freeze_startup_objects, settings_from_args, until_stopped
+from gateway.logs import configure_logging
 from gateway.push import cli as push_cli
 from gateway.settings import Settings
 from localstore import cli as localstore_cli
@@ -25,6 +24,7 @@ from localstore import receiver
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
     from gateway.app import create_app
+    from gateway.server import start_site
 
     sandbox = None
     if settings.sandbox.enabled:
@@ -35,10 +35,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         await sandbox.start()
         logging.getLogger("gateway").info("local Shopify store (sandbox) at %s", sandbox.base_url)
 
-    runner = web.AppRunner(create_app(settings), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    runner = await start_site(create_app(settings), settings.server, host, port)
     logging.getLogger("gateway").info(
         "gateway listening on http://%s:%s (shops: %s)", host, port, ", ".join(settings.shops)
     )
@@ -57,9 +54,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    logging.basicConfig(
-        level=settings.server.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(settings.server.log_level)
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port
     server = settings.server

@@ -19,6 +19,7 @@ import traceback
 import uuid
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from gateway.dialects.base import Codec, ErrorCodec, ErrorKind, GatewayError, classify
@@ -109,6 +110,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return resp
     except asyncio.CancelledError:
         raise
+    except (web.RequestPayloadError, HttpProcessingError):
+        # A body aiohttp could not decode (compressed garbage, a broken chunked encoding): the caller's mistake,
+        # refused before any signature check could run.
+        return render_error(request, GatewayError(ErrorKind.INVALID, "the request body could not be decoded"))
     except (ConnectionResetError, asyncio.IncompleteReadError):
         # The client went away mid-body; there is no one left to answer.
         return render_error(request, GatewayError(ErrorKind.INVALID, "incomplete request"))

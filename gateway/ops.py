@@ -1,45 +1,50 @@
 """Operator endpoints: liveness, readiness and Prometheus metrics.
 
 Each flow registers its readiness probes (`add_readiness_check`) and counts what it does in the app's `Metrics`.
+`/metrics` is rendered by prometheus_client from the app's own registry, with the process's figures (open file
+descriptors, memory, CPU) beside the gateway's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]  # returns None when fine, else a short reason
 #: What /readyz reports beside its verdict without failing it (e.g. one shop of many needs its owner): a name and a
 #: function returning a JSON-able value, or None / empty to say nothing.
 ReadinessDetail = Callable[[], Any]
+_Key = tuple[str, tuple[tuple[str, str], ...]]  # (name, sorted labels)
 
 
 class Metrics:
-    """Counters and gauges rendered in Prometheus text format. Cheap enough for the hot path (a dict add)."""
+    """The app's counters and gauges, named and labelled freely at the call site (`inc("x_total", shop=k)`), and
+    exposed through prometheus_client, which renders them (`render`, the `/metrics` body).
+
+    Values stay plain floats in a dict, so counting is a dict update on the hot path; a gauge is a function read at
+    scrape time (the lookup cache's counters are such functions, declared of kind "counter" by `describe`)."""
 
     def __init__(self) -> None:
-        # (name, labels) -> [value]: a one-item list, so adding to a counter is one dict lookup, not a lookup and a
-        # store
-        self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
-        self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], Callable[[], float]] = {}
-        self._help: dict[str, tuple[str, str]] = {}
+        self._counters: dict[_Key, list[float]] = {}  # a one-item list: `Counter` cells add to it in place
+        self._gauges: dict[_Key, Callable[[], float]] = {}
+        self._help: dict[str, tuple[str, str]] = {}  # name -> (kind, help text)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Families(self))
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
-        # most counters carry one label (the shop): nothing to sort
-        key = (name, tuple(labels.items()) if len(labels) < 2 else tuple(sorted(labels.items())))
-        cell = self._counters.get(key)
-        if cell is None:
-            cell = self._counters[key] = [0.0]
-        cell[0] += value
+        self._cell((name, tuple(sorted(labels.items()))))[0] += value
 
     def counter(self, name: str, **labels: str) -> Counter:
-        """The counter `inc(name, ..., **labels)` adds to, as a cell to keep: a hot path that counts the same sample
-        on every request (the Shopify client, per shop) adds to it without building the label key each time."""
+        """The counter `inc(name, ..., **labels)` adds to, as a cell to keep (the Shopify client counts the same
+        sample on every request)."""
         return Counter(self, (name, tuple(sorted(labels.items()))))
 
-    def _cell(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> list[float]:
+    def _cell(self, key: _Key) -> list[float]:
         cell = self._counters.get(key)
         if cell is None:
             cell = self._counters[key] = [0.0]
@@ -60,36 +65,45 @@ class Metrics:
     def total(self, name: str, **labels: str) -> float:
         """The sum of every sample of `name` (counters and gauges) whose labels include `labels`."""
         wanted = set(labels.items())
-        found = sum(v for (n, lbl), (v,) in self._counters.items() if n == name and wanted <= set(lbl))
-        for (n, lbl), read in self._gauges.items():
-            if n == name and wanted <= set(lbl):
-                try:
-                    found += float(read())
-                except Exception:  # a broken gauge reads as nothing, as in the scrape
-                    continue
-        return found
+        return sum(v for (n, lbl), v in self._samples() if n == name and wanted <= set(lbl))
+
+    def _samples(self) -> Iterator[tuple[_Key, float]]:
+        for key, (value,) in self._counters.items():
+            yield key, value
+        for key, read in self._gauges.items():
+            try:
+                yield key, float(read())
+            except Exception:  # a broken gauge must not break the scrape: it reads as absent
+                continue
+
+    def families(self) -> Iterator[Metric]:
+        """Every sample, grouped in metric families (what the registry exposes)."""
+        families: dict[str, Metric] = {}
+        for (name, labels), value in sorted(self._samples()):
+            family = families.get(name)
+            if family is None:
+                kind, help_text = self._help.get(name, ("counter", ""))
+                if kind == "counter" and not name.endswith("_total"):
+                    kind = "unknown"  # Prometheus names every counter *_total; anything else is exposed untyped
+                # a counter family is named without its _total suffix, which its samples carry
+                family = families[name] = Metric(name.removesuffix("_total") if kind == "counter" else name,
+                                                 help_text, kind)  # fmt: skip
+            family.add_sample(name, dict(labels), value)
+        yield from families.values()
 
     def render(self) -> str:
-        lines: list[str] = []
-        seen: set[str] = set()
-        samples: list[tuple[str, tuple[tuple[str, str], ...], float]] = [
-            (n, lbl, v) for (n, lbl), (v,) in self._counters.items()
-        ]
-        for (n, lbl), read in self._gauges.items():
-            try:
-                samples.append((n, lbl, float(read())))
-            except Exception:  # a broken gauge must not break the scrape
-                continue
-        for name, labels, val in sorted(samples, key=lambda s: (s[0], s[1])):
-            if name not in seen:
-                seen.add(name)
-                kind, help_text = self._help.get(name, ("counter", ""))
-                if help_text:
-                    lines.append(f"# HELP {name} {help_text}")
-                lines.append(f"# TYPE {name} {kind}")
-            rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-            lines.append(f"{name}{{{rendered}}} {val:g}" if rendered else f"{name} {val:g}")
-        return "\n".join(lines) + "\n"
+        """The Prometheus text exposition of this registry."""
+        return generate_latest(self.registry).decode()
+
+
+class _Families(Collector):
+    """The registry's view of a `Metrics` (not the Metrics itself: a collector's `describe` means something else)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics.families()
 
 
 class Counter:
@@ -98,20 +112,15 @@ class Counter:
 
     __slots__ = ("_metrics", "_key", "_value")
 
-    def __init__(self, metrics: Metrics, key: tuple[str, tuple[tuple[str, str], ...]]) -> None:
+    def __init__(self, metrics: Metrics, key: _Key) -> None:
         self._metrics = metrics
         self._key = key
         self._value: list[float] | None = None  # the Metrics' own cell, once registered
 
     def add(self, value: float = 1.0) -> None:
-        cell = self._value
-        if cell is None:
-            cell = self._value = self._metrics._cell(self._key)
-        cell[0] += value
-
-
-def _escape(v: str) -> str:
-    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        if self._value is None:
+            self._value = self._metrics._cell(self._key)
+        self._value[0] += value
 
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -162,11 +171,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=get_metrics(request.app).render(), content_type="text/plain", charset="utf-8")
+    body = generate_latest(get_metrics(request.app).registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def setup_ops(app: web.Application) -> None:
-    get_metrics(app)
+    ProcessCollector(registry=get_metrics(app).registry)  # process_open_fds, process_max_fds, memory, CPU
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

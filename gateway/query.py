@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import jsoncodec, signing
+from gateway.bodies import read_body
 from gateway.cache import export_shop_counts, setup_cache
 from gateway.dialects import bot_codec
 from gateway.dialects.base import Codec, ErrorKind, GatewayError
@@ -165,24 +166,6 @@ class BotCodecs(dict[str, Codec]):
         if route is None and key in self.routes.shops:
             route = self.routes.build(key)
         return route.codec if route is not None else default
-
-
-async def read_body(request: web.Request, cap: int) -> bytes:
-    """The raw body, refusing (413) anything over `cap` bytes without buffering it."""
-    length = request.content_length
-    if length is not None:
-        if length > cap:
-            raise GatewayError(ErrorKind.TOO_LARGE)
-        return await request.read()
-    # Chunked upload: read at most cap + 1 bytes.
-    buf = bytearray()
-    while True:
-        chunk = await request.content.read(cap + 1 - len(buf))
-        if not chunk:
-            return bytes(buf)
-        buf += chunk
-        if len(buf) > cap:
-            raise GatewayError(ErrorKind.TOO_LARGE)
 
 
 def decode_json(body: bytes) -> Any:

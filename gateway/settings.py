@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mappings.phone import is_known_region
 from mappings.status_labels import StatusLabels, parse_overrides
@@ -44,6 +53,27 @@ class ConfigError(Exception):
     """Raised for any unusable configuration; the message names the offending field."""
 
 
+#: The shortest secret the gateway accepts (signing keys, app secrets, the console token). An empty secret would let
+#: anyone sign with the empty key, so a missing value must stop the gateway, never switch a check off.
+MIN_SECRET_LENGTH = 12
+
+
+def _long_enough(value: SecretStr) -> SecretStr:
+    length = len(value.get_secret_value())
+    if length == 0:
+        raise ValueError(
+            f"empty: a secret must be at least {MIN_SECRET_LENGTH} characters (is its environment variable set?)"
+        )
+    if length < MIN_SECRET_LENGTH:
+        raise ValueError(f"too short: a secret must be at least {MIN_SECRET_LENGTH} characters")
+    return value
+
+
+#: Every secret that authenticates a caller or signs what the gateway sends. The one rule for secrets: config.yaml's
+#: and a shop's added at run time alike validate through this type (the message never echoes the value).
+Secret = Annotated[SecretStr, AfterValidator(_long_enough)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -60,7 +90,7 @@ class ClientCredentialsAuth(_Model):
 
     mode: Literal["client_credentials"] = "client_credentials"
     client_id: str
-    client_secret: SecretStr
+    client_secret: Secret
     #: Refresh this long before the token's announced expiry.
     refresh_margin_seconds: float = Field(default=300, ge=0)
 
@@ -103,7 +133,7 @@ class Privacy(_Model):
 
 class OpenApiSettings(_Model):
     app_id: str
-    app_secret: SecretStr
+    app_secret: Secret
     #: 8-digit machine numbers allowed to query; empty = any.
     allowed_machines: list[str] = Field(default_factory=list)
     #: Orders older than this answer 40005 (the seed's "order expired"); 0 = no limit.
@@ -123,7 +153,7 @@ class OpenApiSettings(_Model):
 class PushSettings(_Model):
     enabled: bool = True
     url: str
-    secrets: list[SecretStr] = Field(min_length=1)
+    secrets: list[Secret] = Field(min_length=1)
     page_id: str = ""
     topics: list[PushTopic] = Field(
         default_factory=lambda: list(PUSH_TOPICS)
@@ -149,11 +179,11 @@ class ShopSettings(_Model):
     auth: ShopifyAuth
     #: The app's client secret, used to verify Shopify webhooks (X-Shopify-Hmac-Sha256). Defaults to
     #: auth.client_secret under client credentials.
-    webhook_secret: SecretStr | None = None
+    webhook_secret: Secret | None = None
     dialect: Literal["joinchat", "meetbot"] = "joinchat"
     joinchat_version: Literal[1, 2] = 1
     #: Accepted signing secrets of bot queries; several during a rotation.
-    secrets: list[SecretStr] = Field(min_length=1)
+    secrets: list[Secret] = Field(min_length=1)
     deadline_seconds: float = Field(default=4.0, gt=0, le=60)
     cache: CacheTTLs = Field(default_factory=CacheTTLs)
     limits: Limits = Field(default_factory=Limits)
@@ -248,6 +278,15 @@ class ServerSettings(_Model):
     #: Seconds between reconciliation passes (orders updated since the watermark); 0 disables.
     reconcile_interval_seconds: float = Field(default=300, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: A new connection must send a complete request head within this many seconds, or it is closed.
+    header_timeout_seconds: float = Field(default=10, gt=0)
+    #: A request body must have fully arrived this many seconds after its head, or the connection is closed.
+    body_timeout_seconds: float = Field(default=30, gt=0)
+    #: An idle kept-alive connection (or one stuck in a later request head) is closed after this many seconds.
+    keepalive_timeout_seconds: float = Field(default=15, gt=0)
+    #: Open connections at most; past it a new connection is closed at once (keep it under the process's file
+    #: descriptor limit, `ulimit -n`, less what Redis, SQLite and Shopify connections need).
+    max_connections: int = Field(default=1000, ge=1)
 
 
 class SandboxSettings(_Model):
@@ -264,6 +303,18 @@ class SandboxSettings(_Model):
     plan: Literal["standard", "advanced", "plus", "commerce_components"] = "standard"
 
 
+class SignInLimits(_Model):
+    """Failed console sign-ins allowed before each further failure makes the client wait (gateway.console.signin_limit)."""
+
+    failures_per_address: int = Field(default=5, ge=1)
+    failures_overall: int = Field(default=30, ge=1)
+    #: The first wait; each further failure doubles it, up to max_delay_seconds.
+    first_delay_seconds: float = Field(default=2, gt=0)
+    max_delay_seconds: float = Field(default=300, gt=0)
+    #: Failures are forgotten this long after the last one.
+    forget_after_seconds: float = Field(default=900, gt=0)
+
+
 class ConsoleSettings(_Model):
     """The operator console (`GET /console`). Off unless `token` is set (write it as `${ENV}`, never in the file)."""
 
@@ -271,12 +322,13 @@ class ConsoleSettings(_Model):
     token: SecretStr = SecretStr("")
     #: A signed-in session lasts this long, then the operator signs in again.
     session_minutes: float = Field(default=480, gt=0)
+    signin: SignInLimits = Field(default_factory=SignInLimits)
 
     @field_validator("token")
     @classmethod
-    def _long_enough(cls, v: SecretStr) -> SecretStr:
-        if v.get_secret_value() and len(v.get_secret_value()) < 12:
-            raise ValueError("the console token must be at least 12 characters (or empty: console off)")
+    def _long_enough_or_empty(cls, v: SecretStr) -> SecretStr:
+        if v.get_secret_value() and len(v.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"the console token must be at least {MIN_SECRET_LENGTH} characters (or empty: console off)")
         return v
 
     @property
@@ -297,7 +349,7 @@ class AppSettings(_Model):
 
     client_id: str = Field(min_length=1)
     #: Signs the install flow's requests and every webhook of the app's shops.
-    client_secret: SecretStr
+    client_secret: Secret
     scopes: list[str] = Field(default_factory=lambda: list(APP_SCOPES), min_length=1)
     #: AES-256-GCM key (32 bytes, base64) that encrypts tokens and secrets at rest. From the environment.
     token_key: SecretStr

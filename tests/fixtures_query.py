@@ -34,8 +34,8 @@ from localstore.cost import CostCalculator
 from localstore.executor import admin_schema
 
 JC1_SECRETS = ["jc1-current-secret", "jc1-previous-secret"]
-JC2_SECRET = "jc2-secret"
-MB_SECRET = "mb-secret"
+JC2_SECRET = "jc2-bot-secret"
+MB_SECRET = "mb-bot-secret"
 APP_ID = "vend-app-1"
 APP_SECRET = "vend-app-secret"
 MACHINE = "16327129"
@@ -67,7 +67,7 @@ def lookup_context(
                     "domain": domain,
                     "admin_api_base": base_url,
                     "auth": {"mode": "token", "access_token": token},
-                    "secrets": ["s"],
+                    "secrets": ["test-bot-secret"],
                     **shop,
                 }
             }

@@ -337,7 +337,7 @@ async def test_setup_cache_configures_every_shop_and_exports_counters() -> None:
                 "demo": {
                     "domain": "demo.myshopify.com",
                     "auth": {"mode": "token", "access_token": "shpat_x"},
-                    "secrets": ["s"],
+                    "secrets": ["test-bot-secret"],
                     "cache": {"max_entries": 5, "stale_if_error": 30},
                 }
             }

@@ -66,7 +66,7 @@ async def test_console_is_off_without_a_token(aiohttp_client: Any, tmp_path: Any
         "storage": {"sqlite_path": str(tmp_path / "off.sqlite3")},
         "server": {"sync_webhooks_on_start": False, "reconcile_interval_seconds": 0},
         "console": {"token": "${CONSOLE_TOKEN:-}"},
-        "shops": {"s": {"domain": "s.myshopify.com", "auth": {"mode": "token", "access_token": "t"}, "secrets": ["x"]}},
+        "shops": {"s": {"domain": "s.myshopify.com", "auth": {"mode": "token", "access_token": "t"}, "secrets": ["test-bot-secret"]}},
     }
     client = await aiohttp_client(create_app(parse_settings(raw, env={})))
     for path in ("/console", "/console/login", "/console/pushes"):

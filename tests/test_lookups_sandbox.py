@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -33,7 +35,7 @@ from gateway.lookups.types import (
     StoreUnavailable,
 )
 from localstore import SandboxServer, SandboxShop
-from localstore.seed import build_customer
+from localstore.seed import build_customer, build_product
 from mappings.nodes import strip_hash
 from tests.fixtures_query import lookup_context
 
@@ -426,9 +428,31 @@ async def test_property(ctx: ShopContext, server: SandboxServer) -> None:
     assert "T-Shirt" in types.values and "Cult Products" in types.values and "" not in types.values
     assert types.values == sorted(types.values, key=lambda v: (v.casefold(), v))
     vendors = await run_lookup(ctx, PropertyQuery("vendor"))
+    assert requests(server) == 1  # one scan answers both search types
     assert "JACK & JONES" in vendors.values and len(set(vendors.values)) == len(vendors.values)
     with pytest.raises(InvalidRequest):
         await run_lookup(ctx, PropertyQuery("colour"))
+
+
+async def test_property_lists_only_what_products_would_show(store: tuple[SandboxServer, SandboxShop]) -> None:
+    """Issue 21.7: an unreleased collaboration's vendor and type (an unpublished product) never leak, nor a draft's or
+    an archived product's; every value listed finds a product through `products`."""
+    server, shop = store
+    shop.add_product(build_product(shop, title="Secret Collab Jacket", vendor="Unreleased Collab Studio",
+                                   product_type="Collab Capsule", price=Decimal("99.00"), published=False,
+                                   created_at=datetime(2026, 11, 1, tzinfo=UTC)))  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        ctx = make_context(server.base_url, session)
+        vendors = (await run_lookup(ctx, PropertyQuery("vendor"))).values
+        types = (await run_lookup(ctx, PropertyQuery("product_type"))).values
+        assert "Unreleased Collab Studio" not in vendors and "Collab Capsule" not in types
+        visible = [p for p in shop.products if p["status"] == "ACTIVE" and p.get("onlineStoreUrl")]
+        assert set(vendors) == {p["vendor"].strip() for p in visible if p["vendor"].strip()}
+        assert set(types) == {p["productType"].strip() for p in visible if p["productType"].strip()}
+        for vendor in vendors:
+            assert (await run_lookup(ctx, ProductsQuery(vendor=vendor))).products, vendor
+        for product_type in types:
+            assert (await run_lookup(ctx, ProductsQuery(product_type=product_type))).products, product_type
 
 
 # --- open API ------------------------------------------------------------------------------------------------------

@@ -89,3 +89,19 @@ async def test_webhook_id_is_the_fallback_dedupe_key(make_push_gateway: Any) -> 
 def test_webhook_secret_is_the_shopify_form() -> None:
     body = b"{}"
     assert signing.verify(signing.sign_base64(WEBHOOK_SECRET, body), body, [WEBHOOK_SECRET])
+
+
+async def test_a_topic_outside_the_known_ones_is_counted_as_other(make_push_gateway: Any) -> None:
+    """Issue 21.10: a signed webhook's topic header must not become a metric label of any length."""
+    from gateway.ops import get_metrics
+
+    gw = await make_push_gateway()
+    body = json.dumps(rest_order(5009)).encode()
+    long_topic = "orders/" + "x" * 4000
+    for i, topic in enumerate(["orders/paid", long_topic, "made/up"]):
+        assert await _post(gw, body, signed_webhook_headers(topic, body, event_id=f"ev-topic-{i}")) == 200
+    metrics = get_metrics(gw.client.server.app)
+    assert metrics.total("gateway_webhooks_received_total", topic="orders/paid") == 1
+    assert metrics.total("gateway_webhooks_received_total", topic="other") == 2
+    text = await (await gw.client.get("/metrics")).text()
+    assert "x" * 100 not in text and "made/up" not in text

@@ -237,7 +237,7 @@ def test_the_configured_plan_sizes_the_demo_store() -> None:
     settings = parse_settings({
         "sandbox": {"enabled": True, "plan": "plus", "orders": 3, "products": 2},
         "shops": {"demo": {"domain": "demo.myshopify.com", "admin_api_base": "http://127.0.0.1:8765",
-                           "auth": {"mode": "token", "access_token": "t"}, "secrets": ["s"]}},
+                           "auth": {"mode": "token", "access_token": "t"}, "secrets": ["test-bot-secret"]}},
     })
     shop = SandboxServer.for_settings(settings).shop()
     assert shop.plan == "plus" and (shop.bucket_size, shop.restore_rate) == (20000, 1000)

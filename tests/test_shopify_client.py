@@ -38,7 +38,7 @@ def shop_settings(base_url: str, auth: dict[str, Any], **extra: Any) -> ShopSett
     settings = parse_settings(
         {
             "shops": {
-                "demo": {"domain": SANDBOX_DOMAIN, "admin_api_base": base_url, "auth": auth, "secrets": ["s"], **extra}
+                "demo": {"domain": SANDBOX_DOMAIN, "admin_api_base": base_url, "auth": auth, "secrets": ["test-bot-secret"], **extra}
             }
         }
     )
@@ -316,10 +316,10 @@ async def test_short_lived_tokens_are_renewed_in_the_margin_not_after_a_401(
 
 
 async def test_wrong_client_secret_is_an_auth_error(sandbox: SandboxServer, make_client: MakeClient) -> None:
-    client = make_client({**CC_AUTH, "client_secret": "nope"})
+    client = make_client({**CC_AUTH, "client_secret": "not-the-client-secret"})
     with pytest.raises(ShopifyAuthError) as caught:
         await client.execute(SHOP_NAME)
-    assert "nope" not in str(caught.value)
+    assert "not-the-client-secret" not in str(caught.value)
     assert sandbox.graphql_requests(SANDBOX_DOMAIN) == 0
 
 
@@ -367,7 +367,7 @@ def settings_for(sandbox: SandboxServer) -> Settings:
                     "domain": SANDBOX_DOMAIN,
                     "admin_api_base": sandbox.base_url,
                     "auth": TOKEN_AUTH,
-                    "secrets": ["s"],
+                    "secrets": ["test-bot-secret"],
                 }
             }
         }

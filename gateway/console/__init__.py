@@ -23,7 +23,9 @@ import jinja2
 from aiohttp import web
 
 from gateway.console import auth, handlers, shops
+from gateway.console.signin_limit import SignInLimiter
 from gateway.keys import SETTINGS
+from gateway.ops import get_metrics
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -63,6 +65,10 @@ def setup_console(app: web.Application) -> None:
     app[auth.SESSIONS] = auth.Sessions(
         settings.console.token.get_secret_value(), settings.console.session_minutes * 60
     )
+    app[auth.SIGNIN_LIMITER] = SignInLimiter(settings.console.signin)
+    metrics = get_metrics(app)
+    metrics.describe("gateway_console_signin_failures_total", "Console sign-ins with a wrong token.")
+    metrics.describe("gateway_console_signin_refused_total", "Console sign-ins refused unread: too many failures.")
     app.on_response_prepare.append(_security_headers)
     r = app.router
     r.add_get("/console/login", auth.login_get)

@@ -1,17 +1,20 @@
-"""Console sign-in: the operator token, a signed session cookie, and a CSRF token on every form.
+"""Console sign-in: the operator token, a signed session cookie, a CSRF token on every form, and a limit on failed
+attempts.
 
-- The session cookie is `nonce.expiry.mac`, MAC'd with a key derived from `console.token` (HMAC-SHA256), so it
-  needs no server-side state: it survives restarts and works on every replica; changing the token signs everyone
-  out. It is HttpOnly, SameSite=Strict, scoped to /console, and Secure when the console is reached over HTTPS.
+- The session cookie is the session's nonce and expiry signed by itsdangerous with a key derived from
+  `console.token` (HMAC-SHA256), so it needs no server-side state: it survives restarts and works on every replica;
+  changing the token signs everyone out. It is HttpOnly, SameSite=Strict, scoped to /console, and Secure when the
+  console is reached over HTTPS.
 - Sessions end after `console.session_minutes`; an expired (or signed-out) cookie is refused like no cookie.
-- Every POST carries `csrf`, a MAC of the session's nonce. The login form carries one too, bound to a short-lived
-  pre-login cookie (so a third-party page cannot sign the operator into a session of its choosing).
+- Every POST carries `csrf`, a signature of the session's nonce. The login form carries one too, bound to a
+  short-lived pre-login cookie (so a third-party page cannot sign the operator into a session of its choosing).
+- Failed sign-ins are limited per client address and overall (gateway.console.signin_limit); a refused burst is
+  logged once, and counted in metrics.
 - Neither the token nor the cookies are ever logged or rendered.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import hmac
@@ -25,8 +28,11 @@ from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
+from itsdangerous import BadData, Signer, URLSafeSerializer
 
+from gateway.console.signin_limit import SignInLimiter
 from gateway.keys import SETTINGS
+from gateway.ops import get_metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +40,7 @@ SESSION_COOKIE = "console_session"
 LOGIN_COOKIE = "console_login"
 COOKIE_PATH = "/console"
 LOGIN_COOKIE_SECONDS = 3600
-#: A wrong token costs the guesser this long (tokens are ≥ 12 characters; this makes guessing slower still).
-WRONG_TOKEN_PAUSE_SECONDS = 0.5
+_DIGEST = hashlib.sha256
 
 
 def same(given: str, expected: str) -> bool:
@@ -60,38 +65,36 @@ class Sessions:
 
     def __init__(self, token: str, lifetime_seconds: float, *, clock: Callable[[], float] = time.time) -> None:
         self._token = token.encode()
-        # A derived key: the token itself never signs anything that leaves the process.
-        self._key = hashlib.sha256(b"gateway-console-session\n" + self._token).digest()
+        # One salt per use, so a CSRF token can never pass for a session cookie or a login CSRF token
+        self._cookies = URLSafeSerializer(token, salt="console-session", signer_kwargs={"digest_method": _DIGEST})
+        self._csrf = Signer(token, salt="console-csrf", digest_method=_DIGEST)
+        self._login_csrf = Signer(token, salt="console-login", digest_method=_DIGEST)
         self.lifetime = lifetime_seconds
         self._clock = clock
         #: Signed-out nonces → their expiry (this process only; the cookie is cleared in the browser as well).
         self._revoked: dict[str, float] = {}
 
-    def _mac(self, *parts: str) -> str:
-        return hmac.new(self._key, "|".join(parts).encode(), hashlib.sha256).hexdigest()
-
     def token_matches(self, given: str) -> bool:
         return hmac.compare_digest(given.encode("utf-8", "replace"), self._token)
 
+    def _session(self, nonce: str, expires_at: float) -> Session:
+        return Session(nonce, expires_at, self._csrf.get_signature(nonce).decode())
+
     def issue(self) -> tuple[str, Session]:
-        nonce = secrets.token_urlsafe(18)
-        expires = int(self._clock() + self.lifetime)
-        cookie = f"{nonce}.{expires}.{self._mac('session', nonce, str(expires))}"
-        return cookie, Session(nonce, float(expires), self._mac("csrf", nonce))
+        session = self._session(secrets.token_urlsafe(18), self._clock() + self.lifetime)
+        return self._cookies.dumps([session.nonce, session.expires_at]), session
 
     def check(self, cookie: str | None) -> Session | None:
         """The session of a cookie; None when absent or forged; raises SessionExpired when its time is up."""
         if not cookie:
             return None
-        parts = cookie.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
+        try:
+            nonce, expires_at = self._cookies.loads(cookie)
+        except (BadData, ValueError, TypeError):  # forged, or a signed value of another shape
             return None
-        nonce, expires, mac = parts
-        if not same(mac, self._mac("session", nonce, expires)):
-            return None
-        if float(expires) <= self._clock() or nonce in self._revoked:
+        if expires_at <= self._clock() or nonce in self._revoked:
             raise SessionExpired()
-        return Session(nonce, float(expires), self._mac("csrf", nonce))
+        return self._session(nonce, expires_at)
 
     def revoke(self, session: Session) -> None:
         now = self._clock()
@@ -99,10 +102,11 @@ class Sessions:
         self._revoked[session.nonce] = session.expires_at
 
     def login_csrf(self, login_nonce: str) -> str:
-        return self._mac("login", login_nonce)
+        return self._login_csrf.get_signature(login_nonce).decode()
 
 
 SESSIONS = web.AppKey("console_sessions", Sessions)
+SIGNIN_LIMITER = web.AppKey("console_signin_limiter", SignInLimiter)
 #: The signed-in session of the request being handled (set by `operator_only`); a RequestKey where aiohttp has them.
 REQUEST_SESSION: Any = web.RequestKey("console_session", Session) if hasattr(web, "RequestKey") else "console_session"
 
@@ -208,6 +212,20 @@ async def login_get(request: web.Request) -> web.StreamResponse:
 
 async def login_post(request: web.Request) -> web.StreamResponse:
     sessions = request.app[SESSIONS]
+    limiter = request.app[SIGNIN_LIMITER]
+    metrics = get_metrics(request.app)
+    address = request.remote or "?"
+    refusal = limiter.refusal(address)
+    if refusal is not None:
+        metrics.inc("gateway_console_signin_refused_total", scope=refusal.scope)
+        if refusal.first:  # one line per refused burst, never the tried tokens
+            where = address if refusal.scope == "address" else "every address"
+            log.warning("console: sign-ins from %s refused for %.0f s after %d failed attempts",
+                        where, refusal.retry_after, refusal.failures)  # fmt: skip
+        wait = max(1, round(refusal.retry_after))
+        response = await login_page(request, status=429, problem=f"Too many failed sign-ins. Try again in {wait} s.")
+        response.headers["Retry-After"] = str(wait)
+        return response
     form = await request.post()
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     given_csrf = form.get("csrf")
@@ -215,14 +233,16 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return forbidden(request)
     token = form.get("token")
     if not isinstance(token, str) or not sessions.token_matches(token):
-        log.warning("console: a sign-in with a wrong token from %s", request.remote)  # never the token itself
-        await asyncio.sleep(WRONG_TOKEN_PAUSE_SECONDS)
+        limiter.failed(address)
+        metrics.inc("gateway_console_signin_failures_total")
+        log.warning("console: a sign-in with a wrong token from %s", address)  # never the token itself
         return await login_page(request, status=401, problem="That token is not right.")
+    limiter.succeeded(address)
     cookie, _ = sessions.issue()
     response = see_other(console_path(form.get("next")))
     set_cookie(request, response, SESSION_COOKIE, cookie, None)
     response.del_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
-    log.info("console: operator signed in from %s", request.remote)
+    log.info("console: operator signed in from %s", address)
     return response
 
 

@@ -126,9 +126,11 @@ async def build_preview(app: web.Application, shop_key: str, order_number: str) 
 
 async def _open_api_answer(ctx: ShopContext, shop: ShopSettings, number: str) -> DialectAnswer:
     codec = OpenApiCodec()
-    query = order_query(number)  # the open API takes the numeric id, falling back to the order name
     assert shop.openapi is not None
     try:
+        # the open API takes the numeric id, falling back to the order name; text that is neither ("a b") is its
+        # 40002, shown like any other answer
+        query = order_query(number)
         result = await run_lookup(ctx, query)
         check_age(result, shop.openapi, time.time())
         raw = codec.render(query, result)

@@ -18,14 +18,11 @@ from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 from gateway.dialects.base import (
     GatewayError,
     dumps,
-    envelope_error,
-    lookup_query,
     package_dict,
-    params_of,
     product_v1_dict,
     receipt_dict,
-    token,
 )
+from gateway.dialects.params import JoinChatTest, envelope_error, lookup_query, params_of, validated
 from gateway.lookups.types import (
     InvalidRequest,
     OrdersResult,
@@ -85,7 +82,7 @@ class JoinChatCodec:
         method = envelope.method.strip().lower()
         params = params_of(envelope.params)
         if method == "test":
-            return TestQuery(token(params, "token"))
+            return TestQuery(validated(JoinChatTest, params).token)
         return lookup_query(method, params, envelope.pagination, self.limits, self.phone_region)
 
     def render(self, query: Query, result: Any) -> bytes:

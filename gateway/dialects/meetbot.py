@@ -19,14 +19,11 @@ from gateway.dialects.base import (
     ErrorKind,
     GatewayError,
     dumps,
-    envelope_error,
-    lookup_query,
     package_dict,
-    params_of,
     product_v1_dict,
     receipt_dict,
-    token,
 )
+from gateway.dialects.params import MeetbotTest, envelope_error, lookup_query, params_of, validated
 from gateway.lookups.types import (
     InvalidRequest,
     OrdersResult,
@@ -103,7 +100,7 @@ class MeetbotCodec:
         method = envelope.request.method.strip().lower()
         params = params_of(envelope.params)
         if method == "test":
-            return TestQuery(token(params, "test_token"))
+            return TestQuery(validated(MeetbotTest, params).test_token)
         return lookup_query(method, params, envelope.pagination, self.limits, self.phone_region)
 
     def render(self, query: Query, result: Any) -> bytes:

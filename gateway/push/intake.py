@@ -26,10 +26,20 @@ from gateway import signing
 from gateway.keys import SETTINGS
 from gateway.ops import get_metrics
 from gateway.push.store import PUSH_STORE, WebhookMeta
+from gateway.push.subscriptions import TOPICS
 
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
+#: Topics a metric label may name: those the gateway subscribes to and the compliance ones. A signed webhook can carry
+#: any topic header; each distinct label is a new time series, so every other topic is counted as "other".
+METRIC_TOPICS = frozenset(
+    {"/".join(t.lower().rsplit("_", 1)) for t in TOPICS} | {"customers/data_request", "customers/redact", "shop/redact"}
+)
+
+
+def topic_label(topic: str) -> str:
+    return topic if topic in METRIC_TOPICS else "other"
 
 
 def _looks_like_json_object(body: bytes) -> bool:
@@ -94,5 +104,5 @@ async def handle_webhook(request: web.Request) -> web.Response:
         log.error("shop %s: could not store webhook %s: %s", shop_key, topic, type(exc).__name__)
         metrics.inc("gateway_webhooks_rejected_total", reason="store_error")
         return _reply(503, "could not store the webhook, retry later")
-    metrics.inc("gateway_webhooks_received_total", shop=shop_key, topic=topic, result=result)
+    metrics.inc("gateway_webhooks_received_total", shop=shop_key, topic=topic_label(topic), result=result)
     return _reply(200, result)
