@@ -24,6 +24,7 @@ from gateway import jsoncodec
 from gateway.dialects.base import ErrorKind, GatewayError, dumps
 from gateway.lookups.types import OpenApiOrderQuery, OpenApiOrderResult
 from gateway.settings import OpenApiSettings
+from mappings.nodes import strip_hash
 
 APPID_HEADER = "Appid"
 APPSECRET_HEADER = "AppSecret"
@@ -118,7 +119,7 @@ def order_query(order_id: str) -> OpenApiOrderQuery:
     order_id = order_id.strip()
     if not _ORDER_ID.fullmatch(order_id):
         raise GatewayError(ErrorKind.INVALID, "order_id is not valid")
-    return OpenApiOrderQuery(order_id.lstrip("#"))
+    return OpenApiOrderQuery(strip_hash(order_id))
 
 
 def order_age_days(result: OpenApiOrderResult, now: float) -> float | None:
