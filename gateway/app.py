@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from aiohttp import web
 
 from gateway import ops
@@ -13,9 +16,11 @@ from gateway.push.setup import setup_push
 from gateway.query import setup_query
 from gateway.settings import Settings
 from gateway.shopify.client import setup_shopify
+from gateway.shops.setup import setup_shops
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
+    """`clock` (epoch seconds) times what the shops flow does: token expiry and refresh, install timestamps."""
     # The largest body we ever accept is a Shopify webhook; bot queries are capped lower in their handlers
     # (PROTOCOL §2: 64 KiB → 413 in the caller's dialect).
     # Bodies arrive as sent (auto_decompress off): aiohttp's decoder can leave a handler waiting forever on a deflate
@@ -25,6 +30,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=2 * 1024 * 1024, middlewares=[error_middleware], handler_args={"auto_decompress": False}
     )
     app[SETTINGS] = settings
+    setup_shops(app, clock=clock)  # app[SETTINGS].shops becomes the live registry (config + connected shops)
     setup_shopify(app)  # one ClientSession (keep-alive) shared by every shop's ShopifyAdminClient
     setup_query(app)  # /bot/{shop}, /api/openapi/v1/orders/{order_id}, the lookup cache
     setup_cache_fan_out(app)  # the cache's invalidations to and from the other replicas (Redis storage only)

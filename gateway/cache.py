@@ -410,6 +410,14 @@ def build_cache(
     return cache
 
 
+def export_shop_counts(metrics: Metrics, cache: LookupCache, shop_key: str) -> None:
+    """The shop's hits and loads in /metrics (at start for config shops, on first use for shops connected later)."""
+    metrics.gauge("lookup_cache_shop_hits_total", functools.partial(lambda k: cache.shop_counts(k)[0], shop_key),
+                  shop=shop_key)  # fmt: skip
+    metrics.gauge("lookup_cache_shop_misses_total", functools.partial(lambda k: cache.shop_counts(k)[1], shop_key),
+                  shop=shop_key)  # fmt: skip
+
+
 def setup_cache(app: web.Application, *, serve_stale_on: tuple[type[Exception], ...]) -> LookupCache:
     """Create `app[LOOKUP_CACHE]` (idempotent), offer it to the push side as `app[LOOKUP_INVALIDATOR]`, and export its
     counters in /metrics."""
@@ -431,10 +439,7 @@ def setup_cache(app: web.Application, *, serve_stale_on: tuple[type[Exception], 
         metrics.describe(name, help_text, "counter")
     metrics.gauge("lookup_cache_entries", lambda: len(cache), "Entries currently cached (all shops).")
     for shop_key in app[SETTINGS].shops:
-        metrics.gauge("lookup_cache_shop_hits_total", functools.partial(lambda k: cache.shop_counts(k)[0], shop_key),
-                      shop=shop_key)  # fmt: skip
-        metrics.gauge("lookup_cache_shop_misses_total", functools.partial(lambda k: cache.shop_counts(k)[1], shop_key),
-                      shop=shop_key)  # fmt: skip
+        export_shop_counts(metrics, cache, shop_key)
     metrics.describe("lookup_cache_shop_hits_total", "Lookups answered from a fresh cache entry, per shop.")
     metrics.describe("lookup_cache_shop_misses_total", "Lookups that started a load, per shop.")
 

@@ -85,6 +85,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         dialect = f"joinchat v{shop.joinchat_version}" if shop.dialect == "joinchat" else shop.dialect
         print(f"{key}: {shop.domain} via {shop.admin_base_url} (API {shop.api_version}, {shop.auth.mode}), "
               f"{dialect}" + (f"; {'; '.join(extras)}" if extras else ""))
+    if settings.app is not None:
+        app = settings.app
+        print(f"app mode: client id {app.client_id}, scopes {','.join(app.scopes)}; shops connected from the browser "
+              f"are kept in the {settings.storage.backend} store (App URL {settings.server.public_url}/shopify/install)")
     print(f"config OK: {len(settings.shops)} shop(s), storage {settings.storage.backend}")
     return 0
 

@@ -8,6 +8,7 @@ descriptors, memory, CPU) beside the gateway's.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
@@ -15,6 +16,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]  # returns None when fine, else a short reason
+#: What /readyz reports beside its verdict without failing it (e.g. one shop of many needs its owner): a name and a
+#: function returning a JSON-able value, or None / empty to say nothing.
+ReadinessDetail = Callable[[], Any]
 _Key = tuple[str, tuple[tuple[str, str], ...]]  # (name, sorted labels)
 
 
@@ -121,6 +125,7 @@ class Counter:
 
 METRICS = web.AppKey("metrics", Metrics)
 READINESS = web.AppKey("readiness_checks", list[ReadinessCheck])
+READINESS_DETAILS = web.AppKey("readiness_details", dict[str, ReadinessDetail])
 
 
 def get_metrics(app: web.Application) -> Metrics:
@@ -133,6 +138,12 @@ def add_readiness_check(app: web.Application, check: ReadinessCheck) -> None:
     if READINESS not in app:
         app[READINESS] = []
     app[READINESS].append(check)
+
+
+def add_readiness_detail(app: web.Application, name: str, detail: ReadinessDetail) -> None:
+    if READINESS_DETAILS not in app:
+        app[READINESS_DETAILS] = {}
+    app[READINESS_DETAILS][name] = detail
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -148,9 +159,15 @@ async def readyz(request: web.Request) -> web.Response:
             reason = type(exc).__name__
         if reason:
             problems[getattr(check, "__name__", "check")] = reason
-    if problems:
-        return web.json_response({"status": "not ready", "problems": problems}, status=503)
-    return web.json_response({"status": "ready"})
+    body: dict[str, Any] = {"status": "not ready", "problems": problems} if problems else {"status": "ready"}
+    for name, detail in request.app.get(READINESS_DETAILS, {}).items():
+        try:
+            value = detail()
+        except Exception as exc:  # a broken detail must not break the probe
+            value = type(exc).__name__
+        if value:
+            body[name] = value
+    return web.json_response(body, status=503 if problems else 200)
 
 
 async def metrics(request: web.Request) -> web.Response:

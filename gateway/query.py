@@ -4,8 +4,9 @@ Per request: read the body with a size cap → verify the signature on the raw b
 JSON → the dialect codec builds a Query → `run_lookup` (cached, single-flight) → the codec renders the Result.
 Failures are raised and rendered by gateway.errors.error_middleware in the caller's dialect.
 
-The cache-hit path is kept lean: per-shop state is computed once at start-up (`BotRoute`; each shop's `ShopContext`
-in `app[SHOP_CONTEXTS]`, built by the `ready_contexts` cleanup context once the Shopify clients exist), and rendered
+The cache-hit path is kept lean: per-shop state is computed once per shop (`BotRoute`, at start-up for config shops,
+on the first query for a shop connected from the browser or changed since; each shop's `ShopContext` in
+`app[SHOP_CONTEXTS]`, built once the Shopify clients exist), and rendered
 reply bytes are memoized per (shop, query) together with the Result object they were rendered from, so a cache hit
 that returns the same Result object reuses the bytes, and a fresh Result (new object) is rendered again.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from aiohttp import web
 
 from gateway import jsoncodec, signing
 from gateway.bodies import read_body
-from gateway.cache import setup_cache
+from gateway.cache import export_shop_counts, setup_cache
 from gateway.dialects import bot_codec
 from gateway.dialects.base import Codec, ErrorKind, GatewayError
 from gateway.dialects.openapi import (
@@ -35,12 +36,13 @@ from gateway.dialects.openapi import (
 from gateway.errors import BOT_CODECS
 from gateway.flows import PUSH_STATE
 from gateway.keys import SETTINGS
-from gateway.lookups.context import SHOP_CONTEXTS, ShopContext, shop_contexts
+from gateway.lookups.context import SHOP_CONTEXTS, ShopContext, ShopContexts
 from gateway.lookups.dispatch import run_lookup
 from gateway.lookups.types import InvalidRequest, OpenApiOrderResult, Query, TestQuery
 from gateway.ops import Metrics, get_metrics
 from gateway.settings import Settings, ShopSettings
 from gateway.shopify.client import SHOPIFY_CLIENTS, ShopifyUnavailable
+from gateway.shops.registry import watch_shops
 
 MEMO_MAX_ENTRIES = 4096
 
@@ -94,6 +96,7 @@ class BotRoute:
     signature_header: str
     secrets: tuple[str, ...]
     max_body: int
+    paused: bool = False
     memo: RenderMemo = field(default_factory=RenderMemo)
     context: ShopContext | None = None  # set when the app starts (the Shopify clients exist only then)
 
@@ -107,26 +110,62 @@ class OpenApiRoute:
     context: ShopContext | None = None  # set when the app starts, like BotRoute.context
 
 
-BOT_ROUTES = web.AppKey("bot_routes", dict[str, BotRoute])
 OPENAPI_ROUTES = web.AppKey("openapi_routes", dict[str, OpenApiRoute])
 
 _OPENAPI_CODEC = OpenApiCodec()
 _JSON = "application/json"
 
 
-def bot_routes(settings: Settings) -> dict[str, BotRoute]:
-    routes = {}
-    for key, shop in settings.shops.items():
-        codec = bot_codec(shop)
-        routes[key] = BotRoute(
-            key=key,
-            shop=shop,
-            codec=codec,
-            signature_header=codec.signature_header,
-            secrets=tuple(s.get_secret_value() for s in shop.secrets),
-            max_body=shop.limits.max_body_bytes,
-        )
-    return routes
+def bot_route(key: str, shop: ShopSettings) -> BotRoute:
+    codec = bot_codec(shop)
+    return BotRoute(
+        key=key,
+        shop=shop,
+        codec=codec,
+        signature_header=codec.signature_header,
+        secrets=tuple(s.get_secret_value() for s in shop.secrets),
+        max_body=shop.limits.max_body_bytes,
+        paused=shop.paused,
+    )
+
+
+class BotRoutes(dict[str, BotRoute]):
+    """Shop key → its BotRoute: the config shops' built at start, a connected shop's on its first query (`build`),
+    dropped when its settings change. The handler reads it with a plain `dict.get`, so the hit path is unchanged."""
+
+    def __init__(self, shops: Mapping[str, ShopSettings], contexts: ShopContexts) -> None:
+        super().__init__({key: bot_route(key, shop) for key, shop in shops.items()})
+        self.shops = shops
+        self.contexts = contexts
+        watch_shops(shops, self._forget)
+
+    def _forget(self, key: str) -> None:
+        self.pop(key, None)
+
+    def build(self, key: str) -> BotRoute | None:
+        shop = self.shops.get(key)
+        if shop is None:
+            return None
+        route = self[key] = bot_route(key, shop)
+        route.context = self.contexts[key]
+        return route
+
+
+BOT_ROUTES = web.AppKey("bot_routes", BotRoutes)
+
+
+class BotCodecs(dict[str, Codec]):
+    """Shop key → its bot codec, for errors rendered outside the handler (gateway.errors): from its route."""
+
+    def __init__(self, routes: BotRoutes) -> None:
+        super().__init__()
+        self.routes = routes
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        route = self.routes.get(key)
+        if route is None and key in self.routes.shops:
+            route = self.routes.build(key)
+        return route.codec if route is not None else default
 
 
 def decode_json(body: bytes) -> Any:
@@ -136,13 +175,17 @@ def decode_json(body: bytes) -> Any:
         raise InvalidRequest("the body is not valid JSON") from None
 
 
-def bot_query_handler(routes: dict[str, BotRoute]) -> Callable[[web.Request], Awaitable[web.Response]]:
+def bot_query_handler(routes: BotRoutes) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The `POST /bot/{shop}` handler over the app's routes (`app[BOT_ROUTES]`), bound at start-up."""
 
     async def bot_query(request: web.Request) -> web.Response:
         route = routes.get(request.match_info["shop"])
         if route is None:
-            raise GatewayError(ErrorKind.UNKNOWN_SHOP)
+            route = routes.build(request.match_info["shop"])  # a shop connected since start-up, or changed
+            if route is None:
+                raise GatewayError(ErrorKind.UNKNOWN_SHOP)
+        if route.paused:
+            raise GatewayError(ErrorKind.UNAVAILABLE, "this shop is paused")
         body = await read_body(request, route.max_body)
         if not signing.verify(request.headers.get(route.signature_header), body, route.secrets):
             raise GatewayError(ErrorKind.BAD_SIGNATURE)
@@ -185,25 +228,27 @@ def _describe(metrics: Metrics) -> None:
 
 def setup_query(app: web.Application) -> None:
     settings: Settings = app[SETTINGS]
-    routes = bot_routes(settings)
+    contexts = ShopContexts()
+    app[SHOP_CONTEXTS] = contexts  # the mapping exists from the start; it serves once the app has started
+    routes = BotRoutes(settings.shops, contexts)
     app[BOT_ROUTES] = routes
-    codecs: dict[str, Codec] = {key: r.codec for key, r in routes.items()}
-    app[BOT_CODECS] = codecs
+    app[BOT_CODECS] = BotCodecs(routes)
     app[OPENAPI_ROUTES] = {
         shop.openapi.app_id: OpenApiRoute(key, shop, shop.openapi.app_secret.get_secret_value())
         for key, shop in settings.shops.items()
         if shop.openapi is not None
     }
-    _describe(get_metrics(app))
+    metrics = get_metrics(app)
+    _describe(metrics)
     # an outage (or throttling past the deadline) may be answered from an expired lookup
     cache = setup_cache(app, serve_stale_on=(ShopifyUnavailable,))
-    contexts: dict[str, ShopContext] = {}
-    app[SHOP_CONTEXTS] = contexts  # the dict exists from the start; it is filled when the app starts
 
     async def ready_contexts(app: web.Application) -> AsyncIterator[None]:
-        # After setup_shopify's cleanup context (registered before this one), which creates the clients.
-        contexts.update(shop_contexts(settings, app[SHOPIFY_CLIENTS], cache, app.get(PUSH_STATE)))
-        for bot in routes.values():
+        # After setup_shopify's cleanup context (registered before this one), which opens the clients.
+        clients = app[SHOPIFY_CLIENTS]
+        contexts.open(settings.shops, clients, cache, app.get(PUSH_STATE))
+        contexts.on_new = lambda context: export_shop_counts(metrics, cache, context.key)
+        for bot in list(routes.values()):
             bot.context = contexts[bot.key]
         for open_api in app[OPENAPI_ROUTES].values():
             open_api.context = contexts[open_api.key]

@@ -23,6 +23,7 @@ import aiohttp
 from gateway import signing
 from gateway.cli_common import add_config_arg, settings_from_args
 from gateway.settings import Settings, ShopSettings
+from gateway.shops.backends import with_connected_shops
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -80,7 +81,7 @@ def _pick_shop(settings: Settings, key: str | None, need_openapi: bool) -> tuple
             raise SystemExit("gateway: name the shop (several shops are configured)")
         return candidates[0]
     if key not in settings.shops:
-        raise SystemExit(f"gateway: no shop {key!r} in the config (shops: {', '.join(settings.shops)})")
+        raise SystemExit(f"gateway: no shop {key!r} (shops: {', '.join(settings.shops)})")
     shop = settings.shops[key]
     if need_openapi and shop.openapi is None:
         raise SystemExit(f"gateway: shop {key!r} has no openapi section")
@@ -94,8 +95,18 @@ async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, st
             return resp.status, await resp.text()
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
+def _shops_settings(args: argparse.Namespace) -> Settings:
+    """The config, with the shops connected from the browser (app mode) read from the store."""
     settings = settings_from_args(args)
+    try:
+        return with_connected_shops(settings)
+    except OSError as err:
+        print(f"gateway: connected shops not read ({err}); config shops only", file=sys.stderr)
+        return settings
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    settings = _shops_settings(args)
     base = (args.url or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
     if args.openapi is not None:
         key, shop = _pick_shop(settings, args.shop, need_openapi=True)
@@ -124,7 +135,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+    settings = _shops_settings(args)
     _, shop = _pick_shop(settings, args.shop, need_openapi=False)
     if args.file == "-":
         body = sys.stdin.buffer.read()

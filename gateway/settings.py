@@ -35,6 +35,20 @@ PushTopic = Literal["Order/Receipt", "Order/Unpaid", "package/update"]
 PUSH_TOPICS: tuple[PushTopic, ...] = ("Order/Receipt", "Order/Unpaid", "package/update")
 
 
+def _api_version(v: str) -> str:
+    if not re.fullmatch(r"\d{4}-(01|04|07|10)|unstable", v):
+        raise ValueError(f"{v!r} is not a Shopify API version like 2026-10")
+    return v
+
+
+def _admin_api_base(v: str | None) -> str | None:
+    if v is None:
+        return v
+    if not re.match(r"https?://", v):
+        raise ValueError(f"{v!r} must start with https:// (or http:// for a local store)")
+    return v.rstrip("/")
+
+
 class ConfigError(Exception):
     """Raised for any unusable configuration; the message names the offending field."""
 
@@ -81,7 +95,14 @@ class ClientCredentialsAuth(_Model):
     refresh_margin_seconds: float = Field(default=300, ge=0)
 
 
-ShopifyAuth = Annotated[TokenAuth | ClientCredentialsAuth, Field(discriminator="mode")]
+class InstalledAppAuth(_Model):
+    """A shop connected from the browser (Shopify's install flow, `app:`): its expiring offline tokens are kept,
+    encrypted, in the store and refreshed by the gateway (gateway.shops). Set by the gateway, never in config.yaml."""
+
+    mode: Literal["app"] = "app"
+
+
+ShopifyAuth = Annotated[TokenAuth | ClientCredentialsAuth | InstalledAppAuth, Field(discriminator="mode")]
 
 
 class CacheTTLs(_Model):
@@ -175,6 +196,8 @@ class ShopSettings(_Model):
     phone_region: str | None = None
     openapi: OpenApiSettings | None = None
     push: PushSettings | None = None
+    #: A paused shop's bot queries answer the dialect's 503 and its pushes wait (webhooks are still accepted).
+    paused: bool = False
 
     @field_validator("domain")
     @classmethod
@@ -187,9 +210,7 @@ class ShopSettings(_Model):
     @field_validator("api_version")
     @classmethod
     def _version(cls, v: str) -> str:
-        if not re.fullmatch(r"\d{4}-(01|04|07|10)|unstable", v):
-            raise ValueError(f"{v!r} is not a Shopify API version like 2026-10")
-        return v
+        return _api_version(v)
 
     @field_validator("status_labels", mode="before")
     @classmethod
@@ -213,11 +234,7 @@ class ShopSettings(_Model):
     @field_validator("admin_api_base")
     @classmethod
     def _base(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if not re.match(r"https?://", v):
-            raise ValueError(f"{v!r} must start with https:// (or http:// for a local store)")
-        return v.rstrip("/")
+        return _admin_api_base(v)
 
     @property
     def admin_base_url(self) -> str:
@@ -348,23 +365,80 @@ class ConsoleSettings(_Model):
         return bool(self.token.get_secret_value())
 
 
+#: The Admin API scopes the gateway needs (README "Connecting a real store"); what app mode asks for at install.
+APP_SCOPES = ("read_orders", "read_all_orders", "read_products", "read_customers", "read_fulfillments", "read_locales")
+
+SHOP_KEY_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+
+
+class AppSettings(_Model):
+    """App mode: merchants connect their shop from the browser through Shopify's install flow (`GET /shopify/install`
+    is the App URL, `{server.public_url}/shopify/callback` the redirect URL). The shops connected so are kept in the
+    store (`storage`) with their expiring offline tokens, encrypted with `token_key`."""
+
+    client_id: str = Field(min_length=1)
+    #: Signs the install flow's requests and every webhook of the app's shops.
+    client_secret: Secret
+    scopes: list[str] = Field(default_factory=lambda: list(APP_SCOPES), min_length=1)
+    #: AES-256-GCM key (32 bytes, base64) that encrypts tokens and secrets at rest. From the environment.
+    token_key: SecretStr
+    #: Keys that only decrypt: list the old key here while moving to a new `token_key`.
+    previous_token_keys: list[SecretStr] = Field(default_factory=list)
+    #: Where the Admin API of the app's shops lives: https://{shop} (unset) or the local store's address.
+    admin_api_base: str | None = None
+    api_version: str = DEFAULT_API_VERSION
+    #: Refresh an access token this long before it expires (Shopify's last 60 minutes).
+    refresh_margin_seconds: float = Field(default=300, ge=0)
+    #: How far an install request's `timestamp` may be from now (Shopify's own library allows 90 s).
+    max_clock_skew_seconds: float = Field(default=90, ge=1)
+    #: The dialect a newly connected shop starts with (the console changes it per shop).
+    dialect: Literal["joinchat", "meetbot"] = "joinchat"
+    joinchat_version: Literal[1, 2] = 1
+
+    @field_validator("token_key", "previous_token_keys")
+    @classmethod
+    def _aes_keys(cls, v: Any) -> Any:
+        from gateway.shops.crypto import check_key  # the key format is the cipher's business
+
+        for key in v if isinstance(v, list) else [v]:
+            check_key(key.get_secret_value())
+        return v
+
+    @field_validator("admin_api_base")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        return _admin_api_base(v)
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return _api_version(v)
+
+
 class Settings(_Model):
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
-    shops: dict[str, ShopSettings] = Field(min_length=1)
+    app: AppSettings | None = None
+    #: The shops of config.yaml. Once the app runs, `shops` is its live `ShopRegistry` (gateway.shops.registry):
+    #: these plus the shops connected from the browser, kept up to date while serving.
+    shops: dict[str, ShopSettings] = Field(default_factory=dict)
 
     @field_validator("shops")
     @classmethod
     def _keys(cls, v: dict[str, ShopSettings]) -> dict[str, ShopSettings]:
-        for key in v:
-            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key):
+        for key, shop in v.items():
+            if not re.fullmatch(SHOP_KEY_PATTERN, key):
                 raise ValueError(f"shop key {key!r} may hold only letters, digits, '-' and '_'")
+            if isinstance(shop.auth, InstalledAppAuth):
+                raise ValueError(f"shop {key!r}: auth mode 'app' is for shops connected from the browser (app:)")
         return v
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:
+        if not self.shops and self.app is None:
+            raise ValueError("no shops: configure at least one under shops:, or app: to connect them from the browser")
         seen: dict[str, str] = {}
         for key, shop in self.shops.items():
             if shop.domain in seen:
@@ -377,6 +451,11 @@ class Settings(_Model):
 
     def shop_by_domain(self, domain: str) -> tuple[str, ShopSettings] | None:
         domain = domain.strip().lower()
+        # The live registry (gateway.shops.registry) keeps an index: with a thousand shops, no scan per webhook.
+        key_for_domain = getattr(self.shops, "key_for_domain", None)
+        if key_for_domain is not None:
+            key = key_for_domain(domain)
+            return (key, self.shops[key]) if key is not None else None
         for key, shop in self.shops.items():
             if shop.domain == domain:
                 return key, shop

@@ -14,7 +14,8 @@ Every body is JSON; every answer is JSON. `{shop}` is a shop domain (e.g. demo.m
 | POST /_sandbox/{shop}/fulfillments/{id}/events | add_fulfillment_event(**body) (`{"status": "out_for_delivery"}`) |
 | POST /_sandbox/{shop}/products/{id} | update_product(**body) |
 | POST /_sandbox/{shop}/settings | plan (standard, advanced, plus, commerce_components), token_ttl, bucket_size, restore_rate, max_query_cost, access_scopes, primary_locale, locales |
-| POST /_sandbox/{shop}/revoke-tokens | expire every token issued by the grant |
+| POST /_sandbox/{shop}/revoke-tokens | expire every access token issued by a grant (client credentials, the app's) |
+| POST /_sandbox/{shop}/apps/{client_id}/uninstall | the merchant removes the app: app/uninstalled, then its tokens and subscriptions go |
 | GET/POST/DELETE /_sandbox/faults | read / set (partial) / clear fault injection |
 | GET/POST /_sandbox/webhooks | read / set delivery knobs (paused, release_order, duplicates, delay, drop_next, retry_schedule, timeout) |
 | POST /_sandbox/webhooks/release · /pause · /resume · /drain · /reset | control held deliveries |
@@ -113,6 +114,7 @@ class SandboxAdmin:
             web.post("/_sandbox/{shop}/products/{id}", self.update_product),
             web.post("/_sandbox/{shop}/settings", self.shop_settings),
             web.post("/_sandbox/{shop}/revoke-tokens", self.revoke_tokens),
+            web.post("/_sandbox/{shop}/apps/{client_id}/uninstall", self.uninstall_app),
         ]
         return [web.route(r.method, r.path, _guarded(r.handler), **r.kwargs) for r in (*server_wide, *per_shop)]
 
@@ -217,3 +219,7 @@ class SandboxAdmin:
     async def revoke_tokens(self, request: web.Request) -> web.Response:
         self.server.revoke_tokens(self._shop(request).domain)
         return _json({"revoked": True})
+
+    async def uninstall_app(self, request: web.Request) -> web.Response:
+        self.server.oauth.uninstall(self._shop(request).domain, request.match_info["client_id"])
+        return _json({"uninstalled": True})

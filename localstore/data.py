@@ -378,6 +378,10 @@ class SandboxShop:
             raise KeyError(f"no fulfillment {fulfillment_id!r} in {self.domain}")
         return found
 
+    def emit_app_uninstalled(self) -> None:
+        """The app was removed from this shop (localstore.oauth): Shopify's `app/uninstalled`."""
+        self._changed([("app/uninstalled", payloads.shop_payload(self))])
+
     async def create_order(self, **options: Any) -> Record:
         """A new order (sensible defaults for everything) → orders/create, plus orders/paid when it is paid.
 

@@ -187,3 +187,13 @@ def product_payload(shop: SandboxShop, product: Record) -> Record:
         "options": [], "images": images, "image": images[0] if image else None, "media": [],
         "has_variants_that_requires_components": False, "category": None,
     }
+
+
+def shop_payload(shop: SandboxShop) -> Record:
+    """The Shop resource as `app/uninstalled` carries it (a subset of Shopify's example body: nothing it lacks)."""
+    now = shop.now().isoformat(timespec="seconds")
+    return {
+        "id": shop.shop_id, "name": shop.name, "domain": shop.domain, "myshopify_domain": shop.domain,
+        "currency": shop.currency, "iana_timezone": shop.timezone, "plan_name": shop.plan, "created_at": now,
+        "updated_at": now,
+    }

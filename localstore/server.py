@@ -3,7 +3,9 @@
 Routes:
 - `POST /admin/api/{version}/graphql.json` — Admin GraphQL (shop picked by Host header, else by token, else the only
   shop); `X-Shopify-Access-Token` must be the shop's static token or a live token from the grant, else 401.
-- `POST /admin/oauth/access_token` — client credentials grant (JSON or form body) → `{access_token, scope, expires_in}`.
+- `POST /admin/oauth/access_token` — client credentials grant (JSON or form body) → `{access_token, scope, expires_in}`;
+  the app's grants (authorization code, refresh, token exchange) are localstore.oauth's.
+- `GET/POST /admin/oauth/authorize`, `GET /admin/oauth/install` — the install flow's pages (localstore.oauth).
 - `/_sandbox/...` — the admin surface for tests and humans (see localstore/README.md).
 """
 
@@ -14,6 +16,7 @@ import json
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -23,6 +26,7 @@ from localstore.cost import Bucket
 from localstore.data import SandboxShop
 from localstore.executor import GraphQLRunner
 from localstore.faults import Faults
+from localstore.oauth import OAuthProvider, SandboxApp
 from localstore.resolvers import RequestContext
 from localstore.webhooks import WebhookDispatcher
 
@@ -38,15 +42,21 @@ class SandboxServer:
 
     def __init__(self, shops: list[SandboxShop], host: str = "127.0.0.1", port: int = 0,
                  api_version: str = DEFAULT_API_VERSION, webhook_retry_schedule: list[float] | None = None,
-                 response_cache_size: int = 0) -> None:
-        if not shops:
-            raise ValueError("a SandboxServer needs at least one shop")
+                 response_cache_size: int = 0, clock: Callable[[], float] = time.time) -> None:
         self.shops: dict[str, SandboxShop] = {shop.domain: shop for shop in shops}
         self.host = host
         self.port = port
         self.api_version = api_version
         self.faults = Faults()
-        self.webhooks = WebhookDispatcher(api_version, webhook_retry_schedule)
+        #: Wall time of the install flow and its tokens (90-day refresh tokens: tests move it, never wait).
+        self.clock = clock
+        self.webhooks = WebhookDispatcher(api_version, webhook_retry_schedule, clock=clock)
+        self.oauth = OAuthProvider(self, clock)
+        #: How a shop created by an install is seeded (`create_shop`): the next seed, these many orders/products.
+        self.new_shop_seed = 1000
+        self.new_shop_orders = 60
+        self.new_shop_products = 30
+        self.new_shop_plan = "standard"
         #: `response_cache_size` > 0 answers repeated queries from memory until the shop changes (benchmarks)
         self.runner_graphql = GraphQLRunner(response_cache_size=response_cache_size)
         self._graphql_requests: defaultdict[str, int] = defaultdict(int)
@@ -61,7 +71,7 @@ class SandboxServer:
     @classmethod
     def for_settings(cls, settings: Settings) -> SandboxServer:
         """The demo store of `gateway serve`: one seeded shop per configured shop whose admin_api_base is this store."""
-        from gateway.settings import ClientCredentialsAuth
+        from gateway.settings import ClientCredentialsAuth, TokenAuth
 
         box = settings.sandbox
         base = f"http://{box.host}:{box.port}"
@@ -70,6 +80,8 @@ class SandboxServer:
             auth = shop_settings.auth
             if isinstance(auth, ClientCredentialsAuth):
                 token, client_id, secret = None, auth.client_id, auth.client_secret.get_secret_value()
+            elif not isinstance(auth, TokenAuth):
+                continue
             else:
                 token, client_id, secret = auth.access_token.get_secret_value(), None, None
             shop = SandboxShop.seeded(
@@ -79,14 +91,26 @@ class SandboxServer:
             )
             shop.plan = box.plan
             shops.append(shop)
-        if not shops:
+        app = settings.app
+        serves_app = app is not None and app.admin_api_base == base
+        if not shops and not serves_app:
             raise ValueError(f"sandbox is enabled but no shop has admin_api_base: {base}")
-        return cls(shops, host=box.host, port=box.port, api_version=DEFAULT_API_VERSION)
+        server = cls(shops, host=box.host, port=box.port, api_version=DEFAULT_API_VERSION)
+        server.new_shop_seed, server.new_shop_orders, server.new_shop_products = box.seed + 100, box.orders, box.products
+        server.new_shop_plan = box.plan
+        if app is not None and serves_app:
+            public = settings.server.public_url.rstrip("/")
+            server.oauth.add_app(SandboxApp(
+                app.client_id, app.client_secret.get_secret_value(), redirect_urls=(public + "/shopify/callback",),
+                app_url=public + "/shopify/install",
+            ))  # fmt: skip
+        return server
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/admin/api/{version}/graphql.json", self.handle_graphql)
         app.router.add_post("/admin/oauth/access_token", self.handle_access_token)
+        app.router.add_routes(self.oauth.routes())
         add_admin_routes(app, self)
         return app
 
@@ -147,6 +171,9 @@ class SandboxServer:
             issued = self._issued_tokens.get(token)
             if issued is not None and issued[0] in self.shops:
                 return self.shops[issued[0]]
+            installed = self.oauth.shop_of(token)
+            if installed is not None and installed in self.shops:
+                return self.shops[installed]
         if len(self.shops) == 1:
             return next(iter(self.shops.values()))
         return None
@@ -157,7 +184,9 @@ class SandboxServer:
         if shop.access_token and secrets.compare_digest(token, shop.access_token):
             return True
         issued = self._issued_tokens.get(token)
-        return issued is not None and issued[0] == shop.domain and issued[1] > time.monotonic()
+        if issued is not None:
+            return issued[0] == shop.domain and issued[1] > time.monotonic()
+        return self.oauth.access_valid(shop.domain, token)
 
     def issue_token(self, shop: SandboxShop) -> dict[str, Any]:
         token = "shpat_" + secrets.token_hex(16)
@@ -165,10 +194,23 @@ class SandboxServer:
         return {"access_token": token, "scope": ",".join(shop.access_scopes), "expires_in": int(shop.token_ttl)}
 
     def revoke_tokens(self, domain: str | None = None) -> None:
-        """Expire every issued token (of one shop, or all): the next request with one gets 401."""
+        """Expire every issued access token (of one shop, or all): the next request with one gets 401. Refresh
+        tokens stay: the app can get a new access token with one."""
         for token, (owner, _) in list(self._issued_tokens.items()):
             if domain is None or owner == domain:
                 del self._issued_tokens[token]
+        self.oauth.revoke_access(domain)
+
+    def create_shop(self, domain: str, app: SandboxApp) -> SandboxShop:
+        """A new seeded shop, as when a merchant installs the app on a store this server does not have yet."""
+        shop = SandboxShop.seeded(
+            domain=domain, seed=self.new_shop_seed + len(self.shops), orders=self.new_shop_orders,
+            products=self.new_shop_products, access_token=None, client_id=app.client_id, client_secret=app.client_secret,
+        )  # fmt: skip
+        shop.plan = self.new_shop_plan
+        shop.emit = self.webhooks.emit
+        self.shops[shop.domain] = shop
+        return shop
 
     async def handle_access_token(self, request: web.Request) -> web.Response:
         if request.content_type == "application/json":
@@ -184,8 +226,7 @@ class SandboxServer:
         grant = form.get("grant_type")
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         if grant != "client_credentials":
-            return web.json_response({"error": "unsupported_grant_type",
-                                      "error_description": "grant_type must be client_credentials"}, status=400)
+            return self.oauth.token_request(form)  # the app's grants: code, refresh, token exchange
         host = (request.headers.get("Host") or "").split(":")[0].lower()
         candidates = [self.shops[host]] if host in self.shops else list(self.shops.values())
         for shop in candidates:

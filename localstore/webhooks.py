@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -69,8 +71,10 @@ class DeliveryAttempt:
 
 
 class WebhookDispatcher:
-    def __init__(self, api_version: str = "2026-10", retry_schedule: list[float] | None = None, seed: int = 0) -> None:
+    def __init__(self, api_version: str = "2026-10", retry_schedule: list[float] | None = None, seed: int = 0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.api_version = api_version
+        self.clock = clock  # X-Shopify-Triggered-At
         self.retry_schedule: list[float] = list(SHOPIFY_RETRY_SCHEDULE if retry_schedule is None else retry_schedule)
         self.timeout = 5.0
         self._default_knobs()
@@ -155,7 +159,7 @@ class WebhookDispatcher:
         """Called by the shop on every change: one delivery per matching subscription."""
         enum_topic = topic.upper().replace("/", "_")
         body = json.dumps(payload, separators=(",", ":")).encode()
-        triggered = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        triggered = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         event_id = str(uuid.uuid4())
         for sub in list(shop.webhook_subscriptions):
             if sub["topic"] != enum_topic:

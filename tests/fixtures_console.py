@@ -52,6 +52,7 @@ def demo_config(
     raw["sandbox"]["port"] = store_port
     for shop in raw["shops"].values():
         shop["admin_api_base"] = f"http://127.0.0.1:{store_port}"
+    raw["app"]["admin_api_base"] = f"http://127.0.0.1:{store_port}"
     demo_push = raw["shops"]["demo"]["push"]
     demo_push.update(
         {"url": receiver_url, "secrets": [PUSH_SECRET], "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2,
@@ -68,6 +69,7 @@ class ConsoleDemo:
     settings: Settings
     store_server: SandboxServer  # the local Shopify store
     receiver: BotReceiver
+    raw_config: dict[str, Any]  # the config as given to the gateway (free ports, temporary storage)
 
     @property
     def push_store(self) -> PushStore:
@@ -125,7 +127,7 @@ async def console_demo(
         for domain in DEMO_DOMAINS:
             shop = store_server.shop(domain)
             await eventually(lambda s=shop: len(s.webhook_subscriptions) == len(TOPICS), what="start-up sync")
-        return ConsoleDemo(f"http://127.0.0.1:{port}", app, settings, store_server, bot_receiver)
+        return ConsoleDemo(f"http://127.0.0.1:{port}", app, settings, store_server, bot_receiver, raw)
 
     try:
         yield make

@@ -19,6 +19,7 @@ import pytest
 from gateway import signing
 from gateway.app import create_app
 from gateway.push.store import PushStatus
+from gateway.push.subscriptions import TOPICS
 from gateway.settings import parse_settings
 from tests.fixtures_console import CONSOLE_TOKEN, ConsoleDemo, Operator
 from tests.fixtures_push import BotReceiver, eventually, open_redis_or_skip, purge_redis_prefix, wait_until_settled
@@ -277,7 +278,7 @@ async def test_shops_page_shows_the_three_demo_shops_healthy(console_demo: Any, 
     demo_shop = shop_section(html, "demo")
     assert "reachable" in demo_shop and "2026-10 answered" in demo_shop
     assert "static Admin API token" in demo_shop and "all needed are granted" in demo_shop
-    assert demo_shop.count('data-state="present"') == 11 and "All 11 present." in demo_shop
+    assert demo_shop.count('data-state="present"') == len(TOPICS) and f"All {len(TOPICS)} present." in demo_shop
     assert "s ago" in demo_shop and "2026-11-30T12:00:00Z" in demo_shop
     assert "50 %" in demo_shop and "(1 hits, 1 loads)" in demo_shop
     meetbot = shop_section(html, "demo-meetbot")
@@ -320,7 +321,7 @@ async def test_a_deleted_subscription_is_missing_and_repair_restores_it(console_
     status, html, _ = await op.get("/console")
     section = shop_section(html, "demo")
     assert "demo: webhook subscriptions repaired (ORDERS_PAID)." in html
-    assert section.count('data-state="present"') == 11 and 'data-health="healthy"' in section
+    assert section.count('data-state="present"') == len(TOPICS) and 'data-health="healthy"' in section
     assert await demo.push_store.shop_installed("demo")  # what `gateway webhooks sync` does too
     uri = demo.settings.server.public_url + "/webhooks/shopify"
     ours = [s for s in demo.store_server.shop("demo.myshopify.com").webhook_subscriptions if s["uri"] == uri]

@@ -19,6 +19,7 @@ import http.client
 import json
 import logging
 import threading
+import time
 import urllib.parse
 import zlib
 from collections.abc import Iterator
@@ -35,7 +36,10 @@ from gateway.logs import MalformedRequestFilter, install_malformed_request_filte
 from gateway.ops import get_metrics
 from gateway.server import start_site
 from gateway.settings import Settings, parse_settings
+from gateway.shops.setup import SHOP_LIFECYCLE
+from gateway.shops.store import TokenSet
 from localstore import SandboxServer, SandboxShop
+from localstore.oauth import signed_query
 from tests.fixtures_query import (
     APP_ID,
     APP_SECRET,
@@ -46,9 +50,14 @@ from tests.fixtures_query import (
     query_settings,
     sign_for,
 )
+from tests.fixtures_shops import TOKEN_KEY
 from tests.test_query_fuzz import json_leaf, json_value, methods, pagination, params
 
 CONSOLE_TOKEN = "hostile-suite-console-token"
+APP_CLIENT_ID = "hostile-suite-app"
+APP_CLIENT_SECRET = "hostile-suite-app-client-secret"
+INSTALLED_DOMAIN = "connected-shop.myshopify.com"
+INSTALLED_KEY = "connected-shop"
 SESSION_COOKIE = "console_session"
 
 
@@ -176,6 +185,52 @@ def console_probes(draw: st.DrawFn) -> Probe:
     return Probe("POST", path, {}, form=fields, signed_in=where != "logout" or draw(st.booleans()))
 
 
+shop_domains = st.one_of(st.sampled_from(["shop4.myshopify.com", "SHOP4.MyShopify.com", INSTALLED_DOMAIN,
+                                          "shop4.myshopify.com.evil.example", "evil.example/x.myshopify.com",
+                                          "-x.myshopify.com", ""]), printable, any_text)  # fmt: skip
+timestamps = st.one_of(st.integers(-(2**63), 2**63).map(str), st.just("now"), printable)
+
+
+@st.composite
+def install_probes(draw: st.DrawFn, path: str) -> Probe:
+    """Shopify's install request (`/shopify/install`) or its redirect back (`/shopify/callback`): any parameters,
+    repeated or not, sometimes signed with the app's secret as Shopify signs them, with any install cookie."""
+    names = ["shop", "timestamp", "host", "hmac", "signature", "code", "state", "ids[]", "embedded"]
+    params: list[tuple[str, str]] = []
+    for name in draw(st.lists(st.sampled_from(names), max_size=8)):
+        value = {"shop": shop_domains, "timestamp": timestamps}.get(name, st.one_of(printable, any_text))
+        params.append((name, draw(value)))
+    if draw(st.booleans()):  # signed as Shopify signs: the gateway must still check time, shop, state and code
+        unique = dict(params)
+        if draw(st.booleans()):
+            unique["timestamp"] = "{now}"  # replaced by the harness with the time it sends at
+        params = list(signed_query(unique, APP_CLIENT_SECRET).items())
+    headers = dict(draw(hostile_headers()))
+    if draw(st.booleans()):
+        headers["Cookie"] = f"shopify_install={quoted(draw(st.one_of(printable, any_text)))}"
+    return Probe("GET", f"{path}?{urllib.parse.urlencode(params)}", headers)
+
+
+@st.composite
+def shop_page_probes(draw: st.DrawFn) -> Probe:
+    """The console's shop pages: connect, a shop's page, its settings, secrets, pause, resume, remove."""
+    key = draw(st.one_of(st.sampled_from([INSTALLED_KEY, "jc1", "nope"]), printable.map(quoted)))
+    action = draw(st.sampled_from(["page", "connect", "settings", "secrets", "retire", "pause", "resume", "remove"]))
+    if action == "page":
+        return Probe("GET", f"/console/shops/{key}", signed_in=draw(st.sampled_from([True, True, False])))
+    fields = draw(st.dictionaries(st.sampled_from(["domain", "dialect", "api_version", "deadline_seconds", "push_url",
+                                                   "page_id", "push_secret", "push_enabled", "confirm"]),
+                                  st.one_of(form_value, shop_domains, st.sampled_from(
+                                      ["joinchat-2", "meetbot", "2026-10", "1e309", "nan", "-1", "on"])),
+                                  max_size=6))  # fmt: skip
+    path = {"connect": "/console/connect", "retire": f"/console/shops/{key}/"
+            f"{draw(st.sampled_from(['secrets', 'push-secrets']))}/{draw(st.text('0123456789abcdef', min_size=8, max_size=8))}/retire"
+            }.get(action, f"/console/shops/{key}/{action}")  # fmt: skip
+    if draw(st.booleans()):
+        fields["csrf"] = draw(printable)
+    return Probe("POST", path, {}, form=fields, signed_in=draw(st.sampled_from([True, True, False])))
+
+
 @st.composite
 def raw_probes(draw: st.DrawFn, method: str, paths: st.SearchStrategy[str], query: bool = False) -> Probe:
     """Arbitrary headers and body at one of `paths` (with a random query string when `query`)."""
@@ -198,6 +253,9 @@ ENTRANCES = [
     Entrance("open API", openapi_probes()),
     Entrance("webhooks", webhook_probes()),
     Entrance("console", console_probes()),
+    Entrance("shopify install", install_probes("/shopify/install")),
+    Entrance("shopify callback", install_probes("/shopify/callback")),
+    Entrance("console shop pages", shop_page_probes()),
     Entrance("any path", raw_probes("POST", st.builds(lambda t: "/" + quoted(t), path_text), query=True)),
 ]
 
@@ -224,6 +282,8 @@ def hostile_settings(store_url: str) -> Settings:
         shop["auth"]["access_token"] = TOKENS[key]
     raw["shops"]["jc1"]["openapi"]["app_secret"] = APP_SECRET
     raw["console"] = {"token": CONSOLE_TOKEN}
+    raw["app"] = {"client_id": APP_CLIENT_ID, "client_secret": APP_CLIENT_SECRET, "token_key": TOKEN_KEY,
+                  "admin_api_base": store_url}  # the install routes and the console's shop pages (app mode)
     return parse_settings(raw, env={})
 
 
@@ -254,6 +314,10 @@ class LiveGateway:
         self.app = create_app(hostile_settings(self.store.base_url))
         self.port = _free_port()
         self.runner = await start_site(self.app, self.app_settings.server, "127.0.0.1", self.port)
+        # one shop connected from the browser, for the console's shop pages (its token is never used)
+        now = time.time()
+        await self.app[SHOP_LIFECYCLE].install(INSTALLED_DOMAIN, TokenSet("shpat_hostile", "read_orders", now,
+                                                                          now + 3600, "shprt_hostile", now + 86400))
 
     @property
     def app_settings(self) -> Settings:
@@ -273,6 +337,11 @@ class LiveGateway:
     def send(self, probe: Probe) -> tuple[int, bytes, list[tuple[str, str]]]:
         headers = dict(probe.headers)
         body = probe.body
+        if "%7Bnow%7D" in probe.path:  # a signed install request, signed for "now": re-signed for this moment
+            query = dict(urllib.parse.parse_qsl(probe.path.split("?", 1)[1], keep_blank_values=True))
+            query["timestamp"] = str(int(time.time()))
+            path = probe.path.split("?", 1)[0] + "?" + urllib.parse.urlencode(signed_query(query, APP_CLIENT_SECRET))
+            probe = Probe(probe.method, path, probe.headers, probe.body, probe.form, probe.signed_in)
         if probe.signed_in:
             headers["Cookie"] = f"{SESSION_COOKIE}={self.session}"
         if probe.form is not None:

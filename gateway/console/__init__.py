@@ -3,7 +3,8 @@
 Three pages answer the questions left once a store is connected:
 - **Shops** (`/console`): is it working? Reachability, token, API version, scopes, webhook subscriptions (with a
   "repair" button: `gateway webhooks sync`'s `repair_shop`), last webhook, reconciliation watermark, cache and
-  Shopify figures from the metrics.
+  Shopify figures from the metrics. With app mode, "Connect a shop"; each shop's page (`/console/shops/{key}`:
+  gateway.console.shops) has its bot URL and secrets, its settings, pause and remove.
 - **Pushes** (`/console/pushes`): why didn't this shopper get a message? The outbox with filters, retry/drop (the
   `PushStore` calls of `gateway outbox`) and each push's attempts.
 - **Preview** (`/console/preview`): what will the shopper see? The receipt and package cards, the exact JSON each
@@ -21,7 +22,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from gateway.console import auth, handlers
+from gateway.console import auth, handlers, shops
 from gateway.console.signin_limit import SignInLimiter
 from gateway.keys import SETTINGS
 from gateway.ops import get_metrics
@@ -75,6 +76,7 @@ def setup_console(app: web.Application) -> None:
     r.add_post("/console/logout", auth.logout)
     r.add_get("/console", handlers.shops_page)
     r.add_post("/console/shops/{shop}/repair", handlers.repair)
+    shops.add_routes(r)
     r.add_get("/console/pushes", handlers.pushes_page)
     r.add_get("/console/pushes/{id:\\d{1,18}}", handlers.push_page)
     r.add_post("/console/pushes/{id:\\d{1,18}}/retry", handlers.retry)

@@ -19,6 +19,7 @@ from gateway.keys import SETTINGS
 from gateway.push.store import PUSH_STORE
 from gateway.push.subscriptions import repair_shop, webhook_uri
 from gateway.shopify.client import SHOPIFY_CLIENTS
+from gateway.shops.registry import SHOP_REGISTRY
 from mappings.nodes import strip_hash
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,11 @@ def _back(request: web.Request, location: str, message: str) -> web.Response:
     return response
 
 
+#: For the console's other page modules (gateway.console.shops).
+render = _render
+back = _back
+
+
 def _not_found(request: web.Request, what: str) -> web.Response:
     return _render(request, "error.html", {"title": "Not found", "message": what}, status=404)
 
@@ -124,11 +130,27 @@ def _not_found(request: web.Request, what: str) -> web.Response:
 # --- Shops ---------------------------------------------------------------------------------------------------------
 
 
+#: Shops whose health is checked per page view (two Shopify requests each): a thousand are listed by pages.
+SHOPS_PER_PAGE = 20
+
+
 @operator_only
 async def shops_page(request: web.Request) -> web.StreamResponse:
-    shops = await health.all_shops_health(request.app)
+    registry = request.app[SHOP_REGISTRY]
+    keys = sorted(set(registry) | set(registry.stored))
+    pages = max(1, -(-len(keys) // SHOPS_PER_PAGE))
+    try:
+        page = min(max(int(request.query.get("page", "1")), 1), pages)
+    except ValueError:
+        page = 1
+    shown = keys[(page - 1) * SHOPS_PER_PAGE : page * SHOPS_PER_PAGE]
+    shops = await health.all_shops_health(request.app, [k for k in shown if k in registry])
     backlog = await request.app[PUSH_STORE].backlog()
-    return _render(request, "shops.html", {"title": "Shops", "shops": shops, "backlog": backlog})
+    return _render(request, "shops.html", {
+        "title": "Shops", "shops": shops, "backlog": backlog, "page": page, "pages": pages, "total": len(keys),
+        "stored": registry.stored, "problems": registry.problems, "app_mode": request.app[SETTINGS].app is not None,
+        "left_out": [k for k in shown if k not in registry],
+    })  # fmt: skip
 
 
 @operator_only

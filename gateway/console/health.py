@@ -17,10 +17,11 @@ from gateway.keys import SETTINGS
 from gateway.ops import get_metrics
 from gateway.push.store import PUSH_STORE
 from gateway.push.subscriptions import TOPICS, SyncReport, sync_shop, webhook_uri
-from gateway.settings import ClientCredentialsAuth
+from gateway.settings import ClientCredentialsAuth, InstalledAppAuth
 from gateway.shopify.auth import ClientCredentialsTokenProvider
 from gateway.shopify.client import SHOPIFY_CLIENTS, ShopifyError
 from gateway.shopify.queries import load_query
+from gateway.shops.tokens import InstalledTokenProvider
 
 #: The Admin API scopes the gateway needs, and what each is for (README "Connecting a real store").
 NEEDED_SCOPES: dict[str, str] = {
@@ -137,6 +138,8 @@ async def shop_health(app: web.Application, key: str) -> ShopHealth:
     health.webhook_uri = webhook_uri(settings)
     if isinstance(shop.auth, ClientCredentialsAuth):
         health.token_kind = "client credentials (renewed automatically)"
+    elif isinstance(shop.auth, InstalledAppAuth):
+        health.token_kind = "expiring offline token from the install (refreshed before it expires)"
     else:
         health.token_kind = "static Admin API token (does not expire)"
     try:
@@ -150,7 +153,7 @@ async def shop_health(app: web.Application, key: str) -> ShopHealth:
         granted = set(health.scopes_granted)
         health.scopes_missing = [(s, why) for s, why in NEEDED_SCOPES.items() if not satisfied(s, granted)]
     health.api_version_served = client.served_api_version
-    if isinstance(client.tokens, ClientCredentialsTokenProvider):
+    if isinstance(client.tokens, ClientCredentialsTokenProvider | InstalledTokenProvider):
         health.token_expires_at = client.tokens.expires_at
     if health.reachable:
         report = await sync_shop(key, client, health.webhook_uri, create=False)
@@ -168,5 +171,7 @@ async def shop_health(app: web.Application, key: str) -> ShopHealth:
     return health
 
 
-async def all_shops_health(app: web.Application) -> list[ShopHealth]:
-    return list(await asyncio.gather(*(shop_health(app, key) for key in app[SETTINGS].shops)))
+async def all_shops_health(app: web.Application, keys: list[str] | None = None) -> list[ShopHealth]:
+    """Every shop's health (or those of `keys`), checked at once."""
+    wanted = list(app[SETTINGS].shops) if keys is None else keys
+    return list(await asyncio.gather(*(shop_health(app, key) for key in wanted)))

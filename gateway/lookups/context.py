@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +12,10 @@ from aiohttp import web
 
 from gateway.cache import LookupCache
 from gateway.flows import PushStateReader
-from gateway.settings import Settings, ShopSettings
+from gateway.settings import ShopSettings
 from gateway.shopify.client import ShopifyAdminClient, ShopifyError, ShopifyQueryError
 from gateway.shopify.queries import load_query
+from gateway.shops.registry import watch_shops
 from mappings.status_labels import PackageLabels
 
 log = logging.getLogger(__name__)
@@ -96,19 +98,51 @@ class ShopContext:
         )
 
 
-def shop_contexts(
-    settings: Settings,
-    clients: dict[str, ShopifyAdminClient],
-    cache: LookupCache,
-    push_state: PushStateReader | None,
-) -> dict[str, ShopContext]:
-    """One ready context per configured shop (built once, when the app starts: the clients exist only then)."""
-    return {
-        key: ShopContext(key=key, settings=shop, client=clients[key], cache=cache, push_state=push_state)
-        for key, shop in settings.shops.items()
-    }
+class ShopContexts(dict[str, ShopContext]):
+    """Shop key → its ready ShopContext, built on first use (its client then exists: the app has started) and
+    dropped when the shop's settings change, like the clients (gateway.shopify.client.ShopifyClients)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shops: Mapping[str, ShopSettings] = {}
+        self.clients: Mapping[str, ShopifyAdminClient] = {}
+        self.cache: LookupCache | None = None
+        self.push_state: PushStateReader | None = None
+        #: Called with each context built after start-up (the metrics of a newly connected shop's cache).
+        self.on_new: Callable[[ShopContext], None] | None = None
+
+    def open(
+        self,
+        shops: Mapping[str, ShopSettings],
+        clients: Mapping[str, ShopifyAdminClient],
+        cache: LookupCache,
+        push_state: PushStateReader | None,
+    ) -> None:
+        self.shops, self.clients, self.cache, self.push_state = shops, clients, cache, push_state
+        watch_shops(shops, self._forget)
+
+    def _forget(self, key: str) -> None:
+        self.pop(key, None)
+
+    def __missing__(self, key: str) -> ShopContext:
+        shop = self.shops.get(key)
+        if shop is None or self.cache is None:
+            raise KeyError(key)
+        context = self[key] = ShopContext(
+            key=key, settings=shop, client=self.clients[key], cache=self.cache, push_state=self.push_state
+        )
+        self.cache.configure_shop(key, max_entries=shop.cache.max_entries, stale_if_error=shop.cache.stale_if_error)
+        if self.on_new is not None:
+            self.on_new(context)
+        return context
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
 
-#: Every configured shop's ShopContext, filled when the app starts (gateway.query.setup_query); handlers and the
-#: console take the ready one instead of assembling it from the settings, clients, cache and push state.
-SHOP_CONTEXTS = web.AppKey("shop_contexts", dict[str, ShopContext])
+#: Every shop's ShopContext, built on first use once the app has started (gateway.query.setup_query); handlers and
+#: the console take the ready one instead of assembling it from the settings, clients, cache and push state.
+SHOP_CONTEXTS = web.AppKey("shop_contexts", ShopContexts)

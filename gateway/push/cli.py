@@ -102,7 +102,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_webhooks(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     from gateway.push.subscriptions import list_subscriptions, repair_shop, webhook_uri
-    from gateway.shopify.client import open_clients
+    from gateway.shops.backends import shop_clients
 
     async def run() -> int:
         failed = 0
@@ -110,10 +110,11 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
         if store is not None:
             await store.open()
         try:
-            async with open_clients(settings) as clients:
-                for shop_key, client in clients.items():
+            async with shop_clients(settings) as clients:  # connected shops too (app mode)
+                for shop_key in sorted(clients.shops):
                     if args.shop and shop_key != args.shop:
                         continue
+                    client = clients[shop_key]
                     if args.action == "list":
                         try:
                             subs = await list_subscriptions(client)

@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
+
+from aiohttp import web
 
 from gateway import jsoncodec
 from gateway.flows import LookupInvalidator
@@ -38,6 +40,7 @@ from gateway.push.stale import (
 )
 from gateway.push.store import EventOutcome, LeaseKind, PushStore, StoredEvent
 from gateway.settings import Settings
+from mappings.nodes import epoch_seconds
 from mappings.push import (
     FulfillmentChange,
     OrderChange,
@@ -57,6 +60,24 @@ EVENT_BATCH = 256
 IDLE_SECONDS = 1.0
 
 
+class AppLifecycle(Protocol):
+    """What the processor needs of the shops connected from the browser (gateway.shops.lifecycle.ShopLifecycle).
+    Each answers False when the event is older than the shop's latest install, so a late event cannot undo a
+    reinstall."""
+
+    async def uninstalled(self, shop_key: str, at: float) -> bool:
+        """app/uninstalled at `at` (epoch seconds): drop the shop's token."""
+        ...
+
+    async def redacted(self, shop_key: str, at: float) -> bool:
+        """shop/redact at `at`: forget the connected shop (its settings, secrets, tokens)."""
+        ...
+
+
+#: Set by gateway.shops.setup; the push flow hands it to its processor.
+APP_LIFECYCLE = web.AppKey("app_lifecycle", AppLifecycle)
+
+
 class EventProcessor:
     def __init__(
         self,
@@ -67,6 +88,7 @@ class EventProcessor:
         holds: ShopHolds,
         stale: StaleLookups,
         metrics: Metrics | None = None,
+        lifecycle: AppLifecycle | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -76,6 +98,8 @@ class EventProcessor:
         self.stale = stale
         self.compliance = Compliance(store, stale)
         self.metrics = metrics or Metrics()
+        #: Install ordering and clean-up of connected shops (None: config shops only).
+        self.lifecycle = lifecycle
 
     async def process(self, events: Sequence[StoredEvent]) -> None:
         """Decide on a batch of claimed events and commit what they produced (and the events as done) at once.
@@ -196,10 +220,23 @@ class EventProcessor:
         if topic in PRODUCT_TOPICS:
             self.stale.evict(event.shop_key, product_change_tags(payload))
         elif topic == "app/uninstalled":
+            if self.lifecycle is not None and not await self.lifecycle.uninstalled(event.shop_key, _event_time(event)):
+                log.info("shop %s: app/uninstalled older than the latest install, ignored", event.shop_key)
+                return
             await self.store.set_shop_installed(event.shop_key, False)
             log.warning("shop %s: app uninstalled, pushes stopped", event.shop_key)
         elif topic in COMPLIANCE_TOPICS:
+            if (topic == "shop/redact" and self.lifecycle is not None
+                    and not await self.lifecycle.redacted(event.shop_key, _event_time(event))):  # fmt: skip
+                log.info("shop %s: shop/redact older than the latest install, ignored", event.shop_key)
+                return
             await self.compliance.handle(event, payload, outcome)
+
+
+def _event_time(event: StoredEvent) -> float:
+    """When Shopify says the event happened (X-Shopify-Triggered-At), else when it arrived."""
+    triggered = epoch_seconds(event.meta.triggered_at)
+    return triggered if triggered is not None else event.received_at
 
 
 def _facts(event: StoredEvent) -> WebhookFacts:
@@ -222,9 +259,10 @@ def build_processor(
     metrics: Metrics | None = None,
     invalidator: LookupInvalidator | None = None,
     reader: PushReader | None = None,
+    lifecycle: AppLifecycle | None = None,
 ) -> EventProcessor:
     """An EventProcessor with its parts: `invalidator` is the query side's lookup cache (None: no cache), `reader`
-    the push read (None: no Shopify access, so every push waits)."""
+    the push read (None: no Shopify access, so every push waits), `lifecycle` the connected shops' (app mode)."""
     metrics = metrics or Metrics()
     return EventProcessor(
         settings,
@@ -234,6 +272,7 @@ def build_processor(
         ShopHolds(settings, store, metrics),
         StaleLookups(invalidator),
         metrics,
+        lifecycle,
     )
 
 

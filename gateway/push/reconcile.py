@@ -122,7 +122,7 @@ async def run_reconciler(
     interval = settings.server.reconcile_interval_seconds
     while True:
         await asyncio.sleep(interval)
-        for shop_key, shop in settings.shops.items():
+        for shop_key, shop in list(settings.shops.items()):  # a copy: shops may be connected during the pass
             if shop.push is None or not shop.push.enabled:
                 continue
             client = clients.get(shop_key)
@@ -158,6 +158,6 @@ def start_reconciler(
     """The reconciler's task, or None when reconciliation is off or no shop has pushes on."""
     if settings.server.reconcile_interval_seconds <= 0:
         return None
-    if not any(s.push is not None and s.push.enabled for s in settings.shops.values()):
+    if settings.app is None and not any(s.push is not None and s.push.enabled for s in settings.shops.values()):
         return None
     return asyncio.create_task(run_reconciler(settings, clients, rules, renderer, store), name="push-reconciler")

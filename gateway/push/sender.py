@@ -39,6 +39,9 @@ from gateway.settings import Settings, ShopSettings
 
 log = logging.getLogger(__name__)
 
+#: How often the pushes of a paused shop look again whether it was resumed.
+PAUSED_RECHECK_SECONDS = 30.0
+
 #: Minimum sleep of an idle dispatcher (it is woken at once by new work anyway).
 IDLE_FLOOR_SECONDS = 0.05
 IDLE_CEILING_SECONDS = 1.0
@@ -195,6 +198,12 @@ class PushSender:
             return
         if not shop.push.enabled:
             await self._dead(push, "pushes are disabled for this shop")
+            return
+        if shop.paused:  # the operator paused the shop (console): its pushes wait, up to push.max_age_seconds
+            if time.time() - push.created_at > shop.push.max_age_seconds:
+                await self._dead(push, "the shop stayed paused longer than push.max_age_seconds")
+            else:
+                await self.store.schedule_retry(push.id, time.time() + PAUSED_RECHECK_SECONDS, "shop paused")
             return
         if not await self._shop_installed(push.shop_key):
             await self._dead(push, "app uninstalled")

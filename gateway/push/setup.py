@@ -5,7 +5,8 @@ Workers (one asyncio task each, started in cleanup_ctx, cancelled on shutdown):
 - unpaid checker: re-reads orders whose Order/Unpaid delay elapsed and enqueues what is due (gateway.push.unpaid);
 - sender: delivers the outbox (gateway.push.sender);
 - lease heartbeat: renews the leases this replica holds on claimed work (gateway.push.leases);
-- reconciler and webhook-subscription sync (gateway.push.reconcile / gateway.push.subscriptions), when configured.
+- reconciler (gateway.push.reconcile), when configured (the start-up webhook subscription sync is gateway.shops.setup's:
+  it knows which shops need one).
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ from gateway.keys import SETTINGS
 from gateway.push.backends import make_store
 from gateway.push.intake import handle_webhook
 from gateway.push.leases import count_leases, start_heartbeat
-from gateway.push.processor import build_processor, run_processor
+from gateway.push.processor import APP_LIFECYCLE, build_processor, run_processor
 from gateway.push.reader import PushReader
 from gateway.push.reconcile import start_reconciler
 from gateway.push.sender import PushSender
 from gateway.push.store import PUSH_STORE
-from gateway.push.subscriptions import start_sync_task
 from gateway.push.unpaid import UnpaidChecks, run_unpaid_checker
 from gateway.shopify.client import SHOPIFY_CLIENTS
 
@@ -66,26 +66,25 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
     clients = app[SHOPIFY_CLIENTS]  # filled by setup_shopify's cleanup_ctx, which runs first
     # The query side's lookup cache (setup_query): webhooks evict what they make stale.
     processor = build_processor(
-        settings, store, metrics=metrics, invalidator=app.get(LOOKUP_INVALIDATOR), reader=PushReader(clients, metrics)
-    )
+        settings, store, metrics=metrics, invalidator=app.get(LOOKUP_INVALIDATOR), reader=PushReader(clients, metrics),
+        lifecycle=app.get(APP_LIFECYCLE),
+    )  # fmt: skip
     lease = settings.storage.lease_seconds
     tasks = [
         start_heartbeat(settings.storage, store),
         asyncio.create_task(run_processor(processor, store, lease), name="push-processor"),
     ]
-    if any(s.push is not None for s in settings.shops.values()):
+    # Shops connected from the browser may push from their first minute: with app mode the sender always runs.
+    if settings.app is not None or any(s.push is not None for s in settings.shops.values()):
         sender = PushSender(settings, store, session, metrics, concurrency=SEND_CONCURRENCY)
         tasks.append(asyncio.create_task(sender.run(), name="push-sender"))
         min_delay = min((s.push.unpaid_delay_seconds for s in settings.shops.values() if s.push), default=60.0)
         poll = min(max(min_delay / 4, 0.05), 5.0)
         checks = UnpaidChecks(settings, store, processor.renderer, metrics)
         tasks.append(asyncio.create_task(run_unpaid_checker(checks, store, poll, lease), name="push-unpaid-checker"))
-    for task in (
-        start_sync_task(settings, clients),
-        start_reconciler(settings, clients, processor.rules, processor.renderer, store),
-    ):
-        if task is not None:
-            tasks.append(task)
+    reconciler = start_reconciler(settings, clients, processor.rules, processor.renderer, store)
+    if reconciler is not None:
+        tasks.append(reconciler)
     try:
         yield
     finally:

@@ -10,10 +10,11 @@ customers/redact, shop/redact) cannot be subscribed through the API: they are se
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.push.store import ShopLedger
 from gateway.settings import Settings
@@ -34,6 +35,7 @@ TOPICS = (
     "PRODUCTS_UPDATE",
     "PRODUCTS_DELETE",
     "APP_UNINSTALLED",
+    "APP_SCOPES_UPDATE",
 )
 
 WEBHOOK_PATH = "/webhooks/shopify"
@@ -121,19 +123,55 @@ async def repair_shop(shop_key: str, client: Any, uri: str, store: ShopLedger | 
     return report
 
 
-def start_sync_task(settings: Settings, clients: Mapping[str, Any]) -> asyncio.Task[None] | None:
-    """Start-up sync (server.sync_webhooks_on_start): runs in the background, retries failed shops with backoff,
-    never stops the gateway from serving queries. `clients` is the app's `SHOPIFY_CLIENTS`, filled when it starts."""
+def fingerprint(uri: str) -> str:
+    """What a shop's complete set of subscriptions is remembered by: our topics and where they point. A new public
+    URL or a topic added in a new release changes it, so the next start checks every shop again."""
+    return hashlib.sha256(("\n".join((uri, *TOPICS))).encode()).hexdigest()[:16]
+
+
+class SyncStates(Protocol):
+    """Where the start-up sync remembers which shops' subscriptions it found complete (gateway.shops' store)."""
+
+    async def sync_states(self) -> dict[str, str]: ...
+
+    async def set_sync_state(self, key: str, fingerprint: str | None) -> None: ...
+
+
+#: Pause between two shops of the start-up sync: with many shops, Shopify sees a trickle, never a burst.
+SYNC_PACE_SECONDS = 0.05
+
+
+def start_sync_task(
+    settings: Settings,
+    clients: Mapping[str, Any],
+    states: SyncStates,
+    *,
+    eligible: Callable[[str], bool] = lambda key: True,
+) -> asyncio.Task[None] | None:
+    """Start-up sync (server.sync_webhooks_on_start) of the shops whose subscriptions are unknown or drifted: a shop
+    whose subscriptions were last found complete for today's URL and topics (`fingerprint`) is not asked. One shop
+    at a time (one request in flight), `SYNC_PACE_SECONDS` apart; failed shops are retried with backoff. Runs in the
+    background and never stops the gateway from serving queries. `clients` is the app's `SHOPIFY_CLIENTS`."""
     if not settings.server.sync_webhooks_on_start:
         return None
 
     async def run() -> None:
-        pending = list(settings.shops)
+        uri = webhook_uri(settings)
+        expected = fingerprint(uri)
+        try:
+            known = await states.sync_states()
+        except Exception as exc:  # the store is away: check every shop
+            log.warning("webhook subscriptions: sync states unreadable (%s); checking every shop", type(exc).__name__)
+            known = {}
+        pending = [key for key in list(settings.shops) if known.get(key) != expected]
+        if known:
+            log.info("webhook subscriptions: %d of %d shops to check", len(pending), len(settings.shops))
         delay = 5.0
         while pending:
-            uri = webhook_uri(settings)
             still: list[str] = []
             for shop_key in pending:
+                if shop_key not in settings.shops or not eligible(shop_key):
+                    continue  # removed, or not connected now (it is synced again when it is)
                 client = clients.get(shop_key)
                 if client is None:
                     still.append(shop_key)
@@ -141,9 +179,14 @@ def start_sync_task(settings: Settings, clients: Mapping[str, Any]) -> asyncio.T
                 report = await sync_shop(shop_key, client, uri)
                 if report.ok:
                     log.info("webhook subscriptions: %s", report.summary())
+                    try:
+                        await states.set_sync_state(shop_key, expected)
+                    except Exception as exc:  # only means the next start checks this shop again
+                        log.warning("webhook subscriptions: state of %s not kept (%s)", shop_key, type(exc).__name__)
                 else:
                     log.warning("webhook subscriptions: %s (will retry)", report.summary())
                     still.append(shop_key)
+                await asyncio.sleep(SYNC_PACE_SECONDS)
             pending = still
             if pending:
                 await asyncio.sleep(delay)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from gateway.settings import ClientCredentialsAuth, ShopSettings
+from gateway.settings import ClientCredentialsAuth, InstalledAppAuth, ShopSettings
 from gateway.shopify.errors import ShopifyAuthError, ShopifyUnavailable
 
 log = logging.getLogger(__name__)
@@ -180,4 +180,7 @@ def token_provider_for(
             refresh_margin_seconds=auth.refresh_margin_seconds,
             user_agent=user_agent,
         )
+    if isinstance(auth, InstalledAppAuth):
+        # the app's own tokens, kept in the store: ShopifyClients.token_providers (gateway.shops) provides them
+        raise ValueError(f"shop {shop.domain}: a connected shop's token provider comes from gateway.shops")
     return StaticTokenProvider(auth.access_token.get_secret_value())

@@ -44,7 +44,7 @@ import logging
 import math
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -66,12 +66,14 @@ from gateway.shopify.errors import (
     ShopifyThrottled,
     ShopifyUnavailable,
 )
+from gateway.shops.registry import watch_shops
 
 __all__ = [
     "SHOPIFY_CLIENTS",
     "CostBucket",
     "ShopifyAdminClient",
     "ShopifyAuthError",
+    "ShopifyClients",
     "ShopifyError",
     "ShopifyQueryError",
     "ShopifyThrottled",
@@ -736,8 +738,6 @@ def _is_mutation(document: str) -> bool:
 
 # --- wiring --------------------------------------------------------------------------------------------------------
 
-SHOPIFY_CLIENTS = web.AppKey("shopify_clients", dict[str, ShopifyAdminClient])
-
 #: Connection pool for all shops: enough for a burst of concurrent cache misses, bounded per host so one shop
 #: can't exhaust it. Shopify itself meters by query cost, not connections.
 POOL_LIMIT = 100
@@ -782,19 +782,64 @@ def _describe_metrics(metrics: Metrics) -> None:
     metrics.describe("shopify_partial_data_total", "Answers returned with fields denied by missing access.")
 
 
-def setup_shopify(app: web.Application) -> None:
-    """Fill `app[SHOPIFY_CLIENTS]` at startup with one client per shop over one shared session; close it at cleanup.
+class ShopifyClients(dict[str, ShopifyAdminClient]):
+    """Shop key → its client, built on first use over the app's one session: a shop connected while serving has a
+    client as soon as something asks for it, a thousand idle shops cost nothing, and a shop whose settings change
+    (the live registry tells, gateway.shops.registry) gets a new client on its next use."""
 
-    The dict exists from the start (so others may hold a reference); it is filled when the app starts."""
-    clients: dict[str, ShopifyAdminClient] = {}
-    app[SHOPIFY_CLIENTS] = clients
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        super().__init__()
+        self.metrics = metrics
+        self.shops: Mapping[str, ShopSettings] = {}
+        self.session: aiohttp.ClientSession | None = None
+        #: The token provider of a shop whose tokens the gateway keeps itself (gateway.shops); None: from `auth:`.
+        self.token_providers: Callable[[str, ShopSettings, aiohttp.ClientSession], TokenProvider | None] | None = None
+
+    def open(self, shops: Mapping[str, ShopSettings], session: aiohttp.ClientSession) -> None:
+        self.shops, self.session = shops, session
+        watch_shops(shops, self._forget)
+
+    def close(self) -> None:
+        self.clear()
+        self.session = None
+
+    def _forget(self, key: str) -> None:
+        self.pop(key, None)
+
+    def __missing__(self, key: str) -> ShopifyAdminClient:
+        shop = self.shops.get(key)
+        if shop is None or self.session is None:
+            raise KeyError(key)
+        provider = self.token_providers(key, shop, self.session) if self.token_providers is not None else None
+        client = self[key] = ShopifyAdminClient(
+            shop, self.session, shop_key=key, metrics=self.metrics, token_provider=provider
+        )
+        return client
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+SHOPIFY_CLIENTS = web.AppKey("shopify_clients", ShopifyClients)
+
+
+def setup_shopify(app: web.Application) -> None:
+    """`app[SHOPIFY_CLIENTS]`: each shop's client, built on first use over one shared session (opened at startup,
+    closed at cleanup).
+
+    The mapping exists from the start (so others may hold a reference); it serves once the app has started."""
     metrics = get_metrics(app)  # created now: the app is frozen by the time the cleanup_ctx runs
+    clients = ShopifyClients(metrics)
+    app[SHOPIFY_CLIENTS] = clients
     _describe_metrics(metrics)
 
     async def shopify_session(app: web.Application) -> AsyncIterator[None]:
         async with new_session() as session:
-            clients.update(build_clients(app[SETTINGS], session, metrics=metrics))
+            clients.open(app[SETTINGS].shops, session)
             yield
-            clients.clear()
+            clients.close()
 
     app.cleanup_ctx.append(shopify_session)
