@@ -134,6 +134,7 @@ async def app_gateway(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[Call
             redis_prefixes.add(storage["redis_prefix"])
         else:
             storage = {"backend": "sqlite", "sqlite_path": str(sqlite_path or tmp_path / f"gw-{port}.sqlite3")}
+        storage["replica_id"] = f"gw-{port}"  # each gateway its own replica (two on one file would be refused)
         raw = app_config(store.base_url, port, storage, **app)
         settings = parse_settings(raw, env={})
         register_app(store, settings.server.public_url)
