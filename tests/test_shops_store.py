@@ -107,6 +107,29 @@ async def test_the_refresh_lock_has_one_holder_across_replicas(stores: Any) -> N
     assert await two.try_lock("shop4", "replica-2", 30)
 
 
+async def test_a_restarted_replica_takes_back_its_own_refresh_locks_and_no_one_elses(tmp_path: Path) -> None:
+    """Several serving gateways may share one SQLite file (each its own replica id): a start of replica A frees the
+    refresh locks an earlier start of A left (killed mid-refresh), while B's lock, still held, stays B's."""
+    path = tmp_path / "shops.sqlite3"
+    a = SqliteShopStore(path, Sealer(TOKEN_KEY), replica_id="a")
+    b = SqliteShopStore(path, Sealer(TOKEN_KEY), replica_id="a_b")  # '_' is no wildcard in the owner match
+    await a.open()
+    await b.open()
+    try:
+        await a.create(shop(), TOKENS)
+        await a.create(shop("shop5", "shop5.myshopify.com"), TOKENS)
+        assert await a.try_lock("shop4", "refresher-1", 30)
+        assert await b.try_lock("shop5", "refresher-2", 30)
+        await a.close()  # killed: its lock on shop4 stays until it expires or A starts again
+        a = SqliteShopStore(path, Sealer(TOKEN_KEY), replica_id="a")
+        await a.open()
+        assert await a.try_lock("shop4", "refresher-3", 30)  # taken back at once
+        assert not await a.try_lock("shop5", "refresher-3", 30)  # B's is still B's
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_another_replica_hears_of_every_change(stores: Any) -> None:
     one, two = await stores(), await stores()
     heard: list[str] = []

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 
+from gateway.push.replica import ReplicaIdentity
 from gateway.settings import AppSettings, InstalledAppAuth, Settings, ShopSettings
 from gateway.shopify.auth import TokenProvider
 from gateway.shopify.client import ShopifyClients, new_session
@@ -33,12 +34,13 @@ def sealer_for(app: AppSettings | None) -> Sealer | None:
 def make_shop_store(settings: Settings, *, clock: Callable[[], float] = time.time, serving: bool = False) -> ShopStore:
     """The store the config names (`storage.backend`), sealing with `app.token_key`. Without app mode it keeps only
     the webhook subscription states (connected shops need the key to be read). `serving`: the gateway process itself
-    (an embedded SQLite file is then its own: refresh locks a killed predecessor held are taken back)."""
+    (with an embedded SQLite file, refresh locks an earlier start of this replica held are taken back)."""
     sealer = sealer_for(settings.app)
     storage = settings.storage
     if storage.backend == "redis":
         return RedisShopStore(storage.redis_url, sealer, prefix=storage.redis_prefix)
-    return SqliteShopStore(storage.sqlite_path, sealer, clock=clock, reclaim_leases=serving)
+    replica_id = ReplicaIdentity.start(storage.replica_id).replica_id if serving else None
+    return SqliteShopStore(storage.sqlite_path, sealer, clock=clock, replica_id=replica_id)
 
 
 def with_connected_shops(settings: Settings) -> Settings:

@@ -6,7 +6,8 @@ refresh per shop and hour), so the event loop never waits for the file. Each ope
 
 The refresh lock is a lease row (`lease_owner`, `lease_until`), taken by a conditional UPDATE: processes that share
 the file (the CLI) take turns, and a lease left by a process killed mid-refresh expires, or is taken back at once
-by the gateway that starts next (`reclaim_leases`: the embedded file belongs to one serving gateway).
+by the next start of the same replica (`replica_id`: a serving gateway writes its locks under its replica id and at
+open takes back those an earlier start of that replica left; other replicas sharing the file keep theirs).
 Other processes' changes are noticed by polling a change counter (`shops_meta.version`) every `POLL_SECONDS`.
 """
 
@@ -60,12 +61,13 @@ _COLUMNS = "key, domain, config, status, problem, scope, paused, installed_at, u
 class SqliteShopStore:
     def __init__(
         self, path: str | Path, sealer: Sealer | None, *, clock: Callable[[], float] = time.time,
-        reclaim_leases: bool = False, poll_seconds: float = POLL_SECONDS,
+        replica_id: str | None = None, poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self.path = Path(path)
         self._poll_seconds = poll_seconds
-        #: The serving gateway owns the file: at open it takes back refresh locks a killed predecessor left.
-        self._reclaim = reclaim_leases
+        #: A serving gateway's replica id: its refresh locks are written as `<replica id>/<owner>`, so at open it can
+        #: take back the ones an earlier start of the same replica left (killed mid-refresh) and no one else's.
+        self._replica_id = replica_id
         self._sealer = sealer
         self._clock = clock
         self._conn: sqlite3.Connection | None = None
@@ -93,8 +95,14 @@ class SqliteShopStore:
         conn.execute("PRAGMA synchronous=FULL")
         self._conn = conn
         await self._run(self._create_schema)
-        if self._reclaim:
-            await self._run(lambda c: c.execute("UPDATE connected_shops SET lease_owner = '', lease_until = 0"))
+        if self._replica_id is not None:
+            mine = self._lock_owner("")
+            await self._run(
+                lambda c: c.execute(
+                    "UPDATE connected_shops SET lease_owner = '', lease_until = 0 WHERE substr(lease_owner, 1, ?) = ?",
+                    (len(mine), mine),
+                )
+            )
         self._seen_version = await self._run(self._meta_version)
         self._poller = asyncio.create_task(self._poll(), name="shops-change-poller")
 
@@ -197,8 +205,12 @@ class SqliteShopStore:
         # Tokens are nobody else's business: no change event (each replica re-reads them when its own expire).
         return await self._run(lambda c: self._transaction(c, update))
 
+    def _lock_owner(self, owner: str) -> str:
+        return owner if self._replica_id is None else f"{self._replica_id}/{owner}"
+
     async def try_lock(self, key: str, owner: str, seconds: float) -> bool:
         now = self._clock()
+        owner = self._lock_owner(owner)
 
         def take(c: sqlite3.Connection) -> bool:
             done = c.execute(
@@ -211,6 +223,7 @@ class SqliteShopStore:
         return await self._run(lambda c: self._transaction(c, take))
 
     async def unlock(self, key: str, owner: str) -> None:
+        owner = self._lock_owner(owner)
         await self._run(
             lambda c: c.execute(
                 "UPDATE connected_shops SET lease_owner = '', lease_until = 0 WHERE key = ? AND lease_owner = ?",
