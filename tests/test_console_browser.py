@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from gateway.push.store import PushStatus
+from gateway.push.records import PushStatus
 from tests.fixtures_console import CONSOLE_TOKEN, ConsoleDemo
 from tests.fixtures_push import BotReceiver, eventually
 

@@ -18,7 +18,7 @@ import pytest
 
 from gateway import signing
 from gateway.app import create_app
-from gateway.push.store import PushStatus
+from gateway.push.records import PushStatus
 from gateway.push.subscriptions import TOPICS
 from gateway.settings import parse_settings
 from tests.fixtures_console import CONSOLE_TOKEN, ConsoleDemo, Operator
@@ -397,9 +397,9 @@ async def test_pushes_page_shows_which_replica_holds_what_and_since_when(
     import os
     import time
 
+    from gateway.push.records import EventOutcome, NewPush
     from gateway.push.redis_store import RedisPushStore
     from gateway.push.replica import ReplicaIdentity
-    from gateway.push.store import EventOutcome, NewPush
 
     prefix = f"console-replicas-{os.getpid()}-{id(bot_receiver)}"
     now = time.time()

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.app import create_app
+from gateway.push.records import EventStatus, Push, PushStatus
 from gateway.push.sqlite_store import SqlitePushStore
-from gateway.push.store import EventStatus, Push, PushStatus
 from gateway.push.subscriptions import TOPICS
 from gateway.settings import parse_settings
 from localstore import SandboxServer

@@ -14,7 +14,8 @@ import pytest
 
 from gateway.push.processor import EventProcessor, build_processor
 from gateway.push.reader import PushReader
-from gateway.push.store import EventStatus, PushStore, StoredCounts, WebhookMeta
+from gateway.push.records import EventStatus, StoredCounts, WebhookMeta
+from gateway.push.store import PushStore
 from gateway.shopify.client import open_clients
 from localstore import SandboxServer, SandboxShop
 from tests.fixtures_push import (

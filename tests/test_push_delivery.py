@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from gateway.push.store import EventStatus, PushStatus
+from gateway.push.records import EventStatus, PushStatus
 from tests.fixtures_push import (
     BotReceiver,
     as_push,

@@ -18,18 +18,10 @@ import aiohttp
 import pytest
 
 from gateway.push.leases import Heartbeat
+from gateway.push.records import EventOutcome, EventStatus, LeaseKind, NewPush, PushStatus, UnpaidCheck, WebhookMeta
 from gateway.push.replica import ReplicaIdentity
 from gateway.push.sender import PushSender
-from gateway.push.store import (
-    EventOutcome,
-    EventStatus,
-    LeaseKind,
-    NewPush,
-    PushStatus,
-    PushStore,
-    UnpaidCheck,
-    WebhookMeta,
-)
+from gateway.push.store import PushStore
 from gateway.settings import ConfigError
 from tests.fixtures_push import BotReceiver, open_redis_or_skip, purge_redis_prefix, push_settings
 

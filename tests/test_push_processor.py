@@ -23,10 +23,11 @@ from gateway.cache_tags import canonical_tag, order_tags
 from gateway.push.holds import ShopHolds
 from gateway.push.processor import EventProcessor, build_processor
 from gateway.push.reader import PushReader
+from gateway.push.records import EventOutcome, EventStatus, OrderState, StoredEvent, WebhookMeta
 from gateway.push.redis_store import RedisPushStore
 from gateway.push.rules import Decided, PushIntent
 from gateway.push.sqlite_store import SqlitePushStore
-from gateway.push.store import EventOutcome, EventStatus, OrderState, PushStore, StoredEvent, WebhookMeta
+from gateway.push.store import PushStore
 from gateway.shopify.client import open_clients
 from localstore import SandboxServer
 from tests.fixtures_push import SHOP_KEY, open_redis_or_skip, purge_redis_prefix, push_settings, push_shop, rest_order

@@ -25,7 +25,8 @@ from gateway.push.reader import (
     receipt_cost,
 )
 from gateway.push.reconcile import OVERLAP_SECONDS
-from gateway.push.store import EventStatus, PushStatus, PushStore, WebhookMeta
+from gateway.push.records import EventStatus, PushStatus, WebhookMeta
+from gateway.push.store import PushStore
 from gateway.settings import Settings
 from gateway.shopify.client import open_clients
 from gateway.shopify.queries import load_query

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.push.store import PUSH_STORE, PushStatus
+from gateway.push.records import PushStatus
+from gateway.push.store import PUSH_STORE
 from gateway.push.subscriptions import TOPICS, list_subscriptions, sync_shop
 from gateway.shopify.client import SHOPIFY_CLIENTS
 from localstore import SandboxServer

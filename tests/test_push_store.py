@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.push.sqlite_store import MIGRATIONS
-from gateway.push.store import (
+from gateway.push.records import (
     MAX_ATTEMPTS_KEPT,
     MAX_REASON_CHARS,
     EventOutcome,
@@ -22,12 +21,13 @@ from gateway.push.store import (
     OrderState,
     PushAttempt,
     PushStatus,
-    PushStore,
     TrackingEntry,
     UnpaidCheck,
     WebhookMeta,
     idempotency_key,
 )
+from gateway.push.sqlite_store import MIGRATIONS
+from gateway.push.store import PushStore
 from tests.fixtures_push import BotReceiver, rest_order, wait_until_settled
 
 META = WebhookMeta(topic="orders/paid", webhook_id="w-1")

@@ -9,7 +9,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.push.store import PUSH_STORE, PushStatus
+from gateway.push.records import PushStatus
+from gateway.push.store import PUSH_STORE
 from gateway.push.subscriptions import TOPICS, fingerprint, webhook_uri
 from gateway.shops.setup import SHOP_LIFECYCLE
 from gateway.shops.store import ShopStatus, StoredSecret, StoredShop

@@ -27,8 +27,9 @@ from gateway.keys import SETTINGS
 from gateway.lookups.context import SHOP_CONTEXTS, ShopContext
 from gateway.lookups.dispatch import run_lookup
 from gateway.lookups.types import LookupFailure, OrdersResult, PackagesResult
+from gateway.push.records import EventOutcome, NewPush
 from gateway.push.render import push_body
-from gateway.push.store import PUSH_STORE, EventOutcome, NewPush
+from gateway.push.store import PUSH_STORE
 from gateway.settings import ShopSettings
 from mappings.models import Package, Receipt
 from mappings.nodes import strip_hash

@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.push.store import LeaseHolder, LeaseKind, OrderStateStore, Push, PushStatus, PushStore, ReplicaStatus
+from gateway.push.records import LeaseHolder, LeaseKind, Push, PushStatus, ReplicaStatus
+from gateway.push.store import OrderStateStore, PushStore
 from gateway.settings import PUSH_TOPICS
 from mappings.nodes import strip_hash
 

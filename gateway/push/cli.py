@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from gateway.cli_common import add_config_arg, settings_from_args
 from gateway.push.backends import make_store
-from gateway.push.store import Push, PushStatus, PushStore
+from gateway.push.records import Push, PushStatus
+from gateway.push.store import PushStore
 from gateway.settings import Settings
 
 

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway import jsoncodec
+from gateway.push.records import EventOutcome, StoredEvent
 from gateway.push.stale import StaleLookups, customer_tags
-from gateway.push.store import ComplianceStore, EventOutcome, StoredEvent
+from gateway.push.store import ComplianceStore
 from mappings.nodes import numeric_id
 from mappings.push import sub_list, sub_mapping
 

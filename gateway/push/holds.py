@@ -20,8 +20,9 @@ from typing import Protocol
 
 from gateway.ops import Metrics
 from gateway.push.backoff import backoff_delay
+from gateway.push.records import EventOutcome, ShopHold, StoredEvent
 from gateway.push.rules import Decided
-from gateway.push.store import EventLog, EventOutcome, ShopHold, ShopHoldStore, StoredEvent
+from gateway.push.store import EventLog, ShopHoldStore
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from aiohttp import web
 from gateway import signing
 from gateway.keys import SETTINGS
 from gateway.ops import get_metrics
-from gateway.push.store import PUSH_STORE, WebhookMeta
+from gateway.push.records import WebhookMeta
+from gateway.push.store import PUSH_STORE
 from gateway.push.subscriptions import TOPICS
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gateway.ops import Metrics
-from gateway.push.store import LeaseKind, PushStore
+from gateway.push.records import LeaseKind
+from gateway.push.store import PushStore
 from gateway.settings import StorageSettings
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ from gateway.ops import Metrics
 from gateway.push.compliance import COMPLIANCE_TOPICS, PURGE_TOPICS, Compliance
 from gateway.push.holds import ShopHolds
 from gateway.push.reader import PushReader
+from gateway.push.records import EventOutcome, LeaseKind, StoredEvent
 from gateway.push.render import PushRenderer, count_enqueued
 from gateway.push.rules import Decided, Rules, StateBatch
 from gateway.push.stale import (
@@ -38,7 +39,7 @@ from gateway.push.stale import (
     order_change_tags,
     product_change_tags,
 )
-from gateway.push.store import EventOutcome, LeaseKind, PushStore, StoredEvent
+from gateway.push.store import PushStore
 from gateway.settings import Settings
 from mappings.nodes import epoch_seconds
 from mappings.push import (

@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.push.reader import ReadFailed
+from gateway.push.records import EventOutcome
 from gateway.push.render import PushRenderer
 from gateway.push.rules import Decided, Rules, StateBatch
-from gateway.push.store import EventOutcome, PushStore
+from gateway.push.store import PushStore
 from gateway.settings import Settings
 from gateway.shopify.client import ShopifyAdminClient
 from gateway.shopify.queries import load_query

@@ -70,8 +70,7 @@ from redis.exceptions import NoScriptError, RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway import jsoncodec
-from gateway.push.replica import ReplicaIdentity
-from gateway.push.store import (
+from gateway.push.records import (
     EventOutcome,
     EventStatus,
     FulfillmentState,
@@ -89,6 +88,7 @@ from gateway.push.store import (
     UnpaidCheck,
     WebhookMeta,
 )
+from gateway.push.replica import ReplicaIdentity
 from gateway.push.store_base import LeaseIds, PushStoreBase, Renewal, Taken
 from gateway.redis_pubsub import Subscription
 

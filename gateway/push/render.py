@@ -17,8 +17,8 @@ from typing import Any
 from gateway import jsoncodec
 from gateway.ops import Metrics
 from gateway.push.reader import PushReader, ReadFailed
+from gateway.push.records import EventOutcome, NewPush, PushStatus, TrackingEntry
 from gateway.push.rules import Decided, PushIntent
-from gateway.push.store import EventOutcome, NewPush, PushStatus, TrackingEntry
 from gateway.settings import Settings, ShopSettings
 from mappings.nodes import Node
 from mappings.package import is_live_fulfillment

@@ -23,14 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.ops import Metrics
-from gateway.push.store import (
-    EventOutcome,
-    FulfillmentState,
-    OrderState,
-    OrderStateStore,
-    TrackingEntry,
-    UnpaidCheck,
-)
+from gateway.push.records import EventOutcome, FulfillmentState, OrderState, TrackingEntry, UnpaidCheck
+from gateway.push.store import OrderStateStore
 from gateway.settings import Settings, ShopSettings
 from mappings.push import FulfillmentChange, OrderChange
 

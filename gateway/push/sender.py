@@ -34,7 +34,8 @@ import aiohttp
 from gateway import jsoncodec, signing
 from gateway.ops import Metrics
 from gateway.push.backoff import backoff_delay
-from gateway.push.store import MAX_ANSWER_CHARS, LeaseKind, Push, PushAttempt, PushStore
+from gateway.push.records import MAX_ANSWER_CHARS, LeaseKind, Push, PushAttempt
+from gateway.push.store import PushStore
 from gateway.settings import Settings, ShopSettings
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from gateway.push.records import EventOutcome, LeaseHolder, LeaseKind, ReplicaStatus, check_lease_id
 from gateway.push.replica import ReplicaIdentity
-from gateway.push.store import EventOutcome, LeaseHolder, LeaseKind, ReplicaStatus, check_lease_id
 from gateway.push.store_base import LeaseIds, Renewal, Taken
 
 #: The schema the leases add (appended to sqlite_store.MIGRATIONS).

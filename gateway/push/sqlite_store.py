@@ -38,8 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.push import sqlite_leases
-from gateway.push.replica import ReplicaIdentity
-from gateway.push.store import (
+from gateway.push.records import (
     EventOutcome,
     EventStatus,
     FulfillmentState,
@@ -60,6 +59,7 @@ from gateway.push.store import (
     WebhookMeta,
     idempotency_key,
 )
+from gateway.push.replica import ReplicaIdentity
 from gateway.push.store_base import LeaseIds, PushStoreBase, Renewal, Taken
 
 log = logging.getLogger(__name__)

@@ -30,15 +30,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from gateway.push import store
+from gateway.push import records, store
+from gateway.push.records import LeaseKind
 from gateway.push.replica import ReplicaIdentity, replica_of
-from gateway.push.store import LeaseKind
 
 log = logging.getLogger("gateway.push.leases")
 
 #: Who took leases from whom, as a backend reports it: owner token → how many.
 Taken = dict[str, int]
-#: Lease ids by kind (events: seq, pushes: id, checks: `store.check_lease_id`).
+#: Lease ids by kind (events: seq, pushes: id, checks: `records.check_lease_id`).
 LeaseIds = Mapping[LeaseKind, Sequence[str]]
 
 Row = TypeVar("Row")
@@ -76,14 +76,14 @@ class PushStoreBase(ABC):
     # events -------------------------------------------------------------------------------------------------------
 
     async def record_event(
-        self, shop_key: str, event_id: str, meta: store.WebhookMeta, body: bytes
-    ) -> store.RecordResult:
+        self, shop_key: str, event_id: str, meta: records.WebhookMeta, body: bytes
+    ) -> records.RecordResult:
         result = await self._record_event(shop_key, event_id, meta, body, time.time())
         if result == "new":
             self._notify()
         return result
 
-    async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[store.StoredEvent]:
+    async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[records.StoredEvent]:
         t = time.time() if now is None else now
         events, taken = await self._claim_events(limit, t, t + lease_seconds, self.identity.token)
         return self._claimed(LeaseKind.EVENT, events, [str(e.seq) for e in events], taken)
@@ -101,17 +101,17 @@ class PushStoreBase(ABC):
 
     # rules --------------------------------------------------------------------------------------------------------
 
-    async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, store.OrderState]:
+    async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, records.OrderState]:
         ids = list(dict.fromkeys(order_ids))
         return await self._load_order_states(shop_key, ids) if ids else {}
 
     async def load_fulfillment_states(
         self, shop_key: str, fulfillment_ids: Sequence[int]
-    ) -> dict[int, store.FulfillmentState]:
+    ) -> dict[int, records.FulfillmentState]:
         ids = list(dict.fromkeys(fulfillment_ids))
         return await self._load_fulfillment_states(shop_key, ids) if ids else {}
 
-    async def commit(self, outcomes: Sequence[store.EventOutcome]) -> None:
+    async def commit(self, outcomes: Sequence[records.EventOutcome]) -> None:
         if not outcomes:
             return
         wake, fenced = await self._commit_outcomes(
@@ -120,7 +120,7 @@ class PushStoreBase(ABC):
         for o in outcomes:
             if o.event_seq is not None:
                 self._release(LeaseKind.EVENT, [str(o.event_seq)])
-            self._release(LeaseKind.CHECK, (store.check_lease_id(*c) for c in o.done_checks))
+            self._release(LeaseKind.CHECK, (records.check_lease_id(*c) for c in o.done_checks))
         for kind in (LeaseKind.EVENT, LeaseKind.CHECK):
             count = sum(1 for i in fenced if (outcomes[i].event_seq is not None) == (kind is LeaseKind.EVENT))
             if count:
@@ -130,15 +130,15 @@ class PushStoreBase(ABC):
 
     async def claim_unpaid_checks(
         self, limit: int, lease_seconds: float, now: float | None = None
-    ) -> list[store.UnpaidCheck]:
+    ) -> list[records.UnpaidCheck]:
         t = time.time() if now is None else now
         checks, taken = await self._claim_unpaid_checks(limit, t, t + lease_seconds, self.identity.token)
-        ids = [store.check_lease_id(c.shop_key, c.order_id) for c in checks]
+        ids = [records.check_lease_id(c.shop_key, c.order_id) for c in checks]
         return self._claimed(LeaseKind.CHECK, checks, ids, taken)
 
     # delivery -----------------------------------------------------------------------------------------------------
 
-    async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[store.Push]:
+    async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[records.Push]:
         t = time.time() if now is None else now
         pushes, taken = await self._claim_pushes(limit, t, t + lease_seconds, self.identity.token)
         return self._claimed(LeaseKind.PUSH, pushes, [str(p.id) for p in pushes], taken)
@@ -150,32 +150,32 @@ class PushStoreBase(ABC):
         return done
 
     async def schedule_retry(self, push_id: int, due_at: float, error: str) -> bool:
-        done = await self._schedule_retry(push_id, due_at, store.stored_reason(error), self.identity.token)
+        done = await self._schedule_retry(push_id, due_at, records.stored_reason(error), self.identity.token)
         self._settled(push_id, done, "scheduled for a retry")
         self._notify()
         return done
 
     async def dead_letter(self, push_id: int, reason: str) -> bool:
-        done = await self._dead_letter(push_id, store.stored_reason(reason), self.identity.token)
+        done = await self._dead_letter(push_id, records.stored_reason(reason), self.identity.token)
         self._settled(push_id, done, "dead-lettered")
         self._notify()
         return done
 
-    async def record_attempt(self, push_id: int, attempt: store.PushAttempt) -> None:
-        if len(attempt.answer) > store.MAX_ANSWER_CHARS:
-            attempt = dataclasses.replace(attempt, answer=attempt.answer[: store.MAX_ANSWER_CHARS])
-        await self._record_attempt(push_id, attempt, store.MAX_ATTEMPTS_KEPT)
+    async def record_attempt(self, push_id: int, attempt: records.PushAttempt) -> None:
+        if len(attempt.answer) > records.MAX_ANSWER_CHARS:
+            attempt = dataclasses.replace(attempt, answer=attempt.answer[: records.MAX_ANSWER_CHARS])
+        await self._record_attempt(push_id, attempt, records.MAX_ATTEMPTS_KEPT)
 
     # operator -----------------------------------------------------------------------------------------------------
 
     async def retry_push(self, push_id: int, now: float | None = None) -> bool:
-        done = await self._retry_push(push_id, time.time() if now is None else now, store.RETRYABLE_STATUSES)
+        done = await self._retry_push(push_id, time.time() if now is None else now, records.RETRYABLE_STATUSES)
         if done:
             self._notify()
         return done
 
     async def drop_push(self, push_id: int) -> bool:
-        done = await self._drop_push(push_id, store.DROPPABLE_STATUSES)
+        done = await self._drop_push(push_id, records.DROPPABLE_STATUSES)
         if done:
             self._notify()  # a dropped head frees the order's next push
         return done
@@ -263,26 +263,26 @@ class PushStoreBase(ABC):
 
     async def purge_customer(
         self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
-    ) -> store.StoredCounts:
+    ) -> records.StoredCounts:
         return await self._customer_data(shop_key, customer_id, order_ids, delete=True)
 
     async def count_customer_data(
         self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
-    ) -> store.StoredCounts:
+    ) -> records.StoredCounts:
         return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
 
     # the backend's primitives -------------------------------------------------------------------------------------
 
     @abstractmethod
     async def _record_event(
-        self, shop_key: str, event_id: str, meta: store.WebhookMeta, body: bytes, received_at: float
-    ) -> store.RecordResult:
+        self, shop_key: str, event_id: str, meta: records.WebhookMeta, body: bytes, received_at: float
+    ) -> records.RecordResult:
         """Store the event (deduplicated on shop_key, event_id), durably before returning."""
 
     @abstractmethod
     async def _claim_events(
         self, limit: int, now: float, lease_until: float, owner: str
-    ) -> tuple[list[store.StoredEvent], Taken]:
+    ) -> tuple[list[records.StoredEvent], Taken]:
         """Lease up to `limit` claimable pending events to `owner` until `lease_until`, oldest first; with the
         events, the other owners whose expired leases were taken, and how many from each."""
 
@@ -296,16 +296,16 @@ class PushStoreBase(ABC):
         """The event back to PENDING, not leased, its error cleared; False when there is no such event."""
 
     @abstractmethod
-    async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, store.OrderState]:
+    async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, records.OrderState]:
         """The stored states of these orders (distinct ids, at least one); absent ones are left out."""
 
     @abstractmethod
-    async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, store.FulfillmentState]:
+    async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, records.FulfillmentState]:
         """The stored states of these fulfillments (distinct ids, at least one); absent ones are left out."""
 
     @abstractmethod
     async def _commit_outcomes(
-        self, outcomes: Sequence[store.EventOutcome], now: float, owner: str
+        self, outcomes: Sequence[records.EventOutcome], now: float, owner: str
     ) -> tuple[bool, list[int]]:
         """Write the outcomes atomically (`now`: when enqueued pushes were created), except those whose stored event
         or unpaid checks exist and are owned by someone other than `owner` (fencing). Returns whether one made new
@@ -315,14 +315,14 @@ class PushStoreBase(ABC):
     @abstractmethod
     async def _claim_unpaid_checks(
         self, limit: int, now: float, lease_until: float, owner: str
-    ) -> tuple[list[store.UnpaidCheck], Taken]:
+    ) -> tuple[list[records.UnpaidCheck], Taken]:
         """Lease up to `limit` due, open, unleased unpaid checks to `owner` until `lease_until` (and who they were
         taken from, as `_claim_events`)."""
 
     @abstractmethod
     async def _claim_pushes(
         self, limit: int, now: float, lease_until: float, owner: str
-    ) -> tuple[list[store.Push], Taken]:
+    ) -> tuple[list[records.Push], Taken]:
         """Lease up to `limit` due, unleased order heads to `owner` until `lease_until` (see
         `PushStore.claim_pushes`), and who they were taken from, as `_claim_events`."""
 
@@ -348,15 +348,15 @@ class PushStoreBase(ABC):
         """If `owner` holds the push: DEAD with `reason`, the attempt counted; the order's next push released."""
 
     @abstractmethod
-    async def _record_attempt(self, push_id: int, attempt: store.PushAttempt, keep: int) -> None:
+    async def _record_attempt(self, push_id: int, attempt: records.PushAttempt, keep: int) -> None:
         """Append the attempt (its answer already cut), keeping the push's newest `keep` attempts."""
 
     @abstractmethod
-    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[store.PushStatus]) -> bool:
+    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[records.PushStatus]) -> bool:
         """A push in `from_statuses` becomes PENDING, due and created at `now`, attempts 0, not leased."""
 
     @abstractmethod
-    async def _drop_push(self, push_id: int, from_statuses: Sequence[store.PushStatus]) -> bool:
+    async def _drop_push(self, push_id: int, from_statuses: Sequence[records.PushStatus]) -> bool:
         """A push in `from_statuses` becomes DROPPED, not leased; a pending one leaves its order's queue."""
 
     @abstractmethod
@@ -366,20 +366,20 @@ class PushStoreBase(ABC):
     @abstractmethod
     async def _customer_data(
         self, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
-    ) -> store.StoredCounts:
+    ) -> records.StoredCounts:
         """Count, or delete (`delete`), what is stored about the customer's orders (see `purge_customer`)."""
 
 
-def _with_stored_reasons(o: store.EventOutcome) -> store.EventOutcome:
+def _with_stored_reasons(o: records.EventOutcome) -> records.EventOutcome:
     """The outcome with its event error and push reasons cut to MAX_REASON_CHARS (the same object when none is
     longer: the common case costs no copy). The caller's outcome is never changed."""
-    long_push = any(len(p.reason) > store.MAX_REASON_CHARS for p in o.pushes)
-    if not long_push and len(o.event_error) <= store.MAX_REASON_CHARS:
+    long_push = any(len(p.reason) > records.MAX_REASON_CHARS for p in o.pushes)
+    if not long_push and len(o.event_error) <= records.MAX_REASON_CHARS:
         return o
     return dataclasses.replace(
         o,
-        event_error=store.stored_reason(o.event_error),
-        pushes=[dataclasses.replace(p, reason=store.stored_reason(p.reason)) for p in o.pushes],
+        event_error=records.stored_reason(o.event_error),
+        pushes=[dataclasses.replace(p, reason=records.stored_reason(p.reason)) for p in o.pushes],
     )
 
 

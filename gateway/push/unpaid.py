@@ -9,9 +9,10 @@ import time
 from collections.abc import Sequence
 
 from gateway.ops import Metrics
+from gateway.push.records import EventOutcome, LeaseKind, UnpaidCheck, check_lease_id
 from gateway.push.render import PushRenderer, count_enqueued
 from gateway.push.rules import PushIntent, push_allowed
-from gateway.push.store import EventOutcome, LeaseKind, PushStore, UnpaidCheck, check_lease_id
+from gateway.push.store import PushStore
 from gateway.settings import Settings
 from mappings.nodes import Node
 from mappings.receipt import awaiting_payment
