@@ -261,7 +261,7 @@ async def test_the_heartbeat_renews_on_its_cadence_in_virtual_time(replica: Repl
 async def test_sqlite_serves_one_process_per_replica_id(tmp_path: Path) -> None:
     """Several gateway processes may serve one SQLite file, each under its own replica id; a second one under the same
     id is refused (it would take the first one's leases as an earlier start's)."""
-    from gateway.push.sqlite_leases import ReplicaConflict
+    from gateway.push.sqlite.leases import ReplicaConflict
     from gateway.push.sqlite_store import SqlitePushStore
 
     path = tmp_path / "shared.sqlite3"

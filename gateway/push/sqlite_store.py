@@ -27,17 +27,12 @@ id). A process notices work another one committed at its next poll (within a sec
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import queue
 import sqlite3
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.push import sqlite_leases
 from gateway.push.records import (
     EventOutcome,
     EventStatus,
@@ -60,167 +55,15 @@ from gateway.push.records import (
     idempotency_key,
 )
 from gateway.push.replica import ReplicaIdentity
+from gateway.push.sqlite import leases as sqlite_leases
+from gateway.push.sqlite.db import SqliteDb
+from gateway.push.sqlite.rows import OUTBOX_COLUMNS, chunks, event_from_row, placeholders, push_from_row
+from gateway.push.sqlite.schema import MIGRATIONS
 from gateway.push.store_base import LeaseIds, PushStoreBase, Renewal, Taken
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Ordered schema migrations; entry i brings the schema from version i to i + 1.
-MIGRATIONS: list[list[str]] = [
-    [
-        """CREATE TABLE events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            shop_key TEXT NOT NULL,
-            event_id TEXT NOT NULL,
-            topic TEXT NOT NULL,
-            webhook_id TEXT NOT NULL DEFAULT '',
-            triggered_at TEXT NOT NULL DEFAULT '',
-            api_version TEXT NOT NULL DEFAULT '',
-            body BLOB NOT NULL,
-            received_at REAL NOT NULL,
-            status TEXT NOT NULL DEFAULT 'pending',
-            error TEXT NOT NULL DEFAULT '',
-            lease_until REAL NOT NULL DEFAULT 0,
-            order_id INTEGER,
-            customer_id INTEGER,
-            UNIQUE (shop_key, event_id)
-        )""",
-        "CREATE INDEX events_pending ON events (seq) WHERE status = 'pending'",
-        "CREATE INDEX events_order ON events (shop_key, order_id)",
-        """CREATE TABLE orders (
-            shop_key TEXT NOT NULL,
-            order_id INTEGER NOT NULL,
-            order_name TEXT NOT NULL,
-            updated_at REAL NOT NULL,
-            financial_status TEXT NOT NULL DEFAULT '',
-            cancelled INTEGER NOT NULL DEFAULT 0,
-            customer_id INTEGER,
-            recipient TEXT,
-            recipient_name TEXT NOT NULL DEFAULT '',
-            receipt BLOB NOT NULL DEFAULT x'',
-            PRIMARY KEY (shop_key, order_id)
-        )""",
-        "CREATE INDEX orders_customer ON orders (shop_key, customer_id)",
-        """CREATE TABLE fulfillments (
-            shop_key TEXT NOT NULL,
-            fulfillment_id INTEGER NOT NULL,
-            order_id INTEGER NOT NULL,
-            updated_at REAL NOT NULL,
-            status TEXT NOT NULL,
-            name TEXT NOT NULL DEFAULT '',
-            tracking_number TEXT NOT NULL DEFAULT '',
-            tracking_url TEXT NOT NULL DEFAULT '',
-            PRIMARY KEY (shop_key, fulfillment_id)
-        )""",
-        "CREATE INDEX fulfillments_order ON fulfillments (shop_key, order_id)",
-        """CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            shop_key TEXT NOT NULL,
-            dedupe_key TEXT NOT NULL,
-            idempotency_key TEXT NOT NULL,
-            order_id INTEGER NOT NULL,
-            topic TEXT NOT NULL,
-            body BLOB NOT NULL,
-            status TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            due_at REAL NOT NULL,
-            lease_until REAL NOT NULL DEFAULT 0,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT NOT NULL DEFAULT '',
-            delivered_at REAL,
-            fulfillment_id INTEGER,
-            customer_id INTEGER,
-            UNIQUE (shop_key, dedupe_key)
-        )""",
-        "CREATE INDEX outbox_pending ON outbox (due_at) WHERE status = 'pending'",
-        "CREATE INDEX outbox_order ON outbox (shop_key, order_id, id)",
-        """CREATE TABLE tracking (
-            shop_key TEXT NOT NULL,
-            tracking_number TEXT NOT NULL,
-            order_id INTEGER NOT NULL,
-            order_name TEXT NOT NULL,
-            customer_id INTEGER,
-            PRIMARY KEY (shop_key, tracking_number)
-        )""",
-        "CREATE INDEX tracking_order ON tracking (shop_key, order_id)",
-        """CREATE TABLE unpaid_checks (
-            shop_key TEXT NOT NULL,
-            order_id INTEGER NOT NULL,
-            due_at REAL NOT NULL,
-            lease_until REAL NOT NULL DEFAULT 0,
-            done INTEGER NOT NULL DEFAULT 0,
-            customer_id INTEGER,
-            PRIMARY KEY (shop_key, order_id)
-        )""",
-        "CREATE INDEX unpaid_due ON unpaid_checks (due_at) WHERE done = 0",
-        "CREATE TABLE watermarks (shop_key TEXT PRIMARY KEY, watermark TEXT NOT NULL)",
-        "CREATE TABLE shops (shop_key TEXT PRIMARY KEY, installed INTEGER NOT NULL)",
-    ],
-    [
-        # The delivery attempts of each push (operator console), and the shop's latest webhook by arrival.
-        """CREATE TABLE push_attempts (
-            push_id INTEGER NOT NULL,
-            at REAL NOT NULL,
-            http_status INTEGER,
-            answer TEXT NOT NULL DEFAULT '',
-            outcome TEXT NOT NULL
-        )""",
-        "CREATE INDEX push_attempts_push ON push_attempts (push_id)",
-        "CREATE INDEX events_shop_received ON events (shop_key, received_at)",
-    ],
-    [
-        # Whether an order's receipt was decided is a plain flag. Rows written before kept it as the `receipt` blob
-        # starting "receipt:" (and, earlier still, the receipt's JSON for every order, which says nothing about it);
-        # the shopper's address fields were never read since pushes read the order from Shopify.
-        "ALTER TABLE orders ADD COLUMN receipt_decided INTEGER NOT NULL DEFAULT 0",
-        "UPDATE orders SET receipt_decided = 1 WHERE CAST(substr(receipt, 1, 8) AS TEXT) = 'receipt:'",
-        "ALTER TABLE orders DROP COLUMN receipt",
-        "ALTER TABLE orders DROP COLUMN recipient",
-        "ALTER TABLE orders DROP COLUMN recipient_name",
-        # Shops whose push read failed, held for every process that opens the file (gateway.push.holds).
-        "CREATE TABLE shop_holds (shop_key TEXT PRIMARY KEY, until REAL NOT NULL, failures INTEGER NOT NULL)",
-    ],
-    sqlite_leases.MIGRATION,
-]
-
-#: How many queued operations one transaction may take (bounds the latency of the last one in a batch).
-MAX_BATCH = 1024
-
-_OUTBOX_COLUMNS = (
-    "id, shop_key, dedupe_key, idempotency_key, order_id, topic, body, status, created_at, due_at, attempts, "
-    "last_error, delivered_at, fulfillment_id"
-)
-
-
-class _Op:
-    __slots__ = ("fn", "future", "loop")
-
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]) -> None:
-        self.fn = fn
-        self.future = future
-        self.loop = future.get_loop()
-
-
-_STOP = object()
-
-
-class _Commit:
-    """A batch whose statements already ran on the loop: the thread commits it and reports."""
-
-    __slots__ = ("results",)
-
-    def __init__(self, results: list[tuple[_Op, Any, BaseException | None]]) -> None:
-        self.results = results
-
-
-class _Whole:
-    """A batch the thread runs from BEGIN to COMMIT (the file was locked, or an operation failed on the loop)."""
-
-    __slots__ = ("batch",)
-
-    def __init__(self, batch: list[_Op]) -> None:
-        self.batch = batch
 
 
 class SqlitePushStore(PushStoreBase):
@@ -232,60 +75,34 @@ class SqlitePushStore(PushStoreBase):
     ) -> None:
         super().__init__(identity)
         self.path = str(path)
+        self.db = SqliteDb(path)
         #: A serving gateway: it locks its replica id on the file, and takes back at once what the earlier start of
         #: that replica id held.
         self.reclaim_leases = reclaim_leases
         self._replica_lock: sqlite_leases.ReplicaLock | None = None
-        self._reclaimed: dict[LeaseKind, Taken] = {}
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        #: Commits and batch sizes, for the benchmark and /metrics.
-        self.commits = 0
-        self.batched_ops = 0
-        self._conn: sqlite3.Connection | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        #: Operations waiting for the next batch (appended from any loop; the owning loop takes them).
-        self._pending: list[_Op] = []
-        self._pending_lock = threading.Lock()
-        #: A batch is running (statements on the loop, or its COMMIT in the thread): the next one waits for it.
-        self._busy = False
-        self._scheduled = False
 
     # lifecycle ----------------------------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._thread is not None:
-            return
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            if self.reclaim_leases:
-                lock = sqlite_leases.ReplicaLock(self.path, self.identity.replica_id)
-                lock.acquire()
-                self._replica_lock = lock
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._loop = ready.get_loop()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="push-sqlite-writer", daemon=True)
-        self._thread.start()
+        if self.reclaim_leases and self.path != ":memory:" and self._replica_lock is None:
+            lock = sqlite_leases.ReplicaLock(self.path, self.identity.replica_id)
+            lock.acquire()
+            self._replica_lock = lock
+        reclaimed: dict[LeaseKind, Taken] = {}
+
+        def reclaim(c: sqlite3.Connection) -> None:
+            reclaimed.update(sqlite_leases.reclaim(c, self.identity))
+
         try:
-            await ready
+            await self.db.open(reclaim if self.reclaim_leases else None)
         except BaseException:
-            self._thread = None
             self._release_replica_lock()
             raise
-        for kind, taken in self._reclaimed.items():
-            self._report_taken(kind, taken, "restart")
+        for kind, taken in reclaimed.items():
+            self.book.report_taken(kind, taken, "restart")
 
     async def close(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._queue.put(_STOP)
-        await asyncio.to_thread(thread.join)
-        with self._pending_lock:
-            left, self._pending = self._pending, []
-        for op in left:
-            op.loop.call_soon_threadsafe(_settle, op.future, None, RuntimeError("push store closed"))
-        self._conn = None
+        await self.db.close()
         self._release_replica_lock()
 
     def _release_replica_lock(self) -> None:
@@ -294,189 +111,7 @@ class SqlitePushStore(PushStoreBase):
             self._replica_lock = None
 
     async def ping(self) -> str | None:
-        if self._thread is None or not self._thread.is_alive():
-            return "push store not open"
-        try:
-            await asyncio.wait_for(self._call(lambda c: c.execute("SELECT 1").fetchone()), 2.0)
-        except Exception as exc:  # readiness reports, never raises
-            return f"push store: {type(exc).__name__}"
-        return None
-
-    # the writer thread ---------------------------------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=10000")
-        self._migrate(conn)
-        if self.reclaim_leases:
-            conn.execute("BEGIN IMMEDIATE")
-            self._reclaimed = sqlite_leases.reclaim(conn, self.identity)
-            conn.execute("COMMIT")
-        conn.execute("PRAGMA busy_timeout=0")  # the loop never waits for a lock; see _Whole for who does
-        return conn
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO schema_version (version) VALUES (0)")
-                version = 0
-            else:
-                version = int(row[0])
-            if version > len(MIGRATIONS):
-                raise RuntimeError(f"push store schema version {version} is newer than this gateway knows")
-            for i in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[i]:
-                    conn.execute(statement)
-                conn.execute("UPDATE schema_version SET version = ?", (i + 1,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    def _run(self, ready: asyncio.Future[None]) -> None:
-        loop = ready.get_loop()
-        try:
-            conn = self._connect()
-        except Exception as exc:
-            loop.call_soon_threadsafe(_settle, ready, None, exc)
-            return
-        self._conn = conn
-        loop.call_soon_threadsafe(_settle, ready, None, None)
-        try:
-            while True:
-                job = self._queue.get()
-                if job is _STOP:
-                    return
-                if isinstance(job, _Commit):
-                    results = self._commit(conn, job.results)
-                else:
-                    results = self._run_batch(conn, job.batch)
-                self._report(loop, results)
-        finally:
-            conn.close()
-
-    def _commit(
-        self, conn: sqlite3.Connection, results: list[tuple[_Op, Any, BaseException | None]]
-    ) -> list[tuple[_Op, Any, BaseException | None]]:
-        try:
-            conn.execute("COMMIT")
-        except Exception as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            log.error("push store commit failed: %s", type(exc).__name__)
-            return [(op, None, exc) for op, _, _ in results]
-        self.commits += 1
-        self.batched_ops += len(results)
-        return results
-
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> list[tuple[_Op, Any, BaseException | None]]:
-        conn.execute("PRAGMA busy_timeout=10000")  # in the thread, waiting for another process's lock is fine
-        try:
-            results = self._transaction(conn, batch)
-            if results is None:
-                # One operation of several failed (rare: a constraint, a bug): redo each alone so only that one
-                # reports the error. A single-operation batch never yields None, so every future is settled.
-                results = []
-                for op in batch:
-                    results += self._transaction(conn, [op]) or []
-        finally:
-            conn.execute("PRAGMA busy_timeout=0")
-        return results
-
-    def _report(self, loop: asyncio.AbstractEventLoop, results: list[tuple[_Op, Any, BaseException | None]]) -> None:
-        """Resolve the batch's futures (only ever after its COMMIT: a caller that hears "stored" may rely on it
-        surviving a crash) and let the owning loop start the next batch: one hand-off to that loop per batch."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
-        for op, value, error in results:
-            by_loop.setdefault(op.loop, []).append((op.future, value, error))
-        own = by_loop.pop(loop, [])
-        for other, items in by_loop.items():
-            try:
-                other.call_soon_threadsafe(_settle_all, items)
-            except RuntimeError:  # that loop is closed: nobody is waiting any more
-                pass
-        try:
-            loop.call_soon_threadsafe(self._batch_done, own)
-        except RuntimeError:
-            pass
-
-    def _batch_done(self, items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-        _settle_all(items)
-        self._busy = False
-        self._flush()
-
-    def _kick(self) -> None:
-        if not self._scheduled and not self._busy:
-            self._scheduled = True
-            assert self._loop is not None
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        """On the owning loop: run the queued operations' statements in one transaction, hand the COMMIT over."""
-        self._scheduled = False
-        conn = self._conn
-        if self._busy or not self._pending or conn is None or self._thread is None:
-            return
-        with self._pending_lock:
-            batch = self._pending[:MAX_BATCH]
-            del self._pending[:MAX_BATCH]
-        self._busy = True
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except Exception:  # locked by another process: the thread waits for it, not the loop
-            self._queue.put(_Whole(batch))
-            return
-        results: list[tuple[_Op, Any, BaseException | None]] = []
-        try:
-            for op in batch:
-                results.append((op, op.fn(conn), None))
-        except Exception:
-            with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
-            self._queue.put(_Whole(batch))  # redone in the thread, each failing operation alone
-            return
-        self._queue.put(_Commit(results))
-
-    def _transaction(
-        self, conn: sqlite3.Connection, batch: list[_Op]
-    ) -> list[tuple[_Op, Any, BaseException | None]] | None:
-        """Run the batch in one transaction. None when an operation raised and the batch had several (all rolled
-        back, to be retried one by one); otherwise the results (errors included) of every operation."""
-        results: list[tuple[_Op, Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for op in batch:
-                results.append((op, op.fn(conn), None))
-            conn.execute("COMMIT")
-            self.commits += 1
-            self.batched_ops += len(batch)
-            return results
-        except Exception as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if len(batch) > 1 and len(results) < len(batch):
-                return None
-            log.error("push store transaction failed: %s", type(exc).__name__)
-            return [(op, None, exc) for op in batch]
-
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._thread is None:
-            raise RuntimeError("push store is not open")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        op = _Op(fn, future)
-        with self._pending_lock:
-            self._pending.append(op)
-        if op.loop is self._loop:
-            self._kick()
-        elif self._loop is not None:
-            self._loop.call_soon_threadsafe(self._kick)
-        return await future
+        return await self.db.ping()
 
     # intake -------------------------------------------------------------------------------------------------------
 
@@ -492,7 +127,7 @@ class SqlitePushStore(PushStoreBase):
             )  # fmt: skip
             return "new" if cur.rowcount == 1 else "duplicate"
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def _claim_events(
         self, limit: int, now: float, lease_until: float, owner: str
@@ -508,9 +143,9 @@ class SqlitePushStore(PushStoreBase):
                 "UPDATE events SET lease_until = ?, lease_owner = ?, leased_at = ? WHERE seq = ?",
                 [(lease_until, owner, now, r[0]) for r in rows],
             )
-            return [_event(r) for r in rows], sqlite_leases.taken_from([r[11] for r in rows], owner)
+            return [event_from_row(r) for r in rows], sqlite_leases.taken_from([r[11] for r in rows], owner)
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def _defer_events(self, seqs: Sequence[int], until: float, owner: str) -> None:
         def op(c: sqlite3.Connection) -> None:
@@ -520,7 +155,7 @@ class SqlitePushStore(PushStoreBase):
                 [(until, s, owner) for s in seqs],
             )
 
-        await self._call(op)
+        await self.db.call(op)
 
     async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:
         def op(c: sqlite3.Connection) -> StoredEvent | None:
@@ -533,24 +168,24 @@ class SqlitePushStore(PushStoreBase):
                 sql += " AND shop_key = ?"
                 args += (shop_key,)
             row = c.execute(sql + " ORDER BY seq LIMIT 1", args).fetchone()
-            return _event(row) if row else None
+            return event_from_row(row) if row else None
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def _requeue_event(self, seq: int) -> bool:
         def op(c: sqlite3.Connection) -> bool:
             cur = c.execute("UPDATE events SET status = 'pending', error = '', lease_until = 0 WHERE seq = ?", (seq,))
             return cur.rowcount == 1
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     # rules --------------------------------------------------------------------------------------------------------
 
     async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, OrderState]:
         def op(c: sqlite3.Connection) -> dict[int, OrderState]:
             out: dict[int, OrderState] = {}
-            for chunk in _chunks(ids):
-                marks = _marks(chunk)
+            for chunk in chunks(ids):
+                marks = placeholders(chunk)
                 for r in c.execute(
                     "SELECT order_id, order_name, updated_at, financial_status, cancelled, customer_id,"
                     f" receipt_decided FROM orders WHERE shop_key = ? AND order_id IN ({marks})",
@@ -568,13 +203,13 @@ class SqlitePushStore(PushStoreBase):
                     )
             return out
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, FulfillmentState]:
         def op(c: sqlite3.Connection) -> dict[int, FulfillmentState]:
             out: dict[int, FulfillmentState] = {}
-            for chunk in _chunks(ids):
-                marks = _marks(chunk)
+            for chunk in chunks(ids):
+                marks = placeholders(chunk)
                 for r in c.execute(
                     "SELECT fulfillment_id, order_id, updated_at, status, name, tracking_number, tracking_url"
                     f" FROM fulfillments WHERE shop_key = ? AND fulfillment_id IN ({marks})",
@@ -583,7 +218,7 @@ class SqlitePushStore(PushStoreBase):
                     out[r[0]] = FulfillmentState(shop_key, r[0], r[1], r[2], r[3], r[4], r[5], r[6])
             return out
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def _commit_outcomes(
         self, outcomes: Sequence[EventOutcome], now: float, owner: str
@@ -596,7 +231,7 @@ class SqlitePushStore(PushStoreBase):
                     wake |= _write_outcome(c, o, now)
             return wake, fenced
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def _claim_unpaid_checks(
         self, limit: int, now: float, lease_until: float, owner: str
@@ -615,7 +250,7 @@ class SqlitePushStore(PushStoreBase):
             checks = [UnpaidCheck(r[0], r[1], r[2], r[3]) for r in rows]
             return checks, sqlite_leases.taken_from([r[4] for r in rows], owner)
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     # delivery -----------------------------------------------------------------------------------------------------
 
@@ -624,7 +259,7 @@ class SqlitePushStore(PushStoreBase):
             # The head of each order's queue only: an earlier pending push (due later, being retried, or leased)
             # holds back every later push of the same order.
             rows = c.execute(
-                f"SELECT {_OUTBOX_COLUMNS}, lease_owner FROM outbox o WHERE o.status = 'pending' AND o.due_at <= ?"
+                f"SELECT {OUTBOX_COLUMNS}, lease_owner FROM outbox o WHERE o.status = 'pending' AND o.due_at <= ?"
                 " AND o.lease_until <= ? AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.shop_key = o.shop_key"
                 " AND e.order_id = o.order_id AND e.status = 'pending' AND e.id < o.id)"
                 # due_at, id: the partial index's own order (rowid breaks ties), so LIMIT stops early instead of
@@ -636,9 +271,9 @@ class SqlitePushStore(PushStoreBase):
                 "UPDATE outbox SET lease_until = ?, lease_owner = ?, leased_at = ? WHERE id = ?",
                 [(lease_until, owner, now, r[0]) for r in rows],
             )
-            return [_push(r) for r in rows], sqlite_leases.taken_from([r[14] for r in rows], owner)
+            return [push_from_row(r) for r in rows], sqlite_leases.taken_from([r[14] for r in rows], owner)
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def next_due(self) -> float | None:
         def op(c: sqlite3.Connection) -> float | None:
@@ -647,7 +282,7 @@ class SqlitePushStore(PushStoreBase):
             values = [v for v in (a, b) if v is not None]
             return min(values) if values else None
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def backlog(self) -> dict[str, int]:
         def op(c: sqlite3.Connection) -> dict[str, int]:
@@ -658,7 +293,7 @@ class SqlitePushStore(PushStoreBase):
                 "checks": c.execute("SELECT COUNT(*) FROM unpaid_checks WHERE done = 0").fetchone()[0],
             }
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def _mark_delivered(self, push_id: int, now: float, owner: str) -> bool:
         return await self._settle_push(
@@ -683,7 +318,7 @@ class SqlitePushStore(PushStoreBase):
 
     async def _settle_push(self, sql: str, args: tuple[Any, ...]) -> bool:
         """Run a fenced settle (its WHERE names the lease owner); True when it applied."""
-        return await self._call(lambda c: c.execute(sql, args).rowcount == 1)
+        return await self.db.call(lambda c: c.execute(sql, args).rowcount == 1)
 
     # leases -------------------------------------------------------------------------------------------------------
 
@@ -695,13 +330,13 @@ class SqlitePushStore(PushStoreBase):
                 sqlite_leases.beat(c, self.identity, now)
             return sqlite_leases.renew(c, held, lease_until, owner)
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def push_holders(self, push_ids: Sequence[int]) -> dict[int, LeaseHolder]:
-        return await self._call(lambda c: sqlite_leases.holders(c, push_ids))
+        return await self.db.call(lambda c: sqlite_leases.holders(c, push_ids))
 
     async def replicas(self) -> list[ReplicaStatus]:
-        return await self._call(sqlite_leases.replicas)
+        return await self.db.call(sqlite_leases.replicas)
 
     async def _record_attempt(self, push_id: int, attempt: PushAttempt, keep: int) -> None:
         def op(c: sqlite3.Connection) -> None:
@@ -715,7 +350,7 @@ class SqlitePushStore(PushStoreBase):
                 (push_id, push_id, keep),
             )
 
-        await self._call(op)
+        await self.db.call(op)
 
     async def push_attempts(self, push_id: int) -> list[PushAttempt]:
         def op(c: sqlite3.Connection) -> list[PushAttempt]:
@@ -725,7 +360,7 @@ class SqlitePushStore(PushStoreBase):
             ).fetchall()
             return [PushAttempt(r[0], r[1], r[2], r[3]) for r in rows]
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     # operator CLI -------------------------------------------------------------------------------------------------
 
@@ -738,43 +373,43 @@ class SqlitePushStore(PushStoreBase):
                 where.append("shop_key = ?")
                 args.append(shop_key)
             if statuses:
-                where.append(f"status IN ({_marks(statuses)})")
+                where.append(f"status IN ({placeholders(statuses)})")
                 args += [str(s) for s in statuses]
-            sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
+            sql = f"SELECT {OUTBOX_COLUMNS} FROM outbox"
             if where:
                 sql += " WHERE " + " AND ".join(where)
-            return [_push(r) for r in c.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))]
+            return [push_from_row(r) for r in c.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))]
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def get_push(self, push_id: int) -> Push | None:
         def op(c: sqlite3.Connection) -> Push | None:
-            row = c.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (push_id,)).fetchone()
-            return _push(row) if row else None
+            row = c.execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (push_id,)).fetchone()
+            return push_from_row(row) if row else None
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[PushStatus]) -> bool:
         def op(c: sqlite3.Connection) -> bool:
             cur = c.execute(
                 "UPDATE outbox SET status = 'pending', due_at = ?, created_at = ?, attempts = 0, lease_until = 0"
-                f" WHERE id = ? AND status IN ({_marks(from_statuses)})",
+                f" WHERE id = ? AND status IN ({placeholders(from_statuses)})",
                 (now, now, push_id, *map(str, from_statuses)),
             )
             return cur.rowcount == 1
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def _drop_push(self, push_id: int, from_statuses: Sequence[PushStatus]) -> bool:
         def op(c: sqlite3.Connection) -> bool:
             cur = c.execute(
                 "UPDATE outbox SET status = 'dropped', lease_until = 0"
-                f" WHERE id = ? AND status IN ({_marks(from_statuses)})",
+                f" WHERE id = ? AND status IN ({placeholders(from_statuses)})",
                 (push_id, *map(str, from_statuses)),
             )
             return cur.rowcount == 1
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     # PushStateReader ----------------------------------------------------------------------------------------------
 
@@ -786,7 +421,7 @@ class SqlitePushStore(PushStoreBase):
             ).fetchone()
             return row[0] if row else None
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def delivered_package_pushes(self, shop_key: str, order_id: int) -> dict[str, int]:
         def op(c: sqlite3.Connection) -> dict[str, int]:
@@ -797,7 +432,7 @@ class SqlitePushStore(PushStoreBase):
             ).fetchall()
             return {str(f): n for f, n in rows if f is not None}
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     # reconciliation and shop lifecycle ----------------------------------------------------------------------------
 
@@ -806,17 +441,17 @@ class SqlitePushStore(PushStoreBase):
             row = c.execute("SELECT MAX(received_at) FROM events WHERE shop_key = ?", (shop_key,)).fetchone()
             return float(row[0]) if row and row[0] is not None else None
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def get_watermark(self, shop_key: str) -> str | None:
         def op(c: sqlite3.Connection) -> str | None:
             row = c.execute("SELECT watermark FROM watermarks WHERE shop_key = ?", (shop_key,)).fetchone()
             return row[0] if row else None
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def set_watermark(self, shop_key: str, watermark: str) -> None:
-        await self._call(
+        await self.db.call(
             lambda c: c.execute(
                 "INSERT INTO watermarks (shop_key, watermark) VALUES (?, ?)"
                 " ON CONFLICT (shop_key) DO UPDATE SET watermark = excluded.watermark",
@@ -825,7 +460,7 @@ class SqlitePushStore(PushStoreBase):
         )
 
     async def set_shop_installed(self, shop_key: str, installed: bool) -> None:
-        await self._call(
+        await self.db.call(
             lambda c: c.execute(
                 "INSERT INTO shops (shop_key, installed) VALUES (?, ?)"
                 " ON CONFLICT (shop_key) DO UPDATE SET installed = excluded.installed",
@@ -838,7 +473,7 @@ class SqlitePushStore(PushStoreBase):
             row = c.execute("SELECT installed FROM shops WHERE shop_key = ?", (shop_key,)).fetchone()
             return True if row is None else bool(row[0])
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     # shop holds ---------------------------------------------------------------------------------------------------
 
@@ -848,13 +483,15 @@ class SqlitePushStore(PushStoreBase):
             return {}
 
         def op(c: sqlite3.Connection) -> dict[str, ShopHold]:
-            rows = c.execute(f"SELECT shop_key, until, failures FROM shop_holds WHERE shop_key IN ({_marks(keys)})", keys)
+            rows = c.execute(
+                f"SELECT shop_key, until, failures FROM shop_holds WHERE shop_key IN ({placeholders(keys)})", keys
+            )
             return {r[0]: ShopHold(r[1], r[2]) for r in rows}
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def hold_shop(self, shop_key: str, hold: ShopHold) -> None:
-        await self._call(
+        await self.db.call(
             lambda c: c.execute(
                 "INSERT INTO shop_holds (shop_key, until, failures) VALUES (?, ?, ?) ON CONFLICT (shop_key)"
                 " DO UPDATE SET until = excluded.until, failures = excluded.failures",
@@ -863,7 +500,7 @@ class SqlitePushStore(PushStoreBase):
         )
 
     async def release_shop(self, shop_key: str) -> None:
-        await self._call(lambda c: c.execute("DELETE FROM shop_holds WHERE shop_key = ?", (shop_key,)))
+        await self.db.call(lambda c: c.execute("DELETE FROM shop_holds WHERE shop_key = ?", (shop_key,)))
 
     # compliance ---------------------------------------------------------------------------------------------------
 
@@ -876,7 +513,7 @@ class SqlitePushStore(PushStoreBase):
                 _forget_orphan_attempts(c)
             return counts
 
-        return await self._call(op)
+        return await self.db.call(op)
 
     async def purge_shop(self, shop_key: str) -> StoredCounts:
         def op(c: sqlite3.Connection) -> StoredCounts:
@@ -894,7 +531,7 @@ class SqlitePushStore(PushStoreBase):
                 unpaid_checks=n["unpaid_checks"],
             )
 
-        return await self._call(op)
+        return await self.db.call(op)
 
 
 # --- commit: what one outcome writes --------------------------------------------------------------------------------
@@ -965,8 +602,20 @@ def _enqueue_push(c: sqlite3.Connection, p: NewPush, now: float) -> bool:
         "INSERT OR IGNORE INTO outbox (shop_key, dedupe_key, idempotency_key, order_id, topic, body,"
         " status, created_at, due_at, last_error, fulfillment_id, customer_id)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (p.shop_key, p.dedupe_key, p.idempotency_key, p.order_id, p.topic, p.body, str(p.status), now, p.due_at,
-         p.reason, p.fulfillment_id, p.customer_id),  # fmt: skip
+        (
+            p.shop_key,
+            p.dedupe_key,
+            p.idempotency_key,
+            p.order_id,
+            p.topic,
+            p.body,
+            str(p.status),
+            now,
+            p.due_at,
+            p.reason,
+            p.fulfillment_id,
+            p.customer_id,
+        ),  # fmt: skip
     )
     return cur.rowcount == 1 and p.status == PushStatus.PENDING
 
@@ -1024,8 +673,8 @@ def _customer_rows(
     counts: dict[str, int] = {}
     for table in ("events", "orders", "fulfillments", "outbox", "tracking", "unpaid_checks"):
         total = 0
-        for chunk in _chunks(sorted(ids)):
-            marks = _marks(chunk)
+        for chunk in chunks(sorted(ids)):
+            marks = placeholders(chunk)
             verb = "DELETE" if delete else "SELECT COUNT(*)"
             cur = c.execute(f"{verb} FROM {table} WHERE shop_key = ? AND order_id IN ({marks})", (shop_key, *chunk))
             total += cur.rowcount if delete else cur.fetchone()[0]
@@ -1050,61 +699,6 @@ def _customer_rows(
 def _forget_orphan_attempts(c: sqlite3.Connection) -> None:
     """Attempts of pushes a purge deleted (purges are rare: a scan is fine)."""
     c.execute("DELETE FROM push_attempts WHERE push_id NOT IN (SELECT id FROM outbox)")
-
-
-def _marks(values: Sequence[Any]) -> str:
-    """The placeholders of an `IN (...)` over `values`."""
-    return ",".join("?" * len(values))
-
-
-def _chunks(values: Sequence[int], size: int = 500) -> list[Sequence[int]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
-
-
-def _event(r: Sequence[Any]) -> StoredEvent:
-    return StoredEvent(
-        seq=r[0],
-        shop_key=r[1],
-        event_id=r[2],
-        meta=WebhookMeta(topic=r[3], webhook_id=r[4], triggered_at=r[5], api_version=r[6]),
-        body=bytes(r[7]),
-        received_at=r[8],
-        status=EventStatus(r[9]),
-        error=r[10],
-    )
-
-
-def _push(r: Sequence[Any]) -> Push:
-    return Push(
-        id=r[0],
-        shop_key=r[1],
-        dedupe_key=r[2],
-        idempotency_key=r[3],
-        order_id=r[4],
-        topic=r[5],
-        body=bytes(r[6]),
-        status=PushStatus(r[7]),
-        created_at=r[8],
-        due_at=r[9],
-        attempts=r[10],
-        last_error=r[11],
-        delivered_at=r[12],
-        fulfillment_id=r[13],
-    )
-
-
-def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
-
-
-def _settle_all(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, value, error in items:
-        _settle(future, value, error)
 
 
 __all__ = ["SqlitePushStore", "MIGRATIONS", "idempotency_key"]

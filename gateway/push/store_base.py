@@ -23,12 +23,14 @@ Methods with no shared rule (most reads, `purge_shop`, the watermarks, ...) each
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway.push import records, store
 from gateway.push.records import LeaseKind
@@ -54,15 +56,121 @@ class Renewal:
     gone: dict[LeaseKind, list[str]]
 
 
+class WorkSignal:
+    """The wake-up behind `PushStore.wait_for_work` (held by the store): `notify()` after committing new work.
+
+    Every waiting task wakes. Each task's last-seen generation is remembered, so a notification that came between a
+    task's previous wait and this one (say, while it was claiming) makes the wait return at once instead of being lost.
+    """
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+        self._generation = 0
+        self._seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
+
+    def notify(self) -> None:
+        self._generation += 1
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def wait(self, max_wait_seconds: float) -> None:
+        task = asyncio.current_task()
+        seen = self._seen.get(task) if task is not None else None
+        if task is not None:
+            self._seen[task] = self._generation
+        if seen is not None and seen != self._generation:
+            return  # notified since this task last waited: its claim may have raced the notification
+        if self._event is None:
+            self._event = asyncio.Event()
+        event = self._event
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives just as the event is
+        # set, and the cancelled worker then runs on, so the app never finishes shutting down (seen as a teardown
+        # hang in the tests and a `gateway serve` that ignores SIGTERM).
+        try:
+            async with asyncio.timeout(max_wait_seconds):
+                await event.wait()
+        except TimeoutError:
+            pass
+        if task is not None:
+            self._seen[task] = self._generation
+
+
+
+class LeaseBook:
+    """This replica's leases as the store knows them without a round trip: which it holds (claimed and not yet
+    settled), so the heartbeat renews exactly those; and the one place where leases changing hands are logged and told
+    to the listener. Every role that claims or settles leased work (events, pushes, unpaid checks) writes here."""
+
+    def __init__(self, identity: ReplicaIdentity) -> None:
+        #: Whose leases this store takes and settles: this process (a new nonce on every start).
+        self.identity = identity
+        self._held: dict[LeaseKind, dict[str, None]] = {kind: {} for kind in LeaseKind}
+        self._listener: store.LeaseListener | None = None
+
+    def watch(self, listener: store.LeaseListener) -> None:
+        self._listener = listener
+
+    def counts(self) -> dict[LeaseKind, int]:
+        return {kind: len(ids) for kind, ids in self._held.items()}
+
+    def held(self) -> dict[LeaseKind, list[str]]:
+        """The lease ids held now, by kind (kinds with none left out)."""
+        return {kind: list(ids) for kind, ids in self._held.items() if ids}
+
+    def claimed(self, kind: LeaseKind, rows: list[Row], ids: Sequence[str], taken: Taken) -> list[Row]:
+        """A claim returned `rows` (lease ids `ids`), some `taken` from other owners: hold them, report the takeovers."""
+        held = self._held[kind]
+        for lease_id in ids:
+            held[lease_id] = None
+        self.report_taken(kind, taken, "expired")
+        return rows
+
+    def release(self, kind: LeaseKind, ids: Iterable[str]) -> None:
+        held = self._held[kind]
+        for lease_id in ids:
+            held.pop(lease_id, None)
+
+    def settled(self, push_id: int, done: bool, what: str) -> None:
+        """A push's settle ran: it is held no more; `done` False means another replica had taken it."""
+        self.release(LeaseKind.PUSH, [str(push_id)])
+        if not done:
+            self.report_lost(LeaseKind.PUSH, 1, f"push {push_id} not recorded as {what}")
+
+    def report_taken(self, kind: LeaseKind, taken: Taken, reason: str) -> None:
+        """Log and count leases this replica took from another owner (another replica, or an earlier start)."""
+        for owner, count in taken.items():
+            if owner == self.identity.token or count <= 0:
+                continue
+            if reason == "restart":
+                log.warning(
+                    "replica %s (start %s) took back %d %s lease(s) its earlier start %s held",
+                    self.identity.replica_id, self.identity.nonce, count, kind, owner,
+                )  # fmt: skip
+            else:
+                log.warning(
+                    "replica %s took over %d %s lease(s) from replica %s (start %s): its lease expired",
+                    self.identity.replica_id, count, kind, replica_of(owner), owner.rpartition("/")[2],
+                )  # fmt: skip
+            if self._listener is not None:
+                self._listener.took_over(kind, owner, count, reason)
+
+    def report_lost(self, kind: LeaseKind, count: int, what: str) -> None:
+        log.warning(
+            "replica %s lost %d %s lease(s) (%s): it was paused or cut off past its lease",
+            self.identity.token, count, kind, what,
+        )  # fmt: skip
+        if self._listener is not None:
+            self._listener.lost(kind, count)
+
+
 class PushStoreBase(ABC):
     """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
 
     def __init__(self, identity: ReplicaIdentity | None = None) -> None:
-        self._work = store.WorkSignal()
-        #: Whose leases this store takes and settles: this process (a new nonce on every start).
-        self.identity = identity or ReplicaIdentity.start()
-        self._held: dict[LeaseKind, dict[str, None]] = {kind: {} for kind in LeaseKind}
-        self._lease_listener: store.LeaseListener | None = None
+        self._work = WorkSignal()
+        self.book = LeaseBook(identity or ReplicaIdentity.start())
+        self.identity = self.book.identity
 
     # wake-ups -----------------------------------------------------------------------------------------------------
 
@@ -86,12 +194,12 @@ class PushStoreBase(ABC):
     async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[records.StoredEvent]:
         t = time.time() if now is None else now
         events, taken = await self._claim_events(limit, t, t + lease_seconds, self.identity.token)
-        return self._claimed(LeaseKind.EVENT, events, [str(e.seq) for e in events], taken)
+        return self.book.claimed(LeaseKind.EVENT, events, [str(e.seq) for e in events], taken)
 
     async def defer_events(self, seqs: Sequence[int], until: float) -> None:
         if seqs:
             await self._defer_events(seqs, until, self.identity.token)
-            self._release(LeaseKind.EVENT, map(str, seqs))
+            self.book.release(LeaseKind.EVENT, map(str, seqs))
 
     async def requeue_event(self, seq: int) -> bool:
         done = await self._requeue_event(seq)
@@ -119,12 +227,12 @@ class PushStoreBase(ABC):
         )
         for o in outcomes:
             if o.event_seq is not None:
-                self._release(LeaseKind.EVENT, [str(o.event_seq)])
-            self._release(LeaseKind.CHECK, (records.check_lease_id(*c) for c in o.done_checks))
+                self.book.release(LeaseKind.EVENT, [str(o.event_seq)])
+            self.book.release(LeaseKind.CHECK, (records.check_lease_id(*c) for c in o.done_checks))
         for kind in (LeaseKind.EVENT, LeaseKind.CHECK):
             count = sum(1 for i in fenced if (outcomes[i].event_seq is not None) == (kind is LeaseKind.EVENT))
             if count:
-                self._report_lost(kind, count, "the work done on them was not committed")
+                self.book.report_lost(kind, count, "the work done on them was not committed")
         if wake:
             self._notify()
 
@@ -134,30 +242,30 @@ class PushStoreBase(ABC):
         t = time.time() if now is None else now
         checks, taken = await self._claim_unpaid_checks(limit, t, t + lease_seconds, self.identity.token)
         ids = [records.check_lease_id(c.shop_key, c.order_id) for c in checks]
-        return self._claimed(LeaseKind.CHECK, checks, ids, taken)
+        return self.book.claimed(LeaseKind.CHECK, checks, ids, taken)
 
     # delivery -----------------------------------------------------------------------------------------------------
 
     async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[records.Push]:
         t = time.time() if now is None else now
         pushes, taken = await self._claim_pushes(limit, t, t + lease_seconds, self.identity.token)
-        return self._claimed(LeaseKind.PUSH, pushes, [str(p.id) for p in pushes], taken)
+        return self.book.claimed(LeaseKind.PUSH, pushes, [str(p.id) for p in pushes], taken)
 
     async def mark_delivered(self, push_id: int, now: float | None = None) -> bool:
         done = await self._mark_delivered(push_id, time.time() if now is None else now, self.identity.token)
-        self._settled(push_id, done, "delivered")
+        self.book.settled(push_id, done, "delivered")
         self._notify()  # the order's next push (if any) is now claimable
         return done
 
     async def schedule_retry(self, push_id: int, due_at: float, error: str) -> bool:
         done = await self._schedule_retry(push_id, due_at, records.stored_reason(error), self.identity.token)
-        self._settled(push_id, done, "scheduled for a retry")
+        self.book.settled(push_id, done, "scheduled for a retry")
         self._notify()
         return done
 
     async def dead_letter(self, push_id: int, reason: str) -> bool:
         done = await self._dead_letter(push_id, records.stored_reason(reason), self.identity.token)
-        self._settled(push_id, done, "dead-lettered")
+        self.book.settled(push_id, done, "dead-lettered")
         self._notify()
         return done
 
@@ -183,24 +291,24 @@ class PushStoreBase(ABC):
     # leases -------------------------------------------------------------------------------------------------------
 
     def watch_leases(self, listener: store.LeaseListener) -> None:
-        self._lease_listener = listener
+        self.book.watch(listener)
 
     def held_leases(self) -> dict[LeaseKind, int]:
-        return {kind: len(ids) for kind, ids in self._held.items()}
+        return self.book.counts()
 
     def forget_leases(self, kind: LeaseKind, ids: Iterable[str]) -> None:
-        self._release(kind, ids)
+        self.book.release(kind, ids)
 
     async def renew_leases(self, lease_seconds: float, now: float | None = None) -> dict[LeaseKind, int]:
         t = time.time() if now is None else now
-        held = {kind: list(ids) for kind, ids in self._held.items() if ids}
+        held = self.book.held()
         renewal = await self._renew_leases(held, t, t + lease_seconds, self.identity.token, beat=True)
         for kind, ids in renewal.gone.items():
-            self._release(kind, ids)  # not renewable; whoever settled it reported anything amiss
+            self.book.release(kind, ids)  # not renewable; whoever settled it reported anything amiss
         counts = {}
         for kind, ids in renewal.taken.items():
-            self._release(kind, ids)
-            self._report_lost(kind, len(ids), "taken by another replica")
+            self.book.release(kind, ids)
+            self.book.report_lost(kind, len(ids), "taken by another replica")
             counts[kind] = len(ids)
         return counts
 
@@ -208,53 +316,10 @@ class PushStoreBase(ABC):
         t = time.time() if now is None else now
         renewal = await self._renew_leases({LeaseKind.PUSH: [str(push_id)]}, t, t + lease_seconds, self.identity.token)
         if renewal.taken or renewal.gone:
-            self._release(LeaseKind.PUSH, [str(push_id)])
-            self._report_lost(LeaseKind.PUSH, 1, f"push {push_id} not sent: another replica has taken or settled it")
+            self.book.release(LeaseKind.PUSH, [str(push_id)])
+            self.book.report_lost(LeaseKind.PUSH, 1, f"push {push_id} not sent: another replica has taken or settled it")
             return False
         return True
-
-    def _claimed(self, kind: LeaseKind, rows: list[Row], ids: Sequence[str], taken: Taken) -> list[Row]:
-        held = self._held[kind]
-        for lease_id in ids:
-            held[lease_id] = None
-        self._report_taken(kind, taken, "expired")
-        return rows
-
-    def _release(self, kind: LeaseKind, ids: Iterable[str]) -> None:
-        held = self._held[kind]
-        for lease_id in ids:
-            held.pop(lease_id, None)
-
-    def _settled(self, push_id: int, done: bool, what: str) -> None:
-        self._release(LeaseKind.PUSH, [str(push_id)])
-        if not done:
-            self._report_lost(LeaseKind.PUSH, 1, f"push {push_id} not recorded as {what}")
-
-    def _report_taken(self, kind: LeaseKind, taken: Taken, reason: str) -> None:
-        """Log and count leases this replica took from another owner (another replica, or an earlier start)."""
-        for owner, count in taken.items():
-            if owner == self.identity.token or count <= 0:
-                continue
-            if reason == "restart":
-                log.warning(
-                    "replica %s (start %s) took back %d %s lease(s) its earlier start %s held",
-                    self.identity.replica_id, self.identity.nonce, count, kind, owner,
-                )  # fmt: skip
-            else:
-                log.warning(
-                    "replica %s took over %d %s lease(s) from replica %s (start %s): its lease expired",
-                    self.identity.replica_id, count, kind, replica_of(owner), owner.rpartition("/")[2],
-                )  # fmt: skip
-            if self._lease_listener is not None:
-                self._lease_listener.took_over(kind, owner, count, reason)
-
-    def _report_lost(self, kind: LeaseKind, count: int, what: str) -> None:
-        log.warning(
-            "replica %s lost %d %s lease(s) (%s): it was paused or cut off past its lease",
-            self.identity.token, count, kind, what,
-        )  # fmt: skip
-        if self._lease_listener is not None:
-            self._lease_listener.lost(kind, count)
 
     # tracking index and compliance --------------------------------------------------------------------------------
 
@@ -383,4 +448,4 @@ def _with_stored_reasons(o: records.EventOutcome) -> records.EventOutcome:
     )
 
 
-__all__ = ["PushStoreBase"]
+__all__ = ["LeaseBook", "PushStoreBase", "WorkSignal"]

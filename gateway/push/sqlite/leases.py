@@ -7,7 +7,8 @@ process locks `<file>.replica-<id>.lock` for its lifetime, so a second process u
 at start instead of stealing the first one's leases, and a process that starts finds the lock free only when the
 earlier start of its replica id is gone: what that start held is released at once.
 
-Every function here runs inside the store's group-commit transaction (`SqlitePushStore._call`).
+Every function here runs inside the store's group-commit transaction (`SqliteDb.call`); the lease columns and the
+`replicas` table are the schema's fourth migration (`gateway.push.sqlite.schema`).
 """
 
 from __future__ import annotations
@@ -23,25 +24,6 @@ from typing import IO
 from gateway.push.records import EventOutcome, LeaseHolder, LeaseKind, ReplicaStatus, check_lease_id
 from gateway.push.replica import ReplicaIdentity
 from gateway.push.store_base import LeaseIds, Renewal, Taken
-
-#: The schema the leases add (appended to sqlite_store.MIGRATIONS).
-MIGRATION: list[str] = [
-    "ALTER TABLE events ADD COLUMN lease_owner TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE events ADD COLUMN leased_at REAL",
-    "ALTER TABLE outbox ADD COLUMN lease_owner TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE outbox ADD COLUMN leased_at REAL",
-    "ALTER TABLE unpaid_checks ADD COLUMN lease_owner TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE unpaid_checks ADD COLUMN leased_at REAL",
-    "CREATE INDEX events_owner ON events (lease_owner) WHERE lease_owner != ''",
-    "CREATE INDEX outbox_owner ON outbox (lease_owner) WHERE lease_owner != ''",
-    "CREATE INDEX unpaid_checks_owner ON unpaid_checks (lease_owner) WHERE lease_owner != ''",
-    """CREATE TABLE replicas (
-        replica_id TEXT PRIMARY KEY,
-        nonce TEXT NOT NULL,
-        started_at REAL NOT NULL,
-        beat_at REAL NOT NULL
-    )""",
-]
 
 #: Per kind: the table, the condition "still pending work", and how one lease id selects its row.
 _TABLES: dict[LeaseKind, tuple[str, str, str]] = {
