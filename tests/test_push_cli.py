@@ -147,7 +147,7 @@ async def test_replay_reruns_the_rules_and_dedupe_keys_prevent_a_second_push(
     assert (await run_cli("replay", "evt-replay-7003", "--shop", SHOP_KEY, "-c", str(config))).code == 0
 
     async def processed_again() -> bool:
-        event = await second.store.get_event(SHOP_KEY, "evt-replay-7003")
+        event = await second.store.events.get_event(SHOP_KEY, "evt-replay-7003")
         return event is not None and event.status == EventStatus.DONE and (await second.store.backlog())["events"] == 0
 
     await eventually(processed_again, what="replayed event processed")

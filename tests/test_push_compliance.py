@@ -84,7 +84,7 @@ async def test_shop_redact_purges_everything_stored_for_the_shop_and_its_cache(
         assert resp.status == 200
 
     async def redacted() -> bool:  # the request purges its own event too
-        return await gw.store.get_event(SHOP_KEY, "evt-shop-redact") is None
+        return await gw.store.events.get_event(SHOP_KEY, "evt-shop-redact") is None
 
     await eventually(redacted, what="shop/redact processed")
     await wait_until_settled(gw.store)
@@ -119,8 +119,8 @@ async def _run_one_batch(
     local store holds the orders they are about: tests.store_mirror)."""
     for event_id, topic, payload in events:
         mirror_webhook(shopify, topic, payload)
-        assert await store.record_event(SHOP_KEY, event_id, WebhookMeta(topic), json.dumps(payload).encode()) == "new"
-    claimed = await store.claim_events(100, 30.0)
+        assert await store.events.record_event(SHOP_KEY, event_id, WebhookMeta(topic), json.dumps(payload).encode()) == "new"
+    claimed = await store.events.claim_events(100, 30.0)
     assert [e.event_id for e in claimed] == [e[0] for e in events]
     await processor.process(claimed)
 
@@ -151,12 +151,12 @@ async def test_customers_redact_in_the_middle_of_a_batch(
     )
     assert (await push_store.count_customer_data(SHOP_KEY, CUSTOMER_A, [8101])).as_dict() == NOTHING
     for event_id in ("a-paid", "a-shipped", "a-redact"):
-        assert await push_store.get_event(SHOP_KEY, event_id) is None, event_id
+        assert await push_store.events.get_event(SHOP_KEY, event_id) is None, event_id
     assert await push_store.order_name_for_tracking(SHOP_KEY, "1ZA") is None
     assert sorted(p.order_id for p in await push_store.list_pushes(SHOP_KEY)) == [8102, 8201]
     assert set(await push_store.load_order_states(SHOP_KEY, [8101, 8201, 8102])) == {8201, 8102}
     for event_id in ("b-paid", "a-late"):
-        event = await push_store.get_event(SHOP_KEY, event_id)
+        event = await push_store.events.get_event(SHOP_KEY, event_id)
         assert event is not None and event.status == EventStatus.DONE
 
 
@@ -180,7 +180,7 @@ async def test_shop_redact_in_the_middle_of_a_batch(
     assert await push_store.order_name_for_tracking(SHOP_KEY, "1ZS") is None
     assert await push_store.get_watermark(SHOP_KEY) is None
     for event_id in ("paid", "shipped", "redact"):
-        assert await push_store.get_event(SHOP_KEY, event_id) is None, event_id
+        assert await push_store.events.get_event(SHOP_KEY, event_id) is None, event_id
     assert await push_store.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
 
 
@@ -198,7 +198,7 @@ async def test_data_request_logs_counts_only_and_a_later_redact_removes_it(
     assert await gw.webhook("customers/data_request", request, event_id="evt-data-request") == 200
 
     async def answered() -> bool:
-        event = await gw.store.get_event(SHOP_KEY, "evt-data-request")
+        event = await gw.store.events.get_event(SHOP_KEY, "evt-data-request")
         return event is not None and event.status == EventStatus.DONE
 
     await eventually(answered, what="data request processed")
@@ -213,10 +213,10 @@ async def test_data_request_logs_counts_only_and_a_later_redact_removes_it(
     assert await gw.webhook("customers/redact", redact, event_id="evt-redact") == 200
 
     async def purged() -> bool:
-        return await gw.store.get_event(SHOP_KEY, "evt-redact") is None
+        return await gw.store.events.get_event(SHOP_KEY, "evt-redact") is None
 
     await eventually(purged, what="customers/redact processed")
-    assert await gw.store.get_event(SHOP_KEY, "evt-data-request") is None  # the request named the customer
+    assert await gw.store.events.get_event(SHOP_KEY, "evt-data-request") is None  # the request named the customer
     assert (await gw.store.count_customer_data(SHOP_KEY, CUSTOMER_A, [8401])).as_dict() == NOTHING
     assert await gw.store.list_pushes(SHOP_KEY) == []
 
@@ -234,4 +234,4 @@ async def test_customers_redact_without_orders_leaves_no_trace(
     await _run_one_batch(
         push_store, processor, push_sandbox.shop(SHOP_DOMAIN), [("only-redact", "customers/redact", redact)]
     )
-    assert await push_store.get_event(SHOP_KEY, "only-redact") is None
+    assert await push_store.events.get_event(SHOP_KEY, "only-redact") is None

@@ -257,7 +257,7 @@ async def test_poison_webhooks_do_not_hold_back_the_genuine_one(make_push_gatewa
     assert statuses == [200] * 4
     await bot_receiver.wait_for(lambda r: any(p.body["params"]["order_number"] == "7401" for p in r.delivered()))
     await wait_until_settled(gw.store)
-    events = {event_id: await gw.store.get_event("demo", event_id) for event_id in (*poison, "evt-genuine")}
+    events = {event_id: await gw.store.events.get_event("demo", event_id) for event_id in (*poison, "evt-genuine")}
     assert {k: (e.status, e.error) for k, e in events.items() if e is not None} == {
         "evt-poison-digit": (EventStatus.DEAD, "order payload without a valid id"),
         "evt-poison-big": (EventStatus.DEAD, "order payload without a valid id"),

@@ -20,7 +20,7 @@ async def test_valid_webhook_is_stored_then_acknowledged(make_push_gateway: Any)
     gw = await make_push_gateway()
     body = json.dumps(rest_order(5001)).encode()
     assert await _post(gw, body, signed_webhook_headers("orders/paid", body, event_id="ev-ok")) == 200
-    event = await gw.store.get_event("demo", "ev-ok")
+    event = await gw.store.events.get_event("demo", "ev-ok")
     assert event is not None and event.body == body and event.meta.topic == "orders/paid"
 
 
@@ -50,8 +50,8 @@ async def test_rejections_store_nothing(make_push_gateway: Any) -> None:
     assert await _post(gw, huge, signed_webhook_headers("orders/paid", huge, event_id="ev-huge")) == 413
 
     for event_id in ("ev-bad-hmac", "ev-no-hmac", "ev-unknown", "ev-truncated", "ev-half", "ev-huge"):
-        assert await gw.store.get_event(None, event_id) is None, event_id
-    assert await gw.store.claim_events(10, 0) == []
+        assert await gw.store.events.get_event(None, event_id) is None, event_id
+    assert await gw.store.events.claim_events(10, 0) == []
 
 
 async def test_same_webhook_three_times_is_one_push(make_push_gateway: Any, bot_receiver: BotReceiver) -> None:
@@ -82,8 +82,8 @@ async def test_webhook_id_is_the_fallback_dedupe_key(make_push_gateway: Any) -> 
     del headers["X-Shopify-Event-Id"]
     assert await _post(gw, body, headers) == 200
     assert await _post(gw, body, headers) == 200
-    assert await gw.store.get_event("demo", headers["X-Shopify-Webhook-Id"]) is not None
-    assert len(await gw.store.claim_events(10, 0)) <= 1
+    assert await gw.store.events.get_event("demo", headers["X-Shopify-Webhook-Id"]) is not None
+    assert len(await gw.store.events.claim_events(10, 0)) <= 1
 
 
 def test_webhook_secret_is_the_shopify_form() -> None:

@@ -94,18 +94,18 @@ async def test_heartbeats_keep_work_that_a_silent_replica_then_loses_within_one_
     seen = Recorder()
     a, b = await replica("a"), await replica("b", listener=seen)
     await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
-    await a.record_event("shop", "e1", META, b"{}")
+    await a.events.record_event("shop", "e1", META, b"{}")
     [push] = await a.claim_pushes(10, LEASE, now=T0)
-    [event] = await a.claim_events(10, LEASE, now=T0)
+    [event] = await a.events.claim_events(10, LEASE, now=T0)
     for beat in (2.0, 4.0, 6.0, 8.0):  # a live replica renews; its work outlives the first lease
         assert await a.renew_leases(LEASE, now=T0 + beat) == {}
         assert await b.claim_pushes(10, LEASE, now=T0 + beat + 1) == []
-        assert await b.claim_events(10, LEASE, now=T0 + beat + 1) == []
+        assert await b.events.claim_events(10, LEASE, now=T0 + beat + 1) == []
     assert a.held_leases() == {LeaseKind.EVENT: 1, LeaseKind.PUSH: 1, LeaseKind.CHECK: 0}
     # a stops beating (died at T0 + 9): its last renewal ran to T0 + 14; b takes the work over then, not before
     assert await b.claim_pushes(10, LEASE, now=T0 + 13.9) == []
     [taken_push] = await b.claim_pushes(10, LEASE, now=T0 + 14.01)
-    [taken_event] = await b.claim_events(10, LEASE, now=T0 + 14.01)
+    [taken_event] = await b.events.claim_events(10, LEASE, now=T0 + 14.01)
     assert (taken_push.id, taken_event.seq) == (push.id, event.seq)
     assert taken_push.idempotency_key == push.idempotency_key  # a re-send is recognisable by the platform
     assert sorted(seen.taken) == [
@@ -120,15 +120,15 @@ async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_comm
     lost = Recorder()
     a, b = await replica("a", listener=lost), await replica("b")
     await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1"), new_push(2, "receipt:2"), new_push(3, "r:3")])])
-    await a.record_event("shop", "e1", META, b"{}")
+    await a.events.record_event("shop", "e1", META, b"{}")
     await a.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 9, T0)])])
     pushes = await a.claim_pushes(10, LEASE, now=T0)
-    [event] = await a.claim_events(10, LEASE, now=T0)
+    [event] = await a.events.claim_events(10, LEASE, now=T0)
     [check] = await a.claim_unpaid_checks(10, LEASE, now=T0)
     # a is paused past its lease; b takes everything over
     later = T0 + LEASE + 1
     assert len(await b.claim_pushes(10, LEASE, now=later)) == 3
-    assert len(await b.claim_events(10, LEASE, now=later)) == 1
+    assert len(await b.events.claim_events(10, LEASE, now=later)) == 1
     assert len(await b.claim_unpaid_checks(10, LEASE, now=later)) == 1
     # a resumes: it must not send, record or commit any of it
     assert await a.hold_push(pushes[0].id, LEASE, now=later + 1) is False
@@ -139,7 +139,7 @@ async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_comm
     check_outcome = EventOutcome(done_checks=[(check.shop_key, check.order_id)], pushes=[new_push(9, "unpaid:9")])
     await a.commit([outcome, check_outcome])
     assert {p.dedupe_key for p in await a.list_pushes()} == {"receipt:1", "receipt:2", "r:3"}  # nothing enqueued
-    stored = await a.get_event("shop", "e1")
+    stored = await a.events.get_event("shop", "e1")
     assert stored is not None and stored.status == EventStatus.PENDING
     assert all(p.status == PushStatus.PENDING and p.attempts == 0 for p in await a.list_pushes())
     assert a.held_leases() == {LeaseKind.EVENT: 0, LeaseKind.PUSH: 0, LeaseKind.CHECK: 0}  # nothing left to renew
@@ -152,7 +152,7 @@ async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_comm
     assert await b.hold_push(pushes[0].id, LEASE, now=later + 1)
     assert await b.mark_delivered(pushes[0].id)
     await b.commit([outcome])
-    done = await b.get_event("shop", "e1")
+    done = await b.events.get_event("shop", "e1")
     assert done is not None and done.status == EventStatus.DONE
     assert "receipt:4" in {p.dedupe_key for p in await b.list_pushes()}
 
@@ -162,15 +162,15 @@ async def test_renewal_reports_what_another_replica_took_and_not_what_was_settle
     a, b = await replica("a", listener=losses), await replica("b")
     pushes = [new_push(o, f"receipt:{o}") for o in (1, 2, 3)]
     await a.commit([EventOutcome(pushes=pushes)])
-    await a.record_event("shop", "e1", META, b"{}")
+    await a.events.record_event("shop", "e1", META, b"{}")
     first, _, third = await a.claim_pushes(10, LEASE, now=T0)
-    await a.claim_events(10, LEASE, now=T0)
+    await a.events.claim_events(10, LEASE, now=T0)
     await b.claim_pushes(1, LEASE, now=T0 + LEASE + 1)  # the first: b takes it
     assert await a.drop_push(third.id)  # an operator drops the third: settled, nobody holds it, nothing was lost
     assert await a.renew_leases(LEASE, now=T0 + LEASE + 2) == {LeaseKind.PUSH: 1}  # the event was not taken: kept
     assert losses.losses == [(LeaseKind.PUSH, 1)]
     assert a.held_leases() == {LeaseKind.EVENT: 1, LeaseKind.PUSH: 1, LeaseKind.CHECK: 0}
-    assert await b.claim_events(10, LEASE, now=T0 + LEASE + 3) == []  # renewed again at T0 + 8
+    assert await b.events.claim_events(10, LEASE, now=T0 + LEASE + 3) == []  # renewed again at T0 + 8
     assert (await a.push_holders([first.id]))[first.id].replica_id == "b"
 
 
@@ -178,10 +178,10 @@ async def test_a_restarted_replica_takes_back_at_once_what_its_earlier_start_hel
     first, other = await replica("r1"), await replica("r2")
     await first.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
     await first.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 5, T0)])])
-    await first.record_event("shop", "e1", META, b"{}")
+    await first.events.record_event("shop", "e1", META, b"{}")
     now = T0
     [push] = await first.claim_pushes(10, 3600, now=now)
-    await first.claim_events(10, 3600, now=now)
+    await first.events.claim_events(10, 3600, now=now)
     await first.claim_unpaid_checks(10, 3600, now=now)
     assert await other.claim_pushes(10, LEASE, now=now + 1) == []  # leased for an hour
 
@@ -191,7 +191,7 @@ async def test_a_restarted_replica_takes_back_at_once_what_its_earlier_start_hel
     seen = Recorder()
     serving = await replica("r1", reclaim=True, listener=seen)
     assert [p.id for p in await serving.claim_pushes(10, LEASE, now=now + 1)] == [push.id]  # at once
-    assert len(await serving.claim_events(10, LEASE, now=now + 1)) == 1
+    assert len(await serving.events.claim_events(10, LEASE, now=now + 1)) == 1
     assert len(await serving.claim_unpaid_checks(10, LEASE, now=now + 1)) == 1
     assert sorted(seen.taken) == [
         (LeaseKind.CHECK, first.identity.token, 1, "restart"),
@@ -208,12 +208,12 @@ async def test_a_restarted_replica_takes_back_at_once_what_its_earlier_start_hel
 async def test_deferred_events_are_not_held_and_are_not_a_takeover_when_claimed_again(replica: Replica) -> None:
     seen = Recorder()
     a, b = await replica("a"), await replica("b", listener=seen)
-    await a.record_event("shop", "e1", META, b"{}")
-    [event] = await a.claim_events(10, LEASE, now=T0)
-    await a.defer_events([event.seq], T0 + 100)
+    await a.events.record_event("shop", "e1", META, b"{}")
+    [event] = await a.events.claim_events(10, LEASE, now=T0)
+    await a.events.defer_events([event.seq], T0 + 100)
     assert a.held_leases()[LeaseKind.EVENT] == 0
-    assert await b.claim_events(10, LEASE, now=T0 + 50) == []  # the deferral holds past the lease
-    [again] = await b.claim_events(10, LEASE, now=T0 + 101)
+    assert await b.events.claim_events(10, LEASE, now=T0 + 50) == []  # the deferral holds past the lease
+    [again] = await b.events.claim_events(10, LEASE, now=T0 + 101)
     assert again.seq == event.seq and seen.taken == []
 
 
@@ -221,9 +221,9 @@ async def test_who_holds_what_is_visible(replica: Replica) -> None:
     a, b = await replica("a"), await replica("b")
     await a.commit([EventOutcome(pushes=[new_push(o, f"receipt:{o}") for o in range(1, 4)])])
     for i in range(2):
-        await a.record_event("shop", f"e{i}", META, b"{}")
+        await a.events.record_event("shop", f"e{i}", META, b"{}")
     pushes = await a.claim_pushes(2, LEASE, now=T0)
-    await a.claim_events(10, LEASE, now=T0 + 1)
+    await a.events.claim_events(10, LEASE, now=T0 + 1)
     [third] = await b.claim_pushes(10, LEASE, now=T0 + 2)
     await a.renew_leases(LEASE, now=T0 + 3)
     await b.renew_leases(LEASE, now=T0 + 4)

@@ -39,8 +39,8 @@ REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 async def _process(store: PushStore, processor: Any, events: list[tuple[str, dict[str, Any]]]) -> None:
     """Store the webhooks (topic, payload) and process them as one claimed batch."""
     for n, (topic, payload) in enumerate(events):
-        await store.record_event(SHOP_KEY, f"evt-{n}", WebhookMeta(topic), json.dumps(payload).encode())
-    claimed = await store.claim_events(100, 30.0)
+        await store.events.record_event(SHOP_KEY, f"evt-{n}", WebhookMeta(topic), json.dumps(payload).encode())
+    claimed = await store.events.claim_events(100, 30.0)
     assert len(claimed) == len(events)
     await processor.process(claimed)
 
@@ -62,7 +62,7 @@ async def test_an_order_named_with_two_hashes_evicts_only_its_own_lookups(push_s
     await _process(push_store, processor, [("orders/updated", rest_order(7, name="##1001", financial_status="pending"))])
     assert cache.peek((SHOP_KEY, "#1001")) is None
     assert cache.peek((SHOP_KEY, "1001")) == "cached"
-    assert (await push_store.get_event(SHOP_KEY, "evt-0")).status == EventStatus.DONE  # type: ignore[union-attr]
+    assert (await push_store.events.get_event(SHOP_KEY, "evt-0")).status == EventStatus.DONE  # type: ignore[union-attr]
 
 
 # --- hostile payloads (issue #21): nothing a signed payload holds stops the queue -------------------------------------
@@ -189,12 +189,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePipeline]:
 async def _process_hostile(store: PushStore, processor: EventProcessor, events: list[tuple[str, bytes]]) -> None:
     ids = [f"hostile-{uuid.uuid4().hex}" for _ in events]
     for event_id, (topic, body) in zip(ids, events, strict=True):
-        await store.record_event(SHOP_KEY, event_id, WebhookMeta(topic), body)
-    claimed = await store.claim_events(100, 30.0)
+        await store.events.record_event(SHOP_KEY, event_id, WebhookMeta(topic), body)
+    claimed = await store.events.claim_events(100, 30.0)
     assert sorted(e.event_id for e in claimed) == sorted(ids)
     await processor.process(claimed)  # raises nothing
     for event_id in ids:  # each event settled on its own: done, or dead with its reason (or purged by a redact)
-        event = await store.get_event(SHOP_KEY, event_id)
+        event = await store.events.get_event(SHOP_KEY, event_id)
         assert event is None or event.status is EventStatus.DONE or (event.status is EventStatus.DEAD and event.error)
     assert (await store.backlog())["events"] == 0
 
@@ -217,14 +217,14 @@ async def test_an_outcome_the_store_cannot_keep_dead_letters_only_its_own_event(
     reason and the batch's other events are committed."""
     processor = build_processor(push_settings("http://127.0.0.1:9/push", tmp_path / "unused"), push_store)
     for n in range(2):
-        await push_store.record_event(SHOP_KEY, f"evt-{n}", WebhookMeta("orders/updated"), b"{}")
-    good, bad = await push_store.claim_events(10, 30.0)
+        await push_store.events.record_event(SHOP_KEY, f"evt-{n}", WebhookMeta("orders/updated"), b"{}")
+    good, bad = await push_store.events.claim_events(10, 30.0)
     unstorable = OrderState(SHOP_KEY, 2**64, "1001", 1.0)
     committed = await processor._commit([EventOutcome(event_seq=bad.seq, order_states=[unstorable]),
                                          EventOutcome(event_seq=good.seq)])  # fmt: skip
     assert len(committed) == 2
-    assert (await push_store.get_event(SHOP_KEY, "evt-0")).status is EventStatus.DONE  # type: ignore[union-attr]
-    dead = await push_store.get_event(SHOP_KEY, "evt-1")
+    assert (await push_store.events.get_event(SHOP_KEY, "evt-0")).status is EventStatus.DONE  # type: ignore[union-attr]
+    dead = await push_store.events.get_event(SHOP_KEY, "evt-1")
     assert dead is not None and dead.status in (EventStatus.DONE, EventStatus.DEAD)  # Redis keeps any integer as text
     if isinstance(push_store, SqlitePushStore):
         assert (dead.status, dead.error) == (EventStatus.DEAD, "cannot be stored: OverflowError")
@@ -265,12 +265,12 @@ async def test_a_shop_held_by_one_replica_is_held_by_the_other(
     a, b = two_stores
     settings = push_settings("http://127.0.0.1:9/push", tmp_path / "unused", push={"backoff_base_seconds": 10, "backoff_max_seconds": 600})
     now = [time.time()]
-    holds_a, holds_b = (ShopHolds(settings, store, clock=lambda: now[0]) for store in (a, b))  # type: ignore[arg-type]
+    holds_a, holds_b = (ShopHolds(settings, store.events, store, clock=lambda: now[0]) for store in (a, b))
     intent = PushIntent(SHOP_KEY, "Order/Receipt", "receipt:1", 1, None)
 
     async def claim(store: PushStore, event_id: str) -> StoredEvent:
-        await store.record_event(SHOP_KEY, event_id, WebhookMeta("orders/paid"), b"{}")
-        [event] = await store.claim_events(10, 30.0, now=now[0])
+        await store.events.record_event(SHOP_KEY, event_id, WebhookMeta("orders/paid"), b"{}")
+        [event] = await store.events.claim_events(10, 30.0, now=now[0])
         return event
 
     async def read_fails(holds: ShopHolds, events: list[StoredEvent]) -> list[Decided]:
@@ -284,15 +284,15 @@ async def test_a_shop_held_by_one_replica_is_held_by_the_other(
     assert hold.failures == 1 and now[0] + 5 <= hold.until <= now[0] + 10  # backoff_base, with jitter
     e2 = await claim(b, "e2")
     assert (await holds_b.defer_held([e2])).events == []  # B holds the shop too: e2 deferred, no read
-    assert await b.claim_events(10, 30.0, now=hold.until - 0.1) == []
+    assert await b.events.claim_events(10, 30.0, now=hold.until - 0.1) == []
     now[0] = hold.until + 0.1  # the hold is over: both events come back together; B's read fails as well
-    again = await b.claim_events(10, 30.0, now=now[0])
+    again = await b.events.claim_events(10, 30.0, now=now[0])
     assert [e.event_id for e in again] == ["e1", "e2"]
     assert await read_fails(holds_b, again) == []
     [hold] = (await a.shop_holds([SHOP_KEY])).values()
     assert hold.failures == 2 and now[0] + 10 <= hold.until <= now[0] + 20  # doubled: A's failure counted
     now[0] = hold.until + 0.1
-    events = await a.claim_events(10, 30.0, now=now[0])
+    events = await a.events.claim_events(10, 30.0, now=now[0])
     held = await holds_a.defer_held(events)
     decided = [Decided(EventOutcome(event_seq=e.seq), [intent], SHOP_KEY, now[0]) for e in held.events]
     assert len(await holds_a.settle(decided, {}, held)) == len(events) == 2  # A's read answers: both go on

@@ -406,7 +406,7 @@ async def _decide_stored_events(push_store: PushStore, settings: Settings, event
     the shop's own client → the push side's metrics and the client's."""
     metrics = Metrics()
     async with open_clients(settings) as clients:
-        claimed = await push_store.claim_events(100, 30.0)
+        claimed = await push_store.events.claim_events(100, 30.0)
         assert len(claimed) == events
         await build_processor(settings, push_store, metrics=metrics, reader=PushReader(clients, metrics)).process(claimed)
         return metrics, clients[SHOP_KEY].metrics
@@ -428,10 +428,10 @@ async def test_one_read_per_batch_split_to_stay_within_1000_points(
     ]
     for i, order in enumerate(orders):
         body = json.dumps({**store_payloads.order_payload(shop, order), "financial_status": "paid"}).encode()
-        await push_store.record_event(SHOP_KEY, f"batch-paid-{i}", WebhookMeta("orders/paid"), body)
+        await push_store.events.record_event(SHOP_KEY, f"batch-paid-{i}", WebhookMeta("orders/paid"), body)
     for i, (order, fulfillment) in enumerate(shipped):
         body = json.dumps(store_payloads.fulfillment_payload(shop, order, fulfillment)).encode()
-        await push_store.record_event(SHOP_KEY, f"batch-ship-{i}", WebhookMeta("fulfillments/create"), body)
+        await push_store.events.record_event(SHOP_KEY, f"batch-ship-{i}", WebhookMeta("fulfillments/create"), body)
     before = push_sandbox.graphql_requests(SHOP_DOMAIN)
     _, metrics = await _decide_stored_events(push_store, settings, 55)
     costs = (40 * receipt_cost(RECEIPT_LINE_ITEMS), 15 * PACKAGE_COST)
@@ -462,7 +462,7 @@ async def test_only_the_order_missing_a_fulfillment_gets_a_follow_up_read(
     wanted = [(big, big_parts, 7), (big, big_parts, 2), (other, other_parts, 6)] + [(o, f, 1) for o, f in ordinary]
     for i, (order, fulfillments, n) in enumerate(wanted):
         body = json.dumps(store_payloads.fulfillment_payload(shop, order, fulfillments[n - 1])).encode()
-        await push_store.record_event(SHOP_KEY, f"parts-{i}", WebhookMeta("fulfillments/create"), body)
+        await push_store.events.record_event(SHOP_KEY, f"parts-{i}", WebhookMeta("fulfillments/create"), body)
     before = push_sandbox.graphql_requests(SHOP_DOMAIN)
     push_metrics, client_metrics = await _decide_stored_events(push_store, settings, len(wanted))
     requests = push_sandbox.graphql_requests(SHOP_DOMAIN) - before
@@ -541,11 +541,11 @@ async def test_a_read_failing_past_max_age_dead_letters_the_event_with_the_reaso
     assert await gw.webhook("orders/paid", payload, mirror=False, event_id="evt-read-dead") == 200
 
     async def dead() -> bool:
-        event = await gw.store.get_event(SHOP_KEY, "evt-read-dead")
+        event = await gw.store.events.get_event(SHOP_KEY, "evt-read-dead")
         return event is not None and event.status == EventStatus.DEAD
 
     await eventually(dead, what="event dead-lettered")
-    event = await gw.store.get_event(SHOP_KEY, "evt-read-dead")
+    event = await gw.store.events.get_event(SHOP_KEY, "evt-read-dead")
     assert event is not None and event.error.startswith("Shopify read failed") and "503" in event.error
     push_sandbox.faults.clear()
     # settled for good: nothing waits (no event, no push) that could still go out now that Shopify answers

@@ -138,14 +138,14 @@ async def test_two_replicas_deliver_every_push_exactly_once(make_replica: MakeRe
 async def test_dedupe_is_shared_across_replicas(make_replica: MakeReplica) -> None:
     a, b = await make_replica(), await make_replica()
     results = await asyncio.gather(
-        *(s.record_event("shop", "evt-1", META, b"{}") for s in (a, b, a, b, a, b)),
+        *(s.events.record_event("shop", "evt-1", META, b"{}") for s in (a, b, a, b, a, b)),
     )
     assert sorted(results) == ["duplicate"] * 5 + ["new"]
-    event = await b.get_event(None, "evt-1")
+    event = await b.events.get_event(None, "evt-1")
     assert event is not None and event.shop_key == "shop"
     # one replica claims the event; the other sees nothing to do
-    assert len(await a.claim_events(10, 30)) == 1
-    assert await b.claim_events(10, 30) == []
+    assert len(await a.events.claim_events(10, 30)) == 1
+    assert await b.events.claim_events(10, 30) == []
     # the same push enqueued by both (duplicate webhook on each replica) is one outbox row
     await asyncio.gather(
         a.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])]),
@@ -166,10 +166,10 @@ async def test_expired_lease_is_picked_up_by_the_other_replica(make_replica: Mak
     [nxt] = await b.claim_pushes(10, lease_seconds=30)
     assert nxt.dedupe_key == "package:1:shipped"
     # events and unpaid checks have leases too
-    await a.record_event("shop", "evt-9", META, b"{}")
-    [event] = await a.claim_events(10, lease_seconds=30)
-    assert await b.claim_events(10, 30) == []
-    [same] = await b.claim_events(10, 30, now=time.time() + 31)
+    await a.events.record_event("shop", "evt-9", META, b"{}")
+    [event] = await a.events.claim_events(10, lease_seconds=30)
+    assert await b.events.claim_events(10, 30) == []
+    [same] = await b.events.claim_events(10, 30, now=time.time() + 31)
     assert same.seq == event.seq
     now = time.time()
     await a.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 5, now)])])
@@ -325,7 +325,7 @@ async def test_scripts_are_reloaded_when_redis_lost_them(make_replica: MakeRepli
     """After a Redis restart (or SCRIPT FLUSH) the Lua scripts are gone; every path reloads them and nothing is lost."""
     a = await make_replica()
     await a.redis.script_flush()
-    assert await a.record_event("shop", "evt-after-flush", META, b"{}") == "new"  # auto-pipelined path
+    assert await a.events.record_event("shop", "evt-after-flush", META, b"{}") == "new"  # auto-pipelined path
     await a.redis.script_flush()
     await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])  # MULTI/EXEC path
     await a.redis.script_flush()

@@ -46,49 +46,49 @@ def push(order_id: int, key: str, *, due: float | None = None, topic: str = "Ord
 
 
 async def test_record_event_dedupes_concurrent_and_repeated(push_store: PushStore) -> None:
-    results = await asyncio.gather(*[push_store.record_event("shop", "e1", META, b"{}") for _ in range(5)])
+    results = await asyncio.gather(*[push_store.events.record_event("shop", "e1", META, b"{}") for _ in range(5)])
     assert sorted(results) == ["duplicate"] * 4 + ["new"]
-    assert await push_store.record_event("other", "e1", META, b"{}") == "new"  # per shop
-    event = await push_store.get_event("shop", "e1")
+    assert await push_store.events.record_event("other", "e1", META, b"{}") == "new"  # per shop
+    event = await push_store.events.get_event("shop", "e1")
     assert event is not None and event.meta == META and event.status == EventStatus.PENDING
 
 
 async def test_claim_events_leases_and_commit_marks_done(push_store: PushStore) -> None:
     for i in range(3):
-        await push_store.record_event("shop", f"e{i}", META, b"{}")
-    first = await push_store.claim_events(2, lease_seconds=30)
+        await push_store.events.record_event("shop", f"e{i}", META, b"{}")
+    first = await push_store.events.claim_events(2, lease_seconds=30)
     assert [e.event_id for e in first] == ["e0", "e1"]
-    second = await push_store.claim_events(10, lease_seconds=30)
+    second = await push_store.events.claim_events(10, lease_seconds=30)
     assert [e.event_id for e in second] == ["e2"]  # leased ones are not handed out twice
     later = time.time() + 60
-    expired = await push_store.claim_events(10, lease_seconds=30, now=later)
+    expired = await push_store.events.claim_events(10, lease_seconds=30, now=later)
     assert {e.event_id for e in expired} == {"e0", "e1", "e2"}  # leases expire: a crashed worker's events return
     await push_store.commit(
         [EventOutcome(event_seq=first[0].seq), EventOutcome(event_seq=first[1].seq, event_error="bad")]
     )
-    e0 = await push_store.get_event("shop", "e0")
-    e1 = await push_store.get_event("shop", "e1")
+    e0 = await push_store.events.get_event("shop", "e0")
+    e1 = await push_store.events.get_event("shop", "e1")
     assert e0 is not None and e0.status == EventStatus.DONE
     assert e1 is not None and e1.status == EventStatus.DEAD and e1.error == "bad"
-    assert await push_store.requeue_event(e0.seq)
-    again = await push_store.claim_events(10, lease_seconds=30, now=later + 120)
+    assert await push_store.events.requeue_event(e0.seq)
+    again = await push_store.events.claim_events(10, lease_seconds=30, now=later + 120)
     assert "e0" in {e.event_id for e in again}
 
 
 async def test_deferred_events_stay_pending_until_then_come_back_in_order(push_store: PushStore) -> None:
     """What the rules do when Shopify cannot answer the push read: claimed events are put off, not released."""
     for i in range(3):
-        await push_store.record_event("shop", f"d{i}", META, b"{}")
+        await push_store.events.record_event("shop", f"d{i}", META, b"{}")
     now = time.time()
-    claimed = await push_store.claim_events(10, lease_seconds=1, now=now)
-    await push_store.defer_events([e.seq for e in claimed], now + 100)
-    assert await push_store.claim_events(10, lease_seconds=30, now=now + 50) == []  # past the lease, not the deferral
+    claimed = await push_store.events.claim_events(10, lease_seconds=1, now=now)
+    await push_store.events.defer_events([e.seq for e in claimed], now + 100)
+    assert await push_store.events.claim_events(10, lease_seconds=30, now=now + 50) == []  # past the lease, not the deferral
     assert (await push_store.backlog())["events"] == 3  # still pending: nothing lost
-    back = await push_store.claim_events(10, lease_seconds=30, now=now + 101)
+    back = await push_store.events.claim_events(10, lease_seconds=30, now=now + 101)
     assert [e.event_id for e in back] == ["d0", "d1", "d2"]
     await push_store.commit([EventOutcome(event_seq=back[0].seq)])
-    await push_store.defer_events([back[0].seq], now + 1000)  # a processed event is not made pending again
-    done = await push_store.get_event("shop", "d0")
+    await push_store.events.defer_events([back[0].seq], now + 1000)  # a processed event is not made pending again
+    done = await push_store.events.get_event("shop", "d0")
     assert done is not None and done.status == EventStatus.DONE
 
 
@@ -214,14 +214,14 @@ async def test_attempts_are_recorded_bounded_and_purged_with_their_push(push_sto
 
 
 async def test_last_event_at_is_the_latest_arrival_per_shop(push_store: PushStore) -> None:
-    assert await push_store.last_event_at("shop") is None
+    assert await push_store.events.last_event_at("shop") is None
     before = time.time()
-    await push_store.record_event("shop", "a1", META, b"{}")
-    await push_store.record_event("shop", "a2", META, b"{}")
-    await push_store.record_event("other", "b1", META, b"{}")
-    at = await push_store.last_event_at("shop")
+    await push_store.events.record_event("shop", "a1", META, b"{}")
+    await push_store.events.record_event("shop", "a2", META, b"{}")
+    await push_store.events.record_event("other", "b1", META, b"{}")
+    at = await push_store.events.last_event_at("shop")
     assert at is not None and before - 1 <= at <= time.time() + 1
-    assert await push_store.last_event_at("nobody") is None
+    assert await push_store.events.last_event_at("nobody") is None
 
 
 async def test_wait_for_work_wakes_on_enqueue(push_store: PushStore) -> None:
@@ -249,10 +249,10 @@ async def test_long_reasons_are_cut_the_same_way_by_every_backend(push_store: Pu
     dead = await push_store.get_push(claimed.id)
     assert dead is not None and dead.status == PushStatus.DEAD and dead.last_error == cut
 
-    await push_store.record_event("shop", "e-long", META, b"{}")
-    [event] = await push_store.claim_events(10, lease_seconds=30)
+    await push_store.events.record_event("shop", "e-long", META, b"{}")
+    [event] = await push_store.events.claim_events(10, lease_seconds=30)
     await push_store.commit([EventOutcome(event_seq=event.seq, event_error=long)])
-    stored = await push_store.get_event("shop", "e-long")
+    stored = await push_store.events.get_event("shop", "e-long")
     assert stored is not None and stored.status == EventStatus.DEAD and stored.error == cut
 
 

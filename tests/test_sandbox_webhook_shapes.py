@@ -152,7 +152,7 @@ async def test_emitted_bodies_pass_the_gateway_intake(sandbox_gateway: Any, sand
     assert {d.topic for d in deliveries} == set(EXAMPLE_TOPICS)
     assert [a.status for a in sandbox.webhooks.log] == [200] * len(deliveries)  # signature, shop, topic all accepted
     for delivery in deliveries:
-        stored = await gateway.store.get_event("demo", delivery.event_id)
+        stored = await gateway.store.events.get_event("demo", delivery.event_id)
         assert stored is not None, f"{delivery.topic} was answered 200 but not recorded"
 
 

@@ -86,11 +86,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
 
     async def work(store: PushStore) -> int:
-        event = await store.get_event(args.shop, args.event_id)
+        event = await store.events.get_event(args.shop, args.event_id)
         if event is None:
             print(f"no stored webhook with event id {args.event_id}")
             return 1
-        await store.requeue_event(event.seq)
+        await store.events.requeue_event(event.seq)
         print(
             f"webhook {event.event_id} ({event.meta.topic}, shop {event.shop_key}) queued for the rules again; "
             "pushes it already produced are not sent twice"

@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from gateway.ops import Metrics
 from gateway.push.backoff import backoff_delay
@@ -31,10 +30,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BACKOFF = (1.0, 600.0)
 
 
-class HoldStore(EventLog, ShopHoldStore, Protocol):
-    """What ShopHolds needs of the push store."""
-
-
 @dataclass(frozen=True, slots=True)
 class Held:
     """The batch's events to process now, and the holds recorded for their shops when they were read."""
@@ -47,19 +42,21 @@ class ShopHolds:
     def __init__(
         self,
         settings: Settings,
-        store: HoldStore,
+        events: EventLog,
+        holds: ShopHoldStore,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.events = events
+        self.holds = holds
         self.metrics = metrics or Metrics()
         #: Epoch seconds (holds are shared between processes through the store).
         self.clock = clock
 
     async def defer_held(self, events: Sequence[StoredEvent]) -> Held:
         """Defer the events of held shops to the end of their hold; the others are to be processed now."""
-        holds = await self.store.shop_holds([event.shop_key for event in events])
+        holds = await self.holds.shop_holds([event.shop_key for event in events])
         now = self.clock()
         deferred: dict[float, list[int]] = {}
         kept = []
@@ -70,7 +67,7 @@ class ShopHolds:
             else:
                 kept.append(event)
         for until, seqs in deferred.items():
-            await self.store.defer_events(seqs, until)
+            await self.events.defer_events(seqs, until)
         return Held(kept, holds)
 
     async def settle(self, decided: list[Decided], failed: Mapping[str, str], held: Held) -> list[Decided]:
@@ -81,7 +78,7 @@ class ShopHolds:
         the reason instead, still linked to their order and customer (so a purge finds them)."""
         answered = {i.shop_key for d in decided for i in d.intents} - failed.keys()
         for shop_key in answered & held.holds.keys():
-            await self.store.release_shop(shop_key)
+            await self.holds.release_shop(shop_key)
         if not failed:
             return decided
         now = self.clock()
@@ -106,7 +103,7 @@ class ShopHolds:
                 continue
             deferred.setdefault(holds[d.shop_key], []).append(seq)
         for until, seqs in deferred.items():
-            await self.store.defer_events(seqs, until)
+            await self.events.defer_events(seqs, until)
         for shop_key, reason in failed.items():
             log.warning(
                 "shop %s: push read failed (%s); its events wait %.1f s", shop_key, reason, holds[shop_key] - now
@@ -121,5 +118,5 @@ class ShopHolds:
         )
         failures = earlier.failures if earlier is not None else 0
         until = now + backoff_delay(base, ceiling, failures)
-        await self.store.hold_shop(shop_key, ShopHold(until, failures + 1))
+        await self.holds.hold_shop(shop_key, ShopHold(until, failures + 1))
         return until

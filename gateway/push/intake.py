@@ -100,7 +100,7 @@ async def handle_webhook(request: web.Request) -> web.Response:
         api_version=request.headers.get("X-Shopify-API-Version", ""),
     )
     try:
-        result = await request.app[PUSH_STORE].record_event(shop_key, event_id, meta, body)
+        result = await request.app[PUSH_STORE].events.record_event(shop_key, event_id, meta, body)
     except Exception as exc:  # not stored: Shopify must retry, so never 2xx here
         log.error("shop %s: could not store webhook %s: %s", shop_key, topic, type(exc).__name__)
         metrics.inc("gateway_webhooks_rejected_total", reason="store_error")

@@ -270,7 +270,7 @@ def build_processor(
         store,
         Rules(settings, metrics),
         PushRenderer(settings, reader, metrics),
-        ShopHolds(settings, store, metrics),
+        ShopHolds(settings, store.events, store, metrics),
         StaleLookups(invalidator),
         metrics,
         lifecycle,
@@ -282,7 +282,7 @@ async def run_processor(processor: EventProcessor, store: PushStore, lease_secon
     leased for `lease_seconds`, renewed by the replica's heartbeat while the pass runs (docs/replicas.md)."""
     while True:
         try:
-            events = await store.claim_events(EVENT_BATCH, lease_seconds)
+            events = await store.events.claim_events(EVENT_BATCH, lease_seconds)
             if events:
                 try:
                     await processor.process(events)

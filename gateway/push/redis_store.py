@@ -73,23 +73,19 @@ from gateway.push.records import (
     Push,
     PushAttempt,
     PushStatus,
-    RecordResult,
     ReplicaStatus,
     ShopHold,
     StoredCounts,
-    StoredEvent,
     UnpaidCheck,
-    WebhookMeta,
 )
 from gateway.push.redis.db import RedisDb, RedisUnavailable, shielded
+from gateway.push.redis.events import RedisEventLog
 from gateway.push.redis.notices import WorkNotices
 from gateway.push.redis.rows import (
-    EVENT_FIELDS,
     LEASE_KINDS,
     LEASE_LETTER,
     PUSH_FIELDS,
     by_kind,
-    event_from_row,
     glob_escape,
     ints,
     num,
@@ -187,6 +183,7 @@ class RedisPushStore(PushStoreBase):
         super().__init__(identity)
         self.db = RedisDb(url, prefix=prefix, max_connections=max_connections)
         self.notices = WorkNotices(self.db, self._work, self.identity.token)
+        self.events = RedisEventLog(self.db, self.book, self._notify)
         self.prefix = prefix
         #: The serving gateway: at open, take back at once what earlier starts of this replica id held.
         self.reclaim = reclaim
@@ -217,51 +214,6 @@ class RedisPushStore(PushStoreBase):
         self.notices.notify()
 
     # intake -------------------------------------------------------------------------------------------------------
-
-    async def _record_event(
-        self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes, received_at: float
-    ) -> RecordResult:
-        seq = await self.db.run_batched(
-            "record_event",
-            shop_key,
-            event_id,
-            meta.topic,
-            meta.webhook_id,
-            meta.triggered_at,
-            meta.api_version,
-            body,
-            num(received_at),
-        )
-        return "duplicate" if int(seq) == 0 else "new"
-
-    @shielded
-    async def _claim_events(
-        self, limit: int, now: float, lease_until: float, owner: str
-    ) -> tuple[list[StoredEvent], Taken]:
-        rows, taken = await self.db.run("claim_events", num(now), num(lease_until), limit, owner)
-        return [event_from_row(r) for r in rows], taken_from(taken)
-
-    @shielded
-    async def _defer_events(self, seqs: Sequence[int], until: float, owner: str) -> None:
-        # still in P:ev:leased (so no replica claims them), until `until`; claim_events moves them back to ready then
-        await self.db.run("defer_events", num(until), owner, *seqs)
-
-    @shielded
-    async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:
-        index: dict[Any, Any] = await self.db.redis.hgetall(self.db.k("evid", event_id))
-        if shop_key is not None:
-            seqs = [index[shop_key.encode()]] if shop_key.encode() in index else []
-        else:
-            seqs = sorted(index.values(), key=int)[:1]
-        if not seqs:
-            return None
-        seq = int(seqs[0])
-        row = await self.db.redis.hmget(self.db.k("ev", seq), list(EVENT_FIELDS))
-        return event_from_row([seq, *row]) if row[0] is not None else None
-
-    @shielded
-    async def _requeue_event(self, seq: int) -> bool:
-        return bool(await self.db.run("requeue_event", seq))
 
     # rules --------------------------------------------------------------------------------------------------------
 
@@ -527,15 +479,6 @@ class RedisPushStore(PushStoreBase):
         return counts
 
     # reconciliation and shop lifecycle ----------------------------------------------------------------------------
-
-    @shielded
-    async def last_event_at(self, shop_key: str) -> float | None:
-        # seqs grow in arrival order, so the shop's highest seq is its latest webhook
-        newest = ints(await self.db.redis.zrevrange(self.db.shop(shop_key, "ev"), 0, 0))
-        if not newest:
-            return None
-        received = await self.db.redis.hget(self.db.k("ev", newest[0]), "recv")
-        return float(received) if received is not None else None
 
     @shielded
     async def get_watermark(self, shop_key: str) -> str | None:

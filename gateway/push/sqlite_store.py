@@ -44,20 +44,18 @@ from gateway.push.records import (
     Push,
     PushAttempt,
     PushStatus,
-    RecordResult,
     ReplicaStatus,
     ShopHold,
     StoredCounts,
-    StoredEvent,
     TrackingEntry,
     UnpaidCheck,
-    WebhookMeta,
     idempotency_key,
 )
 from gateway.push.replica import ReplicaIdentity
 from gateway.push.sqlite import leases as sqlite_leases
 from gateway.push.sqlite.db import SqliteDb
-from gateway.push.sqlite.rows import OUTBOX_COLUMNS, chunks, event_from_row, placeholders, push_from_row
+from gateway.push.sqlite.events import SqliteEventLog
+from gateway.push.sqlite.rows import OUTBOX_COLUMNS, chunks, placeholders, push_from_row
 from gateway.push.sqlite.schema import MIGRATIONS
 from gateway.push.store_base import LeaseIds, PushStoreBase, Renewal, Taken
 
@@ -76,6 +74,7 @@ class SqlitePushStore(PushStoreBase):
         super().__init__(identity)
         self.path = str(path)
         self.db = SqliteDb(path)
+        self.events = SqliteEventLog(self.db, self.book, self._notify)
         #: A serving gateway: it locks its replica id on the file, and takes back at once what the earlier start of
         #: that replica id held.
         self.reclaim_leases = reclaim_leases
@@ -114,70 +113,6 @@ class SqlitePushStore(PushStoreBase):
         return await self.db.ping()
 
     # intake -------------------------------------------------------------------------------------------------------
-
-    async def _record_event(
-        self, shop_key: str, event_id: str, meta: WebhookMeta, body: bytes, received_at: float
-    ) -> RecordResult:
-        def op(c: sqlite3.Connection) -> RecordResult:
-            cur = c.execute(
-                "INSERT OR IGNORE INTO events (shop_key, event_id, topic, webhook_id, triggered_at, api_version, body,"
-                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (shop_key, event_id, meta.topic, meta.webhook_id, meta.triggered_at, meta.api_version, body,
-                 received_at),
-            )  # fmt: skip
-            return "new" if cur.rowcount == 1 else "duplicate"
-
-        return await self.db.call(op)
-
-    async def _claim_events(
-        self, limit: int, now: float, lease_until: float, owner: str
-    ) -> tuple[list[StoredEvent], Taken]:
-        def op(c: sqlite3.Connection) -> tuple[list[StoredEvent], Taken]:
-            rows = c.execute(
-                "SELECT seq, shop_key, event_id, topic, webhook_id, triggered_at, api_version, body, received_at,"
-                " status, error, lease_owner FROM events WHERE status = 'pending' AND lease_until <= ?"
-                " ORDER BY seq LIMIT ?",
-                (now, limit),
-            ).fetchall()
-            c.executemany(
-                "UPDATE events SET lease_until = ?, lease_owner = ?, leased_at = ? WHERE seq = ?",
-                [(lease_until, owner, now, r[0]) for r in rows],
-            )
-            return [event_from_row(r) for r in rows], sqlite_leases.taken_from([r[11] for r in rows], owner)
-
-        return await self.db.call(op)
-
-    async def _defer_events(self, seqs: Sequence[int], until: float, owner: str) -> None:
-        def op(c: sqlite3.Connection) -> None:
-            c.executemany(
-                "UPDATE events SET lease_until = ?, lease_owner = '' WHERE seq = ? AND status = 'pending'"
-                " AND lease_owner = ?",
-                [(until, s, owner) for s in seqs],
-            )
-
-        await self.db.call(op)
-
-    async def get_event(self, shop_key: str | None, event_id: str) -> StoredEvent | None:
-        def op(c: sqlite3.Connection) -> StoredEvent | None:
-            sql = (
-                "SELECT seq, shop_key, event_id, topic, webhook_id, triggered_at, api_version, body, received_at,"
-                " status, error FROM events WHERE event_id = ?"
-            )
-            args: tuple[Any, ...] = (event_id,)
-            if shop_key is not None:
-                sql += " AND shop_key = ?"
-                args += (shop_key,)
-            row = c.execute(sql + " ORDER BY seq LIMIT 1", args).fetchone()
-            return event_from_row(row) if row else None
-
-        return await self.db.call(op)
-
-    async def _requeue_event(self, seq: int) -> bool:
-        def op(c: sqlite3.Connection) -> bool:
-            cur = c.execute("UPDATE events SET status = 'pending', error = '', lease_until = 0 WHERE seq = ?", (seq,))
-            return cur.rowcount == 1
-
-        return await self.db.call(op)
 
     # rules --------------------------------------------------------------------------------------------------------
 
@@ -435,13 +370,6 @@ class SqlitePushStore(PushStoreBase):
         return await self.db.call(op)
 
     # reconciliation and shop lifecycle ----------------------------------------------------------------------------
-
-    async def last_event_at(self, shop_key: str) -> float | None:
-        def op(c: sqlite3.Connection) -> float | None:
-            row = c.execute("SELECT MAX(received_at) FROM events WHERE shop_key = ?", (shop_key,)).fetchone()
-            return float(row[0]) if row and row[0] is not None else None
-
-        return await self.db.call(op)
 
     async def get_watermark(self, shop_key: str) -> str | None:
         def op(c: sqlite3.Connection) -> str | None:

@@ -303,7 +303,6 @@ class ComplianceStore(Protocol):
 
 @runtime_checkable
 class PushStore(
-    EventLog,
     OrderStateStore,
     PushOutbox,
     LeaseLedger,
@@ -320,6 +319,9 @@ class PushStore(
     Implementations must be safe to share between the intake handler, the processing worker, several delivery
     workers and (for Redis) several gateway replicas. `now` arguments default to `time.time()`.
     """
+
+    @property
+    def events(self) -> EventLog: ...
 
     async def open(self) -> None:
         """Connect / create the schema / run pending migrations. Called once before use."""

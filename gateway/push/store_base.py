@@ -29,7 +29,7 @@ import logging
 import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from gateway.push import records, store
@@ -94,7 +94,6 @@ class WorkSignal:
             pass
         if task is not None:
             self._seen[task] = self._generation
-
 
 
 class LeaseBook:
@@ -164,6 +163,71 @@ class LeaseBook:
             self._listener.lost(kind, count)
 
 
+class EventLogBase(ABC):
+    """`EventLog`'s rules (wake-ups, the leases of claimed events) over a backend's primitives."""
+
+    def __init__(self, book: LeaseBook, notify: Callable[[], None]) -> None:
+        self.book = book
+        #: Wakes the waiting workers after a write that made work (and, on Redis, the other replicas').
+        self._notify = notify
+
+    async def record_event(
+        self, shop_key: str, event_id: str, meta: records.WebhookMeta, body: bytes
+    ) -> records.RecordResult:
+        result = await self._record_event(shop_key, event_id, meta, body, time.time())
+        if result == "new":
+            self._notify()
+        return result
+
+    async def claim_events(
+        self, limit: int, lease_seconds: float, now: float | None = None
+    ) -> list[records.StoredEvent]:
+        t = time.time() if now is None else now
+        events, taken = await self._claim_events(limit, t, t + lease_seconds, self.book.identity.token)
+        return self.book.claimed(LeaseKind.EVENT, events, [str(e.seq) for e in events], taken)
+
+    async def defer_events(self, seqs: Sequence[int], until: float) -> None:
+        if seqs:
+            await self._defer_events(seqs, until, self.book.identity.token)
+            self.book.release(LeaseKind.EVENT, map(str, seqs))
+
+    async def requeue_event(self, seq: int) -> bool:
+        done = await self._requeue_event(seq)
+        if done:
+            self._notify()
+        return done
+
+    @abstractmethod
+    async def _record_event(
+        self, shop_key: str, event_id: str, meta: records.WebhookMeta, body: bytes, received_at: float
+    ) -> records.RecordResult:
+        """Store the event (deduplicated on shop_key, event_id), durably before returning."""
+
+    @abstractmethod
+    async def _claim_events(
+        self, limit: int, now: float, lease_until: float, owner: str
+    ) -> tuple[list[records.StoredEvent], Taken]:
+        """Lease up to `limit` claimable pending events to `owner` until `lease_until`, oldest first; with the
+        events, the other owners whose expired leases were taken, and how many from each."""
+
+    @abstractmethod
+    async def _defer_events(self, seqs: Sequence[int], until: float, owner: str) -> None:
+        """Leave those of the (non-empty) events that `owner` holds pending but unclaimable until `until`, no longer
+        owned."""
+
+    @abstractmethod
+    async def _requeue_event(self, seq: int) -> bool:
+        """The event back to PENDING, not leased, its error cleared; False when there is no such event."""
+
+    @abstractmethod
+    async def get_event(self, shop_key: str | None, event_id: str) -> records.StoredEvent | None:
+        """See `EventLog.get_event`."""
+
+    @abstractmethod
+    async def last_event_at(self, shop_key: str) -> float | None:
+        """See `EventLog.last_event_at`."""
+
+
 class PushStoreBase(ABC):
     """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
 
@@ -183,30 +247,6 @@ class PushStoreBase(ABC):
 
     # events -------------------------------------------------------------------------------------------------------
 
-    async def record_event(
-        self, shop_key: str, event_id: str, meta: records.WebhookMeta, body: bytes
-    ) -> records.RecordResult:
-        result = await self._record_event(shop_key, event_id, meta, body, time.time())
-        if result == "new":
-            self._notify()
-        return result
-
-    async def claim_events(self, limit: int, lease_seconds: float, now: float | None = None) -> list[records.StoredEvent]:
-        t = time.time() if now is None else now
-        events, taken = await self._claim_events(limit, t, t + lease_seconds, self.identity.token)
-        return self.book.claimed(LeaseKind.EVENT, events, [str(e.seq) for e in events], taken)
-
-    async def defer_events(self, seqs: Sequence[int], until: float) -> None:
-        if seqs:
-            await self._defer_events(seqs, until, self.identity.token)
-            self.book.release(LeaseKind.EVENT, map(str, seqs))
-
-    async def requeue_event(self, seq: int) -> bool:
-        done = await self._requeue_event(seq)
-        if done:
-            self._notify()
-        return done
-
     # rules --------------------------------------------------------------------------------------------------------
 
     async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, records.OrderState]:
@@ -223,7 +263,7 @@ class PushStoreBase(ABC):
         if not outcomes:
             return
         wake, fenced = await self._commit_outcomes(
-            [_with_stored_reasons(o) for o in outcomes], time.time(), self.identity.token
+            [_with_stored_reasons(o) for o in outcomes], time.time(), self.book.identity.token
         )
         for o in outcomes:
             if o.event_seq is not None:
@@ -240,7 +280,7 @@ class PushStoreBase(ABC):
         self, limit: int, lease_seconds: float, now: float | None = None
     ) -> list[records.UnpaidCheck]:
         t = time.time() if now is None else now
-        checks, taken = await self._claim_unpaid_checks(limit, t, t + lease_seconds, self.identity.token)
+        checks, taken = await self._claim_unpaid_checks(limit, t, t + lease_seconds, self.book.identity.token)
         ids = [records.check_lease_id(c.shop_key, c.order_id) for c in checks]
         return self.book.claimed(LeaseKind.CHECK, checks, ids, taken)
 
@@ -248,23 +288,23 @@ class PushStoreBase(ABC):
 
     async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[records.Push]:
         t = time.time() if now is None else now
-        pushes, taken = await self._claim_pushes(limit, t, t + lease_seconds, self.identity.token)
+        pushes, taken = await self._claim_pushes(limit, t, t + lease_seconds, self.book.identity.token)
         return self.book.claimed(LeaseKind.PUSH, pushes, [str(p.id) for p in pushes], taken)
 
     async def mark_delivered(self, push_id: int, now: float | None = None) -> bool:
-        done = await self._mark_delivered(push_id, time.time() if now is None else now, self.identity.token)
+        done = await self._mark_delivered(push_id, time.time() if now is None else now, self.book.identity.token)
         self.book.settled(push_id, done, "delivered")
         self._notify()  # the order's next push (if any) is now claimable
         return done
 
     async def schedule_retry(self, push_id: int, due_at: float, error: str) -> bool:
-        done = await self._schedule_retry(push_id, due_at, records.stored_reason(error), self.identity.token)
+        done = await self._schedule_retry(push_id, due_at, records.stored_reason(error), self.book.identity.token)
         self.book.settled(push_id, done, "scheduled for a retry")
         self._notify()
         return done
 
     async def dead_letter(self, push_id: int, reason: str) -> bool:
-        done = await self._dead_letter(push_id, records.stored_reason(reason), self.identity.token)
+        done = await self._dead_letter(push_id, records.stored_reason(reason), self.book.identity.token)
         self.book.settled(push_id, done, "dead-lettered")
         self._notify()
         return done
@@ -302,7 +342,7 @@ class PushStoreBase(ABC):
     async def renew_leases(self, lease_seconds: float, now: float | None = None) -> dict[LeaseKind, int]:
         t = time.time() if now is None else now
         held = self.book.held()
-        renewal = await self._renew_leases(held, t, t + lease_seconds, self.identity.token, beat=True)
+        renewal = await self._renew_leases(held, t, t + lease_seconds, self.book.identity.token, beat=True)
         for kind, ids in renewal.gone.items():
             self.book.release(kind, ids)  # not renewable; whoever settled it reported anything amiss
         counts = {}
@@ -314,10 +354,14 @@ class PushStoreBase(ABC):
 
     async def hold_push(self, push_id: int, lease_seconds: float, now: float | None = None) -> bool:
         t = time.time() if now is None else now
-        renewal = await self._renew_leases({LeaseKind.PUSH: [str(push_id)]}, t, t + lease_seconds, self.identity.token)
+        renewal = await self._renew_leases(
+            {LeaseKind.PUSH: [str(push_id)]}, t, t + lease_seconds, self.book.identity.token
+        )
         if renewal.taken or renewal.gone:
             self.book.release(LeaseKind.PUSH, [str(push_id)])
-            self.book.report_lost(LeaseKind.PUSH, 1, f"push {push_id} not sent: another replica has taken or settled it")
+            self.book.report_lost(
+                LeaseKind.PUSH, 1, f"push {push_id} not sent: another replica has taken or settled it"
+            )
             return False
         return True
 
@@ -337,28 +381,6 @@ class PushStoreBase(ABC):
         return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
 
     # the backend's primitives -------------------------------------------------------------------------------------
-
-    @abstractmethod
-    async def _record_event(
-        self, shop_key: str, event_id: str, meta: records.WebhookMeta, body: bytes, received_at: float
-    ) -> records.RecordResult:
-        """Store the event (deduplicated on shop_key, event_id), durably before returning."""
-
-    @abstractmethod
-    async def _claim_events(
-        self, limit: int, now: float, lease_until: float, owner: str
-    ) -> tuple[list[records.StoredEvent], Taken]:
-        """Lease up to `limit` claimable pending events to `owner` until `lease_until`, oldest first; with the
-        events, the other owners whose expired leases were taken, and how many from each."""
-
-    @abstractmethod
-    async def _defer_events(self, seqs: Sequence[int], until: float, owner: str) -> None:
-        """Leave those of the (non-empty) events that `owner` holds pending but unclaimable until `until`, no longer
-        owned."""
-
-    @abstractmethod
-    async def _requeue_event(self, seq: int) -> bool:
-        """The event back to PENDING, not leased, its error cleared; False when there is no such event."""
 
     @abstractmethod
     async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, records.OrderState]:
