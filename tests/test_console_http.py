@@ -416,7 +416,7 @@ async def test_pushes_page_shows_which_replica_holds_what_and_since_when(
         later = now + 600
         body = b'{"recipient": {"id": "psid-1"}, "params": {}}'
         push = NewPush("demo", "receipt:4242", 4242, "Order/Receipt", body, later)
-        await other.commit([EventOutcome(pushes=[push])])
+        await other.states.commit([EventOutcome(pushes=[push])])
         [held] = await other.claim_pushes(10, 3600, now=later)
         await other.renew_leases(3600)
         await silent.renew_leases(6, now=now - 3600)

@@ -92,7 +92,7 @@ async def test_shop_redact_purges_everything_stored_for_the_shop_and_its_cache(
     assert await gw.store.list_pushes(SHOP_KEY) == []
     assert await gw.store.order_name_for_tracking(SHOP_KEY, "1ZREDACT01") is None
     assert await gw.store.delivered_package_pushes(SHOP_KEY, order_id) == {}
-    assert await gw.store.load_order_states(SHOP_KEY, [order_id]) == {}
+    assert await gw.store.states.load_order_states(SHOP_KEY, [order_id]) == {}
     assert await gw.store.get_watermark(SHOP_KEY) is None
     # the cache went too: the next query reads the store again (and still answers)
     again = await platform.ask(SHOP_KEY, query, secret=QUERY_SECRET)
@@ -154,7 +154,7 @@ async def test_customers_redact_in_the_middle_of_a_batch(
         assert await push_store.events.get_event(SHOP_KEY, event_id) is None, event_id
     assert await push_store.order_name_for_tracking(SHOP_KEY, "1ZA") is None
     assert sorted(p.order_id for p in await push_store.list_pushes(SHOP_KEY)) == [8102, 8201]
-    assert set(await push_store.load_order_states(SHOP_KEY, [8101, 8201, 8102])) == {8201, 8102}
+    assert set(await push_store.states.load_order_states(SHOP_KEY, [8101, 8201, 8102])) == {8201, 8102}
     for event_id in ("b-paid", "a-late"):
         event = await push_store.events.get_event(SHOP_KEY, event_id)
         assert event is not None and event.status == EventStatus.DONE
@@ -175,8 +175,8 @@ async def test_shop_redact_in_the_middle_of_a_batch(
         ],
     )
     assert await push_store.list_pushes(SHOP_KEY) == []
-    assert await push_store.load_order_states(SHOP_KEY, [8301]) == {}
-    assert await push_store.load_fulfillment_states(SHOP_KEY, [9301]) == {}
+    assert await push_store.states.load_order_states(SHOP_KEY, [8301]) == {}
+    assert await push_store.states.load_fulfillment_states(SHOP_KEY, [9301]) == {}
     assert await push_store.order_name_for_tracking(SHOP_KEY, "1ZS") is None
     assert await push_store.get_watermark(SHOP_KEY) is None
     for event_id in ("paid", "shipped", "redact"):

@@ -84,7 +84,7 @@ async def test_out_of_order_one_push_per_transition_newest_wins(
     assert pkg.body["params"]["tracking_number"] == "1Z827WK74630"
     assert pkg.body["params"]["recipient_name"] == "Steve Shipper"
     assert len(bot_receiver.delivered("Order/Receipt")) == 1
-    states = await gw.store.load_order_states("demo", [77])
+    states = await gw.store.states.load_order_states("demo", [77])
     assert states[77].financial_status == "paid"
     assert await gw.store.order_name_for_tracking("demo", "1Z827WK74630") == "1077"
     assert await gw.store.delivered_package_pushes("demo", 77) == {str(fid): 2}
@@ -217,12 +217,12 @@ async def test_customers_redact_purges(make_push_gateway: Any, bot_receiver: Bot
     await gw.webhook("customers/redact", redact)
     await wait_until_settled(gw.store)
     assert await gw.store.order_name_for_tracking("demo", "RED1") is None
-    states = await gw.store.load_order_states("demo", [901, 902])
+    states = await gw.store.states.load_order_states("demo", [901, 902])
     assert list(states) == [902]
     assert all(p.order_id != 901 for p in await gw.store.list_pushes(limit=100))
     await gw.webhook("shop/redact", {"shop_id": 1, "shop_domain": "demo-shop.myshopify.com"})
     await wait_until_settled(gw.store)
-    assert await gw.store.load_order_states("demo", [902]) == {}
+    assert await gw.store.states.load_order_states("demo", [902]) == {}
     assert await gw.store.list_pushes(limit=100) == []
 
 

@@ -93,7 +93,7 @@ def new_push(order_id: int, key: str) -> NewPush:
 async def test_heartbeats_keep_work_that_a_silent_replica_then_loses_within_one_lease(replica: Replica) -> None:
     seen = Recorder()
     a, b = await replica("a"), await replica("b", listener=seen)
-    await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
+    await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
     await a.events.record_event("shop", "e1", META, b"{}")
     [push] = await a.claim_pushes(10, LEASE, now=T0)
     [event] = await a.events.claim_events(10, LEASE, now=T0)
@@ -119,17 +119,17 @@ async def test_heartbeats_keep_work_that_a_silent_replica_then_loses_within_one_
 async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_commits(replica: Replica) -> None:
     lost = Recorder()
     a, b = await replica("a", listener=lost), await replica("b")
-    await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1"), new_push(2, "receipt:2"), new_push(3, "r:3")])])
+    await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1"), new_push(2, "receipt:2"), new_push(3, "r:3")])])
     await a.events.record_event("shop", "e1", META, b"{}")
-    await a.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 9, T0)])])
+    await a.states.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 9, T0)])])
     pushes = await a.claim_pushes(10, LEASE, now=T0)
     [event] = await a.events.claim_events(10, LEASE, now=T0)
-    [check] = await a.claim_unpaid_checks(10, LEASE, now=T0)
+    [check] = await a.states.claim_unpaid_checks(10, LEASE, now=T0)
     # a is paused past its lease; b takes everything over
     later = T0 + LEASE + 1
     assert len(await b.claim_pushes(10, LEASE, now=later)) == 3
     assert len(await b.events.claim_events(10, LEASE, now=later)) == 1
-    assert len(await b.claim_unpaid_checks(10, LEASE, now=later)) == 1
+    assert len(await b.states.claim_unpaid_checks(10, LEASE, now=later)) == 1
     # a resumes: it must not send, record or commit any of it
     assert await a.hold_push(pushes[0].id, LEASE, now=later + 1) is False
     assert await a.mark_delivered(pushes[1].id) is False
@@ -137,7 +137,7 @@ async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_comm
     assert await a.dead_letter(pushes[2].id, "HTTP 400") is False
     outcome = EventOutcome(event_seq=event.seq, pushes=[new_push(4, "receipt:4")])
     check_outcome = EventOutcome(done_checks=[(check.shop_key, check.order_id)], pushes=[new_push(9, "unpaid:9")])
-    await a.commit([outcome, check_outcome])
+    await a.states.commit([outcome, check_outcome])
     assert {p.dedupe_key for p in await a.list_pushes()} == {"receipt:1", "receipt:2", "r:3"}  # nothing enqueued
     stored = await a.events.get_event("shop", "e1")
     assert stored is not None and stored.status == EventStatus.PENDING
@@ -151,7 +151,7 @@ async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_comm
     # b, which holds them, settles and commits normally
     assert await b.hold_push(pushes[0].id, LEASE, now=later + 1)
     assert await b.mark_delivered(pushes[0].id)
-    await b.commit([outcome])
+    await b.states.commit([outcome])
     done = await b.events.get_event("shop", "e1")
     assert done is not None and done.status == EventStatus.DONE
     assert "receipt:4" in {p.dedupe_key for p in await b.list_pushes()}
@@ -161,7 +161,7 @@ async def test_renewal_reports_what_another_replica_took_and_not_what_was_settle
     losses = Recorder()
     a, b = await replica("a", listener=losses), await replica("b")
     pushes = [new_push(o, f"receipt:{o}") for o in (1, 2, 3)]
-    await a.commit([EventOutcome(pushes=pushes)])
+    await a.states.commit([EventOutcome(pushes=pushes)])
     await a.events.record_event("shop", "e1", META, b"{}")
     first, _, third = await a.claim_pushes(10, LEASE, now=T0)
     await a.events.claim_events(10, LEASE, now=T0)
@@ -176,13 +176,13 @@ async def test_renewal_reports_what_another_replica_took_and_not_what_was_settle
 
 async def test_a_restarted_replica_takes_back_at_once_what_its_earlier_start_held(replica: Replica) -> None:
     first, other = await replica("r1"), await replica("r2")
-    await first.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
-    await first.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 5, T0)])])
+    await first.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
+    await first.states.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 5, T0)])])
     await first.events.record_event("shop", "e1", META, b"{}")
     now = T0
     [push] = await first.claim_pushes(10, 3600, now=now)
     await first.events.claim_events(10, 3600, now=now)
-    await first.claim_unpaid_checks(10, 3600, now=now)
+    await first.states.claim_unpaid_checks(10, 3600, now=now)
     assert await other.claim_pushes(10, LEASE, now=now + 1) == []  # leased for an hour
 
     cli = Recorder()
@@ -192,7 +192,7 @@ async def test_a_restarted_replica_takes_back_at_once_what_its_earlier_start_hel
     serving = await replica("r1", reclaim=True, listener=seen)
     assert [p.id for p in await serving.claim_pushes(10, LEASE, now=now + 1)] == [push.id]  # at once
     assert len(await serving.events.claim_events(10, LEASE, now=now + 1)) == 1
-    assert len(await serving.claim_unpaid_checks(10, LEASE, now=now + 1)) == 1
+    assert len(await serving.states.claim_unpaid_checks(10, LEASE, now=now + 1)) == 1
     assert sorted(seen.taken) == [
         (LeaseKind.CHECK, first.identity.token, 1, "restart"),
         (LeaseKind.EVENT, first.identity.token, 1, "restart"),
@@ -219,7 +219,7 @@ async def test_deferred_events_are_not_held_and_are_not_a_takeover_when_claimed_
 
 async def test_who_holds_what_is_visible(replica: Replica) -> None:
     a, b = await replica("a"), await replica("b")
-    await a.commit([EventOutcome(pushes=[new_push(o, f"receipt:{o}") for o in range(1, 4)])])
+    await a.states.commit([EventOutcome(pushes=[new_push(o, f"receipt:{o}") for o in range(1, 4)])])
     for i in range(2):
         await a.events.record_event("shop", f"e{i}", META, b"{}")
     pushes = await a.claim_pushes(2, LEASE, now=T0)
@@ -240,7 +240,7 @@ async def test_who_holds_what_is_visible(replica: Replica) -> None:
 
 async def test_the_heartbeat_renews_on_its_cadence_in_virtual_time(replica: Replica) -> None:
     a, b = await replica("a"), await replica("b")
-    await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
+    await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
     await a.claim_pushes(10, LEASE, now=T0)
     clock = [T0]
     beats: list[float] = []
@@ -326,7 +326,7 @@ async def test_a_sender_paused_between_claim_and_send_sends_only_what_it_still_h
     lease = settings.storage.lease_seconds
     clock = [100.0]
     pushes = [NewPush("demo", f"receipt:{o}", o, "Order/Receipt", b'{"params": {}}', due_at=T0) for o in (1, 2, 3)]
-    await a.commit([EventOutcome(pushes=pushes)])
+    await a.states.commit([EventOutcome(pushes=pushes)])
     fresh, taken, kept = await a.claim_pushes(10, lease, now=T0)
     claimed_at = clock[0]
     async with aiohttp.ClientSession() as session:

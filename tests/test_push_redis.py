@@ -108,8 +108,8 @@ async def test_two_replicas_deliver_every_push_exactly_once(make_replica: MakeRe
     # 120 orders, some with a chain of three pushes that must go out in order
     pushes = [new_push(o, f"receipt:{o}") for o in range(120)]
     pushes += [new_push(o, f"package:{o}:{s}") for o in range(0, 120, 10) for s in ("shipped", "delivered")]
-    await a.commit([EventOutcome(pushes=pushes[: len(pushes) // 2])])
-    await b.commit([EventOutcome(pushes=pushes[len(pushes) // 2 :])])
+    await a.states.commit([EventOutcome(pushes=pushes[: len(pushes) // 2])])
+    await b.states.commit([EventOutcome(pushes=pushes[len(pushes) // 2 :])])
 
     delivered: list[tuple[str, str, int]] = []  # (replica, dedupe key, order)
 
@@ -148,15 +148,15 @@ async def test_dedupe_is_shared_across_replicas(make_replica: MakeReplica) -> No
     assert await b.events.claim_events(10, 30) == []
     # the same push enqueued by both (duplicate webhook on each replica) is one outbox row
     await asyncio.gather(
-        a.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])]),
-        b.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])]),
+        a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])]),
+        b.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])]),
     )
     assert len(await b.list_pushes()) == 1
 
 
 async def test_expired_lease_is_picked_up_by_the_other_replica(make_replica: MakeReplica) -> None:
     a, b = await make_replica(), await make_replica()
-    await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1"), new_push(1, "package:1:shipped")])])
+    await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1"), new_push(1, "package:1:shipped")])])
     [p] = await a.claim_pushes(10, lease_seconds=0.2)  # replica a "crashes" holding the lease
     assert await b.claim_pushes(10, lease_seconds=30) == []  # leased, and the order's next push waits behind it
     await asyncio.sleep(0.3)
@@ -172,15 +172,15 @@ async def test_expired_lease_is_picked_up_by_the_other_replica(make_replica: Mak
     [same] = await b.events.claim_events(10, 30, now=time.time() + 31)
     assert same.seq == event.seq
     now = time.time()
-    await a.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 5, now)])])
-    assert len(await a.claim_unpaid_checks(10, 30, now=now)) == 1
-    assert await b.claim_unpaid_checks(10, 30, now=now) == []
-    assert [c.order_id for c in await b.claim_unpaid_checks(10, 30, now=now + 31)] == [5]
+    await a.states.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 5, now)])])
+    assert len(await a.states.claim_unpaid_checks(10, 30, now=now)) == 1
+    assert await b.states.claim_unpaid_checks(10, 30, now=now) == []
+    assert [c.order_id for c in await b.states.claim_unpaid_checks(10, 30, now=now + 31)] == [5]
 
 
 async def test_retry_and_dead_letter_across_replicas(make_replica: MakeReplica) -> None:
     a, b = await make_replica(), await make_replica()
-    await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1"), new_push(1, "package:1:shipped")])])
+    await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1"), new_push(1, "package:1:shipped")])])
     [p] = await a.claim_pushes(10, 30)
     await a.schedule_retry(p.id, time.time() + 3600, "HTTP 503")
     assert await b.claim_pushes(10, 30) == []  # the head waits for its retry; the order's next push waits too
@@ -201,7 +201,7 @@ async def test_work_notifications_wake_the_other_replica(make_replica: MakeRepli
     waiter = asyncio.create_task(b.wait_for_work(30))
     await asyncio.sleep(0.05)  # the waiter runs up to its wait
     assert not waiter.done()  # nothing was committed: it waits (a wait_for_work that returns at once fails here)
-    await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
+    await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
     await asyncio.wait_for(waiter, 5)  # woken by a's commit, through Redis, long before its 30 s
 
 
@@ -327,7 +327,7 @@ async def test_scripts_are_reloaded_when_redis_lost_them(make_replica: MakeRepli
     await a.redis.script_flush()
     assert await a.events.record_event("shop", "evt-after-flush", META, b"{}") == "new"  # auto-pipelined path
     await a.redis.script_flush()
-    await a.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])  # MULTI/EXEC path
+    await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])  # MULTI/EXEC path
     await a.redis.script_flush()
     [p] = await a.claim_pushes(10, 30)  # single-script path
     await a.redis.script_flush()
@@ -347,9 +347,9 @@ async def test_order_states_written_by_earlier_versions_keep_their_receipt_decis
             mapping={"name": str(oid), "updated": "100.0", "fin": "paid", "cancelled": "0", "cid": "",
                      "recipient": '{"email": "a@b.c"}', "rname": "Ann", "receipt": receipt},
         )  # fmt: skip
-    states = await store.load_order_states("shop", [7301, 7302])
+    states = await store.states.load_order_states("shop", [7301, 7302])
     assert [states[7301].receipt_decided, states[7302].receipt_decided] == [False, True]
-    await store.commit([EventOutcome(order_states=[dataclasses.replace(states[7302], updated_at=200.0)])])
-    assert (await store.load_order_states("shop", [7302]))[7302].receipt_decided
+    await store.states.commit([EventOutcome(order_states=[dataclasses.replace(states[7302], updated_at=200.0)])])
+    assert (await store.states.load_order_states("shop", [7302]))[7302].receipt_decided
     fields = await store.redis.hkeys(f"{store.prefix}:s:shop:ord:7302")
     assert {f.decode() for f in fields} == {"name", "updated", "fin", "cancelled", "cid", "decided"}

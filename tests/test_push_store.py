@@ -63,7 +63,7 @@ async def test_claim_events_leases_and_commit_marks_done(push_store: PushStore) 
     later = time.time() + 60
     expired = await push_store.events.claim_events(10, lease_seconds=30, now=later)
     assert {e.event_id for e in expired} == {"e0", "e1", "e2"}  # leases expire: a crashed worker's events return
-    await push_store.commit(
+    await push_store.states.commit(
         [EventOutcome(event_seq=first[0].seq), EventOutcome(event_seq=first[1].seq, event_error="bad")]
     )
     e0 = await push_store.events.get_event("shop", "e0")
@@ -86,17 +86,17 @@ async def test_deferred_events_stay_pending_until_then_come_back_in_order(push_s
     assert (await push_store.backlog())["events"] == 3  # still pending: nothing lost
     back = await push_store.events.claim_events(10, lease_seconds=30, now=now + 101)
     assert [e.event_id for e in back] == ["d0", "d1", "d2"]
-    await push_store.commit([EventOutcome(event_seq=back[0].seq)])
+    await push_store.states.commit([EventOutcome(event_seq=back[0].seq)])
     await push_store.events.defer_events([back[0].seq], now + 1000)  # a processed event is not made pending again
     done = await push_store.events.get_event("shop", "d0")
     assert done is not None and done.status == EventStatus.DONE
 
 
 async def test_enqueue_is_idempotent_and_orders_wait_for_their_head(push_store: PushStore) -> None:
-    await push_store.commit(
+    await push_store.states.commit(
         [EventOutcome(pushes=[push(1, "receipt:1"), push(1, "package:9:shipped"), push(2, "receipt:2")])]
     )
-    await push_store.commit([EventOutcome(pushes=[push(1, "receipt:1")])])  # duplicate: ignored
+    await push_store.states.commit([EventOutcome(pushes=[push(1, "receipt:1")])])  # duplicate: ignored
     claimed = await push_store.claim_pushes(10, lease_seconds=30)
     assert [p.dedupe_key for p in claimed] == ["receipt:1", "receipt:2"]  # order 1's second push waits
     assert claimed[0].idempotency_key == idempotency_key("shop", "receipt:1")
@@ -123,7 +123,7 @@ async def test_enqueue_is_idempotent_and_orders_wait_for_their_head(push_store: 
 
 
 async def test_unpushable_is_recorded_not_sent(push_store: PushStore) -> None:
-    await push_store.commit(
+    await push_store.states.commit(
         [EventOutcome(pushes=[push(5, "receipt:5", status=PushStatus.UNPUSHABLE, reason="no recipient")])]
     )
     assert await push_store.claim_pushes(10, lease_seconds=30) == []
@@ -134,31 +134,31 @@ async def test_unpushable_is_recorded_not_sent(push_store: PushStore) -> None:
 async def test_order_state_watermark(push_store: PushStore) -> None:
     newer = OrderState("shop", 7, "1007", updated_at=200.0, financial_status="paid", receipt_decided=True)
     older = OrderState("shop", 7, "1007", updated_at=100.0, financial_status="pending")
-    await push_store.commit([EventOutcome(order_states=[newer])])
-    await push_store.commit([EventOutcome(order_states=[older])])
-    states = await push_store.load_order_states("shop", [7, 8])
+    await push_store.states.commit([EventOutcome(order_states=[newer])])
+    await push_store.states.commit([EventOutcome(order_states=[older])])
+    states = await push_store.states.load_order_states("shop", [7, 8])
     assert states == {7: newer}
     f_new = FulfillmentState("shop", 70, 7, updated_at=300.0, status="delivered", tracking_number="T1")
     f_old = FulfillmentState("shop", 70, 7, updated_at=250.0, status="in_transit", tracking_number="T1")
-    await push_store.commit([EventOutcome(fulfillment_states=[f_new]), EventOutcome(fulfillment_states=[f_old])])
-    assert await push_store.load_fulfillment_states("shop", [70]) == {70: f_new}
+    await push_store.states.commit([EventOutcome(fulfillment_states=[f_new]), EventOutcome(fulfillment_states=[f_old])])
+    assert await push_store.states.load_fulfillment_states("shop", [70]) == {70: f_new}
 
 
 async def test_unpaid_checks_once_per_order(push_store: PushStore) -> None:
     now = time.time()
-    await push_store.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 3, now + 10)])])
-    await push_store.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 3, now)])])  # ignored: once per order
-    assert await push_store.claim_unpaid_checks(10, 30) == []
-    [check] = await push_store.claim_unpaid_checks(10, 30, now=now + 11)
+    await push_store.states.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 3, now + 10)])])
+    await push_store.states.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 3, now)])])  # ignored: once per order
+    assert await push_store.states.claim_unpaid_checks(10, 30) == []
+    [check] = await push_store.states.claim_unpaid_checks(10, 30, now=now + 11)
     assert check.order_id == 3
-    await push_store.commit([EventOutcome(done_checks=[("shop", 3)])])
-    assert await push_store.claim_unpaid_checks(10, 30, now=now + 100) == []
-    await push_store.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 3, now)])])
-    assert await push_store.claim_unpaid_checks(10, 30, now=now + 100) == []  # done stays done
+    await push_store.states.commit([EventOutcome(done_checks=[("shop", 3)])])
+    assert await push_store.states.claim_unpaid_checks(10, 30, now=now + 100) == []
+    await push_store.states.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 3, now)])])
+    assert await push_store.states.claim_unpaid_checks(10, 30, now=now + 100) == []  # done stays done
 
 
 async def test_tracking_index_delivery_log_and_purges(push_store: PushStore) -> None:
-    await push_store.commit(
+    await push_store.states.commit(
         [
             EventOutcome(
                 order_states=[OrderState("shop", 11, "1011", 1.0, customer_id=500, receipt_decided=True)],
@@ -178,9 +178,9 @@ async def test_tracking_index_delivery_log_and_purges(push_store: PushStore) -> 
     purged = await push_store.purge_customer("shop", 500, [])
     assert purged.orders == 1 and purged.pushes == 1 and purged.tracking_numbers == 1
     assert await push_store.order_name_for_tracking("shop", "1Z999") is None
-    assert await push_store.load_order_states("shop", [11, 12]) != {}  # the other customer's order stays
+    assert await push_store.states.load_order_states("shop", [11, 12]) != {}  # the other customer's order stays
     await push_store.purge_shop("shop")
-    assert await push_store.load_order_states("shop", [12]) == {}
+    assert await push_store.states.load_order_states("shop", [12]) == {}
 
 
 async def test_watermark_and_install_flag(push_store: PushStore) -> None:
@@ -194,7 +194,7 @@ async def test_watermark_and_install_flag(push_store: PushStore) -> None:
 
 
 async def test_attempts_are_recorded_bounded_and_purged_with_their_push(push_store: PushStore) -> None:
-    await push_store.commit([EventOutcome(customer_id=500, pushes=[push(21, "receipt:21", customer_id=500)])])
+    await push_store.states.commit([EventOutcome(customer_id=500, pushes=[push(21, "receipt:21", customer_id=500)])])
     [p] = await push_store.claim_pushes(10, 30)
     assert await push_store.push_attempts(p.id) == []
     first = PushAttempt(1000.0, 503, '{"success":false,"errors":{"code":500,"msg":"down"}}', "retry")
@@ -228,18 +228,18 @@ async def test_wait_for_work_wakes_on_enqueue(push_store: PushStore) -> None:
     waiter = asyncio.create_task(push_store.wait_for_work(30))
     await asyncio.sleep(0.05)  # the waiter runs up to its wait
     assert not waiter.done()  # nothing was committed: it waits (a wait_for_work that returns at once fails here)
-    await push_store.commit([EventOutcome(pushes=[push(1, "receipt:1")])])
+    await push_store.states.commit([EventOutcome(pushes=[push(1, "receipt:1")])])
     await asyncio.wait_for(waiter, 5)  # woken by the commit, long before its 30 s
 
 
 async def test_long_reasons_are_cut_the_same_way_by_every_backend(push_store: PushStore) -> None:
     long = "x" * (MAX_REASON_CHARS - 1) + "é" + "y" * 1000
     cut = long[:MAX_REASON_CHARS]
-    await push_store.commit([EventOutcome(pushes=[push(5, "receipt:5", status=PushStatus.UNPUSHABLE, reason=long)])])
+    await push_store.states.commit([EventOutcome(pushes=[push(5, "receipt:5", status=PushStatus.UNPUSHABLE, reason=long)])])
     [unpushable] = await push_store.list_pushes(statuses=[PushStatus.UNPUSHABLE])
     assert unpushable.last_error == cut and cut.endswith("é")
 
-    await push_store.commit([EventOutcome(pushes=[push(6, "receipt:6")])])
+    await push_store.states.commit([EventOutcome(pushes=[push(6, "receipt:6")])])
     [claimed] = await push_store.claim_pushes(10, lease_seconds=30)
     await push_store.schedule_retry(claimed.id, time.time() + 3600, long)
     retried = await push_store.get_push(claimed.id)
@@ -251,7 +251,7 @@ async def test_long_reasons_are_cut_the_same_way_by_every_backend(push_store: Pu
 
     await push_store.events.record_event("shop", "e-long", META, b"{}")
     [event] = await push_store.events.claim_events(10, lease_seconds=30)
-    await push_store.commit([EventOutcome(event_seq=event.seq, event_error=long)])
+    await push_store.states.commit([EventOutcome(event_seq=event.seq, event_error=long)])
     stored = await push_store.events.get_event("shop", "e-long")
     assert stored is not None and stored.status == EventStatus.DEAD and stored.error == cut
 
@@ -304,7 +304,7 @@ async def test_order_states_written_by_earlier_versions_keep_their_receipt_decis
         ],
     )
     gw = await make_push_gateway(sqlite_path=path)
-    states = await gw.store.load_order_states("demo", [7301, 7302])
+    states = await gw.store.states.load_order_states("demo", [7301, 7302])
     assert [states[7301].receipt_decided, states[7302].receipt_decided] == [False, True]
     assert await gw.webhook("orders/paid", rest_order(7301, name="#7301", updated_at=t0 + 60)) == 200
     assert await gw.webhook("orders/paid", rest_order(7302, name="#7302", updated_at=t0 + 60)) == 200
@@ -312,7 +312,7 @@ async def test_order_states_written_by_earlier_versions_keep_their_receipt_decis
     await wait_until_settled(gw.store)
     [receipt] = bot_receiver.delivered("Order/Receipt")
     assert receipt.body["params"]["order_number"] == "7301"
-    states = await gw.store.load_order_states("demo", [7301, 7302])
+    states = await gw.store.states.load_order_states("demo", [7301, 7302])
     assert states[7301].receipt_decided and states[7302].receipt_decided
     with sqlite3.connect(path) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(orders)")}

@@ -206,5 +206,5 @@ async def enqueue_test_push(app: web.Application, shop_key: str, receipt: Receip
         body=body,
         due_at=time.time(),
     )
-    await app[PUSH_STORE].commit([EventOutcome(pushes=[push])])
+    await app[PUSH_STORE].states.commit([EventOutcome(pushes=[push])])
     return dedupe_key

@@ -138,7 +138,7 @@ async def list_rows(store: PushStore, flt: PushFilter) -> list[PushRow]:
     pushes = await store.list_pushes(flt.shop or None, statuses, SCAN_LIMIT if narrowed else LIST_LIMIT)
     if flt.topic:
         pushes = [p for p in pushes if p.topic == flt.topic]
-    names = await order_numbers(store, pushes)
+    names = await order_numbers(store.states, pushes)
     if flt.order:
         pushes = [p for p in pushes if _order_number(p, names).lower() == flt.order.lower()]
     pushes = pushes[:LIST_LIMIT]
@@ -150,4 +150,4 @@ async def push_row(store: PushStore, push_id: int) -> PushRow | None:
     push = await store.get_push(push_id)
     if push is None:
         return None
-    return _row(push, await order_numbers(store, [push]), await _holders(store, [push]))
+    return _row(push, await order_numbers(store.states, [push]), await _holders(store, [push]))

@@ -153,7 +153,7 @@ class EventProcessor:
         so becomes its event's dead letter. Returns what was committed. A store that cannot be written at all raises
         (the batch comes back when its lease expires)."""
         try:
-            await self.store.commit(outcomes)
+            await self.store.states.commit(outcomes)
             return outcomes
         except Exception:
             if len(outcomes) == 1 and outcomes[0].event_seq is None:
@@ -162,12 +162,12 @@ class EventProcessor:
         committed = []
         for outcome in outcomes:
             try:
-                await self.store.commit([outcome])
+                await self.store.states.commit([outcome])
             except Exception as exc:
                 if outcome.event_seq is None:
                     raise
                 outcome = EventOutcome(event_seq=outcome.event_seq, event_error=f"cannot be stored: {type(exc).__name__}")
-                await self.store.commit([outcome])
+                await self.store.states.commit([outcome])
                 log.error("push: event %s cannot be stored (%s); dead-lettered", outcome.event_seq, type(exc).__name__)
             committed.append(outcome)
         return committed
@@ -184,7 +184,7 @@ class EventProcessor:
                 order_ids.setdefault(event.shop_key, set()).add(facts.order_id)
                 fulfillment_ids.setdefault(event.shop_key, set()).add(facts.fulfillment_id)
         batch = StateBatch()
-        await batch.load(self.store, order_ids, fulfillment_ids)
+        await batch.load(self.store.states, order_ids, fulfillment_ids)
         return batch
 
     async def _decide(

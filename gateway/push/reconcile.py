@@ -82,7 +82,7 @@ async def reconcile_shop(
         if facts:
             batch = StateBatch()
             fids = {ff.fulfillment_id for f in facts for ff in f.fulfillments}
-            await batch.load(store, {shop_key: {f.order_id for f in facts}}, {shop_key: fids} if fids else {})
+            await batch.load(store.states, {shop_key: {f.order_id for f in facts}}, {shop_key: fids} if fids else {})
             decided = []
             for f in facts:
                 item = Decided(EventOutcome(order_id=f.order_id, customer_id=f.customer_id), [], shop_key)
@@ -99,7 +99,7 @@ async def reconcile_shop(
             failed = await renderer.render(decided, now=now)
             if shop_key in failed:
                 raise ReadFailed(failed[shop_key])
-            await store.commit([d.outcome for d in decided])
+            await store.states.commit([d.outcome for d in decided])
             report.pushes += sum(len(d.outcome.pushes) for d in decided)
             report.orders += len(facts)
         page = conn.get("pageInfo") or {}

@@ -303,7 +303,6 @@ class ComplianceStore(Protocol):
 
 @runtime_checkable
 class PushStore(
-    OrderStateStore,
     PushOutbox,
     LeaseLedger,
     TrackingIndex,
@@ -322,6 +321,9 @@ class PushStore(
 
     @property
     def events(self) -> EventLog: ...
+
+    @property
+    def states(self) -> OrderStateStore: ...
 
     async def open(self) -> None:
         """Connect / create the schema / run pending migrations. Called once before use."""

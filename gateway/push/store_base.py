@@ -228,26 +228,13 @@ class EventLogBase(ABC):
         """See `EventLog.last_event_at`."""
 
 
-class PushStoreBase(ABC):
-    """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
+class OrderStatesBase(ABC):
+    """`OrderStateStore`'s rules (watermarked states, reasons cut before they are stored, the fencing of a commit reported, the leases of claimed unpaid checks) over a backend's primitives."""
 
-    def __init__(self, identity: ReplicaIdentity | None = None) -> None:
-        self._work = WorkSignal()
-        self.book = LeaseBook(identity or ReplicaIdentity.start())
-        self.identity = self.book.identity
-
-    # wake-ups -----------------------------------------------------------------------------------------------------
-
-    def _notify(self) -> None:
-        """New work was committed: wake the waiting workers."""
-        self._work.notify()
-
-    async def wait_for_work(self, max_wait_seconds: float) -> None:
-        await self._work.wait(max_wait_seconds)
-
-    # events -------------------------------------------------------------------------------------------------------
-
-    # rules --------------------------------------------------------------------------------------------------------
+    def __init__(self, book: LeaseBook, notify: Callable[[], None]) -> None:
+        self.book = book
+        #: Wakes the waiting workers after a write that made work (and, on Redis, the other replicas').
+        self._notify = notify
 
     async def load_order_states(self, shop_key: str, order_ids: Sequence[int]) -> dict[int, records.OrderState]:
         ids = list(dict.fromkeys(order_ids))
@@ -283,6 +270,52 @@ class PushStoreBase(ABC):
         checks, taken = await self._claim_unpaid_checks(limit, t, t + lease_seconds, self.book.identity.token)
         ids = [records.check_lease_id(c.shop_key, c.order_id) for c in checks]
         return self.book.claimed(LeaseKind.CHECK, checks, ids, taken)
+
+    @abstractmethod
+    async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, records.OrderState]:
+        """The stored states of these orders (distinct ids, at least one); absent ones are left out."""
+
+    @abstractmethod
+    async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, records.FulfillmentState]:
+        """The stored states of these fulfillments (distinct ids, at least one); absent ones are left out."""
+
+    @abstractmethod
+    async def _commit_outcomes(
+        self, outcomes: Sequence[records.EventOutcome], now: float, owner: str
+    ) -> tuple[bool, list[int]]:
+        """Write the outcomes atomically (`now`: when enqueued pushes were created), except those whose stored event
+        or unpaid checks exist and are owned by someone other than `owner` (fencing). Returns whether one made new
+        work (a pending push enqueued, an unpaid check scheduled) and the indexes of the fenced outcomes. Reasons are
+        already cut to MAX_REASON_CHARS."""
+
+    @abstractmethod
+    async def _claim_unpaid_checks(
+        self, limit: int, now: float, lease_until: float, owner: str
+    ) -> tuple[list[records.UnpaidCheck], Taken]:
+        """Lease up to `limit` due, open, unleased unpaid checks to `owner` until `lease_until` (and who they were
+        taken from, as `_claim_events`)."""
+
+
+class PushStoreBase(ABC):
+    """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
+
+    def __init__(self, identity: ReplicaIdentity | None = None) -> None:
+        self._work = WorkSignal()
+        self.book = LeaseBook(identity or ReplicaIdentity.start())
+        self.identity = self.book.identity
+
+    # wake-ups -----------------------------------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        """New work was committed: wake the waiting workers."""
+        self._work.notify()
+
+    async def wait_for_work(self, max_wait_seconds: float) -> None:
+        await self._work.wait(max_wait_seconds)
+
+    # events -------------------------------------------------------------------------------------------------------
+
+    # rules --------------------------------------------------------------------------------------------------------
 
     # delivery -----------------------------------------------------------------------------------------------------
 
@@ -381,30 +414,6 @@ class PushStoreBase(ABC):
         return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
 
     # the backend's primitives -------------------------------------------------------------------------------------
-
-    @abstractmethod
-    async def _load_order_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, records.OrderState]:
-        """The stored states of these orders (distinct ids, at least one); absent ones are left out."""
-
-    @abstractmethod
-    async def _load_fulfillment_states(self, shop_key: str, ids: Sequence[int]) -> dict[int, records.FulfillmentState]:
-        """The stored states of these fulfillments (distinct ids, at least one); absent ones are left out."""
-
-    @abstractmethod
-    async def _commit_outcomes(
-        self, outcomes: Sequence[records.EventOutcome], now: float, owner: str
-    ) -> tuple[bool, list[int]]:
-        """Write the outcomes atomically (`now`: when enqueued pushes were created), except those whose stored event
-        or unpaid checks exist and are owned by someone other than `owner` (fencing). Returns whether one made new
-        work (a pending push enqueued, an unpaid check scheduled) and the indexes of the fenced outcomes. Reasons are
-        already cut to MAX_REASON_CHARS."""
-
-    @abstractmethod
-    async def _claim_unpaid_checks(
-        self, limit: int, now: float, lease_until: float, owner: str
-    ) -> tuple[list[records.UnpaidCheck], Taken]:
-        """Lease up to `limit` due, open, unleased unpaid checks to `owner` until `lease_until` (and who they were
-        taken from, as `_claim_events`)."""
 
     @abstractmethod
     async def _claim_pushes(

@@ -65,7 +65,7 @@ class UnpaidChecks:
                     )
                     self.renderer.render_one(intent, node, outcome, time.time())
                 outcomes.append(outcome)
-        await self.store.commit(outcomes)
+        await self.store.states.commit(outcomes)
         count_enqueued(self.metrics, outcomes)
         return sum(len(o.done_checks) for o in outcomes)
 
@@ -77,7 +77,7 @@ async def run_unpaid_checker(
     are leased for `lease_seconds`, renewed by the replica's heartbeat while the pass runs (docs/replicas.md)."""
     while True:
         try:
-            due = await store.claim_unpaid_checks(CHECK_BATCH, lease_seconds)
+            due = await store.states.claim_unpaid_checks(CHECK_BATCH, lease_seconds)
             if due:
                 try:
                     await checks.run(due)
