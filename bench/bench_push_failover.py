@@ -186,7 +186,7 @@ async def drained(prefix: str, quiet_seconds: float) -> float:
     try:
         deadline = time.time() + quiet_seconds
         while time.time() < deadline:
-            backlog = await view.backlog()
+            backlog = await view.outbox.backlog()
             if backlog["events"] == 0 and backlog["pushes"] == 0:
                 return time.time()
             await asyncio.sleep(0.1)

@@ -218,7 +218,7 @@ async def wait_until_settled(store: PushStore, within: float = 15.0) -> None:
     """Until no event is waiting for the rules and no push is pending."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        backlog = await store.backlog()
+        backlog = await store.outbox.backlog()
         if backlog["events"] == 0 and backlog["pushes"] == 0:
             return
         await asyncio.sleep(0.05)

@@ -155,7 +155,7 @@ async def test_receiver_fails_dead_push_retried_after_recovery(
     await sign_in(page, demo)
     bot_receiver.fail_next(1000, status=503)
     await demo.store_post("/_sandbox/demo.myshopify.com/orders/1002/paid")
-    await eventually(lambda: demo.push_store.list_pushes("demo", [PushStatus.DEAD]), what="a dead push")
+    await eventually(lambda: demo.push_store.outbox.list_pushes("demo", [PushStatus.DEAD]), what="a dead push")
     await page.get_by_role("link", name="Pushes").click()
     await page.get_by_label("Status").select_option("dead")
     await page.get_by_role("button", name="Filter").click()

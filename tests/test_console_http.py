@@ -50,7 +50,7 @@ async def wait_for_status(demo: ConsoleDemo, status: PushStatus, within: float =
     found: list[int] = []
 
     async def check() -> bool:
-        rows = await demo.push_store.list_pushes("demo", [status], 10)
+        rows = await demo.push_store.outbox.list_pushes("demo", [status], 10)
         found[:] = [p.id for p in rows]
         return bool(rows)
 
@@ -89,8 +89,8 @@ async def test_nothing_is_reachable_signed_out(console_demo: Any, operator: Any)
         status, _, resp = await op.post(path, {"csrf": "guess", **fields})
         assert status == 303 and resp.headers["Location"] == "/console/login", path
     # nothing happened: the delivered push is still delivered, no test push was queued
-    assert (await demo.push_store.get_push(push_id)).status == PushStatus.DELIVERED  # type: ignore[union-attr]
-    assert [p.dedupe_key for p in await demo.push_store.list_pushes("demo") if p.dedupe_key.startswith("test:")] == []
+    assert (await demo.push_store.outbox.get_push(push_id)).status == PushStatus.DELIVERED  # type: ignore[union-attr]
+    assert [p.dedupe_key for p in await demo.push_store.outbox.list_pushes("demo") if p.dedupe_key.startswith("test:")] == []
     status, html, _ = await op.get("/console/login")
     assert status == 200 and "<label for=\"token\">" in html
 
@@ -417,7 +417,7 @@ async def test_pushes_page_shows_which_replica_holds_what_and_since_when(
         body = b'{"recipient": {"id": "psid-1"}, "params": {}}'
         push = NewPush("demo", "receipt:4242", 4242, "Order/Receipt", body, later)
         await other.states.commit([EventOutcome(pushes=[push])])
-        [held] = await other.claim_pushes(10, 3600, now=later)
+        [held] = await other.delivery.claim_pushes(10, 3600, now=later)
         await other.renew_leases(3600)
         await silent.renew_leases(6, now=now - 3600)
         status, html, _ = await op.get("/console/pushes")
@@ -443,7 +443,7 @@ async def test_drop_filters_and_unpushable(console_demo: Any, operator: Any, bot
     pending = await wait_for_status(demo, PushStatus.PENDING)
 
     async def retry_recorded() -> bool:  # the receiver answered 503 and the gateway recorded it
-        push = await demo.push_store.get_push(pending)
+        push = await demo.push_store.outbox.get_push(pending)
         return push is not None and push.last_error.startswith("HTTP 503")
 
     await eventually(retry_recorded, what="a first (failed) attempt")
@@ -454,14 +454,14 @@ async def test_drop_filters_and_unpushable(console_demo: Any, operator: Any, bot
         assert status == 200 and f'data-push-id="{pending}"' not in html, query
     back = "/console/pushes?status=pending"
     assert await op.action(f"/console/pushes/{pending}/drop", {"back": back}, page=back) == 303
-    assert (await demo.push_store.get_push(pending)).status == PushStatus.DROPPED  # type: ignore[union-attr]
+    assert (await demo.push_store.outbox.get_push(pending)).status == PushStatus.DROPPED  # type: ignore[union-attr]
     status, html, _ = await op.get("/console/pushes?status=dropped")
     assert f"Push {pending} dropped." in html and f'data-push-id="{pending}" data-status="dropped"' in html
     # an order with no PSID, email or phone: recorded as unpushable, with the reason
     shop = demo.store_server.shop("demo.myshopify.com")
     order = await shop.create_order(email=None, phone=None, financial_status="PAID")
     await eventually(
-        lambda: demo.push_store.list_pushes("demo", [PushStatus.UNPUSHABLE]), what="an unpushable push"
+        lambda: demo.push_store.outbox.list_pushes("demo", [PushStatus.UNPUSHABLE]), what="an unpushable push"
     )
     status, html, _ = await op.get("/console/pushes?status=unpushable")
     assert "not pushable: the order carries no PSID attribute, email or phone" in html

@@ -70,7 +70,7 @@ async def test_logs_carry_no_personal_data_or_secrets(
     store = app[PUSH_STORE]
 
     async def dead() -> bool:
-        return (await store.backlog()).get("dead", 0) > 0
+        return (await store.outbox.backlog()).get("dead", 0) > 0
 
     await eventually(dead, within=15, what="a dead letter")
     assert bot_receiver.received, "the receiver saw the push attempts"

@@ -45,7 +45,7 @@ async def dead_receipt(gw: PushGateway, receiver: BotReceiver, order_id: int) ->
     assert await gw.webhook("orders/paid", rest_order(order_id, name=f"#{order_id}")) == 200
 
     async def dead() -> list[Push]:
-        return await gw.store.list_pushes(statuses=[PushStatus.DEAD])
+        return await gw.store.outbox.list_pushes(statuses=[PushStatus.DEAD])
 
     await eventually(dead, what="a dead letter")
     [push] = await dead()
@@ -85,7 +85,7 @@ async def test_outbox_list_show_retry_a_dead_letter(
     assert delivered.headers["Idempotency-Key"] == push.idempotency_key  # same push, same key as before
 
     async def delivered_in_store() -> bool:
-        row = await gw.store.get_push(push.id)
+        row = await gw.store.outbox.get_push(push.id)
         return row is not None and row.status == PushStatus.DELIVERED
 
     await eventually(delivered_in_store, what="push marked delivered")
@@ -105,7 +105,7 @@ async def test_outbox_drop_and_usage_errors(
 
     dropped = await run_cli("outbox", "drop", str(push.id), "-c", str(config))
     assert (dropped.code, dropped.out.strip()) == (0, f"push {push.id} dropped")
-    row = await gw.store.get_push(push.id)
+    row = await gw.store.outbox.get_push(push.id)
     assert row is not None and row.status == PushStatus.DROPPED
     by_status = await run_cli("outbox", "list", "--status", "dropped", "-c", str(config))
     assert by_status.code == 0 and by_status.out.splitlines()[0].split()[:2] == [str(push.id), "dropped"]
@@ -148,12 +148,12 @@ async def test_replay_reruns_the_rules_and_dedupe_keys_prevent_a_second_push(
 
     async def processed_again() -> bool:
         event = await second.store.events.get_event(SHOP_KEY, "evt-replay-7003")
-        return event is not None and event.status == EventStatus.DONE and (await second.store.backlog())["events"] == 0
+        return event is not None and event.status == EventStatus.DONE and (await second.store.outbox.backlog())["events"] == 0
 
     await eventually(processed_again, what="replayed event processed")
     await wait_until_settled(second.store)
     assert len(bot_receiver.delivered("Order/Receipt")) == 1
-    assert len(await second.store.list_pushes(statuses=[PushStatus.DELIVERED])) == 1
+    assert len(await second.store.outbox.list_pushes(statuses=[PushStatus.DELIVERED])) == 1
 
     unknown = await run_cli("replay", "evt-never-seen", "-c", str(config))
     assert (unknown.code, unknown.out.strip()) == (1, "no stored webhook with event id evt-never-seen")

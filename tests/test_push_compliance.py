@@ -89,7 +89,7 @@ async def test_shop_redact_purges_everything_stored_for_the_shop_and_its_cache(
     await eventually(redacted, what="shop/redact processed")
     await wait_until_settled(gw.store)
     assert set(sqlite_rows_of_shop(gw.config["storage"]["sqlite_path"], SHOP_KEY).values()) == {0}
-    assert await gw.store.list_pushes(SHOP_KEY) == []
+    assert await gw.store.outbox.list_pushes(SHOP_KEY) == []
     assert await gw.store.order_name_for_tracking(SHOP_KEY, "1ZREDACT01") is None
     assert await gw.store.delivered_package_pushes(SHOP_KEY, order_id) == {}
     assert await gw.store.states.load_order_states(SHOP_KEY, [order_id]) == {}
@@ -153,7 +153,7 @@ async def test_customers_redact_in_the_middle_of_a_batch(
     for event_id in ("a-paid", "a-shipped", "a-redact"):
         assert await push_store.events.get_event(SHOP_KEY, event_id) is None, event_id
     assert await push_store.order_name_for_tracking(SHOP_KEY, "1ZA") is None
-    assert sorted(p.order_id for p in await push_store.list_pushes(SHOP_KEY)) == [8102, 8201]
+    assert sorted(p.order_id for p in await push_store.outbox.list_pushes(SHOP_KEY)) == [8102, 8201]
     assert set(await push_store.states.load_order_states(SHOP_KEY, [8101, 8201, 8102])) == {8201, 8102}
     for event_id in ("b-paid", "a-late"):
         event = await push_store.events.get_event(SHOP_KEY, event_id)
@@ -174,14 +174,14 @@ async def test_shop_redact_in_the_middle_of_a_batch(
             ("redact", "shop/redact", {"shop_id": 1, "shop_domain": SANDBOX_DOMAIN}),
         ],
     )
-    assert await push_store.list_pushes(SHOP_KEY) == []
+    assert await push_store.outbox.list_pushes(SHOP_KEY) == []
     assert await push_store.states.load_order_states(SHOP_KEY, [8301]) == {}
     assert await push_store.states.load_fulfillment_states(SHOP_KEY, [9301]) == {}
     assert await push_store.order_name_for_tracking(SHOP_KEY, "1ZS") is None
     assert await push_store.get_watermark(SHOP_KEY) is None
     for event_id in ("paid", "shipped", "redact"):
         assert await push_store.events.get_event(SHOP_KEY, event_id) is None, event_id
-    assert await push_store.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
+    assert await push_store.outbox.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
 
 
 async def test_data_request_logs_counts_only_and_a_later_redact_removes_it(
@@ -218,7 +218,7 @@ async def test_data_request_logs_counts_only_and_a_later_redact_removes_it(
     await eventually(purged, what="customers/redact processed")
     assert await gw.store.events.get_event(SHOP_KEY, "evt-data-request") is None  # the request named the customer
     assert (await gw.store.count_customer_data(SHOP_KEY, CUSTOMER_A, [8401])).as_dict() == NOTHING
-    assert await gw.store.list_pushes(SHOP_KEY) == []
+    assert await gw.store.outbox.list_pushes(SHOP_KEY) == []
 
 
 async def test_customers_redact_without_orders_leaves_no_trace(

@@ -58,7 +58,7 @@ async def test_recipient_selection(make_push_gateway: Any, bot_receiver: BotRece
     await wait_until_settled(gw.store)
     got = sorted((r.body["params"]["order_number"], r.body["recipient"]) for r in bot_receiver.delivered())
     assert got == [("1", {"id": "PSID-1"}), ("2", {"email": "b@example.com"}), ("3", {"phone": "+16135550135"})]
-    [unpushable] = await gw.store.list_pushes(statuses=[PushStatus.UNPUSHABLE])
+    [unpushable] = await gw.store.outbox.list_pushes(statuses=[PushStatus.UNPUSHABLE])
     assert unpushable.order_id == 4 and "no PSID" in unpushable.last_error
 
 
@@ -142,7 +142,7 @@ async def test_connection_refused_then_back(make_push_gateway: Any, bot_receiver
     # wait until at least one attempt failed (attempts counted on the row), then bring the receiver back
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        rows = await gw.store.list_pushes()
+        rows = await gw.store.outbox.list_pushes()
         if rows and rows[0].attempts >= 1:
             break
         await __import__("asyncio").sleep(0.05)
@@ -156,7 +156,7 @@ async def test_recipient_not_found_is_dead_letter(make_push_gateway: Any, bot_re
     bot_receiver.reject_recipients["gone@example.com"] = 10010
     await gw.webhook("orders/paid", rest_order(401, email="gone@example.com"))
     await wait_until_settled(gw.store)
-    [dead] = await gw.store.list_pushes(statuses=[PushStatus.DEAD])
+    [dead] = await gw.store.outbox.list_pushes(statuses=[PushStatus.DEAD])
     assert "10010" in dead.last_error
     assert len(bot_receiver.received) == 1  # not retried
 
@@ -166,7 +166,7 @@ async def test_retries_stop_at_max_age(make_push_gateway: Any, bot_receiver: Bot
     bot_receiver.fail_next(1000, status=500)
     await gw.webhook("orders/paid", rest_order(501))
     await wait_until_settled(gw.store)
-    [dead] = await gw.store.list_pushes(statuses=[PushStatus.DEAD])
+    [dead] = await gw.store.outbox.list_pushes(statuses=[PushStatus.DEAD])
     assert "gave up" in dead.last_error and "HTTP 500" in dead.last_error
 
 
@@ -186,7 +186,7 @@ async def test_app_uninstalled_stops_pushes(make_push_gateway: Any, bot_receiver
     await gw.webhook("orders/paid", rest_order(701))
     await wait_until_settled(gw.store)
     assert bot_receiver.received == []
-    [dead] = await gw.store.list_pushes(statuses=[PushStatus.DEAD])
+    [dead] = await gw.store.outbox.list_pushes(statuses=[PushStatus.DEAD])
     assert dead.last_error == "app uninstalled"
 
 
@@ -219,11 +219,11 @@ async def test_customers_redact_purges(make_push_gateway: Any, bot_receiver: Bot
     assert await gw.store.order_name_for_tracking("demo", "RED1") is None
     states = await gw.store.states.load_order_states("demo", [901, 902])
     assert list(states) == [902]
-    assert all(p.order_id != 901 for p in await gw.store.list_pushes(limit=100))
+    assert all(p.order_id != 901 for p in await gw.store.outbox.list_pushes(limit=100))
     await gw.webhook("shop/redact", {"shop_id": 1, "shop_domain": "demo-shop.myshopify.com"})
     await wait_until_settled(gw.store)
     assert await gw.store.states.load_order_states("demo", [902]) == {}
-    assert await gw.store.list_pushes(limit=100) == []
+    assert await gw.store.outbox.list_pushes(limit=100) == []
 
 
 async def test_each_attempt_is_recorded_with_status_and_answer(make_push_gateway: Any, bot_receiver: BotReceiver) -> None:
@@ -232,8 +232,8 @@ async def test_each_attempt_is_recorded_with_status_and_answer(make_push_gateway
     await gw.webhook("orders/paid", rest_order(401))
     await bot_receiver.wait_for(lambda r: len(r.delivered()) == 1)
     await wait_until_settled(gw.store)
-    [p] = await gw.store.list_pushes(statuses=[PushStatus.DELIVERED])
-    attempts = await gw.store.push_attempts(p.id)
+    [p] = await gw.store.outbox.list_pushes(statuses=[PushStatus.DELIVERED])
+    attempts = await gw.store.outbox.push_attempts(p.id)
     assert [(a.http_status, a.outcome) for a in attempts] == [(503, "retry"), (200, "delivered")]
     assert '"msg": "down"' in attempts[0].answer and '"success": true' in attempts[1].answer
     assert attempts[0].at <= attempts[1].at
@@ -264,4 +264,4 @@ async def test_poison_webhooks_do_not_hold_back_the_genuine_one(make_push_gatewa
         "evt-poison-list": (EventStatus.DONE, ""),  # a valid order: its fulfillments, not a list, are none
         "evt-genuine": (EventStatus.DONE, ""),
     }
-    assert (await gw.store.backlog())["events"] == 0
+    assert (await gw.store.outbox.backlog())["events"] == 0

@@ -95,16 +95,16 @@ async def test_heartbeats_keep_work_that_a_silent_replica_then_loses_within_one_
     a, b = await replica("a"), await replica("b", listener=seen)
     await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
     await a.events.record_event("shop", "e1", META, b"{}")
-    [push] = await a.claim_pushes(10, LEASE, now=T0)
+    [push] = await a.delivery.claim_pushes(10, LEASE, now=T0)
     [event] = await a.events.claim_events(10, LEASE, now=T0)
     for beat in (2.0, 4.0, 6.0, 8.0):  # a live replica renews; its work outlives the first lease
         assert await a.renew_leases(LEASE, now=T0 + beat) == {}
-        assert await b.claim_pushes(10, LEASE, now=T0 + beat + 1) == []
+        assert await b.delivery.claim_pushes(10, LEASE, now=T0 + beat + 1) == []
         assert await b.events.claim_events(10, LEASE, now=T0 + beat + 1) == []
     assert a.held_leases() == {LeaseKind.EVENT: 1, LeaseKind.PUSH: 1, LeaseKind.CHECK: 0}
     # a stops beating (died at T0 + 9): its last renewal ran to T0 + 14; b takes the work over then, not before
-    assert await b.claim_pushes(10, LEASE, now=T0 + 13.9) == []
-    [taken_push] = await b.claim_pushes(10, LEASE, now=T0 + 14.01)
+    assert await b.delivery.claim_pushes(10, LEASE, now=T0 + 13.9) == []
+    [taken_push] = await b.delivery.claim_pushes(10, LEASE, now=T0 + 14.01)
     [taken_event] = await b.events.claim_events(10, LEASE, now=T0 + 14.01)
     assert (taken_push.id, taken_event.seq) == (push.id, event.seq)
     assert taken_push.idempotency_key == push.idempotency_key  # a re-send is recognisable by the platform
@@ -122,26 +122,26 @@ async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_comm
     await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1"), new_push(2, "receipt:2"), new_push(3, "r:3")])])
     await a.events.record_event("shop", "e1", META, b"{}")
     await a.states.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 9, T0)])])
-    pushes = await a.claim_pushes(10, LEASE, now=T0)
+    pushes = await a.delivery.claim_pushes(10, LEASE, now=T0)
     [event] = await a.events.claim_events(10, LEASE, now=T0)
     [check] = await a.states.claim_unpaid_checks(10, LEASE, now=T0)
     # a is paused past its lease; b takes everything over
     later = T0 + LEASE + 1
-    assert len(await b.claim_pushes(10, LEASE, now=later)) == 3
+    assert len(await b.delivery.claim_pushes(10, LEASE, now=later)) == 3
     assert len(await b.events.claim_events(10, LEASE, now=later)) == 1
     assert len(await b.states.claim_unpaid_checks(10, LEASE, now=later)) == 1
     # a resumes: it must not send, record or commit any of it
     assert await a.hold_push(pushes[0].id, LEASE, now=later + 1) is False
-    assert await a.mark_delivered(pushes[1].id) is False
-    assert await a.schedule_retry(pushes[2].id, later + 60, "HTTP 503") is False
-    assert await a.dead_letter(pushes[2].id, "HTTP 400") is False
+    assert await a.delivery.mark_delivered(pushes[1].id) is False
+    assert await a.delivery.schedule_retry(pushes[2].id, later + 60, "HTTP 503") is False
+    assert await a.delivery.dead_letter(pushes[2].id, "HTTP 400") is False
     outcome = EventOutcome(event_seq=event.seq, pushes=[new_push(4, "receipt:4")])
     check_outcome = EventOutcome(done_checks=[(check.shop_key, check.order_id)], pushes=[new_push(9, "unpaid:9")])
     await a.states.commit([outcome, check_outcome])
-    assert {p.dedupe_key for p in await a.list_pushes()} == {"receipt:1", "receipt:2", "r:3"}  # nothing enqueued
+    assert {p.dedupe_key for p in await a.outbox.list_pushes()} == {"receipt:1", "receipt:2", "r:3"}  # nothing enqueued
     stored = await a.events.get_event("shop", "e1")
     assert stored is not None and stored.status == EventStatus.PENDING
-    assert all(p.status == PushStatus.PENDING and p.attempts == 0 for p in await a.list_pushes())
+    assert all(p.status == PushStatus.PENDING and p.attempts == 0 for p in await a.outbox.list_pushes())
     assert a.held_leases() == {LeaseKind.EVENT: 0, LeaseKind.PUSH: 0, LeaseKind.CHECK: 0}  # nothing left to renew
     assert (lost.lost_count(LeaseKind.PUSH), lost.lost_count(LeaseKind.EVENT), lost.lost_count(LeaseKind.CHECK)) == (
         4,
@@ -150,11 +150,11 @@ async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_comm
     )
     # b, which holds them, settles and commits normally
     assert await b.hold_push(pushes[0].id, LEASE, now=later + 1)
-    assert await b.mark_delivered(pushes[0].id)
+    assert await b.delivery.mark_delivered(pushes[0].id)
     await b.states.commit([outcome])
     done = await b.events.get_event("shop", "e1")
     assert done is not None and done.status == EventStatus.DONE
-    assert "receipt:4" in {p.dedupe_key for p in await b.list_pushes()}
+    assert "receipt:4" in {p.dedupe_key for p in await b.outbox.list_pushes()}
 
 
 async def test_renewal_reports_what_another_replica_took_and_not_what_was_settled(replica: Replica) -> None:
@@ -163,10 +163,10 @@ async def test_renewal_reports_what_another_replica_took_and_not_what_was_settle
     pushes = [new_push(o, f"receipt:{o}") for o in (1, 2, 3)]
     await a.states.commit([EventOutcome(pushes=pushes)])
     await a.events.record_event("shop", "e1", META, b"{}")
-    first, _, third = await a.claim_pushes(10, LEASE, now=T0)
+    first, _, third = await a.delivery.claim_pushes(10, LEASE, now=T0)
     await a.events.claim_events(10, LEASE, now=T0)
-    await b.claim_pushes(1, LEASE, now=T0 + LEASE + 1)  # the first: b takes it
-    assert await a.drop_push(third.id)  # an operator drops the third: settled, nobody holds it, nothing was lost
+    await b.delivery.claim_pushes(1, LEASE, now=T0 + LEASE + 1)  # the first: b takes it
+    assert await a.outbox.drop_push(third.id)  # an operator drops the third: settled, nobody holds it, nothing was lost
     assert await a.renew_leases(LEASE, now=T0 + LEASE + 2) == {LeaseKind.PUSH: 1}  # the event was not taken: kept
     assert losses.losses == [(LeaseKind.PUSH, 1)]
     assert a.held_leases() == {LeaseKind.EVENT: 1, LeaseKind.PUSH: 1, LeaseKind.CHECK: 0}
@@ -180,17 +180,17 @@ async def test_a_restarted_replica_takes_back_at_once_what_its_earlier_start_hel
     await first.states.commit([EventOutcome(unpaid_checks=[UnpaidCheck("shop", 5, T0)])])
     await first.events.record_event("shop", "e1", META, b"{}")
     now = T0
-    [push] = await first.claim_pushes(10, 3600, now=now)
+    [push] = await first.delivery.claim_pushes(10, 3600, now=now)
     await first.events.claim_events(10, 3600, now=now)
     await first.states.claim_unpaid_checks(10, 3600, now=now)
-    assert await other.claim_pushes(10, LEASE, now=now + 1) == []  # leased for an hour
+    assert await other.delivery.claim_pushes(10, LEASE, now=now + 1) == []  # leased for an hour
 
     cli = Recorder()
     await replica("r1", listener=cli)  # a CLI command under the same replica id takes nothing back
-    assert await other.claim_pushes(10, LEASE, now=now + 1) == []
+    assert await other.delivery.claim_pushes(10, LEASE, now=now + 1) == []
     seen = Recorder()
     serving = await replica("r1", reclaim=True, listener=seen)
-    assert [p.id for p in await serving.claim_pushes(10, LEASE, now=now + 1)] == [push.id]  # at once
+    assert [p.id for p in await serving.delivery.claim_pushes(10, LEASE, now=now + 1)] == [push.id]  # at once
     assert len(await serving.events.claim_events(10, LEASE, now=now + 1)) == 1
     assert len(await serving.states.claim_unpaid_checks(10, LEASE, now=now + 1)) == 1
     assert sorted(seen.taken) == [
@@ -200,7 +200,7 @@ async def test_a_restarted_replica_takes_back_at_once_what_its_earlier_start_hel
     ]
     assert cli.taken == []
     # the earlier start (had it been only paused) cannot settle what was taken back
-    assert await first.mark_delivered(push.id) is False
+    assert await first.delivery.mark_delivered(push.id) is False
     status = {r.replica_id: r for r in await serving.replicas()}
     assert status["r1"].nonce == serving.identity.nonce and status["r1"].held[LeaseKind.PUSH] == 1
 
@@ -222,9 +222,9 @@ async def test_who_holds_what_is_visible(replica: Replica) -> None:
     await a.states.commit([EventOutcome(pushes=[new_push(o, f"receipt:{o}") for o in range(1, 4)])])
     for i in range(2):
         await a.events.record_event("shop", f"e{i}", META, b"{}")
-    pushes = await a.claim_pushes(2, LEASE, now=T0)
+    pushes = await a.delivery.claim_pushes(2, LEASE, now=T0)
     await a.events.claim_events(10, LEASE, now=T0 + 1)
-    [third] = await b.claim_pushes(10, LEASE, now=T0 + 2)
+    [third] = await b.delivery.claim_pushes(10, LEASE, now=T0 + 2)
     await a.renew_leases(LEASE, now=T0 + 3)
     await b.renew_leases(LEASE, now=T0 + 4)
     holders = await a.push_holders([p.id for p in pushes] + [third.id])
@@ -234,14 +234,14 @@ async def test_who_holds_what_is_visible(replica: Replica) -> None:
     assert status["a"].held == {LeaseKind.EVENT: 2, LeaseKind.PUSH: 2, LeaseKind.CHECK: 0}
     assert status["a"].beat_at == T0 + 3 and status["a"].oldest_since == T0 and status["a"].nonce == a.identity.nonce
     assert status["b"].held[LeaseKind.PUSH] == 1 and status["b"].beat_at == T0 + 4
-    await a.mark_delivered(pushes[0].id)
+    await a.delivery.mark_delivered(pushes[0].id)
     assert pushes[0].id not in await a.push_holders([pushes[0].id])
 
 
 async def test_the_heartbeat_renews_on_its_cadence_in_virtual_time(replica: Replica) -> None:
     a, b = await replica("a"), await replica("b")
     await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])
-    await a.claim_pushes(10, LEASE, now=T0)
+    await a.delivery.claim_pushes(10, LEASE, now=T0)
     clock = [T0]
     beats: list[float] = []
 
@@ -254,8 +254,8 @@ async def test_the_heartbeat_renews_on_its_cadence_in_virtual_time(replica: Repl
     with pytest.raises(asyncio.CancelledError):
         await Heartbeat(a, LEASE, 2.0, clock=lambda: clock[0], sleep=sleep).run()
     assert beats == [T0, T0 + 2, T0 + 4, T0 + 6, T0 + 8]
-    assert await b.claim_pushes(10, LEASE, now=T0 + 8 + LEASE - 0.1) == []  # the last beat's lease still holds
-    assert len(await b.claim_pushes(10, LEASE, now=T0 + 8 + LEASE + 0.1)) == 1
+    assert await b.delivery.claim_pushes(10, LEASE, now=T0 + 8 + LEASE - 0.1) == []  # the last beat's lease still holds
+    assert len(await b.delivery.claim_pushes(10, LEASE, now=T0 + 8 + LEASE + 0.1)) == 1
 
 
 async def test_sqlite_serves_one_process_per_replica_id(tmp_path: Path) -> None:
@@ -327,7 +327,7 @@ async def test_a_sender_paused_between_claim_and_send_sends_only_what_it_still_h
     clock = [100.0]
     pushes = [NewPush("demo", f"receipt:{o}", o, "Order/Receipt", b'{"params": {}}', due_at=T0) for o in (1, 2, 3)]
     await a.states.commit([EventOutcome(pushes=pushes)])
-    fresh, taken, kept = await a.claim_pushes(10, lease, now=T0)
+    fresh, taken, kept = await a.delivery.claim_pushes(10, lease, now=T0)
     claimed_at = clock[0]
     async with aiohttp.ClientSession() as session:
         sender = PushSender(settings, a, session, clock=lambda: clock[0])
@@ -335,11 +335,11 @@ async def test_a_sender_paused_between_claim_and_send_sends_only_what_it_still_h
         await sender._deliver(fresh, claimed_at)
         # a is paused past its leases; b takes one of the two it still holds
         clock[0] += 2 * lease
-        [took] = await b.claim_pushes(1, lease, now=T0 + lease + 1)
+        [took] = await b.delivery.claim_pushes(1, lease, now=T0 + lease + 1)
         assert took.id == taken.id
         await sender._deliver(taken, claimed_at)
         await sender._deliver(kept, claimed_at)  # nobody took it: renewed, then sent
     sent = [r.headers["Idempotency-Key"] for r in bot_receiver.received]
     assert sent == [fresh.idempotency_key, kept.idempotency_key]  # not `taken`: b holds it
-    delivered = {p.id for p in await a.list_pushes(statuses=[PushStatus.DELIVERED])}
+    delivered = {p.id for p in await a.outbox.list_pushes(statuses=[PushStatus.DELIVERED])}
     assert delivered == {fresh.id, kept.id}

@@ -196,7 +196,7 @@ async def _process_hostile(store: PushStore, processor: EventProcessor, events: 
     for event_id in ids:  # each event settled on its own: done, or dead with its reason (or purged by a redact)
         event = await store.events.get_event(SHOP_KEY, event_id)
         assert event is None or event.status is EventStatus.DONE or (event.status is EventStatus.DEAD and event.error)
-    assert (await store.backlog())["events"] == 0
+    assert (await store.outbox.backlog())["events"] == 0
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])

@@ -360,7 +360,7 @@ async def test_a_fulfillment_with_a_voided_label_is_not_pushed_from_its_webhook(
     assert await gw.webhook("fulfillments/create", created, mirror=False) == 200
     await wait_until_settled(gw.store)
     assert bot_receiver.delivered("package/update") == []
-    [push] = await gw.store.list_pushes(SHOP_KEY, [PushStatus.UNPUSHABLE])
+    [push] = await gw.store.outbox.list_pushes(SHOP_KEY, [PushStatus.UNPUSHABLE])
     assert push.topic == "package/update"
     assert push.last_error == f"not pushable: Shopify's fulfillment {voided['legacyResourceId']} is cancelled"
     assert await packages_reply(gw.client, order["name"].lstrip("#")) == []
@@ -438,7 +438,7 @@ async def test_one_read_per_batch_split_to_stay_within_1000_points(
     requests = push_sandbox.graphql_requests(SHOP_DOMAIN) - before
     assert requests == metrics.value("shopify_requests_total", shop=SHOP_KEY) == -(-sum(costs) // MAX_REQUEST_COST)
     assert metrics.value("shopify_throttled_total", shop=SHOP_KEY) == 0
-    pushes = await push_store.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=100)
+    pushes = await push_store.outbox.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=100)
     assert sorted(p.topic for p in pushes) == ["Order/Receipt"] * 40 + ["package/update"] * 15
     for push in pushes:
         params = json.loads(push.body)["params"]
@@ -469,7 +469,7 @@ async def test_only_the_order_missing_a_fulfillment_gets_a_follow_up_read(
     assert requests == client_metrics.value("shopify_requests_total", shop=SHOP_KEY) == 2
     # the 7th of one order and the 6th of the other, nothing else
     assert push_metrics.value("gateway_push_fulfillments_read_again_total", shop=SHOP_KEY) == 2
-    pushes = {p.fulfillment_id: p for p in await push_store.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=100)}
+    pushes = {p.fulfillment_id: p for p in await push_store.outbox.list_pushes(SHOP_KEY, [PushStatus.PENDING], limit=100)}
     assert len(pushes) == len(wanted)
     for order, fulfillments, n in wanted:
         body = json.loads(pushes[int(fulfillments[n - 1]["legacyResourceId"])].body)
@@ -492,7 +492,7 @@ async def test_shopify_down_during_the_read_then_the_complete_push_arrives(
 
     await eventually(lambda: push_sandbox.graphql_requests(SHOP_DOMAIN) >= before + 6, what="reads retried")
     assert bot_receiver.received == []  # nothing incomplete went out
-    assert (await gw.store.backlog())["events"] == 1  # the webhook waits, stored
+    assert (await gw.store.outbox.backlog())["events"] == 1  # the webhook waits, stored
 
     push_sandbox.faults.clear()
     await bot_receiver.wait_for(lambda r: len(r.delivered("Order/Receipt")) == 1)
@@ -520,8 +520,8 @@ async def test_a_failed_follow_up_read_defers_the_push_until_shopify_answers(
     await eventually(lambda: push_sandbox.graphql_requests(SHOP_DOMAIN) >= before + 4, what="reads retried")
     # the follow-up was what failed first
     assert get_metrics(gw.app).value("gateway_push_fulfillments_read_again_total", shop=SHOP_KEY) >= 1
-    assert bot_receiver.received == [] and await gw.store.list_pushes(SHOP_KEY) == []
-    assert (await gw.store.backlog())["events"] == 1  # the webhook waits, stored
+    assert bot_receiver.received == [] and await gw.store.outbox.list_pushes(SHOP_KEY) == []
+    assert (await gw.store.outbox.backlog())["events"] == 1  # the webhook waits, stored
 
     push_sandbox.faults.clear()
     await bot_receiver.wait_for(lambda r: len(r.delivered("package/update")) == 1)
@@ -549,5 +549,5 @@ async def test_a_read_failing_past_max_age_dead_letters_the_event_with_the_reaso
     assert event is not None and event.error.startswith("Shopify read failed") and "503" in event.error
     push_sandbox.faults.clear()
     # settled for good: nothing waits (no event, no push) that could still go out now that Shopify answers
-    assert await gw.store.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
-    assert bot_receiver.received == [] and await gw.store.list_pushes(SHOP_KEY) == []
+    assert await gw.store.outbox.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
+    assert bot_receiver.received == [] and await gw.store.outbox.list_pushes(SHOP_KEY) == []

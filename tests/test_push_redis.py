@@ -116,7 +116,7 @@ async def test_two_replicas_deliver_every_push_exactly_once(make_replica: MakeRe
     async def worker(name: str, store: RedisPushStore) -> None:
         idle = 0
         while idle < 3:
-            claimed = await store.claim_pushes(7, lease_seconds=30)
+            claimed = await store.delivery.claim_pushes(7, lease_seconds=30)
             if not claimed:
                 idle += 1
                 await asyncio.sleep(0.01)
@@ -124,7 +124,7 @@ async def test_two_replicas_deliver_every_push_exactly_once(make_replica: MakeRe
             idle = 0
             for p in claimed:
                 delivered.append((name, p.dedupe_key, p.order_id))
-                await store.mark_delivered(p.id)
+                await store.delivery.mark_delivered(p.id)
 
     await asyncio.gather(*(worker(n, s) for n, s in (("a", a), ("b", b), ("a2", a), ("b2", b))))
     keys = [k for _, k, _ in delivered]
@@ -132,7 +132,7 @@ async def test_two_replicas_deliver_every_push_exactly_once(make_replica: MakeRe
     for o in range(0, 120, 10):
         chain = [k for _, k, order in delivered if order == o]
         assert chain == [f"receipt:{o}", f"package:{o}:shipped", f"package:{o}:delivered"]
-    assert await a.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
+    assert await a.outbox.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
 
 
 async def test_dedupe_is_shared_across_replicas(make_replica: MakeReplica) -> None:
@@ -151,19 +151,19 @@ async def test_dedupe_is_shared_across_replicas(make_replica: MakeReplica) -> No
         a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])]),
         b.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])]),
     )
-    assert len(await b.list_pushes()) == 1
+    assert len(await b.outbox.list_pushes()) == 1
 
 
 async def test_expired_lease_is_picked_up_by_the_other_replica(make_replica: MakeReplica) -> None:
     a, b = await make_replica(), await make_replica()
     await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1"), new_push(1, "package:1:shipped")])])
-    [p] = await a.claim_pushes(10, lease_seconds=0.2)  # replica a "crashes" holding the lease
-    assert await b.claim_pushes(10, lease_seconds=30) == []  # leased, and the order's next push waits behind it
+    [p] = await a.delivery.claim_pushes(10, lease_seconds=0.2)  # replica a "crashes" holding the lease
+    assert await b.delivery.claim_pushes(10, lease_seconds=30) == []  # leased, and the order's next push waits behind it
     await asyncio.sleep(0.3)
-    [again] = await b.claim_pushes(10, lease_seconds=30)
+    [again] = await b.delivery.claim_pushes(10, lease_seconds=30)
     assert again.id == p.id and again.idempotency_key == p.idempotency_key  # same key: the receiver dedupes
-    await b.mark_delivered(again.id)
-    [nxt] = await b.claim_pushes(10, lease_seconds=30)
+    await b.delivery.mark_delivered(again.id)
+    [nxt] = await b.delivery.claim_pushes(10, lease_seconds=30)
     assert nxt.dedupe_key == "package:1:shipped"
     # events and unpaid checks have leases too
     await a.events.record_event("shop", "evt-9", META, b"{}")
@@ -181,19 +181,19 @@ async def test_expired_lease_is_picked_up_by_the_other_replica(make_replica: Mak
 async def test_retry_and_dead_letter_across_replicas(make_replica: MakeReplica) -> None:
     a, b = await make_replica(), await make_replica()
     await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1"), new_push(1, "package:1:shipped")])])
-    [p] = await a.claim_pushes(10, 30)
-    await a.schedule_retry(p.id, time.time() + 3600, "HTTP 503")
-    assert await b.claim_pushes(10, 30) == []  # the head waits for its retry; the order's next push waits too
-    due = await b.next_due()
+    [p] = await a.delivery.claim_pushes(10, 30)
+    await a.delivery.schedule_retry(p.id, time.time() + 3600, "HTTP 503")
+    assert await b.delivery.claim_pushes(10, 30) == []  # the head waits for its retry; the order's next push waits too
+    due = await b.delivery.next_due()
     assert due is not None and due > time.time() + 3000
-    [retried] = await b.claim_pushes(10, 30, now=time.time() + 3601)
+    [retried] = await b.delivery.claim_pushes(10, 30, now=time.time() + 3601)
     assert retried.attempts == 1 and retried.last_error == "HTTP 503"
-    await b.dead_letter(retried.id, "code 10010 Recipient not found")
-    [dead] = await a.list_pushes(shop_key="shop", statuses=[PushStatus.DEAD])
+    await b.delivery.dead_letter(retried.id, "code 10010 Recipient not found")
+    [dead] = await a.outbox.list_pushes(shop_key="shop", statuses=[PushStatus.DEAD])
     assert dead.last_error == "code 10010 Recipient not found"
-    [nxt] = await a.claim_pushes(10, 30)  # a dead head frees the order's next push
+    [nxt] = await a.delivery.claim_pushes(10, 30)  # a dead head frees the order's next push
     assert nxt.dedupe_key == "package:1:shipped"
-    assert await a.backlog() == {"events": 0, "pushes": 1, "dead": 1, "checks": 0}
+    assert await a.outbox.backlog() == {"events": 0, "pushes": 1, "dead": 1, "checks": 0}
 
 
 async def test_work_notifications_wake_the_other_replica(make_replica: MakeReplica) -> None:
@@ -305,7 +305,7 @@ async def test_two_gateways_share_dedupe_outbox_and_cache_invalidation(
     await asyncio.sleep(0.3)  # anything delivered twice would show up by now
     keys = Counter(r.headers["Idempotency-Key"] for r in bot_receiver.received)
     assert len(keys) == n and set(keys.values()) == {1}
-    assert await one.store.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
+    assert await one.store.outbox.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
 
     # a product webhook is processed by ONE replica (events are claimed once); both replicas' caches lose the
     # product lookups: the processing one locally, the other through the fan-out
@@ -329,11 +329,11 @@ async def test_scripts_are_reloaded_when_redis_lost_them(make_replica: MakeRepli
     await a.redis.script_flush()
     await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])  # MULTI/EXEC path
     await a.redis.script_flush()
-    [p] = await a.claim_pushes(10, 30)  # single-script path
+    [p] = await a.delivery.claim_pushes(10, 30)  # single-script path
     await a.redis.script_flush()
-    await a.mark_delivered(p.id)
-    [delivered] = await a.list_pushes(statuses=[PushStatus.DELIVERED])
-    assert delivered.id == p.id and await a.backlog() == {"events": 1, "pushes": 0, "dead": 0, "checks": 0}
+    await a.delivery.mark_delivered(p.id)
+    [delivered] = await a.outbox.list_pushes(statuses=[PushStatus.DELIVERED])
+    assert delivered.id == p.id and await a.outbox.backlog() == {"events": 1, "pushes": 0, "dead": 0, "checks": 0}
 
 
 async def test_order_states_written_by_earlier_versions_keep_their_receipt_decision(make_replica: MakeReplica) -> None:

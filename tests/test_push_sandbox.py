@@ -77,7 +77,7 @@ async def test_unpaid_after_delay_only_when_still_unpaid(
     store = app[PUSH_STORE]
 
     async def checks_done() -> bool:
-        return (await store.backlog())["checks"] == 0
+        return (await store.outbox.backlog())["checks"] == 0
 
     await eventually(checks_done, what="unpaid checks settled")
     await wait_until_settled(store)
@@ -117,7 +117,7 @@ async def test_reconciliation_catches_a_dropped_webhook(
     await reconcile_now(app, "demo")
     await wait_until_settled(store)
     assert len(bot_receiver.delivered("Order/Receipt")) == 1
-    assert await store.list_pushes(statuses=[PushStatus.DEAD]) == []
+    assert await store.outbox.list_pushes(statuses=[PushStatus.DEAD]) == []
 
 
 async def test_periodic_reconciliation_runs(wired: Any, sandbox: SandboxServer, bot_receiver: BotReceiver) -> None:

@@ -83,7 +83,7 @@ async def test_deferred_events_stay_pending_until_then_come_back_in_order(push_s
     claimed = await push_store.events.claim_events(10, lease_seconds=1, now=now)
     await push_store.events.defer_events([e.seq for e in claimed], now + 100)
     assert await push_store.events.claim_events(10, lease_seconds=30, now=now + 50) == []  # past the lease, not the deferral
-    assert (await push_store.backlog())["events"] == 3  # still pending: nothing lost
+    assert (await push_store.outbox.backlog())["events"] == 3  # still pending: nothing lost
     back = await push_store.events.claim_events(10, lease_seconds=30, now=now + 101)
     assert [e.event_id for e in back] == ["d0", "d1", "d2"]
     await push_store.states.commit([EventOutcome(event_seq=back[0].seq)])
@@ -97,37 +97,37 @@ async def test_enqueue_is_idempotent_and_orders_wait_for_their_head(push_store: 
         [EventOutcome(pushes=[push(1, "receipt:1"), push(1, "package:9:shipped"), push(2, "receipt:2")])]
     )
     await push_store.states.commit([EventOutcome(pushes=[push(1, "receipt:1")])])  # duplicate: ignored
-    claimed = await push_store.claim_pushes(10, lease_seconds=30)
+    claimed = await push_store.delivery.claim_pushes(10, lease_seconds=30)
     assert [p.dedupe_key for p in claimed] == ["receipt:1", "receipt:2"]  # order 1's second push waits
     assert claimed[0].idempotency_key == idempotency_key("shop", "receipt:1")
-    await push_store.mark_delivered(claimed[1].id)
+    await push_store.delivery.mark_delivered(claimed[1].id)
     # the head is retried later: the order's next push still waits
-    await push_store.schedule_retry(claimed[0].id, time.time() + 3600, "HTTP 503")
-    assert await push_store.claim_pushes(10, lease_seconds=30) == []
-    retried = await push_store.claim_pushes(10, lease_seconds=30, now=time.time() + 3601)
+    await push_store.delivery.schedule_retry(claimed[0].id, time.time() + 3600, "HTTP 503")
+    assert await push_store.delivery.claim_pushes(10, lease_seconds=30) == []
+    retried = await push_store.delivery.claim_pushes(10, lease_seconds=30, now=time.time() + 3601)
     assert [p.dedupe_key for p in retried] == ["receipt:1"] and retried[0].attempts == 1
-    await push_store.mark_delivered(retried[0].id)
-    nxt = await push_store.claim_pushes(10, lease_seconds=30)
+    await push_store.delivery.mark_delivered(retried[0].id)
+    nxt = await push_store.delivery.claim_pushes(10, lease_seconds=30)
     assert [p.dedupe_key for p in nxt] == ["package:9:shipped"]
-    await push_store.dead_letter(nxt[0].id, "10010 Recipient not found")
-    dead = await push_store.list_pushes(statuses=[PushStatus.DEAD])
+    await push_store.delivery.dead_letter(nxt[0].id, "10010 Recipient not found")
+    dead = await push_store.outbox.list_pushes(statuses=[PushStatus.DEAD])
     assert [(p.dedupe_key, p.last_error) for p in dead] == [("package:9:shipped", "10010 Recipient not found")]
-    assert await push_store.retry_push(nxt[0].id)
-    again = await push_store.claim_pushes(10, lease_seconds=30)
+    assert await push_store.outbox.retry_push(nxt[0].id)
+    again = await push_store.delivery.claim_pushes(10, lease_seconds=30)
     assert [p.id for p in again] == [nxt[0].id]
-    assert await push_store.drop_push(nxt[0].id)
-    got = await push_store.get_push(nxt[0].id)
+    assert await push_store.outbox.drop_push(nxt[0].id)
+    got = await push_store.outbox.get_push(nxt[0].id)
     assert got is not None and got.status == PushStatus.DROPPED
-    assert await push_store.next_due() is None
-    assert await push_store.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
+    assert await push_store.delivery.next_due() is None
+    assert await push_store.outbox.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}
 
 
 async def test_unpushable_is_recorded_not_sent(push_store: PushStore) -> None:
     await push_store.states.commit(
         [EventOutcome(pushes=[push(5, "receipt:5", status=PushStatus.UNPUSHABLE, reason="no recipient")])]
     )
-    assert await push_store.claim_pushes(10, lease_seconds=30) == []
-    [p] = await push_store.list_pushes(statuses=[PushStatus.UNPUSHABLE])
+    assert await push_store.delivery.claim_pushes(10, lease_seconds=30) == []
+    [p] = await push_store.outbox.list_pushes(statuses=[PushStatus.UNPUSHABLE])
     assert p.last_error == "no recipient"
 
 
@@ -170,8 +170,8 @@ async def test_tracking_index_delivery_log_and_purges(push_store: PushStore) -> 
     )
     assert await push_store.order_name_for_tracking("shop", "1Z999") == "1011"
     assert await push_store.order_name_for_tracking("other", "1Z999") is None
-    [p] = await push_store.claim_pushes(10, 30)
-    await push_store.mark_delivered(p.id)
+    [p] = await push_store.delivery.claim_pushes(10, 30)
+    await push_store.delivery.mark_delivered(p.id)
     assert await push_store.delivered_package_pushes("shop", 11) == {"90": 1}
     counts = await push_store.count_customer_data("shop", 500, [])
     assert counts.orders == 1 and counts.pushes == 1 and counts.tracking_numbers == 1
@@ -195,22 +195,22 @@ async def test_watermark_and_install_flag(push_store: PushStore) -> None:
 
 async def test_attempts_are_recorded_bounded_and_purged_with_their_push(push_store: PushStore) -> None:
     await push_store.states.commit([EventOutcome(customer_id=500, pushes=[push(21, "receipt:21", customer_id=500)])])
-    [p] = await push_store.claim_pushes(10, 30)
-    assert await push_store.push_attempts(p.id) == []
+    [p] = await push_store.delivery.claim_pushes(10, 30)
+    assert await push_store.outbox.push_attempts(p.id) == []
     first = PushAttempt(1000.0, 503, '{"success":false,"errors":{"code":500,"msg":"down"}}', "retry")
-    await push_store.record_attempt(p.id, first)
-    await push_store.record_attempt(p.id, PushAttempt(1001.0, None, "ClientConnectorError", "retry"))
-    await push_store.record_attempt(p.id, PushAttempt(1002.0, 200, "x" * 1000, "delivered"))
-    got = await push_store.push_attempts(p.id)
+    await push_store.delivery.record_attempt(p.id, first)
+    await push_store.delivery.record_attempt(p.id, PushAttempt(1001.0, None, "ClientConnectorError", "retry"))
+    await push_store.delivery.record_attempt(p.id, PushAttempt(1002.0, 200, "x" * 1000, "delivered"))
+    got = await push_store.outbox.push_attempts(p.id)
     assert got[:2] == [first, PushAttempt(1001.0, None, "ClientConnectorError", "retry")]
     assert got[2].http_status == 200 and got[2].outcome == "delivered" and len(got[2].answer) == 300
     for i in range(MAX_ATTEMPTS_KEPT + 5):
-        await push_store.record_attempt(p.id, PushAttempt(2000.0 + i, 503, "", "retry"))
-    kept = await push_store.push_attempts(p.id)
+        await push_store.delivery.record_attempt(p.id, PushAttempt(2000.0 + i, 503, "", "retry"))
+    kept = await push_store.outbox.push_attempts(p.id)
     assert len(kept) == MAX_ATTEMPTS_KEPT and kept[-1].at == 2000.0 + MAX_ATTEMPTS_KEPT + 4  # the newest
-    assert await push_store.push_attempts(p.id + 999) == []
+    assert await push_store.outbox.push_attempts(p.id + 999) == []
     await push_store.purge_customer("shop", 500, [21])
-    assert await push_store.push_attempts(p.id) == []
+    assert await push_store.outbox.push_attempts(p.id) == []
 
 
 async def test_last_event_at_is_the_latest_arrival_per_shop(push_store: PushStore) -> None:
@@ -236,17 +236,17 @@ async def test_long_reasons_are_cut_the_same_way_by_every_backend(push_store: Pu
     long = "x" * (MAX_REASON_CHARS - 1) + "é" + "y" * 1000
     cut = long[:MAX_REASON_CHARS]
     await push_store.states.commit([EventOutcome(pushes=[push(5, "receipt:5", status=PushStatus.UNPUSHABLE, reason=long)])])
-    [unpushable] = await push_store.list_pushes(statuses=[PushStatus.UNPUSHABLE])
+    [unpushable] = await push_store.outbox.list_pushes(statuses=[PushStatus.UNPUSHABLE])
     assert unpushable.last_error == cut and cut.endswith("é")
 
     await push_store.states.commit([EventOutcome(pushes=[push(6, "receipt:6")])])
-    [claimed] = await push_store.claim_pushes(10, lease_seconds=30)
-    await push_store.schedule_retry(claimed.id, time.time() + 3600, long)
-    retried = await push_store.get_push(claimed.id)
+    [claimed] = await push_store.delivery.claim_pushes(10, lease_seconds=30)
+    await push_store.delivery.schedule_retry(claimed.id, time.time() + 3600, long)
+    retried = await push_store.outbox.get_push(claimed.id)
     assert retried is not None and retried.last_error == cut
-    [again] = await push_store.claim_pushes(10, lease_seconds=30, now=time.time() + 3601)  # due again: retried
-    await push_store.dead_letter(again.id, long + "!")
-    dead = await push_store.get_push(claimed.id)
+    [again] = await push_store.delivery.claim_pushes(10, lease_seconds=30, now=time.time() + 3601)  # due again: retried
+    await push_store.delivery.dead_letter(again.id, long + "!")
+    dead = await push_store.outbox.get_push(claimed.id)
     assert dead is not None and dead.status == PushStatus.DEAD and dead.last_error == cut
 
     await push_store.events.record_event("shop", "e-long", META, b"{}")

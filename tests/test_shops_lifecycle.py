@@ -75,7 +75,7 @@ async def test_a_connected_shop_pushes_with_the_settings_saved_in_the_console(
     await gw.app[SHOP_LIFECYCLE].edit("shop4", lambda shop: shop.with_changes(paused=True))
     await store_shop.mark_paid((await store_shop.create_order(
         email="bo@example.com", note_attributes={"joinchat_psid": "PSID-5"}))["id"])  # fmt: skip
-    outbox = gw.app[PUSH_STORE]
+    outbox = gw.app[PUSH_STORE].outbox
     await eventually(lambda: _held(outbox), what="the push held while paused")
     assert len(bot_receiver.delivered("Order/Receipt")) == 1
     await gw.app[SHOP_LIFECYCLE].edit("shop4", lambda shop: shop.with_changes(paused=False))
@@ -136,7 +136,7 @@ async def test_an_uninstall_event_older_than_the_latest_install_is_ignored(
 async def _processed(gw: AppGateway) -> bool:
     """The app/uninstalled delivery was taken, and the rules have run on it."""
     delivered = gw.store_server.webhooks.delivered("app/uninstalled")
-    return bool(delivered) and (await gw.app[PUSH_STORE].backlog())["events"] == 0
+    return bool(delivered) and (await gw.app[PUSH_STORE].outbox.backlog())["events"] == 0
 
 
 async def test_shop_redact_forgets_the_connected_shop(app_gateway: Any, merchant: Merchant) -> None:

@@ -145,7 +145,7 @@ async def shops_page(request: web.Request) -> web.StreamResponse:
         page = 1
     shown = keys[(page - 1) * SHOPS_PER_PAGE : page * SHOPS_PER_PAGE]
     shops = await health.all_shops_health(request.app, [k for k in shown if k in registry])
-    backlog = await request.app[PUSH_STORE].backlog()
+    backlog = await request.app[PUSH_STORE].outbox.backlog()
     return _render(request, "shops.html", {
         "title": "Shops", "shops": shops, "backlog": backlog, "page": page, "pages": pages, "total": len(keys),
         "stored": registry.stored, "problems": registry.problems, "app_mode": request.app[SETTINGS].app is not None,
@@ -189,7 +189,7 @@ async def pushes_page(request: web.Request) -> web.StreamResponse:
             "shops": shop_keys,
             "topics": pushes.TOPICS,
             "statuses": pushes.STATUSES,
-            "backlog": await store.backlog(),
+            "backlog": await store.outbox.backlog(),
             "replicas": await pushes.replica_rows(store, request.app[SETTINGS].storage.lease_seconds),
             "limit": pushes.LIST_LIMIT,
             "query": request.query_string,
@@ -213,7 +213,7 @@ async def push_page(request: web.Request) -> web.StreamResponse:
             "body": body,
             # the exact body, keys in the order they go on the wire (only indented)
             "body_text": json.dumps(body, indent=2, ensure_ascii=False),
-            "attempts": await store.push_attempts(row.push.id),
+            "attempts": await store.outbox.push_attempts(row.push.id),
         },
     )
 
@@ -227,10 +227,10 @@ async def _push_action(request: web.Request, act: str) -> web.Response:
     push_id = int(request.match_info["id"])
     store = request.app[PUSH_STORE]
     if act == "retry":
-        ok = await store.retry_push(push_id)
+        ok = await store.outbox.retry_push(push_id)
         message = f"Push {push_id} queued again." if ok else f"Push {push_id} not found or already delivered."
     else:
-        ok = await store.drop_push(push_id)
+        ok = await store.outbox.drop_push(push_id)
         message = f"Push {push_id} dropped." if ok else f"Push {push_id} not found, delivered or already dropped."
     return _back(request, _return_to(await request.post(), f"/console/pushes/{push_id}"), message)
 

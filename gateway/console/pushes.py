@@ -135,7 +135,7 @@ async def replica_rows(store: PushStore, lease_seconds: float) -> list[ReplicaRo
 async def list_rows(store: PushStore, flt: PushFilter) -> list[PushRow]:
     statuses = [PushStatus(flt.status)] if flt.status else []
     narrowed = bool(flt.topic or flt.order)
-    pushes = await store.list_pushes(flt.shop or None, statuses, SCAN_LIMIT if narrowed else LIST_LIMIT)
+    pushes = await store.outbox.list_pushes(flt.shop or None, statuses, SCAN_LIMIT if narrowed else LIST_LIMIT)
     if flt.topic:
         pushes = [p for p in pushes if p.topic == flt.topic]
     names = await order_numbers(store.states, pushes)
@@ -147,7 +147,7 @@ async def list_rows(store: PushStore, flt: PushFilter) -> list[PushRow]:
 
 
 async def push_row(store: PushStore, push_id: int) -> PushRow | None:
-    push = await store.get_push(push_id)
+    push = await store.outbox.get_push(push_id)
     if push is None:
         return None
     return _row(push, await order_numbers(store.states, [push]), await _holders(store, [push]))

@@ -46,10 +46,10 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             statuses = [PushStatus(s) for s in args.status] if args.status else []
             if args.dead:
                 statuses.append(PushStatus.DEAD)
-            rows = await store.list_pushes(args.shop, statuses, args.limit)
+            rows = await store.outbox.list_pushes(args.shop, statuses, args.limit)
             for p in rows:
                 print(_row(p))
-            backlog = await store.backlog()
+            backlog = await store.outbox.backlog()
             print(
                 f"-- {len(rows)} shown; pending {backlog['pushes']}, dead {backlog['dead']}, "
                 f"events waiting {backlog['events']}, unpaid checks {backlog['checks']}"
@@ -59,23 +59,23 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             print(f"gateway outbox {args.action}: an ID is required")
             return 2
         if args.action == "show":
-            push = await store.get_push(args.id)
+            push = await store.outbox.get_push(args.id)
             if push is None:
                 print(f"no push {args.id}")
                 return 1
             print(_row(push))
             print(f"dedupe key      {push.dedupe_key}\nidempotency key {push.idempotency_key}")
             print(f"created {_when(push.created_at)}  delivered {_when(push.delivered_at)}")
-            for attempt in await store.push_attempts(push.id):
+            for attempt in await store.outbox.push_attempts(push.id):
                 status = attempt.http_status if attempt.http_status is not None else "-"
                 print(f"attempt {_when(attempt.at)}  HTTP {status}  {attempt.outcome:<9} {attempt.answer}")
             print(json.dumps(json.loads(push.body), indent=2, ensure_ascii=False))
             return 0
         if args.action == "retry":
-            ok = await store.retry_push(args.id)
+            ok = await store.outbox.retry_push(args.id)
             print(f"push {args.id} queued again" if ok else f"push {args.id} not found or already delivered")
             return 0 if ok else 1
-        ok = await store.drop_push(args.id)
+        ok = await store.outbox.drop_push(args.id)
         print(f"push {args.id} dropped" if ok else f"push {args.id} not found, delivered or already dropped")
         return 0 if ok else 1
 

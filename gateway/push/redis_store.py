@@ -61,31 +61,27 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from gateway import jsoncodec
 from gateway.push.records import (
     LeaseHolder,
     LeaseKind,
-    Push,
-    PushAttempt,
     PushStatus,
     ReplicaStatus,
     ShopHold,
     StoredCounts,
 )
 from gateway.push.redis.db import RedisDb, RedisUnavailable, shielded
+from gateway.push.redis.delivery import RedisPushDelivery
 from gateway.push.redis.events import RedisEventLog
 from gateway.push.redis.notices import WorkNotices
+from gateway.push.redis.outbox import RedisOutboxAdmin, fetch_pushes
 from gateway.push.redis.rows import (
     LEASE_KINDS,
     LEASE_LETTER,
-    PUSH_FIELDS,
     by_kind,
     glob_escape,
     ints,
     num,
     opt,
-    push_from_row,
-    taken_from,
     text,
 )
 from gateway.push.redis.states import RedisOrderStates
@@ -113,6 +109,8 @@ class RedisPushStore(PushStoreBase):
         self.notices = WorkNotices(self.db, self._work, self.identity.token)
         self.events = RedisEventLog(self.db, self.book, self._notify)
         self.states = RedisOrderStates(self.db, self.book, self._notify)
+        self.delivery = RedisPushDelivery(self.db, self.book, self._notify)
+        self.outbox = RedisOutboxAdmin(self.db, self.book, self._notify)
         self.prefix = prefix
         #: The serving gateway: at open, take back at once what earlier starts of this replica id held.
         self.reclaim = reclaim
@@ -147,40 +145,6 @@ class RedisPushStore(PushStoreBase):
     # rules --------------------------------------------------------------------------------------------------------
 
     # delivery -----------------------------------------------------------------------------------------------------
-
-    @shielded
-    async def _claim_pushes(self, limit: int, now: float, lease_until: float, owner: str) -> tuple[list[Push], Taken]:
-        rows, taken = await self.db.run("claim_pushes", num(now), num(lease_until), limit, owner)
-        return [push_from_row(r) for r in rows], taken_from(taken)
-
-    @shielded
-    async def next_due(self) -> float | None:
-        async with self.db.redis.pipeline(transaction=False) as pipe:
-            pipe.zrange(self.db.k("due"), 0, 0, withscores=True)
-            pipe.zrange(self.db.k("checks"), 0, 0, withscores=True)
-            pushes, checks = await pipe.execute()
-        values = [score for _, score in (*pushes, *checks)]
-        return min(values) if values else None
-
-    @shielded
-    async def backlog(self) -> dict[str, int]:
-        async with self.db.redis.pipeline(transaction=True) as pipe:
-            pipe.zcard(self.db.k("ev", "ready"))
-            pipe.zcard(self.db.k("ev", "leased"))
-            pipe.zcard(self.db.k("pst", PushStatus.PENDING))
-            pipe.zcard(self.db.k("pst", PushStatus.DEAD))
-            pipe.zcard(self.db.k("checks"))
-            ready, leased, pending, dead, checks = await pipe.execute()
-        return {"events": ready + leased, "pushes": pending, "dead": dead, "checks": checks}
-
-    async def _mark_delivered(self, push_id: int, now: float, owner: str) -> bool:
-        return int(await self.db.run_batched("mark_delivered", push_id, num(now), owner)) == 1
-
-    async def _schedule_retry(self, push_id: int, due_at: float, error: str, owner: str) -> bool:
-        return int(await self.db.run_batched("schedule_retry", push_id, num(due_at), error, owner)) == 1
-
-    async def _dead_letter(self, push_id: int, reason: str, owner: str) -> bool:
-        return int(await self.db.run_batched("dead_letter", push_id, reason, owner)) == 1
 
     # leases -------------------------------------------------------------------------------------------------------
 
@@ -244,64 +208,7 @@ class RedisPushStore(PushStoreBase):
             out.append(ReplicaStatus(text(rid), nonce, float(started), float(beat), held, since))
         return sorted(out, key=lambda r: r.replica_id)
 
-    async def _record_attempt(self, push_id: int, attempt: PushAttempt, keep: int) -> None:
-        entry = jsoncodec.dumps(
-            {"at": attempt.at, "status": attempt.http_status, "answer": attempt.answer, "outcome": attempt.outcome}
-        )
-        await self.db.run_batched("record_attempt", push_id, entry, keep)
-
-    @shielded
-    async def push_attempts(self, push_id: int) -> list[PushAttempt]:
-        out = []
-        for raw in await self.db.redis.lrange(self.db.k("push", push_id, "att"), 0, -1):
-            d = jsoncodec.loads(raw)
-            out.append(PushAttempt(float(d["at"]), d.get("status"), str(d.get("answer", "")), str(d["outcome"])))
-        return out
-
     # operator CLI -------------------------------------------------------------------------------------------------
-
-    async def _fetch_pushes(self, ids: Sequence[int]) -> list[Push]:
-        if not ids:
-            return []
-        async with self.db.redis.pipeline(transaction=False) as pipe:
-            for pid in ids:
-                pipe.hmget(self.db.k("push", pid), list(PUSH_FIELDS))
-            rows = await pipe.execute()
-        return [push_from_row([pid, *row]) for pid, row in zip(ids, rows, strict=True) if row[0] is not None]
-
-    @shielded
-    async def list_pushes(
-        self, shop_key: str | None = None, statuses: Sequence[PushStatus] = (), limit: int = 50
-    ) -> list[Push]:
-        wanted = {PushStatus(s) for s in statuses} or set(PushStatus)
-        if shop_key is None:
-            # Newest first across the status sets: the newest `limit` of each, merged.
-            ids: set[int] = set()
-            for status in wanted:
-                ids.update(ints(await self.db.redis.zrevrange(self.db.k("pst", status), 0, limit - 1)))
-            return await self._fetch_pushes(sorted(ids, reverse=True)[:limit])
-        out: list[Push] = []
-        page, start = max(limit, 100), 0
-        while len(out) < limit:
-            chunk = ints(await self.db.redis.zrevrange(self.db.shop(shop_key, "push"), start, start + page - 1))
-            if not chunk:
-                break
-            out += [p for p in await self._fetch_pushes(chunk) if p.status in wanted]
-            start += page
-        return out[:limit]
-
-    @shielded
-    async def get_push(self, push_id: int) -> Push | None:
-        found = await self._fetch_pushes([push_id])
-        return found[0] if found else None
-
-    @shielded
-    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[PushStatus]) -> bool:
-        return bool(await self.db.run("retry_push", push_id, num(now), *map(str, from_statuses)))
-
-    @shielded
-    async def _drop_push(self, push_id: int, from_statuses: Sequence[PushStatus]) -> bool:
-        return bool(await self.db.run("drop_push", push_id, *map(str, from_statuses)))
 
     # PushStateReader ----------------------------------------------------------------------------------------------
 
@@ -314,7 +221,7 @@ class RedisPushStore(PushStoreBase):
     async def delivered_package_pushes(self, shop_key: str, order_id: int) -> dict[str, int]:
         ids = ints(await self.db.redis.zrange(self.db.shop(shop_key, "o", order_id, "push"), 0, -1))
         counts: dict[str, int] = {}
-        for p in await self._fetch_pushes(ids):
+        for p in await fetch_pushes(self.db, ids):
             if p.topic == "package/update" and p.status == PushStatus.DELIVERED and p.fulfillment_id is not None:
                 counts[str(p.fulfillment_id)] = counts.get(str(p.fulfillment_id), 0) + 1
         return counts

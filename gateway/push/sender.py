@@ -140,7 +140,7 @@ class PushSender:
                     continue
                 try:
                     claimed_at = self._clock()  # the leases run from at least here
-                    pushes = await self.store.claim_pushes(free, self.lease_seconds)
+                    pushes = await self.store.delivery.claim_pushes(free, self.lease_seconds)
                 except Exception:
                     log.exception("push sender: claim failed")
                     await asyncio.sleep(1)
@@ -153,7 +153,7 @@ class PushSender:
                     continue  # there may be more due right now
                 # Fewer than asked: nothing else is claimable now. Sleep until the next retry is due or the store
                 # reports new work (a push enqueued, or a delivery unblocking its order's next push).
-                due = await self.store.next_due()
+                due = await self.store.delivery.next_due()
                 wait = IDLE_CEILING_SECONDS if due is None else due - time.time()
                 await self.store.wait_for_work(min(max(wait, IDLE_FLOOR_SECONDS), IDLE_CEILING_SECONDS))
         finally:
@@ -204,7 +204,7 @@ class PushSender:
             if time.time() - push.created_at > shop.push.max_age_seconds:
                 await self._dead(push, "the shop stayed paused longer than push.max_age_seconds")
             else:
-                await self.store.schedule_retry(push.id, time.time() + PAUSED_RECHECK_SECONDS, "shop paused")
+                await self.store.delivery.schedule_retry(push.id, time.time() + PAUSED_RECHECK_SECONDS, "shop paused")
             return
         if not await self._shop_installed(push.shop_key):
             await self._dead(push, "app uninstalled")
@@ -237,12 +237,12 @@ class PushSender:
             if time.time() + delay - push.created_at > shop.push.max_age_seconds:
                 outcome = "dead"  # too old to retry: this attempt was the last
         # The attempt log of `gateway outbox show` and the console: when, the HTTP status, the platform's answer.
-        await self.store.record_attempt(push.id, PushAttempt(time.time(), http_status, answer, outcome))
+        await self.store.delivery.record_attempt(push.id, PushAttempt(time.time(), http_status, answer, outcome))
         if outcome == "delivered":
-            await self.store.mark_delivered(push.id)
+            await self.store.delivery.mark_delivered(push.id)
             self.metrics.inc("gateway_pushes_delivered_total", shop=push.shop_key, topic=push.topic)
         elif outcome == "retry":
-            await self.store.schedule_retry(push.id, time.time() + delay, verdict.reason)
+            await self.store.delivery.schedule_retry(push.id, time.time() + delay, verdict.reason)
             self.metrics.inc("gateway_push_retries_total", shop=push.shop_key)
         elif verdict.outcome == "retry":
             await self._dead(push, f"gave up after {push.attempts + 1} attempts: {verdict.reason}")
@@ -251,5 +251,5 @@ class PushSender:
 
     async def _dead(self, push: Push, reason: str) -> None:
         log.warning("push %s (%s, shop %s) dead-lettered: %s", push.id, push.topic, push.shop_key, reason)
-        await self.store.dead_letter(push.id, reason)
+        await self.store.delivery.dead_letter(push.id, reason)
         self.metrics.inc("gateway_pushes_dead_total", shop=push.shop_key, topic=push.topic)

@@ -31,14 +31,11 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from gateway.push.records import (
     LeaseHolder,
     LeaseKind,
-    Push,
-    PushAttempt,
-    PushStatus,
     ReplicaStatus,
     ShopHold,
     StoredCounts,
@@ -47,8 +44,10 @@ from gateway.push.records import (
 from gateway.push.replica import ReplicaIdentity
 from gateway.push.sqlite import leases as sqlite_leases
 from gateway.push.sqlite.db import SqliteDb
+from gateway.push.sqlite.delivery import SqlitePushDelivery
 from gateway.push.sqlite.events import SqliteEventLog
-from gateway.push.sqlite.rows import OUTBOX_COLUMNS, chunks, placeholders, push_from_row
+from gateway.push.sqlite.outbox import SqliteOutboxAdmin
+from gateway.push.sqlite.rows import chunks, placeholders
 from gateway.push.sqlite.schema import MIGRATIONS
 from gateway.push.sqlite.states import SqliteOrderStates
 from gateway.push.store_base import LeaseIds, PushStoreBase, Renewal, Taken
@@ -70,6 +69,8 @@ class SqlitePushStore(PushStoreBase):
         self.db = SqliteDb(path)
         self.events = SqliteEventLog(self.db, self.book, self._notify)
         self.states = SqliteOrderStates(self.db, self.book, self._notify)
+        self.delivery = SqlitePushDelivery(self.db, self.book, self._notify)
+        self.outbox = SqliteOutboxAdmin(self.db, self.book, self._notify)
         #: A serving gateway: it locks its replica id on the file, and takes back at once what the earlier start of
         #: that replica id held.
         self.reclaim_leases = reclaim_leases
@@ -113,72 +114,6 @@ class SqlitePushStore(PushStoreBase):
 
     # delivery -----------------------------------------------------------------------------------------------------
 
-    async def _claim_pushes(self, limit: int, now: float, lease_until: float, owner: str) -> tuple[list[Push], Taken]:
-        def op(c: sqlite3.Connection) -> tuple[list[Push], Taken]:
-            # The head of each order's queue only: an earlier pending push (due later, being retried, or leased)
-            # holds back every later push of the same order.
-            rows = c.execute(
-                f"SELECT {OUTBOX_COLUMNS}, lease_owner FROM outbox o WHERE o.status = 'pending' AND o.due_at <= ?"
-                " AND o.lease_until <= ? AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.shop_key = o.shop_key"
-                " AND e.order_id = o.order_id AND e.status = 'pending' AND e.id < o.id)"
-                # due_at, id: the partial index's own order (rowid breaks ties), so LIMIT stops early instead of
-                # sorting the whole backlog on every claim; per-order order is the NOT EXISTS above.
-                " ORDER BY o.due_at, o.id LIMIT ?",
-                (now, now, limit),
-            ).fetchall()
-            c.executemany(
-                "UPDATE outbox SET lease_until = ?, lease_owner = ?, leased_at = ? WHERE id = ?",
-                [(lease_until, owner, now, r[0]) for r in rows],
-            )
-            return [push_from_row(r) for r in rows], sqlite_leases.taken_from([r[14] for r in rows], owner)
-
-        return await self.db.call(op)
-
-    async def next_due(self) -> float | None:
-        def op(c: sqlite3.Connection) -> float | None:
-            a = c.execute("SELECT MIN(MAX(due_at, lease_until)) FROM outbox WHERE status = 'pending'").fetchone()[0]
-            b = c.execute("SELECT MIN(MAX(due_at, lease_until)) FROM unpaid_checks WHERE done = 0").fetchone()[0]
-            values = [v for v in (a, b) if v is not None]
-            return min(values) if values else None
-
-        return await self.db.call(op)
-
-    async def backlog(self) -> dict[str, int]:
-        def op(c: sqlite3.Connection) -> dict[str, int]:
-            return {
-                "events": c.execute("SELECT COUNT(*) FROM events WHERE status = 'pending'").fetchone()[0],
-                "pushes": c.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0],
-                "dead": c.execute("SELECT COUNT(*) FROM outbox WHERE status = 'dead'").fetchone()[0],
-                "checks": c.execute("SELECT COUNT(*) FROM unpaid_checks WHERE done = 0").fetchone()[0],
-            }
-
-        return await self.db.call(op)
-
-    async def _mark_delivered(self, push_id: int, now: float, owner: str) -> bool:
-        return await self._settle_push(
-            "UPDATE outbox SET status = 'delivered', delivered_at = ?, attempts = attempts + 1, lease_until = 0,"
-            " lease_owner = '', last_error = '' WHERE id = ? AND lease_owner = ?",
-            (now, push_id, owner),
-        )
-
-    async def _schedule_retry(self, push_id: int, due_at: float, error: str, owner: str) -> bool:
-        return await self._settle_push(
-            "UPDATE outbox SET due_at = ?, last_error = ?, attempts = attempts + 1, lease_until = 0,"
-            " lease_owner = '' WHERE id = ? AND status = 'pending' AND lease_owner = ?",
-            (due_at, error, push_id, owner),
-        )
-
-    async def _dead_letter(self, push_id: int, reason: str, owner: str) -> bool:
-        return await self._settle_push(
-            "UPDATE outbox SET status = 'dead', last_error = ?, attempts = attempts + 1, lease_until = 0,"
-            " lease_owner = '' WHERE id = ? AND lease_owner = ?",
-            (reason, push_id, owner),
-        )
-
-    async def _settle_push(self, sql: str, args: tuple[Any, ...]) -> bool:
-        """Run a fenced settle (its WHERE names the lease owner); True when it applied."""
-        return await self.db.call(lambda c: c.execute(sql, args).rowcount == 1)
-
     # leases -------------------------------------------------------------------------------------------------------
 
     async def _renew_leases(
@@ -197,78 +132,7 @@ class SqlitePushStore(PushStoreBase):
     async def replicas(self) -> list[ReplicaStatus]:
         return await self.db.call(sqlite_leases.replicas)
 
-    async def _record_attempt(self, push_id: int, attempt: PushAttempt, keep: int) -> None:
-        def op(c: sqlite3.Connection) -> None:
-            c.execute(
-                "INSERT INTO push_attempts (push_id, at, http_status, answer, outcome) VALUES (?, ?, ?, ?, ?)",
-                (push_id, attempt.at, attempt.http_status, attempt.answer, attempt.outcome),
-            )
-            c.execute(
-                "DELETE FROM push_attempts WHERE push_id = ? AND rowid NOT IN"
-                " (SELECT rowid FROM push_attempts WHERE push_id = ? ORDER BY rowid DESC LIMIT ?)",
-                (push_id, push_id, keep),
-            )
-
-        await self.db.call(op)
-
-    async def push_attempts(self, push_id: int) -> list[PushAttempt]:
-        def op(c: sqlite3.Connection) -> list[PushAttempt]:
-            rows = c.execute(
-                "SELECT at, http_status, answer, outcome FROM push_attempts WHERE push_id = ? ORDER BY rowid",
-                (push_id,),
-            ).fetchall()
-            return [PushAttempt(r[0], r[1], r[2], r[3]) for r in rows]
-
-        return await self.db.call(op)
-
     # operator CLI -------------------------------------------------------------------------------------------------
-
-    async def list_pushes(
-        self, shop_key: str | None = None, statuses: Sequence[PushStatus] = (), limit: int = 50
-    ) -> list[Push]:
-        def op(c: sqlite3.Connection) -> list[Push]:
-            where, args = [], []
-            if shop_key is not None:
-                where.append("shop_key = ?")
-                args.append(shop_key)
-            if statuses:
-                where.append(f"status IN ({placeholders(statuses)})")
-                args += [str(s) for s in statuses]
-            sql = f"SELECT {OUTBOX_COLUMNS} FROM outbox"
-            if where:
-                sql += " WHERE " + " AND ".join(where)
-            return [push_from_row(r) for r in c.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))]
-
-        return await self.db.call(op)
-
-    async def get_push(self, push_id: int) -> Push | None:
-        def op(c: sqlite3.Connection) -> Push | None:
-            row = c.execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (push_id,)).fetchone()
-            return push_from_row(row) if row else None
-
-        return await self.db.call(op)
-
-    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[PushStatus]) -> bool:
-        def op(c: sqlite3.Connection) -> bool:
-            cur = c.execute(
-                "UPDATE outbox SET status = 'pending', due_at = ?, created_at = ?, attempts = 0, lease_until = 0"
-                f" WHERE id = ? AND status IN ({placeholders(from_statuses)})",
-                (now, now, push_id, *map(str, from_statuses)),
-            )
-            return cur.rowcount == 1
-
-        return await self.db.call(op)
-
-    async def _drop_push(self, push_id: int, from_statuses: Sequence[PushStatus]) -> bool:
-        def op(c: sqlite3.Connection) -> bool:
-            cur = c.execute(
-                "UPDATE outbox SET status = 'dropped', lease_until = 0"
-                f" WHERE id = ? AND status IN ({placeholders(from_statuses)})",
-                (push_id, *map(str, from_statuses)),
-            )
-            return cur.rowcount == 1
-
-        return await self.db.call(op)
 
     # PushStateReader ----------------------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ still the settling replica's own.
 Times are Unix epoch seconds (`time.time()`), because they must survive restarts. Everything that is written in one
 `commit()` is applied atomically: an event is marked processed in the same transaction that stores what it produced.
 
-The contract comes in narrow roles (`EventLog`, `OrderStateStore`, `PushOutbox`, `LeaseLedger`, `TrackingIndex`,
+The contract comes in narrow roles (`EventLog`, `OrderStateStore`, `PushDelivery`, `OutboxAdmin`, `LeaseLedger`, `TrackingIndex`,
 `ShopLedger`, `ShopHoldStore`, `ComplianceStore`); `PushStore` is all of them plus the lifecycle. `TrackingIndex` is
 what the query side reads as `gateway.flows.PushStateReader`. The records they take and return are in
 `gateway.push.records`. The rules every backend shares live once in
@@ -138,8 +138,9 @@ class OrderStateStore(Protocol):
 
 
 @runtime_checkable
-class PushOutbox(Protocol):
-    """The outbox: delivery workers lease and settle pushes; the operator (CLI, console) lists, retries, drops."""
+class PushDelivery(Protocol):
+    """The outbox as the delivery workers see it: they lease due pushes and settle each (delivered, retried later,
+    dead-lettered), recording every attempt."""
 
     async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[Push]:
         """Up to `limit` PENDING pushes that are due and not leased, leased for `lease_seconds`, oldest first,
@@ -168,9 +169,11 @@ class PushOutbox(Protocol):
         """Append to the push's attempt log (the newest MAX_ATTEMPTS_KEPT are kept; deleted with the push)."""
         ...
 
-    async def push_attempts(self, push_id: int) -> list[PushAttempt]:
-        """The push's recorded attempts, oldest first (empty for an unknown push)."""
-        ...
+
+@runtime_checkable
+class OutboxAdmin(Protocol):
+    """The outbox as the operator sees it (`gateway outbox`, the console): the backlog, the pushes and their attempts;
+    a push retried or dropped."""
 
     async def backlog(self) -> dict[str, int]:
         """Counts for /metrics, the CLI and tests: {"events": pending events (leased or not), "pushes": pending
@@ -184,6 +187,10 @@ class PushOutbox(Protocol):
         ...
 
     async def get_push(self, push_id: int) -> Push | None: ...
+
+    async def push_attempts(self, push_id: int) -> list[PushAttempt]:
+        """The push's recorded attempts, oldest first (empty for an unknown push)."""
+        ...
 
     async def retry_push(self, push_id: int, now: float | None = None) -> bool:
         """A push in RETRYABLE_STATUSES becomes PENDING and due now, its age and attempts reset. False if absent
@@ -303,7 +310,6 @@ class ComplianceStore(Protocol):
 
 @runtime_checkable
 class PushStore(
-    PushOutbox,
     LeaseLedger,
     TrackingIndex,
     ShopLedger,
@@ -324,6 +330,12 @@ class PushStore(
 
     @property
     def states(self) -> OrderStateStore: ...
+
+    @property
+    def delivery(self) -> PushDelivery: ...
+
+    @property
+    def outbox(self) -> OutboxAdmin: ...
 
     async def open(self) -> None:
         """Connect / create the schema / run pending migrations. Called once before use."""

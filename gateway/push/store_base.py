@@ -296,28 +296,13 @@ class OrderStatesBase(ABC):
         taken from, as `_claim_events`)."""
 
 
-class PushStoreBase(ABC):
-    """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
+class PushDeliveryBase(ABC):
+    """`PushDelivery`'s rules (`now` defaults, the leases of claimed pushes, fenced settles reported, reasons and answers cut, wake-ups) over a backend's primitives."""
 
-    def __init__(self, identity: ReplicaIdentity | None = None) -> None:
-        self._work = WorkSignal()
-        self.book = LeaseBook(identity or ReplicaIdentity.start())
-        self.identity = self.book.identity
-
-    # wake-ups -----------------------------------------------------------------------------------------------------
-
-    def _notify(self) -> None:
-        """New work was committed: wake the waiting workers."""
-        self._work.notify()
-
-    async def wait_for_work(self, max_wait_seconds: float) -> None:
-        await self._work.wait(max_wait_seconds)
-
-    # events -------------------------------------------------------------------------------------------------------
-
-    # rules --------------------------------------------------------------------------------------------------------
-
-    # delivery -----------------------------------------------------------------------------------------------------
+    def __init__(self, book: LeaseBook, notify: Callable[[], None]) -> None:
+        self.book = book
+        #: Wakes the waiting workers after a write that made work (and, on Redis, the other replicas').
+        self._notify = notify
 
     async def claim_pushes(self, limit: int, lease_seconds: float, now: float | None = None) -> list[records.Push]:
         t = time.time() if now is None else now
@@ -347,7 +332,43 @@ class PushStoreBase(ABC):
             attempt = dataclasses.replace(attempt, answer=attempt.answer[: records.MAX_ANSWER_CHARS])
         await self._record_attempt(push_id, attempt, records.MAX_ATTEMPTS_KEPT)
 
-    # operator -----------------------------------------------------------------------------------------------------
+    @abstractmethod
+    async def _claim_pushes(
+        self, limit: int, now: float, lease_until: float, owner: str
+    ) -> tuple[list[records.Push], Taken]:
+        """Lease up to `limit` due, unleased order heads to `owner` until `lease_until` (see
+        `PushStore.claim_pushes`), and who they were taken from, as `_claim_events`."""
+
+    @abstractmethod
+    async def _mark_delivered(self, push_id: int, now: float, owner: str) -> bool:
+        """If `owner` holds the push: DELIVERED at `now`, the attempt counted, the lease and the error cleared; the
+        order's next push released. False (nothing written) when it does not."""
+
+    @abstractmethod
+    async def _schedule_retry(self, push_id: int, due_at: float, error: str, owner: str) -> bool:
+        """If `owner` holds the PENDING push: due at `due_at`, the attempt counted, the lease released, `error`
+        kept. False otherwise."""
+
+    @abstractmethod
+    async def _dead_letter(self, push_id: int, reason: str, owner: str) -> bool:
+        """If `owner` holds the push: DEAD with `reason`, the attempt counted; the order's next push released."""
+
+    @abstractmethod
+    async def _record_attempt(self, push_id: int, attempt: records.PushAttempt, keep: int) -> None:
+        """Append the attempt (its answer already cut), keeping the push's newest `keep` attempts."""
+
+    @abstractmethod
+    async def next_due(self) -> float | None:
+        """See `PushDelivery.next_due`."""
+
+
+class OutboxAdminBase(ABC):
+    """`OutboxAdmin`'s rules (the operator's status transitions, `now` defaults, wake-ups) over a backend's primitives."""
+
+    def __init__(self, book: LeaseBook, notify: Callable[[], None]) -> None:
+        self.book = book
+        #: Wakes the waiting workers after a write that made work (and, on Redis, the other replicas').
+        self._notify = notify
 
     async def retry_push(self, push_id: int, now: float | None = None) -> bool:
         done = await self._retry_push(push_id, time.time() if now is None else now, records.RETRYABLE_STATUSES)
@@ -360,6 +381,58 @@ class PushStoreBase(ABC):
         if done:
             self._notify()  # a dropped head frees the order's next push
         return done
+
+    @abstractmethod
+    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[records.PushStatus]) -> bool:
+        """A push in `from_statuses` becomes PENDING, due and created at `now`, attempts 0, not leased."""
+
+    @abstractmethod
+    async def _drop_push(self, push_id: int, from_statuses: Sequence[records.PushStatus]) -> bool:
+        """A push in `from_statuses` becomes DROPPED, not leased; a pending one leaves its order's queue."""
+
+    @abstractmethod
+    async def backlog(self) -> dict[str, int]:
+        """See `OutboxAdmin.backlog`."""
+
+    @abstractmethod
+    async def list_pushes(
+        self, shop_key: str | None = None, statuses: Sequence[records.PushStatus] = (), limit: int = 50
+    ) -> list[records.Push]:
+        """See `OutboxAdmin.list_pushes`."""
+
+    @abstractmethod
+    async def get_push(self, push_id: int) -> records.Push | None:
+        """See `OutboxAdmin.get_push`."""
+
+    @abstractmethod
+    async def push_attempts(self, push_id: int) -> list[records.PushAttempt]:
+        """See `OutboxAdmin.push_attempts`."""
+
+
+class PushStoreBase(ABC):
+    """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
+
+    def __init__(self, identity: ReplicaIdentity | None = None) -> None:
+        self._work = WorkSignal()
+        self.book = LeaseBook(identity or ReplicaIdentity.start())
+        self.identity = self.book.identity
+
+    # wake-ups -----------------------------------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        """New work was committed: wake the waiting workers."""
+        self._work.notify()
+
+    async def wait_for_work(self, max_wait_seconds: float) -> None:
+        await self._work.wait(max_wait_seconds)
+
+    # events -------------------------------------------------------------------------------------------------------
+
+    # rules --------------------------------------------------------------------------------------------------------
+
+    # delivery -----------------------------------------------------------------------------------------------------
+
+    # operator -----------------------------------------------------------------------------------------------------
 
     # leases -------------------------------------------------------------------------------------------------------
 
@@ -416,44 +489,11 @@ class PushStoreBase(ABC):
     # the backend's primitives -------------------------------------------------------------------------------------
 
     @abstractmethod
-    async def _claim_pushes(
-        self, limit: int, now: float, lease_until: float, owner: str
-    ) -> tuple[list[records.Push], Taken]:
-        """Lease up to `limit` due, unleased order heads to `owner` until `lease_until` (see
-        `PushStore.claim_pushes`), and who they were taken from, as `_claim_events`."""
-
-    @abstractmethod
     async def _renew_leases(
         self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
     ) -> Renewal:
         """Extend to `lease_until` each of these leases that `owner` still holds on pending work; return the others.
         With `beat`, also record this replica's heartbeat at `now` (see `replicas`)."""
-
-    @abstractmethod
-    async def _mark_delivered(self, push_id: int, now: float, owner: str) -> bool:
-        """If `owner` holds the push: DELIVERED at `now`, the attempt counted, the lease and the error cleared; the
-        order's next push released. False (nothing written) when it does not."""
-
-    @abstractmethod
-    async def _schedule_retry(self, push_id: int, due_at: float, error: str, owner: str) -> bool:
-        """If `owner` holds the PENDING push: due at `due_at`, the attempt counted, the lease released, `error`
-        kept. False otherwise."""
-
-    @abstractmethod
-    async def _dead_letter(self, push_id: int, reason: str, owner: str) -> bool:
-        """If `owner` holds the push: DEAD with `reason`, the attempt counted; the order's next push released."""
-
-    @abstractmethod
-    async def _record_attempt(self, push_id: int, attempt: records.PushAttempt, keep: int) -> None:
-        """Append the attempt (its answer already cut), keeping the push's newest `keep` attempts."""
-
-    @abstractmethod
-    async def _retry_push(self, push_id: int, now: float, from_statuses: Sequence[records.PushStatus]) -> bool:
-        """A push in `from_statuses` becomes PENDING, due and created at `now`, attempts 0, not leased."""
-
-    @abstractmethod
-    async def _drop_push(self, push_id: int, from_statuses: Sequence[records.PushStatus]) -> bool:
-        """A push in `from_statuses` becomes DROPPED, not leased; a pending one leaves its order's queue."""
 
     @abstractmethod
     async def _order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
