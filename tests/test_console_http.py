@@ -418,8 +418,8 @@ async def test_pushes_page_shows_which_replica_holds_what_and_since_when(
         push = NewPush("demo", "receipt:4242", 4242, "Order/Receipt", body, later)
         await other.states.commit([EventOutcome(pushes=[push])])
         [held] = await other.delivery.claim_pushes(10, 3600, now=later)
-        await other.renew_leases(3600)
-        await silent.renew_leases(6, now=now - 3600)
+        await other.leases.renew_leases(3600)
+        await silent.leases.renew_leases(6, now=now - 3600)
         status, html, _ = await op.get("/console/pushes")
         assert status == 200
         assert '<tr data-replica="replica-b" data-alive="yes">' in html and "0 events · 1 pushes · 0 checks" in html

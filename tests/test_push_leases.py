@@ -69,7 +69,7 @@ async def replica(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
             store = RedisPushStore(prefix=prefix, identity=identity, reclaim=reclaim)
         if listener is not None:
-            store.watch_leases(listener)  # before open: what a serving store takes back at open is reported
+            store.leases.watch_leases(listener)  # before open: what a serving store takes back at open is reported
         if request.param == "sqlite":
             await store.open()
         else:
@@ -98,10 +98,10 @@ async def test_heartbeats_keep_work_that_a_silent_replica_then_loses_within_one_
     [push] = await a.delivery.claim_pushes(10, LEASE, now=T0)
     [event] = await a.events.claim_events(10, LEASE, now=T0)
     for beat in (2.0, 4.0, 6.0, 8.0):  # a live replica renews; its work outlives the first lease
-        assert await a.renew_leases(LEASE, now=T0 + beat) == {}
+        assert await a.leases.renew_leases(LEASE, now=T0 + beat) == {}
         assert await b.delivery.claim_pushes(10, LEASE, now=T0 + beat + 1) == []
         assert await b.events.claim_events(10, LEASE, now=T0 + beat + 1) == []
-    assert a.held_leases() == {LeaseKind.EVENT: 1, LeaseKind.PUSH: 1, LeaseKind.CHECK: 0}
+    assert a.leases.held_leases() == {LeaseKind.EVENT: 1, LeaseKind.PUSH: 1, LeaseKind.CHECK: 0}
     # a stops beating (died at T0 + 9): its last renewal ran to T0 + 14; b takes the work over then, not before
     assert await b.delivery.claim_pushes(10, LEASE, now=T0 + 13.9) == []
     [taken_push] = await b.delivery.claim_pushes(10, LEASE, now=T0 + 14.01)
@@ -109,11 +109,11 @@ async def test_heartbeats_keep_work_that_a_silent_replica_then_loses_within_one_
     assert (taken_push.id, taken_event.seq) == (push.id, event.seq)
     assert taken_push.idempotency_key == push.idempotency_key  # a re-send is recognisable by the platform
     assert sorted(seen.taken) == [
-        (LeaseKind.EVENT, a.identity.token, 1, "expired"),
-        (LeaseKind.PUSH, a.identity.token, 1, "expired"),
+        (LeaseKind.EVENT, a.leases.identity.token, 1, "expired"),
+        (LeaseKind.PUSH, a.leases.identity.token, 1, "expired"),
     ]
-    holders = await b.push_holders([push.id])
-    assert holders[push.id].owner == b.identity.token and holders[push.id].since == T0 + 14.01
+    holders = await b.leases.push_holders([push.id])
+    assert holders[push.id].owner == b.leases.identity.token and holders[push.id].since == T0 + 14.01
 
 
 async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_commits(replica: Replica) -> None:
@@ -131,7 +131,7 @@ async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_comm
     assert len(await b.events.claim_events(10, LEASE, now=later)) == 1
     assert len(await b.states.claim_unpaid_checks(10, LEASE, now=later)) == 1
     # a resumes: it must not send, record or commit any of it
-    assert await a.hold_push(pushes[0].id, LEASE, now=later + 1) is False
+    assert await a.leases.hold_push(pushes[0].id, LEASE, now=later + 1) is False
     assert await a.delivery.mark_delivered(pushes[1].id) is False
     assert await a.delivery.schedule_retry(pushes[2].id, later + 60, "HTTP 503") is False
     assert await a.delivery.dead_letter(pushes[2].id, "HTTP 400") is False
@@ -142,14 +142,14 @@ async def test_a_replica_that_lost_its_leases_neither_sends_nor_settles_nor_comm
     stored = await a.events.get_event("shop", "e1")
     assert stored is not None and stored.status == EventStatus.PENDING
     assert all(p.status == PushStatus.PENDING and p.attempts == 0 for p in await a.outbox.list_pushes())
-    assert a.held_leases() == {LeaseKind.EVENT: 0, LeaseKind.PUSH: 0, LeaseKind.CHECK: 0}  # nothing left to renew
+    assert a.leases.held_leases() == {LeaseKind.EVENT: 0, LeaseKind.PUSH: 0, LeaseKind.CHECK: 0}  # nothing left to renew
     assert (lost.lost_count(LeaseKind.PUSH), lost.lost_count(LeaseKind.EVENT), lost.lost_count(LeaseKind.CHECK)) == (
         4,
         1,
         1,
     )
     # b, which holds them, settles and commits normally
-    assert await b.hold_push(pushes[0].id, LEASE, now=later + 1)
+    assert await b.leases.hold_push(pushes[0].id, LEASE, now=later + 1)
     assert await b.delivery.mark_delivered(pushes[0].id)
     await b.states.commit([outcome])
     done = await b.events.get_event("shop", "e1")
@@ -167,11 +167,11 @@ async def test_renewal_reports_what_another_replica_took_and_not_what_was_settle
     await a.events.claim_events(10, LEASE, now=T0)
     await b.delivery.claim_pushes(1, LEASE, now=T0 + LEASE + 1)  # the first: b takes it
     assert await a.outbox.drop_push(third.id)  # an operator drops the third: settled, nobody holds it, nothing was lost
-    assert await a.renew_leases(LEASE, now=T0 + LEASE + 2) == {LeaseKind.PUSH: 1}  # the event was not taken: kept
+    assert await a.leases.renew_leases(LEASE, now=T0 + LEASE + 2) == {LeaseKind.PUSH: 1}  # the event was not taken: kept
     assert losses.losses == [(LeaseKind.PUSH, 1)]
-    assert a.held_leases() == {LeaseKind.EVENT: 1, LeaseKind.PUSH: 1, LeaseKind.CHECK: 0}
+    assert a.leases.held_leases() == {LeaseKind.EVENT: 1, LeaseKind.PUSH: 1, LeaseKind.CHECK: 0}
     assert await b.events.claim_events(10, LEASE, now=T0 + LEASE + 3) == []  # renewed again at T0 + 8
-    assert (await a.push_holders([first.id]))[first.id].replica_id == "b"
+    assert (await a.leases.push_holders([first.id]))[first.id].replica_id == "b"
 
 
 async def test_a_restarted_replica_takes_back_at_once_what_its_earlier_start_held(replica: Replica) -> None:
@@ -194,15 +194,15 @@ async def test_a_restarted_replica_takes_back_at_once_what_its_earlier_start_hel
     assert len(await serving.events.claim_events(10, LEASE, now=now + 1)) == 1
     assert len(await serving.states.claim_unpaid_checks(10, LEASE, now=now + 1)) == 1
     assert sorted(seen.taken) == [
-        (LeaseKind.CHECK, first.identity.token, 1, "restart"),
-        (LeaseKind.EVENT, first.identity.token, 1, "restart"),
-        (LeaseKind.PUSH, first.identity.token, 1, "restart"),
+        (LeaseKind.CHECK, first.leases.identity.token, 1, "restart"),
+        (LeaseKind.EVENT, first.leases.identity.token, 1, "restart"),
+        (LeaseKind.PUSH, first.leases.identity.token, 1, "restart"),
     ]
     assert cli.taken == []
     # the earlier start (had it been only paused) cannot settle what was taken back
     assert await first.delivery.mark_delivered(push.id) is False
-    status = {r.replica_id: r for r in await serving.replicas()}
-    assert status["r1"].nonce == serving.identity.nonce and status["r1"].held[LeaseKind.PUSH] == 1
+    status = {r.replica_id: r for r in await serving.leases.replicas()}
+    assert status["r1"].nonce == serving.leases.identity.nonce and status["r1"].held[LeaseKind.PUSH] == 1
 
 
 async def test_deferred_events_are_not_held_and_are_not_a_takeover_when_claimed_again(replica: Replica) -> None:
@@ -211,7 +211,7 @@ async def test_deferred_events_are_not_held_and_are_not_a_takeover_when_claimed_
     await a.events.record_event("shop", "e1", META, b"{}")
     [event] = await a.events.claim_events(10, LEASE, now=T0)
     await a.events.defer_events([event.seq], T0 + 100)
-    assert a.held_leases()[LeaseKind.EVENT] == 0
+    assert a.leases.held_leases()[LeaseKind.EVENT] == 0
     assert await b.events.claim_events(10, LEASE, now=T0 + 50) == []  # the deferral holds past the lease
     [again] = await b.events.claim_events(10, LEASE, now=T0 + 101)
     assert again.seq == event.seq and seen.taken == []
@@ -225,17 +225,17 @@ async def test_who_holds_what_is_visible(replica: Replica) -> None:
     pushes = await a.delivery.claim_pushes(2, LEASE, now=T0)
     await a.events.claim_events(10, LEASE, now=T0 + 1)
     [third] = await b.delivery.claim_pushes(10, LEASE, now=T0 + 2)
-    await a.renew_leases(LEASE, now=T0 + 3)
-    await b.renew_leases(LEASE, now=T0 + 4)
-    holders = await a.push_holders([p.id for p in pushes] + [third.id])
+    await a.leases.renew_leases(LEASE, now=T0 + 3)
+    await b.leases.renew_leases(LEASE, now=T0 + 4)
+    holders = await a.leases.push_holders([p.id for p in pushes] + [third.id])
     assert {pid: h.replica_id for pid, h in holders.items()} == {pushes[0].id: "a", pushes[1].id: "a", third.id: "b"}
     assert holders[pushes[0].id].since == T0 and holders[pushes[0].id].until == T0 + 3 + LEASE
-    status = {r.replica_id: r for r in await b.replicas()}
+    status = {r.replica_id: r for r in await b.leases.replicas()}
     assert status["a"].held == {LeaseKind.EVENT: 2, LeaseKind.PUSH: 2, LeaseKind.CHECK: 0}
-    assert status["a"].beat_at == T0 + 3 and status["a"].oldest_since == T0 and status["a"].nonce == a.identity.nonce
+    assert status["a"].beat_at == T0 + 3 and status["a"].oldest_since == T0 and status["a"].nonce == a.leases.identity.nonce
     assert status["b"].held[LeaseKind.PUSH] == 1 and status["b"].beat_at == T0 + 4
     await a.delivery.mark_delivered(pushes[0].id)
-    assert pushes[0].id not in await a.push_holders([pushes[0].id])
+    assert pushes[0].id not in await a.leases.push_holders([pushes[0].id])
 
 
 async def test_the_heartbeat_renews_on_its_cadence_in_virtual_time(replica: Replica) -> None:
@@ -295,9 +295,9 @@ async def test_redis_says_when_two_live_processes_share_a_replica_id(caplog: pyt
     await open_redis_or_skip(one)
     try:
         await two.open()
-        await two.renew_leases(LEASE, now=T0 + 2)
+        await two.leases.renew_leases(LEASE, now=T0 + 2)
         assert "another process" not in caplog.text  # its own start's entry
-        await one.renew_leases(LEASE, now=T0 + 3)
+        await one.leases.renew_leases(LEASE, now=T0 + 3)
         assert "replica id same: another process (start n2) beats under the same id" in caplog.text
     finally:
         await purge_redis_prefix(one)

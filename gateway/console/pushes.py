@@ -107,7 +107,7 @@ def _row(push: Push, names: dict[tuple[str, int], str], holders: dict[int, Lease
 
 async def _holders(store: PushStore, pushes: list[Push]) -> dict[int, LeaseHolder]:
     pending = [p.id for p in pushes if p.status == PushStatus.PENDING]
-    return await store.push_holders(pending) if pending else {}
+    return await store.leases.push_holders(pending) if pending else {}
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,8 @@ async def replica_rows(store: PushStore, lease_seconds: float) -> list[ReplicaRo
     """Every replica that has used the store, those holding work or beating first."""
     now = time.time()
     rows = [
-        ReplicaRow(r, alive=now - r.beat_at <= lease_seconds, serving=r.replica_id == store.identity.replica_id)
-        for r in await store.replicas()
+        ReplicaRow(r, alive=now - r.beat_at <= lease_seconds, serving=r.replica_id == store.leases.identity.replica_id)
+        for r in await store.leases.replicas()
     ]
     return sorted(rows, key=lambda r: (not r.alive and not any(r.status.held.values()), r.status.replica_id))
 

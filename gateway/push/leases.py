@@ -44,14 +44,14 @@ class LeaseCounter:
 
 def count_leases(store: PushStore, metrics: Metrics) -> None:
     """Count the store's lease changes and show what this replica holds, in /metrics."""
-    store.watch_leases(LeaseCounter(metrics))
+    store.leases.watch_leases(LeaseCounter(metrics))
     metrics.describe(TAKEOVERS, "Leases this replica took over: from a replica whose lease expired, or at restart.")
     metrics.describe(LOST, "Leases this replica found taken by another: that work was not sent or committed by it.")
-    replica = store.identity.replica_id
+    replica = store.leases.identity.replica_id
     for kind in LeaseKind:
         metrics.gauge(
             HELD,
-            lambda kind=kind: store.held_leases()[kind],  # type: ignore[misc]
+            lambda kind=kind: store.leases.held_leases()[kind],  # type: ignore[misc]
             "Events, pushes and unpaid checks this replica holds a lease on now.",
             kind=str(kind),
             replica=replica,
@@ -79,7 +79,7 @@ class Heartbeat:
 
     async def beat(self) -> dict[LeaseKind, int]:
         """One renewal; returns how many leases, by kind, were found taken (the store logs and counts them)."""
-        return await self.store.renew_leases(self.lease_seconds, now=self._clock())
+        return await self.store.leases.renew_leases(self.lease_seconds, now=self._clock())
 
     async def run(self) -> None:
         while True:

@@ -289,7 +289,7 @@ async def run_processor(processor: EventProcessor, store: PushStore, lease_secon
                 finally:
                     # Those the pass settled are held no more; any a failed pass left come back when their leases,
                     # no longer renewed, expire.
-                    store.forget_leases(LeaseKind.EVENT, [str(e.seq) for e in events])
+                    store.leases.forget_leases(LeaseKind.EVENT, [str(e.seq) for e in events])
                 continue
         except asyncio.CancelledError:
             raise

@@ -62,22 +62,17 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from gateway.push.records import (
-    LeaseHolder,
-    LeaseKind,
     PushStatus,
-    ReplicaStatus,
     ShopHold,
     StoredCounts,
 )
 from gateway.push.redis.db import RedisDb, RedisUnavailable, shielded
 from gateway.push.redis.delivery import RedisPushDelivery
 from gateway.push.redis.events import RedisEventLog
+from gateway.push.redis.leases import RedisLeaseLedger
 from gateway.push.redis.notices import WorkNotices
 from gateway.push.redis.outbox import RedisOutboxAdmin, fetch_pushes
 from gateway.push.redis.rows import (
-    LEASE_KINDS,
-    LEASE_LETTER,
-    by_kind,
     glob_escape,
     ints,
     num,
@@ -86,7 +81,7 @@ from gateway.push.redis.rows import (
 )
 from gateway.push.redis.states import RedisOrderStates
 from gateway.push.replica import ReplicaIdentity
-from gateway.push.store_base import LeaseIds, PushStoreBase, Renewal, Taken
+from gateway.push.store_base import PushStoreBase
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +102,7 @@ class RedisPushStore(PushStoreBase):
         super().__init__(identity)
         self.db = RedisDb(url, prefix=prefix, max_connections=max_connections)
         self.notices = WorkNotices(self.db, self._work, self.identity.token)
+        self.leases = RedisLeaseLedger(self.db, self.book)
         self.events = RedisEventLog(self.db, self.book, self._notify)
         self.states = RedisOrderStates(self.db, self.book, self._notify)
         self.delivery = RedisPushDelivery(self.db, self.book, self._notify)
@@ -114,7 +110,6 @@ class RedisPushStore(PushStoreBase):
         self.prefix = prefix
         #: The serving gateway: at open, take back at once what earlier starts of this replica id held.
         self.reclaim = reclaim
-        self._other_starts: set[str] = set()
 
     # lifecycle ----------------------------------------------------------------------------------------------------
 
@@ -123,7 +118,7 @@ class RedisPushStore(PushStoreBase):
             return
         await self.db.open()
         if self.reclaim:
-            await self._reclaim_leases()
+            await self.leases.reclaim()
         await self.notices.start()
 
     async def close(self) -> None:
@@ -147,66 +142,6 @@ class RedisPushStore(PushStoreBase):
     # delivery -----------------------------------------------------------------------------------------------------
 
     # leases -------------------------------------------------------------------------------------------------------
-
-    async def _renew_leases(
-        self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
-    ) -> Renewal:
-        members = [f"{LEASE_LETTER[kind]}:{lease_id}" for kind, ids in held.items() for lease_id in ids]
-        entry = self._replica_entry(now) if beat else ""
-        if not members and not entry:
-            return Renewal({}, {})
-        taken, gone, other = await self.db.run_batched("renew_leases", num(lease_until), owner, entry, *members)
-        if other:
-            self._warn_shared_id(text(other))
-        return Renewal(by_kind(taken), by_kind(gone))
-
-    def _warn_shared_id(self, other: str) -> None:
-        """Another start of this replica id wrote the heartbeat since this one did: unless that start is dead (then
-        this process is the stale one: paused past its leases), two live processes share the id and take each other's
-        work at every restart. Said once per other start."""
-        nonce = other.split("\t", 1)[0]
-        if nonce in self._other_starts:
-            return
-        self._other_starts.add(nonce)
-        log.error(
-            "replica id %s: another process (start %s) beats under the same id as this one (start %s); give every"
-            " gateway replica its own GATEWAY_REPLICA_ID",
-            self.identity.replica_id, nonce, self.identity.nonce,
-        )  # fmt: skip
-
-    def _replica_entry(self, beat_at: float) -> str:
-        return f"{self.identity.nonce}\t{num(self.identity.started_at)}\t{num(beat_at)}"
-
-    async def _reclaim_leases(self) -> None:
-        found = await self.db.run("reclaim_leases", self.identity.token, self._replica_entry(self.identity.started_at))
-        by_kind: dict[LeaseKind, Taken] = {}
-        for i in range(0, len(found), 3):
-            kind, owner, count = LEASE_KINDS[text(found[i])], text(found[i + 1]), int(found[i + 2])
-            by_kind.setdefault(kind, {})[owner] = count
-        for kind, taken in by_kind.items():
-            self.book.report_taken(kind, taken, "restart")
-
-    @shielded
-    async def push_holders(self, push_ids: Sequence[int]) -> dict[int, LeaseHolder]:
-        async with self.db.redis.pipeline(transaction=False) as pipe:
-            for pid in push_ids:
-                pipe.hmget(self.db.k("push", pid), ["own", "lsince", "lease", "status"])
-            rows = await pipe.execute()
-        return {
-            pid: LeaseHolder(text(own), float(since or 0), float(lease or 0))
-            for pid, (own, since, lease, status) in zip(push_ids, rows, strict=True)
-            if own and status == b"pending"
-        }
-
-    @shielded
-    async def replicas(self) -> list[ReplicaStatus]:
-        out = []
-        for rid, entry, events, pushes, checks, oldest in await self.db.run("leases_held"):
-            nonce, started, beat = text(entry).split("\t")
-            held = {LeaseKind.EVENT: int(events), LeaseKind.PUSH: int(pushes), LeaseKind.CHECK: int(checks)}
-            since = float(oldest) if oldest else None
-            out.append(ReplicaStatus(text(rid), nonce, float(started), float(beat), held, since))
-        return sorted(out, key=lambda r: r.replica_id)
 
     # operator CLI -------------------------------------------------------------------------------------------------
 

@@ -179,7 +179,7 @@ class PushSender:
         except Exception:  # never lose the dispatcher to one bad row; the lease brings it back
             log.exception("push %s: delivery crashed", push.id)
         finally:  # settled: no longer held; crashed: its lease expires unrenewed and the push comes back
-            self.store.forget_leases(LeaseKind.PUSH, [str(push.id)])
+            self.store.leases.forget_leases(LeaseKind.PUSH, [str(push.id)])
 
     async def _still_held(self, push: Push, confirmed_at: float) -> bool:
         """Whether this replica may send the push now: it holds a lease with at least half its length left. A lease
@@ -188,7 +188,7 @@ class PushSender:
         now: this one must not send it. A renewal that itself took half a lease is asked again."""
         while self._clock() - confirmed_at >= self.lease_seconds / 2:
             confirmed_at = self._clock()
-            if not await self.store.hold_push(push.id, self.lease_seconds):
+            if not await self.store.leases.hold_push(push.id, self.lease_seconds):
                 return False
         return True
 

@@ -34,9 +34,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from gateway.push.records import (
-    LeaseHolder,
     LeaseKind,
-    ReplicaStatus,
     ShopHold,
     StoredCounts,
     idempotency_key,
@@ -46,11 +44,12 @@ from gateway.push.sqlite import leases as sqlite_leases
 from gateway.push.sqlite.db import SqliteDb
 from gateway.push.sqlite.delivery import SqlitePushDelivery
 from gateway.push.sqlite.events import SqliteEventLog
+from gateway.push.sqlite.leases import SqliteLeaseLedger
 from gateway.push.sqlite.outbox import SqliteOutboxAdmin
 from gateway.push.sqlite.rows import chunks, placeholders
 from gateway.push.sqlite.schema import MIGRATIONS
 from gateway.push.sqlite.states import SqliteOrderStates
-from gateway.push.store_base import LeaseIds, PushStoreBase, Renewal, Taken
+from gateway.push.store_base import PushStoreBase, Taken
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +66,7 @@ class SqlitePushStore(PushStoreBase):
         super().__init__(identity)
         self.path = str(path)
         self.db = SqliteDb(path)
+        self.leases = SqliteLeaseLedger(self.db, self.book)
         self.events = SqliteEventLog(self.db, self.book, self._notify)
         self.states = SqliteOrderStates(self.db, self.book, self._notify)
         self.delivery = SqlitePushDelivery(self.db, self.book, self._notify)
@@ -115,22 +115,6 @@ class SqlitePushStore(PushStoreBase):
     # delivery -----------------------------------------------------------------------------------------------------
 
     # leases -------------------------------------------------------------------------------------------------------
-
-    async def _renew_leases(
-        self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
-    ) -> Renewal:
-        def op(c: sqlite3.Connection) -> Renewal:
-            if beat:
-                sqlite_leases.beat(c, self.identity, now)
-            return sqlite_leases.renew(c, held, lease_until, owner)
-
-        return await self.db.call(op)
-
-    async def push_holders(self, push_ids: Sequence[int]) -> dict[int, LeaseHolder]:
-        return await self.db.call(lambda c: sqlite_leases.holders(c, push_ids))
-
-    async def replicas(self) -> list[ReplicaStatus]:
-        return await self.db.call(sqlite_leases.replicas)
 
     # operator CLI -------------------------------------------------------------------------------------------------
 

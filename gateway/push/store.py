@@ -210,7 +210,10 @@ class LeaseLedger(Protocol):
     that gives up on claimed work without settling it calls `forget_leases`: the leases then expire instead of being
     renewed, and the work comes back."""
 
-    identity: ReplicaIdentity
+    @property
+    def identity(self) -> ReplicaIdentity:
+        """Whose leases these are: this process (a new nonce on every start)."""
+        ...
 
     def watch_leases(self, listener: LeaseListener) -> None:
         """Report takeovers and losses to `listener` from now on (also those found when the store opens)."""
@@ -310,7 +313,6 @@ class ComplianceStore(Protocol):
 
 @runtime_checkable
 class PushStore(
-    LeaseLedger,
     TrackingIndex,
     ShopLedger,
     ShopHoldStore,
@@ -336,6 +338,9 @@ class PushStore(
 
     @property
     def outbox(self) -> OutboxAdmin: ...
+
+    @property
+    def leases(self) -> LeaseLedger: ...
 
     async def open(self) -> None:
         """Connect / create the schema / run pending migrations. Called once before use."""

@@ -409,32 +409,15 @@ class OutboxAdminBase(ABC):
         """See `OutboxAdmin.push_attempts`."""
 
 
-class PushStoreBase(ABC):
-    """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
+class LeaseLedgerBase(ABC):
+    """`LeaseLedger`'s rules (renew exactly what this replica holds, report what was lost) over a backend's primitives."""
 
-    def __init__(self, identity: ReplicaIdentity | None = None) -> None:
-        self._work = WorkSignal()
-        self.book = LeaseBook(identity or ReplicaIdentity.start())
-        self.identity = self.book.identity
+    def __init__(self, book: LeaseBook) -> None:
+        self.book = book
 
-    # wake-ups -----------------------------------------------------------------------------------------------------
-
-    def _notify(self) -> None:
-        """New work was committed: wake the waiting workers."""
-        self._work.notify()
-
-    async def wait_for_work(self, max_wait_seconds: float) -> None:
-        await self._work.wait(max_wait_seconds)
-
-    # events -------------------------------------------------------------------------------------------------------
-
-    # rules --------------------------------------------------------------------------------------------------------
-
-    # delivery -----------------------------------------------------------------------------------------------------
-
-    # operator -----------------------------------------------------------------------------------------------------
-
-    # leases -------------------------------------------------------------------------------------------------------
+    @property
+    def identity(self) -> ReplicaIdentity:
+        return self.book.identity
 
     def watch_leases(self, listener: store.LeaseListener) -> None:
         self.book.watch(listener)
@@ -471,6 +454,49 @@ class PushStoreBase(ABC):
             return False
         return True
 
+    @abstractmethod
+    async def _renew_leases(
+        self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
+    ) -> Renewal:
+        """Extend to `lease_until` each of these leases that `owner` still holds on pending work; return the others.
+        With `beat`, also record this replica's heartbeat at `now` (see `replicas`)."""
+
+    @abstractmethod
+    async def push_holders(self, push_ids: Sequence[int]) -> dict[int, records.LeaseHolder]:
+        """See `LeaseLedger.push_holders`."""
+
+    @abstractmethod
+    async def replicas(self) -> list[records.ReplicaStatus]:
+        """See `LeaseLedger.replicas`."""
+
+
+class PushStoreBase(ABC):
+    """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
+
+    def __init__(self, identity: ReplicaIdentity | None = None) -> None:
+        self._work = WorkSignal()
+        self.book = LeaseBook(identity or ReplicaIdentity.start())
+        self.identity = self.book.identity
+
+    # wake-ups -----------------------------------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        """New work was committed: wake the waiting workers."""
+        self._work.notify()
+
+    async def wait_for_work(self, max_wait_seconds: float) -> None:
+        await self._work.wait(max_wait_seconds)
+
+    # events -------------------------------------------------------------------------------------------------------
+
+    # rules --------------------------------------------------------------------------------------------------------
+
+    # delivery -----------------------------------------------------------------------------------------------------
+
+    # operator -----------------------------------------------------------------------------------------------------
+
+    # leases -------------------------------------------------------------------------------------------------------
+
     # tracking index and compliance --------------------------------------------------------------------------------
 
     async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
@@ -487,13 +513,6 @@ class PushStoreBase(ABC):
         return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
 
     # the backend's primitives -------------------------------------------------------------------------------------
-
-    @abstractmethod
-    async def _renew_leases(
-        self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
-    ) -> Renewal:
-        """Extend to `lease_until` each of these leases that `owner` still holds on pending work; return the others.
-        With `beat`, also record this replica's heartbeat at `now` (see `replicas`)."""
 
     @abstractmethod
     async def _order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:

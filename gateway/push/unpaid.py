@@ -82,7 +82,7 @@ async def run_unpaid_checker(
                 try:
                     await checks.run(due)
                 finally:  # a check whose read failed is retried when its lease, no longer renewed, expires
-                    store.forget_leases(LeaseKind.CHECK, [check_lease_id(c.shop_key, c.order_id) for c in due])
+                    store.leases.forget_leases(LeaseKind.CHECK, [check_lease_id(c.shop_key, c.order_id) for c in due])
                 continue
         except asyncio.CancelledError:
             raise

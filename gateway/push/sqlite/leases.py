@@ -23,7 +23,8 @@ from typing import IO
 
 from gateway.push.records import EventOutcome, LeaseHolder, LeaseKind, ReplicaStatus, check_lease_id
 from gateway.push.replica import ReplicaIdentity
-from gateway.push.store_base import LeaseIds, Renewal, Taken
+from gateway.push.sqlite.db import SqliteDb
+from gateway.push.store_base import LeaseBook, LeaseIds, LeaseLedgerBase, Renewal, Taken
 
 #: Per kind: the table, the condition "still pending work", and how one lease id selects its row.
 _TABLES: dict[LeaseKind, tuple[str, str, str]] = {
@@ -86,11 +87,11 @@ def reclaim(c: sqlite3.Connection, identity: ReplicaIdentity) -> dict[LeaseKind,
         c.execute(f"UPDATE {table} SET lease_until = 0, lease_owner = '' WHERE {mine}", args)
         if kind is not LeaseKind.EVENT:  # an event with no owner and a lease is deferred (a read hold), not held
             c.execute(f"UPDATE {table} SET lease_until = 0 WHERE lease_owner = '' AND lease_until > 0 AND {pending}")
-    beat(c, identity, identity.started_at)
+    record_beat(c, identity, identity.started_at)
     return released
 
 
-def beat(c: sqlite3.Connection, identity: ReplicaIdentity, now: float) -> None:
+def record_beat(c: sqlite3.Connection, identity: ReplicaIdentity, now: float) -> None:
     c.execute(
         "INSERT INTO replicas (replica_id, nonce, started_at, beat_at) VALUES (?, ?, ?, ?) ON CONFLICT (replica_id)"
         " DO UPDATE SET nonce = excluded.nonce, started_at = excluded.started_at, beat_at = excluded.beat_at",
@@ -140,7 +141,7 @@ def taken_from(owners: Sequence[str], owner: str) -> Taken:
     return taken
 
 
-def holders(c: sqlite3.Connection, push_ids: Sequence[int]) -> dict[int, LeaseHolder]:
+def push_lease_holders(c: sqlite3.Connection, push_ids: Sequence[int]) -> dict[int, LeaseHolder]:
     out = {}
     for pid in push_ids:
         row = c.execute(
@@ -153,7 +154,7 @@ def holders(c: sqlite3.Connection, push_ids: Sequence[int]) -> dict[int, LeaseHo
     return out
 
 
-def replicas(c: sqlite3.Connection) -> list[ReplicaStatus]:
+def replica_statuses(c: sqlite3.Connection) -> list[ReplicaStatus]:
     held: dict[str, dict[LeaseKind, int]] = {}
     oldest: dict[str, float] = {}
     for kind, (table, pending, _) in _TABLES.items():
@@ -172,6 +173,30 @@ def replicas(c: sqlite3.Connection) -> list[ReplicaStatus]:
             "SELECT replica_id, nonce, started_at, beat_at FROM replicas ORDER BY replica_id"
         )
     ]
+
+
+class SqliteLeaseLedger(LeaseLedgerBase):
+    """`LeaseLedger` on the SQLite file: the rows' owners and the `replicas` table."""
+
+    def __init__(self, db: SqliteDb, book: LeaseBook) -> None:
+        super().__init__(book)
+        self.db = db
+
+    async def _renew_leases(
+        self, held: LeaseIds, now: float, lease_until: float, owner: str, *, beat: bool = False
+    ) -> Renewal:
+        def op(c: sqlite3.Connection) -> Renewal:
+            if beat:
+                record_beat(c, self.identity, now)
+            return renew(c, held, lease_until, owner)
+
+        return await self.db.call(op)
+
+    async def push_holders(self, push_ids: Sequence[int]) -> dict[int, LeaseHolder]:
+        return await self.db.call(lambda c: push_lease_holders(c, push_ids))
+
+    async def replicas(self) -> list[ReplicaStatus]:
+        return await self.db.call(replica_statuses)
 
 
 def _key(kind: LeaseKind, lease_id: str) -> tuple[object, ...]:
