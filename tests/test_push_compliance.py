@@ -64,7 +64,7 @@ async def test_shop_redact_purges_everything_stored_for_the_shop_and_its_cache(
     await wait_until_settled(gw.store)
     await bot_receiver.wait_for(lambda r: len(r.delivered("package/update")) == 1)
     order_id, name = int(order["legacyResourceId"]), order["name"].lstrip("#")
-    assert await gw.store.order_name_for_tracking(SHOP_KEY, "1ZREDACT01") == name
+    assert await gw.store.tracking.order_name_for_tracking(SHOP_KEY, "1ZREDACT01") == name
     before = sqlite_rows_of_shop(gw.config["storage"]["sqlite_path"], SHOP_KEY)
     assert before["events"] and before["outbox"] and before["orders"] and before["tracking"]
 
@@ -90,8 +90,8 @@ async def test_shop_redact_purges_everything_stored_for_the_shop_and_its_cache(
     await wait_until_settled(gw.store)
     assert set(sqlite_rows_of_shop(gw.config["storage"]["sqlite_path"], SHOP_KEY).values()) == {0}
     assert await gw.store.outbox.list_pushes(SHOP_KEY) == []
-    assert await gw.store.order_name_for_tracking(SHOP_KEY, "1ZREDACT01") is None
-    assert await gw.store.delivered_package_pushes(SHOP_KEY, order_id) == {}
+    assert await gw.store.tracking.order_name_for_tracking(SHOP_KEY, "1ZREDACT01") is None
+    assert await gw.store.tracking.delivered_package_pushes(SHOP_KEY, order_id) == {}
     assert await gw.store.states.load_order_states(SHOP_KEY, [order_id]) == {}
     assert await gw.store.get_watermark(SHOP_KEY) is None
     # the cache went too: the next query reads the store again (and still answers)
@@ -152,7 +152,7 @@ async def test_customers_redact_in_the_middle_of_a_batch(
     assert (await push_store.count_customer_data(SHOP_KEY, CUSTOMER_A, [8101])).as_dict() == NOTHING
     for event_id in ("a-paid", "a-shipped", "a-redact"):
         assert await push_store.events.get_event(SHOP_KEY, event_id) is None, event_id
-    assert await push_store.order_name_for_tracking(SHOP_KEY, "1ZA") is None
+    assert await push_store.tracking.order_name_for_tracking(SHOP_KEY, "1ZA") is None
     assert sorted(p.order_id for p in await push_store.outbox.list_pushes(SHOP_KEY)) == [8102, 8201]
     assert set(await push_store.states.load_order_states(SHOP_KEY, [8101, 8201, 8102])) == {8201, 8102}
     for event_id in ("b-paid", "a-late"):
@@ -177,7 +177,7 @@ async def test_shop_redact_in_the_middle_of_a_batch(
     assert await push_store.outbox.list_pushes(SHOP_KEY) == []
     assert await push_store.states.load_order_states(SHOP_KEY, [8301]) == {}
     assert await push_store.states.load_fulfillment_states(SHOP_KEY, [9301]) == {}
-    assert await push_store.order_name_for_tracking(SHOP_KEY, "1ZS") is None
+    assert await push_store.tracking.order_name_for_tracking(SHOP_KEY, "1ZS") is None
     assert await push_store.get_watermark(SHOP_KEY) is None
     for event_id in ("paid", "shipped", "redact"):
         assert await push_store.events.get_event(SHOP_KEY, event_id) is None, event_id

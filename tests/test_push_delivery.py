@@ -86,8 +86,8 @@ async def test_out_of_order_one_push_per_transition_newest_wins(
     assert len(bot_receiver.delivered("Order/Receipt")) == 1
     states = await gw.store.states.load_order_states("demo", [77])
     assert states[77].financial_status == "paid"
-    assert await gw.store.order_name_for_tracking("demo", "1Z827WK74630") == "1077"
-    assert await gw.store.delivered_package_pushes("demo", 77) == {str(fid): 2}
+    assert await gw.store.tracking.order_name_for_tracking("demo", "1Z827WK74630") == "1077"
+    assert await gw.store.tracking.delivered_package_pushes("demo", 77) == {str(fid): 2}
 
 
 async def test_in_order_transitions_each_pushed_once(make_push_gateway: Any, bot_receiver: BotReceiver) -> None:
@@ -207,7 +207,7 @@ async def test_customers_redact_purges(make_push_gateway: Any, bot_receiver: Bot
     await gw.webhook("orders/paid", rest_order(902, customer_id=5353))
     await bot_receiver.wait_for(lambda r: len(r.delivered()) == 3)
     await wait_until_settled(gw.store)
-    assert await gw.store.order_name_for_tracking("demo", "RED1") is not None
+    assert await gw.store.tracking.order_name_for_tracking("demo", "RED1") is not None
     redact = {
         "shop_id": 1,
         "shop_domain": "demo-shop.myshopify.com",
@@ -216,7 +216,7 @@ async def test_customers_redact_purges(make_push_gateway: Any, bot_receiver: Bot
     }
     await gw.webhook("customers/redact", redact)
     await wait_until_settled(gw.store)
-    assert await gw.store.order_name_for_tracking("demo", "RED1") is None
+    assert await gw.store.tracking.order_name_for_tracking("demo", "RED1") is None
     states = await gw.store.states.load_order_states("demo", [901, 902])
     assert list(states) == [902]
     assert all(p.order_id != 901 for p in await gw.store.outbox.list_pushes(limit=100))

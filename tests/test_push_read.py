@@ -159,7 +159,7 @@ async def test_fulfillment_webhooks_for_an_order_the_gateway_never_saw(
         "recipient_name": order["shippingAddress"]["name"],
         "tracking_status": "shipped",
     }
-    assert await gw.store.order_name_for_tracking(SHOP_KEY, "1ZNEVERSEEN1") == order["name"].lstrip("#")
+    assert await gw.store.tracking.order_name_for_tracking(SHOP_KEY, "1ZNEVERSEEN1") == order["name"].lstrip("#")
     assert bot_receiver.delivered("Order/Receipt") == []  # no orders/* webhook: nothing says it became paid
 
 
@@ -291,7 +291,7 @@ async def test_a_fulfillment_beyond_the_orders_first_page_is_read_again_and_push
     assert push.body["params"]["image_url"] and push.body["params"]["tracking_number"]
     assert push_sandbox.graphql_requests(SHOP_DOMAIN) - before == 2  # the batch's read and one follow-up
     number = fulfillments[-1]["trackingInfo"][0]["number"]
-    assert await gw.store.order_name_for_tracking(SHOP_KEY, number) == order["name"].lstrip("#")
+    assert await gw.store.tracking.order_name_for_tracking(SHOP_KEY, number) == order["name"].lstrip("#")
 
 
 async def test_the_store_filters_an_orders_fulfillments_by_timestamp_as_shopify_does(

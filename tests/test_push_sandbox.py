@@ -59,7 +59,7 @@ async def test_paid_order_duplicated_and_shuffled_is_one_receipt(
     assert len(receipts) == 1 and receipts[0].body["recipient"] == {"id": "PSID-77"}
     statuses = [r.body["params"]["tracking_status"] for r in bot_receiver.delivered("package/update")]
     assert statuses[-1] == "delivered" and len(statuses) == len(set(statuses))  # never a repeated status
-    assert await store.order_name_for_tracking("demo", "1ZSANDBOX1") == order["name"].lstrip("#")
+    assert await store.tracking.order_name_for_tracking("demo", "1ZSANDBOX1") == order["name"].lstrip("#")
 
 
 async def test_unpaid_after_delay_only_when_still_unpaid(

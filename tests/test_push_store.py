@@ -168,16 +168,16 @@ async def test_tracking_index_delivery_log_and_purges(push_store: PushStore) -> 
             EventOutcome(order_states=[OrderState("shop", 12, "1012", 1.0, customer_id=600)]),
         ]
     )
-    assert await push_store.order_name_for_tracking("shop", "1Z999") == "1011"
-    assert await push_store.order_name_for_tracking("other", "1Z999") is None
+    assert await push_store.tracking.order_name_for_tracking("shop", "1Z999") == "1011"
+    assert await push_store.tracking.order_name_for_tracking("other", "1Z999") is None
     [p] = await push_store.delivery.claim_pushes(10, 30)
     await push_store.delivery.mark_delivered(p.id)
-    assert await push_store.delivered_package_pushes("shop", 11) == {"90": 1}
+    assert await push_store.tracking.delivered_package_pushes("shop", 11) == {"90": 1}
     counts = await push_store.count_customer_data("shop", 500, [])
     assert counts.orders == 1 and counts.pushes == 1 and counts.tracking_numbers == 1
     purged = await push_store.purge_customer("shop", 500, [])
     assert purged.orders == 1 and purged.pushes == 1 and purged.tracking_numbers == 1
-    assert await push_store.order_name_for_tracking("shop", "1Z999") is None
+    assert await push_store.tracking.order_name_for_tracking("shop", "1Z999") is None
     assert await push_store.states.load_order_states("shop", [11, 12]) != {}  # the other customer's order stays
     await push_store.purge_shop("shop")
     assert await push_store.states.load_order_states("shop", [12]) == {}

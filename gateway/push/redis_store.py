@@ -62,7 +62,6 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from gateway.push.records import (
-    PushStatus,
     ShopHold,
     StoredCounts,
 )
@@ -71,7 +70,7 @@ from gateway.push.redis.delivery import RedisPushDelivery
 from gateway.push.redis.events import RedisEventLog
 from gateway.push.redis.leases import RedisLeaseLedger
 from gateway.push.redis.notices import WorkNotices
-from gateway.push.redis.outbox import RedisOutboxAdmin, fetch_pushes
+from gateway.push.redis.outbox import RedisOutboxAdmin
 from gateway.push.redis.rows import (
     glob_escape,
     ints,
@@ -80,6 +79,7 @@ from gateway.push.redis.rows import (
     text,
 )
 from gateway.push.redis.states import RedisOrderStates
+from gateway.push.redis.tracking import RedisTrackingIndex
 from gateway.push.replica import ReplicaIdentity
 from gateway.push.store_base import PushStoreBase
 
@@ -102,6 +102,7 @@ class RedisPushStore(PushStoreBase):
         super().__init__(identity)
         self.db = RedisDb(url, prefix=prefix, max_connections=max_connections)
         self.notices = WorkNotices(self.db, self._work, self.identity.token)
+        self.tracking = RedisTrackingIndex(self.db)
         self.leases = RedisLeaseLedger(self.db, self.book)
         self.events = RedisEventLog(self.db, self.book, self._notify)
         self.states = RedisOrderStates(self.db, self.book, self._notify)
@@ -146,20 +147,6 @@ class RedisPushStore(PushStoreBase):
     # operator CLI -------------------------------------------------------------------------------------------------
 
     # PushStateReader ----------------------------------------------------------------------------------------------
-
-    @shielded
-    async def _order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
-        name = await self.db.redis.hget(self.db.shop(shop_key, "trk", tracking_number), "name")
-        return text(name) if name is not None else None
-
-    @shielded
-    async def delivered_package_pushes(self, shop_key: str, order_id: int) -> dict[str, int]:
-        ids = ints(await self.db.redis.zrange(self.db.shop(shop_key, "o", order_id, "push"), 0, -1))
-        counts: dict[str, int] = {}
-        for p in await fetch_pushes(self.db, ids):
-            if p.topic == "package/update" and p.status == PushStatus.DELIVERED and p.fulfillment_id is not None:
-                counts[str(p.fulfillment_id)] = counts.get(str(p.fulfillment_id), 0) + 1
-        return counts
 
     # reconciliation and shop lifecycle ----------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ def setup_push(app: web.Application) -> None:
     settings = app[SETTINGS]
     store = make_store(settings.storage, serving=True)
     app[PUSH_STORE] = store
-    app[PUSH_STATE] = store
+    app[PUSH_STATE] = store.tracking
     count_leases(store, ops.get_metrics(app))
     app.router.add_post("/webhooks/shopify", handle_webhook)
 

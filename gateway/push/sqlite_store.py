@@ -49,6 +49,7 @@ from gateway.push.sqlite.outbox import SqliteOutboxAdmin
 from gateway.push.sqlite.rows import chunks, placeholders
 from gateway.push.sqlite.schema import MIGRATIONS
 from gateway.push.sqlite.states import SqliteOrderStates
+from gateway.push.sqlite.tracking import SqliteTrackingIndex
 from gateway.push.store_base import PushStoreBase, Taken
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class SqlitePushStore(PushStoreBase):
         super().__init__(identity)
         self.path = str(path)
         self.db = SqliteDb(path)
+        self.tracking = SqliteTrackingIndex(self.db)
         self.leases = SqliteLeaseLedger(self.db, self.book)
         self.events = SqliteEventLog(self.db, self.book, self._notify)
         self.states = SqliteOrderStates(self.db, self.book, self._notify)
@@ -119,27 +121,6 @@ class SqlitePushStore(PushStoreBase):
     # operator CLI -------------------------------------------------------------------------------------------------
 
     # PushStateReader ----------------------------------------------------------------------------------------------
-
-    async def _order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
-        def op(c: sqlite3.Connection) -> str | None:
-            row = c.execute(
-                "SELECT order_name FROM tracking WHERE shop_key = ? AND tracking_number = ?",
-                (shop_key, tracking_number),
-            ).fetchone()
-            return row[0] if row else None
-
-        return await self.db.call(op)
-
-    async def delivered_package_pushes(self, shop_key: str, order_id: int) -> dict[str, int]:
-        def op(c: sqlite3.Connection) -> dict[str, int]:
-            rows = c.execute(
-                "SELECT fulfillment_id, COUNT(*) FROM outbox WHERE shop_key = ? AND order_id = ?"
-                " AND topic = 'package/update' AND status = 'delivered' GROUP BY fulfillment_id",
-                (shop_key, order_id),
-            ).fetchall()
-            return {str(f): n for f, n in rows if f is not None}
-
-        return await self.db.call(op)
 
     # reconciliation and shop lifecycle ----------------------------------------------------------------------------
 

@@ -313,7 +313,6 @@ class ComplianceStore(Protocol):
 
 @runtime_checkable
 class PushStore(
-    TrackingIndex,
     ShopLedger,
     ShopHoldStore,
     ComplianceStore,
@@ -341,6 +340,9 @@ class PushStore(
 
     @property
     def leases(self) -> LeaseLedger: ...
+
+    @property
+    def tracking(self) -> TrackingIndex: ...
 
     async def open(self) -> None:
         """Connect / create the schema / run pending migrations. Called once before use."""

@@ -470,6 +470,21 @@ class LeaseLedgerBase(ABC):
         """See `LeaseLedger.replicas`."""
 
 
+class TrackingIndexBase(ABC):
+    """`TrackingIndex`'s rule (a tracking number is looked up stripped) over a backend's primitives."""
+
+    async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
+        return await self._order_name_for_tracking(shop_key, tracking_number.strip())
+
+    @abstractmethod
+    async def _order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
+        """The indexed order name of this (stripped) tracking number."""
+
+    @abstractmethod
+    async def delivered_package_pushes(self, shop_key: str, order_id: int) -> dict[str, int]:
+        """See `TrackingIndex.delivered_package_pushes`."""
+
+
 class PushStoreBase(ABC):
     """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
 
@@ -499,9 +514,6 @@ class PushStoreBase(ABC):
 
     # tracking index and compliance --------------------------------------------------------------------------------
 
-    async def order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
-        return await self._order_name_for_tracking(shop_key, tracking_number.strip())
-
     async def purge_customer(
         self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
     ) -> records.StoredCounts:
@@ -513,10 +525,6 @@ class PushStoreBase(ABC):
         return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
 
     # the backend's primitives -------------------------------------------------------------------------------------
-
-    @abstractmethod
-    async def _order_name_for_tracking(self, shop_key: str, tracking_number: str) -> str | None:
-        """The indexed order name of this (stripped) tracking number."""
 
     @abstractmethod
     async def _customer_data(
