@@ -264,7 +264,7 @@ async def test_shops_page_shows_the_three_demo_shops_healthy(console_demo: Any, 
     op = await signed_in(demo, operator)
     await paid_push(demo)  # a webhook arrives
     await wait_for_status(demo, PushStatus.DELIVERED)
-    await demo.push_store.set_watermark("demo", "2026-11-30T12:00:00Z")
+    await demo.push_store.shops.set_watermark("demo", "2026-11-30T12:00:00Z")
     # a cached lookup, so there is a hit ratio to show
     body = json.dumps({"method": "orders", "params": {"order_number": "1001"}}).encode()
     async with aiohttp.ClientSession() as session:
@@ -316,13 +316,13 @@ async def test_a_deleted_subscription_is_missing_and_repair_restores_it(console_
     )
     status, html, _ = await op.get("/console")
     assert 'data-topic="ORDERS_PAID" data-state="drifted"' in html and "https://old.example.com/hooks" in html
-    await demo.push_store.set_shop_installed("demo", False)  # as after app/uninstalled
+    await demo.push_store.shops.set_shop_installed("demo", False)  # as after app/uninstalled
     assert await op.action("/console/shops/demo/repair") == 303
     status, html, _ = await op.get("/console")
     section = shop_section(html, "demo")
     assert "demo: webhook subscriptions repaired (ORDERS_PAID)." in html
     assert section.count('data-state="present"') == len(TOPICS) and 'data-health="healthy"' in section
-    assert await demo.push_store.shop_installed("demo")  # what `gateway webhooks sync` does too
+    assert await demo.push_store.shops.shop_installed("demo")  # what `gateway webhooks sync` does too
     uri = demo.settings.server.public_url + "/webhooks/shopify"
     ours = [s for s in demo.store_server.shop("demo.myshopify.com").webhook_subscriptions if s["uri"] == uri]
     assert sorted(s["topic"] for s in ours).count("ORDERS_PAID") == 1

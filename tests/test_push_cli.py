@@ -179,7 +179,7 @@ async def test_webhooks_list_and_sync_against_the_local_store(
     # app/uninstalled was received earlier: pushes are stopped until the subscriptions are repaired
     store = SqlitePushStore(db)
     await store.open()
-    await store.set_shop_installed(SHOP_KEY, False)
+    await store.shops.set_shop_installed(SHOP_KEY, False)
     await store.close()
     shop = sandbox.shop(SANDBOX_DOMAIN)
 
@@ -192,7 +192,7 @@ async def test_webhooks_list_and_sync_against_the_local_store(
     store = SqlitePushStore(db)
     await store.open()
     try:
-        assert await store.shop_installed(SHOP_KEY)  # a successful sync re-enables pushes
+        assert await store.shops.shop_installed(SHOP_KEY)  # a successful sync re-enables pushes
     finally:
         await store.close()
 

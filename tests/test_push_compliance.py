@@ -93,7 +93,7 @@ async def test_shop_redact_purges_everything_stored_for_the_shop_and_its_cache(
     assert await gw.store.tracking.order_name_for_tracking(SHOP_KEY, "1ZREDACT01") is None
     assert await gw.store.tracking.delivered_package_pushes(SHOP_KEY, order_id) == {}
     assert await gw.store.states.load_order_states(SHOP_KEY, [order_id]) == {}
-    assert await gw.store.get_watermark(SHOP_KEY) is None
+    assert await gw.store.shops.get_watermark(SHOP_KEY) is None
     # the cache went too: the next query reads the store again (and still answers)
     again = await platform.ask(SHOP_KEY, query, secret=QUERY_SECRET)
     assert again.status == 200 and again.json["orders"][0]["order_number"] == name
@@ -163,7 +163,7 @@ async def test_customers_redact_in_the_middle_of_a_batch(
 async def test_shop_redact_in_the_middle_of_a_batch(
     push_store: PushStore, processor: EventProcessor, push_sandbox: SandboxServer
 ) -> None:
-    await push_store.set_watermark(SHOP_KEY, "2026-01-01T00:00:00Z")
+    await push_store.shops.set_watermark(SHOP_KEY, "2026-01-01T00:00:00Z")
     await _run_one_batch(
         push_store,
         processor,
@@ -178,7 +178,7 @@ async def test_shop_redact_in_the_middle_of_a_batch(
     assert await push_store.states.load_order_states(SHOP_KEY, [8301]) == {}
     assert await push_store.states.load_fulfillment_states(SHOP_KEY, [9301]) == {}
     assert await push_store.tracking.order_name_for_tracking(SHOP_KEY, "1ZS") is None
-    assert await push_store.get_watermark(SHOP_KEY) is None
+    assert await push_store.shops.get_watermark(SHOP_KEY) is None
     for event_id in ("paid", "shipped", "redact"):
         assert await push_store.events.get_event(SHOP_KEY, event_id) is None, event_id
     assert await push_store.outbox.backlog() == {"events": 0, "pushes": 0, "dead": 0, "checks": 0}

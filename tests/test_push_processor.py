@@ -265,7 +265,7 @@ async def test_a_shop_held_by_one_replica_is_held_by_the_other(
     a, b = two_stores
     settings = push_settings("http://127.0.0.1:9/push", tmp_path / "unused", push={"backoff_base_seconds": 10, "backoff_max_seconds": 600})
     now = [time.time()]
-    holds_a, holds_b = (ShopHolds(settings, store.events, store, clock=lambda: now[0]) for store in (a, b))
+    holds_a, holds_b = (ShopHolds(settings, store.events, store.holds, clock=lambda: now[0]) for store in (a, b))
     intent = PushIntent(SHOP_KEY, "Order/Receipt", "receipt:1", 1, None)
 
     async def claim(store: PushStore, event_id: str) -> StoredEvent:
@@ -280,7 +280,7 @@ async def test_a_shop_held_by_one_replica_is_held_by_the_other(
         return await holds.settle(decided, {SHOP_KEY: "ShopifyUnavailable: down"}, held)
 
     assert await read_fails(holds_a, [await claim(a, "e1")]) == []  # not committed: the event waits
-    [hold] = (await b.shop_holds([SHOP_KEY])).values()
+    [hold] = (await b.holds.shop_holds([SHOP_KEY])).values()
     assert hold.failures == 1 and now[0] + 5 <= hold.until <= now[0] + 10  # backoff_base, with jitter
     e2 = await claim(b, "e2")
     assert (await holds_b.defer_held([e2])).events == []  # B holds the shop too: e2 deferred, no read
@@ -289,11 +289,11 @@ async def test_a_shop_held_by_one_replica_is_held_by_the_other(
     again = await b.events.claim_events(10, 30.0, now=now[0])
     assert [e.event_id for e in again] == ["e1", "e2"]
     assert await read_fails(holds_b, again) == []
-    [hold] = (await a.shop_holds([SHOP_KEY])).values()
+    [hold] = (await a.holds.shop_holds([SHOP_KEY])).values()
     assert hold.failures == 2 and now[0] + 10 <= hold.until <= now[0] + 20  # doubled: A's failure counted
     now[0] = hold.until + 0.1
     events = await a.events.claim_events(10, 30.0, now=now[0])
     held = await holds_a.defer_held(events)
     decided = [Decided(EventOutcome(event_seq=e.seq), [intent], SHOP_KEY, now[0]) for e in held.events]
     assert len(await holds_a.settle(decided, {}, held)) == len(events) == 2  # A's read answers: both go on
-    assert await a.shop_holds([SHOP_KEY]) == await b.shop_holds([SHOP_KEY]) == {}
+    assert await a.holds.shop_holds([SHOP_KEY]) == await b.holds.shop_holds([SHOP_KEY]) == {}

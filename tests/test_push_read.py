@@ -327,7 +327,7 @@ async def test_reconciliation_sees_a_change_to_an_orders_seventh_fulfillment(
     # a watermark is whole seconds (as Shopify's updated_at search), so the move comes in the next second
     await asyncio.sleep(1.01 - shop.now().microsecond / 1e6)
     seen = shop.now()
-    await gw.store.set_watermark(SHOP_KEY, (seen + timedelta(seconds=OVERLAP_SECONDS)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    await gw.store.shops.set_watermark(SHOP_KEY, (seen + timedelta(seconds=OVERLAP_SECONDS)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     await shop.add_fulfillment_event(fulfillments[-1]["id"], "IN_TRANSIT")
     report = await reconcile_now(gw.app, SHOP_KEY)
     assert (report.orders, report.pushes) == (1, 2)  # the order's receipt (never seen either) and the 7th's move

@@ -184,12 +184,12 @@ async def test_tracking_index_delivery_log_and_purges(push_store: PushStore) -> 
 
 
 async def test_watermark_and_install_flag(push_store: PushStore) -> None:
-    assert await push_store.get_watermark("shop") is None
-    await push_store.set_watermark("shop", "2026-11-01T00:00:00Z")
-    assert await push_store.get_watermark("shop") == "2026-11-01T00:00:00Z"
-    assert await push_store.shop_installed("shop")
-    await push_store.set_shop_installed("shop", False)
-    assert not await push_store.shop_installed("shop")
+    assert await push_store.shops.get_watermark("shop") is None
+    await push_store.shops.set_watermark("shop", "2026-11-01T00:00:00Z")
+    assert await push_store.shops.get_watermark("shop") == "2026-11-01T00:00:00Z"
+    assert await push_store.shops.shop_installed("shop")
+    await push_store.shops.set_shop_installed("shop", False)
+    assert not await push_store.shops.shop_installed("shop")
     assert await push_store.ping() is None
 
 

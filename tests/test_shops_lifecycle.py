@@ -97,7 +97,7 @@ async def test_uninstall_drops_the_token_at_once_keeps_the_data_and_a_reinstall_
     gw.store_server.oauth.uninstall(DOMAIN, gw.settings.app.client_id)  # type: ignore[union-attr]
     await eventually(lambda: gw.registry.stored["shop4"].status is ShopStatus.UNINSTALLED, what="app/uninstalled")
     assert await gw.shop_store.load_tokens("shop4") is None
-    assert not await gw.app[PUSH_STORE].shop_installed("shop4")  # pushes stopped
+    assert not await gw.app[PUSH_STORE].shops.shop_installed("shop4")  # pushes stopped
     status, reply = await gw.ask("shop4", "1002", secret=secret)
     assert status == 503 and reply["success"] is False
     assert "shop4" in gw.settings.shops  # its data and settings stay until shop/redact
@@ -105,7 +105,7 @@ async def test_uninstall_drops_the_token_at_once_keeps_the_data_and_a_reinstall_
     status, _, _ = await merchant.install(gw, DOMAIN)
     assert status == 200
     assert gw.registry.stored["shop4"].status is ShopStatus.CONNECTED
-    assert await gw.app[PUSH_STORE].shop_installed("shop4")
+    assert await gw.app[PUSH_STORE].shops.shop_installed("shop4")
     assert gw.registry.stored["shop4"].bot_secrets[0].value == secret  # the platform keeps its secret
     await eventually(lambda: len(gw.store_server.shop(DOMAIN).webhook_subscriptions) == len(TOPICS),
                      what="subscriptions again")  # fmt: skip
@@ -129,7 +129,7 @@ async def test_an_uninstall_event_older_than_the_latest_install_is_ignored(
     stored = gw.registry.stored["shop4"]
     assert stored.status is ShopStatus.CONNECTED and stored.installed_at == installed_at
     assert await gw.shop_store.load_tokens("shop4") is not None
-    assert await gw.app[PUSH_STORE].shop_installed("shop4")
+    assert await gw.app[PUSH_STORE].shops.shop_installed("shop4")
     assert (await gw.ask("shop4"))[0] == 200
 
 

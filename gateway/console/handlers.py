@@ -160,7 +160,7 @@ async def repair(request: web.Request) -> web.StreamResponse:
     if key not in settings.shops:
         return _not_found(request, "No such shop.")
     client = request.app[SHOPIFY_CLIENTS][key]
-    report = await repair_shop(key, client, webhook_uri(settings), request.app[PUSH_STORE])
+    report = await repair_shop(key, client, webhook_uri(settings), request.app[PUSH_STORE].shops)
     if report.ok:
         created = ", ".join(report.created) if report.created else "nothing was missing"
         message = f"{key}: webhook subscriptions repaired ({created})."

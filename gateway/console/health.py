@@ -162,7 +162,7 @@ async def shop_health(app: web.Application, key: str) -> ShopHealth:
         else:
             health.topics = topic_states(report)
     health.installed, health.last_webhook_at, health.watermark = await asyncio.gather(
-        store.shop_installed(key), store.events.last_event_at(key), store.get_watermark(key)
+        store.shops.shop_installed(key), store.events.last_event_at(key), store.shops.get_watermark(key)
     )
     health.cache_hits = metrics.total("lookup_cache_shop_hits_total", shop=key)
     health.cache_misses = metrics.total("lookup_cache_shop_misses_total", shop=key)

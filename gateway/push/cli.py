@@ -127,7 +127,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
                         for s in subs:
                             print(f"  {s.get('topic'):<28} {s.get('uri')}  {s.get('id')}")
                         continue
-                    report = await repair_shop(shop_key, client, webhook_uri(settings), store)
+                    report = await repair_shop(shop_key, client, webhook_uri(settings), store.shops if store else None)
                     print(report.summary())
                     failed += 0 if report.ok else 1
         finally:

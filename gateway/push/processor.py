@@ -224,7 +224,7 @@ class EventProcessor:
             if self.lifecycle is not None and not await self.lifecycle.uninstalled(event.shop_key, _event_time(event)):
                 log.info("shop %s: app/uninstalled older than the latest install, ignored", event.shop_key)
                 return
-            await self.store.set_shop_installed(event.shop_key, False)
+            await self.store.shops.set_shop_installed(event.shop_key, False)
             log.warning("shop %s: app uninstalled, pushes stopped", event.shop_key)
         elif topic in COMPLIANCE_TOPICS:
             if (topic == "shop/redact" and self.lifecycle is not None
@@ -270,7 +270,7 @@ def build_processor(
         store,
         Rules(settings, metrics),
         PushRenderer(settings, reader, metrics),
-        ShopHolds(settings, store.events, store, metrics),
+        ShopHolds(settings, store.events, store.holds, metrics),
         StaleLookups(invalidator),
         metrics,
         lifecycle,

@@ -66,7 +66,7 @@ async def reconcile_shop(
     shop = settings.shops[shop_key]
     now = time.time() if now is None else now
     report = PassReport(shop_key)
-    stored = await store.get_watermark(shop_key)
+    stored = await store.shops.get_watermark(shop_key)
     since = (_parse(stored) - OVERLAP_SECONDS) if stored else now - FIRST_LOOKBACK_SECONDS
     newest = _parse(stored) if stored else since
     after: str | None = None
@@ -107,7 +107,7 @@ async def reconcile_shop(
             break
         after = page["endCursor"]
     report.watermark = _iso(newest)
-    await store.set_watermark(shop_key, report.watermark)
+    await store.shops.set_watermark(shop_key, report.watermark)
     return report
 
 
@@ -127,7 +127,7 @@ async def run_reconciler(
             if shop.push is None or not shop.push.enabled:
                 continue
             client = clients.get(shop_key)
-            if client is None or not await store.shop_installed(shop_key):
+            if client is None or not await store.shops.shop_installed(shop_key):
                 continue
             try:
                 report = await reconcile_shop(shop_key, settings, store, rules, renderer, client)

@@ -62,7 +62,6 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from gateway.push.records import (
-    ShopHold,
     StoredCounts,
 )
 from gateway.push.redis.db import RedisDb, RedisUnavailable, shielded
@@ -74,10 +73,10 @@ from gateway.push.redis.outbox import RedisOutboxAdmin
 from gateway.push.redis.rows import (
     glob_escape,
     ints,
-    num,
     opt,
     text,
 )
+from gateway.push.redis.shops import RedisShopHolds, RedisShopLedger
 from gateway.push.redis.states import RedisOrderStates
 from gateway.push.redis.tracking import RedisTrackingIndex
 from gateway.push.replica import ReplicaIdentity
@@ -102,6 +101,8 @@ class RedisPushStore(PushStoreBase):
         super().__init__(identity)
         self.db = RedisDb(url, prefix=prefix, max_connections=max_connections)
         self.notices = WorkNotices(self.db, self._work, self.identity.token)
+        self.shops = RedisShopLedger(self.db)
+        self.holds = RedisShopHolds(self.db)
         self.tracking = RedisTrackingIndex(self.db)
         self.leases = RedisLeaseLedger(self.db, self.book)
         self.events = RedisEventLog(self.db, self.book, self._notify)
@@ -150,47 +151,7 @@ class RedisPushStore(PushStoreBase):
 
     # reconciliation and shop lifecycle ----------------------------------------------------------------------------
 
-    @shielded
-    async def get_watermark(self, shop_key: str) -> str | None:
-        value = await self.db.redis.get(self.db.shop(shop_key, "wm"))
-        return text(value) if value is not None else None
-
-    @shielded
-    async def set_watermark(self, shop_key: str, watermark: str) -> None:
-        await self.db.redis.set(self.db.shop(shop_key, "wm"), watermark)
-
-    @shielded
-    async def set_shop_installed(self, shop_key: str, installed: bool) -> None:
-        await self.db.redis.hset(self.db.k("installed"), shop_key, "1" if installed else "0")
-
-    @shielded
-    async def shop_installed(self, shop_key: str) -> bool:
-        return await self.db.redis.hget(self.db.k("installed"), shop_key) != b"0"
-
     # shop holds ---------------------------------------------------------------------------------------------------
-
-    @shielded
-    async def shop_holds(self, shop_keys: Sequence[str]) -> dict[str, ShopHold]:
-        keys = list(dict.fromkeys(shop_keys))
-        async with self.db.redis.pipeline(transaction=False) as pipe:
-            for shop_key in keys:
-                pipe.hmget(self.db.shop(shop_key, "hold"), ["until", "failures"])
-            rows = await pipe.execute() if keys else []
-        return {
-            shop_key: ShopHold(float(until), int(failures))
-            for shop_key, (until, failures) in zip(keys, rows, strict=True)
-            if until is not None and failures is not None
-        }
-
-    @shielded
-    async def hold_shop(self, shop_key: str, hold: ShopHold) -> None:
-        await self.db.redis.hset(
-            self.db.shop(shop_key, "hold"), mapping={"until": num(hold.until), "failures": hold.failures}
-        )
-
-    @shielded
-    async def release_shop(self, shop_key: str) -> None:
-        await self.db.redis.delete(self.db.shop(shop_key, "hold"))
 
     # compliance ---------------------------------------------------------------------------------------------------
 

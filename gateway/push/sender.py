@@ -167,7 +167,7 @@ class PushSender:
         now = time.monotonic()
         if cached is not None and cached[1] > now:
             return cached[0]
-        installed = await self.store.shop_installed(shop_key)
+        installed = await self.store.shops.shop_installed(shop_key)
         self._installed[shop_key] = (installed, now + 5.0)
         return installed
 

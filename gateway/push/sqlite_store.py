@@ -35,7 +35,6 @@ from typing import TypeVar
 
 from gateway.push.records import (
     LeaseKind,
-    ShopHold,
     StoredCounts,
     idempotency_key,
 )
@@ -48,6 +47,7 @@ from gateway.push.sqlite.leases import SqliteLeaseLedger
 from gateway.push.sqlite.outbox import SqliteOutboxAdmin
 from gateway.push.sqlite.rows import chunks, placeholders
 from gateway.push.sqlite.schema import MIGRATIONS
+from gateway.push.sqlite.shops import SqliteShopHolds, SqliteShopLedger
 from gateway.push.sqlite.states import SqliteOrderStates
 from gateway.push.sqlite.tracking import SqliteTrackingIndex
 from gateway.push.store_base import PushStoreBase, Taken
@@ -67,6 +67,8 @@ class SqlitePushStore(PushStoreBase):
         super().__init__(identity)
         self.path = str(path)
         self.db = SqliteDb(path)
+        self.shops = SqliteShopLedger(self.db)
+        self.holds = SqliteShopHolds(self.db)
         self.tracking = SqliteTrackingIndex(self.db)
         self.leases = SqliteLeaseLedger(self.db, self.book)
         self.events = SqliteEventLog(self.db, self.book, self._notify)
@@ -124,64 +126,7 @@ class SqlitePushStore(PushStoreBase):
 
     # reconciliation and shop lifecycle ----------------------------------------------------------------------------
 
-    async def get_watermark(self, shop_key: str) -> str | None:
-        def op(c: sqlite3.Connection) -> str | None:
-            row = c.execute("SELECT watermark FROM watermarks WHERE shop_key = ?", (shop_key,)).fetchone()
-            return row[0] if row else None
-
-        return await self.db.call(op)
-
-    async def set_watermark(self, shop_key: str, watermark: str) -> None:
-        await self.db.call(
-            lambda c: c.execute(
-                "INSERT INTO watermarks (shop_key, watermark) VALUES (?, ?)"
-                " ON CONFLICT (shop_key) DO UPDATE SET watermark = excluded.watermark",
-                (shop_key, watermark),
-            )
-        )
-
-    async def set_shop_installed(self, shop_key: str, installed: bool) -> None:
-        await self.db.call(
-            lambda c: c.execute(
-                "INSERT INTO shops (shop_key, installed) VALUES (?, ?)"
-                " ON CONFLICT (shop_key) DO UPDATE SET installed = excluded.installed",
-                (shop_key, int(installed)),
-            )
-        )
-
-    async def shop_installed(self, shop_key: str) -> bool:
-        def op(c: sqlite3.Connection) -> bool:
-            row = c.execute("SELECT installed FROM shops WHERE shop_key = ?", (shop_key,)).fetchone()
-            return True if row is None else bool(row[0])
-
-        return await self.db.call(op)
-
     # shop holds ---------------------------------------------------------------------------------------------------
-
-    async def shop_holds(self, shop_keys: Sequence[str]) -> dict[str, ShopHold]:
-        keys = list(dict.fromkeys(shop_keys))
-        if not keys:
-            return {}
-
-        def op(c: sqlite3.Connection) -> dict[str, ShopHold]:
-            rows = c.execute(
-                f"SELECT shop_key, until, failures FROM shop_holds WHERE shop_key IN ({placeholders(keys)})", keys
-            )
-            return {r[0]: ShopHold(r[1], r[2]) for r in rows}
-
-        return await self.db.call(op)
-
-    async def hold_shop(self, shop_key: str, hold: ShopHold) -> None:
-        await self.db.call(
-            lambda c: c.execute(
-                "INSERT INTO shop_holds (shop_key, until, failures) VALUES (?, ?, ?) ON CONFLICT (shop_key)"
-                " DO UPDATE SET until = excluded.until, failures = excluded.failures",
-                (shop_key, hold.until, hold.failures),
-            )
-        )
-
-    async def release_shop(self, shop_key: str) -> None:
-        await self.db.call(lambda c: c.execute("DELETE FROM shop_holds WHERE shop_key = ?", (shop_key,)))
 
     # compliance ---------------------------------------------------------------------------------------------------
 

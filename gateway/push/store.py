@@ -313,8 +313,6 @@ class ComplianceStore(Protocol):
 
 @runtime_checkable
 class PushStore(
-    ShopLedger,
-    ShopHoldStore,
     ComplianceStore,
     Protocol,
 ):
@@ -343,6 +341,12 @@ class PushStore(
 
     @property
     def tracking(self) -> TrackingIndex: ...
+
+    @property
+    def shops(self) -> ShopLedger: ...
+
+    @property
+    def holds(self) -> ShopHoldStore: ...
 
     async def open(self) -> None:
         """Connect / create the schema / run pending migrations. Called once before use."""

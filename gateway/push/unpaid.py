@@ -55,7 +55,7 @@ class UnpaidChecks:
                 log.warning("shop %s: unpaid re-check read failed (%s); will retry", shop_key, result)
                 self.metrics.inc("gateway_push_unpaid_check_errors_total")
                 continue
-            installed = await self.store.shop_installed(shop_key)
+            installed = await self.store.shops.shop_installed(shop_key)
             for check in shop_checks:
                 outcome = EventOutcome(done_checks=[(check.shop_key, check.order_id)])
                 node = result.get(check.order_id)

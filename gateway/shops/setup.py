@@ -84,7 +84,8 @@ def setup_shops(app: web.Application, *, clock: Callable[[], float] = time.time)
     async def start(app: web.Application) -> None:
         # After every cleanup context: the Shopify session, the push store and the lookup contexts exist.
         clients = app[SHOPIFY_CLIENTS]
-        lifecycle.ledger = app.get(PUSH_STORE)
+        push_store = app.get(PUSH_STORE)
+        lifecycle.ledger = push_store.shops if push_store is not None else None
         if settings.app is not None:
             clients.token_providers = _token_providers(store, settings.app, lifecycle, clock)
         task = start_sync_task(settings, clients, store, eligible=lambda key: _connected(registry, key))
