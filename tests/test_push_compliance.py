@@ -149,7 +149,7 @@ async def test_customers_redact_in_the_middle_of_a_batch(
             ("a-late", "orders/updated", rest_order(8102, name="#8102", customer_id=CUSTOMER_B)),
         ],
     )
-    assert (await push_store.count_customer_data(SHOP_KEY, CUSTOMER_A, [8101])).as_dict() == NOTHING
+    assert (await push_store.compliance.count_customer_data(SHOP_KEY, CUSTOMER_A, [8101])).as_dict() == NOTHING
     for event_id in ("a-paid", "a-shipped", "a-redact"):
         assert await push_store.events.get_event(SHOP_KEY, event_id) is None, event_id
     assert await push_store.tracking.order_name_for_tracking(SHOP_KEY, "1ZA") is None
@@ -217,7 +217,7 @@ async def test_data_request_logs_counts_only_and_a_later_redact_removes_it(
 
     await eventually(purged, what="customers/redact processed")
     assert await gw.store.events.get_event(SHOP_KEY, "evt-data-request") is None  # the request named the customer
-    assert (await gw.store.count_customer_data(SHOP_KEY, CUSTOMER_A, [8401])).as_dict() == NOTHING
+    assert (await gw.store.compliance.count_customer_data(SHOP_KEY, CUSTOMER_A, [8401])).as_dict() == NOTHING
     assert await gw.store.outbox.list_pushes(SHOP_KEY) == []
 
 

@@ -173,13 +173,13 @@ async def test_tracking_index_delivery_log_and_purges(push_store: PushStore) -> 
     [p] = await push_store.delivery.claim_pushes(10, 30)
     await push_store.delivery.mark_delivered(p.id)
     assert await push_store.tracking.delivered_package_pushes("shop", 11) == {"90": 1}
-    counts = await push_store.count_customer_data("shop", 500, [])
+    counts = await push_store.compliance.count_customer_data("shop", 500, [])
     assert counts.orders == 1 and counts.pushes == 1 and counts.tracking_numbers == 1
-    purged = await push_store.purge_customer("shop", 500, [])
+    purged = await push_store.compliance.purge_customer("shop", 500, [])
     assert purged.orders == 1 and purged.pushes == 1 and purged.tracking_numbers == 1
     assert await push_store.tracking.order_name_for_tracking("shop", "1Z999") is None
     assert await push_store.states.load_order_states("shop", [11, 12]) != {}  # the other customer's order stays
-    await push_store.purge_shop("shop")
+    await push_store.compliance.purge_shop("shop")
     assert await push_store.states.load_order_states("shop", [12]) == {}
 
 
@@ -209,7 +209,7 @@ async def test_attempts_are_recorded_bounded_and_purged_with_their_push(push_sto
     kept = await push_store.outbox.push_attempts(p.id)
     assert len(kept) == MAX_ATTEMPTS_KEPT and kept[-1].at == 2000.0 + MAX_ATTEMPTS_KEPT + 4  # the newest
     assert await push_store.outbox.push_attempts(p.id + 999) == []
-    await push_store.purge_customer("shop", 500, [21])
+    await push_store.compliance.purge_customer("shop", 500, [21])
     assert await push_store.outbox.push_attempts(p.id) == []
 
 

@@ -97,7 +97,7 @@ class EventProcessor:
         self.renderer = renderer
         self.holds = holds
         self.stale = stale
-        self.compliance = Compliance(store, stale)
+        self.compliance = Compliance(store.compliance, stale)
         self.metrics = metrics or Metrics()
         #: Install ordering and clean-up of connected shops (None: config shops only).
         self.lifecycle = lifecycle

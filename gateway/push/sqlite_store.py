@@ -29,23 +29,21 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from gateway.push.records import (
     LeaseKind,
-    StoredCounts,
     idempotency_key,
 )
 from gateway.push.replica import ReplicaIdentity
 from gateway.push.sqlite import leases as sqlite_leases
+from gateway.push.sqlite.compliance import SqliteCompliance
 from gateway.push.sqlite.db import SqliteDb
 from gateway.push.sqlite.delivery import SqlitePushDelivery
 from gateway.push.sqlite.events import SqliteEventLog
 from gateway.push.sqlite.leases import SqliteLeaseLedger
 from gateway.push.sqlite.outbox import SqliteOutboxAdmin
-from gateway.push.sqlite.rows import chunks, placeholders
 from gateway.push.sqlite.schema import MIGRATIONS
 from gateway.push.sqlite.shops import SqliteShopHolds, SqliteShopLedger
 from gateway.push.sqlite.states import SqliteOrderStates
@@ -67,6 +65,7 @@ class SqlitePushStore(PushStoreBase):
         super().__init__(identity)
         self.path = str(path)
         self.db = SqliteDb(path)
+        self.compliance = SqliteCompliance(self.db)
         self.shops = SqliteShopLedger(self.db)
         self.holds = SqliteShopHolds(self.db)
         self.tracking = SqliteTrackingIndex(self.db)
@@ -130,84 +129,7 @@ class SqlitePushStore(PushStoreBase):
 
     # compliance ---------------------------------------------------------------------------------------------------
 
-    async def _customer_data(
-        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
-    ) -> StoredCounts:
-        def op(c: sqlite3.Connection) -> StoredCounts:
-            counts = _customer_rows(c, shop_key, customer_id, order_ids, delete=delete)
-            if delete:
-                _forget_orphan_attempts(c)
-            return counts
-
-        return await self.db.call(op)
-
-    async def purge_shop(self, shop_key: str) -> StoredCounts:
-        def op(c: sqlite3.Connection) -> StoredCounts:
-            n = {
-                table: c.execute(f"DELETE FROM {table} WHERE shop_key = ?", (shop_key,)).rowcount
-                for table in ("events", "orders", "fulfillments", "outbox", "tracking", "unpaid_checks", "watermarks")
-            }
-            _forget_orphan_attempts(c)
-            return StoredCounts(
-                events=n["events"],
-                orders=n["orders"],
-                fulfillments=n["fulfillments"],
-                pushes=n["outbox"],
-                tracking_numbers=n["tracking"],
-                unpaid_checks=n["unpaid_checks"],
-            )
-
-        return await self.db.call(op)
-
-
 # --- commit: what one outcome writes --------------------------------------------------------------------------------
-
-
-def _customer_rows(
-    c: sqlite3.Connection, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
-) -> StoredCounts:
-    """Count (or delete) every row about the customer's orders: the given ids plus any order stored under the
-    customer id."""
-    ids = set(order_ids)
-    if customer_id is not None:
-        for table in ("orders", "events", "outbox", "tracking", "unpaid_checks"):
-            ids.update(
-                r[0]
-                for r in c.execute(
-                    f"SELECT DISTINCT order_id FROM {table} WHERE shop_key = ? AND customer_id = ?"
-                    " AND order_id IS NOT NULL",
-                    (shop_key, customer_id),
-                )
-            )
-    counts: dict[str, int] = {}
-    for table in ("events", "orders", "fulfillments", "outbox", "tracking", "unpaid_checks"):
-        total = 0
-        for chunk in chunks(sorted(ids)):
-            marks = placeholders(chunk)
-            verb = "DELETE" if delete else "SELECT COUNT(*)"
-            cur = c.execute(f"{verb} FROM {table} WHERE shop_key = ? AND order_id IN ({marks})", (shop_key, *chunk))
-            total += cur.rowcount if delete else cur.fetchone()[0]
-        if customer_id is not None and table in ("events", "orders", "outbox", "tracking", "unpaid_checks"):
-            verb = "DELETE" if delete else "SELECT COUNT(*)"
-            cur = c.execute(
-                f"{verb} FROM {table} WHERE shop_key = ? AND customer_id = ? AND order_id IS NULL",
-                (shop_key, customer_id),
-            )
-            total += cur.rowcount if delete else cur.fetchone()[0]
-        counts[table] = total
-    return StoredCounts(
-        events=counts["events"],
-        orders=counts["orders"],
-        fulfillments=counts["fulfillments"],
-        pushes=counts["outbox"],
-        tracking_numbers=counts["tracking"],
-        unpaid_checks=counts["unpaid_checks"],
-    )
-
-
-def _forget_orphan_attempts(c: sqlite3.Connection) -> None:
-    """Attempts of pushes a purge deleted (purges are rare: a scan is fine)."""
-    c.execute("DELETE FROM push_attempts WHERE push_id NOT IN (SELECT id FROM outbox)")
 
 
 __all__ = ["SqlitePushStore", "MIGRATIONS", "idempotency_key"]

@@ -312,10 +312,7 @@ class ComplianceStore(Protocol):
 
 
 @runtime_checkable
-class PushStore(
-    ComplianceStore,
-    Protocol,
-):
+class PushStore(Protocol):
     """Durable state of the push pipeline: every role, plus the lifecycle and the wake-up. All methods are coroutines
     and never block the event loop. The shared rules (wake-ups, `now` defaults, truncation, status transitions) live
     once in `gateway.push.store_base.PushStoreBase`, which both backends extend.
@@ -347,6 +344,9 @@ class PushStore(
 
     @property
     def holds(self) -> ShopHoldStore: ...
+
+    @property
+    def compliance(self) -> ComplianceStore: ...
 
     async def open(self) -> None:
         """Connect / create the schema / run pending migrations. Called once before use."""

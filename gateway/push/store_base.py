@@ -485,6 +485,30 @@ class TrackingIndexBase(ABC):
         """See `TrackingIndex.delivered_package_pushes`."""
 
 
+class ComplianceBase(ABC):
+    """`ComplianceStore` over a backend's primitive: a data request counts what a purge deletes, by the same rule."""
+
+    async def purge_customer(
+        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
+    ) -> records.StoredCounts:
+        return await self._customer_data(shop_key, customer_id, order_ids, delete=True)
+
+    async def count_customer_data(
+        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
+    ) -> records.StoredCounts:
+        return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
+
+    @abstractmethod
+    async def _customer_data(
+        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
+    ) -> records.StoredCounts:
+        """Count, or delete (`delete`), what is stored about the customer's orders (see `purge_customer`)."""
+
+    @abstractmethod
+    async def purge_shop(self, shop_key: str) -> records.StoredCounts:
+        """See `ComplianceStore.purge_shop`."""
+
+
 class PushStoreBase(ABC):
     """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
 
@@ -514,23 +538,7 @@ class PushStoreBase(ABC):
 
     # tracking index and compliance --------------------------------------------------------------------------------
 
-    async def purge_customer(
-        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
-    ) -> records.StoredCounts:
-        return await self._customer_data(shop_key, customer_id, order_ids, delete=True)
-
-    async def count_customer_data(
-        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int]
-    ) -> records.StoredCounts:
-        return await self._customer_data(shop_key, customer_id, order_ids, delete=False)
-
     # the backend's primitives -------------------------------------------------------------------------------------
-
-    @abstractmethod
-    async def _customer_data(
-        self, shop_key: str, customer_id: int | None, order_ids: Sequence[int], *, delete: bool
-    ) -> records.StoredCounts:
-        """Count, or delete (`delete`), what is stored about the customer's orders (see `purge_customer`)."""
 
 
 def _with_stored_reasons(o: records.EventOutcome) -> records.EventOutcome:
