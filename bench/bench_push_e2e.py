@@ -400,7 +400,7 @@ async def shopify_requests(store: str) -> int:
 
 async def purge_redis(raw: dict[str, Any]) -> None:
     """Delete the round's keys (each gateway round has a prefix of its own)."""
-    from gateway.push.redis_store import RedisPushStore
+    from gateway.push.redis.store import RedisPushStore
     from gateway.settings import parse_settings
 
     storage = parse_settings(raw, env={}).storage

@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_push_e2e import WEBHOOK_SECRET, Delivery, Platform, capture_webhooks, shopify_requests  # noqa: E402
 from bench.bench_query_hit import DOMAIN, TOKEN, cpu_seconds, start_server, stop_server  # noqa: E402
 from gateway import signing  # noqa: E402
-from gateway.push.redis_store import RedisPushStore  # noqa: E402
+from gateway.push.redis.store import RedisPushStore  # noqa: E402
 from tests.fixtures_push import PUSH_SECRET, free_port, purge_redis_prefix  # noqa: E402
 from tests.fixtures_replicas import REDIS_URL, ReplicaProcess, replica_config  # noqa: E402
 

@@ -4,7 +4,7 @@
 
 1. intake: the same load as bench/bench_push_intake.py (bare aiohttp handler that only checks the Shopify HMAC vs the
    gateway, each in its own process, same run), with the gateway storing in Redis (acknowledged once Redis applied
-   the write; see gateway/push/redis_store.py on durability). Prints acks/s, p50/p99 and the ratio.
+   the write; see gateway/push/redis/store.py on durability). Prints acks/s, p50/p99 and the ratio.
 2. end to end: `--orders` distinct paid orders → the local store's orders/paid webhooks (captured first, as in
    bench_push_e2e.py) spread round-robin over `--replicas` gateway processes sharing one Redis → each push read from
    that store → signed pushes to a local receiver. Prints pushes/s, webhook-to-push p50/p99 and Shopify requests per
@@ -41,7 +41,7 @@ from bench.bench_push_e2e import Platform, capture_webhooks, shopify_requests  #
 from bench.bench_push_intake import load, pct, serve_bare, wait_up  # noqa: E402
 from bench.bench_query_hit import DOMAIN, TOKEN, start_server, stop_server  # noqa: E402
 from gateway import signing  # noqa: E402
-from gateway.push.redis_store import RedisPushStore  # noqa: E402
+from gateway.push.redis.store import RedisPushStore  # noqa: E402
 from tests.fixtures_push import (  # noqa: E402
     PUSH_SECRET,
     SHOP_DOMAIN,

@@ -23,7 +23,7 @@ from gateway.settings import Settings, parse_settings
 from localstore.receiver import PushReceiver, ReceivedPush
 
 if TYPE_CHECKING:
-    from gateway.push.redis_store import RedisPushStore
+    from gateway.push.redis.store import RedisPushStore
 
 SHOP_KEY = "demo"
 SHOP_DOMAIN = "demo-shop.myshopify.com"
@@ -39,7 +39,7 @@ def _redis_store(prefix: str) -> PushStore:
     """A Redis-backed store. A backend that cannot be imported (redis-py missing) skips the test, except in CI (CI
     set), where it fails: CI must run every backend."""
     try:
-        from gateway.push.redis_store import RedisPushStore
+        from gateway.push.redis.store import RedisPushStore
     except ImportError as exc:
         if os.environ.get("CI"):
             raise
@@ -77,7 +77,7 @@ async def purge_redis_prefix(store: RedisPushStore) -> int:
 async def push_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PushStore]:
     """A fresh, opened store of each backend. Redis is skipped with a reason only when unreachable and CI is unset."""
     if request.param == "sqlite":
-        from gateway.push.sqlite_store import SqlitePushStore
+        from gateway.push.sqlite.store import SqlitePushStore
 
         store: PushStore = SqlitePushStore(tmp_path / "push.sqlite3")
     else:

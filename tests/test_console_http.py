@@ -363,7 +363,7 @@ async def test_pushes_pages_on_the_redis_backend(console_demo: Any, operator: An
     """Several replicas share a Redis store: the console reads and repairs the same outbox through it."""
     import os
 
-    from gateway.push.redis_store import RedisPushStore
+    from gateway.push.redis.store import RedisPushStore
 
     prefix = f"console-test-{os.getpid()}-{id(bot_receiver)}"
     probe = RedisPushStore(prefix=prefix)
@@ -398,7 +398,7 @@ async def test_pushes_page_shows_which_replica_holds_what_and_since_when(
     import time
 
     from gateway.push.records import EventOutcome, NewPush
-    from gateway.push.redis_store import RedisPushStore
+    from gateway.push.redis.store import RedisPushStore
     from gateway.push.replica import ReplicaIdentity
 
     prefix = f"console-replicas-{os.getpid()}-{id(bot_receiver)}"

@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.app import create_app
 from gateway.push.records import EventStatus, Push, PushStatus
-from gateway.push.sqlite_store import SqlitePushStore
+from gateway.push.sqlite.store import SqlitePushStore
 from gateway.push.subscriptions import TOPICS
 from gateway.settings import parse_settings
 from localstore import SandboxServer

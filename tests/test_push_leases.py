@@ -61,11 +61,11 @@ async def replica(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         identity = ReplicaIdentity(replica_id, uuid.uuid4().hex[:8], time.time())
         store: PushStore
         if request.param == "sqlite":
-            from gateway.push.sqlite_store import SqlitePushStore
+            from gateway.push.sqlite.store import SqlitePushStore
 
             store = SqlitePushStore(tmp_path / "shared.sqlite3", identity=identity, reclaim_leases=reclaim)
         else:
-            from gateway.push.redis_store import RedisPushStore
+            from gateway.push.redis.store import RedisPushStore
 
             store = RedisPushStore(prefix=prefix, identity=identity, reclaim=reclaim)
         if listener is not None:
@@ -262,7 +262,7 @@ async def test_sqlite_serves_one_process_per_replica_id(tmp_path: Path) -> None:
     """Several gateway processes may serve one SQLite file, each under its own replica id; a second one under the same
     id is refused (it would take the first one's leases as an earlier start's)."""
     from gateway.push.sqlite.leases import ReplicaConflict
-    from gateway.push.sqlite_store import SqlitePushStore
+    from gateway.push.sqlite.store import SqlitePushStore
 
     path = tmp_path / "shared.sqlite3"
 
@@ -287,7 +287,7 @@ async def test_sqlite_serves_one_process_per_replica_id(tmp_path: Path) -> None:
 
 
 async def test_redis_says_when_two_live_processes_share_a_replica_id(caplog: pytest.LogCaptureFixture) -> None:
-    from gateway.push.redis_store import RedisPushStore
+    from gateway.push.redis.store import RedisPushStore
 
     prefix = f"test-twins-{uuid.uuid4().hex[:12]}"
     one = RedisPushStore(prefix=prefix, identity=ReplicaIdentity("same", "n1", T0), reclaim=True)

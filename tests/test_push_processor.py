@@ -24,9 +24,9 @@ from gateway.push.holds import ShopHolds
 from gateway.push.processor import EventProcessor, build_processor
 from gateway.push.reader import PushReader
 from gateway.push.records import EventOutcome, EventStatus, OrderState, StoredEvent, WebhookMeta
-from gateway.push.redis_store import RedisPushStore
+from gateway.push.redis.store import RedisPushStore
 from gateway.push.rules import Decided, PushIntent
-from gateway.push.sqlite_store import SqlitePushStore
+from gateway.push.sqlite.store import SqlitePushStore
 from gateway.push.store import PushStore
 from gateway.shopify.client import open_clients
 from localstore import SandboxServer

@@ -22,7 +22,7 @@ import pytest
 from gateway.cache import LOOKUP_CACHE, LookupCache
 from gateway.cache_fanout import RedisCacheFanOut
 from gateway.push.records import EventOutcome, NewPush, PushStatus, UnpaidCheck, WebhookMeta
-from gateway.push.redis_store import RedisPushStore
+from gateway.push.redis.store import RedisPushStore
 from gateway.settings import parse_settings
 from tests.fixtures_push import (
     SHOP_DOMAIN,

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.push.redis_store import RedisPushStore
+from gateway.push.redis.store import RedisPushStore
 from tests.fixtures_push import (
     SHOP_DOMAIN,
     eventually,

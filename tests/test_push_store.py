@@ -26,7 +26,7 @@ from gateway.push.records import (
     WebhookMeta,
     idempotency_key,
 )
-from gateway.push.sqlite_store import MIGRATIONS
+from gateway.push.sqlite.schema import MIGRATIONS
 from gateway.push.store import PushStore
 from tests.fixtures_push import BotReceiver, rest_order, wait_until_settled
 
@@ -260,7 +260,7 @@ def test_a_redis_backend_that_cannot_be_imported_fails_under_ci(monkeypatch: pyt
     """The fixture's skip is for a developer's machine without redis-py; CI must run the Redis backend or fail."""
     from tests.fixtures_push import _redis_store
 
-    monkeypatch.setitem(sys.modules, "gateway.push.redis_store", None)  # `import` now raises ImportError
+    monkeypatch.setitem(sys.modules, "gateway.push.redis.store", None)  # `import` now raises ImportError
     monkeypatch.setenv("CI", "1")
     with pytest.raises(ImportError):
         _redis_store("unused")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.push.redis_store import RedisPushStore
+from gateway.push.redis.store import RedisPushStore
 from gateway.push.replica import ReplicaIdentity
-from gateway.push.sqlite_store import SqlitePushStore
+from gateway.push.sqlite.store import SqlitePushStore
 from gateway.push.store import PushStore
 from gateway.settings import StorageSettings
 

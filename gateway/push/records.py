@@ -161,7 +161,7 @@ MAX_REASON_CHARS = 500
 
 def stored_reason(reason: str) -> str:
     """The reason as it is stored: cut to MAX_REASON_CHARS (an upstream error text can be long). Applied once, in
-    `PushStoreBase`, before a backend sees the reason."""
+    `gateway.push.store_base`, before a backend sees the reason."""
     return reason[:MAX_REASON_CHARS]
 
 

@@ -28,11 +28,12 @@ still the settling replica's own.
 Times are Unix epoch seconds (`time.time()`), because they must survive restarts. Everything that is written in one
 `commit()` is applied atomically: an event is marked processed in the same transaction that stores what it produced.
 
-The contract comes in narrow roles (`EventLog`, `OrderStateStore`, `PushDelivery`, `OutboxAdmin`, `LeaseLedger`, `TrackingIndex`,
-`ShopLedger`, `ShopHoldStore`, `ComplianceStore`); `PushStore` is all of them plus the lifecycle. `TrackingIndex` is
-what the query side reads as `gateway.flows.PushStateReader`. The records they take and return are in
-`gateway.push.records`. The rules every backend shares live once in
-`gateway.push.store_base`; which backend runs is chosen in `gateway.push.backends`. This module imports neither.
+The contract comes in narrow roles (`EventLog`, `OrderStateStore`, `PushDelivery`, `OutboxAdmin`, `LeaseLedger`,
+`TrackingIndex`, `ShopLedger`, `ShopHoldStore`, `ComplianceStore`); `PushStore` holds one object of each (`store.events`,
+`store.states`, ...) plus the lifecycle. `TrackingIndex` is what the query side reads as
+`gateway.flows.PushStateReader`. The records they take and return are in `gateway.push.records`. The rules every
+backend shares live once in `gateway.push.store_base`; which backend runs is chosen in `gateway.push.backends`. This
+module imports neither.
 """
 
 from __future__ import annotations
@@ -313,9 +314,10 @@ class ComplianceStore(Protocol):
 
 @runtime_checkable
 class PushStore(Protocol):
-    """Durable state of the push pipeline: every role, plus the lifecycle and the wake-up. All methods are coroutines
-    and never block the event loop. The shared rules (wake-ups, `now` defaults, truncation, status transitions) live
-    once in `gateway.push.store_base.PushStoreBase`, which both backends extend.
+    """Durable state of the push pipeline: one object per role, plus the lifecycle and the wake-up. Give each part of
+    the gateway the role it uses, not the store. All methods are coroutines and never block the event loop. The shared
+    rules (wake-ups, `now` defaults, truncation, status transitions) live once in `gateway.push.store_base`, whose
+    role bases both backends' role classes extend.
 
     Implementations must be safe to share between the intake handler, the processing worker, several delivery
     workers and (for Redis) several gateway replicas. `now` arguments default to `time.time()`.

@@ -1,11 +1,13 @@
-"""The store layer above the backends: the rules every `PushStore` follows, written once.
+"""The store layer above the backends: the rules every `PushStore` follows, written once, role by role.
 
-`PushStoreBase` implements the public methods that carry a rule and leaves each backend a primitive (`_claim_events`,
-`_mark_delivered`, ...) that only reads and writes:
+Each role that carries a rule has a base class here (`EventLogBase`, `OrderStatesBase`, `PushDeliveryBase`,
+`OutboxAdminBase`, `LeaseLedgerBase`, `TrackingIndexBase`, `ComplianceBase`): it implements the public methods and
+leaves each backend's role class a primitive (`_claim_events`, `_mark_delivered`, ...) that only reads and writes.
+The rules:
 
 - **wake-ups**: the `WorkSignal` behind `wait_for_work`, notified after a write that made work (an event recorded or
-  requeued, a push enqueued, released, retried or dropped, a check scheduled). A backend that has other replicas to
-  tell (Redis) extends `_notify`.
+  requeued, a push enqueued, released, retried or dropped, a check scheduled). The store hands each role its
+  `notify`; Redis's also tells the other replicas (gateway.push.redis.notices).
 - **`now` defaults**: a `now=None` argument becomes `time.time()` here, once; primitives get a concrete time and a
   concrete lease expiry.
 - **truncation and normalisation**: reasons (`stored_reason`) and attempt answers (MAX_ANSWER_CHARS) are cut before a
@@ -13,12 +15,12 @@
   deduplicated (an empty lookup never reaches a backend), tracking numbers stripped.
 - **status transitions**: which statuses `retry_push` and `drop_push` take a push from (RETRYABLE_STATUSES,
   DROPPABLE_STATUSES) are passed to the primitive, which checks them in its SQL or Lua.
+- **leases**: which leases this replica holds (claimed, not yet settled) is kept in one `LeaseBook` that every role
+  claiming or settling leased work shares, so the heartbeat (`renew_leases`) renews exactly those; every claim and
+  settle passes the replica's owner token down, and what a backend reports (takeovers, fenced settles, leases found
+  lost) is logged there, once, and told to the listener.
 
-- **leases**: which leases this replica holds (claimed, not yet settled) is kept here, so the heartbeat
-  (`renew_leases`) renews exactly those; every claim and settle passes the replica's owner token down, and what a
-  backend reports (takeovers, fenced settles, leases found lost) is logged here, once, and told to the listener.
-
-Methods with no shared rule (most reads, `purge_shop`, the watermarks, ...) each backend implements directly.
+Roles with no shared rule (`ShopLedger`, `ShopHoldStore`) each backend implements directly.
 """
 
 from __future__ import annotations
@@ -509,38 +511,6 @@ class ComplianceBase(ABC):
         """See `ComplianceStore.purge_shop`."""
 
 
-class PushStoreBase(ABC):
-    """The shared half of every `PushStore`; a backend subclasses it and implements the primitives below."""
-
-    def __init__(self, identity: ReplicaIdentity | None = None) -> None:
-        self._work = WorkSignal()
-        self.book = LeaseBook(identity or ReplicaIdentity.start())
-        self.identity = self.book.identity
-
-    # wake-ups -----------------------------------------------------------------------------------------------------
-
-    def _notify(self) -> None:
-        """New work was committed: wake the waiting workers."""
-        self._work.notify()
-
-    async def wait_for_work(self, max_wait_seconds: float) -> None:
-        await self._work.wait(max_wait_seconds)
-
-    # events -------------------------------------------------------------------------------------------------------
-
-    # rules --------------------------------------------------------------------------------------------------------
-
-    # delivery -----------------------------------------------------------------------------------------------------
-
-    # operator -----------------------------------------------------------------------------------------------------
-
-    # leases -------------------------------------------------------------------------------------------------------
-
-    # tracking index and compliance --------------------------------------------------------------------------------
-
-    # the backend's primitives -------------------------------------------------------------------------------------
-
-
 def _with_stored_reasons(o: records.EventOutcome) -> records.EventOutcome:
     """The outcome with its event error and push reasons cut to MAX_REASON_CHARS (the same object when none is
     longer: the common case costs no copy). The caller's outcome is never changed."""
@@ -552,6 +522,3 @@ def _with_stored_reasons(o: records.EventOutcome) -> records.EventOutcome:
         event_error=records.stored_reason(o.event_error),
         pushes=[dataclasses.replace(p, reason=records.stored_reason(p.reason)) for p in o.pushes],
     )
-
-
-__all__ = ["LeaseBook", "PushStoreBase", "WorkSignal"]

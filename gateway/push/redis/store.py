@@ -1,9 +1,10 @@
-"""The push store on Redis, for several gateway replicas behind a load balancer (redis.asyncio, redis-py ≥ 5).
+"""The push store on Redis, for several gateway replicas behind a load balancer (redis.asyncio, redis-py ≥ 5): one role
+object per part of the contract over one `RedisDb` (gateway.push.redis.db).
 
 Every replica opens a `RedisPushStore` on the same Redis and the same `storage.redis_prefix`; they then share the
 webhook dedupe, the stored events, the outbox and its leases, the order/fulfillment states, the tracking index, the
 reconciliation watermarks and the install flags. Every state change that must be atomic runs in a Lua script (one
-per operation, in `redis_lua/`; or in one MULTI/EXEC of scripts, for `commit`), so two replicas can never both claim
+per operation, in `lua/`; or in one MULTI/EXEC of scripts, for `commit`), so two replicas can never both claim
 one event or one push.
 
 Key layout (P = the prefix; shop keys are `[A-Za-z0-9_-]+`, checked by the settings):
@@ -56,12 +57,10 @@ The scripts build key names themselves, so this backend needs a single Redis (or
 
 from __future__ import annotations
 
-import logging
-
 import redis.asyncio as aioredis
 
 from gateway.push.redis.compliance import RedisCompliance
-from gateway.push.redis.db import RedisDb, RedisUnavailable
+from gateway.push.redis.db import RedisDb
 from gateway.push.redis.delivery import RedisPushDelivery
 from gateway.push.redis.events import RedisEventLog
 from gateway.push.redis.leases import RedisLeaseLedger
@@ -71,14 +70,11 @@ from gateway.push.redis.shops import RedisShopHolds, RedisShopLedger
 from gateway.push.redis.states import RedisOrderStates
 from gateway.push.redis.tracking import RedisTrackingIndex
 from gateway.push.replica import ReplicaIdentity
-from gateway.push.store_base import PushStoreBase
-
-log = logging.getLogger(__name__)
+from gateway.push.store_base import LeaseBook, WorkSignal
 
 
-class RedisPushStore(PushStoreBase):
-    """`PushStore` on Redis, shared by every replica that uses the same URL and prefix: `PushStoreBase`'s primitives
-    as Lua scripts and pipelines."""
+class RedisPushStore:
+    """`PushStore` on Redis, shared by every replica that uses the same URL and prefix."""
 
     def __init__(
         self,
@@ -89,23 +85,23 @@ class RedisPushStore(PushStoreBase):
         identity: ReplicaIdentity | None = None,
         reclaim: bool = False,
     ) -> None:
-        super().__init__(identity)
+        self.prefix = prefix
         self.db = RedisDb(url, prefix=prefix, max_connections=max_connections)
-        self.notices = WorkNotices(self.db, self._work, self.identity.token)
-        self.compliance = RedisCompliance(self.db)
+        self._work = WorkSignal()
+        book = LeaseBook(identity or ReplicaIdentity.start())
+        self.notices = WorkNotices(self.db, self._work, book.identity.token)
+        notify = self.notices.notify
+        self.events = RedisEventLog(self.db, book, notify)
+        self.states = RedisOrderStates(self.db, book, notify)
+        self.delivery = RedisPushDelivery(self.db, book, notify)
+        self.outbox = RedisOutboxAdmin(self.db, book, notify)
+        self.leases = RedisLeaseLedger(self.db, book)
+        self.tracking = RedisTrackingIndex(self.db)
         self.shops = RedisShopLedger(self.db)
         self.holds = RedisShopHolds(self.db)
-        self.tracking = RedisTrackingIndex(self.db)
-        self.leases = RedisLeaseLedger(self.db, self.book)
-        self.events = RedisEventLog(self.db, self.book, self._notify)
-        self.states = RedisOrderStates(self.db, self.book, self._notify)
-        self.delivery = RedisPushDelivery(self.db, self.book, self._notify)
-        self.outbox = RedisOutboxAdmin(self.db, self.book, self._notify)
-        self.prefix = prefix
+        self.compliance = RedisCompliance(self.db)
         #: The serving gateway: at open, take back at once what earlier starts of this replica id held.
         self.reclaim = reclaim
-
-    # lifecycle ----------------------------------------------------------------------------------------------------
 
     async def open(self) -> None:
         if self.db.is_open:
@@ -122,29 +118,13 @@ class RedisPushStore(PushStoreBase):
     async def ping(self) -> str | None:
         return await self.db.ping()
 
+    async def wait_for_work(self, max_wait_seconds: float) -> None:
+        await self._work.wait(max_wait_seconds)
+
     @property
     def redis(self) -> aioredis.Redis:
+        """The client (tests and benchmarks clear their prefix with it)."""
         return self.db.redis
 
-    def _notify(self) -> None:
-        self.notices.notify()
 
-    # intake -------------------------------------------------------------------------------------------------------
-
-    # rules --------------------------------------------------------------------------------------------------------
-
-    # delivery -----------------------------------------------------------------------------------------------------
-
-    # leases -------------------------------------------------------------------------------------------------------
-
-    # operator CLI -------------------------------------------------------------------------------------------------
-
-    # PushStateReader ----------------------------------------------------------------------------------------------
-
-    # reconciliation and shop lifecycle ----------------------------------------------------------------------------
-
-    # shop holds ---------------------------------------------------------------------------------------------------
-
-    # compliance ---------------------------------------------------------------------------------------------------
-
-__all__ = ["RedisPushStore", "RedisUnavailable"]
+__all__ = ["RedisPushStore"]
