@@ -252,7 +252,7 @@ async def test_the_heartbeat_renews_on_its_cadence_in_virtual_time(replica: Repl
         clock[0] += seconds
 
     with pytest.raises(asyncio.CancelledError):
-        await Heartbeat(a, LEASE, 2.0, clock=lambda: clock[0], sleep=sleep).run()
+        await Heartbeat(a.leases, LEASE, 2.0, clock=lambda: clock[0], sleep=sleep).run()
     assert beats == [T0, T0 + 2, T0 + 4, T0 + 6, T0 + 8]
     assert await b.delivery.claim_pushes(10, LEASE, now=T0 + 8 + LEASE - 0.1) == []  # the last beat's lease still holds
     assert len(await b.delivery.claim_pushes(10, LEASE, now=T0 + 8 + LEASE + 0.1)) == 1

@@ -190,7 +190,7 @@ async def pushes_page(request: web.Request) -> web.StreamResponse:
             "topics": pushes.TOPICS,
             "statuses": pushes.STATUSES,
             "backlog": await store.outbox.backlog(),
-            "replicas": await pushes.replica_rows(store, request.app[SETTINGS].storage.lease_seconds),
+            "replicas": await pushes.replica_rows(store.leases, request.app[SETTINGS].storage.lease_seconds),
             "limit": pushes.LIST_LIMIT,
             "query": request.query_string,
         },

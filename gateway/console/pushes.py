@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.push.records import LeaseHolder, LeaseKind, Push, PushStatus, ReplicaStatus
-from gateway.push.store import OrderStateStore, PushStore
+from gateway.push.store import LeaseLedger, OrderStateStore, PushStore
 from gateway.settings import PUSH_TOPICS
 from mappings.nodes import strip_hash
 
@@ -105,9 +105,9 @@ def _row(push: Push, names: dict[tuple[str, int], str], holders: dict[int, Lease
     return PushRow(push, _order_number(push, names), kind, push.dedupe_key.startswith("test:"), holders.get(push.id))
 
 
-async def _holders(store: PushStore, pushes: list[Push]) -> dict[int, LeaseHolder]:
+async def _holders(ledger: LeaseLedger, pushes: list[Push]) -> dict[int, LeaseHolder]:
     pending = [p.id for p in pushes if p.status == PushStatus.PENDING]
-    return await store.leases.push_holders(pending) if pending else {}
+    return await ledger.push_holders(pending) if pending else {}
 
 
 @dataclass(frozen=True)
@@ -122,12 +122,12 @@ class ReplicaRow:
         return f"{held[LeaseKind.EVENT]} events · {held[LeaseKind.PUSH]} pushes · {held[LeaseKind.CHECK]} checks"
 
 
-async def replica_rows(store: PushStore, lease_seconds: float) -> list[ReplicaRow]:
+async def replica_rows(ledger: LeaseLedger, lease_seconds: float) -> list[ReplicaRow]:
     """Every replica that has used the store, those holding work or beating first."""
     now = time.time()
     rows = [
-        ReplicaRow(r, alive=now - r.beat_at <= lease_seconds, serving=r.replica_id == store.leases.identity.replica_id)
-        for r in await store.leases.replicas()
+        ReplicaRow(r, alive=now - r.beat_at <= lease_seconds, serving=r.replica_id == ledger.identity.replica_id)
+        for r in await ledger.replicas()
     ]
     return sorted(rows, key=lambda r: (not r.alive and not any(r.status.held.values()), r.status.replica_id))
 
@@ -142,7 +142,7 @@ async def list_rows(store: PushStore, flt: PushFilter) -> list[PushRow]:
     if flt.order:
         pushes = [p for p in pushes if _order_number(p, names).lower() == flt.order.lower()]
     pushes = pushes[:LIST_LIMIT]
-    holders = await _holders(store, pushes)
+    holders = await _holders(store.leases, pushes)
     return [_row(p, names, holders) for p in pushes]
 
 
@@ -150,4 +150,4 @@ async def push_row(store: PushStore, push_id: int) -> PushRow | None:
     push = await store.outbox.get_push(push_id)
     if push is None:
         return None
-    return _row(push, await order_numbers(store.states, [push]), await _holders(store, [push]))
+    return _row(push, await order_numbers(store.states, [push]), await _holders(store.leases, [push]))

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from gateway.ops import Metrics
 from gateway.push.records import LeaseKind
-from gateway.push.store import PushStore
+from gateway.push.store import LeaseLedger
 from gateway.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,16 @@ class LeaseCounter:
         self.metrics.inc(LOST, count, kind=str(kind))
 
 
-def count_leases(store: PushStore, metrics: Metrics) -> None:
+def count_leases(ledger: LeaseLedger, metrics: Metrics) -> None:
     """Count the store's lease changes and show what this replica holds, in /metrics."""
-    store.leases.watch_leases(LeaseCounter(metrics))
+    ledger.watch_leases(LeaseCounter(metrics))
     metrics.describe(TAKEOVERS, "Leases this replica took over: from a replica whose lease expired, or at restart.")
     metrics.describe(LOST, "Leases this replica found taken by another: that work was not sent or committed by it.")
-    replica = store.leases.identity.replica_id
+    replica = ledger.identity.replica_id
     for kind in LeaseKind:
         metrics.gauge(
             HELD,
-            lambda kind=kind: store.leases.held_leases()[kind],  # type: ignore[misc]
+            lambda kind=kind: ledger.held_leases()[kind],  # type: ignore[misc]
             "Events, pushes and unpaid checks this replica holds a lease on now.",
             kind=str(kind),
             replica=replica,
@@ -64,14 +64,14 @@ class Heartbeat:
 
     def __init__(
         self,
-        store: PushStore,
+        ledger: LeaseLedger,
         lease_seconds: float,
         interval_seconds: float,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.store = store
+        self.ledger = ledger
         self.lease_seconds = lease_seconds
         self._every = interval_seconds
         self._clock = clock
@@ -79,7 +79,7 @@ class Heartbeat:
 
     async def beat(self) -> dict[LeaseKind, int]:
         """One renewal; returns how many leases, by kind, were found taken (the store logs and counts them)."""
-        return await self.store.leases.renew_leases(self.lease_seconds, now=self._clock())
+        return await self.ledger.renew_leases(self.lease_seconds, now=self._clock())
 
     async def run(self) -> None:
         while True:
@@ -92,6 +92,6 @@ class Heartbeat:
             await self._sleep(self._every)
 
 
-def start_heartbeat(storage: StorageSettings, store: PushStore) -> asyncio.Task[None]:
-    heartbeat = Heartbeat(store, storage.lease_seconds, storage.heartbeat_seconds)
+def start_heartbeat(storage: StorageSettings, ledger: LeaseLedger) -> asyncio.Task[None]:
+    heartbeat = Heartbeat(ledger, storage.lease_seconds, storage.heartbeat_seconds)
     return asyncio.create_task(heartbeat.run(), name="push-lease-heartbeat")

@@ -39,7 +39,7 @@ from gateway.push.stale import (
     order_change_tags,
     product_change_tags,
 )
-from gateway.push.store import PushStore
+from gateway.push.store import OrderStateStore, PushStore, ShopLedger
 from gateway.settings import Settings
 from mappings.nodes import epoch_seconds
 from mappings.push import (
@@ -83,21 +83,24 @@ class EventProcessor:
     def __init__(
         self,
         settings: Settings,
-        store: PushStore,
+        states: OrderStateStore,
+        shops: ShopLedger,
         rules: Rules,
         renderer: PushRenderer,
         holds: ShopHolds,
         stale: StaleLookups,
+        compliance: Compliance,
         metrics: Metrics | None = None,
         lifecycle: AppLifecycle | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.states = states
+        self.shops = shops
         self.rules = rules
         self.renderer = renderer
         self.holds = holds
         self.stale = stale
-        self.compliance = Compliance(store.compliance, stale)
+        self.compliance = compliance
         self.metrics = metrics or Metrics()
         #: Install ordering and clean-up of connected shops (None: config shops only).
         self.lifecycle = lifecycle
@@ -153,7 +156,7 @@ class EventProcessor:
         so becomes its event's dead letter. Returns what was committed. A store that cannot be written at all raises
         (the batch comes back when its lease expires)."""
         try:
-            await self.store.states.commit(outcomes)
+            await self.states.commit(outcomes)
             return outcomes
         except Exception:
             if len(outcomes) == 1 and outcomes[0].event_seq is None:
@@ -162,12 +165,12 @@ class EventProcessor:
         committed = []
         for outcome in outcomes:
             try:
-                await self.store.states.commit([outcome])
+                await self.states.commit([outcome])
             except Exception as exc:
                 if outcome.event_seq is None:
                     raise
                 outcome = EventOutcome(event_seq=outcome.event_seq, event_error=f"cannot be stored: {type(exc).__name__}")
-                await self.store.states.commit([outcome])
+                await self.states.commit([outcome])
                 log.error("push: event %s cannot be stored (%s); dead-lettered", outcome.event_seq, type(exc).__name__)
             committed.append(outcome)
         return committed
@@ -184,7 +187,7 @@ class EventProcessor:
                 order_ids.setdefault(event.shop_key, set()).add(facts.order_id)
                 fulfillment_ids.setdefault(event.shop_key, set()).add(facts.fulfillment_id)
         batch = StateBatch()
-        await batch.load(self.store.states, order_ids, fulfillment_ids)
+        await batch.load(self.states, order_ids, fulfillment_ids)
         return batch
 
     async def _decide(
@@ -224,7 +227,7 @@ class EventProcessor:
             if self.lifecycle is not None and not await self.lifecycle.uninstalled(event.shop_key, _event_time(event)):
                 log.info("shop %s: app/uninstalled older than the latest install, ignored", event.shop_key)
                 return
-            await self.store.shops.set_shop_installed(event.shop_key, False)
+            await self.shops.set_shop_installed(event.shop_key, False)
             log.warning("shop %s: app uninstalled, pushes stopped", event.shop_key)
         elif topic in COMPLIANCE_TOPICS:
             if (topic == "shop/redact" and self.lifecycle is not None
@@ -265,13 +268,16 @@ def build_processor(
     """An EventProcessor with its parts: `invalidator` is the query side's lookup cache (None: no cache), `reader`
     the push read (None: no Shopify access, so every push waits), `lifecycle` the connected shops' (app mode)."""
     metrics = metrics or Metrics()
+    stale = StaleLookups(invalidator)
     return EventProcessor(
         settings,
-        store,
+        store.states,
+        store.shops,
         Rules(settings, metrics),
         PushRenderer(settings, reader, metrics),
         ShopHolds(settings, store.events, store.holds, metrics),
-        StaleLookups(invalidator),
+        stale,
+        Compliance(store.compliance, stale),
         metrics,
         lifecycle,
     )

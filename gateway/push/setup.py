@@ -44,7 +44,7 @@ def setup_push(app: web.Application) -> None:
     store = make_store(settings.storage, serving=True)
     app[PUSH_STORE] = store
     app[PUSH_STATE] = store.tracking
-    count_leases(store, ops.get_metrics(app))
+    count_leases(store.leases, ops.get_metrics(app))
     app.router.add_post("/webhooks/shopify", handle_webhook)
 
     async def push_store_ready() -> str | None:
@@ -71,7 +71,7 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
     )  # fmt: skip
     lease = settings.storage.lease_seconds
     tasks = [
-        start_heartbeat(settings.storage, store),
+        start_heartbeat(settings.storage, store.leases),
         asyncio.create_task(run_processor(processor, store, lease), name="push-processor"),
     ]
     # Shops connected from the browser may push from their first minute: with app mode the sender always runs.
@@ -80,7 +80,7 @@ async def _push_ctx(app: web.Application) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(sender.run(), name="push-sender"))
         min_delay = min((s.push.unpaid_delay_seconds for s in settings.shops.values() if s.push), default=60.0)
         poll = min(max(min_delay / 4, 0.05), 5.0)
-        checks = UnpaidChecks(settings, store, processor.renderer, metrics)
+        checks = UnpaidChecks(settings, store.states, store.shops, processor.renderer, metrics)
         tasks.append(asyncio.create_task(run_unpaid_checker(checks, store, poll, lease), name="push-unpaid-checker"))
     reconciler = start_reconciler(settings, clients, processor.rules, processor.renderer, store)
     if reconciler is not None:

@@ -12,7 +12,7 @@ from gateway.ops import Metrics
 from gateway.push.records import EventOutcome, LeaseKind, UnpaidCheck, check_lease_id
 from gateway.push.render import PushRenderer, count_enqueued
 from gateway.push.rules import PushIntent, push_allowed
-from gateway.push.store import PushStore
+from gateway.push.store import OrderStateStore, PushStore, ShopLedger
 from gateway.settings import Settings
 from mappings.nodes import Node
 from mappings.receipt import awaiting_payment
@@ -29,10 +29,16 @@ def still_unpaid(node: Node) -> bool:
 
 class UnpaidChecks:
     def __init__(
-        self, settings: Settings, store: PushStore, renderer: PushRenderer, metrics: Metrics | None = None
+        self,
+        settings: Settings,
+        states: OrderStateStore,
+        shops: ShopLedger,
+        renderer: PushRenderer,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.states = states
+        self.shops = shops
         self.renderer = renderer
         self.metrics = metrics or Metrics()
 
@@ -55,7 +61,7 @@ class UnpaidChecks:
                 log.warning("shop %s: unpaid re-check read failed (%s); will retry", shop_key, result)
                 self.metrics.inc("gateway_push_unpaid_check_errors_total")
                 continue
-            installed = await self.store.shops.shop_installed(shop_key)
+            installed = await self.shops.shop_installed(shop_key)
             for check in shop_checks:
                 outcome = EventOutcome(done_checks=[(check.shop_key, check.order_id)])
                 node = result.get(check.order_id)
@@ -65,7 +71,7 @@ class UnpaidChecks:
                     )
                     self.renderer.render_one(intent, node, outcome, time.time())
                 outcomes.append(outcome)
-        await self.store.states.commit(outcomes)
+        await self.states.commit(outcomes)
         count_enqueued(self.metrics, outcomes)
         return sum(len(o.done_checks) for o in outcomes)
 
