@@ -5,7 +5,7 @@ Each role that carries a rule has a base class here (`EventLogBase`, `OrderState
 leaves each backend's role class a primitive (`_claim_events`, `_mark_delivered`, ...) that only reads and writes.
 The rules:
 
-- **wake-ups**: the `WorkSignal` behind `wait_for_work`, notified after a write that made work (an event recorded or
+- **wake-ups**: the `WorkSignal` (gateway.push.work_signal) behind `wait_for_work`, notified after a write that made work (an event recorded or
   requeued, a push enqueued, released, retried or dropped, a check scheduled). The store hands each role its
   `notify`; Redis's also tells the other replicas (gateway.push.redis.notices).
 - **`now` defaults**: a `now=None` argument becomes `time.time()` here, once; primitives get a concrete time and a
@@ -15,7 +15,7 @@ The rules:
   deduplicated (an empty lookup never reaches a backend), tracking numbers stripped.
 - **status transitions**: which statuses `retry_push` and `drop_push` take a push from (RETRYABLE_STATUSES,
   DROPPABLE_STATUSES) are passed to the primitive, which checks them in its SQL or Lua.
-- **leases**: which leases this replica holds (claimed, not yet settled) is kept in one `LeaseBook` that every role
+- **leases**: which leases this replica holds (claimed, not yet settled) is kept in one `LeaseBook` (gateway.push.lease_book) that every role
   claiming or settling leased work shares, so the heartbeat (`renew_leases`) renews exactly those; every claim and
   settle passes the replica's owner token down, and what a backend reports (takeovers, fenced settles, leases found
   lost) is logged there, once, and told to the listener.
@@ -25,144 +25,15 @@ Roles with no shared rule (`ShopLedger`, `ShopHoldStore`) each backend implement
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import logging
 import time
-import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Sequence
 
 from gateway.push import records, store
+from gateway.push.lease_book import LeaseBook, LeaseIds, Renewal, Taken
 from gateway.push.records import LeaseKind
-from gateway.push.replica import ReplicaIdentity, replica_of
-
-log = logging.getLogger("gateway.push.leases")
-
-#: Who took leases from whom, as a backend reports it: owner token → how many.
-Taken = dict[str, int]
-#: Lease ids by kind (events: seq, pushes: id, checks: `records.check_lease_id`).
-LeaseIds = Mapping[LeaseKind, Sequence[str]]
-
-Row = TypeVar("Row")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Renewal:
-    """The leases a renewal could not extend, by kind: `taken` by another owner (this replica was paused or cut off
-    past them), or `gone`: nobody holds them any more (settled or purged meanwhile, by this replica's own settle in
-    flight as well as by another's)."""
-
-    taken: dict[LeaseKind, list[str]]
-    gone: dict[LeaseKind, list[str]]
-
-
-class WorkSignal:
-    """The wake-up behind `PushStore.wait_for_work` (held by the store): `notify()` after committing new work.
-
-    Every waiting task wakes. Each task's last-seen generation is remembered, so a notification that came between a
-    task's previous wait and this one (say, while it was claiming) makes the wait return at once instead of being lost.
-    """
-
-    def __init__(self) -> None:
-        self._event: asyncio.Event | None = None
-        self._generation = 0
-        self._seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
-
-    def notify(self) -> None:
-        self._generation += 1
-        if self._event is not None:
-            self._event.set()
-            self._event = None
-
-    async def wait(self, max_wait_seconds: float) -> None:
-        task = asyncio.current_task()
-        seen = self._seen.get(task) if task is not None else None
-        if task is not None:
-            self._seen[task] = self._generation
-        if seen is not None and seen != self._generation:
-            return  # notified since this task last waited: its claim may have raced the notification
-        if self._event is None:
-            self._event = asyncio.Event()
-        event = self._event
-        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives just as the event is
-        # set, and the cancelled worker then runs on, so the app never finishes shutting down (seen as a teardown
-        # hang in the tests and a `gateway serve` that ignores SIGTERM).
-        try:
-            async with asyncio.timeout(max_wait_seconds):
-                await event.wait()
-        except TimeoutError:
-            pass
-        if task is not None:
-            self._seen[task] = self._generation
-
-
-class LeaseBook:
-    """This replica's leases as the store knows them without a round trip: which it holds (claimed and not yet
-    settled), so the heartbeat renews exactly those; and the one place where leases changing hands are logged and told
-    to the listener. Every role that claims or settles leased work (events, pushes, unpaid checks) writes here."""
-
-    def __init__(self, identity: ReplicaIdentity) -> None:
-        #: Whose leases this store takes and settles: this process (a new nonce on every start).
-        self.identity = identity
-        self._held: dict[LeaseKind, dict[str, None]] = {kind: {} for kind in LeaseKind}
-        self._listener: store.LeaseListener | None = None
-
-    def watch(self, listener: store.LeaseListener) -> None:
-        self._listener = listener
-
-    def counts(self) -> dict[LeaseKind, int]:
-        return {kind: len(ids) for kind, ids in self._held.items()}
-
-    def held(self) -> dict[LeaseKind, list[str]]:
-        """The lease ids held now, by kind (kinds with none left out)."""
-        return {kind: list(ids) for kind, ids in self._held.items() if ids}
-
-    def claimed(self, kind: LeaseKind, rows: list[Row], ids: Sequence[str], taken: Taken) -> list[Row]:
-        """A claim returned `rows` (lease ids `ids`), some `taken` from other owners: hold them, report the takeovers."""
-        held = self._held[kind]
-        for lease_id in ids:
-            held[lease_id] = None
-        self.report_taken(kind, taken, "expired")
-        return rows
-
-    def release(self, kind: LeaseKind, ids: Iterable[str]) -> None:
-        held = self._held[kind]
-        for lease_id in ids:
-            held.pop(lease_id, None)
-
-    def settled(self, push_id: int, done: bool, what: str) -> None:
-        """A push's settle ran: it is held no more; `done` False means another replica had taken it."""
-        self.release(LeaseKind.PUSH, [str(push_id)])
-        if not done:
-            self.report_lost(LeaseKind.PUSH, 1, f"push {push_id} not recorded as {what}")
-
-    def report_taken(self, kind: LeaseKind, taken: Taken, reason: str) -> None:
-        """Log and count leases this replica took from another owner (another replica, or an earlier start)."""
-        for owner, count in taken.items():
-            if owner == self.identity.token or count <= 0:
-                continue
-            if reason == "restart":
-                log.warning(
-                    "replica %s (start %s) took back %d %s lease(s) its earlier start %s held",
-                    self.identity.replica_id, self.identity.nonce, count, kind, owner,
-                )  # fmt: skip
-            else:
-                log.warning(
-                    "replica %s took over %d %s lease(s) from replica %s (start %s): its lease expired",
-                    self.identity.replica_id, count, kind, replica_of(owner), owner.rpartition("/")[2],
-                )  # fmt: skip
-            if self._listener is not None:
-                self._listener.took_over(kind, owner, count, reason)
-
-    def report_lost(self, kind: LeaseKind, count: int, what: str) -> None:
-        log.warning(
-            "replica %s lost %d %s lease(s) (%s): it was paused or cut off past its lease",
-            self.identity.token, count, kind, what,
-        )  # fmt: skip
-        if self._listener is not None:
-            self._listener.lost(kind, count)
+from gateway.push.replica import ReplicaIdentity
 
 
 class EventLogBase(ABC):

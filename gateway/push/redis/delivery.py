@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway import jsoncodec
+from gateway.push.lease_book import LeaseBook, Taken
 from gateway.push.records import Push, PushAttempt
 from gateway.push.redis.db import RedisDb, shielded
 from gateway.push.redis.rows import num, push_from_row, taken_from
-from gateway.push.store_base import LeaseBook, PushDeliveryBase, Taken
+from gateway.push.store_base import PushDeliveryBase
 
 
 class RedisPushDelivery(PushDeliveryBase):

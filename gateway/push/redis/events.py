@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gateway.push.lease_book import LeaseBook, Taken
 from gateway.push.records import RecordResult, StoredEvent, WebhookMeta
 from gateway.push.redis.db import RedisDb, shielded
 from gateway.push.redis.rows import EVENT_FIELDS, event_from_row, ints, num, taken_from
-from gateway.push.store_base import EventLogBase, LeaseBook, Taken
+from gateway.push.store_base import EventLogBase
 
 
 class RedisEventLog(EventLogBase):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from gateway.push.lease_book import LeaseBook, LeaseIds, Renewal, Taken
 from gateway.push.records import LeaseHolder, LeaseKind, ReplicaStatus
 from gateway.push.redis.db import RedisDb, shielded
 from gateway.push.redis.rows import LEASE_KINDS, LEASE_LETTER, by_kind, num, text
-from gateway.push.store_base import LeaseBook, LeaseIds, LeaseLedgerBase, Renewal, Taken
+from gateway.push.store_base import LeaseLedgerBase
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 
 from gateway.push.redis.db import RedisDb
 from gateway.push.redis.rows import text
-from gateway.push.store_base import WorkSignal
+from gateway.push.work_signal import WorkSignal
 from gateway.redis_pubsub import Subscription
 
 log = logging.getLogger(__name__)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from gateway import jsoncodec
+from gateway.push.lease_book import LeaseBook
 from gateway.push.records import Push, PushAttempt, PushStatus
 from gateway.push.redis.db import RedisDb, shielded
 from gateway.push.redis.rows import PUSH_FIELDS, ints, num, push_from_row
-from gateway.push.store_base import LeaseBook, OutboxAdminBase
+from gateway.push.store_base import OutboxAdminBase
 
 
 class RedisOutboxAdmin(OutboxAdminBase):

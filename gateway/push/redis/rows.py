@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.push.lease_book import Taken
 from gateway.push.records import EventStatus, LeaseKind, Push, PushStatus, StoredEvent, WebhookMeta
-from gateway.push.store_base import Taken
 
 #: The fields of a push hash (P:push:<id>) and of an event hash (P:ev:<seq>) that `push_from_row` and
 #: `event_from_row` read, in their order; the claim scripts return the same fields (spliced into the Lua).

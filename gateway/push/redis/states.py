@@ -8,10 +8,11 @@ from typing import Any
 
 from redis.exceptions import WatchError
 
+from gateway.push.lease_book import LeaseBook, Taken
 from gateway.push.records import EventOutcome, FulfillmentState, OrderState, UnpaidCheck
 from gateway.push.redis.db import RedisDb, shielded
 from gateway.push.redis.rows import num, opt, opt_int, taken_from, text
-from gateway.push.store_base import LeaseBook, OrderStatesBase, Taken
+from gateway.push.store_base import OrderStatesBase
 
 
 class RedisOrderStates(OrderStatesBase):

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from gateway.push.lease_book import LeaseBook
 from gateway.push.redis.compliance import RedisCompliance
 from gateway.push.redis.db import RedisDb
 from gateway.push.redis.delivery import RedisPushDelivery
@@ -70,7 +71,7 @@ from gateway.push.redis.shops import RedisShopHolds, RedisShopLedger
 from gateway.push.redis.states import RedisOrderStates
 from gateway.push.redis.tracking import RedisTrackingIndex
 from gateway.push.replica import ReplicaIdentity
-from gateway.push.store_base import LeaseBook, WorkSignal
+from gateway.push.work_signal import WorkSignal
 
 
 class RedisPushStore:

@@ -7,11 +7,12 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from gateway.push.lease_book import LeaseBook, Taken
 from gateway.push.records import Push, PushAttempt
 from gateway.push.sqlite import leases as sqlite_leases
 from gateway.push.sqlite.db import SqliteDb
 from gateway.push.sqlite.rows import OUTBOX_COLUMNS, push_from_row
-from gateway.push.store_base import LeaseBook, PushDeliveryBase, Taken
+from gateway.push.store_base import PushDeliveryBase
 
 
 class SqlitePushDelivery(PushDeliveryBase):

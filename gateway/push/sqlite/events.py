@@ -7,11 +7,12 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gateway.push.lease_book import LeaseBook, Taken
 from gateway.push.records import RecordResult, StoredEvent, WebhookMeta
 from gateway.push.sqlite import leases as sqlite_leases
 from gateway.push.sqlite.db import SqliteDb
 from gateway.push.sqlite.rows import EVENT_COLUMNS, event_from_row
-from gateway.push.store_base import EventLogBase, LeaseBook, Taken
+from gateway.push.store_base import EventLogBase
 
 
 class SqliteEventLog(EventLogBase):

@@ -21,10 +21,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from gateway.push.lease_book import LeaseBook, LeaseIds, Renewal, Taken
 from gateway.push.records import EventOutcome, LeaseHolder, LeaseKind, ReplicaStatus, check_lease_id
 from gateway.push.replica import ReplicaIdentity
 from gateway.push.sqlite.db import SqliteDb
-from gateway.push.store_base import LeaseBook, LeaseIds, LeaseLedgerBase, Renewal, Taken
+from gateway.push.store_base import LeaseLedgerBase
 
 #: Per kind: the table, the condition "still pending work", and how one lease id selects its row.
 _TABLES: dict[LeaseKind, tuple[str, str, str]] = {

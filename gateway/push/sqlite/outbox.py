@@ -6,10 +6,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
+from gateway.push.lease_book import LeaseBook
 from gateway.push.records import Push, PushAttempt, PushStatus
 from gateway.push.sqlite.db import SqliteDb
 from gateway.push.sqlite.rows import OUTBOX_COLUMNS, placeholders, push_from_row
-from gateway.push.store_base import LeaseBook, OutboxAdminBase
+from gateway.push.store_base import OutboxAdminBase
 
 
 class SqliteOutboxAdmin(OutboxAdminBase):

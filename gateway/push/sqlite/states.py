@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
+from gateway.push.lease_book import LeaseBook, Taken
 from gateway.push.records import (
     EventOutcome,
     EventStatus,
@@ -19,7 +20,7 @@ from gateway.push.records import (
 from gateway.push.sqlite import leases as sqlite_leases
 from gateway.push.sqlite.db import SqliteDb
 from gateway.push.sqlite.rows import chunks, placeholders
-from gateway.push.store_base import LeaseBook, OrderStatesBase, Taken
+from gateway.push.store_base import OrderStatesBase
 
 
 class SqliteOrderStates(OrderStatesBase):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from gateway.push.lease_book import LeaseBook, Taken
 from gateway.push.records import LeaseKind
 from gateway.push.replica import ReplicaIdentity
 from gateway.push.sqlite.compliance import SqliteCompliance
@@ -22,7 +23,7 @@ from gateway.push.sqlite.outbox import SqliteOutboxAdmin
 from gateway.push.sqlite.shops import SqliteShopHolds, SqliteShopLedger
 from gateway.push.sqlite.states import SqliteOrderStates
 from gateway.push.sqlite.tracking import SqliteTrackingIndex
-from gateway.push.store_base import LeaseBook, Taken, WorkSignal
+from gateway.push.work_signal import WorkSignal
 
 
 class SqlitePushStore:
