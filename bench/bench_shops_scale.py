@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from gateway import signing  # noqa: E402
 from gateway.push.subscriptions import TOPICS, fingerprint  # noqa: E402
 from gateway.shops.crypto import Sealer  # noqa: E402
-from gateway.shops.sqlite_store import SqliteShopStore  # noqa: E402
+from gateway.shops.sqlite.store import SqliteShopStore  # noqa: E402
 from gateway.shops.store import StoredSecret, StoredShop, TokenSet  # noqa: E402
 from gateway.shops.tokens import token_set  # noqa: E402
 from localstore import SandboxServer  # noqa: E402
@@ -123,13 +123,13 @@ async def fill_store(db: Path, store: SandboxServer, shops: int, unknown: int, r
                 shop = StoredShop(key=key, domain=domain, settings={"dialect": "joinchat", "joinchat_version": 1},
                                   bot_secrets=(StoredSecret(secret, now, True),), scope=SCOPES, installed_at=now,
                                   created_at=now)  # fmt: skip
-                assert await shop_store.create(shop, tokens)
+                assert await shop_store.records.create(shop, tokens)
                 if n in (1, shops):
                     secrets[key] = secret
         uri_fingerprint = fingerprint(redirect.rsplit("/shopify/", 1)[0] + "/webhooks/shopify")
         for n in range(1, shops + 1):
             if not 2 <= n < 2 + unknown:  # the unknown ones were never synced
-                await shop_store.set_sync_state(key_of(n), uri_fingerprint)
+                await shop_store.sync.set_sync_state(key_of(n), uri_fingerprint)
     finally:
         await shop_store.close()
     return secrets

@@ -29,7 +29,7 @@ from gateway import signing
 from gateway.app import create_app
 from gateway.keys import SETTINGS
 from gateway.settings import Settings, parse_settings
-from gateway.shops.redis_store import RedisShopStore
+from gateway.shops.redis.store import RedisShopStore
 from gateway.shops.registry import SHOP_REGISTRY, ShopRegistry
 from gateway.shops.setup import SHOP_STORE
 from gateway.shops.store import ShopStore

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from gateway.shops.crypto import Sealer
-from gateway.shops.sqlite_store import SqliteShopStore
+from gateway.shops.sqlite.store import SqliteShopStore
 from gateway.shops.store import ShopStatus
 from localstore import SandboxServer
 from tests.fixtures_push import free_port
@@ -28,7 +28,7 @@ async def stored(path: Path, key: str = "shop4") -> Any:
     store = SqliteShopStore(path, Sealer(TOKEN_KEY))
     await store.open()
     try:
-        return await store.load(key), await store.load_tokens(key)
+        return await store.records.load(key), await store.tokens.load_tokens(key)
     finally:
         await store.close()
 

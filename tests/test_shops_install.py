@@ -28,7 +28,7 @@ async def test_a_merchant_installs_the_app_and_the_shop_answers_queries(app_gate
     status, reply = await gw.ask("shop4")
     assert status == 200, reply
     assert [o["order_number"] for o in reply["orders"]] == ["1001"], reply
-    tokens = await gw.shop_store.load_tokens("shop4")
+    tokens = await gw.shop_store.tokens.load_tokens("shop4")
     assert tokens is not None and tokens.expiring and tokens.refresh_token
 
 

@@ -37,7 +37,7 @@ async def test_install_subscribes_the_shop_to_every_topic_uninstall_and_scope_ch
     assert {s["topic"] for s in subscriptions} >= {"APP_UNINSTALLED", "APP_SCOPES_UPDATE", "ORDERS_PAID"}
     assert {s["uri"] for s in subscriptions} == {gw.base_url + "/webhooks/shopify"}
     await eventually(lambda: _sync_state(gw), what="the subscriptions remembered as complete")
-    assert (await gw.shop_store.sync_states())["shop4"] == fingerprint(webhook_uri(gw.settings))
+    assert (await gw.shop_store.sync.sync_states())["shop4"] == fingerprint(webhook_uri(gw.settings))
     # the command line sees the connected shop too (its token read from the store)
     config = write_config(tmp_path / "config.yaml", gw.raw_config)
     listed = await run_cli("webhooks", "list", "--config", str(config), "--shop", "shop4")
@@ -48,7 +48,7 @@ async def test_install_subscribes_the_shop_to_every_topic_uninstall_and_scope_ch
 
 
 async def _sync_state(gw: AppGateway) -> bool:
-    return "shop4" in await gw.shop_store.sync_states()
+    return "shop4" in await gw.shop_store.sync.sync_states()
 
 
 async def test_a_connected_shop_pushes_with_the_settings_saved_in_the_console(
@@ -96,7 +96,7 @@ async def test_uninstall_drops_the_token_at_once_keeps_the_data_and_a_reinstall_
     assert (await gw.ask("shop4"))[0] == 200
     gw.store_server.oauth.uninstall(DOMAIN, gw.settings.app.client_id)  # type: ignore[union-attr]
     await eventually(lambda: gw.registry.stored["shop4"].status is ShopStatus.UNINSTALLED, what="app/uninstalled")
-    assert await gw.shop_store.load_tokens("shop4") is None
+    assert await gw.shop_store.tokens.load_tokens("shop4") is None
     assert not await gw.app[PUSH_STORE].shops.shop_installed("shop4")  # pushes stopped
     status, reply = await gw.ask("shop4", "1002", secret=secret)
     assert status == 503 and reply["success"] is False
@@ -128,7 +128,7 @@ async def test_an_uninstall_event_older_than_the_latest_install_is_ignored(
     await eventually(lambda: _processed(gw), what="the late app/uninstalled processed")
     stored = gw.registry.stored["shop4"]
     assert stored.status is ShopStatus.CONNECTED and stored.installed_at == installed_at
-    assert await gw.shop_store.load_tokens("shop4") is not None
+    assert await gw.shop_store.tokens.load_tokens("shop4") is not None
     assert await gw.app[PUSH_STORE].shops.shop_installed("shop4")
     assert (await gw.ask("shop4"))[0] == 200
 
@@ -149,7 +149,7 @@ async def test_shop_redact_forgets_the_connected_shop(app_gateway: Any, merchant
         async with session.post(gw.base_url + "/webhooks/shopify", data=body, headers=headers) as resp:
             assert resp.status == 200
     await eventually(lambda: "shop4" not in gw.registry.stored, what="shop/redact")
-    assert await gw.shop_store.load("shop4") is None and "shop4" not in gw.settings.shops
+    assert await gw.shop_store.records.load("shop4") is None and "shop4" not in gw.settings.shops
     status, _ = await gw.ask("shop4", secret="whatever-it-was-before-0123456789")
     assert status == 404
 

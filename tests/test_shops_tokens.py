@@ -40,7 +40,7 @@ async def test_the_access_token_is_refreshed_before_it_expires_and_the_old_refre
     app_gateway: Any, merchant: Merchant, fake_clock: FakeClock
 ) -> None:
     gw = await connected(app_gateway, merchant, clock=fake_clock)
-    first = await gw.shop_store.load_tokens("shop4")
+    first = await gw.shop_store.tokens.load_tokens("shop4")
     assert first is not None and first.access_expires_at == first.obtained_at + HOUR
     assert first.refresh_expires_at == first.obtained_at + 90 * DAY
     assert (await gw.ask("shop4", "1001"))[0] == 200
@@ -51,7 +51,7 @@ async def test_the_access_token_is_refreshed_before_it_expires_and_the_old_refre
     status, reply = await gw.ask("shop4", "1003")
     assert status == 200, reply
     assert gw.store_server.oauth.grants["refresh_token"] == 1
-    second = await gw.shop_store.load_tokens("shop4")
+    second = await gw.shop_store.tokens.load_tokens("shop4")
     assert second is not None and second.access_token != first.access_token
     assert second.refresh_token != first.refresh_token
     assert second.previous_refresh_token is None  # the new access token answered: the old refresh token is gone
@@ -62,12 +62,12 @@ async def test_a_lost_refresh_falls_back_on_the_previous_refresh_token_under_the
     app_gateway: Any, merchant: Merchant, fake_clock: FakeClock
 ) -> None:
     gw = await connected(app_gateway, merchant, clock=fake_clock)
-    stored = await gw.shop_store.load_tokens("shop4")
+    stored = await gw.shop_store.tokens.load_tokens("shop4")
     assert stored is not None and stored.refresh_token
     # a pair whose refresh token Shopify never issued (a write torn by a crash), the real one kept as the previous
     torn = TokenSet(stored.access_token, stored.scope, stored.obtained_at, stored.access_expires_at, "shprt_lost",
                     stored.refresh_expires_at, stored.refresh_token)  # fmt: skip
-    assert await gw.shop_store.save_tokens("shop4", torn, replacing=stored)
+    assert await gw.shop_store.tokens.save_tokens("shop4", torn, replacing=stored)
     fake_clock.advance(HOUR)
     assert (await gw.ask("shop4"))[0] == 200
     assert gw.store_server.oauth.grants["refresh_token"] == 1
@@ -83,7 +83,7 @@ async def test_an_expired_refresh_token_marks_the_shop_reinstall_needed_until_it
     assert status == 503 and reply["success"] is False  # the dialect's unavailable answer, never a 500
     assert gw.store_server.oauth.grants["refresh_token"] == 0  # refused: nothing issued
     assert gw.registry.stored["shop4"].status is ShopStatus.REINSTALL_NEEDED
-    assert await gw.shop_store.load_tokens("shop4") is None
+    assert await gw.shop_store.tokens.load_tokens("shop4") is None
     ready = await gw.readyz()
     assert ready["status"] == "ready" and ready["shops"] == {"shop4": "reinstall needed"}
     await merchant.sign_in(gw)
@@ -110,15 +110,15 @@ async def test_a_non_expiring_offline_token_is_migrated_by_token_exchange(
             "client_id": APP_CLIENT_ID, "client_secret": APP_SECRET, "code": callback["code"]}) as resp:  # fmt: skip
             legacy = await resp.json()
     assert set(legacy) == {"access_token", "scope"}
-    current = await gw.shop_store.load_tokens("shop4")
+    current = await gw.shop_store.tokens.load_tokens("shop4")
     assert current is not None
     old = TokenSet(legacy["access_token"], legacy["scope"], fake_clock())
-    assert await gw.shop_store.save_tokens("shop4", old, replacing=current)
+    assert await gw.shop_store.tokens.save_tokens("shop4", old, replacing=current)
     gw.app[SHOPIFY_CLIENTS].pop("shop4", None)  # a replica starting with the legacy token
 
     assert (await gw.ask("shop4"))[0] == 200
     assert gw.store_server.oauth.grants["token_exchange"] == 1
-    migrated = await gw.shop_store.load_tokens("shop4")
+    migrated = await gw.shop_store.tokens.load_tokens("shop4")
     assert migrated is not None and migrated.expiring and migrated.refresh_token
     assert not gw.store_server.oauth.access_valid(DOMAIN, legacy["access_token"])  # irreversible
 
@@ -138,7 +138,7 @@ async def test_two_replicas_finding_the_token_stale_at_once_make_one_refresh_and
     answers = await asyncio.gather(*(gw.ask("shop4", n) for gw in (one, two) for n in ("1002", "1004")))
     assert [status for status, _ in answers] == [200] * 4
     assert one.store_server.oauth.grants["refresh_token"] == 1
-    stored = await one.shop_store.load_tokens("shop4")
+    stored = await one.shop_store.tokens.load_tokens("shop4")
     assert stored is not None
     for gw in (one, two):
         held = provider(gw)._tokens

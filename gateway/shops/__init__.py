@@ -2,8 +2,8 @@
 
 - `registry` — the live `settings.shops`: the shops of config.yaml plus the shops connected from the browser and
   kept in the store, updated in place on every replica when one changes;
-- `store`, `sqlite_store`, `redis_store` (chosen by `backends`) — the connected shops (settings, sealed secrets and
-  tokens) in the same backends as the push flow;
+- `store` (the contract: records, tokens, subscription states), `sqlite/`, `redis/` (chosen by `backends`) — the
+  connected shops (settings, sealed secrets and tokens) in the same backends as the push flow;
 - `crypto` — AES-GCM sealing of tokens and secrets at rest;
 - `install` — Shopify's install flow (`GET /shopify/install`, `GET /shopify/callback`);
 - `tokens` — expiring offline tokens: obtained, refreshed under a lock the replicas share, migrated;

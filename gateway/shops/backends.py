@@ -1,6 +1,6 @@
 """Choosing the shop store's backend from the config, and reading the connected shops outside a running app.
 
-The one module that knows both store implementations (gateway.shops.sqlite_store, gateway.shops.redis_store).
+The one module that knows both store implementations (gateway.shops.sqlite.store, gateway.shops.redis.store).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from gateway.shopify.auth import TokenProvider
 from gateway.shopify.client import ShopifyClients, new_session
 from gateway.shops.crypto import Sealer
 from gateway.shops.lifecycle import ShopLifecycle
-from gateway.shops.redis_store import RedisShopStore
+from gateway.shops.redis.store import RedisShopStore
 from gateway.shops.registry import ShopRegistry
-from gateway.shops.sqlite_store import SqliteShopStore
+from gateway.shops.sqlite.store import SqliteShopStore
 from gateway.shops.store import ShopStore
 from gateway.shops.tokens import AppTokenEndpoint, InstalledTokenProvider
 
@@ -54,7 +54,7 @@ def with_connected_shops(settings: Settings) -> Settings:
         store = make_shop_store(settings)
         await store.open()
         try:
-            registry.replace_all(await store.load_all())
+            registry.replace_all(await store.records.load_all())
         finally:
             await store.close()
         return registry
@@ -71,7 +71,7 @@ async def shop_clients(settings: Settings) -> AsyncIterator[ShopifyClients]:
     registry = ShopRegistry(settings.shops, settings.app)
     try:
         if settings.app is not None:
-            registry.replace_all(await store.load_all())
+            registry.replace_all(await store.records.load_all())
         lifecycle = ShopLifecycle(registry, store, settings.app)
         async with new_session() as session:
             clients = ShopifyClients()
@@ -82,7 +82,7 @@ async def shop_clients(settings: Settings) -> AsyncIterator[ShopifyClients]:
                 if app is None or not isinstance(shop.auth, InstalledAppAuth):
                     return None
                 return InstalledTokenProvider(
-                    key, shop.domain, store, AppTokenEndpoint(session, app),
+                    key, shop.domain, store.tokens, AppTokenEndpoint(session, app),
                     refresh_margin_seconds=app.refresh_margin_seconds, on_refused=lifecycle.refused,
                 )  # fmt: skip
 

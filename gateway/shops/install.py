@@ -188,7 +188,7 @@ class InstallFlow:
         stored = self.lifecycle.registry.stored.get(key) if key else None
         if key is None or stored is None or stored.status is not ShopStatus.CONNECTED:
             return False
-        tokens = await self.lifecycle.store.load_tokens(key)
+        tokens = await self.lifecycle.store.tokens.load_tokens(key)
         if tokens is None:
             return False
         return await self._endpoint().works(shop, tokens.access_token) is True

@@ -79,7 +79,7 @@ class ShopLifecycle:
 
     async def install(self, domain: str, tokens: TokenSet) -> Installed:
         now = self.clock()
-        key = self.registry.key_for_domain(domain) or await self.store.key_for_domain(domain)
+        key = self.registry.key_for_domain(domain) or await self.store.records.key_for_domain(domain)
         if key is not None and self.registry.is_config_shop(key):
             raise InstallRefused(f"{domain} is configured in the gateway's config.yaml; it is managed there")
         if key is None:
@@ -109,10 +109,10 @@ class ShopLifecycle:
                 key=key, domain=domain, settings=settings, bot_secrets=(StoredSecret(new_secret(), now),),
                 status=ShopStatus.CONNECTED, scope=tokens.scope, installed_at=now, created_at=now,
             )  # fmt: skip
-            if await self.store.create(shop, tokens):
+            if await self.store.records.create(shop, tokens):
                 await self._refresh_registry(key)
                 return Installed(key, new=True)
-            found = await self.store.key_for_domain(domain)
+            found = await self.store.records.key_for_domain(domain)
             if found is not None:  # installed at this very moment by another replica's callback
                 return await self.install(domain, tokens)
         raise InstallRefused(f"no free shop key for {domain}")
@@ -120,9 +120,9 @@ class ShopLifecycle:
     # --- what the push rules report (gateway.push.rules.AppLifecycle) ----------------------------------------------
 
     async def uninstalled(self, shop_key: str, at: float) -> bool:
-        stored = await self.store.load(shop_key) if self.app is not None else None
+        stored = await self.store.records.load(shop_key) if self.app is not None else None
         if stored is None:
-            await self.store.set_sync_state(shop_key, None)  # Shopify deleted the subscriptions (below)
+            await self.store.sync.set_sync_state(shop_key, None)  # Shopify deleted the subscriptions (below)
             return True  # a config shop: no token of ours to drop
         if stored.installed_at is not None and at < stored.installed_at:
             return False
@@ -130,18 +130,18 @@ class ShopLifecycle:
             status=ShopStatus.UNINSTALLED, uninstalled_at=at, problem="",
         ), tokens=None)  # fmt: skip
         # Shopify deletes an app's webhook subscriptions at uninstall: a reinstall creates them again.
-        await self.store.set_sync_state(shop_key, None)
+        await self.store.sync.set_sync_state(shop_key, None)
         log.warning("shop %s: app uninstalled: token dropped, pushes stopped (data kept until shop/redact)", shop_key)
         return True
 
     async def redacted(self, shop_key: str, at: float) -> bool:
-        stored = await self.store.load(shop_key) if self.app is not None else None
+        stored = await self.store.records.load(shop_key) if self.app is not None else None
         if stored is None:
-            await self.store.set_sync_state(shop_key, None)  # a config shop: only its subscription state is ours
+            await self.store.sync.set_sync_state(shop_key, None)  # a config shop: only its subscription state is ours
             return True
         if stored.installed_at is not None and at < stored.installed_at:
             return False
-        await self.store.delete(shop_key)
+        await self.store.records.delete(shop_key)
         await self._refresh_registry(shop_key)
         log.info("shop %s: shop/redact: the connected shop is forgotten", shop_key)
         return True
@@ -160,7 +160,7 @@ class ShopLifecycle:
         return await self._update(shop_key, change)
 
     async def remove(self, shop_key: str) -> bool:
-        removed = await self.store.delete(shop_key)
+        removed = await self.store.records.delete(shop_key)
         await self._refresh_registry(shop_key)
         return removed
 
@@ -168,14 +168,14 @@ class ShopLifecycle:
 
     async def _update(self, shop_key: str, change: Callable[[StoredShop], StoredShop], **tokens: Any) -> StoredShop:
         for _ in range(_SAVE_TRIES):
-            stored = await self.store.load(shop_key)
+            stored = await self.store.records.load(shop_key)
             if stored is None:
                 raise StaleShop(f"shop {shop_key} is no longer connected")
             changed = change(stored)
-            if await self.store.save(changed, expected_version=stored.version, **tokens):
+            if await self.store.records.save(changed, expected_version=stored.version, **tokens):
                 await self._refresh_registry(shop_key)
                 return changed.with_changes(version=stored.version + 1)
         raise StaleShop(f"shop {shop_key} kept changing while it was saved")
 
     async def _refresh_registry(self, shop_key: str) -> None:
-        self.registry.apply(shop_key, await self.store.load(shop_key))
+        self.registry.apply(shop_key, await self.store.records.load(shop_key))

@@ -23,7 +23,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from gateway.settings import AppSettings, ShopSettings
-from gateway.shops.store import ShopStore, StoredShop
+from gateway.shops.store import ShopRecords, StoredShop
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class ShopRegistry(dict[str, ShopSettings]):
         self._listeners: list[ShopListener] = []
         self._pending: set[str] = set()
         self._reloading: asyncio.Task[None] | None = None
-        self._store: ShopStore | None = None
+        self._store: ShopRecords | None = None
 
     def key_for_domain(self, domain: str) -> str | None:
         return self._domains.get(domain)
@@ -90,7 +90,7 @@ class ShopRegistry(dict[str, ShopSettings]):
 
     # --- following the store ---------------------------------------------------------------------------------------
 
-    async def follow(self, store: ShopStore) -> None:
+    async def follow(self, store: ShopRecords) -> None:
         """Load every stored shop, then apply the store's changes as they come."""
         self._store = store
         self.replace_all(await store.load_all())

@@ -73,7 +73,7 @@ def setup_shops(app: web.Application, *, clock: Callable[[], float] = time.time)
     async def shops_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.open()
         if settings.app is not None:
-            await registry.follow(store)
+            await registry.follow(store.records)
         try:
             yield
         finally:
@@ -88,7 +88,7 @@ def setup_shops(app: web.Application, *, clock: Callable[[], float] = time.time)
         lifecycle.ledger = push_store.shops if push_store is not None else None
         if settings.app is not None:
             clients.token_providers = _token_providers(store, settings.app, lifecycle, clock)
-        task = start_sync_task(settings, clients, store, eligible=lambda key: _connected(registry, key))
+        task = start_sync_task(settings, clients, store.sync, eligible=lambda key: _connected(registry, key))
         if task is not None:
             background.add(task)
             task.add_done_callback(background.discard)
@@ -111,7 +111,7 @@ def _token_providers(
         if not isinstance(shop.auth, InstalledAppAuth):
             return None
         return InstalledTokenProvider(
-            key, shop.domain, store, AppTokenEndpoint(session, app, clock=clock),
+            key, shop.domain, store.tokens, AppTokenEndpoint(session, app, clock=clock),
             refresh_margin_seconds=app.refresh_margin_seconds, on_refused=lifecycle.refused, clock=clock,
         )  # fmt: skip
 
@@ -144,7 +144,7 @@ async def _sync_one(app: web.Application, shop_key: str) -> None:
         if report.ok:
             log.info("webhook subscriptions: %s", report.summary())
             try:
-                await app[SHOP_STORE].set_sync_state(shop_key, fingerprint(uri))
+                await app[SHOP_STORE].sync.set_sync_state(shop_key, fingerprint(uri))
             except Exception as exc:  # only means the next start checks this shop again
                 log.warning("webhook subscriptions of %s: state not kept (%s)", shop_key, type(exc).__name__)
             return

@@ -5,7 +5,7 @@ install flow learned (domain, scopes, when it was installed or uninstalled, whet
 `TokenSet` (the expiring offline access token and its refresh token) is kept apart: it changes every hour, under
 the shop's refresh lock, and is never read by the registry.
 
-Both backends (`sqlite_store`, `redis_store`) keep the settings and secrets as one sealed JSON value and the tokens
+Both backends (`gateway.shops.sqlite`, `gateway.shops.redis`) keep the settings and secrets as one sealed JSON value and the tokens
 as another (gateway.shops.crypto); the key, domain, status and times stay in the clear so they can be indexed.
 Every write of a shop bumps its `version`: the console saves with the version it read, so two operators editing at
 once cannot overwrite each other unseen, and a replica that hears of a change reloads that one shop.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -23,7 +24,10 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
+from gateway.push.subscriptions import SyncStates
 from gateway.shops.crypto import Sealer
+
+log = logging.getLogger(__name__)
 
 #: How long a replica may hold a shop's refresh lock: a refresh is one HTTP request with a 10 s timeout, then a
 #: write; a replica killed while holding it holds up the shop's other replicas this long at most.
@@ -171,16 +175,12 @@ def open_tokens(sealer: Sealer, key: str, sealed: str) -> TokenSet:
 ChangeListener = Callable[[str], None]
 
 
-class ShopStore(Protocol):
-    """Where the connected shops live. Every write tells the listeners (`on_change`) of this process at once and the
+class ShopRecords(Protocol):
+    """The connected shops' records. Every write tells the listeners (`on_change`) of this process at once and the
     other replicas soon after (Redis pub/sub, or a change counter they poll)."""
 
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
     def on_change(self, listener: ChangeListener) -> None:
-        """Call `listener(shop key)` after any shop was created, saved or deleted, by any replica."""
+        """Call `listener(shop key)` after any shop was created, saved or deleted, by any replica ("*": reload all)."""
         ...
 
     async def load_all(self) -> list[StoredShop]: ...
@@ -200,6 +200,11 @@ class ShopStore(Protocol):
 
     async def delete(self, key: str) -> bool: ...
 
+
+class ShopTokens(Protocol):
+    """Each connected shop's tokens and the refresh lock that makes one replica refresh them at a time. Token writes
+    tell no listener: each replica re-reads the tokens when its own expire."""
+
     async def load_tokens(self, key: str) -> TokenSet | None: ...
 
     async def save_tokens(self, key: str, tokens: TokenSet, *, replacing: TokenSet) -> bool:
@@ -213,11 +218,48 @@ class ShopStore(Protocol):
 
     async def unlock(self, key: str, owner: str) -> None: ...
 
-    async def sync_states(self) -> dict[str, str]:
-        """Shop key → fingerprint of the webhook subscriptions last found complete (see gateway.shops.sync)."""
-        ...
 
-    async def set_sync_state(self, key: str, fingerprint: str | None) -> None: ...
+class ShopStore(Protocol):
+    """Where the connected shops live: one object per role (`sync`: which shops' webhook subscriptions were last found
+    complete, config shops too, as the start-up sync of gateway.push.subscriptions reads them), and the lifecycle."""
+
+    @property
+    def records(self) -> ShopRecords: ...
+
+    @property
+    def tokens(self) -> ShopTokens: ...
+
+    @property
+    def sync(self) -> SyncStates: ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class ChangeListeners:
+    """The listeners of a store's shop changes (`ShopRecords.on_change`), told in turn."""
+
+    def __init__(self) -> None:
+        self._listeners: list[ChangeListener] = []
+
+    def add(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    def tell(self, key: str) -> None:
+        for listener in self._listeners:
+            try:
+                listener(key)
+            except Exception:  # one broken listener must not hide the change from the others
+                log.exception("shop store: a change listener failed")
+
+
+def need_sealer(sealer: Sealer | None) -> Sealer:
+    """The cipher of connected shops' records (app.token_key); without app mode the store keeps only the webhook
+    subscription states."""
+    if sealer is None:
+        raise RuntimeError("connected shops are sealed with app.token_key: configure app: to read them")
+    return sealer
 
 
 class Keep:
@@ -232,7 +274,7 @@ KEEP: Any = Keep()
 
 @asynccontextmanager
 async def refresh_lock(
-    store: ShopStore, key: str, owner: str, *, wait_until: float, clock: Callable[[], float] = time.monotonic
+    store: ShopTokens, key: str, owner: str, *, wait_until: float, clock: Callable[[], float] = time.monotonic
 ) -> AsyncIterator[bool]:
     """Hold the shop's refresh lock, waiting for another replica's until `wait_until` (on `clock`). Yields whether
     it was taken: a caller that did not get it re-reads the tokens (the holder has probably refreshed them)."""

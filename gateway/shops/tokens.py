@@ -35,7 +35,7 @@ import aiohttp
 from gateway.settings import AppSettings
 from gateway.shopify.errors import ShopifyAuthError, ShopifyUnavailable
 from gateway.shopify.queries import load_query
-from gateway.shops.store import ShopStore, TokenSet, refresh_lock
+from gateway.shops.store import ShopTokens, TokenSet, refresh_lock
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class InstalledTokenProvider:
         self,
         shop_key: str,
         domain: str,
-        store: ShopStore,
+        store: ShopTokens,
         endpoint: AppTokenEndpoint,
         *,
         refresh_margin_seconds: float,

@@ -1,0 +1,1 @@
+"""The connected shops in Redis: `store.RedisShopStore`, one class per role over `db.ShopsRedis`."""
