@@ -67,7 +67,7 @@ async def main(entries: int, seconds: float) -> None:
     for i in range(entries):
         await misses.get_or_load(("demo", Query(f"m{i}")), _value, ttl=3600, tags=order_tags(number=f"m{i}"))
     _report("miss + store (instant loader)", entries, time.perf_counter() - started)
-    print(f"hits={cache.hits} misses={cache.misses} entries={len(cache)}")
+    print(f"hits={cache.hits} misses={cache.misses} entries={len(cache.entries)}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 One `LookupCache` serves every shop of the app (`app[LOOKUP_CACHE]`). Keys are tuples whose first element is the
 shop key, e.g. `(shop_key, OrdersByNumber(...))`; each shop gets its own bounded partition so one busy shop cannot
-evict another's entries.
+evict another's entries (the entries, their partitions and tag index: `cache.entries`, gateway.cache_entries).
 
     result = await cache.get_or_load((shop_key, query), load, ttl=shop.cache.orders, tags=order_tags(number="1001"))
 
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
-from cachetools import Cache, LRUCache
 
+from gateway.cache_entries import NOTHING, CacheEntries
 from gateway.cache_tags import ALL_TAG, canonical_tag, kind_tag
 from gateway.flows import LOOKUP_INVALIDATOR
 from gateway.keys import SETTINGS
@@ -49,14 +49,6 @@ Loader = Callable[[], Awaitable[V]]
 
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_STALE_IF_ERROR = 3600.0
-
-
-@dataclass(slots=True)
-class _Entry:
-    value: Any
-    fresh_until: float
-    stale_until: float
-    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,34 +66,6 @@ InvalidationHook = Callable[[Invalidation], Awaitable[None] | None]
 # --- the cache -----------------------------------------------------------------------------------------------------
 
 
-class _Partition(LRUCache[Hashable, _Entry]):
-    """One shop's bounded LRU; keeps the tag index in step when cachetools evicts."""
-
-    def __init__(self, maxsize: int, stale_if_error: float, on_evict: Callable[[Hashable, _Entry], None]) -> None:
-        super().__init__(maxsize)
-        self.stale_if_error = stale_if_error
-        self._on_evict = on_evict
-        #: This shop's fresh hits and started loads (the operator console's hit ratio, per shop in /metrics).
-        self.hits = 0
-        self.misses = 0
-
-    def popitem(self) -> tuple[Hashable, _Entry]:
-        key, entry = super().popitem()
-        self._on_evict(key, entry)
-        return key, entry
-
-    def peek(self, key: Hashable) -> _Entry | None:
-        """The entry without refreshing its LRU position."""
-        return Cache.__getitem__(self, key) if key in self else None  # type: ignore[no-any-return]
-
-    def remove(self, key: Hashable) -> _Entry | None:
-        """Delete without counting as an eviction; the removed entry, or None."""
-        entry = self.peek(key)
-        if entry is not None:
-            del self[key]
-        return entry
-
-
 class LookupCache:
     def __init__(
         self,
@@ -115,46 +79,21 @@ class LookupCache:
         """`max_entries` / `stale_if_error` apply to shops not set up with `configure_shop`. `clock` is injectable
         so tests can move time without sleeping. `serve_stale_on`: the loader failures an expired entry may answer
         for (within `stale_if_error`); any other failure reaches the caller."""
-        self.default_max_entries = max_entries
-        self.default_stale_if_error = stale_if_error
+        self.entries = CacheEntries(max_entries, stale_if_error, clock)
         self.serve_stale_on = serve_stale_on
-        self._clock = clock
         self._metrics = metrics
-        self._partitions: dict[str, _Partition] = {}
-        # (shop_key, tag) -> keys registered with that tag
-        self._tag_index: dict[tuple[str, str], set[Hashable]] = {}
         self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
-        # bumped by every invalidation of a shop; a load that saw it change does not store its result
-        self._generation: dict[str, int] = {}
-        self._background: set[asyncio.Future[Any]] = set()
         self.on_invalidate: list[InvalidationHook] = []
+        self._hooks = _HookRunner(self.on_invalidate)
         # exported as counters by setup_cache
         self.hits = 0
         self.misses = 0
         self.shared = 0
         self.stale_served = 0
         self.loader_calls = 0
-        self.evictions = 0
-
-    # --- configuration ---------------------------------------------------------------------------------------------
 
     def configure_shop(self, shop_key: str, *, max_entries: int, stale_if_error: float) -> None:
-        part = self._partitions.get(shop_key)
-        if part is not None and part.maxsize == max_entries:
-            part.stale_if_error = stale_if_error
-            return
-        if part is not None:
-            for key, entry in list(part.items()):
-                self._unindex(key, entry)
-        self._partitions[shop_key] = _Partition(max_entries, stale_if_error, self._evicted)
-
-    def _partition(self, shop_key: str) -> _Partition:
-        part = self._partitions.get(shop_key)
-        if part is None:
-            part = self._partitions[shop_key] = _Partition(
-                self.default_max_entries, self.default_stale_if_error, self._evicted
-            )
-        return part
+        self.entries.configure_shop(shop_key, max_entries=max_entries, stale_if_error=stale_if_error)
 
     # --- reading ---------------------------------------------------------------------------------------------------
 
@@ -177,41 +116,23 @@ class LookupCache:
     def fresh(self, key: tuple[Any, ...]) -> Any:
         """The fresh cached value for `key`, counted as a hit and refreshing its LRU position (as `get_or_load` does
         on a hit); `NOTHING` when there is none. For callers that can answer a hit without setting up a load."""
-        part = self._partitions.get(key[0])
-        if part is not None and key in part:  # asked first: indexing a missing key raises
-            entry = part[key]  # refreshes the LRU position
-            if entry.fresh_until > self._clock():
-                self.hits += 1
-                part.hits += 1
-                return entry.value
-        return NOTHING
+        value = self.entries.fresh(key)
+        if value is not NOTHING:
+            self.hits += 1
+        return value
 
     def put(self, key: tuple[Any, ...], value: Any, *, ttl: float, tags: Iterable[str] = ()) -> None:
         """Store a value we already have (no loader, no task): what `get_or_load` with a loader returning `value`
         stores, except that it replaces a fresh entry instead of keeping it. `ttl <= 0` stores nothing."""
         if ttl > 0:
-            self._store(key, value, ttl, tuple(canonical_tag(t) for t in tags))
+            self.entries.store(key, value, ttl, tuple(canonical_tag(t) for t in tags))
 
     def peek(self, key: tuple[Any, ...]) -> Any | None:
         """The fresh cached value or None, without loading (and without touching LRU order)."""
-        part = self._partitions.get(key[0])
-        if part is None:
-            return None
-        entry = part.peek(key)
-        if entry is None or entry.fresh_until <= self._clock():
-            return None
-        return entry.value
-
-    def __len__(self) -> int:
-        return sum(len(p) for p in self._partitions.values())
-
-    def shop_counts(self, shop_key: str) -> tuple[int, int]:
-        """(fresh hits, started loads) of one shop."""
-        part = self._partitions.get(shop_key)
-        return (part.hits, part.misses) if part is not None else (0, 0)
+        return self.entries.peek(key)
 
     def __contains__(self, key: tuple[Any, ...]) -> bool:
-        return self.peek(key) is not None
+        return self.entries.peek(key) is not None
 
     async def _load(
         self, key: tuple[Any, ...], loader: Loader[V], ttl: float, tags: Iterable[str], kind: str | None
@@ -233,20 +154,20 @@ class LookupCache:
                 inflight[key] = done  # the load it waited for was cancelled and none other is in flight: load here
             shop_key = key[0]
             # the shop's invalidation generation as of now: if it moves before the load ends, the result is not stored
-            generation = self._generation.get(shop_key, 0)
+            generation = self.entries.generation(shop_key)
             self.misses += 1
-            part = self._partitions.get(shop_key)
+            part = self.entries.partition(shop_key)
             if part is not None:
                 part.misses += 1
             try:
                 self.loader_calls += 1
                 value = await loader()
-                if ttl > 0 and self._generation.get(shop_key, 0) == generation:
+                if ttl > 0 and self.entries.generation(shop_key) == generation:
                     # tags are materialised only now: a lazy iterable (hashing an email) costs nothing on hits
                     stored_tags = tuple(canonical_tag(t) for t in tags)
                     if kind is not None:
                         stored_tags = (*stored_tags, kind_tag(kind))
-                    self._store(key, value, ttl, stored_tags)
+                    self.entries.store(key, value, ttl, stored_tags)
             except asyncio.CancelledError:
                 done.cancel()
                 raise
@@ -262,7 +183,7 @@ class LookupCache:
             done.set_result(value)
             return value
         except self.serve_stale_on:
-            stale = self._stale_value(key)
+            stale = self.entries.stale(key)
             if stale is NOTHING:
                 raise
             self.stale_served += 1
@@ -286,25 +207,6 @@ class LookupCache:
                 return NOTHING
             shared = again
 
-    def _store(self, key: tuple[Any, ...], value: Any, ttl: float, tags: tuple[str, ...]) -> None:
-        shop_key = key[0]
-        part = self._partition(shop_key)
-        old = part.remove(key)
-        if old is not None:
-            self._unindex(key, old)
-        now = self._clock()
-        fresh_until = now + ttl
-        part[key] = _Entry(value, fresh_until, max(fresh_until, now + part.stale_if_error), tags)
-        for tag in tags:
-            self._tag_index.setdefault((shop_key, tag), set()).add(key)
-
-    def _stale_value(self, key: tuple[Any, ...]) -> Any:
-        part = self._partitions.get(key[0])
-        entry = part.peek(key) if part is not None else None
-        if entry is None or entry.stale_until <= self._clock():
-            return NOTHING
-        return entry.value
-
     # --- invalidation ----------------------------------------------------------------------------------------------
 
     def invalidate(self, shop_key: str, tags: Iterable[str]) -> int:
@@ -313,14 +215,14 @@ class LookupCache:
         wanted = tuple(canonical_tag(t) for t in tags)
         event = Invalidation(shop_key, None if ALL_TAG in wanted else wanted)
         removed = self._apply(event)
-        self._notify(event)
+        self._hooks.notify(event)
         return removed
 
     def invalidate_shop(self, shop_key: str, kind: str | None = None) -> int:
         """Evict every entry of the shop, or only those stored with `kind=kind`."""
         event = Invalidation(shop_key, None, kind)
         removed = self._apply(event)
-        self._notify(event)
+        self._hooks.notify(event)
         return removed
 
     def apply_remote_invalidation(self, event: Invalidation) -> int:
@@ -331,68 +233,39 @@ class LookupCache:
         return self._apply(event)
 
     def _apply(self, event: Invalidation) -> int:
-        shop_key = event.shop_key
-        self._generation[shop_key] = self._generation.get(shop_key, 0) + 1
-        part = self._partitions.get(shop_key)
-        if part is None:
-            return 0
-        if event.tags is None and event.kind is None:
-            removed = len(part)
-            for key, entry in list(part.items()):
-                self._unindex(key, entry)
-            part.clear()
-            return removed
-        tags = event.tags if event.tags is not None else (kind_tag(event.kind or ""),)  # tags: canonical already
-        keys: set[Hashable] = set()
-        for tag in tags:
-            keys |= self._tag_index.get((shop_key, tag), set())
-        removed = 0
-        for key in keys:
-            gone = part.remove(key)
-            if gone is not None:
-                self._unindex(key, gone)
-                removed += 1
-        return removed
+        return self.entries.remove(event.shop_key, event.tags, event.kind)
 
-    def _notify(self, event: Invalidation) -> None:
-        for hook in self.on_invalidate:
+    async def close(self) -> None:
+        """Wait for hook tasks still running (e.g. a Redis publish)."""
+        await self._hooks.close()
+
+
+class _HookRunner:
+    """Tells the `on_invalidate` hooks of each local invalidation; an awaitable hook runs in the background."""
+
+    def __init__(self, hooks: list[InvalidationHook]) -> None:
+        self.hooks = hooks
+        self._background: set[asyncio.Future[Any]] = set()
+
+    def notify(self, event: Invalidation) -> None:
+        for hook in self.hooks:
             try:
                 result = hook(event)
                 if inspect.isawaitable(result):
                     fut = asyncio.ensure_future(result)
                     self._background.add(fut)
-                    fut.add_done_callback(self._hook_done)
+                    fut.add_done_callback(self._done)
             except Exception:  # one broken hook must not stop local invalidation or the others
                 log.exception("cache invalidation hook failed")
 
-    def _hook_done(self, fut: asyncio.Future[Any]) -> None:
+    def _done(self, fut: asyncio.Future[Any]) -> None:
         self._background.discard(fut)
         if not fut.cancelled() and fut.exception() is not None:
             log.error("cache invalidation hook failed: %r", fut.exception())
 
-    # --- bookkeeping -----------------------------------------------------------------------------------------------
-
-    def _evicted(self, key: Hashable, entry: _Entry) -> None:
-        self.evictions += 1
-        self._unindex(key, entry)
-
-    def _unindex(self, key: Hashable, entry: _Entry) -> None:
-        shop_key = key[0]  # type: ignore[index]
-        for tag in entry.tags:
-            keys = self._tag_index.get((shop_key, tag))
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._tag_index[(shop_key, tag)]
-
     async def close(self) -> None:
-        """Wait for hook tasks still running (e.g. a Redis publish)."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-
-
-#: `LookupCache.fresh`'s "no fresh value" (compare with `is`; a cached value may be None or falsy).
-NOTHING: Any = object()
 
 
 # --- app wiring ----------------------------------------------------------------------------------------------------
@@ -412,9 +285,9 @@ def build_cache(
 
 def export_shop_counts(metrics: Metrics, cache: LookupCache, shop_key: str) -> None:
     """The shop's hits and loads in /metrics (at start for config shops, on first use for shops connected later)."""
-    metrics.gauge("lookup_cache_shop_hits_total", functools.partial(lambda k: cache.shop_counts(k)[0], shop_key),
+    metrics.gauge("lookup_cache_shop_hits_total", functools.partial(lambda k: cache.entries.shop_counts(k)[0], shop_key),
                   shop=shop_key)  # fmt: skip
-    metrics.gauge("lookup_cache_shop_misses_total", functools.partial(lambda k: cache.shop_counts(k)[1], shop_key),
+    metrics.gauge("lookup_cache_shop_misses_total", functools.partial(lambda k: cache.entries.shop_counts(k)[1], shop_key),
                   shop=shop_key)  # fmt: skip
 
 
@@ -432,12 +305,12 @@ def setup_cache(app: web.Application, *, serve_stale_on: tuple[type[Exception], 
         ("lookup_cache_misses_total", lambda: cache.misses, "Lookups that started a load."),
         ("lookup_cache_shared_total", lambda: cache.shared, "Lookups that joined a load already in flight."),
         ("lookup_cache_loads_total", lambda: cache.loader_calls, "Loader calls (upstream lookups)."),
-        ("lookup_cache_evictions_total", lambda: cache.evictions, "Entries evicted by the size bound."),
+        ("lookup_cache_evictions_total", lambda: cache.entries.evictions, "Entries evicted by the size bound."),
     )
     for name, read, help_text in counters:
         metrics.gauge(name, read)
         metrics.describe(name, help_text, "counter")
-    metrics.gauge("lookup_cache_entries", lambda: len(cache), "Entries currently cached (all shops).")
+    metrics.gauge("lookup_cache_entries", lambda: len(cache.entries), "Entries currently cached (all shops).")
     for shop_key in app[SETTINGS].shops:
         export_shop_counts(metrics, cache, shop_key)
     metrics.describe("lookup_cache_shop_hits_total", "Lookups answered from a fresh cache entry, per shop.")

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.cache import LOOKUP_CACHE, NOTHING, Invalidation, LookupCache, setup_cache
+from gateway.cache import LOOKUP_CACHE, Invalidation, LookupCache, setup_cache
+from gateway.cache_entries import NOTHING
 from gateway.cache_tags import canonical_tag, email_tag, order_tags, product_tags
 from gateway.flows import LOOKUP_INVALIDATOR
 from gateway.keys import SETTINGS
@@ -170,7 +171,7 @@ async def test_ttl_zero_stores_nothing_but_still_shares_concurrent_loads(cache: 
     assert load.calls == 1
     await cache.get_or_load(("demo", "q"), load, ttl=0)
     assert load.calls == 2
-    assert len(cache) == 0
+    assert len(cache.entries) == 0
 
 
 @pytest.mark.parametrize("failure", [ShopifyUnavailable("down"), ShopifyThrottled("bucket empty")])
@@ -245,7 +246,7 @@ async def test_invalidate_shop_whole_or_by_kind(cache: LookupCache) -> None:
     assert cache.peek(("demo", "o1")) == "v" and cache.peek(("demo", "p1")) is None
     assert cache.invalidate_shop("demo") == 1
     assert cache.peek(("demo", "o1")) is None and cache.peek(("other", "p1")) == "v"
-    assert not any(shop == "demo" for shop, _ in cache._tag_index)
+    assert not any(shop == "demo" for shop, _ in cache.entries._tag_index)
 
 
 async def test_invalidated_entries_are_not_served_as_stale(cache: LookupCache) -> None:
@@ -312,14 +313,14 @@ async def test_size_bound_evicts_least_recently_used_and_cleans_the_tag_index(cl
         await cache.get_or_load(("demo", i), load, ttl=60, tags=(f"order:{i}",))
     await cache.get_or_load(("demo", 0), load, ttl=60)  # 0 is now the most recently used
     await cache.get_or_load(("demo", 3), load, ttl=60, tags=("order:3",))
-    assert len(cache) == 3 and cache.evictions == 1
+    assert len(cache.entries) == 3 and cache.entries.evictions == 1
     assert cache.peek(("demo", 1)) is None  # the least recently used went
     assert cache.peek(("demo", 0)) == "v"
-    assert ("demo", canonical_tag("order:1")) not in cache._tag_index
+    assert ("demo", canonical_tag("order:1")) not in cache.entries._tag_index
     for i in range(100):
         await cache.get_or_load(("demo", f"k{i}"), load, ttl=60, tags=(f"order:k{i}",))
-    assert len(cache) == 3
-    assert len(cache._tag_index) == 3  # evicted keys don't linger in the index
+    assert len(cache.entries) == 3
+    assert len(cache.entries._tag_index) == 3  # evicted keys don't linger in the index
 
 
 async def test_unconfigured_shops_get_the_default_bound(clock: FakeClock) -> None:
@@ -327,7 +328,7 @@ async def test_unconfigured_shops_get_the_default_bound(clock: FakeClock) -> Non
     load = CountingLoader()
     for i in range(5):
         await cache.get_or_load(("new-shop", i), load, ttl=60)
-    assert len(cache) == 2
+    assert len(cache.entries) == 2
 
 
 async def test_setup_cache_configures_every_shop_and_exports_counters() -> None:
@@ -349,7 +350,7 @@ async def test_setup_cache_configures_every_shop_and_exports_counters() -> None:
     assert app[LOOKUP_CACHE] is cache and setup_cache(app, serve_stale_on=()) is cache
     assert app[LOOKUP_INVALIDATOR] is cache  # what the push side evicts through
     assert cache.serve_stale_on == (ShopifyUnavailable,)
-    assert cache._partition("demo").maxsize == 5 and cache._partition("demo").stale_if_error == 30
+    assert cache.entries.partition("demo").maxsize == 5 and cache.entries.partition("demo").stale_if_error == 30
     await cache.get_or_load(("demo", "q"), CountingLoader(), ttl=60)
     await cache.get_or_load(("demo", "q"), CountingLoader(), ttl=60)
     text = get_metrics(app).render()
@@ -367,7 +368,7 @@ async def test_hand_written_tags_match_the_helpers_and_star_clears_the_shop(cach
     cache.on_invalidate.append(published.append)
     assert cache.invalidate("demo", ["*"]) == 1
     assert published == [Invalidation("demo", None)]
-    assert len(cache) == 0
+    assert len(cache.entries) == 0
     # the invalidation events carry no raw email
     cache.invalidate("demo", ["email:ann@example.com"])
     assert "ann" not in repr(published[-1])
@@ -405,5 +406,5 @@ async def test_a_load_after_fresh_found_nothing_counts_once_and_still_single_fli
     load.gate.set()
     assert await asyncio.gather(first, *others) == ["v"] * 10
     assert (load.calls, cache.misses, cache.shared, cache.hits, cache.loader_calls) == (1, 1, 9, 0, 1)
-    assert cache.shop_counts("demo") == (0, 1)
+    assert cache.entries.shop_counts("demo") == (0, 1)
     assert cache.fresh(key) == "v" and cache.hits == 1  # stored as get_or_load stores

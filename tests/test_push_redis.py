@@ -245,7 +245,7 @@ async def test_cache_invalidation_fans_out_once(
     assert await _cached(cache_a, "order-1001", ("order:1001",)) == "miss"
 
     async def evicted_on_b() -> bool:
-        return cache_b._partitions["shop"].peek(("shop", "order-1001")) is None
+        return cache_b.entries._partitions["shop"].peek(("shop", "order-1001")) is None
 
     await _until(evicted_on_b)
     assert await _cached(cache_b, "products", ("products",)) == "hit"  # other entries stay
@@ -253,7 +253,7 @@ async def test_cache_invalidation_fans_out_once(
     cache_b.invalidate_shop("shop")  # the other direction, whole shop
 
     async def shop_cleared_on_a() -> bool:
-        return len(cache_a._partitions["shop"]) == 0
+        return len(cache_a.entries._partitions["shop"]) == 0
 
     await _until(shop_cleared_on_a)
     # exactly one message per invalidation: replicas applying a remote one do not broadcast it again
@@ -316,7 +316,7 @@ async def test_two_gateways_share_dedupe_outbox_and_cache_invalidation(
     assert await one.webhook("products/update", {"id": 1, "title": "x"}) == 200
 
     async def evicted_everywhere() -> bool:
-        return all(c._partitions["demo"].peek(("demo", "products-all")) is None for c in caches)
+        return all(c.entries._partitions["demo"].peek(("demo", "products-all")) is None for c in caches)
 
     await _until(evicted_everywhere)
 
