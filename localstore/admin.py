@@ -28,15 +28,33 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from localstore.data import SandboxShop
+from localstore.faults import Faults
+from localstore.oauth import OAuthProvider
 from localstore.records import public
+from localstore.webhooks import WebhookDispatcher
 
-if TYPE_CHECKING:
-    from localstore.data import SandboxShop
-    from localstore.server import SandboxServer
+
+class AdminTarget(Protocol):
+    """What the admin surface drives (localstore.server.SandboxServer)."""
+
+    shops: dict[str, SandboxShop]
+    faults: Faults
+    webhooks: WebhookDispatcher
+    oauth: OAuthProvider
+
+    @property
+    def base_url(self) -> str: ...
+
+    def graphql_requests(self, domain: str) -> int: ...
+
+    def reset_counters(self) -> None: ...
+
+    def revoke_tokens(self, domain: str | None = None) -> None: ...
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,7 +75,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def add_admin_routes(app: web.Application, server: SandboxServer) -> None:
+def add_admin_routes(app: web.Application, server: AdminTarget) -> None:
     """Mount the admin surface of `server` on `app` (every handler behind `_guarded`)."""
     app.router.add_routes(SandboxAdmin(server).routes())
 
@@ -84,7 +102,7 @@ SHOP_SETTINGS = ("token_ttl", "bucket_size", "restore_rate", "max_query_cost", "
 class SandboxAdmin:
     """The admin surface's handlers over one server: its shops, faults, webhook dispatcher and counters."""
 
-    def __init__(self, server: SandboxServer) -> None:
+    def __init__(self, server: AdminTarget) -> None:
         self.server = server
 
     def routes(self) -> list[web.RouteDef]:

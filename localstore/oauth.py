@@ -43,13 +43,12 @@ import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from localstore.server import SandboxServer
+from localstore.data import SandboxShop
 
 ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_SECONDS = 90 * 86400
@@ -122,8 +121,19 @@ def _error(status: int, error: str, description: str) -> web.Response:
     return web.json_response({"error": error, "error_description": description}, status=status)
 
 
+class InstallTarget(Protocol):
+    """What the install flow needs of the store's server (localstore.server.SandboxServer): its shops, and a new one
+    when a merchant installs the app on a store the server does not have yet."""
+
+    shops: dict[str, SandboxShop]
+
+    def shop(self, domain: str | None = None) -> SandboxShop: ...
+
+    def create_shop(self, domain: str, app: SandboxApp) -> SandboxShop: ...
+
+
 class OAuthProvider:
-    def __init__(self, server: SandboxServer, clock: Callable[[], float]) -> None:
+    def __init__(self, server: InstallTarget, clock: Callable[[], float]) -> None:
         self.server = server
         self.clock = clock
         self.apps: dict[str, SandboxApp] = {}

@@ -12,12 +12,27 @@ Ids are exact integers (never floats), timestamps ISO 8601 with offset, money as
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from localstore.records import Record, gid_number
 
-if TYPE_CHECKING:
-    from localstore.data import SandboxShop
+
+class PayloadShop(Protocol):
+    """What a webhook body reads of its shop (localstore.data.SandboxShop)."""
+
+    domain: str
+    name: str
+    currency: str
+    timezone: str
+    shop_id: int
+
+    @property
+    def plan(self) -> str: ...
+
+    def now(self) -> datetime: ...
+
+    def customer(self, ref: int | str) -> Record | None: ...
 
 
 def _ts(value: str | None) -> str | None:
@@ -40,7 +55,7 @@ def _address(address: Record | None) -> Record | None:
             "company": address.get("company"), "latitude": None, "longitude": None}
 
 
-def _customer(shop: SandboxShop, order: Record) -> Record | None:
+def _customer(shop: PayloadShop, order: Record) -> Record | None:
     # Shopify's order webhooks carry the customer without `tags` (the REST order resource has them).
     customer = shop.customer(order["_customerId"]) if order.get("_customerId") else None
     if customer is None:
@@ -92,7 +107,7 @@ _SHIPMENT_STATUSES = {"LABEL_PRINTED", "LABEL_PURCHASED", "ATTEMPTED_DELIVERY", 
                       "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "FAILURE", "CARRIER_PICKED_UP", "DELAYED"}
 
 
-def order_payload(shop: SandboxShop, order: Record) -> Record:
+def order_payload(shop: PayloadShop, order: Record) -> Record:
     legacy = int(order["legacyResourceId"])
     fulfillment_status = {"FULFILLED": "fulfilled", "PARTIALLY_FULFILLED": "partial"}.get(order["displayFulfillmentStatus"])
     applications = []
@@ -149,13 +164,13 @@ def order_payload(shop: SandboxShop, order: Record) -> Record:
     }
 
 
-def fulfillment_payload(shop: SandboxShop, order: Record, fulfillment: Record) -> Record:
+def fulfillment_payload(shop: PayloadShop, order: Record, fulfillment: Record) -> Record:
     # The topic's body is the order's fulfillment plus the shopper's email and destination; no order attributes.
     return {**_fulfillment(order, fulfillment), "email": order.get("email"),
             "destination": _address(order.get("shippingAddress"))}
 
 
-def fulfillment_event_payload(shop: SandboxShop, order: Record, fulfillment: Record, event: Record) -> Record:
+def fulfillment_event_payload(shop: PayloadShop, order: Record, fulfillment: Record, event: Record) -> Record:
     return {
         "id": event["_legacyId"], "admin_graphql_api_id": event["id"], "fulfillment_id": gid_number(fulfillment["id"]),
         "order_id": int(order["legacyResourceId"]), "shop_id": shop.shop_id, "status": event["status"].lower(),
@@ -165,7 +180,7 @@ def fulfillment_event_payload(shop: SandboxShop, order: Record, fulfillment: Rec
     }
 
 
-def product_payload(shop: SandboxShop, product: Record) -> Record:
+def product_payload(shop: PayloadShop, product: Record) -> Record:
     legacy = int(product["legacyResourceId"])
     image = product.get("featuredImage")
     images: list[dict[str, Any]] = [
@@ -189,7 +204,7 @@ def product_payload(shop: SandboxShop, product: Record) -> Record:
     }
 
 
-def shop_payload(shop: SandboxShop) -> Record:
+def shop_payload(shop: PayloadShop) -> Record:
     """The Shop resource as `app/uninstalled` carries it (a subset of Shopify's example body: nothing it lacks)."""
     now = shop.now().isoformat(timespec="seconds")
     return {

@@ -6,10 +6,11 @@ the requested totals with generated records drawn from `shop.rng` (seeded), so t
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from localstore.records import (
     CENT,
@@ -22,8 +23,38 @@ from localstore.records import (
     money_bag,
 )
 
-if TYPE_CHECKING:
-    from localstore.data import SandboxShop
+
+class SeededShop(Protocol):
+    """What building and seeding records needs of the shop they go into (localstore.data.SandboxShop)."""
+
+    domain: str
+    shop_id: int
+    rng: random.Random
+    orders: list[Record]
+    customers: list[Record]
+    products: list[Record]
+
+    def next_id(self, kind: str) -> int: ...
+
+    def next_order_number(self) -> int: ...
+
+    def add_customer(self, customer: Record) -> Record: ...
+
+    def add_product(self, product: Record) -> Record: ...
+
+    def add_order(self, order: Record) -> Record: ...
+
+    def add_fulfillment(self, order: Record, fulfillment: Record) -> Record: ...
+
+    def customer(self, ref: int | str) -> Record | None: ...
+
+    def customer_by_email(self, email: str) -> Record | None: ...
+
+    def product(self, ref: int | str) -> Record | None: ...
+
+    def product_by_title(self, title: str) -> Record | None: ...
+
+    def variant(self, ref: int | str) -> Record | None: ...
 
 _DEFAULT: Any = object()
 TAX_RATE = Decimal("0.08")
@@ -101,7 +132,7 @@ def _address(first: str, last: str, street: str, city: tuple[str, str, str, str,
 # --------------------------------------------------------------------------------------------------- customers
 
 
-def build_customer(shop: SandboxShop, first: str, last: str, email: str | None, phone: str | None,
+def build_customer(shop: SeededShop, first: str, last: str, email: str | None, phone: str | None,
                    created_at: datetime) -> Record:
     legacy = shop.next_id("Customer")
     stamp = iso(created_at)
@@ -116,7 +147,7 @@ def build_customer(shop: SandboxShop, first: str, last: str, email: str | None, 
     }
 
 
-def _resolve_customer(shop: SandboxShop, customer: Any, email: str | None, phone: str | None, stamp: datetime) -> Record | None:
+def _resolve_customer(shop: SeededShop, customer: Any, email: str | None, phone: str | None, stamp: datetime) -> Record | None:
     if isinstance(customer, dict) and "legacyResourceId" in customer:
         return customer
     if isinstance(customer, (int, str)):
@@ -143,7 +174,7 @@ def _resolve_customer(shop: SandboxShop, customer: Any, email: str | None, phone
 
 
 def build_product(
-    shop: SandboxShop,
+    shop: SeededShop,
     title: str,
     vendor: str,
     product_type: str,
@@ -205,7 +236,7 @@ def build_product(
     return product
 
 
-def _set_published(shop: SandboxShop, product: Record, published: bool, stamp: str) -> None:
+def _set_published(shop: SeededShop, product: Record, published: bool, stamp: str) -> None:
     product["_published"] = published
     product["publishedAt"] = (product.get("publishedAt") or stamp) if published else None
     visible = published and product["status"] == "ACTIVE"
@@ -235,7 +266,7 @@ _PRODUCT_FIELD_NAMES = {"product_type": "productType", "body_html": "description
                         "description_html": "descriptionHtml"}
 
 
-def apply_product_changes(shop: SandboxShop, product: Record, changes: dict[str, Any], stamp: str) -> None:
+def apply_product_changes(shop: SeededShop, product: Record, changes: dict[str, Any], stamp: str) -> None:
     for key, value in changes.items():
         name = _PRODUCT_FIELD_NAMES.get(key, key)
         if name == "published":
@@ -282,7 +313,7 @@ def set_display_status(fulfillment: Record, status: str, stamp: datetime) -> Non
     fulfillment["updatedAt"] = iso(stamp)
 
 
-def add_event(shop: SandboxShop, fulfillment: Record, status: str, stamp: datetime, message: str | None = None) -> Record:
+def add_event(shop: SeededShop, fulfillment: Record, status: str, stamp: datetime, message: str | None = None) -> Record:
     legacy = shop.next_id("FulfillmentEvent")
     event = {"__typename": "FulfillmentEvent", "id": gid("FulfillmentEvent", legacy), "status": status,
              "happenedAt": iso(stamp), "createdAt": iso(stamp), "message": message or status.replace("_", " ").capitalize(),
@@ -294,7 +325,7 @@ def add_event(shop: SandboxShop, fulfillment: Record, status: str, stamp: dateti
 
 
 def build_fulfillment(
-    shop: SandboxShop,
+    shop: SeededShop,
     order: Record,
     line_items: list[Record],
     tracking_numbers: list[str],
@@ -352,7 +383,7 @@ def refresh_fulfillment_status(order: Record) -> None:
         li["fulfillmentStatus"] = "fulfilled" if done >= li["quantity"] else ("partial" if done else None)
 
 
-def tracking_number(shop: SandboxShop, company: str) -> str:
+def tracking_number(shop: SeededShop, company: str) -> str:
     bits = shop.rng.getrandbits(64)
     if company == "UPS":
         alphabet = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
@@ -371,7 +402,7 @@ def tracking_number(shop: SandboxShop, company: str) -> str:
 # --------------------------------------------------------------------------------------------------- orders
 
 
-def _transaction(shop: SandboxShop, order: Record, kind: str, status: str, amount: Decimal, stamp: str) -> Record:
+def _transaction(shop: SeededShop, order: Record, kind: str, status: str, amount: Decimal, stamp: str) -> Record:
     legacy = shop.next_id("OrderTransaction")
     card = order["_card"]
     gateway = order["_gateway"]
@@ -391,7 +422,7 @@ def _transaction(shop: SandboxShop, order: Record, kind: str, status: str, amoun
     }
 
 
-def _set_financial(shop: SandboxShop, order: Record, status: str, stamp: str) -> None:
+def _set_financial(shop: SeededShop, order: Record, status: str, stamp: str) -> None:
     total = Decimal(order["totalPriceSet"]["shopMoney"]["amount"])
     txs: list[Record] = []
     refunded = Decimal(0)
@@ -432,7 +463,7 @@ def _set_financial(shop: SandboxShop, order: Record, status: str, stamp: str) ->
     order["paymentGatewayNames"] = [order["_gateway"]]
 
 
-def record_payment(shop: SandboxShop, order: Record, stamp: str) -> None:
+def record_payment(shop: SeededShop, order: Record, stamp: str) -> None:
     """Capture whatever is outstanding and mark the order PAID."""
     total = Decimal(order["totalPriceSet"]["shopMoney"]["amount"])
     captured = Decimal(order.get("totalReceivedSet", {}).get("shopMoney", {}).get("amount", "0"))
@@ -457,7 +488,7 @@ class _Line(NamedTuple):
     price: Decimal  # unit price, shop currency
 
 
-def _line_items_from_spec(shop: SandboxShop, specs: list[dict[str, Any]] | None) -> list[_Line]:
+def _line_items_from_spec(shop: SeededShop, specs: list[dict[str, Any]] | None) -> list[_Line]:
     """A line per requested `{"variant_id"|"product_id"|"title", "quantity", "price"}` (the first active product's
     first variant when none is requested)."""
     if not specs:
@@ -523,7 +554,7 @@ def _discount(code: str | None, automatic: str | None, originals: list[Decimal])
     return [application], allocations
 
 
-def _line_item(shop: SandboxShop, line: _Line, allocated: Decimal, applications: list[Record], requires_shipping: bool,
+def _line_item(shop: SeededShop, line: _Line, allocated: Decimal, applications: list[Record], requires_shipping: bool,
                presentment: str, rate: Decimal) -> Record:
     product, variant, title, quantity, price = line
     lid = shop.next_id("LineItem")
@@ -595,7 +626,7 @@ def _price_sets(subtotal: Decimal, shipping: Decimal, discounts: Decimal, presen
 
 
 def build_order(
-    shop: SandboxShop,
+    shop: SeededShop,
     *,
     created_at: datetime,
     email: Any = _DEFAULT,
@@ -695,7 +726,7 @@ def _close(order: Record, stamp: str) -> None:
     order.update({"closed": True, "closedAt": stamp, "updatedAt": stamp})
 
 
-def _fulfil(shop: SandboxShop, order: Record, display_status: str, stamp: datetime, numbers: list[str] | None = None,
+def _fulfil(shop: SeededShop, order: Record, display_status: str, stamp: datetime, numbers: list[str] | None = None,
             company: str | None = None, line_items: list[Record] | None = None) -> Record:
     stamp = max(datetime.fromisoformat(order["createdAt"].replace("Z", "+00:00")),
                 min(stamp, datetime.now(UTC) - timedelta(minutes=5)))
@@ -714,7 +745,7 @@ def _fulfil(shop: SandboxShop, order: Record, display_status: str, stamp: dateti
 # --------------------------------------------------------------------------------------------------- seeding
 
 
-def populate(shop: SandboxShop, *, seed: int, orders: int, products: int) -> None:
+def populate(shop: SeededShop, *, seed: int, orders: int, products: int) -> None:
     """Fixtures first (documented in localstore.data), then generated records up to the requested totals."""
     rng = shop.rng
     now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -735,7 +766,7 @@ def populate(shop: SandboxShop, *, seed: int, orders: int, products: int) -> Non
         _seed_generated_order(shop, rng, when(index), rng.choice(generated_customers), active, now)
 
 
-def _seed_products(shop: SandboxShop, rng: Any, count: int, start: datetime) -> None:
+def _seed_products(shop: SeededShop, rng: Any, count: int, start: datetime) -> None:
     fixtures: list[dict[str, Any]] = [
         dict(title="Classic T-Shirt", vendor="JACK & JONES", product_type="T-Shirt", price=Decimal("19.99"),
              compare_at=Decimal("25.00"), variants=["S", "M", "L"], inventory=[12, 30, 7], tags=["cotton", "summer"]),
@@ -769,7 +800,7 @@ def _seed_products(shop: SandboxShop, rng: Any, count: int, start: datetime) -> 
         ))
 
 
-def _seed_customers(shop: SandboxShop, rng: Any, count: int, start: datetime) -> list[Record]:
+def _seed_customers(shop: SeededShop, rng: Any, count: int, start: datetime) -> list[Record]:
     bob = shop.add_customer(build_customer(shop, "Bob", "Norman", "bob.norman@mail.example.com", "+16136120707", start))
     jane = shop.add_customer(build_customer(shop, "Jane", "Phoneonly", None, "+447700900123", start))
     chloe = shop.add_customer(build_customer(shop, "Chloé", "Durand", "chloe.durand@example.fr", "+33612345678", start))
@@ -783,7 +814,7 @@ def _seed_customers(shop: SandboxShop, rng: Any, count: int, start: datetime) ->
     return [bob, jane, chloe]
 
 
-def _seed_fixture_orders(shop: SandboxShop, customers: list[Record], when: Any) -> None:
+def _seed_fixture_orders(shop: SeededShop, customers: list[Record], when: Any) -> None:
     bob, jane, chloe = customers
     tee, graphic, ipod = shop.products[0], shop.products[1], shop.products[2]
     add = shop.add_order
@@ -833,7 +864,7 @@ def _seed_fixture_orders(shop: SandboxShop, customers: list[Record], when: Any) 
         _fulfil(shop, fixture, status, when(12 + offset) + timedelta(hours=2))
 
 
-def _seed_locale_fixtures(shop: SandboxShop, at: Callable[[int], datetime]) -> None:
+def _seed_locale_fixtures(shop: SeededShop, at: Callable[[int], datetime]) -> None:
     """LOCALE_FIXTURES, drawing nothing from the rng (the generated orders after them stay what they were)."""
     tee, graphic = shop.products[0], shop.products[1]
     for offset, (name, locale) in enumerate(LOCALE_FIXTURES.items()):
@@ -850,7 +881,7 @@ def _seed_locale_fixtures(shop: SandboxShop, at: Callable[[int], datetime]) -> N
                 order["lineItems"][1:])
 
 
-def _seed_generated_order(shop: SandboxShop, rng: Any, created: datetime, customer: Record, active: list[Record],
+def _seed_generated_order(shop: SeededShop, rng: Any, created: datetime, customer: Record, active: list[Record],
                           now: datetime) -> None:
     roll = rng.random()
     status = ("PAID" if roll < 0.6 else "PENDING" if roll < 0.72 else "AUTHORIZED" if roll < 0.77 else
