@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import http.client
 import json
 import logging
-import threading
 import time
 import urllib.parse
 import zlib
@@ -31,14 +29,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import signing
-from gateway.app import create_app
 from gateway.logs import MalformedRequestFilter, install_malformed_request_filter
 from gateway.ops import get_metrics
-from gateway.server import start_site
 from gateway.settings import Settings, parse_settings
 from gateway.shops.setup import SHOP_LIFECYCLE
 from gateway.shops.store import TokenSet
-from localstore import SandboxServer, SandboxShop
 from localstore.oauth import signed_query
 from tests.fixtures_query import (
     APP_ID,
@@ -51,6 +46,7 @@ from tests.fixtures_query import (
     sign_for,
 )
 from tests.fixtures_shops import TOKEN_KEY
+from tests.live_gateway import LiveGateway
 from tests.test_query_fuzz import json_leaf, json_value, methods, pagination, params
 
 CONSOLE_TOKEN = "hostile-suite-console-token"
@@ -287,52 +283,19 @@ def hostile_settings(store_url: str) -> Settings:
     return parse_settings(raw, env={})
 
 
-class LiveGateway:
+class HostileGateway(LiveGateway):
     """The local store and the gateway in a thread with their own event loop; probes are plain HTTP from the test."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
         self.records = Records()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(60):
-            raise RuntimeError("the gateway did not start")
+        super().__init__(hostile_settings)
         self.session, self.csrf = self._sign_in()
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._start())
-        self._ready.set()
-        self.loop.run_forever()
-
-    async def _start(self) -> None:
-        shops = [SandboxShop.seeded(domain=d, seed=42, orders=30, products=20, access_token=TOKENS[k],
-                                    client_secret=SANDBOX_CLIENT_SECRET) for k, d in DEFAULT_DOMAINS.items()]
-        self.store = SandboxServer(shops, host="127.0.0.1", port=0)
-        await self.store.start()
-        self.app = create_app(hostile_settings(self.store.base_url))
-        self.port = _free_port()
-        self.runner = await start_site(self.app, self.app_settings.server, "127.0.0.1", self.port)
+    async def started(self) -> None:
         # one shop connected from the browser, for the console's shop pages (its token is never used)
         now = time.time()
         await self.app[SHOP_LIFECYCLE].install(INSTALLED_DOMAIN, TokenSet("shpat_hostile", "read_orders", now,
                                                                           now + 3600, "shprt_hostile", now + 86400))
-
-    @property
-    def app_settings(self) -> Settings:
-        from gateway.keys import SETTINGS
-
-        return self.app[SETTINGS]
-
-    def stop(self) -> None:
-        async def stop() -> None:
-            await self.runner.cleanup()
-            await self.store.stop()
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
 
     def send(self, probe: Probe) -> tuple[int, bytes, list[tuple[str, str]]]:
         headers = dict(probe.headers)
@@ -350,13 +313,7 @@ class LiveGateway:
                 form.setdefault("csrf", self.csrf)
             body = urllib.parse.urlencode(form).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
-        try:
-            conn.request(probe.method, probe.path, body=body, headers=headers)
-            resp = conn.getresponse()
-            return resp.status, resp.read(), resp.getheaders()
-        finally:
-            conn.close()
+        return self.request(probe.method, probe.path, body, headers)
 
     def _sign_in(self) -> tuple[str, str]:
         """An operator's session, through the login form."""
@@ -377,21 +334,15 @@ def _cookie(headers: list[tuple[str, str]], name: str) -> str:
     return next(v.split(";", 1)[0] for k, v in headers if k.lower() == "set-cookie" and v.startswith(name + "="))
 
 
-def _free_port() -> int:
-    from tests.fixtures_push import free_port
-
-    return free_port()
-
-
 @pytest.fixture(scope="module")
-def live() -> Iterator[LiveGateway]:
+def live() -> Iterator[HostileGateway]:
     root = logging.getLogger()
     records = Records()
     root.addHandler(records)
     level = root.level
     root.setLevel(logging.DEBUG)
     install_malformed_request_filter(MalformedRequestFilter())  # as `gateway serve`'s configure_logging does
-    gw = LiveGateway()
+    gw = HostileGateway()
     gw.records = records
     try:
         yield gw
@@ -405,7 +356,7 @@ def live() -> Iterator[LiveGateway]:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(data=st.data())
-def test_no_entrance_answers_5xx_or_logs_a_traceback(live: LiveGateway, entrance: Entrance, data: st.DataObject) -> None:
+def test_no_entrance_answers_5xx_or_logs_a_traceback(live: HostileGateway, entrance: Entrance, data: st.DataObject) -> None:
     probe = data.draw(entrance.probes)
     before = len(live.records.records)
     status, raw, _ = live.send(probe)
@@ -416,7 +367,7 @@ def test_no_entrance_answers_5xx_or_logs_a_traceback(live: LiveGateway, entrance
     assert get_metrics(live.app).total("gateway_unhandled_errors_total") == 0
 
 
-def test_nothing_in_the_background_logged_a_traceback_either(live: LiveGateway) -> None:
+def test_nothing_in_the_background_logged_a_traceback_either(live: HostileGateway) -> None:
     """After the probes: the stored webhooks processed, and not one traceback in the whole log."""
     from gateway.push.store import PUSH_STORE
     from tests.fixtures_push import wait_until_settled

@@ -7,83 +7,38 @@ plain HTTP requests at them, most of them correctly signed so they reach the cod
 
 from __future__ import annotations
 
-import asyncio
-import http.client
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.app import create_app
-from localstore import SandboxServer, SandboxShop
 from tests.fixtures_query import (
     APP_ID,
     APP_SECRET,
-    DEFAULT_DOMAINS,
-    SANDBOX_CLIENT_SECRET,
-    TOKENS,
     openapi_body,
     query_settings,
     sign_for,
 )
+from tests.live_gateway import LiveGateway
 
 
-class LiveGateway:
-    """The local store and the gateway, served from a thread."""
+class FuzzGateway(LiveGateway):
+    """The local store and the gateway with the query tests' settings, served from a thread."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("live gateway did not start")
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._start())
-        self._ready.set()
-        self.loop.run_forever()
-
-    async def _start(self) -> None:
-        shops = [SandboxShop.seeded(domain=d, seed=42, orders=30, products=20, access_token=TOKENS[k],
-                                    client_secret=SANDBOX_CLIENT_SECRET) for k, d in DEFAULT_DOMAINS.items()]
-        self.store = SandboxServer(shops, host="127.0.0.1", port=0)
-        await self.store.start()
-        self.runner = web.AppRunner(create_app(query_settings(self.store.base_url)), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def _stop(self) -> None:
-        await self.runner.cleanup()
-        await self.store.stop()
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        super().__init__(query_settings, ready_within=30)
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("POST", path, body=body, headers=headers)
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        finally:
-            conn.close()
+        status, raw, _ = self.request("POST", path, body, headers)
+        return status, raw
 
 
 @pytest.fixture(scope="module")
-def live() -> Iterator[LiveGateway]:
-    gw = LiveGateway()
+def live() -> Iterator[FuzzGateway]:
+    gw = FuzzGateway()
     try:
         yield gw
     finally:
@@ -146,7 +101,7 @@ def well_formed(shop: str, status: int, raw: bytes) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(data=st.data())
-def test_bot_endpoint_random_requests(live: LiveGateway, data: st.DataObject) -> None:
+def test_bot_endpoint_random_requests(live: FuzzGateway, data: st.DataObject) -> None:
     shop = data.draw(st.sampled_from(["jc1", "jc2", "mb", "nope"]))
     body = data.draw(bot_bodies("mb" if shop == "mb" else "jc1"))
     sign = data.draw(st.sampled_from(["good", "good", "good", "none", "junk"]))
@@ -163,7 +118,7 @@ def test_bot_endpoint_random_requests(live: LiveGateway, data: st.DataObject) ->
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(data=st.data())
-def test_openapi_endpoint_random_requests(live: LiveGateway, data: st.DataObject) -> None:
+def test_openapi_endpoint_random_requests(live: FuzzGateway, data: st.DataObject) -> None:
     order_id = data.draw(st.one_of(st.sampled_from(["1001", "1002", "450789469", "99999"]),
                                    st.text(alphabet="abc123#-._", min_size=1, max_size=12)))
     body = data.draw(st.one_of(st.just(openapi_body()), st.binary(max_size=100),

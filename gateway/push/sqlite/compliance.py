@@ -4,7 +4,7 @@ counted or deleted, and a shop's data deleted."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from gateway.push.records import StoredCounts
 from gateway.push.sqlite.db import SqliteDb
@@ -36,14 +36,7 @@ class SqliteCompliance(ComplianceBase):
                 for table in ("events", "orders", "fulfillments", "outbox", "tracking", "unpaid_checks", "watermarks")
             }
             _forget_orphan_attempts(c)
-            return StoredCounts(
-                events=n["events"],
-                orders=n["orders"],
-                fulfillments=n["fulfillments"],
-                pushes=n["outbox"],
-                tracking_numbers=n["tracking"],
-                unpaid_checks=n["unpaid_checks"],
-            )
+            return _counts(n)
 
         return await self.db.call(op)
 
@@ -80,13 +73,18 @@ def _customer_rows(
             )
             total += cur.rowcount if delete else cur.fetchone()[0]
         counts[table] = total
+    return _counts(counts)
+
+
+def _counts(by_table: Mapping[str, int]) -> StoredCounts:
+    """Rows counted or deleted per table, as the contract reports them."""
     return StoredCounts(
-        events=counts["events"],
-        orders=counts["orders"],
-        fulfillments=counts["fulfillments"],
-        pushes=counts["outbox"],
-        tracking_numbers=counts["tracking"],
-        unpaid_checks=counts["unpaid_checks"],
+        events=by_table["events"],
+        orders=by_table["orders"],
+        fulfillments=by_table["fulfillments"],
+        pushes=by_table["outbox"],
+        tracking_numbers=by_table["tracking"],
+        unpaid_checks=by_table["unpaid_checks"],
     )
 
 
