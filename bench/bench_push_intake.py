@@ -49,6 +49,11 @@ def serve_bare(port: int) -> None:
 
 
 def serve_gateway(port: int, db: str) -> None:
+    serve_intake_gateway(port, {"backend": "sqlite", "sqlite_path": db})
+
+
+def serve_intake_gateway(port: int, storage: dict[str, str]) -> None:
+    """A gateway that takes the shop's webhooks into `storage` and pushes nothing (no push section)."""
     from aiohttp import web
 
     from gateway.app import create_app
@@ -57,7 +62,7 @@ def serve_gateway(port: int, db: str) -> None:
     settings = parse_settings(
         {
             "server": {"sync_webhooks_on_start": False, "reconcile_interval_seconds": 0},
-            "storage": {"backend": "sqlite", "sqlite_path": db},
+            "storage": storage,
             "shops": {
                 "demo": {
                     "domain": SHOP_DOMAIN,

@@ -38,14 +38,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_push_e2e import WEBHOOK_SECRET as E2E_SECRET  # noqa: E402
 from bench.bench_push_e2e import Platform, capture_webhooks, shopify_requests  # noqa: E402
-from bench.bench_push_intake import load, pct, serve_bare, wait_up  # noqa: E402
+from bench.bench_push_intake import load, pct, serve_bare, serve_intake_gateway, wait_up  # noqa: E402
 from bench.bench_query_hit import DOMAIN, TOKEN, start_server, stop_server  # noqa: E402
 from gateway import signing  # noqa: E402
 from gateway.push.redis.store import RedisPushStore  # noqa: E402
 from tests.fixtures_push import (  # noqa: E402
     PUSH_SECRET,
-    SHOP_DOMAIN,
-    WEBHOOK_SECRET,
     free_port,
     purge_redis_prefix,
     push_config,
@@ -54,25 +52,7 @@ from tests.fixtures_push import (  # noqa: E402
 
 
 def serve_gateway_redis(port: int, redis_url: str, prefix: str) -> None:
-    from gateway.app import create_app
-    from gateway.settings import parse_settings
-
-    settings = parse_settings(
-        {
-            "server": {"sync_webhooks_on_start": False, "reconcile_interval_seconds": 0},
-            "storage": {"backend": "redis", "redis_url": redis_url, "redis_prefix": prefix},
-            "shops": {
-                "demo": {
-                    "domain": SHOP_DOMAIN,
-                    "auth": {"mode": "token", "access_token": "x"},
-                    "webhook_secret": WEBHOOK_SECRET,
-                    "secrets": ["bench-bot-secret"],
-                }
-            },
-        },
-        env={},
-    )
-    web.run_app(create_app(settings), host="127.0.0.1", port=port, access_log=None, print=None)
+    serve_intake_gateway(port, {"backend": "redis", "redis_url": redis_url, "redis_prefix": prefix})
 
 
 async def intake_one(mode: str, bodies: list[bytes], args: argparse.Namespace, prefix: str) -> tuple[float, ...]:
