@@ -24,6 +24,7 @@ from localstore.receiver import PushReceiver, ReceivedPush
 
 if TYPE_CHECKING:
     from gateway.push.redis.store import RedisPushStore
+    from gateway.shops.redis.store import RedisShopStore
 
 SHOP_KEY = "demo"
 SHOP_DOMAIN = "demo-shop.myshopify.com"
@@ -57,19 +58,19 @@ async def open_redis_or_skip(store: Any) -> None:
         pytest.skip(f"no Redis reachable ({exc}); with CI set this fails instead")
 
 
-async def purge_redis_prefix(store: RedisPushStore) -> int:
-    """Delete every key under an opened RedisPushStore's prefix (test and bench runs use a unique prefix each).
+async def purge_redis_prefix(store: RedisPushStore | RedisShopStore) -> int:
+    """Delete every key under an opened Redis store's prefix (test and bench runs use a unique prefix each).
     Returns how many went."""
-    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in store.prefix) + ":*"
+    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in store.db.prefix) + ":*"
     deleted = 0
     batch: list[bytes] = []
-    async for key in store.redis.scan_iter(match=pattern, count=1000):
+    async for key in store.db.redis.scan_iter(match=pattern, count=1000):
         batch.append(key)
         if len(batch) >= 1000:
-            deleted += await store.redis.unlink(*batch)
+            deleted += await store.db.redis.unlink(*batch)
             batch.clear()
     if batch:
-        deleted += await store.redis.unlink(*batch)
+        deleted += await store.db.redis.unlink(*batch)
     return deleted
 
 

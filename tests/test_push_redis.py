@@ -232,7 +232,7 @@ async def test_cache_invalidation_fans_out_once(
     cache_a, cache_b = LookupCache(), LookupCache()
     a.attach(cache_a)
     b.attach(cache_b)
-    listener = store.redis.pubsub()
+    listener = store.db.redis.pubsub()
     await listener.subscribe(f"{redis_prefix}:inval")
     confirmation = await listener.get_message(timeout=2.0)
     assert confirmation is not None and confirmation["type"] == "subscribe"
@@ -324,13 +324,13 @@ async def test_two_gateways_share_dedupe_outbox_and_cache_invalidation(
 async def test_scripts_are_reloaded_when_redis_lost_them(make_replica: MakeReplica) -> None:
     """After a Redis restart (or SCRIPT FLUSH) the Lua scripts are gone; every path reloads them and nothing is lost."""
     a = await make_replica()
-    await a.redis.script_flush()
+    await a.db.redis.script_flush()
     assert await a.events.record_event("shop", "evt-after-flush", META, b"{}") == "new"  # auto-pipelined path
-    await a.redis.script_flush()
+    await a.db.redis.script_flush()
     await a.states.commit([EventOutcome(pushes=[new_push(1, "receipt:1")])])  # MULTI/EXEC path
-    await a.redis.script_flush()
+    await a.db.redis.script_flush()
     [p] = await a.delivery.claim_pushes(10, 30)  # single-script path
-    await a.redis.script_flush()
+    await a.db.redis.script_flush()
     await a.delivery.mark_delivered(p.id)
     [delivered] = await a.outbox.list_pushes(statuses=[PushStatus.DELIVERED])
     assert delivered.id == p.id and await a.outbox.backlog() == {"events": 1, "pushes": 0, "dead": 0, "checks": 0}
@@ -342,8 +342,8 @@ async def test_order_states_written_by_earlier_versions_keep_their_receipt_decis
     read tolerantly, and rewriting a row leaves only the plain field."""
     store = await make_replica()
     for oid, receipt in ((7301, b'{"order_number": "7301"}'), (7302, b"receipt:7302")):
-        await store.redis.hset(
-            f"{store.prefix}:s:shop:ord:{oid}",
+        await store.db.redis.hset(
+            f"{store.db.prefix}:s:shop:ord:{oid}",
             mapping={"name": str(oid), "updated": "100.0", "fin": "paid", "cancelled": "0", "cid": "",
                      "recipient": '{"email": "a@b.c"}', "rname": "Ann", "receipt": receipt},
         )  # fmt: skip
@@ -351,5 +351,5 @@ async def test_order_states_written_by_earlier_versions_keep_their_receipt_decis
     assert [states[7301].receipt_decided, states[7302].receipt_decided] == [False, True]
     await store.states.commit([EventOutcome(order_states=[dataclasses.replace(states[7302], updated_at=200.0)])])
     assert (await store.states.load_order_states("shop", [7302]))[7302].receipt_decided
-    fields = await store.redis.hkeys(f"{store.prefix}:s:shop:ord:7302")
+    fields = await store.db.redis.hkeys(f"{store.db.prefix}:s:shop:ord:7302")
     assert {f.decode() for f in fields} == {"name", "updated", "fin", "cancelled", "cid", "decided"}

@@ -96,7 +96,7 @@ class Cluster:
             port=free_port(),
             receiver_url=self.receivers[name].url,
             admin_api_base=store_url or self.sandbox.base_url,
-            prefix=self.view.prefix,
+            prefix=self.view.db.prefix,
             sqlite_path=self.sqlite_path,
             lease_seconds=lease,
             heartbeat_seconds=heartbeat,
@@ -138,7 +138,7 @@ class Cluster:
         if self.sqlite_path is not None:
             [(nonce,)] = self._sqlite("SELECT nonce FROM replicas WHERE replica_id = ?", name)
             return f"{name}/{nonce}"
-        entry = _text(await self.view.redis.hget(f"{self.view.prefix}:replicas", name))
+        entry = _text(await self.view.db.redis.hget(f"{self.view.db.prefix}:replicas", name))
         assert entry, f"replica {name} has not registered"
         return f"{name}/{entry.split(chr(9))[0]}"
 
@@ -149,11 +149,11 @@ class Cluster:
             out["e"] = {str(r[0]) for r in self._sqlite("SELECT seq FROM events WHERE lease_owner = ?", token)}
             out["p"] = {str(r[0]) for r in self._sqlite("SELECT id FROM outbox WHERE lease_owner = ?", token)}
             return out
-        prefix, rid = self.view.prefix, token.partition("/")[0]
-        for raw in await self.view.redis.smembers(f"{prefix}:held:{rid}"):
+        prefix, rid = self.view.db.prefix, token.partition("/")[0]
+        for raw in await self.view.db.redis.smembers(f"{prefix}:held:{rid}"):
             kind, _, key = _text(raw).partition(":")
             row = f"{prefix}:ev:{key}" if kind == "e" else f"{prefix}:push:{key}"
-            if kind in "ep" and _text(await self.view.redis.hget(row, "own")) == token:
+            if kind in "ep" and _text(await self.view.db.redis.hget(row, "own")) == token:
                 out[kind].add(key)
         return out
 

@@ -57,8 +57,6 @@ The scripts build key names themselves, so this backend needs a single Redis (or
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from gateway.push.lease_book import LeaseBook
 from gateway.push.redis.compliance import RedisCompliance
 from gateway.push.redis.db import RedisDb
@@ -86,7 +84,6 @@ class RedisPushStore:
         identity: ReplicaIdentity | None = None,
         reclaim: bool = False,
     ) -> None:
-        self.prefix = prefix
         self.db = RedisDb(url, prefix=prefix, max_connections=max_connections)
         self._work = WorkSignal()
         book = LeaseBook(identity or ReplicaIdentity.start())
@@ -121,11 +118,6 @@ class RedisPushStore:
 
     async def wait_for_work(self, max_wait_seconds: float) -> None:
         await self._work.wait(max_wait_seconds)
-
-    @property
-    def redis(self) -> aioredis.Redis:
-        """The client (tests and benchmarks clear their prefix with it)."""
-        return self.db.redis
 
 
 __all__ = ["RedisPushStore"]

@@ -3,7 +3,6 @@ states, each a class of its own over one `ShopsRedis` (the key layout is in gate
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.shops.crypto import Sealer
@@ -15,7 +14,6 @@ from gateway.shops.redis.tokens import RedisShopTokens
 
 class RedisShopStore:
     def __init__(self, url: str, sealer: Sealer | None, *, prefix: str = "gw") -> None:
-        self.prefix = prefix
         self.db = ShopsRedis(url, prefix=prefix)
         self.records = RedisShopRecords(self.db, sealer)
         self.tokens = RedisShopTokens(self.db, sealer)
@@ -35,8 +33,3 @@ class RedisShopStore:
     async def close(self) -> None:
         await self.records.stop()
         await self.db.close()
-
-    @property
-    def redis(self) -> aioredis.Redis:
-        """The client (tests clear their prefix with it)."""
-        return self.db.redis
