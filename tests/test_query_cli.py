@@ -13,12 +13,12 @@ from gateway import signing
 from gateway.cli import main
 from gateway.query_cli import parse_params
 from tests.fixtures_query import JC1_SECRETS, MB_SECRET, query_settings
-from tests.test_query_fuzz import LiveGateway
+from tests.live_gateway import LiveGateway
 
 
 @pytest.fixture(scope="module")
 def live_cli() -> Iterator[LiveGateway]:
-    gw = LiveGateway()
+    gw = LiveGateway(query_settings, ready_within=30)
     try:
         yield gw
     finally:
