@@ -60,6 +60,7 @@ class SandboxServer:
         #: `response_cache_size` > 0 answers repeated queries from memory until the shop changes (benchmarks)
         self.runner_graphql = GraphQLRunner(response_cache_size=response_cache_size)
         self._graphql_requests: defaultdict[str, int] = defaultdict(int)
+        self._last_costs: dict[str, dict[str, Any]] = {}
         self._issued_tokens: dict[str, tuple[str, float]] = {}  # token → (shop domain, expiry monotonic)
         self._runner: web.AppRunner | None = None
         self._hanging: set[asyncio.Task[Any]] = set()
@@ -151,6 +152,10 @@ class SandboxServer:
     def graphql_requests(self, domain: str) -> int:
         """GraphQL POSTs received for that shop since the last reset (including refused and faulted ones)."""
         return self._graphql_requests[domain.lower()]
+
+    def last_cost(self, domain: str) -> dict[str, Any]:
+        """The `extensions.cost` of the last query that ran for that shop ({} before any)."""
+        return self._last_costs.get(domain.lower(), {})
 
     def reset_counters(self) -> None:
         self._graphql_requests.clear()
@@ -299,6 +304,9 @@ class SandboxServer:
             await _sleep_until(answer_at)
         finally:
             body = self.runner_graphql.finish(started)  # a client that left still had its query run
+            cost = body.get("extensions", {}).get("cost")
+            if isinstance(cost, dict):
+                self._last_costs[shop.domain] = cost
         return web.json_response(body, dumps=_dumps, headers=served)
 
     async def _hang(self) -> None:

@@ -95,9 +95,9 @@ def requests(server: SandboxServer) -> int:
     return server.graphql_requests(DOMAIN)
 
 
-def requested_cost(ctx: ShopContext) -> float:
-    cost = ctx.client.last_cost or {}
-    return float(cost.get("requestedQueryCost") or 0)
+def requested_cost(server: SandboxServer) -> float:
+    """What the store asked for the last query it ran."""
+    return float(server.last_cost(DOMAIN).get("requestedQueryCost") or 0)
 
 
 # --- orders by number ----------------------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def requested_cost(ctx: ShopContext) -> float:
 
 async def test_order_by_number_is_one_request_and_maps_every_field(ctx: ShopContext, server: SandboxServer) -> None:
     result = await run_lookup(ctx, OrdersByNumber("1001"))
-    assert requests(server) == 1 and requested_cost(ctx) <= 1000
+    assert requests(server) == 1 and requested_cost(server) <= 1000
     (receipt,) = result.orders
     assert (result.total, result.has_next_page) == (1, False)
     assert receipt.order_number == "1001" and receipt.currency == "USD"
@@ -158,7 +158,7 @@ async def test_receipts_from_the_store(ctx: ShopContext) -> None:
 
 async def test_orders_by_email(ctx: ShopContext, server: SandboxServer) -> None:
     result = await run_lookup(ctx, OrdersByAccount(email=BOB_EMAIL, page=Page(1, 10)))
-    assert requests(server) == 1 and requested_cost(ctx) <= 1000
+    assert requests(server) == 1 and requested_cost(server) <= 1000
     numbers = {r.order_number for r in result.orders}
     assert BOB_ORDERS <= numbers and result.total == len(numbers) and not result.has_next_page
     upper = await run_lookup(ctx, OrdersByAccount(email=BOB_EMAIL.upper().lower(), page=Page(1, 10)))
@@ -294,7 +294,7 @@ async def test_masked_account_lookups(store: tuple[SandboxServer, SandboxShop]) 
 
 async def test_packages_by_order_number(ctx: ShopContext, server: SandboxServer) -> None:
     result = await run_lookup(ctx, PackagesQuery(order_number="1001"))
-    assert requests(server) == 1 and requested_cost(ctx) <= 1000
+    assert requests(server) == 1 and requested_cost(server) <= 1000
     assert [(p.package_number, p.carrier, p.tracking_number, p.package_status) for p in result.packages] == [
         ("1001.1", "UPS", "1Z1234512345123456", "Delivered"),
         ("1001.2", "USPS", "9400111899223197428490", "In transit"),
@@ -330,7 +330,7 @@ async def test_packages_of_an_order_shipped_in_7_parts(
     assert [p.tracking_number for p in result.packages] == [f"1ZSEVEN{n}" for n in range(7)]
     assert (result.total, result.has_next_page) == (7, False)
     assert requests(server) == 2
-    assert requested_cost(ctx) == 1 + 7 * FULFILLMENT_COST  # the follow-up asks for the 7 fulfillments there are
+    assert requested_cost(server) == 1 + 7 * FULFILLMENT_COST  # the follow-up asks for the 7 fulfillments there are
     (seventh,) = (await run_lookup(ctx, PackagesQuery(order_number=number, page=Page(3, 3)))).packages
     assert seventh == result.packages[6] and requests(server) == 2
 
@@ -377,7 +377,7 @@ HIDDEN = {"Draft Hoodie", "Archived Jeans", "Unlisted Cap"}
 
 async def test_products_by_vendor_and_fields(ctx: ShopContext, server: SandboxServer) -> None:
     result = await run_lookup(ctx, ProductsQuery(vendor="jack & jones", page=Page(1, 10)))
-    assert requests(server) == 1 and requested_cost(ctx) <= 1000
+    assert requests(server) == 1 and requested_cost(server) <= 1000
     assert result.products and all(p.vendor == "JACK & JONES" for p in result.products)
     titles = [p.title for p in result.products]
     assert titles == sorted(titles, key=str.lower)  # default without a title: title ascending
@@ -469,7 +469,7 @@ async def test_open_api_by_id_and_by_name(store: tuple[SandboxServer, SandboxSho
         await ctx.shop_info()
         server.reset_counters()
         result = await run_lookup(ctx, OpenApiOrderQuery(str(order_id)))
-        assert requests(server) == 1 and requested_cost(ctx) <= 1000
+        assert requests(server) == 1 and requested_cost(server) <= 1000
         order = result.order
         assert (order.order_id, order.trade_id, order.status, order.notify_send_count) == (
             order_id,
@@ -524,7 +524,7 @@ async def test_store_errors_become_store_unavailable(store: tuple[SandboxServer,
             await run_lookup(wrong, ProductsQuery(vendor="Apple"))
 
 
-async def test_query_cost_within_budget(ctx: ShopContext) -> None:
+async def test_query_cost_within_budget(ctx: ShopContext, server: SandboxServer) -> None:
     """At the default limit every lookup stays within the gateway's cost budget (so several lookups can run at once on
     a 2000-point bucket); at max_limit (10) orders per page the line-item page shrinks to stay within Shopify's 1000."""
     for query in (
@@ -536,15 +536,15 @@ async def test_query_cost_within_budget(ctx: ShopContext) -> None:
         OpenApiOrderQuery("1001"),
     ):
         await run_lookup(ctx, query)
-        assert 0 < requested_cost(ctx) <= QUERY_COST_BUDGET, query
+        assert 0 < requested_cost(server) <= QUERY_COST_BUDGET, query
     await run_lookup(ctx, OrdersByAccount(email=BOB_EMAIL, page=Page(1, 10)))
-    assert 0 < requested_cost(ctx) <= 1000
+    assert 0 < requested_cost(server) <= 1000
     await run_lookup(ctx, OrdersByAccount(phone=BOB_PHONE, page=Page(1, 10)))
-    assert 0 < requested_cost(ctx) <= 1000
+    assert 0 < requested_cost(server) <= 1000
     await run_lookup(ctx, ProductsQuery(title="shirt", page=Page(1, 10)))
-    assert 0 < requested_cost(ctx) <= 1000
+    assert 0 < requested_cost(server) <= 1000
     await run_lookup(ctx, PackagesQuery(order_number="1012"))
-    assert 0 < requested_cost(ctx) <= 1000
+    assert 0 < requested_cost(server) <= 1000
 
 
 async def test_concurrent_identical_lookups_share_one_request(ctx: ShopContext, server: SandboxServer) -> None:

@@ -90,7 +90,7 @@ async def test_one_request_per_execute_and_the_cost_is_tracked(sandbox: SandboxS
     assert sandbox.graphql_requests(SANDBOX_DOMAIN) == 1
     assert requests_of(client) == 1
     assert client.metrics.value("shopify_query_cost_total", shop="demo") == TEN_ORDERS_COST
-    assert client.bucket is not None and client.bucket.maximum_available == 2000
+    assert (await client.budget.view()).maximum == 2000  # the answer told the shop's bucket
     assert client.url == f"{sandbox.base_url}/admin/api/2026-10/graphql.json"
     await client.execute(SHOP_NAME, {})
     assert sandbox.graphql_requests(SANDBOX_DOMAIN) == 2
@@ -146,7 +146,7 @@ async def test_throttled_past_the_deadline_raises_and_then_fails_fast_locally(
     await client.execute(TEN_ORDERS)  # learn this document's cost
     sandbox_shop.restore_rate = 1  # 12 points take 12 s to come back: far past a 0.5 s deadline
     sandbox.bucket(SANDBOX_DOMAIN).available = 0
-    client.bucket = None  # forget the bucket so the store has to say THROTTLED
+    # (the client's copy of the bucket still shows the points: the store has to say THROTTLED)
     with pytest.raises(ShopifyThrottled):
         await client.execute(TEN_ORDERS, deadline=deadline_in(0.5))
     assert sandbox.graphql_requests(SANDBOX_DOMAIN) == 2
@@ -504,20 +504,19 @@ def _priced(requested: float, actual: float | None) -> dict[str, Any]:
     return {**OK_BODY, "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual}}}
 
 
-async def test_each_document_expects_what_shopify_last_reported(session: aiohttp.ClientSession) -> None:
-    """Learned per document: the last requested cost, and the last actual cost reported (an answer without one keeps
-    it), never above the requested one; metrics count what each answer said."""
+async def test_each_document_is_priced_as_shopify_last_priced_it(session: aiohttp.ClientSession) -> None:
+    """The budget books a query shape at the requested cost Shopify last reported for it (the single-query maximum
+    before it has); metrics count what each answer said."""
     from gateway.shopify.client import _cost_key
 
     script = [(200, _priced(*costs), {}) for costs in ((12, 5), (12, 5), (12, 8), (20, None), (6, None))]
-    expected = [(12.0, 5.0), (12.0, 5.0), (12.0, 8.0), (20.0, 8.0), (6.0, 6.0)]
     async with ScriptedShopify(script) as shopify:
         client = ShopifyAdminClient(shop_settings(shopify.base_url, TOKEN_AUTH), session, shop_key="demo")
         key = _cost_key(SHOP_NAME, None)
-        assert client._expected(key) == (1000.0, 1000.0)  # unpriced: the single-query maximum
-        for want in expected:
+        assert client.budget.price(key) is None
+        for requested in (12.0, 12.0, 12.0, 20.0, 6.0):
             assert await client.execute(SHOP_NAME) == OK_BODY["data"]
-            assert client._expected(key) == want
+            assert client.budget.price(key) == requested
     assert client.metrics.value("shopify_query_requested_cost_total", shop="demo") == 12 * 3 + 20 + 6
     assert client.metrics.value("shopify_query_cost_total", shop="demo") == 5 + 5 + 8
     assert client.metrics.value("shopify_requests_total", shop="demo") == 5

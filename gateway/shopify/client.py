@@ -19,15 +19,8 @@ One `aiohttp.ClientSession` for all Shopify traffic, opened in the app's cleanup
   `shopify_partial_data_total` counter; the lookups already treat those fields as optional, and answering without
   (say) the customer's name beats failing every lookup of a shop whose app lacks one scope.
 
-Cost-aware pacing, on Shopify's model of the bucket (a query's requested cost is taken when it starts and held while
-it runs; requested − actual is refunded when it ends): the client keeps a copy of the shop's bucket, charged the
-expected requested cost of each document (per page-size variables, learned from `extensions.cost`) when a request is
-sent and credited the refund when it answers, reset to Shopify's `currentlyAvailable` whenever that is unambiguous.
-A query is sent when the copy holds its requested cost; otherwise it waits for the refunds of the requests in flight
-and the restore rate, lookups first (`background=True` reads wait behind every lookup and leave a quarter of the
-bucket to them). It fails with `ShopifyThrottled`, without spending a request, only when even every refund in flight
-plus the restore rate cannot bring its points before the deadline (or the deadline comes while it waits). A
-`THROTTLED` answer puts Shopify's balance into the copy and the query waits again the same way.
+Query points: every request is booked with the shop's `QueryBudget` (gateway.shopify.budget) before it is sent and
+settled with its answer; the budget decides who waits for points and who is refused. Nothing here knows about points.
 
 The ShopifyAPI package (`import shopify`) is used only for API version handling (`shopify.ApiVersion`: validation and
 the `/admin/api/{version}` path). Its GraphQL executor is synchronous urllib without timeouts, so no traffic goes
@@ -41,9 +34,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import re
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -59,6 +50,9 @@ from gateway.keys import SETTINGS
 from gateway.ops import Metrics, get_metrics
 from gateway.settings import Settings, ShopSettings
 from gateway.shopify.auth import StaticTokenProvider, TokenProvider, token_provider_for
+from gateway.shopify.bucket import LocalBucket, SharedBucket
+from gateway.shopify.bucket_redis import RedisBuckets
+from gateway.shopify.budget import MIN_START_SECONDS, CostKey, Outcome, QueryBudget
 from gateway.shopify.errors import (
     ShopifyAuthError,
     ShopifyError,
@@ -70,7 +64,6 @@ from gateway.shops.registry import watch_shops
 
 __all__ = [
     "SHOPIFY_CLIENTS",
-    "CostBucket",
     "ShopifyAdminClient",
     "ShopifyAuthError",
     "ShopifyClients",
@@ -78,7 +71,6 @@ __all__ = [
     "ShopifyQueryError",
     "ShopifyThrottled",
     "ShopifyUnavailable",
-    "build_clients",
     "new_session",
     "open_clients",
     "setup_shopify",
@@ -89,72 +81,21 @@ log = logging.getLogger(__name__)
 USER_AGENT = "shopify-bot-gateway/0.1 (aiohttp; +chatbot adapter gateway)"
 #: Pause before the single retry after a transport failure or 5xx.
 RETRY_PAUSE_SECONDS = 0.05
-#: Don't start an attempt (or a wait) that would leave less than this before the deadline.
-MIN_ATTEMPT_SECONDS = 0.05
 #: When a throttled answer carries no throttleStatus and no Retry-After.
 DEFAULT_THROTTLE_DELAY = 1.0
-#: Documents are module constants; the cap only guards against a caller building documents on the fly.
-_MAX_TRACKED_DOCUMENTS = 1024
-#: What a document is assumed to request before Shopify has priced it once: the single-query maximum, so a cold
-#: burst never overdraws the bucket (the first answer, one round trip later, tells the real figure).
-UNKNOWN_DOCUMENT_COST = 1000.0
-#: Until the first answer tells the shop's bucket: Shopify's standard plan (2000 points, 100/s).
-ASSUMED_BUCKET = (2000.0, 100.0)
-#: Background reads (reconciliation, push re-reads) are sent only while this share of the bucket stays free for
-#: lookups, and only when no lookup is waiting.
-BACKGROUND_RESERVE = 0.25
-
-
-@dataclass(slots=True)
-class CostBucket:
-    """The shop's leaky bucket as of `read_at` (loop time), from `extensions.cost.throttleStatus`."""
-
-    maximum_available: float
-    currently_available: float
-    restore_rate: float
-    read_at: float
-
-    def estimate(self, now: float) -> float:
-        refilled = self.currently_available + (now - self.read_at) * self.restore_rate
-        return min(self.maximum_available, refilled)
-
-
-#: What `extensions.cost` figures are (JSON numbers).
-_NUMBER = (int, float)
-
-#: A document and the integer variables that size its lists (`first`, `lineItems`): what Shopify prices.
-_CostKey = tuple[Any, ...]
-
-
-@dataclass(slots=True, eq=False)
-class _Booking:
-    """Points booked for one request in flight: the requested cost charged at send, the actual cost expected at the
-    answer. Re-priced while in flight when Shopify prices the same document for another request."""
-
-    key: _CostKey
-    requested: float
-    actual: float
-    sent_at: float
-
-
-@dataclass(slots=True, eq=False)
-class _Waiter:
-    key: _CostKey
-    background: bool
-    future: asyncio.Future[_Booking]
-
-
 @dataclass(slots=True, eq=False)
 class _Request:
     """One `execute` call: what it sends, and the one quick retry and one token refresh it may spend."""
 
-    key: _CostKey
+    key: CostKey
     payload: bytes
     is_mutation: bool
     deadline: float
     background: bool
     retried: bool = False
     refreshed: bool = False
+    #: the budget's advice after the last answer: seconds to pause (None: no balance in a THROTTLED answer)
+    pause: float | None = 0.0
 
 
 @dataclass(slots=True, eq=False)
@@ -187,6 +128,7 @@ class ShopifyAdminClient:
         shop_key: str | None = None,
         metrics: Metrics | None = None,
         token_provider: TokenProvider | None = None,
+        budget: QueryBudget | None = None,
     ) -> None:
         self.shop = shop
         self.shop_key = shop_key or shop.domain
@@ -198,27 +140,9 @@ class ShopifyAdminClient:
         self.metrics = metrics if metrics is not None else Metrics()
         # the counters every request adds to, kept as cells: no label key built per request
         self._requests_sent = self.metrics.counter("shopify_requests_total", shop=self.shop_key)
-        self._cost_spent = self.metrics.counter("shopify_query_cost_total", shop=self.shop_key)
-        self._cost_requested = self.metrics.counter("shopify_query_requested_cost_total", shop=self.shop_key)
         self.tokens = token_provider or token_provider_for(shop, session, user_agent=USER_AGENT)
-        self.bucket: CostBucket | None = None
-        #: The last `extensions.cost` seen (benchmarks print it).
-        self.last_cost: Mapping[str, Any] | None = None
-        #: Per document and page sizes, as Shopify last priced it: (requested, expected actual = the last actual
-        #: cost reported, at most the requested one); and that last actual cost as reported.
-        self._expected_costs: dict[_CostKey, tuple[float, float]] = {}
-        self._last_actual: dict[_CostKey, float] = {}
-        # our copy of the shop's bucket: points available as of `_available_at` (loop time)
-        self._maximum, self._restore_rate = ASSUMED_BUCKET
-        self._available = self._maximum
-        self._available_at = 0.0
-        self._assumed = True
-        self._flying: set[_Booking] = set()
-        self._refunds_in_flight = 0.0  # requested − expected actual of the requests in flight
-        self._round_trip = 0.0  # moving average of request durations
-        self._lookup_waiters: deque[_Waiter] = deque()
-        self._background_waiters: deque[_Waiter] = deque()
-        self._timer: asyncio.TimerHandle | None = None
+        #: Who may spend the shop's query points when (this process's bucket copy unless one is shared).
+        self.budget = budget if budget is not None else QueryBudget(LocalBucket(), shop_key=self.shop_key, metrics=self.metrics)
         # the request headers, built once per token
         self._headers_token: str | None = None
         self._headers: CIMultiDict[str] = CIMultiDict()
@@ -259,28 +183,23 @@ class ShopifyAdminClient:
             return self._data_of(answer)
 
     async def _send(self, request: _Request) -> _Answer | None:
-        """One request within a booking of the shop's query points; None when a transport failure was retried.
-
-        The usual round runs in this one coroutine (book, post, read, settle) with two clock reads: at the booking
-        and at the answer."""
+        """One request within a booking of the shop's query points; None when a transport failure was retried."""
         loop = asyncio.get_running_loop()
-        key = request.key
-        now = loop.time()
-        # the usual case books at once, without a coroutine for the wait
-        booking = self._book_if_free(key, request.background, now) or await self._reserve(
-            key, request.deadline, request.background
-        )
-        settled = False
+        try:
+            booking = await self.budget.acquire(request.key, request.deadline, background=request.background)
+        except ShopifyThrottled:
+            self._count_error("throttled")
+            raise
+        outcome: Outcome = "not_run"
+        cost: dict[str, Any] | None = None
+        failure: ShopifyUnavailable | None = None
         try:
             tokens = self.tokens
             if type(tokens) is StaticTokenProvider:
                 token = tokens.value  # a fixed token is just read (no coroutine)
-                if booking.sent_at != now:
-                    now = loop.time()  # booked after a wait
             else:  # others may have to fetch one within the deadline
                 token = await self._token(request.deadline)
-                now = loop.time()
-            remaining = request.deadline - now
+            remaining = request.deadline - loop.time()
             if remaining <= 0:
                 raise _TransportError("deadline passed before the request", may_have_arrived=False)
             if token != self._headers_token:
@@ -302,8 +221,10 @@ class ShopifyAdminClient:
                     f"cannot connect to Shopify: {type(exc).__name__}", may_have_arrived=False
                 ) from None
             except TimeoutError:
+                outcome = "unknown"
                 raise _TransportError("Shopify did not answer before the deadline", may_have_arrived=True) from None
             except aiohttp.ClientError as exc:
+                outcome = "unknown"
                 raise _TransportError(
                     f"Shopify connection failed: {type(exc).__name__}", may_have_arrived=True
                 ) from None
@@ -317,19 +238,20 @@ class ShopifyAdminClient:
                     cost = None
                 errors = body.get("errors")
             else:
-                cost = errors = None
+                errors = None
             throttled = status == 429 or (errors is not None and _is_throttled(errors))
             # only a throttled answer's wait reads it
             retry_after = resp_headers.get("Retry-After") if throttled else None
             # an HTTP answer without a cost (401, 5xx) ran no query
-            self._settle(booking, key, cost, loop.time(), throttled=throttled, refund_all=cost is None)
-            settled = True
+            outcome = "throttled" if throttled else "answered" if cost is not None else "not_run"
         except ShopifyUnavailable as exc:
-            await self._retry_once_or_raise(request, exc)
-            return None
+            failure = exc
         finally:
-            if not settled:
-                self._settle(booking, key, None, loop.time())
+            # (also when cancelled: the hold goes back)
+            request.pause = await self.budget.settle(booking, cost, outcome)
+        if failure is not None:
+            await self._retry_once_or_raise(request, failure)
+            return None
         return _Answer(status, body, cost, errors, throttled, retry_after, token)
 
     async def _retries_after(self, request: _Request, answer: _Answer) -> bool:
@@ -371,27 +293,17 @@ class ShopifyAdminClient:
         raise exc
 
     async def _wait_after_throttled(self, request: _Request, answer: _Answer) -> None:
-        """Wait until a THROTTLED query may be asked again, or raise ShopifyThrottled when that is past the deadline."""
-        self.metrics.inc("shopify_throttled_total", shop=self.shop_key)
-        loop = asyncio.get_running_loop()
-        status_after = answer.cost.get("throttleStatus") if answer.cost is not None else None
-        if isinstance(status_after, dict):
-            # the bucket copy now holds Shopify's balance: wait in _reserve like any query; should Shopify
-            # say THROTTLED while showing enough points, pause before asking again
-            if self._available >= self._expected(request.key)[0]:
-                if loop.time() + RETRY_PAUSE_SECONDS + MIN_ATTEMPT_SECONDS >= request.deadline:
-                    self._count_error("throttled")
-                    raise ShopifyThrottled("throttled by Shopify at the deadline")
-                self.metrics.inc("shopify_throttle_wait_seconds_total", RETRY_PAUSE_SECONDS, shop=self.shop_key)
-                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+        """Pause before a THROTTLED query is booked again, or raise ShopifyThrottled when the pause passes the
+        deadline. An answer with Shopify's balance leaves the wait to the budget (`request.pause`: its advice); one
+        without (a 429) waits its Retry-After."""
+        pause = request.pause if request.pause is not None else self._throttle_delay(answer.retry_after)
+        if not pause:
             return
-        delay = self._throttle_delay(answer.retry_after)
-        if loop.time() + delay + MIN_ATTEMPT_SECONDS < request.deadline:
-            self.metrics.inc("shopify_throttle_wait_seconds_total", delay, shop=self.shop_key)
-            await asyncio.sleep(delay)
-            return
-        self._count_error("throttled")
-        raise ShopifyThrottled(f"throttled by Shopify; {delay:.2f} s to wait exceeds the deadline")
+        if asyncio.get_running_loop().time() + pause + MIN_START_SECONDS >= request.deadline:
+            self._count_error("throttled")
+            raise ShopifyThrottled(f"throttled by Shopify; {pause:.2f} s to wait exceeds the deadline")
+        self.metrics.inc("shopify_throttle_wait_seconds_total", pause, shop=self.shop_key)
+        await asyncio.sleep(pause)
 
     def _data_of(self, answer: _Answer) -> dict[str, Any]:
         """The `data` of a final answer, or the ShopifyQueryError it carries (partial data denied only field-level
@@ -423,7 +335,7 @@ class ShopifyAdminClient:
         if is_mutation and getattr(exc, "may_have_arrived", False):
             return False  # a mutation that may have been applied is not repeated blindly
         left = deadline - asyncio.get_running_loop().time()
-        return left > RETRY_PAUSE_SECONDS + MIN_ATTEMPT_SECONDS
+        return left > RETRY_PAUSE_SECONDS + MIN_START_SECONDS
 
     async def _token(self, deadline: float) -> str:
         try:
@@ -438,210 +350,6 @@ class ShopifyAdminClient:
                 return await self.tokens.refresh(rejected)
         except TimeoutError:
             raise _TransportError("no access token before the deadline", may_have_arrived=False) from None
-
-    # --- cost-aware pacing -----------------------------------------------------------------------------------------
-    # The model is Shopify's: a query's requested cost leaves the bucket when it starts and stays out while it runs;
-    # requested − actual comes back when it ends. So `_available` (our copy of the bucket) is charged the expected
-    # requested cost at send and credited the refund at the answer; points held by requests in flight are mostly
-    # refunds on their way back, which is why a query that does not fit now waits for them (and for the restore rate)
-    # instead of giving up.
-
-    def _expected(self, key: _CostKey) -> tuple[float, float]:
-        """(requested, actual) expected of a document with these page sizes: the last ones Shopify reported, or the
-        single-query maximum until it has (so an unknown document never overdraws the bucket)."""
-        known = self._expected_costs.get(key)
-        if known is None:
-            requested = min(UNKNOWN_DOCUMENT_COST, self._maximum)
-            return requested, requested
-        if known[0] > self._maximum:
-            return self._maximum, known[1]
-        return known
-
-    def _refill(self, now: float) -> float:
-        if now > self._available_at:
-            refilled = self._available + (now - self._available_at) * self._restore_rate
-            self._available = refilled if refilled < self._maximum else self._maximum
-            self._available_at = now
-        return self._available
-
-    def _fits(self, requested: float, background: bool, now: float) -> bool:
-        # Background reads leave a share of the bucket to lookups, so a burst of them never makes a shopper wait.
-        floor = self._maximum * BACKGROUND_RESERVE if background else 0.0
-        return self._refill(now) - requested >= floor
-
-    def _book(self, key: _CostKey, requested: float, actual: float, now: float) -> _Booking:
-        """Charge `requested` (what `_expected` says of `key`) to the bucket, just refilled to `now` by `_fits`."""
-        self._available -= requested
-        self._refunds_in_flight += requested - actual
-        booking = _Booking(key, requested, actual, now)
-        self._flying.add(booking)
-        return booking
-
-    def _book_if_free(self, key: _CostKey, background: bool, now: float) -> _Booking | None:
-        """The booking of this document's expected cost when the bucket holds it now and nobody waits ahead; else
-        None (then `_reserve` waits)."""
-        if self._lookup_waiters or (background and self._background_waiters):
-            return None
-        requested, actual = self._expected(key)
-        return self._book(key, requested, actual, now) if self._fits(requested, background, now) else None
-
-    async def _reserve(self, key: _CostKey, deadline: float, background: bool) -> _Booking:
-        """Book this document's expected cost, waiting (behind lookups when `background`) until the bucket holds it;
-        ShopifyThrottled when even the refunds in flight and the restore rate cannot bring the points before the
-        deadline. Called right after `_book_if_free` could not book (nothing ran in between: no need to ask again)."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        self._check_feasible(key, deadline, background, now)
-        waiter = _Waiter(key, background, loop.create_future())
-        (self._background_waiters if background else self._lookup_waiters).append(waiter)
-        self._pump(now)
-        give_up = deadline - max(MIN_ATTEMPT_SECONDS, self._round_trip)
-        try:
-            async with asyncio.timeout_at(give_up):
-                booking = await waiter.future
-        except TimeoutError:
-            if not waiter.future.done() or waiter.future.cancelled():
-                self._count_error("throttled")
-                raise ShopifyThrottled("waited for Shopify query points until the deadline") from None
-            booking = waiter.future.result()  # booked just as time ran out: still worth sending
-        except asyncio.CancelledError:
-            if waiter.future.done() and not waiter.future.cancelled():
-                # booked for a caller who left
-                self._settle(waiter.future.result(), key, None, loop.time(), refund_all=True)
-            raise
-        self.metrics.inc("shopify_throttle_wait_seconds_total", booking.sent_at - now, shop=self.shop_key)
-        return booking
-
-    def _check_feasible(self, key: _CostKey, deadline: float, background: bool, now: float) -> None:
-        """Raise ShopifyThrottled if the points cannot be there in time even counting every refund in flight: the
-        bucket then only refills at the restore rate."""
-        if key not in self._expected_costs or any(b.key not in self._expected_costs for b in self._flying):
-            return  # what unpriced documents hold is a guess: wait, bounded by the deadline, and see
-        requested, _ = self._expected(key)
-        ahead = self._lookup_waiters if not background else [*self._lookup_waiters, *self._background_waiters]
-        needed = requested + sum(self._expected(w.key)[1] for w in ahead if not w.future.done())
-        short = needed - (self._refill(now) + self._refunds_in_flight)
-        if short <= 0:
-            return
-        wait = short / self._restore_rate if self._restore_rate > 0 else math.inf
-        if now + wait + max(MIN_ATTEMPT_SECONDS, self._round_trip) >= deadline:
-            self._count_error("throttled")
-            raise ShopifyThrottled(
-                f"Shopify query points short by {short:.0f}; refilling takes {wait:.2f} s, past the deadline"
-            )
-
-    def _pump(self, now: float | None = None) -> None:
-        """Book the waiting queries that now fit, lookups first and each queue in arrival order; arm a timer for the
-        restore rate when the first one left does not fit (refunds arriving call this again). `now`: the loop time
-        when the caller just read it (the timer calls this without)."""
-        loop = asyncio.get_running_loop()
-        if now is None:
-            now = loop.time()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for queue, background in ((self._lookup_waiters, False), (self._background_waiters, True)):
-            while queue:
-                waiter = queue[0]
-                if waiter.future.done():
-                    queue.popleft()
-                    continue
-                requested, actual = self._expected(waiter.key)
-                if not self._fits(requested, background, now):
-                    floor = self._maximum * BACKGROUND_RESERVE if background else 0.0
-                    if self._restore_rate > 0:
-                        wait = (requested + floor - self._available) / self._restore_rate
-                        self._timer = loop.call_at(now + max(wait, 0.001), self._pump)
-                    return
-                queue.popleft()
-                waiter.future.set_result(self._book(waiter.key, requested, actual, now))
-
-    def _settle(
-        self, booking: _Booking, key: _CostKey, cost: Mapping[str, Any] | None, now: float, *,
-        throttled: bool = False, refund_all: bool = False,
-    ) -> None:
-        """Credit back what the request did not spend and learn from its `extensions.cost` (read at `now`, loop
-        time); then let waiters in."""
-        self._flying.discard(booking)
-        self._refunds_in_flight -= booking.requested - booking.actual
-        self._refill(now)
-        # first: a newly priced document re-prices the bookings still in flight
-        actual = self._learn(key, cost) if cost is not None else None
-        if throttled or refund_all:
-            available = self._available + booking.requested  # a throttled (or never answered) query spent nothing
-        elif actual is not None:
-            available = self._available + (booking.requested - actual)
-        else:
-            available = self._available + (booking.requested - booking.actual)  # unknown outcome: the usual spend
-        self._available = available if available < self._maximum else self._maximum
-        if cost is not None:
-            self._observe_status(cost, now)
-        if not throttled and not refund_all:
-            took = now - booking.sent_at
-            self._round_trip = took if not self._round_trip else 0.8 * self._round_trip + 0.2 * took
-        if self._lookup_waiters or self._background_waiters or self._timer is not None:
-            self._pump(now)  # (with nobody waiting and no timer armed it has nothing to do)
-
-    def _learn(self, key: _CostKey, cost: Mapping[str, Any]) -> float | None:
-        """Remember what the document requested and spent; re-price the bookings in flight of the same document
-        (the first ones of a burst were booked at the single-query maximum). Returns the actual cost reported (None
-        when it is not a number), which `_settle` credits."""
-        self.last_cost = cost  # the decoded answer's own object: nothing changes it afterwards
-        requested = cost.get("requestedQueryCost")
-        reported = cost.get("actualQueryCost")
-        actual = float(reported) if isinstance(reported, _NUMBER) else None
-        if actual is not None:
-            self._cost_spent.add(actual)
-        if not isinstance(requested, _NUMBER) or requested <= 0:
-            return actual
-        self._cost_requested.add(float(requested))
-        known = self._expected_costs.get(key)
-        if known is not None and known[0] == requested and (actual is None or self._last_actual.get(key) == actual):
-            return actual  # the usual case: Shopify priced it as last time, so there is nothing new to write
-        if len(self._expected_costs) >= _MAX_TRACKED_DOCUMENTS and known is None:
-            self._expected_costs.clear()
-            self._last_actual.clear()
-        requested = float(requested)
-        if actual is not None:
-            self._last_actual[key] = actual
-        expected_actual = self._last_actual.get(key, requested)
-        self._expected_costs[key] = (requested, expected_actual if expected_actual < requested else requested)
-        if known is not None and known[0] == requested:
-            return actual  # only the actual cost changed: bookings in flight already hold this price
-        new_requested, new_actual = self._expected(key)
-        for booking in self._flying:
-            if booking.key == key and booking.requested != new_requested:
-                self._available += booking.requested - new_requested
-                self._refunds_in_flight += (new_requested - new_actual) - (booking.requested - booking.actual)
-                booking.requested, booking.actual = new_requested, new_actual
-        return actual
-
-    def _observe_status(self, cost: Mapping[str, Any], now: float) -> None:
-        """Take Shopify's `throttleStatus` into our copy of the bucket."""
-        status = cost.get("throttleStatus")
-        if not isinstance(status, dict):
-            return
-        try:
-            bucket = CostBucket(
-                maximum_available=float(status["maximumAvailable"]),
-                currently_available=float(status["currentlyAvailable"]),
-                restore_rate=float(status["restoreRate"]),
-                read_at=now,
-            )
-        except (KeyError, TypeError, ValueError):
-            return  # a malformed status just leaves the previous estimate
-        self.bucket = bucket
-        if self._assumed:  # the bucket was this shop's size all along, not the standard one we assumed
-            self._available += bucket.maximum_available - self._maximum
-            self._assumed = False
-        self._maximum, self._restore_rate = bucket.maximum_available, bucket.restore_rate
-        # With nothing else of ours in flight Shopify's balance is the truth. Otherwise it does not count our
-        # requests still on their way to Shopify, which our copy charged at send: the lower of the two is safe
-        # (Shopify's is lower when someone else spends from the same bucket).
-        shopify_says = bucket.currently_available
-        if not self._flying or shopify_says < self._available:
-            self._available = shopify_says
-        self._available_at = now
 
     def _throttle_delay(self, retry_after: str | None) -> float:
         """How long to sleep after a THROTTLED answer that brought no throttleStatus (429 with Retry-After)."""
@@ -714,7 +422,7 @@ def _body_prefix(document: str) -> bytes:
     return b'{"query":' + jsoncodec.dumps(document) + b',"variables":'
 
 
-def _cost_key(document: str, variables: dict[str, Any] | None) -> _CostKey:
+def _cost_key(document: str, variables: dict[str, Any] | None) -> CostKey:
     """The document, then each integer variable's name and value (a plain loop: no generator to resume per item;
     two appends time faster than extending by a pair)."""
     if not variables:
@@ -754,21 +462,17 @@ def new_session() -> aiohttp.ClientSession:
     )
 
 
-def build_clients(
-    settings: Settings, session: aiohttp.ClientSession, *, metrics: Metrics | None = None
-) -> dict[str, ShopifyAdminClient]:
-    return {
-        key: ShopifyAdminClient(shop, session, shop_key=key, metrics=metrics) for key, shop in settings.shops.items()
-    }
-
-
 @asynccontextmanager
-async def open_clients(
-    settings: Settings, *, metrics: Metrics | None = None
-) -> AsyncIterator[dict[str, ShopifyAdminClient]]:
-    """Clients for every configured shop over one fresh session, closed on exit (CLI commands, benchmarks)."""
+async def open_clients(settings: Settings, *, metrics: Metrics | None = None) -> AsyncIterator[ShopifyClients]:
+    """Clients for every configured shop over one fresh session, closed on exit (CLI commands, benchmarks); each
+    shop's points in this process's own bucket copy."""
+    clients = ShopifyClients(metrics)
     async with new_session() as session:
-        yield build_clients(settings, session, metrics=metrics)
+        clients.open(settings.shops, session)
+        try:
+            yield clients
+        finally:
+            await clients.close()
 
 
 def _describe_metrics(metrics: Metrics) -> None:
@@ -785,7 +489,10 @@ def _describe_metrics(metrics: Metrics) -> None:
 class ShopifyClients(dict[str, ShopifyAdminClient]):
     """Shop key → its client, built on first use over the app's one session: a shop connected while serving has a
     client as soon as something asks for it, a thousand idle shops cost nothing, and a shop whose settings change
-    (the live registry tells, gateway.shops.registry) gets a new client on its next use."""
+    (the live registry tells, gateway.shops.registry) gets a new client on its next use.
+
+    Shopify keeps one cost bucket per shop domain: every client of a domain books from one copy of it (this
+    process's, or the replicas' in Redis when `shared` is given), whatever its shop key or incarnation."""
 
     def __init__(self, metrics: Metrics | None = None) -> None:
         super().__init__()
@@ -794,25 +501,40 @@ class ShopifyClients(dict[str, ShopifyAdminClient]):
         self.session: aiohttp.ClientSession | None = None
         #: The token provider of a shop whose tokens the gateway keeps itself (gateway.shops); None: from `auth:`.
         self.token_providers: Callable[[str, ShopSettings, aiohttp.ClientSession], TokenProvider | None] | None = None
+        self.buckets: dict[str, SharedBucket] = {}
+        self._shared: RedisBuckets | None = None
 
-    def open(self, shops: Mapping[str, ShopSettings], session: aiohttp.ClientSession) -> None:
-        self.shops, self.session = shops, session
+    def open(
+        self, shops: Mapping[str, ShopSettings], session: aiohttp.ClientSession, shared: RedisBuckets | None = None
+    ) -> None:
+        self.shops, self.session, self._shared = shops, session, shared
         watch_shops(shops, self._forget)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.clear()
+        self.buckets.clear()
         self.session = None
+        if self._shared is not None:
+            await self._shared.close()
+            self._shared = None
 
     def _forget(self, key: str) -> None:
         self.pop(key, None)
+
+    def bucket(self, domain: str) -> SharedBucket:
+        bucket = self.buckets.get(domain)
+        if bucket is None:
+            bucket = self.buckets[domain] = self._shared.bucket(domain) if self._shared is not None else LocalBucket()
+        return bucket
 
     def __missing__(self, key: str) -> ShopifyAdminClient:
         shop = self.shops.get(key)
         if shop is None or self.session is None:
             raise KeyError(key)
         provider = self.token_providers(key, shop, self.session) if self.token_providers is not None else None
+        budget = QueryBudget(self.bucket(shop.domain), shop_key=key, metrics=self.metrics)
         client = self[key] = ShopifyAdminClient(
-            shop, self.session, shop_key=key, metrics=self.metrics, token_provider=provider
+            shop, self.session, shop_key=key, metrics=self.metrics, token_provider=provider, budget=budget
         )
         return client
 
@@ -837,9 +559,12 @@ def setup_shopify(app: web.Application) -> None:
     _describe_metrics(metrics)
 
     async def shopify_session(app: web.Application) -> AsyncIterator[None]:
+        storage = app[SETTINGS].storage
+        # with Redis storage the replicas share each shop's query budget as they share the rest
+        shared = RedisBuckets(storage.redis_url, storage.redis_prefix) if storage.backend == "redis" else None
         async with new_session() as session:
-            clients.open(app[SETTINGS].shops, session)
+            clients.open(app[SETTINGS].shops, session, shared)
             yield
-            clients.close()
+            await clients.close()
 
     app.cleanup_ctx.append(shopify_session)

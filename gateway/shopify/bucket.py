@@ -1,0 +1,183 @@
+"""One shop's Shopify cost bucket as the gateway sees it: the arithmetic (`BucketModel`) and where it is kept.
+
+Shopify's model (the rate-limit page; `localstore.cost` follows it): a bucket of `maximum` points refilling at
+`restore_rate` points a second; a query's *requested* cost leaves the bucket when it starts and stays out while it
+runs; requested − actual comes back when it ends; every answer's `extensions.cost.throttleStatus` tells the balance
+after that refund.
+
+The gateway keeps a copy: a booking takes the requested cost out of the copy before the request is sent (a *hold*),
+its answer gives back what it did not spend and folds Shopify's balance in. Where the copy lives decides who shares it:
+
+- `LocalBucket`: in this process (SQLite storage, one gateway);
+- `gateway.shopify.bucket_redis.RedisBucket`: in Redis, for every replica of the shop (Lua scripts on Redis time).
+
+Both answer the same three questions (`SharedBucket`): may this hold be taken now, give this hold back, and what does
+the bucket look like. Admission, queueing and deadlines are `gateway.shopify.budget.QueryBudget`'s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "STANDARD_BUCKET",
+    "STALE_AFTER_SECONDS",
+    "BucketModel",
+    "BucketStatus",
+    "BucketView",
+    "LocalBucket",
+    "SharedBucket",
+    "status_of",
+]
+
+#: Until Shopify has answered once: the standard plan's bucket (2000 points, 100 a second).
+STANDARD_BUCKET = (2000.0, 100.0)
+#: A balance Shopify told longer ago than this may be another plan's (the merchant changed it), another app may have
+#: spent from it: the next booking then goes alone and its answer tells the truth before others follow.
+STALE_AFTER_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BucketStatus:
+    """Shopify's `extensions.cost.throttleStatus`: the balance after the answering query's refund."""
+
+    maximum: float
+    available: float
+    restore_rate: float
+
+
+def status_of(cost: Any) -> BucketStatus | None:
+    """The `throttleStatus` of an `extensions.cost` object, or None when it is missing or malformed."""
+    status = cost.get("throttleStatus") if isinstance(cost, dict) else None
+    if not isinstance(status, dict):
+        return None
+    try:
+        maximum = float(status["maximumAvailable"])
+        available = float(status["currentlyAvailable"])
+        restore_rate = float(status["restoreRate"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if maximum <= 0 or restore_rate < 0:
+        return None
+    return BucketStatus(maximum, min(max(available, 0.0), maximum), restore_rate)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketView:
+    """The bucket as a booking found it."""
+
+    available: float  # points in the copy now, holds taken out
+    maximum: float
+    restore_rate: float
+    held: float  # points held by bookings in flight (of every replica sharing the bucket)
+    fresh: bool  # Shopify told the balance within STALE_AFTER_SECONDS
+
+    def seconds_until(self, points: float) -> float:
+        """How long the restore rate alone takes to bring the copy to `points` (inf when it never does)."""
+        missing = points - self.available
+        if missing <= 0:
+            return 0.0
+        if points > self.maximum or self.restore_rate <= 0:
+            return float("inf")
+        return missing / self.restore_rate
+
+    def best_case(self, seconds: float) -> float:
+        """The most the bucket can hold `seconds` from now: every hold in flight refunded in full, plus the restore
+        rate, capped at the bucket's size. Without a fresh balance from Shopify, the size itself."""
+        if not self.fresh:
+            return self.maximum
+        return min(self.maximum, self.available + self.held + max(seconds, 0.0) * self.restore_rate)
+
+
+@dataclass(slots=True)
+class BucketModel:
+    """The copy's arithmetic on an explicit clock (seconds): `available` as of `at`, the holds in flight."""
+
+    maximum: float = STANDARD_BUCKET[0]
+    restore_rate: float = STANDARD_BUCKET[1]
+    available: float = STANDARD_BUCKET[0]
+    at: float = 0.0
+    #: when Shopify last told the balance (None: never)
+    told_at: float | None = None
+    holds: dict[str, float] = field(default_factory=dict)
+
+    def refill(self, now: float) -> None:
+        if now > self.at:
+            self.available = min(self.maximum, self.available + (now - self.at) * self.restore_rate)
+            self.at = now
+
+    def view(self, now: float) -> BucketView:
+        self.refill(now)
+        fresh = self.told_at is not None and now - self.told_at <= STALE_AFTER_SECONDS
+        return BucketView(self.available, self.maximum, self.restore_rate, sum(self.holds.values()), fresh)
+
+    def take(self, hold: str, points: float, keep_free: float, now: float) -> BucketView | None:
+        """Hold `points` when the copy has them with `keep_free` left over; None (and the view) otherwise.
+
+        Without a fresh balance a hold is taken only when nothing else is in flight: its answer tells the truth."""
+        view = self.view(now)
+        if not view.fresh and self.holds:
+            return None
+        if view.available - points < keep_free and not (not view.fresh and points <= view.maximum):
+            return None
+        self.holds[hold] = points
+        self.available -= points
+        return view
+
+    def give_back(self, hold: str, refund: float, status: BucketStatus | None, now: float) -> None:
+        """End a hold: credit `refund` (requested − actual; all of it when the query never ran) and fold in
+        Shopify's balance when the answer carried one."""
+        held = self.holds.pop(hold, None)
+        self.refill(now)
+        if held is not None:
+            self.available = min(self.maximum, self.available + min(refund, held))
+        if status is None:
+            return
+        if status.maximum != self.maximum:  # a plan change, or the first answer: Shopify's size is the truth
+            self.maximum = status.maximum
+            self.available = min(self.available, self.maximum)
+        self.restore_rate = status.restore_rate
+        # With nothing else in flight Shopify's balance is the truth. Otherwise it does not yet count the holds still
+        # on their way to Shopify, which the copy took at booking: the lower of the two is right (Shopify's is lower
+        # when someone else spends from the same bucket).
+        if not self.holds or status.available < self.available:
+            self.available = status.available
+        self.told_at = now
+
+
+class SharedBucket(Protocol):
+    """Where one shop's bucket copy lives; all three calls are atomic."""
+
+    async def take(self, hold: str, points: float, keep_free: float, ttl: float) -> tuple[bool, BucketView]:
+        """Hold `points` if the copy has them with `keep_free` left, for at most about `ttl` seconds (a shared copy
+        gives back a hold its replica never ended); (taken, the bucket as found)."""
+        ...
+
+    async def give_back(self, hold: str, refund: float, status: BucketStatus | None) -> None:
+        """End `hold`, crediting `refund` and folding in Shopify's balance."""
+        ...
+
+    async def view(self) -> BucketView: ...
+
+
+class LocalBucket:
+    """The copy in this process, on an injectable clock (seconds; monotonic by default)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.model = BucketModel(at=clock())
+
+    async def take(self, hold: str, points: float, keep_free: float, ttl: float = 0.0) -> tuple[bool, BucketView]:
+        # (every hold in this process is ended by its request: `ttl` is for the shared copy)
+        now = self.clock()
+        view = self.model.take(hold, points, keep_free, now)
+        return (True, view) if view is not None else (False, self.model.view(now))
+
+    async def give_back(self, hold: str, refund: float, status: BucketStatus | None) -> None:
+        self.model.give_back(hold, refund, status, self.clock())
+
+    async def view(self) -> BucketView:
+        return self.model.view(self.clock())

@@ -1,0 +1,21 @@
+-- ARGV: hold, points, keep_free, ttl seconds, stale_after seconds
+local hold, points, keep_free = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl, stale_after = tonumber(ARGV[4]), tonumber(ARGV[5])
+local fresh = is_fresh(stale_after)
+local in_flight = redis.call('HLEN', holds_key) > 0
+local taken
+if not fresh then
+  -- without a recent balance a hold goes alone: its answer tells the truth before others follow
+  taken = not in_flight and points <= maximum
+else
+  taken = available - points >= keep_free
+end
+local found = view(false, stale_after)
+if taken then
+  redis.call('HSET', holds_key, hold, points)
+  redis.call('ZADD', expiry_key, now + ttl, hold)
+  available = available - points
+  found[1] = 1
+end
+save()
+return found

@@ -1,0 +1,110 @@
+"""One shop's bucket copy in Redis, shared by every replica of the gateway (`storage.backend: redis`).
+
+Each operation is one Lua script (`bucket_lua/<name>.lua` after `bucket_lua/prelude.lua`) on Redis's clock, so the
+replicas agree on time and no two book the same points. A hold carries an expiry (the request's deadline and a
+margin): a replica that dies with points held gives them back when it passes. While Redis cannot be reached the
+replica books from a copy of its own (`LocalBucket`) and says so once in the log: shoppers are still answered, only the
+sharing is lost until Redis is back.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway.shopify.bucket import STALE_AFTER_SECONDS, BucketStatus, BucketView, LocalBucket
+
+__all__ = ["HOLD_MARGIN_SECONDS", "RedisBucket", "RedisBuckets"]
+
+log = logging.getLogger(__name__)
+
+#: A hold outlives its request's deadline by this much before Redis gives its points back.
+HOLD_MARGIN_SECONDS = 5.0
+
+_LUA = importlib.resources.files("gateway.shopify") / "bucket_lua"
+
+
+def _script(name: str) -> str:
+    return (_LUA / "prelude.lua").read_text(encoding="utf-8") + (_LUA / f"{name}.lua").read_text(encoding="utf-8")
+
+
+_SCRIPTS = {name: _script(name) for name in ("take", "give_back", "view")}
+
+
+class RedisBuckets:
+    """The connection and scripts every shop's `RedisBucket` uses; `bucket(domain)` gives a shop's."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.prefix = prefix
+        self.client = aioredis.Redis.from_url(url, max_connections=32, decode_responses=True)
+        self.scripts = {name: self.client.register_script(body) for name, body in _SCRIPTS.items()}
+
+    def bucket(self, domain: str) -> RedisBucket:
+        return RedisBucket(self, domain)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class RedisBucket:
+    def __init__(self, buckets: RedisBuckets, domain: str) -> None:
+        base = f"{buckets.prefix}:budget:{domain}"
+        self._keys = [base, f"{base}:holds", f"{base}:expiry"]
+        self._scripts = buckets.scripts
+        #: where bookings go while Redis is unreachable
+        self._fallback = LocalBucket()
+        self._fallback_holds: set[str] = set()
+        self._unreachable_since: float | None = None
+
+    async def take(self, hold: str, points: float, keep_free: float, ttl: float) -> tuple[bool, BucketView]:
+        args = [hold, points, keep_free, ttl + HOLD_MARGIN_SECONDS, STALE_AFTER_SECONDS]
+        found = await self._run("take", args)
+        if found is None:
+            taken, view = await self._fallback.take(hold, points, keep_free, ttl)
+            if taken:
+                self._fallback_holds.add(hold)
+            return taken, view
+        return bool(int(found[0])), _view(found)
+
+    async def give_back(self, hold: str, refund: float, status: BucketStatus | None) -> None:
+        if hold in self._fallback_holds:
+            self._fallback_holds.discard(hold)
+            await self._fallback.give_back(hold, refund, status)
+            return
+        args: list[Any] = [hold, refund]
+        if status is not None:
+            args += [status.maximum, status.available, status.restore_rate]
+        await self._run("give_back", args)  # unreachable: the hold expires in Redis and gives its points back
+
+    async def view(self) -> BucketView:
+        found = await self._run("view", [STALE_AFTER_SECONDS])
+        return _view(found) if found is not None else await self._fallback.view()
+
+    async def _run(self, name: str, args: list[Any]) -> Any:
+        try:
+            found = await self._scripts[name](keys=self._keys, args=args)
+        except (RedisError, OSError) as exc:
+            if self._unreachable_since is None:
+                self._unreachable_since = time.monotonic()
+                log.warning("shared query budget unreachable (%s): booking from this replica's own copy",
+                            type(exc).__name__)
+            return None
+        if self._unreachable_since is not None:
+            self._unreachable_since = None
+            log.warning("shared query budget reachable again")
+        return found
+
+
+def _view(found: list[Any]) -> BucketView:
+    return BucketView(
+        available=float(found[1]),
+        maximum=float(found[2]),
+        restore_rate=float(found[3]),
+        held=float(found[4]),
+        fresh=bool(int(found[5])),
+    )
