@@ -39,8 +39,9 @@ _SCRIPTS = {name: _script(name) for name in ("take", "give_back", "view")}
 class RedisBuckets:
     """The connection and scripts every shop's `RedisBucket` uses; `bucket(domain)` gives a shop's."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, *, hold_margin: float = HOLD_MARGIN_SECONDS) -> None:
         self.prefix = prefix
+        self.hold_margin = hold_margin
         self.client = aioredis.Redis.from_url(url, max_connections=32, decode_responses=True)
         self.scripts = {name: self.client.register_script(body) for name, body in _SCRIPTS.items()}
 
@@ -56,13 +57,14 @@ class RedisBucket:
         base = f"{buckets.prefix}:budget:{domain}"
         self._keys = [base, f"{base}:holds", f"{base}:expiry"]
         self._scripts = buckets.scripts
+        self._hold_margin = buckets.hold_margin
         #: where bookings go while Redis is unreachable
         self._fallback = LocalBucket()
         self._fallback_holds: set[str] = set()
         self._unreachable_since: float | None = None
 
     async def take(self, hold: str, points: float, keep_free: float, ttl: float) -> tuple[bool, BucketView]:
-        args = [hold, points, keep_free, ttl + HOLD_MARGIN_SECONDS, STALE_AFTER_SECONDS]
+        args = [hold, points, keep_free, ttl + self._hold_margin, STALE_AFTER_SECONDS]
         found = await self._run("take", args)
         if found is None:
             taken, view = await self._fallback.take(hold, points, keep_free, ttl)
