@@ -281,6 +281,8 @@ async def test_shops_page_shows_the_three_demo_shops_healthy(console_demo: Any, 
     assert demo_shop.count('data-state="present"') == len(TOPICS) and f"All {len(TOPICS)} present." in demo_shop
     assert "s ago" in demo_shop and "2026-11-30T12:00:00Z" in demo_shop
     assert "50 %" in demo_shop and "(1 hits, 1 loads)" in demo_shop
+    # the query budget as Shopify's last answer told it (the demo store's standard plan)
+    assert re.search(r"\d+ of 2000 available", demo_shop) and "restoring 100 a second; 0 THROTTLED" in demo_shop
     meetbot = shop_section(html, "demo-meetbot")
     assert "client credentials" in meetbot and "expires in 23 h" in meetbot and "Meetbot" in meetbot
 

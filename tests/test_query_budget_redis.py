@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.shopify.bucket import BucketModel, BucketStatus
-from gateway.shopify.bucket_redis import RedisBucket, RedisBuckets
+from gateway.shopify.bucket_redis import RedisBuckets
 from gateway.shopify.budget import QueryBudget
 from gateway.shopify.errors import ShopifyThrottled
 from tests.fixtures_replicas import REDIS_URL

@@ -70,6 +70,9 @@ class ShopHealth:
     cache_hits: float = 0
     cache_misses: float = 0
     shopify_requests: float = 0
+    #: the shop's query budget as the gateway's copy has it: (points available, bucket size, restore per second)
+    query_points: tuple[float, float, float] | None = None
+    throttled: float = 0
     shopify_errors: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -167,6 +170,10 @@ async def shop_health(app: web.Application, key: str) -> ShopHealth:
     health.cache_hits = metrics.total("lookup_cache_shop_hits_total", shop=key)
     health.cache_misses = metrics.total("lookup_cache_shop_misses_total", shop=key)
     health.shopify_requests = metrics.total("shopify_requests_total", shop=key)
+    health.throttled = metrics.total("shopify_throttled_total", shop=key)
+    if health.reachable:  # the answer just now told the bucket
+        points = await client.budget.view()
+        health.query_points = (points.available, points.maximum, points.restore_rate)
     health.shopify_errors = {k: metrics.value("shopify_errors_total", shop=key, kind=k) for k in SHOPIFY_ERROR_KINDS}
     return health
 
