@@ -53,8 +53,8 @@ from bench.bench_push_e2e import WEBHOOK_SECRET, Delivery, Platform, capture_web
 from bench.bench_query_hit import DOMAIN, TOKEN, cpu_seconds, start_server, stop_server  # noqa: E402
 from gateway import signing  # noqa: E402
 from gateway.push.redis.store import RedisPushStore  # noqa: E402
-from tests.fixtures_push import PUSH_SECRET, free_port, purge_redis_prefix  # noqa: E402
-from tests.fixtures_replicas import REDIS_URL, ReplicaProcess, replica_config  # noqa: E402
+from tests.fixtures_push import PUSH_SECRET, free_port  # noqa: E402
+from tests.fixtures_replicas import REDIS_URL, ReplicaProcess, purge, replica_config  # noqa: E402
 
 E2E_SCRIPT = ROOT / "bench" / "bench_push_e2e.py"
 SENDERS = 32
@@ -166,15 +166,6 @@ async def send_all(balancer: Balancer, deliveries: list[Delivery], on_ack: objec
                     await on_ack()
 
         await asyncio.gather(*(sender() for _ in range(SENDERS)))
-
-
-async def purge(prefix: str) -> None:
-    janitor = RedisPushStore(REDIS_URL, prefix=prefix)
-    await janitor.open()
-    try:
-        await purge_redis_prefix(janitor)
-    finally:
-        await janitor.close()
 
 
 async def drained(prefix: str, quiet_seconds: float) -> float:

@@ -1,15 +1,30 @@
-"""A platform broadcast: N distinct cache-miss `orders` lookups sent at once, against Shopify's cost bucket.
+"""Platform broadcasts against Shopify's query budget: does the gateway answer every lookup the bucket can afford?
 
-    .venv/bin/python bench/bench_query_burst.py [--latency 0.05] [--sizes 50,200] [--plans standard,plus] [--rounds 1]
+    .venv/bin/python bench/bench_query_burst.py [--scenarios fresh,trickle,rush,plan,replicas] [--tree PATH]
+        [--latency 0.05] [--replica-sizes 50,150]
 
-The local store runs in its own process with the plan's bucket (standard 2000 points / 100 per s, plus 20000 / 1000;
-the requested cost of a query is held while it runs, through the injected latency, and requested − actual refunded
-at its end, as Shopify does) and a fixed latency per request (default 50 ms). The gateway runs in another process
-with the shop's default deadline (4 s). Before each burst the gateway has seen the shop once (it knows the bucket
-and the document's cost, as a running gateway does) and the store's bucket is full again. Then N lookups of
-distinct order numbers are sent at once (no two share a cache entry or a single-flight load). Prints per plan and
-size: answered/total (HTTP 200), p50 and p99 answer time (of every lookup, 503s included), Shopify requests, THROTTLED
-answers, and the requested and actual query cost per Shopify request (one per answered lookup). Targets: 50/50 on standard with p99 <= 1.5 s; 200/200 on plus.
+One local store in its own process (a standard plan: 2,000 points, 100/s; the requested cost of a query is taken
+when it starts and held through the injected latency, 50 ms, and requested − actual refunded at its end, as Shopify
+does). Gateways run as `gateway serve` processes (of this checkout, or of `--tree PATH` for a before/after
+comparison; the store always from this one), with the cache off (every lookup a miss) and a 4 s deadline. The
+lookups are `orders` by email with page sizes 2, 3 and 5, mixed filters and sorts, over 40 customers with 1–20 orders
+made through the store's admin API, so actual costs vary (≈ 5–200 points); no two in a burst share a search.
+
+Scenarios (only the last burst of each is judged):
+- fresh: a fresh gateway, 50 lookups at once;
+- trickle: 5 lookups every 0.5 s for 10 s, 21 s of quiet (the bucket is full again), then 50 at once;
+- rush: 100 at once with no upstream latency, 21 s of quiet, then 50 at once (50 ms latency);
+- plan: the shop on `plus`, 100 lookups at once (the gateway learns a large bucket), the plan changes to `standard`,
+  21 s of quiet, then 50 at once;
+- replicas: 1, 2 and 3 gateways on `storage.backend: redis` sharing one prefix, against the one store; 50 and 150
+  lookups at once (a full bucket each time), round-robin over the replicas.
+
+Each lookup's requested and actual cost is measured first (one at a time through a gateway of the tree under test,
+from the store's query log, `GET /_sandbox/queries`); **affordable** is how many of a burst a greedy in-order scheduler
+that knows those costs serves before the deadline (tests/query_budget.py: `affordable`). Prints per scenario:
+answered / affordable, answered / sent, THROTTLED answers per Shopify request (the gateways' /metrics, summed over
+replicas), p50 and p99 answer time. Targets: answered ≥ 95 % of affordable, and all N when the bucket affords N;
+THROTTLED ≤ 2 % of requests with 3 replicas. About 3 minutes for all scenarios (the three quiet periods are 63 s).
 """
 
 from __future__ import annotations
@@ -17,99 +32,83 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_query_hit import DOMAIN, free_port, start_server, stop_server  # noqa: E402
-from bench_query_miss import metric, order_query, percentile  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-ORDERS = 1000
+from bench.bench_query_hit import DOMAIN, TOKEN, free_port, start_server, stop_server  # noqa: E402
+from tests.query_budget import Result, Rig, Timing, lookup_pool, seed_customers  # noqa: E402
 
-
-async def burst(base: str, numbers: list[int]) -> tuple[list[int], list[float]]:
-    """(HTTP status, seconds) of each lookup, all sent at once."""
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-
-        async def one(n: int) -> tuple[int, float]:
-            body, headers = order_query(n)
-            started = time.perf_counter()
-            async with session.post(f"{base}/bot/bench", data=body, headers=headers) as resp:
-                await resp.read()
-                return resp.status, time.perf_counter() - started
-
-        results = await asyncio.gather(*(one(n) for n in numbers))
-    return [status for status, _ in results], [seconds for _, seconds in results]
+SCENARIOS = ("fresh", "trickle", "rush", "plan", "replicas")
+CUSTOMERS = 40  # 4 filters × 40 customers: up to 160 distinct searches in one burst
+HIT_SCRIPT = ROOT / "bench" / "bench_query_hit.py"
 
 
-async def run_one(base: str, store: str, plan: str, size: int, offset: int) -> dict[str, float]:
-    async with aiohttp.ClientSession() as session:
-        # a running gateway has seen the shop: one lookup teaches it the bucket and the document's cost
-        await burst(base, [ORDERS])
-        async with session.post(f"{store}/_sandbox/{DOMAIN}/settings", json={"plan": plan}) as resp:
-            resp.raise_for_status()  # the plan's bucket, full
-        before = {name: await metric(session, base, name) for name in (
-            "shopify_requests_total", "shopify_throttled_total", "shopify_query_cost_total",
-            "shopify_query_requested_cost_total")}
-        statuses, seconds = await burst(base, [1001 + offset + i for i in range(size)])
-        after = {name: await metric(session, base, name) for name in before}
-    spent = {name: after[name] - before[name] for name in before}
-    return {
-        "answered": statuses.count(200), "total": size, "p50": percentile(seconds, 50), "p99": percentile(seconds, 99),
-        "requests": spent["shopify_requests_total"], "throttled": spent["shopify_throttled_total"],
-        # per Shopify request: one per answered lookup here (by order number, no long orders)
-        "requested": spent["shopify_query_requested_cost_total"] / max(1.0, spent["shopify_requests_total"]),
-        "actual": spent["shopify_query_cost_total"] / max(1.0, spent["shopify_requests_total"]),
-    }
+def verdict(result: Result, replicas: int | None = None) -> str:
+    parts = [f"answered >= 95 % of affordable, all when affordable >= N: {'met' if result.target_met() else 'MISSED'}"]
+    if replicas == 3:
+        parts.append(f"THROTTLED <= 2 %: {'met' if result.throttled_share <= 0.02 else 'MISSED'}")
+    return "; ".join(parts)
+
+
+async def run(args: argparse.Namespace) -> int:
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))} (known: {', '.join(SCENARIOS)})")
+    sizes = [int(x) for x in args.replica_sizes.split(",")]
+    timing = Timing(latency=args.latency)
+    store_port = free_port()
+    store_proc = start_server("--serve", "store", "--port", str(store_port), "--latency", str(args.latency),
+                              "--orders", "60", "--plan", "standard", script=str(HIT_SCRIPT))
+    store = f"http://127.0.0.1:{store_port}"
+    failed = False
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                rig = Rig(session, store, DOMAIN, TOKEN, timing, Path(workdir), tree=args.tree)
+                emails = await seed_customers(session, store, DOMAIN, CUSTOMERS)
+                pool = lookup_pool(emails, 4 * CUSTOMERS)
+                await rig.calibrate(pool)
+                costs = [rig.costs[lk] for lk in pool]
+                print(f"gateway of {args.tree}; {len(pool)} distinct email lookups, requested cost "
+                      f"{min(c[0] for c in costs):.0f}–{max(c[0] for c in costs):.0f}, actual "
+                      f"{min(c[1] for c in costs):.0f}–{max(c[1] for c in costs):.0f} "
+                      f"(mean {sum(c[1] for c in costs) / len(costs):.0f}); standard bucket 2000 points, 100/s; "
+                      f"latency {args.latency * 1000:.0f} ms; deadline {timing.deadline:g} s", flush=True)
+                for name in scenarios:
+                    if name == "replicas":
+                        for count in (1, 2, 3):
+                            for size, result in zip(sizes, await rig.replicas(pool, count, sizes), strict=True):
+                                failed |= not result.target_met() or (count == 3 and result.throttled_share > 0.02)
+                                print(f"{f'replicas={count}, {size} at once':22} {result.line()}\n"
+                                      f"{'':22} target: {verdict(result, count)}", flush=True)
+                        continue
+                    result = await getattr(rig, name)(pool)
+                    failed |= not result.target_met()
+                    print(f"{name:22} {result.line()}\n{'':22} target: {verdict(result)}", flush=True)
+    finally:
+        stop_server(store_proc)
+    print("(affordable: what a greedy in-order scheduler knowing each lookup's requested and actual cost serves from "
+          "the bucket as it was at the burst's start, each lookup starting by the deadline minus the latency; "
+          "THROTTLED and requests: the judged burst's, from /metrics)")
+    return 1 if failed and args.strict else 0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--latency", type=float, default=0.05)
-    ap.add_argument("--sizes", default="50,200")
-    ap.add_argument("--plans", default="standard,plus")
-    ap.add_argument("--rounds", type=int, default=1, help="bursts per plan and size (a fresh gateway each)")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset of: " + ",".join(SCENARIOS))
+    ap.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose gateway runs (default: this one)")
+    ap.add_argument("--latency", type=float, default=0.05, help="seconds per Shopify request")
+    ap.add_argument("--replica-sizes", default="50,150", help="lookups per burst in the replicas scenario")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args()
-    sizes = [int(x) for x in args.sizes.split(",")]
-    plans = args.plans.split(",")
-
-    print(f"{'plan':9} {'lookups':>7} {'answered':>9} {'p50 s':>6} {'p99 s':>6} {'requests':>8} {'throttled':>9} "
-          f"{'requested/request':>17} {'actual/request':>14}   target")
-    offset = 0
-    for plan in plans:
-        store_port = free_port()
-        store = start_server("--serve", "store", "--port", str(store_port), "--latency", str(args.latency),
-                             "--orders", str(ORDERS), "--plan", plan)
-        try:
-            for size in sizes:
-                for _ in range(args.rounds):
-                    gw_port = free_port()
-                    # default TTLs: every lookup of the burst is a miss all the same (distinct numbers)
-                    gateway = start_server("--serve", "gateway", "--port", str(gw_port), "--store-port",
-                                           str(store_port), "--deadline", "4")
-                    try:
-                        row = asyncio.run(run_one(f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{store_port}",
-                                                  plan, size, offset % (ORDERS - 250)))
-                    finally:
-                        stop_server(gateway)
-                    offset += size
-                    target = ""
-                    if plan == "standard" and size == 50:
-                        met = row["answered"] == 50 and row["p99"] <= 1.5
-                        target = f"50/50, p99 <= 1.5 s: {'met' if met else 'MISSED'}"
-                    elif plan == "plus" and size == 200:
-                        target = f"200/200: {'met' if row['answered'] == 200 else 'MISSED'}"
-                    print(f"{plan:9} {size:7d} {row['answered']:5.0f}/{row['total']:<3.0f} {row['p50']:6.2f} "
-                          f"{row['p99']:6.2f} {row['requests']:8.0f} {row['throttled']:9.0f} {row['requested']:17.0f} "
-                          f"{row['actual']:14.1f}   {target}", flush=True)
-        finally:
-            stop_server(store)
-    print(f"(upstream latency {args.latency * 1000:.0f} ms per Shopify request; deadline 4 s; requested and actual "
-          "cost: Shopify's figures for the burst's requests, one per answered lookup; THROTTLED answers count as "
-          "requests)")
-    return 0
+    args.tree = args.tree.resolve()
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -50,17 +50,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bench_settings(store_url: str, dialect: str = "joinchat", ttl: float = 3600, deadline: float = 10) -> Settings:
-    return parse_settings({
+def bench_config(store_url: str, dialect: str = "joinchat", ttl: float = 3600, deadline: float = 10,
+                 domain: str = DOMAIN, token: str = TOKEN) -> dict[str, Any]:
+    """The benchmarks' gateway config (one shop `bench`, secret SECRET), as the dict a config file holds."""
+    return {
         "server": {"sync_webhooks_on_start": False, "reconcile_interval_seconds": 0, "log_level": "WARNING"},
         "storage": {"backend": "sqlite", "sqlite_path": ":memory:"},
         "shops": {"bench": {
-            "domain": DOMAIN, "admin_api_base": store_url, "auth": {"mode": "token", "access_token": TOKEN},
+            "domain": domain, "admin_api_base": store_url, "auth": {"mode": "token", "access_token": token},
             "dialect": dialect, "secrets": [SECRET], "deadline_seconds": deadline,
             "cache": {"orders": ttl, "packages": ttl, "products": ttl, "property": ttl, "customer": ttl,
                       "openapi": ttl},
         }},
-    }, env={})
+    }
+
+
+def bench_settings(store_url: str, dialect: str = "joinchat", ttl: float = 3600, deadline: float = 10) -> Settings:
+    return parse_settings(bench_config(store_url, dialect, ttl, deadline), env={})
 
 
 async def serve_store(port: int, latency: float = 0.0, orders: int = 200, plan: str | None = None) -> None:

@@ -21,12 +21,13 @@ Every body is JSON; every answer is JSON. `{shop}` is a shop domain (e.g. demo.m
 | POST /_sandbox/webhooks/release · /pause · /resume · /drain · /reset | control held deliveries |
 | GET  /_sandbox/webhooks/log | every delivery attempt with its status |
 | GET  /_sandbox/counters · POST /_sandbox/counters/reset | GraphQL requests per shop |
+| GET  /_sandbox/queries?after=SEQ | the recent GraphQL queries that reached a bucket (read-only): seq, shop, search (the `query` variable), requested, actual (null when nothing ran), throttled, available (after the refund), started, ended (the store host's monotonic seconds) |
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict
 from typing import Any, Protocol
 
@@ -55,6 +56,9 @@ class AdminTarget(Protocol):
     def reset_counters(self) -> None: ...
 
     def revoke_tokens(self, domain: str | None = None) -> None: ...
+
+    @property
+    def query_log(self) -> Iterable[dict[str, Any]]: ...
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -118,6 +122,7 @@ class SandboxAdmin:
               for name in ("release", "pause", "resume", "drain", "reset")),
             web.get("/_sandbox/counters", self.counters),
             web.post("/_sandbox/counters/reset", self.counters),
+            web.get("/_sandbox/queries", self.queries),
         ]
         per_shop = [
             web.post("/_sandbox/{shop}/orders", self.create_order),
@@ -176,6 +181,10 @@ class SandboxAdmin:
         if request.method == "POST":
             server.reset_counters()
         return _json({d: server.graphql_requests(d) for d in server.shops})
+
+    async def queries(self, request: web.Request) -> web.Response:
+        after = int(request.query.get("after", "0"))
+        return _json([q for q in self.server.query_log if q["seq"] > after])
 
     # ------------------------------------------------------------------------------------------ one shop
 

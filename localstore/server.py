@@ -15,7 +15,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from localstore.webhooks import WebhookDispatcher
 if TYPE_CHECKING:
     from gateway.settings import Settings
 
+QUERY_LOG_SIZE = 10_000
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
 DEFAULT_API_VERSION = "2026-10"
 
@@ -60,7 +61,9 @@ class SandboxServer:
         #: `response_cache_size` > 0 answers repeated queries from memory until the shop changes (benchmarks)
         self.runner_graphql = GraphQLRunner(response_cache_size=response_cache_size)
         self._graphql_requests: defaultdict[str, int] = defaultdict(int)
-        self._last_costs: dict[str, dict[str, Any]] = {}
+        #: The last QUERY_LOG_SIZE GraphQL queries that reached the bucket (`GET /_sandbox/queries`)
+        self.query_log: deque[dict[str, Any]] = deque(maxlen=QUERY_LOG_SIZE)
+        self._query_seq = 0
         self._issued_tokens: dict[str, tuple[str, float]] = {}  # token → (shop domain, expiry monotonic)
         self._runner: web.AppRunner | None = None
         self._hanging: set[asyncio.Task[Any]] = set()
@@ -154,8 +157,12 @@ class SandboxServer:
         return self._graphql_requests[domain.lower()]
 
     def last_cost(self, domain: str) -> dict[str, Any]:
-        """The `extensions.cost` of the last query that ran for that shop ({} before any)."""
-        return self._last_costs.get(domain.lower(), {})
+        """The requested and actual cost of the last query the shop's bucket saw (the query log; {} before any)."""
+        domain = domain.lower()
+        for entry in reversed(self.query_log):
+            if entry["shop"] == domain:
+                return {"requestedQueryCost": entry["requested"], "actualQueryCost": entry["actual"]}
+        return {}
 
     def reset_counters(self) -> None:
         self._graphql_requests.clear()
@@ -291,6 +298,7 @@ class SandboxServer:
             return web.json_response({"errors": [{"message": "Variables must be an object",
                                                   "extensions": {"code": "BAD_REQUEST"}}]})
         context = RequestContext(shop=shop, api_version=request.match_info["version"])
+        began = time.monotonic()
         # Shopify's bucket: the requested cost is taken now and held while the query runs (here: through the
         # injected latency); finish() refunds requested − actual and reports the balance after the refund.
         started = self.runner_graphql.start(payload["query"], variables, payload.get("operationName"), context,
@@ -298,16 +306,32 @@ class SandboxServer:
         # Shopify names the version it actually served (an unsupported one falls back); this store serves only its own.
         served = {"X-Shopify-API-Version": self.api_version}
         if isinstance(started, dict):
+            self._log_query(shop, variables, started, began)
             await _sleep_until(answer_at)
             return web.json_response(started, dumps=_dumps, headers=served)
         try:
             await _sleep_until(answer_at)
         finally:
             body = self.runner_graphql.finish(started)  # a client that left still had its query run
-            cost = body.get("extensions", {}).get("cost")
-            if isinstance(cost, dict):
-                self._last_costs[shop.domain] = cost
+            self._log_query(shop, variables, body, began)
         return web.json_response(body, dumps=_dumps, headers=served)
+
+    def _log_query(self, shop: SandboxShop, variables: dict[str, Any], body: dict[str, Any], began: float) -> None:
+        """One line of the query log: what the bucket charged (requested, at `started`) and kept (actual, at `ended`;
+        None when nothing ran: THROTTLED, invalid, over the max cost). Times are `time.monotonic()` of this host."""
+        cost = (body.get("extensions") or {}).get("cost") or {}
+        if "requestedQueryCost" not in cost:
+            return  # refused before pricing (a parse or validation error): the bucket never saw it
+        self._query_seq += 1
+        errors = body.get("errors") or []
+        self.query_log.append({
+            "seq": self._query_seq, "shop": shop.domain, "search": variables.get("query"),
+            "requested": cost["requestedQueryCost"], "actual": cost.get("actualQueryCost"),
+            "throttled": any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors
+                             if isinstance(e, dict)),
+            "available": (cost.get("throttleStatus") or {}).get("currentlyAvailable"),
+            "started": began, "ended": time.monotonic(),
+        })
 
     async def _hang(self) -> None:
         task = asyncio.current_task()

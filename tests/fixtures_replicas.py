@@ -19,10 +19,28 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from tests.fixtures_push import BotReceiver, eventually, free_port, push_config, signed_webhook_headers
+from gateway.push.redis.store import RedisPushStore
+from tests.fixtures_push import (
+    BotReceiver,
+    eventually,
+    free_port,
+    purge_redis_prefix,
+    push_config,
+    signed_webhook_headers,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def purge(prefix: str) -> None:
+    """Delete every key the replicas kept under `prefix` (each test or bench run uses its own)."""
+    janitor = RedisPushStore(REDIS_URL, prefix=prefix)
+    await janitor.open()
+    try:
+        await purge_redis_prefix(janitor)
+    finally:
+        await janitor.close()
 
 
 def replica_config(
