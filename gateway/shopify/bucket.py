@@ -36,8 +36,9 @@ __all__ = [
 #: Until Shopify has answered once: the standard plan's bucket (2000 points, 100 a second).
 STANDARD_BUCKET = (2000.0, 100.0)
 #: A balance Shopify told longer ago than this may be another plan's (the merchant changed it), another app may have
-#: spent from it: the next booking then goes alone and its answer tells the truth before others follow.
-STALE_AFTER_SECONDS = 10.0
+#: spent from it: the next booking then goes alone and its answer tells the truth before others follow (a burst after
+#: a quiet second pays one round trip for it).
+STALE_AFTER_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +116,14 @@ class BucketModel:
         return BucketView(self.available, self.maximum, self.restore_rate, sum(self.holds.values()), fresh)
 
     def take(self, hold: str, points: float, keep_free: float, now: float) -> BucketView | None:
-        """Hold `points` when the copy has them with `keep_free` left over; None (and the view) otherwise.
+        """Hold `points` when the copy has them with `keep_free` left over; None otherwise.
 
-        Without a fresh balance a hold is taken only when nothing else is in flight: its answer tells the truth."""
+        Without a fresh balance a hold is taken only when nothing else is in flight: its answer tells the truth
+        before others follow."""
         view = self.view(now)
         if not view.fresh and self.holds:
             return None
-        if view.available - points < keep_free and not (not view.fresh and points <= view.maximum):
+        if view.available - points < keep_free:
             return None
         self.holds[hold] = points
         self.available -= points
@@ -157,7 +159,7 @@ class SharedBucket(Protocol):
         ...
 
     async def give_back(self, hold: str, refund: float, status: BucketStatus | None) -> None:
-        """End `hold`, crediting `refund` and folding in Shopify's balance."""
+        """End `hold`, crediting `refund` and folding in Shopify's balance (an unknown hold: only the balance)."""
         ...
 
     async def view(self) -> BucketView: ...

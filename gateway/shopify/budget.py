@@ -26,7 +26,7 @@ import asyncio
 import itertools
 import secrets
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,6 +72,8 @@ class _Waiter:
 
 
 Outcome = Literal["answered", "throttled", "not_run", "unknown"]
+#: Reads the shop's `extensions.cost` with a trivial query before the deadline (None: no answer).
+Probe = Callable[[float], Awaitable[Mapping[str, Any] | None]]
 
 
 class QueryBudget:
@@ -90,6 +92,9 @@ class QueryBudget:
         self._maximum = STANDARD_BUCKET[0]
         self._lookups: deque[_Waiter] = deque()
         self._background: deque[_Waiter] = deque()
+        #: asks Shopify for the bucket's balance outside the budget (the client's one-point query); None: never asks
+        self.probe: Probe | None = None
+        self._looking: asyncio.Future[None] | None = None
         # hold names unique among every replica sharing the bucket
         prefix = secrets.token_hex(6)
         self._holds = (f"{prefix}.{n:x}" for n in itertools.count())
@@ -177,14 +182,33 @@ class QueryBudget:
         return price if price is not None else min(UNKNOWN_REQUESTED_COST, self._maximum)
 
     async def _try(self, key: CostKey, deadline: float, background: bool) -> Booking | BucketView:
-        """A booking when the bucket holds the points now, else the bucket as found."""
+        """A booking when the bucket holds the points now, else the bucket as found.
+
+        A stale copy that lacks the points with nothing in flight (a quiet shop whose plan may have grown) is not
+        trusted to refuse: the probe asks Shopify (one point) and the copy is looked at again."""
         requested = self._cost(key)
         keep_free = self._maximum * BACKGROUND_RESERVE if background else 0.0
         hold = next(self._holds)
         ttl = max(deadline - asyncio.get_running_loop().time(), 0.0)
         taken, view = await self.bucket.take(hold, requested, keep_free, ttl)
+        if not taken and not view.fresh and not view.held and self.probe is not None:
+            await self._look(deadline)
+            taken, view = await self.bucket.take(hold, requested, keep_free, ttl)
         self._maximum = view.maximum
         return Booking(hold, key, requested) if taken else view
+
+    async def _look(self, deadline: float) -> None:
+        """Fold in the balance the probe reads; one probe at a time, the others wait for it."""
+        if self._looking is None or self._looking.done():
+            assert self.probe is not None
+            self._looking = asyncio.ensure_future(self._probe_once(self.probe, deadline))
+        await asyncio.shield(self._looking)
+
+    async def _probe_once(self, probe: Probe, deadline: float) -> None:
+        status = status_of(await probe(deadline))
+        if status is not None:
+            self._maximum = status.maximum
+            await self.bucket.give_back("", 0.0, status)
 
     def _pause(self, key: CostKey, view: BucketView, left: float, background: bool) -> float | None:
         """How long the head waits before it looks again (at most `left`, the time it has to start); None when it

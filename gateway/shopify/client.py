@@ -60,6 +60,7 @@ from gateway.shopify.errors import (
     ShopifyThrottled,
     ShopifyUnavailable,
 )
+from gateway.shopify.queries import load_query
 from gateway.shops.registry import watch_shops
 
 __all__ = [
@@ -143,6 +144,7 @@ class ShopifyAdminClient:
         self.tokens = token_provider or token_provider_for(shop, session, user_agent=USER_AGENT)
         #: Who may spend the shop's query points when (this process's bucket copy unless one is shared).
         self.budget = budget if budget is not None else QueryBudget(LocalBucket(), shop_key=self.shop_key, metrics=self.metrics)
+        self.budget.probe = self._look_at_bucket
         # the request headers, built once per token
         self._headers_token: str | None = None
         self._headers: CIMultiDict[str] = CIMultiDict()
@@ -184,75 +186,83 @@ class ShopifyAdminClient:
 
     async def _send(self, request: _Request) -> _Answer | None:
         """One request within a booking of the shop's query points; None when a transport failure was retried."""
-        loop = asyncio.get_running_loop()
         try:
             booking = await self.budget.acquire(request.key, request.deadline, background=request.background)
         except ShopifyThrottled:
             self._count_error("throttled")
             raise
         outcome: Outcome = "not_run"
-        cost: dict[str, Any] | None = None
+        answer: _Answer | None = None
         failure: ShopifyUnavailable | None = None
         try:
-            tokens = self.tokens
-            if type(tokens) is StaticTokenProvider:
-                token = tokens.value  # a fixed token is just read (no coroutine)
-            else:  # others may have to fetch one within the deadline
-                token = await self._token(request.deadline)
-            remaining = request.deadline - loop.time()
-            if remaining <= 0:
-                raise _TransportError("deadline passed before the request", may_have_arrived=False)
-            if token != self._headers_token:
-                self._headers = CIMultiDict({"X-Shopify-Access-Token": token, **_HEADERS})
-                self._headers_token = token
-            self._requests_sent.add()
-            try:
-                resp = await self.session.post(
-                    self.url, data=request.payload, headers=self._headers, timeout=aiohttp.ClientTimeout(total=remaining)
-                )
-                try:
-                    raw = await resp.read()
-                finally:
-                    resp.release()
-                status = resp.status
-                resp_headers = resp.headers
-            except aiohttp.ClientConnectorError as exc:
-                raise _TransportError(
-                    f"cannot connect to Shopify: {type(exc).__name__}", may_have_arrived=False
-                ) from None
-            except TimeoutError:
-                outcome = "unknown"
-                raise _TransportError("Shopify did not answer before the deadline", may_have_arrived=True) from None
-            except aiohttp.ClientError as exc:
-                outcome = "unknown"
-                raise _TransportError(
-                    f"Shopify connection failed: {type(exc).__name__}", may_have_arrived=True
-                ) from None
-            self.served_api_version = resp_headers.get("X-Shopify-API-Version") or self.served_api_version
-            body = _json_or_none(raw)
-            # orjson builds plain dicts: `type(...) is dict` is isinstance here
-            if type(body) is dict:
-                extensions = body.get("extensions")
-                cost = extensions.get("cost") if type(extensions) is dict else None
-                if type(cost) is not dict:
-                    cost = None
-                errors = body.get("errors")
-            else:
-                errors = None
-            throttled = status == 429 or (errors is not None and _is_throttled(errors))
-            # only a throttled answer's wait reads it
-            retry_after = resp_headers.get("Retry-After") if throttled else None
+            answer = await self._post(request)
             # an HTTP answer without a cost (401, 5xx) ran no query
-            outcome = "throttled" if throttled else "answered" if cost is not None else "not_run"
-        except ShopifyUnavailable as exc:
+            outcome = "throttled" if answer.throttled else "answered" if answer.cost is not None else "not_run"
+        except _TransportError as exc:
+            outcome = "unknown" if exc.may_have_arrived else "not_run"
             failure = exc
         finally:
             # (also when cancelled: the hold goes back)
-            request.pause = await self.budget.settle(booking, cost, outcome)
+            request.pause = await self.budget.settle(booking, answer.cost if answer else None, outcome)
         if failure is not None:
             await self._retry_once_or_raise(request, failure)
             return None
+        return answer
+
+    async def _post(self, request: _Request) -> _Answer:
+        """POST the request once and read the answer; raises _TransportError when none came."""
+        loop = asyncio.get_running_loop()
+        tokens = self.tokens
+        if type(tokens) is StaticTokenProvider:
+            token = tokens.value  # a fixed token is just read (no coroutine)
+        else:  # others may have to fetch one within the deadline
+            token = await self._token(request.deadline)
+        remaining = request.deadline - loop.time()
+        if remaining <= 0:
+            raise _TransportError("deadline passed before the request", may_have_arrived=False)
+        if token != self._headers_token:
+            self._headers = CIMultiDict({"X-Shopify-Access-Token": token, **_HEADERS})
+            self._headers_token = token
+        self._requests_sent.add()
+        try:
+            resp = await self.session.post(
+                self.url, data=request.payload, headers=self._headers, timeout=aiohttp.ClientTimeout(total=remaining)
+            )
+            try:
+                raw = await resp.read()
+            finally:
+                resp.release()
+        except aiohttp.ClientConnectorError as exc:
+            raise _TransportError(f"cannot connect to Shopify: {type(exc).__name__}", may_have_arrived=False) from None
+        except TimeoutError:
+            raise _TransportError("Shopify did not answer before the deadline", may_have_arrived=True) from None
+        except aiohttp.ClientError as exc:
+            raise _TransportError(f"Shopify connection failed: {type(exc).__name__}", may_have_arrived=True) from None
+        status = resp.status
+        self.served_api_version = resp.headers.get("X-Shopify-API-Version") or self.served_api_version
+        body = _json_or_none(raw)
+        cost = errors = None
+        # orjson builds plain dicts: `type(...) is dict` is isinstance here
+        if type(body) is dict:
+            extensions = body.get("extensions")
+            cost = extensions.get("cost") if type(extensions) is dict else None
+            if type(cost) is not dict:
+                cost = None
+            errors = body.get("errors")
+        throttled = status == 429 or (errors is not None and _is_throttled(errors))
+        # only a throttled answer's wait reads it
+        retry_after = resp.headers.get("Retry-After") if throttled else None
         return _Answer(status, body, cost, errors, throttled, retry_after, token)
+
+    async def _look_at_bucket(self, deadline: float) -> Mapping[str, Any] | None:
+        """The budget's probe (one point, outside the budget): the `extensions.cost` of a trivial query, or None
+        when Shopify did not answer with one before `deadline`."""
+        request = _Request(_cost_key(_PROBE, None), _request_body(_PROBE, None), False, deadline, background=True)
+        try:
+            answer = await self._post(request)
+        except ShopifyUnavailable:
+            return None
+        return answer.cost
 
     async def _retries_after(self, request: _Request, answer: _Answer) -> bool:
         """True when `answer` calls for another round (after any wait it needs); raises when it ends the execute
@@ -402,6 +412,9 @@ def _first_message(errors: Any) -> str:
         return errors
     return "GraphQL error"
 
+
+#: What the budget asks to see the shop's bucket (docs/query-budget.md).
+_PROBE = load_query("budget_probe")
 
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
 

@@ -4,9 +4,9 @@ local ttl, stale_after = tonumber(ARGV[4]), tonumber(ARGV[5])
 local fresh = is_fresh(stale_after)
 local in_flight = redis.call('HLEN', holds_key) > 0
 local taken
-if not fresh then
+if not fresh and in_flight then
   -- without a recent balance a hold goes alone: its answer tells the truth before others follow
-  taken = not in_flight and points <= maximum
+  taken = false
 else
   taken = available - points >= keep_free
 end
