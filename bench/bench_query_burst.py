@@ -17,7 +17,7 @@ Scenarios (only the last burst of each is judged):
 - plan: the shop on `plus`, 100 lookups at once (the gateway learns a large bucket), the plan changes to `standard`,
   21 s of quiet, then 50 at once;
 - replicas: 1, 2 and 3 gateways on `storage.backend: redis` sharing one prefix, against the one store; 50 and 150
-  lookups at once (a full bucket each time), round-robin over the replicas.
+  lookups at once (the bucket full again each time after 21 s of quiet), round-robin over the replicas.
 
 Each lookup's requested and actual cost is measured first (one at a time through a gateway of the tree under test,
 from the store's query log, `GET /_sandbox/queries`); **affordable** is how many of a burst a greedy in-order scheduler

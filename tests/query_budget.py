@@ -383,11 +383,13 @@ class Rig:
             return await self.judge(replicas, pool[:t.burst])
 
     async def replicas(self, pool: Sequence[Lookup], count: int, sizes: Sequence[int]) -> list[Result]:
-        """`count` gateways on Redis sharing one prefix; for each size, a full bucket and that many lookups at once,
+        """`count` gateways on Redis sharing one prefix; for each size, that many lookups at once on a full bucket,
         round-robin over them."""
         results = []
+        await self.settings(**self.timing.small)  # a full bucket before the replicas start
         async with self.gateways(count, redis=True) as replicas:
-            for size in sizes:
-                await self.settings(**self.timing.small)  # full again
+            for i, size in enumerate(sizes):
+                if i:  # the bucket fills again with time, as Shopify's does (a reset would not tell the gateways)
+                    await asyncio.sleep(self.timing.quiet)
                 results.append(await self.judge(replicas, pool[:size]))
         return results

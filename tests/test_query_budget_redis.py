@@ -128,3 +128,18 @@ async def test_an_unreachable_redis_falls_back_to_the_replicas_own_copy(caplog: 
     finally:
         await closed.close()
     assert sum("unreachable" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_price_one_replica_learnt_is_every_replicas(buckets: RedisBuckets) -> None:
+    """A replica that has never sent a query shape books it at the price another replica learnt, not at the
+    single-query maximum (a fresh replica in a burst would otherwise hold 1000 points per unknown shape)."""
+    first = QueryBudget(buckets.bucket(DOMAIN))
+    second = QueryBudget(RedisBuckets(REDIS_URL, buckets.prefix).bucket(DOMAIN))
+    loop = asyncio.get_running_loop()
+    booking = await first.acquire(("orders", "first", 5), deadline=loop.time() + 4)
+    assert booking.requested == 1000  # nobody knows the shape yet
+    await first.settle(booking, cost(212, 40, 1960))
+    assert second.price(("orders", "first", 5)) is None
+    booking = await second.acquire(("orders", "first", 5), deadline=loop.time() + 4)
+    assert booking.requested == 212
+    await second.settle(booking, cost(212, 40, 1920))

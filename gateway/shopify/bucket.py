@@ -17,6 +17,7 @@ the bucket look like. Admission, queueing and deadlines are `gateway.shopify.bud
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ __all__ = [
     "BucketView",
     "LocalBucket",
     "SharedBucket",
+    "shape_id",
     "status_of",
 ]
 
@@ -39,6 +41,8 @@ STANDARD_BUCKET = (2000.0, 100.0)
 #: spent from it: the next booking then goes alone and its answer tells the truth before others follow (a burst after
 #: a quiet second pays one round trip for it).
 STALE_AFTER_SECONDS = 1.0
+#: Documents are module constants; the cap only guards against a caller building documents on the fly.
+MAX_SHARED_PRICES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +168,17 @@ class SharedBucket(Protocol):
 
     async def view(self) -> BucketView: ...
 
+    async def price(self, shape: str) -> float | None:
+        """The requested cost Shopify last asked for a query shape (by its `shape_id`), as any sharer learnt it."""
+        ...
+
+    async def remember_price(self, shape: str, price: float) -> None: ...
+
+
+def shape_id(key: tuple[Any, ...]) -> str:
+    """A short stable name for a query shape (a document and its page sizes), to share its price."""
+    return hashlib.blake2b(repr(key).encode(), digest_size=8).hexdigest()
+
 
 class LocalBucket:
     """The copy in this process, on an injectable clock (seconds; monotonic by default)."""
@@ -171,6 +186,7 @@ class LocalBucket:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.model = BucketModel(at=clock())
+        self._prices: dict[str, float] = {}
 
     async def take(self, hold: str, points: float, keep_free: float, ttl: float = 0.0) -> tuple[bool, BucketView]:
         # (every hold in this process is ended by its request: `ttl` is for the shared copy)
@@ -183,3 +199,11 @@ class LocalBucket:
 
     async def view(self) -> BucketView:
         return self.model.view(self.clock())
+
+    async def price(self, shape: str) -> float | None:
+        return self._prices.get(shape)
+
+    async def remember_price(self, shape: str, price: float) -> None:
+        if len(self._prices) >= MAX_SHARED_PRICES and shape not in self._prices:
+            self._prices.clear()
+        self._prices[shape] = price

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: A hold outlives its request's deadline by this much before Redis gives its points back.
 HOLD_MARGIN_SECONDS = 5.0
+#: Learnt prices of query shapes are forgotten after a week without a change (documents change with releases).
+PRICES_KEEP_SECONDS = 7 * 86400
 
 _LUA = importlib.resources.files("gateway.shopify") / "bucket_lua"
 
@@ -56,6 +58,8 @@ class RedisBucket:
     def __init__(self, buckets: RedisBuckets, domain: str) -> None:
         base = f"{buckets.prefix}:budget:{domain}"
         self._keys = [base, f"{base}:holds", f"{base}:expiry"]
+        self._prices_key = f"{base}:prices"
+        self._client = buckets.client
         self._scripts = buckets.scripts
         self._hold_margin = buckets.hold_margin
         #: where bookings go while Redis is unreachable
@@ -86,6 +90,23 @@ class RedisBucket:
     async def view(self) -> BucketView:
         found = await self._run("view", [STALE_AFTER_SECONDS])
         return _view(found) if found is not None else await self._fallback.view()
+
+    async def price(self, shape: str) -> float | None:
+        try:
+            found = await self._client.hget(self._prices_key, shape)
+        except (RedisError, OSError):
+            return await self._fallback.price(shape)
+        return float(found) if found is not None else None
+
+    async def remember_price(self, shape: str, price: float) -> None:
+        await self._fallback.remember_price(shape, price)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.hset(self._prices_key, shape, repr(price))
+                pipe.expire(self._prices_key, PRICES_KEEP_SECONDS)
+                await pipe.execute()
+        except (RedisError, OSError):
+            pass  # each replica learns it again from its own answers
 
     async def _run(self, name: str, args: list[Any]) -> Any:
         try:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway.ops import Metrics
-from gateway.shopify.bucket import STANDARD_BUCKET, BucketView, SharedBucket, status_of
+from gateway.shopify.bucket import STANDARD_BUCKET, BucketView, SharedBucket, shape_id, status_of
 from gateway.shopify.errors import ShopifyThrottled
 
 __all__ = ["MIN_START_SECONDS", "UNKNOWN_REQUESTED_COST", "Booking", "CostKey", "Outcome", "QueryBudget"]
@@ -151,7 +151,13 @@ class QueryBudget:
         ("not_run": refused before it ran, never sent) or nobody knows ("unknown": a timeout). Returns the seconds to
         pause before asking again: a short pause after a THROTTLED answer whose balance showed enough points, None
         after one that told no balance (the caller goes by Retry-After), else 0."""
-        actual = self._learn(booking.key, cost) if cost is not None else None
+        actual = None
+        if cost is not None:
+            known = self._prices.get(booking.key)
+            actual = self._learn(booking.key, cost)
+            price = self._prices.get(booking.key)
+            if price is not None and price != known:  # a new price: tell the bucket's other sharers
+                await self.bucket.remember_price(shape_id(booking.key), price)
         if outcome in ("throttled", "not_run"):
             refund = booking.requested
         elif actual is not None:
@@ -186,6 +192,10 @@ class QueryBudget:
 
         A stale copy that lacks the points with nothing in flight (a quiet shop whose plan may have grown) is not
         trusted to refuse: the probe asks Shopify (one point) and the copy is looked at again."""
+        if key not in self._prices:  # another sharer of the bucket may have learnt it
+            shared = await self.bucket.price(shape_id(key))
+            if shared is not None:
+                self._prices[key] = shared
         requested = self._cost(key)
         keep_free = self._maximum * BACKGROUND_RESERVE if background else 0.0
         hold = next(self._holds)
