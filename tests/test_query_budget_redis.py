@@ -60,14 +60,24 @@ async def test_the_scripts_do_the_models_arithmetic(buckets: RedisBuckets) -> No
         expected = model.take(hold, points, keep_free, now=0)
         assert taken is (expected is not None), hold
         assert view.available == pytest.approx(model.view(0).available + (points if taken else 0))
-    # b answers: requested 500, actual 120 → 380 back; Shopify's balance (lower: others spend) is folded in
+    # b answers: requested 500, actual 120 → 380 back; its lower balance proves nothing while a is in flight
     after = BucketStatus(maximum=1000, available=300, restore_rate=0)
     await shared.give_back("b", 380, after)
     model.give_back("b", 380, after, now=0)
     view = await shared.view()
-    assert view.available == pytest.approx(model.view(0).available) == 300
-    assert view.held == pytest.approx(300)  # a is still held (c never got its points)
+    assert view.available == pytest.approx(model.view(0).available) and view.available == pytest.approx(480)
+    # c is THROTTLED with a balance under the copy's: someone else spends from the bucket, the copy comes down
+    await shared.give_back("c", 200, after, throttled=True)
+    model.give_back("c", 200, after, now=0, throttled=True)
+    view = await shared.view()
+    assert view.available == pytest.approx(model.view(0).available) and view.available == pytest.approx(300)
+    assert view.held == pytest.approx(300)  # a is still held
     assert view.fresh
+    # a answers with nothing else in flight: Shopify's balance is the truth, higher or lower
+    await shared.give_back("a", 250, BucketStatus(maximum=1000, available=640, restore_rate=0))
+    model.give_back("a", 250, BucketStatus(maximum=1000, available=640, restore_rate=0), now=0)
+    view = await shared.view()
+    assert view.available == pytest.approx(model.view(0).available) and view.available == pytest.approx(640)
 
 
 async def test_replicas_book_from_one_budget(buckets: RedisBuckets) -> None:

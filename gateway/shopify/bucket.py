@@ -133,9 +133,11 @@ class BucketModel:
         self.available -= points
         return view
 
-    def give_back(self, hold: str, refund: float, status: BucketStatus | None, now: float) -> None:
+    def give_back(
+        self, hold: str, refund: float, status: BucketStatus | None, now: float, *, throttled: bool = False
+    ) -> None:
         """End a hold: credit `refund` (requested − actual; all of it when the query never ran) and fold in
-        Shopify's balance when the answer carried one."""
+        Shopify's balance when the answer carried one (`throttled`: the answer was THROTTLED)."""
         held = self.holds.pop(hold, None)
         self.refill(now)
         if held is not None:
@@ -146,12 +148,13 @@ class BucketModel:
             self.maximum = status.maximum
             self.available = min(self.available, self.maximum)
         self.restore_rate = status.restore_rate
-        # With nothing else in flight Shopify's balance is the truth. Otherwise it does not yet count the holds still
-        # on their way to Shopify, which the copy took at booking: the lower of the two is right (Shopify's is lower
-        # when someone else spends from the same bucket).
-        if not self.holds or status.available < self.available:
-            self.available = status.available
         self.told_at = now
+        # With nothing else in flight Shopify's balance is the truth. Otherwise it is a moment's: holds still on their
+        # way to Shopify are not in it, and refunds of answers that overtook this one on their way back are in the
+        # copy but not in it, so a lower figure proves nothing — except in a THROTTLED answer, which proves the copy
+        # too high (someone else spends from the bucket, or a plan shrank).
+        if not self.holds or (throttled and status.available < self.available):
+            self.available = status.available
 
 
 class SharedBucket(Protocol):
@@ -162,7 +165,9 @@ class SharedBucket(Protocol):
         gives back a hold its replica never ended); (taken, the bucket as found)."""
         ...
 
-    async def give_back(self, hold: str, refund: float, status: BucketStatus | None) -> None:
+    async def give_back(
+        self, hold: str, refund: float, status: BucketStatus | None, *, throttled: bool = False
+    ) -> None:
         """End `hold`, crediting `refund` and folding in Shopify's balance (an unknown hold: only the balance)."""
         ...
 
@@ -194,8 +199,10 @@ class LocalBucket:
         view = self.model.take(hold, points, keep_free, now)
         return (True, view) if view is not None else (False, self.model.view(now))
 
-    async def give_back(self, hold: str, refund: float, status: BucketStatus | None) -> None:
-        self.model.give_back(hold, refund, status, self.clock())
+    async def give_back(
+        self, hold: str, refund: float, status: BucketStatus | None, *, throttled: bool = False
+    ) -> None:
+        self.model.give_back(hold, refund, status, self.clock(), throttled=throttled)
 
     async def view(self) -> BucketView:
         return self.model.view(self.clock())

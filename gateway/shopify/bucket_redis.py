@@ -77,14 +77,16 @@ class RedisBucket:
             return taken, view
         return bool(int(found[0])), _view(found)
 
-    async def give_back(self, hold: str, refund: float, status: BucketStatus | None) -> None:
+    async def give_back(
+        self, hold: str, refund: float, status: BucketStatus | None, *, throttled: bool = False
+    ) -> None:
         if hold in self._fallback_holds:
             self._fallback_holds.discard(hold)
-            await self._fallback.give_back(hold, refund, status)
+            await self._fallback.give_back(hold, refund, status, throttled=throttled)
             return
         args: list[Any] = [hold, refund]
         if status is not None:
-            args += [status.maximum, status.available, status.restore_rate]
+            args += [status.maximum, status.available, status.restore_rate, int(throttled)]
         await self._run("give_back", args)  # unreachable: the hold expires in Redis and gives its points back
 
     async def view(self) -> BucketView:
