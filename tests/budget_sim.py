@@ -45,6 +45,7 @@ __all__ = [
     "SimShopify",
     "Start",
     "judge",
+    "local_oracle",
     "oracle",
     "run",
 ]
@@ -91,6 +92,10 @@ class QueryRecord:
     outcome: Literal["answered", "refused", "lost", "pending"] = "pending"
     refused_by: Literal["budget", "throttled", ""] = ""
     ended_at: float = 0.0
+    ended_seq: int = 0
+    started_seq: int | None = None  # when the booking that Shopify started was granted
+    #: Shopify's true bucket when it arrived: (size, restore rate, available)
+    truth: tuple[float, float, float] = (0.0, 0.0, 0.0)
     #: (seq, time) of each booking granted, and of each THROTTLED answer
     booked: list[tuple[int, float]] = field(default_factory=list)
     throttled: list[tuple[int, float]] = field(default_factory=list)
@@ -188,6 +193,7 @@ async def _run(scenario: Scenario, prepare: Callable[[dict[int, QueryBudget]], A
         budget = budgets[a.replica]
         rec.arrived_at = clock()
         rec.arrived_seq = next(seq)
+        rec.truth = (shop.bucket.size, shop.bucket.restore_rate, shop.bucket.refill())
         deadline = rec.arrived_at + a.deadline
         lost = a.lost
         while True:
@@ -196,7 +202,7 @@ async def _run(scenario: Scenario, prepare: Callable[[dict[int, QueryBudget]], A
                 booking = await budget.acquire(a.shape, deadline, background=not a.lookup)
             except ShopifyThrottled:
                 rec.queued.append((entered, next(seq)))
-                rec.outcome, rec.refused_by, rec.ended_at = "refused", "budget", clock()
+                rec.outcome, rec.refused_by, rec.ended_at, rec.ended_seq = "refused", "budget", clock(), next(seq)
                 return
             booked = next(seq)
             rec.queued.append((entered, booked))
@@ -214,12 +220,13 @@ async def _run(scenario: Scenario, prepare: Callable[[dict[int, QueryBudget]], A
                 assert pause is not None
                 if pause:
                     if clock() + pause + MIN_START_SECONDS >= deadline:
-                        rec.outcome, rec.refused_by, rec.ended_at = "refused", "throttled", clock()
+                        rec.outcome, rec.refused_by, rec.ended_at, rec.ended_seq = "refused", "throttled", clock(), next(seq)
                         return
                     await asyncio.sleep(pause)
                     rec.paused.append((mark, next(seq)))
                 continue
             starts.append(Start(sent, a.requested, a.actual, rec.index))
+            rec.started_seq = booked
             if lost:
                 # Shopify runs it and refunds; the answer never reaches the gateway, whose timeout is the time left
                 loop.call_at(sent + latency, shop.finish, a.requested, a.actual)
@@ -271,53 +278,43 @@ class OracleResult:
 # event kinds at one instant: plan changes and refunds before charges (Shopify refunds a query's points as it ends)
 _PLAN, _REFUND, _CHARGE = 0, 1, 2
 
+_State = tuple[float, float, float, float]  # size, restore rate, available, as of
 
-def oracle(result: RunResult, replica: int = 0) -> OracleResult:
-    """Greedy FIFO over `replica`'s lookups on the true bucket; every other start Shopify saw is replayed as is."""
-    sc = result.scenario
-    t0 = result.t0
-    judged = [r for r in result.records if r.arrival.replica == replica and r.arrival.lookup]
-    judged_ids = {r.index for r in judged}
-    # pending events: (time, kind, amount or (size, rate)), kept sorted
-    events: list[tuple[float, int, Any]] = []
-    for s in result.starts:
-        if s.record in judged_ids:
-            continue
-        events.append((s.at, _CHARGE, s.requested))
-        events.append((s.at + sc.latency, _REFUND, s.requested - s.actual))
-    for c in sc.plan_changes:
-        events.append((t0 + c.at, _PLAN, (c.size, c.restore_rate)))
-    events.sort(key=lambda e: (e[0], e[1]))
-    size, rate, available, now = sc.size, sc.restore_rate, sc.size, t0
 
-    def step(state: tuple[float, float, float, float], event: tuple[float, int, Any]) -> tuple[float, float, float, float]:
-        size, rate, available, now = state
-        at, kind, what = event
-        if at > now:
-            available = min(size, available + (at - now) * rate) if available < size else available
-            now = at
-        if kind == _PLAN:
-            size, rate = what
-            available = min(available, size)
-        elif kind == _REFUND:
-            available = min(size, available + max(0.0, what))
-        else:
-            available -= what
-        return size, rate, available, now
+def _refill(state: _State, at: float) -> _State:
+    size, rate, available, now = state
+    if at > now:
+        if available < size:
+            available = min(size, available + (at - now) * rate)
+        now = at
+    return size, rate, available, now
 
-    def refill(state: tuple[float, float, float, float], at: float) -> tuple[float, float, float, float]:
-        size, rate, available, now = state
-        if at > now:
-            available = min(size, available + (at - now) * rate) if available < size else available
-            now = at
-        return size, rate, available, now
 
+def _step(state: _State, event: tuple[float, int, Any]) -> _State:
+    size, rate, available, now = _refill(state, event[0])
+    kind, what = event[1], event[2]
+    if kind == _PLAN:
+        size, rate = what
+        available = min(available, size)
+    elif kind == _REFUND:
+        available = min(size, available + max(0.0, what))
+    else:
+        available -= what  # a replayed start is charged whatever the oracle left (below zero: debt)
+    return size, rate, available, now
+
+
+def _greedy(
+    state: _State, events: list[tuple[float, int, Any]], lookups: Sequence[QueryRecord], t0: float, latency: float,
+    stop_after: int | None = None,
+) -> OracleResult:
+    """Greedy FIFO of `lookups` from `state`, with `events` (sorted, all later than or at the state's time) replayed.
+    `stop_after`: the record index after whose decision to stop."""
+    events = list(events)
     start: dict[int, float | None] = {}
     slack: dict[int, float] = {}
-    state = (size, rate, available, now)
     head = 0  # events before this index are applied to `state`
-    last_start = t0
-    for rec in judged:
+    last_start = state[3]
+    for rec in lookups:
         arrived = t0 + rec.arrival.at
         latest = arrived + rec.arrival.deadline - MIN_START_SECONDS
         requested = rec.arrival.requested
@@ -325,14 +322,12 @@ def oracle(result: RunResult, replica: int = 0) -> OracleResult:
         # search, without committing, for the first moment ≥ earliest the bucket holds `requested`
         probe, i = state, head
         while i < len(events) and events[i][0] <= earliest:
-            probe = step(probe, events[i])
+            probe = _step(probe, events[i])
             i += 1
-        probe = refill(probe, earliest)
+        probe = _refill(probe, earliest)
         found: float | None = None
-        while True:
+        while probe[3] <= latest:
             p_size, p_rate, p_avail, p_now = probe
-            if p_now > latest:
-                break
             if p_avail >= requested:
                 found = p_now
                 break
@@ -340,30 +335,75 @@ def oracle(result: RunResult, replica: int = 0) -> OracleResult:
             if requested <= p_size and p_rate > 0:
                 t_need = p_now + (requested - p_avail) / p_rate
                 if t_need <= horizon:
-                    found = t_need if t_need <= latest else None
+                    found = t_need
                     break
-            if horizon == float("inf"):
+            if i == len(events):
                 break
-            probe = step(probe, events[i])
+            probe = _step(probe, events[i])
             i += 1
         if found is not None and found > latest:
             found = None
         start[rec.index] = found
-        if found is None:
-            continue
-        slack[rec.index] = latest - found
-        # commit: apply every event up to the start, charge, and schedule the refund
-        while head < len(events) and events[head][0] <= found:
-            state = step(state, events[head])
-            head += 1
-        state = refill(state, found)
-        s_size, s_rate, s_avail, s_now = state
-        state = (s_size, s_rate, s_avail - requested, s_now)
-        refund = (found + sc.latency, _REFUND, requested - rec.arrival.actual)
-        pos = bisect.bisect_right(events, (refund[0], refund[1]), lo=head, key=lambda e: (e[0], e[1]))
-        events.insert(pos, refund)
-        last_start = found
+        if found is not None:
+            slack[rec.index] = latest - found
+            # commit: apply every event up to the start, charge, and schedule the refund
+            while head < len(events) and events[head][0] <= found:
+                state = _step(state, events[head])
+                head += 1
+            s_size, s_rate, s_avail, s_now = _refill(state, found)
+            state = (s_size, s_rate, s_avail - requested, s_now)
+            refund = (found + latency, _REFUND, requested - rec.arrival.actual)
+            pos = bisect.bisect_right(events, refund[:2], lo=head, key=lambda e: (e[0], e[1]))
+            events.insert(pos, refund)
+            last_start = found
+        if rec.index == stop_after:
+            break
     return OracleResult(start, slack)
+
+
+def _events(result: RunResult, replaced: set[int], since: float = float("-inf")) -> list[tuple[float, int, Any]]:
+    """Every start Shopify saw (charge, and refund a latency later) but those of `replaced`, and the plan changes;
+    only what happens at or after `since`."""
+    sc = result.scenario
+    events: list[tuple[float, int, Any]] = []
+    for s in result.starts:
+        if s.at + sc.latency < since:
+            continue
+        if s.at >= since and s.record not in replaced:
+            events.append((s.at, _CHARGE, s.requested))
+        if s.at < since or s.record not in replaced:
+            events.append((s.at + sc.latency, _REFUND, s.requested - s.actual))
+    for c in sc.plan_changes:
+        if result.t0 + c.at >= since:
+            events.append((result.t0 + c.at, _PLAN, (c.size, c.restore_rate)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    return events
+
+
+def oracle(result: RunResult, replica: int = 0) -> OracleResult:
+    """Greedy FIFO over all of `replica`'s lookups from the start of the run (the global oracle)."""
+    sc = result.scenario
+    # in the order they reached the budget (timers due at one instant run in no promised order)
+    lookups = sorted((r for r in result.records if r.arrival.replica == replica and r.arrival.lookup),
+                     key=lambda r: r.arrived_seq)
+    state = (sc.size, sc.restore_rate, sc.size, result.t0)
+    return _greedy(state, _events(result, {r.index for r in lookups}), lookups, result.t0, sc.latency)
+
+
+def local_oracle(result: RunResult, rec: QueryRecord) -> OracleResult:
+    """Could `rec` have started in time, from the true bucket as it was when `rec` arrived, behind the lookups of its
+    replica that were waiting then (kept in their order), with everything else Shopify started replayed as it was?"""
+    sc = result.scenario
+    ahead = [
+        r for r in result.records
+        if r.arrival.replica == rec.arrival.replica and r.arrival.lookup and r.arrived_seq < rec.arrived_seq
+        and not (r.started_seq is not None and r.started_seq < rec.arrived_seq)
+        and not (r.outcome == "refused" and r.ended_seq < rec.arrived_seq)
+    ]
+    lookups = [*sorted(ahead, key=lambda r: r.arrived_seq), rec]
+    size, rate, available = rec.truth
+    events = _events(result, {r.index for r in lookups}, since=rec.arrived_at)
+    return _greedy((size, rate, available, rec.arrived_at), events, lookups, result.t0, sc.latency, stop_after=rec.index)
 
 
 @dataclass
@@ -387,11 +427,11 @@ def judge(result: RunResult, replicas: Sequence[int] | None = None) -> Verdict:
     wrong: list[QueryRecord] = []
     served = 0
     for replica in ours:
-        o = oracle(result, replica)
-        served += o.served()
+        served += oracle(result, replica).served()
         for rec in result.of(replica):
             if not rec.arrival.lookup or rec.outcome != "refused":
                 continue
+            o = local_oracle(result, rec)
             begun = o.start.get(rec.index)
             if begun is None:
                 continue
