@@ -361,20 +361,23 @@ def _greedy(
     return OracleResult(start, slack)
 
 
-def _events(result: RunResult, replaced: set[int], since: float = float("-inf")) -> list[tuple[float, int, Any]]:
+def _events(
+    result: RunResult, replaced: set[int], since: float = float("-inf"), until: float = float("inf")
+) -> list[tuple[float, int, Any]]:
     """Every start Shopify saw (charge, and refund a latency later) but those of `replaced`, and the plan changes;
-    only what happens at or after `since`."""
+    only what happens within [since, until]."""
     sc = result.scenario
     events: list[tuple[float, int, Any]] = []
-    for s in result.starts:
-        if s.at + sc.latency < since:
-            continue
+    starts = result.starts  # in the order Shopify saw them: by time
+    lo = bisect.bisect_left(starts, since - sc.latency, key=lambda s: s.at)
+    hi = bisect.bisect_right(starts, until, key=lambda s: s.at)
+    for s in starts[lo:hi]:
         if s.at >= since and s.record not in replaced:
             events.append((s.at, _CHARGE, s.requested))
-        if s.at < since or s.record not in replaced:
+        if s.at + sc.latency >= since and (s.at < since or s.record not in replaced):
             events.append((s.at + sc.latency, _REFUND, s.requested - s.actual))
     for c in sc.plan_changes:
-        if result.t0 + c.at >= since:
+        if since <= result.t0 + c.at <= until:
             events.append((result.t0 + c.at, _PLAN, (c.size, c.restore_rate)))
     events.sort(key=lambda e: (e[0], e[1]))
     return events
@@ -390,19 +393,27 @@ def oracle(result: RunResult, replica: int = 0) -> OracleResult:
     return _greedy(state, _events(result, {r.index for r in lookups}), lookups, result.t0, sc.latency)
 
 
-def local_oracle(result: RunResult, rec: QueryRecord) -> OracleResult:
+def local_oracle(result: RunResult, rec: QueryRecord, lookups_by_arrival: list[QueryRecord] | None = None) -> OracleResult:
     """Could `rec` have started in time, from the true bucket as it was when `rec` arrived, behind the lookups of its
-    replica that were waiting then (kept in their order), with everything else Shopify started replayed as it was?"""
+    replica that were waiting then (kept in their order), with everything else Shopify started replayed as it was?
+
+    `lookups_by_arrival`: the replica's lookups sorted by arrival (computed when not given)."""
     sc = result.scenario
+    if lookups_by_arrival is None:
+        lookups_by_arrival = sorted((r for r in result.records if r.arrival.replica == rec.arrival.replica
+                                     and r.arrival.lookup), key=lambda r: r.arrived_seq)
+    at = bisect.bisect_left(lookups_by_arrival, rec.arrived_seq, key=lambda r: r.arrived_seq)
+    oldest = rec.arrived_at - max(r.arrival.deadline for r in lookups_by_arrival)
+    first = bisect.bisect_left(lookups_by_arrival, oldest, lo=0, hi=at, key=lambda r: r.arrived_at)
     ahead = [
-        r for r in result.records
-        if r.arrival.replica == rec.arrival.replica and r.arrival.lookup and r.arrived_seq < rec.arrived_seq
-        and not (r.started_seq is not None and r.started_seq < rec.arrived_seq)
+        r for r in lookups_by_arrival[first:at]
+        if not (r.started_seq is not None and r.started_seq < rec.arrived_seq)
         and not (r.outcome == "refused" and r.ended_seq < rec.arrived_seq)
     ]
-    lookups = [*sorted(ahead, key=lambda r: r.arrived_seq), rec]
+    lookups = [*ahead, rec]
     size, rate, available = rec.truth
-    events = _events(result, {r.index for r in lookups}, since=rec.arrived_at)
+    events = _events(result, {r.index for r in lookups}, since=rec.arrived_at,
+                     until=rec.arrived_at + rec.arrival.deadline + sc.latency)
     return _greedy((size, rate, available, rec.arrived_at), events, lookups, result.t0, sc.latency, stop_after=rec.index)
 
 
@@ -428,10 +439,11 @@ def judge(result: RunResult, replicas: Sequence[int] | None = None) -> Verdict:
     served = 0
     for replica in ours:
         served += oracle(result, replica).served()
-        for rec in result.of(replica):
-            if not rec.arrival.lookup or rec.outcome != "refused":
+        by_arrival = sorted((r for r in result.of(replica) if r.arrival.lookup), key=lambda r: r.arrived_seq)
+        for rec in by_arrival:
+            if rec.outcome != "refused":
                 continue
-            o = local_oracle(result, rec)
+            o = local_oracle(result, rec, by_arrival)
             begun = o.start.get(rec.index)
             if begun is None:
                 continue

@@ -197,8 +197,8 @@ def test_holds_in_flight_count_as_coming_back_until_they_settle(spent: int) -> N
     async def main() -> tuple[str, float]:
         loop = asyncio.get_running_loop()
         budget = fresh_budget()
-        await told(budget, "a", 500, 500, status(2000, 600, 0))  # no restore: only refunds bring points
-        await told(budget, "b", 400, 400, status(2000, 600, 0))
+        await told(budget, "a", 500, 0, status(2000, 2000, 0))  # no restore: only refunds bring points
+        await told(budget, "b", 400, 1400, status(2000, 600, 0))
         hold = await budget.acquire("b", loop.time() + 60)  # copy: 200 available, 400 held
         t = loop.time()
         waiting = asyncio.ensure_future(budget.acquire("a", t + 2.0))
@@ -213,7 +213,8 @@ def test_holds_in_flight_count_as_coming_back_until_they_settle(spent: int) -> N
             return "refused", loop.time() - t
 
     outcome, after = run_virtual(main())
-    assert (outcome, after) == (("booked", 0.5) if spent == 0 else ("refused", 0.5))
+    assert outcome == ("booked" if spent == 0 else "refused")
+    assert after == pytest.approx(0.5)
 
 
 def test_a_lookup_of_a_shape_never_priced_is_not_refused_before_its_deadline() -> None:
@@ -262,7 +263,7 @@ def test_plan_change_down_heals_at_the_next_answer() -> None:
         # the plan went down to standard: the next answer tells 2000 / 100 and what is left
         await told(budget, "a", 800, 100, status(2000, 300, 100))
         view = await budget.view()
-        booked = asyncio.ensure_future(budget.acquire("a", loop.time() + 4))
+        booked = asyncio.ensure_future(budget.acquire("a", loop.time() + 6))  # 300 + 5.95 s × 100 ≥ 800: it waits
         await asyncio.sleep(0)
         return view.maximum, view.available, booked.done()
 
@@ -305,7 +306,7 @@ BURST = [Arrival(at=0.0 + i * 0.001, shape=f"s{i % 6}", requested=(40, 60, 90, 1
 
 
 def _history(kind: str) -> tuple[list[Arrival], list[PlanChange], float, float, float]:
-    """(arrivals, plan changes, size, rate, latency) of a gateway's past before the burst, ending with 21 s of quiet."""
+    """(arrivals, plan changes, size, rate, latency) of a gateway's past before the burst."""
     rng = random.Random(7)
     shapes = [(f"s{i}", (40, 60, 90, 150, 220, 300)[i]) for i in range(6)]
     past: list[Arrival] = []
@@ -330,7 +331,8 @@ def _history(kind: str) -> tuple[list[Arrival], list[PlanChange], float, float, 
 @pytest.mark.parametrize("kind", ["trickle", "rush", "plan"])
 def test_a_gateway_that_has_been_running_refuses_no_more_than_a_fresh_one(kind: str) -> None:
     past, changes, size, rate, latency = _history(kind)
-    start = max(a.at for a in past) + 21.0
+    # every past lookup ended within its 4 s deadline; 20 s more fill any bucket (20 × its restore rate): full again
+    start = max(a.at for a in past) + 25.0
     burst = [Arrival(at=start + a.at, shape=a.shape, requested=a.requested, actual=a.actual) for a in BURST]
     seasoned = run(Scenario(past + burst, changes, latency, size, rate))
     fresh = run(Scenario([Arrival(at=a.at, shape=a.shape, requested=a.requested, actual=a.actual) for a in BURST],

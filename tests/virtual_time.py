@@ -11,12 +11,14 @@ is visible below does that without a dependency or any plugin interplay with pyt
 How: `BaseEventLoop._run_once` asks the selector to wait `timeout` seconds (until the next timer) when no callback is
 ready. The selector here polls the real one without blocking (so the loop's self-pipe still works) and, when nothing
 came, moves the virtual clock forward by `timeout` instead of sleeping. A loop with nothing scheduled and nothing
-ready would block forever: that is a deadlock in the simulation, raised as `VirtualDeadlock`.
+ready would block forever: that is a deadlock in the simulation, raised as `VirtualDeadlock`. A timer due within the
+loop's clock resolution is reached by moving the clock to it (`reach_due_timer`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -43,6 +45,8 @@ class _FastForwardSelector(selectors.DefaultSelector):  # type: ignore[misc,vali
             raise VirtualDeadlock("nothing scheduled and nothing ready: the simulation would hang")
         if timeout > 0:
             self._loop.advance(timeout)
+        else:
+            self._loop.reach_due_timer()
         return []
 
 
@@ -60,6 +64,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def advance(self, seconds: float) -> None:
         self._now += seconds
+
+    def reach_due_timer(self) -> None:
+        """The loop is about to run a timer due within its clock resolution (not yet due on the virtual clock): move
+        the clock to it, and on by at least one float step. Real time always moves while a loop turns; without this a
+        coroutine that waits ever smaller remainders of a deadline (`wait_for(..., 1e-12)`) would spin forever."""
+        scheduled = self._scheduled  # (the loop's timer heap)
+        if scheduled:
+            when = scheduled[0].when()
+            if when <= self._now + self._clock_resolution:
+                self._now = max(when, math.nextafter(self._now, math.inf))
 
 
 def run_virtual(main: Coroutine[Any, Any, T], *, start: float = 1000.0) -> T:
