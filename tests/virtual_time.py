@@ -83,6 +83,12 @@ def run_virtual(main: Coroutine[Any, Any, T], *, start: float = 1000.0) -> T:
         return loop.run_until_complete(main)
     finally:
         try:
+            # a run that failed halfway leaves tasks waiting: end them on the loop rather than at garbage collection
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
