@@ -60,24 +60,31 @@ async def test_the_scripts_do_the_models_arithmetic(buckets: RedisBuckets) -> No
         expected = model.take(hold, points, keep_free, now=0)
         assert taken is (expected is not None), hold
         assert view.available == pytest.approx(model.view(0).available + (points if taken else 0))
-    # b answers: requested 500, actual 120 → 380 back; its lower balance proves nothing while a is in flight
+    # b answers (500 requested, 120 spent): the copy credits 380 back, 480; Shopify's 300 less nothing booked after b
+    # is lower: it proves nothing while a is out (the copy is the better bound)
     after = BucketStatus(maximum=1000, available=300, restore_rate=0)
     await shared.give_back("b", 380, after)
     model.give_back("b", 380, after, now=0)
     view = await shared.view()
     assert view.available == pytest.approx(model.view(0).available) and view.available == pytest.approx(480)
-    # c is THROTTLED with a balance under the copy's: someone else spends from the bucket, the copy comes down
-    await shared.give_back("c", 200, after, throttled=True)
-    model.give_back("c", 200, after, now=0, throttled=True)
+    assert view.held == pytest.approx(300) and view.fresh  # a is still out
+    # e is booked (380 left); a probe's balance counts neither a nor e for sure: 900 - 400 = 500 beats the copy
+    assert (await shared.take("e", 100, 0, ttl=30))[0] and model.take("e", 100, 0, now=0) is not None
+    probe = BucketStatus(maximum=1000, available=900, restore_rate=0)
+    await shared.give_back("", 0, probe)
+    model.give_back("", 0, probe, now=0)
     view = await shared.view()
-    assert view.available == pytest.approx(model.view(0).available) and view.available == pytest.approx(300)
-    assert view.held == pytest.approx(300)  # a is still held
-    assert view.fresh
-    # a answers with nothing else in flight: Shopify's balance is the truth, higher or lower
-    await shared.give_back("a", 250, BucketStatus(maximum=1000, available=640, restore_rate=0))
-    model.give_back("a", 250, BucketStatus(maximum=1000, available=640, restore_rate=0), now=0)
+    assert view.available == pytest.approx(model.view(0).available) and view.available == pytest.approx(500)
+    # a is THROTTLED with a balance of 200 (someone else spends): that proves the copy too high; e is still out
+    throttled = BucketStatus(maximum=1000, available=200, restore_rate=0)
+    await shared.give_back("a", 300, throttled, throttled=True)
+    model.give_back("a", 300, throttled, now=0, throttled=True)
     view = await shared.view()
-    assert view.available == pytest.approx(model.view(0).available) and view.available == pytest.approx(640)
+    assert view.available == pytest.approx(model.view(0).available) and view.available == pytest.approx(100)
+    # e's answer never came: its hold is given back with the spend it is assumed to have made, no balance
+    await shared.give_back("e", 60, None)
+    model.give_back("e", 60, None, now=0)
+    assert (await shared.view()).available == pytest.approx(model.view(0).available) == pytest.approx(160)
 
 
 async def test_replicas_book_from_one_budget(buckets: RedisBuckets) -> None:

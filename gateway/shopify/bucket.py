@@ -137,24 +137,25 @@ class BucketModel:
         self, hold: str, refund: float, status: BucketStatus | None, now: float, *, throttled: bool = False
     ) -> None:
         """End a hold: credit `refund` (requested − actual; all of it when the query never ran) and fold in
-        Shopify's balance when the answer carried one (`throttled`: the answer was THROTTLED)."""
+        Shopify's balance when the answer told it (`throttled`: a THROTTLED answer)."""
+        order = list(self.holds)
+        later = order[order.index(hold) + 1:] if hold in self.holds else order
         held = self.holds.pop(hold, None)
         self.refill(now)
         if held is not None:
             self.available = min(self.maximum, self.available + min(refund, held))
         if status is None:
             return
-        if status.maximum != self.maximum:  # a plan change, or the first answer: Shopify's size is the truth
-            self.maximum = status.maximum
-            self.available = min(self.available, self.maximum)
-        self.restore_rate = status.restore_rate
+        # Two lower bounds of the bucket: the copy (every hold taken, every refund credited; too high only when
+        # someone else spends), and Shopify's balance less the holds booked after this one and still out (they may not
+        # have reached Shopify; the balance already counts the refunds of answers that were lost). The higher one is
+        # the better, unless the answer proves the copy too high: THROTTLED, another bucket size (the plan changed),
+        # or nothing else in flight (then Shopify's balance is the truth).
+        told = status.available - sum(self.holds[h] for h in later)
+        proved = throttled or status.maximum != self.maximum or not self.holds
+        self.maximum, self.restore_rate = status.maximum, status.restore_rate
+        self.available = min(self.maximum, told if proved else max(self.available, told))
         self.told_at = now
-        # With nothing else in flight Shopify's balance is the truth. Otherwise it is a moment's: holds still on their
-        # way to Shopify are not in it, and refunds of answers that overtook this one on their way back are in the
-        # copy but not in it, so a lower figure proves nothing — except in a THROTTLED answer, which proves the copy
-        # too high (someone else spends from the bucket, or a plan shrank).
-        if not self.holds or (throttled and status.available < self.available):
-            self.available = status.available
 
 
 class SharedBucket(Protocol):
@@ -168,7 +169,8 @@ class SharedBucket(Protocol):
     async def give_back(
         self, hold: str, refund: float, status: BucketStatus | None, *, throttled: bool = False
     ) -> None:
-        """End `hold`, crediting `refund` and folding in Shopify's balance (an unknown hold: only the balance)."""
+        """End `hold`: credit `refund`, fold in Shopify's balance (`BucketModel.give_back`); an unknown hold (a
+        probe's answer, an expired hold): only the balance."""
         ...
 
     async def view(self) -> BucketView: ...

@@ -57,7 +57,7 @@ class RedisBuckets:
 class RedisBucket:
     def __init__(self, buckets: RedisBuckets, domain: str) -> None:
         base = f"{buckets.prefix}:budget:{domain}"
-        self._keys = [base, f"{base}:holds", f"{base}:expiry"]
+        self._keys = [base, f"{base}:holds", f"{base}:expiry", f"{base}:order"]
         self._prices_key = f"{base}:prices"
         self._client = buckets.client
         self._scripts = buckets.scripts

@@ -11,10 +11,10 @@ the client knows about points. The budget
   round trip;
 - otherwise queues it, in arrival order per kind, and wakes the head when a refund comes back or the restore rate
   has brought its points;
-- refuses a lookup before its deadline only when it certainly cannot start in time: nothing is in flight whose refund
-  could come back, the copy holds Shopify's own balance, and the restore rate cannot bring its requested cost before
-  the deadline. A guess (a price not yet known, a balance not recently told, refunds on their way) never refuses: it
-  waits and sees;
+- refuses a lookup before its deadline only when it certainly cannot start in time: even if every hold in flight
+  came back in full and the bucket refilled at its restore rate, the bucket would not hold its requested cost before
+  the deadline (the copy is a lower bound of Shopify's balance, see `BucketModel.give_back`). A guess (a price not
+  yet known, a balance not recently told) never refuses: it waits and sees;
 - learns the bucket's size, restore rate and balance from every answer's `throttleStatus`, so a wrong copy heals at
   the next answer and nothing the gateway accumulates makes it refuse more than a fresh one would.
 
@@ -48,6 +48,8 @@ MIN_START_SECONDS = 0.05
 SHARED_POLL_SECONDS = 0.05
 #: Documents are module constants; the cap only guards against a caller building documents on the fly.
 _MAX_PRICED_SHAPES = 1024
+#: Shopify reports the balance rounded down to a whole point: the copy may be short by this much.
+REPORTED_TO = 1.0
 #: After a THROTTLED answer whose balance showed enough points: pause before asking again.
 THROTTLED_PAUSE_SECONDS = 0.05
 
@@ -225,8 +227,8 @@ class QueryBudget:
         """How long the head waits before it looks again (at most `left`, the time it has to start); None when it
         certainly cannot start in time."""
         requested = self._cost(key)
-        if not background and key in self._prices and not view.held and view.best_case(left) < requested:
-            return None  # nothing in flight to bring points back, and the restore rate cannot bring them in time
+        if not background and key in self._prices and view.best_case(left) + REPORTED_TO < requested:
+            return None  # every hold back in full and the restore rate cannot bring its points in time
         floor = view.maximum * BACKGROUND_RESERVE if background else 0.0
         pause = view.seconds_until(requested + floor)
         if view.held > 0 or not view.fresh:

@@ -1,24 +1,35 @@
--- ARGV: hold, refund, then (when the answer told Shopify's balance) maximum, available, restore rate, throttled (0/1)
+-- ARGV: hold, refund, then (when the answer told Shopify's balance) maximum, available, restore rate, throttled (0/1).
+-- The arithmetic of BucketModel.give_back, which says why.
 local hold, refund = ARGV[1], tonumber(ARGV[2])
 local points = tonumber(redis.call('HGET', holds_key, hold))
+local mine = redis.call('ZSCORE', order_key, hold)
+redis.call('HDEL', holds_key, hold)
+redis.call('ZREM', expiry_key, hold)
+redis.call('ZREM', order_key, hold)
 if points then
   available = math.min(maximum, available + math.min(refund, points))
-  redis.call('HDEL', holds_key, hold)
-  redis.call('ZREM', expiry_key, hold)
 end
 if #ARGV >= 6 then
   local s_maximum, s_available, s_rate = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-  if s_maximum ~= maximum then
-    maximum = s_maximum
-    available = math.min(available, maximum)
+  local later
+  if mine then
+    later = redis.call('ZRANGEBYSCORE', order_key, '(' .. mine, '+inf')
+  else
+    later = redis.call('ZRANGE', order_key, 0, -1)
   end
-  rate = s_rate
+  local out = 0
+  if #later > 0 then
+    for _, p in ipairs(redis.call('HMGET', holds_key, unpack(later))) do out = out + (tonumber(p) or 0) end
+  end
+  local told = s_available - out
+  local proved = ARGV[6] == '1' or s_maximum ~= maximum or redis.call('HLEN', holds_key) == 0
+  maximum, rate = s_maximum, s_rate
+  if proved then
+    available = math.min(maximum, told)
+  else
+    available = math.min(maximum, math.max(available, told))
+  end
   told_at = now
-  -- nothing else in flight: Shopify's balance is the truth; otherwise only a THROTTLED answer's lower balance is
-  -- (see BucketModel.give_back)
-  if redis.call('HLEN', holds_key) == 0 or (ARGV[6] == '1' and s_available < available) then
-    available = s_available
-  end
 end
 save()
 return 1

@@ -1,7 +1,8 @@
 -- One shop's bucket copy, shared by the replicas: the same arithmetic as gateway.shopify.bucket.BucketModel, on
--- Redis's clock. KEYS[1]: the state hash (maximum, restore_rate, available, at, told_at); KEYS[2]: hold -> points;
--- KEYS[3]: hold -> expiry (a sorted set). A hold whose replica died expires and gives its points back.
-local state_key, holds_key, expiry_key = KEYS[1], KEYS[2], KEYS[3]
+-- Redis's clock. KEYS[1]: the state hash (maximum, restore_rate, available, at, told_at, seq); KEYS[2]: hold ->
+-- points; KEYS[3]: hold -> expiry, KEYS[4]: hold -> booking order (sorted sets). A hold whose replica died expires
+-- and gives its points back.
+local state_key, holds_key, expiry_key, order_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local STANDARD_MAXIMUM, STANDARD_RATE = 2000, 100
 local KEEP_SECONDS = 86400
 
@@ -27,6 +28,7 @@ for _, hold in ipairs(redis.call('ZRANGEBYSCORE', expiry_key, '-inf', now)) do
     redis.call('HDEL', holds_key, hold)
   end
   redis.call('ZREM', expiry_key, hold)
+  redis.call('ZREM', order_key, hold)
 end
 
 local function held()
@@ -48,6 +50,7 @@ local function save()
   redis.call('EXPIRE', state_key, KEEP_SECONDS)
   redis.call('EXPIRE', holds_key, KEEP_SECONDS)
   redis.call('EXPIRE', expiry_key, KEEP_SECONDS)
+  redis.call('EXPIRE', order_key, KEEP_SECONDS)
 end
 
 -- numbers as strings: Redis would truncate a Lua number to an integer

@@ -14,6 +14,7 @@ local found = view(false, stale_after)
 if taken then
   redis.call('HSET', holds_key, hold, points)
   redis.call('ZADD', expiry_key, now + ttl, hold)
+  redis.call('ZADD', order_key, redis.call('HINCRBY', state_key, 'seq', 1), hold)
   available = available - points
   found[1] = 1
 end
