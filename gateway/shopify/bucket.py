@@ -41,6 +41,8 @@ STANDARD_BUCKET = (2000.0, 100.0)
 #: spent from it: the next booking then goes alone and its answer tells the truth before others follow (a burst after
 #: a quiet second pays one round trip for it).
 STALE_AFTER_SECONDS = 1.0
+#: A request booked this long ago has reached Shopify (its charge is in any balance Shopify tells now).
+REACHED_AFTER_SECONDS = 1.0
 #: Documents are module constants; the cap only guards against a caller building documents on the fly.
 MAX_SHARED_PRICES = 1024
 
@@ -108,6 +110,8 @@ class BucketModel:
     #: when Shopify last told the balance (None: never)
     told_at: float | None = None
     holds: dict[str, float] = field(default_factory=dict)
+    #: when each hold was booked
+    booked_at: dict[str, float] = field(default_factory=dict)
 
     def refill(self, now: float) -> None:
         if now > self.at:
@@ -122,14 +126,15 @@ class BucketModel:
     def take(self, hold: str, points: float, keep_free: float, now: float) -> BucketView | None:
         """Hold `points` when the copy has them with `keep_free` left over; None otherwise.
 
-        Without a fresh balance a hold is taken only when nothing else is in flight: its answer tells the truth
-        before others follow."""
+        Without a fresh balance a hold is taken only when no other went out in the last second: its answer tells the
+        truth before others follow."""
         view = self.view(now)
-        if not view.fresh and self.holds:
-            return None
+        if not view.fresh and any(at > now - REACHED_AFTER_SECONDS for at in self.booked_at.values()):
+            return None  # one went alone just now: wait for its answer (older holds are stuck, not news)
         if view.available - points < keep_free:
             return None
         self.holds[hold] = points
+        self.booked_at[hold] = now
         self.available -= points
         return view
 
@@ -138,8 +143,10 @@ class BucketModel:
     ) -> None:
         """End a hold: credit `refund` (requested − actual; all of it when the query never ran) and fold in
         Shopify's balance when the answer told it (`throttled`: a THROTTLED answer)."""
-        order = list(self.holds)
-        later = order[order.index(hold) + 1:] if hold in self.holds else order
+        self.booked_at.pop(hold, None)
+        # the other holds booked recently enough that they may not have reached Shopify yet (requests sent in parallel,
+        # by other replicas too, reach it in any order)
+        recent = [h for h, at in self.booked_at.items() if at > now - REACHED_AFTER_SECONDS]
         held = self.holds.pop(hold, None)
         self.refill(now)
         if held is not None:
@@ -147,11 +154,11 @@ class BucketModel:
         if status is None:
             return
         # Two lower bounds of the bucket: the copy (every hold taken, every refund credited; too high only when
-        # someone else spends), and Shopify's balance less the holds booked after this one and still out (they may not
-        # have reached Shopify; the balance already counts the refunds of answers that were lost). The higher one is
-        # the better, unless the answer proves the copy too high: THROTTLED, another bucket size (the plan changed),
-        # or nothing else in flight (then Shopify's balance is the truth).
-        told = status.available - sum(self.holds[h] for h in later)
+        # someone else spends), and Shopify's balance less the other holds booked within the last second (they may
+        # not have reached Shopify; older ones have, and the balance counts the refunds of those whose answers were
+        # lost). The higher one is the better, unless the answer proves the copy too high: THROTTLED, another bucket
+        # size (the plan changed), or nothing else in flight (then Shopify's balance is the truth).
+        told = status.available - sum(self.holds[h] for h in recent)
         proved = throttled or status.maximum != self.maximum or not self.holds
         self.maximum, self.restore_rate = status.maximum, status.restore_rate
         self.available = min(self.maximum, told if proved else max(self.available, told))

@@ -17,7 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway.shopify.bucket import STALE_AFTER_SECONDS, BucketStatus, BucketView, LocalBucket
+from gateway.shopify.bucket import REACHED_AFTER_SECONDS, STALE_AFTER_SECONDS, BucketStatus, BucketView, LocalBucket
 
 __all__ = ["HOLD_MARGIN_SECONDS", "RedisBucket", "RedisBuckets"]
 
@@ -68,7 +68,7 @@ class RedisBucket:
         self._unreachable_since: float | None = None
 
     async def take(self, hold: str, points: float, keep_free: float, ttl: float) -> tuple[bool, BucketView]:
-        args = [hold, points, keep_free, ttl + self._hold_margin, STALE_AFTER_SECONDS]
+        args = [hold, points, keep_free, ttl + self._hold_margin, STALE_AFTER_SECONDS, REACHED_AFTER_SECONDS]
         found = await self._run("take", args)
         if found is None:
             taken, view = await self._fallback.take(hold, points, keep_free, ttl)
@@ -86,7 +86,7 @@ class RedisBucket:
             return
         args: list[Any] = [hold, refund]
         if status is not None:
-            args += [status.maximum, status.available, status.restore_rate, int(throttled)]
+            args += [status.maximum, status.available, status.restore_rate, int(throttled), REACHED_AFTER_SECONDS]
         await self._run("give_back", args)  # unreachable: the hold expires in Redis and gives its points back
 
     async def view(self) -> BucketView:

@@ -1,22 +1,18 @@
--- ARGV: hold, refund, then (when the answer told Shopify's balance) maximum, available, restore rate, throttled (0/1).
+-- ARGV: hold, refund, then (when the answer told Shopify's balance) maximum, available, restore rate, throttled (0/1),
+-- the seconds after which a booked request has reached Shopify.
 -- The arithmetic of BucketModel.give_back, which says why.
 local hold, refund = ARGV[1], tonumber(ARGV[2])
 local points = tonumber(redis.call('HGET', holds_key, hold))
-local mine = redis.call('ZSCORE', order_key, hold)
 redis.call('HDEL', holds_key, hold)
 redis.call('ZREM', expiry_key, hold)
 redis.call('ZREM', order_key, hold)
 if points then
   available = math.min(maximum, available + math.min(refund, points))
 end
-if #ARGV >= 6 then
+if #ARGV >= 7 then
   local s_maximum, s_available, s_rate = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-  local later
-  if mine then
-    later = redis.call('ZRANGEBYSCORE', order_key, '(' .. mine, '+inf')
-  else
-    later = redis.call('ZRANGE', order_key, 0, -1)
-  end
+  -- the other holds booked within the last ARGV[7] seconds: they may not have reached Shopify yet
+  local later = redis.call('ZRANGEBYSCORE', order_key, '(' .. (now - tonumber(ARGV[7])), '+inf')
   local out = 0
   if #later > 0 then
     for _, p in ipairs(redis.call('HMGET', holds_key, unpack(later))) do out = out + (tonumber(p) or 0) end

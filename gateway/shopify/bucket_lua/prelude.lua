@@ -1,6 +1,6 @@
 -- One shop's bucket copy, shared by the replicas: the same arithmetic as gateway.shopify.bucket.BucketModel, on
 -- Redis's clock. KEYS[1]: the state hash (maximum, restore_rate, available, at, told_at, seq); KEYS[2]: hold ->
--- points; KEYS[3]: hold -> expiry, KEYS[4]: hold -> booking order (sorted sets). A hold whose replica died expires
+-- points; KEYS[3]: hold -> expiry, KEYS[4]: hold -> when it was booked (sorted sets). A hold whose replica died expires
 -- and gives its points back.
 local state_key, holds_key, expiry_key, order_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local STANDARD_MAXIMUM, STANDARD_RATE = 2000, 100
