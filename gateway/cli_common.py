@@ -39,10 +39,8 @@ async def until_stopped() -> None:
     await stop.wait()
 
 
-#: Young collections after this many net allocations instead of CPython's 700. The requests in flight keep more
-#: than 700 young objects alive at once (50 concurrent cache misses: a few thousand), so with the default the count
-#: kept crossing the threshold and each young collection walked all of them again: ≈ 0.45 collections per ten misses,
-#: ≈ 65–85 µs of collector time per miss (`gc.callbacks` timing); with this threshold ≈ 13 µs.
+#: Young collections after this many net allocations instead of CPython's 700: the requests in flight keep thousands
+#: of young objects alive at once, and with the default each young collection walks all of them again.
 YOUNG_GC_THRESHOLD = 10_000
 
 
