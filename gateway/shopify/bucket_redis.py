@@ -44,7 +44,10 @@ class RedisBuckets:
     def __init__(self, url: str, prefix: str, *, hold_margin: float = HOLD_MARGIN_SECONDS) -> None:
         self.prefix = prefix
         self.hold_margin = hold_margin
-        self.client = aioredis.Redis.from_url(url, max_connections=32, decode_responses=True)
+        # A blocking pool: a burst of lookups books at once, and a command waits for a free connection instead of
+        # failing with MaxConnectionsError (which would send the booking to the replica's own copy).
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=32, timeout=5, decode_responses=True)
+        self.client = aioredis.Redis(connection_pool=pool)
         self.scripts = {name: self.client.register_script(body) for name, body in _SCRIPTS.items()}
 
     def bucket(self, domain: str) -> RedisBucket:

@@ -95,6 +95,7 @@ class QueryBudget:
         self._maximum = STANDARD_BUCKET[0]
         self._lookups: deque[_Waiter] = deque()
         self._background: deque[_Waiter] = deque()
+        self._booking = False  # a request that found nobody waiting is looking at the bucket
         #: asks Shopify for the bucket's balance outside the budget (the client's one-point query); None: never asks
         self.probe: Probe | None = None
         self._looking: asyncio.Future[None] | None = None
@@ -114,12 +115,22 @@ class QueryBudget:
         loop = asyncio.get_running_loop()
         queue = self._background if background else self._lookups
         found: Booking | BucketView | None = None
-        if not self._lookups and not (background and self._background):  # nobody ahead: the usual case books at once
-            found = await self._try(key, deadline, background)
+        # nobody ahead and nobody booking: the usual case books at once (one booking at a time looks at a shared
+        # copy: a burst queues here instead of racing to Redis)
+        if not self._lookups and not (background and self._background) and not self._booking:
+            self._booking = True
+            try:
+                found = await self._try(key, deadline, background)
+            finally:
+                self._booking = False
             if isinstance(found, Booking):
+                self._wake_head()
                 return found
         waiter = _Waiter(key, asyncio.Event())
-        queue.append(waiter)
+        if found is not None:
+            queue.appendleft(waiter)  # it came before those who queued while it looked
+        else:
+            queue.append(waiter)
         started = loop.time()
         try:
             while True:
