@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
+    "MAX_PRICED_SHAPES",
     "STANDARD_BUCKET",
     "STALE_AFTER_SECONDS",
     "BucketModel",
@@ -44,7 +45,7 @@ STALE_AFTER_SECONDS = 1.0
 #: A request booked this long ago has reached Shopify (its charge is in any balance Shopify tells now).
 REACHED_AFTER_SECONDS = 1.0
 #: Documents are module constants; the cap only guards against a caller building documents on the fly.
-MAX_SHARED_PRICES = 1024
+MAX_PRICED_SHAPES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +221,6 @@ class LocalBucket:
         return self._prices.get(shape)
 
     async def remember_price(self, shape: str, price: float) -> None:
-        if len(self._prices) >= MAX_SHARED_PRICES and shape not in self._prices:
+        if len(self._prices) >= MAX_PRICED_SHAPES and shape not in self._prices:
             self._prices.clear()
         self._prices[shape] = price

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-import time
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -68,7 +67,7 @@ class RedisBucket:
         #: where bookings go while Redis is unreachable
         self._fallback = LocalBucket()
         self._fallback_holds: set[str] = set()
-        self._unreachable_since: float | None = None
+        self._unreachable = False
 
     async def take(self, hold: str, points: float, keep_free: float, ttl: float) -> tuple[bool, BucketView]:
         args = [hold, points, keep_free, ttl + self._hold_margin, STALE_AFTER_SECONDS, REACHED_AFTER_SECONDS]
@@ -117,13 +116,13 @@ class RedisBucket:
         try:
             found = await self._scripts[name](keys=self._keys, args=args)
         except (RedisError, OSError) as exc:
-            if self._unreachable_since is None:
-                self._unreachable_since = time.monotonic()
+            if not self._unreachable:
+                self._unreachable = True
                 log.warning("shared query budget unreachable (%s): booking from this replica's own copy",
                             type(exc).__name__)
             return None
-        if self._unreachable_since is not None:
-            self._unreachable_since = None
+        if self._unreachable:
+            self._unreachable = False
             log.warning("shared query budget reachable again")
         return found
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway.ops import Metrics
-from gateway.shopify.bucket import STANDARD_BUCKET, BucketView, SharedBucket, shape_id, status_of
+from gateway.shopify.bucket import MAX_PRICED_SHAPES, STANDARD_BUCKET, BucketView, SharedBucket, shape_id, status_of
 from gateway.shopify.errors import ShopifyThrottled
 
 __all__ = ["MIN_START_SECONDS", "UNKNOWN_REQUESTED_COST", "Booking", "CostKey", "Outcome", "QueryBudget"]
@@ -46,8 +46,6 @@ BACKGROUND_RESERVE = 0.25
 MIN_START_SECONDS = 0.05
 #: While other replicas hold points, their refunds are not announced here: look again this often.
 SHARED_POLL_SECONDS = 0.05
-#: Documents are module constants; the cap only guards against a caller building documents on the fly.
-_MAX_PRICED_SHAPES = 1024
 #: Shopify reports the balance rounded down to a whole point: the copy may be short by this much.
 REPORTED_TO = 1.0
 #: After a THROTTLED answer whose balance showed enough points: pause before asking again.
@@ -269,7 +267,7 @@ class QueryBudget:
             self._spent[key] = actual
         if isinstance(requested, _NUMBER) and requested > 0:
             self._cost_requested.add(float(requested))
-            if key not in self._prices and len(self._prices) >= _MAX_PRICED_SHAPES:
+            if key not in self._prices and len(self._prices) >= MAX_PRICED_SHAPES:
                 self._prices.clear()
                 self._spent.clear()
             self._prices[key] = float(requested)
